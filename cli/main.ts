@@ -1,0 +1,139 @@
+/**
+ * The qobra-sync command line. Every command has --help; errors are one clear sentence.
+ */
+import { Command, Option } from "commander";
+import { loadConfig, findConnector, type Config } from "../lib/config.ts";
+import { EtlError, describeError } from "../lib/errors.ts";
+import { logger } from "../lib/log.ts";
+import { openRuntime } from "../lib/runtime.ts";
+import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
+import { createConnector } from "../producers/connector.ts";
+import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
+import { runRoles, ROLES, type Role } from "./run.ts";
+
+const program = new Command();
+program
+  .name("qobra-sync")
+  .description("Keeps Qobra's PostgreSQL in step with PostgreSQL, Salesforce and HubSpot sources, through Kafka.")
+  .option("-c, --config <file>", "configuration file (default: $QOBRA_SYNC_CONFIG or ./qobra-sync.yaml)")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+const config = (): Config => loadConfig(program.opts<{ config?: string }>().config).config;
+
+program.command("run")
+  .description("run the pipeline's roles in this process (all of them by default)")
+  .addOption(new Option("--roles <roles>", `comma-separated roles: ${ROLES.join(",")}`).default(ROLES.join(",")))
+  .action(async (opts: { roles: string }) => {
+    const roles = opts.roles.split(",").map((r) => r.trim()).filter(Boolean);
+    const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
+    if (bad.length > 0) throw new EtlError("CONFIG", `unknown role ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
+    const handle = await runRoles(config(), roles as Role[]);
+    await new Promise<void>((resolve) => {
+      const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); handle.stop().finally(resolve); };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+  });
+
+program.command("sync")
+  .description("request a sync of one connector (served by a running `qobra-sync run`)")
+  .argument("<connector>", "connector id from the config")
+  .option("-t, --table <table...>", "only these Qobra tables")
+  .option("--full", "full refresh (detects deletes)", false)
+  .option("--wait", "return when every record of the run is committed in the sink; exit 1 if the run failed", false)
+  .option("--timeout <seconds>", "give up waiting after this long", "21600")
+  .option("--json", "print the outcome as JSON", false)
+  .action(async (id: string, opts: { table?: string[]; full: boolean; wait: boolean; timeout: string; json: boolean }) => {
+    const cfg = config();
+    const connector = findConnector(cfg, id);
+    const tables = opts.table ?? [];
+    for (const t of tables) if (!connector.tables.some((x) => x.name === t)) throw new EtlError("CONFIG", `connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
+    const rt = await openRuntime(cfg, "cli");
+    try {
+      const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
+      const from = opts.wait ? await eventsPosition(rt.port) : new Map<number, number>();
+      const request = newRequest(id, { full: opts.full, tables, by: "cli" });
+      await publishRequest(producer, rt.codec, rt.port.topics, request);
+      if (!opts.wait) {
+        print(opts.json, { runId: request.requestId, connector: id, status: "requested" }, `sync of ${id} requested (run ${request.requestId})`);
+        return;
+      }
+      const progress = progressPrinter(opts.json);
+      const done = await waitForRun(rt.port, rt.codec, cfg.topicPrefix, request.requestId, from, {
+        timeoutMs: Number(opts.timeout) * 1000, onProgress: progress,
+        tables: (tables.length > 0 ? tables : connector.tables.map((t) => t.name)).map((table) => ({ connector: id, table })),
+      });
+      if (done.type === "RUN_FAILED") {
+        print(opts.json, { runId: request.requestId, connector: id, status: "failed", error: done.error, counts: done.counts }, "");
+        throw new EtlError("RUN_FAILED", `run ${request.requestId} of ${id} failed: ${done.error}`);
+      }
+      print(opts.json, { runId: request.requestId, connector: id, status: "completed", counts: done.counts },
+        `run ${request.requestId} of ${id} completed: ${done.counts.read ?? 0} records read and committed in the sink`);
+    } finally {
+      await rt.close();
+    }
+  });
+
+program.command("check")
+  .description("check a connector: connection, permissions, table requirements")
+  .argument("<connector>", "connector id from the config")
+  .option("--json", "print the result as JSON", false)
+  .action(async (id: string, opts: { json: boolean }) => {
+    const connector = createConnector(findConnector(config(), id));
+    try {
+      const results = await connector.check();
+      if (opts.json) console.log(JSON.stringify(results, null, 2));
+      else for (const r of results) {
+        console.log(`${r.ok ? "ok  " : "FAIL"} ${id}.${r.table}`);
+        for (const p of r.problems) console.log(`     problem: ${p}`);
+        for (const w of r.warnings) console.log(`     warning: ${w}`);
+      }
+      if (results.some((r) => !r.ok)) process.exitCode = 1;
+    } finally {
+      await connector.close();
+    }
+  });
+
+const stack = program.command("stack").description("the local stack: Kafka (KRaft) and Apicurio Registry from Maven Central, plus the local PostgreSQL");
+for (const action of ["up", "down", "status"] as const) {
+  stack.command(action)
+    .description({ up: "start Kafka and the registry (idempotent), and check PostgreSQL", down: "stop what `stack up` started", status: "show each service" }[action])
+    .action(async () => {
+      const m = await import("../stack/stack.ts");
+      const print = (line: string) => console.log(line);
+      const statuses = action === "up" ? await m.stackUp({ print }) : action === "down" ? await m.stackDown({ print }) : await m.stackStatus();
+      for (const s of statuses) console.log(`${s.name.padEnd(9)} ${s.state.padEnd(11)} ${s.address}${s.pid ? ` pid ${s.pid}` : ""}${s.log ? ` log ${s.log}` : ""}${s.detail ? ` — ${s.detail}` : ""}`);
+      if (action === "up" && statuses.some((s) => s.state === "unavailable" || s.state === "stopped")) process.exitCode = 1;
+    });
+}
+
+function print(json: boolean, obj: unknown, text: string): void {
+  if (json) console.log(JSON.stringify(obj));
+  else if (text) console.log(text);
+}
+
+function progressPrinter(json: boolean): (p: Progress) => void {
+  let last = "";
+  const tty = process.stdout.isTTY && !json;
+  return (p) => {
+    if (json) return;
+    const line = p.phase === "reading" ? `reading: ${p.read} records read${p.event?.table ? ` (${p.event.table} done)` : ""}`
+      : p.phase === "mapping" ? `mapping: ${p.mappedLag} records left to map`
+      : p.phase === "writing" ? `writing: ${p.sinkLag} records left to write`
+      : `done: ${p.read} records read`;
+    if (line === last) return;
+    last = line;
+    if (tty) process.stdout.write(`\r\x1b[2K${line}${p.phase === "done" ? "\n" : ""}`);
+    else console.log(line);
+  };
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const message = describeError(e);
+  console.error(`qobra-sync: ${message}`);
+  logger.debug({ err: e }, "command failed");
+  process.exitCode = e instanceof EtlError && e.code === "CONFIG" ? 2 : 1;
+}

@@ -1,0 +1,168 @@
+/**
+ * Mapping consumer: raw.<connector> → mapped.<connector>.<table>.
+ * Each fetched batch is processed in one Kafka transaction: the mapped records, the dead letters
+ * and the consumer offsets are committed together, so a crash between consume and produce
+ * neither loses nor doubles a record. A bad record goes to dlq.mapper with the reason; the
+ * partition never stalls. Infrastructure errors (broker, registry) abort the transaction and the
+ * batch is fetched again.
+ */
+import { randomUUID } from "node:crypto";
+import type { Consumer, EachBatchPayload, Message, Producer } from "kafkajs";
+import type { Config, ConnectorConfig, PostgresTable } from "../../lib/config.ts";
+import type { Codec } from "../../lib/codec.ts";
+import { SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
+import type { KafkaPort } from "../../lib/kafka.ts";
+import { logger } from "../../lib/log.ts";
+import type { Registry } from "../../lib/registry.ts";
+import { groups } from "../../lib/topics.ts";
+import type { DeadLetter, DeadLetterIssue, RawRecord } from "../../schemas/index.ts";
+import { parseRawKey } from "../../producers/worker.ts";
+import { mapRecord } from "./map-record.ts";
+import { mappedSchema, tableLayout, type TableLayout } from "./mapped-schema.ts";
+
+const log = logger.child({ component: "mapper" });
+
+export interface Mapper { stop(): Promise<void> }
+
+interface Target { topic: string; schemaId: number; layout: TableLayout }
+
+export async function startMapper(config: Config, port: KafkaPort, codec: Codec, registry: Registry): Promise<Mapper> {
+  const prefix = config.topicPrefix;
+  const producer: Producer = port.kafka.producer({
+    transactionalId: `${prefix}-mapper-${randomUUID()}`, idempotent: true, maxInFlightRequests: 1,
+  });
+  await producer.connect();
+  const consumer: Consumer = port.kafka.consumer({ groupId: groups(prefix).mapper, readUncommitted: false });
+  await consumer.connect();
+  const rawTopics = config.connectors.map((c) => port.topics.raw(c.id));
+  if (rawTopics.length > 0) await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
+
+  const targets = new Map<string, Target>();
+  const txnLock = new Mutex();
+  const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
+
+  async function targetFor(connector: ConnectorConfig, table: PostgresTable, raw: RawRecord | null): Promise<Target> {
+    const sourceTypes = raw?.sourceTypes ?? {};
+    const layout = tableLayout(connector.id, table.name, table.fields, sourceTypes);
+    const key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}`;
+    let t = targets.get(key);
+    if (!t) {
+      const topic = port.topics.mapped(connector.id, table.name);
+      const schemaId = await registry.register(topic, mappedSchema(layout));
+      t = { topic, schemaId, layout };
+      targets.set(key, t);
+    }
+    return t;
+  }
+
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 2,
+    eachBatch: async (payload: EachBatchPayload) => {
+      const { batch } = payload;
+      const connector = connectorOf.get(batch.topic);
+      if (!connector || batch.messages.length === 0) return;
+      const out = new Map<string, Message[]>();
+      const push = (topic: string, m: Message) => { let l = out.get(topic); if (!l) out.set(topic, (l = [])); l.push(m); };
+      let mapped = 0, dead = 0;
+      for (const message of batch.messages) {
+        const coords = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
+        let raw: RawRecord | null = null;
+        let table: PostgresTable | undefined;
+        try {
+          const key = message.key ? parseRawKey(message.key) : null;
+          if (message.value === null) {
+            // Tombstone: the record is gone at the source. The DELETE envelope before it did the work;
+            // after compaction only the tombstone may remain, so it maps to a delete too.
+            if (!key) continue;
+            raw = { connector: connector.id, table: key.table, externalId: key.externalId, op: "DELETE", runId: "tombstone", readAt: 0, sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} };
+          } else {
+            raw = await codec.decode<RawRecord>(message.value);
+          }
+          table = connector.tables.find((t) => t.name === raw!.table);
+          if (!table) throw new DataError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
+          const target = await targetFor(connector, table, raw.op === "DELETE" ? null : raw);
+          const result = mapRecord(raw, {
+            fields: table.fields, layout: target.layout, version: coords.offset,
+            defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency,
+          });
+          if (!result.ok) throw new DataError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);
+          push(target.topic, { key: raw.externalId, value: await codec.encodeWithId(target.schemaId, result.value) });
+          mapped++;
+        } catch (e) {
+          if (!(e instanceof DataError) && !(e instanceof SchemaIncompatibleError) && !isDecodeError(e)) throw e;
+          const issues = e instanceof DataError ? e.issues : [];
+          const letter: DeadLetter = {
+            stage: "mapper", originalTopic: coords.topic, originalPartition: coords.partition, originalOffset: coords.offset,
+            key: message.key ?? null, value: message.value ?? null, connector: connector.id, table: raw?.table ?? null, runId: raw?.runId ?? null,
+            errorClass: (e as Error).name, errorMessage: describeError(e), issues, at: Date.now(),
+          };
+          push(port.topics.dlqMapper, { key: message.key ?? null, value: await codec.encode(port.topics.dlqMapper, "deadLetter", letter), headers: dlqHeaders(letter) });
+          dead++;
+          log.warn({ ...coords, table: raw?.table, runId: raw?.runId, issues, err: describeError(e) }, "record sent to the dead-letter topic");
+        }
+      }
+      // One transaction at a time per producer (kafkajs has one transaction state per producer);
+      // the mapping above still runs concurrently across partitions.
+      const release = await txnLock.acquire();
+      const txn = await producer.transaction().catch((e: unknown) => { release(); throw e; });
+      try {
+        for (const [topic, messages] of out) await txn.send({ topic, acks: -1, messages });
+        await txn.sendOffsets({
+          consumerGroupId: groups(prefix).mapper,
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],
+        });
+        await txn.commit();
+      } catch (e) {
+        await txn.abort().catch(() => {});
+        throw e;
+      } finally {
+        release();
+      }
+      payload.resolveOffset(batch.lastOffset());
+      log.debug({ topic: batch.topic, partition: batch.partition, mapped, dead }, "batch mapped");
+    },
+  });
+
+  return {
+    async stop() {
+      await consumer.disconnect().catch(() => {});
+      await producer.disconnect().catch(() => {});
+    },
+  };
+}
+
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => { release = r; });
+    const ready = this.tail.then(() => release);
+    this.tail = this.tail.then(() => next);
+    return ready;
+  }
+}
+
+class DataError extends Error {
+  readonly issues: DeadLetterIssue[];
+  readonly kind: string;
+  constructor(kind: string, message: string, issues: DeadLetterIssue[] = []) { super(message); this.name = "MappingError"; this.kind = kind; this.issues = issues; }
+}
+
+function isDecodeError(e: unknown): boolean {
+  const name = (e as Error)?.name ?? "";
+  return /ConfluentSchemaRegistry(ArgumentError|Decode)/.test(name) || /magic byte|truncated buffer|invalid union index/i.test((e as Error)?.message ?? "");
+}
+
+/** Kafka Connect-style error headers on dead letters. */
+export function dlqHeaders(l: DeadLetter): Record<string, string> {
+  return {
+    "__connect.errors.topic": l.originalTopic,
+    "__connect.errors.partition": String(l.originalPartition),
+    "__connect.errors.offset": String(l.originalOffset),
+    "__connect.errors.stage": l.stage,
+    "__connect.errors.exception.class.name": l.errorClass,
+    "__connect.errors.exception.message": l.errorMessage.slice(0, 2000),
+  };
+}

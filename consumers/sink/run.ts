@@ -1,0 +1,217 @@
+/**
+ * Sink consumer: mapped.<connector>.<table> → Qobra's PostgreSQL.
+ * One PostgreSQL transaction per fetched batch: the rows (deduplicated by external id, guarded by
+ * version) and the partition's next offset are committed together, in the sink database. On
+ * assignment the consumer seeks to the offsets stored there, and inside each transaction it skips
+ * what the stored offset says is already applied, so a crash at any instant loses nothing and
+ * applies nothing twice. Kafka offsets are committed afterwards, for lag monitoring only.
+ */
+import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import type pg from "pg";
+import type avro from "avsc";
+import type { Config } from "../../lib/config.ts";
+import { SinkUnavailableError, describeError, isRetriablePgError } from "../../lib/errors.ts";
+import type { KafkaPort } from "../../lib/kafka.ts";
+import { logger } from "../../lib/log.ts";
+import { createPool, ident } from "../../lib/pg.ts";
+import { schemaIdOf, type Registry } from "../../lib/registry.ts";
+import { groups } from "../../lib/topics.ts";
+import { formatDate } from "../mapping/convert.ts";
+import {
+  OFFSETS_TABLE, addColumnSql, columnsOf, createTableSql, offsetsDdl, pgTextArray, softDeleteSql, tableName, upsertColumns, upsertSql,
+  type SinkColumn,
+} from "./sink-sql.ts";
+
+const log = logger.child({ component: "sink" });
+
+export interface Sink { stop(): Promise<void>; pool: pg.Pool }
+
+interface TableState { qualified: string; columns: SinkColumn[]; upsert: string; schemaId: number }
+
+export async function startSink(config: Config, port: KafkaPort, registry: Registry): Promise<Sink> {
+  const group = groups(config.topicPrefix).sink;
+  const schema = config.sink.schema;
+  const pool = createPool(config.sink.databaseUrl, { max: 4 });
+  await ensureSinkSchema(pool, schema);
+
+  const mappedTopics = config.connectors.flatMap((c) => c.tables.map((t) => ({ topic: port.topics.mapped(c.id, t.name), connector: c.id, table: t.name })));
+  const byTopic = new Map(mappedTopics.map((m) => [m.topic, m] as const));
+  const tables = new Map<string, TableState>(); // key: topic + schema id
+
+  const consumer: Consumer = port.kafka.consumer({ groupId: group, maxBytesPerPartition: 4 * 1024 * 1024 });
+  await consumer.connect();
+  consumer.on(consumer.events.GROUP_JOIN, async (e) => {
+    // Seek to the offsets stored with the data (Kafka's committed offsets may be behind them).
+    try {
+      const assigned = e.payload.memberAssignment;
+      const stored = await pool.query<{ topic: string; partition: number; next_offset: string }>(
+        `SELECT topic, partition, next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = ANY($2)`,
+        [group, Object.keys(assigned)]);
+      for (const row of stored.rows) {
+        if (assigned[row.topic]?.includes(row.partition)) consumer.seek({ topic: row.topic, partition: row.partition, offset: row.next_offset });
+      }
+    } catch (err) {
+      log.warn({ err: describeError(err) }, "could not read stored offsets on assignment; relying on the in-transaction check");
+    }
+  });
+  if (mappedTopics.length > 0) await consumer.subscribe({ topics: mappedTopics.map((m) => m.topic), fromBeginning: true });
+
+  async function tableFor(topic: string, schemaId: number): Promise<TableState> {
+    const key = `${topic}\u0000${schemaId}`;
+    const cached = tables.get(key);
+    if (cached) return cached;
+    const m = byTopic.get(topic)!;
+    const writer = ((await registry.client.getSchema(schemaId)) as unknown as { schema(): avro.Schema }).schema();
+    const columns = columnsOf(writer);
+    const qualified = tableName(schema, m.connector, m.table);
+    await evolveTable(pool, qualified, `${m.connector}__${m.table}`, schema, columns);
+    const state = { qualified, columns, upsert: upsertSql(qualified, columns), schemaId };
+    tables.set(key, state);
+    return state;
+  }
+
+  await consumer.run({
+    autoCommit: true,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 2,
+    eachBatch: async ({ batch, resolveOffset, heartbeat }: EachBatchPayload) => {
+      if (batch.messages.length === 0 || !byTopic.has(batch.topic)) return;
+      // Last message per external id wins (they are in offset order within the partition).
+      const latest = new Map<string, KafkaMessage>();
+      for (const m of batch.messages) if (m.key && m.value) latest.set(m.key.toString(), m);
+      const decoded: Array<{ offset: number; schemaId: number; value: Record<string, unknown> }> = [];
+      for (const m of latest.values()) {
+        decoded.push({ offset: Number(m.offset), schemaId: schemaIdOf(m.value!), value: await registry.decode<Record<string, unknown>>(m.value!) });
+      }
+      const nextOffset = Number(batch.lastOffset()) + 1;
+      const client = await connectSink(pool);
+      try {
+        await client.query("BEGIN");
+        await client.query(
+          `INSERT INTO ${ident(schema)}.${ident(OFFSETS_TABLE)} (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
+          [group, batch.topic, batch.partition]);
+        const cur = await client.query<{ next_offset: string }>(
+          `SELECT next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
+          [group, batch.topic, batch.partition]);
+        const applied = Number(cur.rows[0]?.next_offset ?? 0);
+        const fresh = decoded.filter((d) => d.offset >= applied);
+        // Group by writer schema (a schema change mid-batch gets its own statement).
+        const bySchema = new Map<number, typeof fresh>();
+        for (const d of fresh) { let l = bySchema.get(d.schemaId); if (!l) bySchema.set(d.schemaId, (l = [])); l.push(d); }
+        let written = 0, deleted = 0;
+        for (const [schemaId, rows] of bySchema) {
+          const t = await tableFor(batch.topic, schemaId);
+          const upserts = rows.filter((r) => r.value._deleted !== true).map((r) => r.value);
+          const deletes = rows.filter((r) => r.value._deleted === true).map((r) => r.value);
+          if (upserts.length > 0) { await client.query(t.upsert, upsertParams(t.columns, upserts)); written += upserts.length; }
+          if (deletes.length > 0) {
+            await client.query(softDeleteSql(t.qualified), [deletes.map((d) => d._external_id), deletes.map((d) => d._version), deletes.map((d) => d._run_id)]);
+            deleted += deletes.length;
+          }
+        }
+        if (nextOffset > applied) {
+          await client.query(
+            `UPDATE ${ident(schema)}.${ident(OFFSETS_TABLE)} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`,
+            [group, batch.topic, batch.partition, nextOffset]);
+        }
+        await client.query("COMMIT");
+        log.debug({ topic: batch.topic, partition: batch.partition, written, deleted, nextOffset }, "batch written");
+      } catch (e) {
+        await client.query("ROLLBACK").catch(() => {});
+        if (isRetriablePgError(e)) throw new SinkUnavailableError(`sink PostgreSQL failed: ${describeError(e)}`, e);
+        throw e;
+      } finally {
+        client.release();
+      }
+      resolveOffset(batch.lastOffset());
+      await heartbeat();
+    },
+  });
+
+  return {
+    pool,
+    async stop() {
+      await consumer.disconnect().catch(() => {});
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+async function connectSink(pool: pg.Pool): Promise<pg.PoolClient> {
+  try {
+    return await pool.connect();
+  } catch (e) {
+    throw new SinkUnavailableError(`cannot connect to the sink PostgreSQL: ${describeError(e)}`, e);
+  }
+}
+
+export async function ensureSinkSchema(pool: pg.Pool, schema: string): Promise<void> {
+  const client = await connectSink(pool);
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('qobra-sync:sink-schema'))");
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
+    await client.query(offsetsDdl(schema));
+    await client.query("COMMIT");
+  } catch (e) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+/** Creates the table or adds the schema's new columns; a column whose type changed is refused. */
+async function evolveTable(pool: pg.Pool, qualified: string, bareName: string, schema: string, columns: SinkColumn[]): Promise<void> {
+  const client = await connectSink(pool);
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [qualified]);
+    await client.query(createTableSql(qualified, columns));
+    const existing = await client.query<{ column_name: string; type: string }>(
+      `SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, [qualified]);
+    const types = new Map(existing.rows.map((r) => [r.column_name, r.type]));
+    for (const c of columns) {
+      const have = types.get(c.name);
+      if (have === undefined) await client.query(addColumnSql(qualified, c));
+      else if (normalizeType(have) !== normalizeType(c.pgType)) {
+        throw new Error(`sink column ${schema}.${bareName}.${c.name} is ${have} but the mapped schema now says ${c.pgType}; `
+          + "changing a field's type needs a new table version: rename the Qobra table in the config (or drop the sink table) and run `qobra-sync replay`");
+      }
+    }
+    await client.query("COMMIT");
+  } catch (e) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+function normalizeType(t: string): string {
+  return t.replace("timestamp with time zone", "timestamptz").replace("text[]", "text[]").replace(/^numeric.*/, "numeric");
+}
+
+/** One array per upsert column, from decoded mapped values. */
+export function upsertParams(columns: SinkColumn[], rows: Record<string, unknown>[]): unknown[][] {
+  return upsertColumns(columns).map((c) => rows.map((r) => sqlValue(c, r[c.name])));
+}
+
+function sqlValue(c: SinkColumn, v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  switch (c.kind) {
+    case "date": return formatDate(v as number);
+    case "timestamptz": return microsToIso(v as number);
+    case "text[]": return pgTextArray(v as string[]);
+    default: return v;
+  }
+}
+
+/** Microseconds since the epoch → ISO 8601 with all six fractional digits, UTC. */
+export function microsToIso(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const rest = us - ms * 1000;
+  const iso = new Date(ms).toISOString(); // …sss Z
+  return `${iso.slice(0, -1)}${String(rest).padStart(3, "0")}Z`;
+}

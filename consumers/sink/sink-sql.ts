@@ -1,0 +1,102 @@
+/**
+ * Pure SQL builders of the sink: table DDL from a mapped schema, and the batched, guarded upsert.
+ * Identifiers come from the schema (validated names), never from payloads; values are bound.
+ */
+import type avro from "avsc";
+import { ident } from "../../lib/pg.ts";
+
+export interface SinkColumn { name: string; pgType: string; kind: "text" | "numeric" | "bool" | "date" | "timestamptz" | "text[]" | "bigint" }
+
+/** System columns every sink table has, in order. */
+export const SYSTEM_COLUMNS: SinkColumn[] = [
+  { name: "_external_id", pgType: "text", kind: "text" },
+  { name: "_name", pgType: "text", kind: "text" },
+  { name: "_source_updated_at", pgType: "timestamptz", kind: "timestamptz" },
+  { name: "_synced_at", pgType: "timestamptz", kind: "timestamptz" },
+  { name: "_run_id", pgType: "text", kind: "text" },
+  { name: "_deleted_at", pgType: "timestamptz", kind: "timestamptz" },
+  { name: "_version", pgType: "bigint", kind: "bigint" },
+];
+const SYSTEM_NAMES = new Set(["_external_id", "_name", "_source_updated_at", "_run_id", "_deleted", "_version"]);
+
+type AvroField = { name: string; type: unknown; [k: string]: unknown };
+
+/** The data columns of a mapped schema (system fields excluded), with their PostgreSQL types. */
+export function columnsOf(schema: avro.Schema): SinkColumn[] {
+  const fields = (schema as unknown as { fields: AvroField[] }).fields;
+  return fields.filter((f) => !SYSTEM_NAMES.has(f.name)).map((f) => ({ name: f.name, ...pgTypeOf(f.type) }));
+}
+
+function pgTypeOf(type: unknown): Pick<SinkColumn, "pgType" | "kind"> {
+  const t = Array.isArray(type) ? type.find((x) => x !== "null") : type;
+  if (t === "string") return { pgType: "text", kind: "text" };
+  if (t === "boolean") return { pgType: "boolean", kind: "bool" };
+  if (t === "long") return { pgType: "bigint", kind: "bigint" };
+  if (t && typeof t === "object") {
+    const o = t as { type?: string; logicalType?: string; items?: unknown; "qobra.logical"?: string };
+    if (o.type === "string") return o["qobra.logical"] === "decimal" ? { pgType: "numeric", kind: "numeric" } : { pgType: "text", kind: "text" };
+    if (o.type === "int" && o.logicalType === "date") return { pgType: "date", kind: "date" };
+    if (o.type === "long" && (o.logicalType === "timestamp-micros" || o.logicalType === "timestamp-millis")) return { pgType: "timestamptz", kind: "timestamptz" };
+    if (o.type === "array") return { pgType: "text[]", kind: "text[]" };
+  }
+  throw new Error(`the sink cannot store Avro type ${JSON.stringify(type)}`);
+}
+
+export function tableName(schema: string, connector: string, table: string): string {
+  return `${ident(schema)}.${ident(`${connector}__${table}`)}`;
+}
+
+export function createTableSql(qualifiedTable: string, columns: SinkColumn[]): string {
+  const cols = [...SYSTEM_COLUMNS, ...columns].map((c) => `${ident(c.name)} ${c.pgType}${c.name === "_external_id" ? " PRIMARY KEY" : c.name === "_version" || c.name === "_run_id" || c.name === "_synced_at" ? " NOT NULL" : ""}`);
+  return `CREATE TABLE IF NOT EXISTS ${qualifiedTable} (\n  ${cols.join(",\n  ")}\n)`;
+}
+
+export function addColumnSql(qualifiedTable: string, c: SinkColumn): string {
+  return `ALTER TABLE ${qualifiedTable} ADD COLUMN IF NOT EXISTS ${ident(c.name)} ${c.pgType}`;
+}
+
+/**
+ * INSERT … SELECT FROM unnest(arrays) … ON CONFLICT DO UPDATE, guarded so that an older version
+ * never overwrites a newer one (`_version` is the raw topic offset of the source record).
+ * Parameters: one array per column of `upsertColumns(columns)`, in order.
+ */
+export function upsertSql(qualifiedTable: string, columns: SinkColumn[]): string {
+  const input = upsertColumns(columns);
+  const names = input.map((c) => ident(c.name));
+  const arrays = input.map((c, i) => `$${i + 1}::${c.kind === "text[]" ? "text" : c.pgType}[]`);
+  const select = input.map((c) => (c.kind === "text[]" ? `u.${ident(c.name)}::text[]` : `u.${ident(c.name)}`));
+  const updates = [...input.filter((c) => c.name !== "_external_id").map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`), "_synced_at = EXCLUDED._synced_at", "_deleted_at = NULL"];
+  return [
+    `INSERT INTO ${qualifiedTable} AS t (${names.join(", ")}, "_synced_at", "_deleted_at")`,
+    `SELECT ${select.join(", ")}, now(), NULL`,
+    `FROM unnest(${arrays.join(", ")}) AS u(${names.join(", ")})`,
+    `ON CONFLICT ("_external_id") DO UPDATE SET ${updates.join(", ")}`,
+    `WHERE t."_version" <= EXCLUDED."_version"`,
+  ].join("\n");
+}
+
+/** The columns an upsert binds: system columns from the record, then the data columns. */
+export function upsertColumns(columns: SinkColumn[]): SinkColumn[] {
+  return [...SYSTEM_COLUMNS.filter((c) => c.name !== "_synced_at" && c.name !== "_deleted_at"), ...columns];
+}
+
+/** Soft delete: keeps the last values, stamps _deleted_at, guarded by version like the upsert. */
+export function softDeleteSql(qualifiedTable: string): string {
+  return [
+    `UPDATE ${qualifiedTable} AS t SET "_deleted_at" = COALESCE(t."_deleted_at", now()), "_synced_at" = now(), "_run_id" = d.run_id, "_version" = d.version`,
+    `FROM unnest($1::text[], $2::bigint[], $3::text[]) AS d(external_id, version, run_id)`,
+    `WHERE t."_external_id" = d.external_id AND t."_version" <= d.version`,
+  ].join("\n");
+}
+
+/** A PostgreSQL array literal of text ({"a","b\"c"}), for text[] columns sent through unnest. */
+export function pgTextArray(values: readonly string[]): string {
+  return `{${values.map((v) => `"${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`;
+}
+
+export const OFFSETS_TABLE = "_qobra_sync_offsets";
+export function offsetsDdl(schema: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${ident(schema)}.${ident(OFFSETS_TABLE)} (
+  consumer_group text NOT NULL, topic text NOT NULL, partition int NOT NULL, next_offset bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer_group, topic, partition))`;
+}

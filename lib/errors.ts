@@ -1,0 +1,79 @@
+/**
+ * Errors carry a kind and a retry decision (STYLE.md §5).
+ *  - ConfigError: bad configuration; fatal, never retried; message says what to fix.
+ *  - SourceUnavailableError / SinkUnavailableError: infrastructure; retried with backoff.
+ *  - MappingError / SinkDataError: one record is bad; it goes to a dead-letter topic.
+ */
+export type ErrorCode =
+  | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
+  | "SCHEMA_INCOMPATIBLE" | "RUN_FAILED" | "STACK";
+
+export class EtlError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  constructor(code: ErrorCode, message: string, opts: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = opts.retriable ?? false;
+  }
+}
+
+export class ConfigError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("CONFIG", message, { cause }); }
+}
+export class SourceUnavailableError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("SOURCE_UNAVAILABLE", message, { retriable: true, cause }); }
+}
+export class SinkUnavailableError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("SINK_UNAVAILABLE", message, { retriable: true, cause }); }
+}
+export class SchemaIncompatibleError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("SCHEMA_INCOMPATIBLE", message, { cause }); }
+}
+export class StackError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("STACK", message, { cause }); }
+}
+
+/** PostgreSQL errors sorted by SQLSTATE class: 08 connection and 57P0x shutdown are retriable. */
+export function isRetriablePgError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") {
+    const msg = String((err as Error | null)?.message ?? "");
+    return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection terminated|timeout/i.test(msg);
+  }
+  return code.startsWith("08") || code.startsWith("57P") || code === "53300" || code === "40001" || code === "40P01"
+    || code === "ECONNREFUSED" || code === "ECONNRESET";
+}
+
+/** One sentence for a human: the message, plus the cause's message where it adds something. */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error ? err.cause.message : undefined;
+  return cause && !err.message.includes(cause) ? `${err.message} (${cause})` : err.message;
+}
+
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+
+/** Retries `fn` while it throws retriable errors, with jittered exponential backoff. */
+export async function withRetry<T>(
+  fn: () => Promise<T>,
+  opts: { retries?: number; initialMs?: number; maxMs?: number; isRetriable?: (e: unknown) => boolean; onRetry?: (e: unknown, attempt: number) => void; signal?: AbortSignal } = {},
+): Promise<T> {
+  const { retries = 8, initialMs = 200, maxMs = 10_000 } = opts;
+  const isRetriable = opts.isRetriable ?? ((e: unknown) => e instanceof EtlError && e.retriable);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= retries || !isRetriable(e) || opts.signal?.aborted) throw e;
+      opts.onRetry?.(e, attempt + 1);
+      const base = Math.min(maxMs, initialMs * 2 ** attempt);
+      await sleep(base / 2 + Math.random() * base / 2, opts.signal);
+    }
+  }
+}

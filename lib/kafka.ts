@@ -1,0 +1,104 @@
+/**
+ * The Kafka port: client construction, topic creation with the right policies, and offsets.
+ * Roles never build topic names or clients themselves.
+ */
+import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Producer, type ProducerConfig } from "kafkajs";
+import type { Config } from "./config.ts";
+import { logger } from "./log.ts";
+import { topics, type Topics } from "./topics.ts";
+
+export interface KafkaPort {
+  kafka: Kafka;
+  topics: Topics;
+  admin(): Promise<Admin>;
+  producer(opts?: ProducerConfig): Promise<Producer>;
+  close(): Promise<void>;
+}
+
+const kafkaLog = logger.child({ component: "kafkajs" });
+const toPino = (level: logLevel) =>
+  level === logLevel.ERROR ? "error" : level === logLevel.WARN ? "warn" : level === logLevel.INFO ? "info" : "debug";
+
+export function createKafka(config: Config, clientSuffix = ""): KafkaPort {
+  const kafka = new Kafka({
+    clientId: `${config.kafka.clientId}${clientSuffix ? `-${clientSuffix}` : ""}`,
+    brokers: config.kafka.brokers,
+    connectionTimeout: 5000,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
+    logLevel: logLevel.WARN,
+    logCreator: () => ({ namespace, level, log }) => {
+      const { message, ...extra } = log;
+      // kafkajs logs an ERROR for every retried request; keep them at warn unless final.
+      kafkaLog[toPino(level)]({ namespace, ...extra }, message);
+    },
+  });
+  const t = topics(config.topicPrefix);
+  const opened: Array<{ disconnect(): Promise<void> }> = [];
+  let admin: Admin | undefined;
+  return {
+    kafka,
+    topics: t,
+    async admin() {
+      if (!admin) { admin = kafka.admin(); await admin.connect(); opened.push(admin); }
+      return admin;
+    },
+    async producer(opts) {
+      const p = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...opts });
+      await p.connect();
+      opened.push(p);
+      return p;
+    },
+    async close() {
+      await Promise.allSettled(opened.splice(0).map((c) => c.disconnect()));
+      admin = undefined;
+    },
+  };
+}
+
+/** The topics of the pipeline and their policies (raw and mapped topics are compacted). */
+export function topicSpecs(config: Config): ITopicConfig[] {
+  const t = topics(config.topicPrefix);
+  const { partitions, replicationFactor } = config.kafka;
+  const compacted = [{ name: "cleanup.policy", value: "compact" }, { name: "min.compaction.lag.ms", value: "60000" }];
+  const spec = (topic: string, configEntries: ITopicConfig["configEntries"] = [], numPartitions = partitions): ITopicConfig =>
+    ({ topic, numPartitions, replicationFactor, configEntries });
+  return [
+    spec(t.syncRequests),
+    spec(t.syncTasks),
+    spec(t.syncEvents, [{ name: "retention.ms", value: String(30 * 24 * 3600 * 1000) }]),
+    spec(t.dlqMapper, [{ name: "retention.ms", value: "-1" }]),
+    spec(t.dlqSink, [{ name: "retention.ms", value: "-1" }]),
+    ...config.connectors.flatMap((c) => [
+      spec(t.raw(c.id), compacted),
+      ...c.tables.map((table) => spec(t.mapped(c.id, table.name), compacted)),
+    ]),
+  ];
+}
+
+/** Creates the missing topics (existing ones are left as they are). */
+export async function ensureTopics(port: KafkaPort, config: Config): Promise<void> {
+  const admin = await port.admin();
+  const existing = new Set(await admin.listTopics());
+  const missing = topicSpecs(config).filter((s) => !existing.has(s.topic));
+  if (missing.length === 0) return;
+  try {
+    await admin.createTopics({ topics: missing, waitForLeaders: true });
+  } catch (e) {
+    // Another process may have created them in between; anything else is real.
+    if (!/already exists/i.test(String((e as Error).message))) throw e;
+  }
+}
+
+/** End offsets (high watermarks) of every partition of a topic. */
+export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
+  const offs = await admin.fetchTopicOffsets(topic);
+  return new Map(offs.map((o) => [o.partition, Number(o.high)]));
+}
+
+/** Committed offsets of a consumer group on a topic (-1 where nothing is committed). */
+export async function committedOffsets(admin: Admin, groupId: string, topic: string): Promise<Map<number, number>> {
+  const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+  const out = new Map<number, number>();
+  for (const t of res) for (const p of t.partitions) out.set(p.partition, Number(p.offset));
+  return out;
+}

@@ -1,0 +1,70 @@
+/**
+ * Serialization through a Confluent-compatible schema registry (Confluent wire format: magic
+ * byte 0, 4-byte schema id, Avro body). Works with Confluent's registry, Apicurio's ccompat API,
+ * Redpanda and Karapace. Subjects follow TopicNameStrategy: `<topic>-value`.
+ */
+import { SchemaRegistry, SchemaType, COMPATIBILITY } from "@kafkajs/confluent-schema-registry";
+import type avro from "avsc";
+import { SchemaIncompatibleError, SinkUnavailableError } from "./errors.ts";
+import { redactUrl } from "./log.ts";
+
+export interface RegistryConfig { url: string; username?: string | undefined; password?: string | undefined }
+
+export class Registry {
+  readonly client: SchemaRegistry;
+  private readonly ids = new Map<string, number>();
+  private readonly url: string;
+
+  constructor(cfg: RegistryConfig) {
+    this.url = cfg.url;
+    const auth = cfg.username ? { username: cfg.username, password: cfg.password ?? "" } : undefined;
+    this.client = new SchemaRegistry({ host: cfg.url, ...(auth ? { auth } : {}) });
+  }
+
+  /**
+   * Registers `schema` under `<topic>-value` with BACKWARD compatibility (idempotent) and returns
+   * its id. An incompatible schema is refused with SchemaIncompatibleError.
+   */
+  async register(topic: string, schema: avro.Schema): Promise<number> {
+    const subject = `${topic}-value`;
+    const cacheKey = `${subject}\u0000${JSON.stringify(schema)}`;
+    const cached = this.ids.get(cacheKey);
+    if (cached !== undefined) return cached;
+    try {
+      const { id } = await this.client.register(
+        { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
+        { subject, compatibility: COMPATIBILITY.BACKWARD },
+      );
+      this.ids.set(cacheKey, id);
+      return id;
+    } catch (e) {
+      const status = (e as { status?: number }).status;
+      const msg = (e as Error).message ?? String(e);
+      if (status === 409 || /incompatib/i.test(msg)) {
+        throw new SchemaIncompatibleError(
+          `the schema registry refused the new schema of ${subject} as incompatible with the registered one (BACKWARD): ${msg}`, e);
+      }
+      throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} failed to register ${subject}: ${msg}`, e);
+    }
+  }
+
+  async encode(id: number, value: unknown): Promise<Buffer> {
+    return this.client.encode(id, value);
+  }
+
+  async decode<T>(buffer: Buffer): Promise<T> {
+    return (await this.client.decode(buffer)) as T;
+  }
+
+  /** The schema (as avsc parsed JSON) behind an id, cached by the client. */
+  async schemaOf(id: number): Promise<avro.Schema> {
+    const s = await this.client.getSchema(id);
+    return JSON.parse(JSON.stringify(s)) as avro.Schema;
+  }
+}
+
+/** Reads the schema id from a Confluent-framed message. */
+export function schemaIdOf(buffer: Buffer): number {
+  if (buffer.length < 5 || buffer[0] !== 0) throw new Error("not a Confluent-framed message (magic byte 0 expected)");
+  return buffer.readInt32BE(1);
+}

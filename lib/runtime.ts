@@ -1,0 +1,21 @@
+/** Wires the shared parts every role needs: Kafka, the registry, the codec, the topics. */
+import type { Config } from "./config.ts";
+import { Codec } from "./codec.ts";
+import { SinkUnavailableError, describeError } from "./errors.ts";
+import { createKafka, ensureTopics, type KafkaPort } from "./kafka.ts";
+import { Registry } from "./registry.ts";
+
+export interface Runtime { config: Config; port: KafkaPort; registry: Registry; codec: Codec; close(): Promise<void> }
+
+export async function openRuntime(config: Config, clientSuffix = ""): Promise<Runtime> {
+  const port = createKafka(config, clientSuffix);
+  try {
+    await port.admin();
+  } catch (e) {
+    await port.close();
+    throw new SinkUnavailableError(`cannot reach the Kafka broker at ${config.kafka.brokers.join(", ")} (${describeError(e)}); start it with \`qobra-sync stack up\` or fix kafka.brokers`, e);
+  }
+  await ensureTopics(port, config);
+  const registry = new Registry(config.schemaRegistry);
+  return { config, port, registry, codec: new Codec(registry), close: () => port.close() };
+}

@@ -1,0 +1,184 @@
+/**
+ * PostgreSQL source: a full sync of each configured table or view, streamed through a server-side
+ * cursor in a READ ONLY, REPEATABLE READ transaction (one consistent snapshot per table) with a
+ * statement_timeout. Values leave in PostgreSQL's own text form, so nothing is lost on the way:
+ * NUMERIC and MONEY stay exact decimal text (MONEY is cast to NUMERIC, independent of
+ * lc_monetary), BIGINT keeps every digit, DATE stays a date, TIMESTAMPTZ is printed in UTC and
+ * TIMESTAMP WITHOUT TIME ZONE is read in the connector's configured zone.
+ */
+import pg from "pg";
+import type { PostgresConnector, PostgresTable } from "../../lib/config.ts";
+import { ConfigError, SourceUnavailableError, isRetriablePgError } from "../../lib/errors.ts";
+import { ident, literal } from "../../lib/pg.ts";
+import { redactUrl } from "../../lib/log.ts";
+import type { RawValue } from "../../schemas/index.ts";
+import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
+
+const FETCH_SIZE = 2000;
+
+interface ColumnInfo { name: string; type: string; category: string }
+
+/** Types returned as text by the driver: we do the parsing where the meaning is known. */
+const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+
+export const postgresConnector: ConnectorFactory<PostgresConnector> = {
+  type: "postgres",
+  create: (config) => new PostgresSource(config),
+};
+
+class PostgresSource implements SourceConnector {
+  private readonly config: PostgresConnector;
+  private client: pg.Client | undefined;
+
+  constructor(config: PostgresConnector) { this.config = config; }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const client = new pg.Client({ connectionString: this.config.connection.url, types: TEXT_TYPES, connectionTimeoutMillis: 10_000 });
+    client.on("error", () => { this.client = undefined; });
+    try {
+      await client.connect();
+      await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`);
+    } catch (e) {
+      await client.end().catch(() => {});
+      const where = redactUrl(this.config.connection.url);
+      const code = (e as { code?: string }).code;
+      if (code === "28P01" || code === "28000") throw new ConfigError(`connector ${this.config.id}: PostgreSQL at ${where} refused the credentials (${(e as Error).message}); check connection.url`, e);
+      if (code === "3D000") throw new ConfigError(`connector ${this.config.id}: ${(e as Error).message} at ${where}; check the database name in connection.url`, e);
+      throw new SourceUnavailableError(`connector ${this.config.id}: cannot reach PostgreSQL at ${where}: ${(e as Error).message}`, e);
+    }
+    this.client = client;
+    return client;
+  }
+
+  private tableConfig(name: string): PostgresTable {
+    const t = this.config.tables.find((x) => x.name === name);
+    if (!t) throw new ConfigError(`connector ${this.config.id} has no table ${name}`);
+    return t;
+  }
+
+  /** The relation's columns, or null when it does not exist. The name is resolved like SQL would (search_path). */
+  private async describe(client: pg.Client, source: string): Promise<{ rel: string; columns: Map<string, ColumnInfo> } | null> {
+    const rel = await client.query<{ rel: string | null }>("SELECT to_regclass($1)::text AS rel", [source]);
+    const relName = rel.rows[0]?.rel;
+    if (!relName) return null;
+    const cols = await client.query<{ attname: string; typname: string; typcategory: string }>(
+      `SELECT a.attname, bt.typname, bt.typcategory
+         FROM pg_attribute a
+         JOIN pg_type t ON t.oid = a.atttypid
+         JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum`, [source]);
+    return { rel: relName, columns: new Map(cols.rows.map((r) => [r.attname, { name: r.attname, type: r.typname, category: r.typcategory }])) };
+  }
+
+  async check(): Promise<TableCheck[]> {
+    const client = await this.connect();
+    const out: TableCheck[] = [];
+    for (const table of this.config.tables) {
+      const problems: string[] = [];
+      const warnings: string[] = [];
+      const d = await this.describe(client, table.source);
+      if (!d) {
+        problems.push(`source ${table.source} does not exist or is not visible to this user`);
+      } else {
+        const priv = await client.query<{ ok: string }>("SELECT has_table_privilege($1, 'SELECT')::text AS ok", [d.rel]);
+        if (priv.rows[0]?.ok !== "true") problems.push(`the user cannot SELECT from ${d.rel}; GRANT SELECT ON ${d.rel} TO the connector's user`);
+        for (const [role, col] of [["idColumn", table.idColumn], ["nameColumn", table.nameColumn], ["updatedAtColumn", table.updatedAtColumn]] as const) {
+          if (col && !d.columns.has(col)) problems.push(`${role} ${col} is not a column of ${d.rel} (columns: ${[...d.columns.keys()].join(", ")})`);
+        }
+        for (const [field, spec] of Object.entries(table.fields)) {
+          if (!d.columns.has(field)) problems.push(`field ${field} is not a column of ${d.rel}`);
+          if (spec.currencyColumn && !d.columns.has(spec.currencyColumn)) problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a column of ${d.rel}`);
+        }
+        if (d.columns.has(table.idColumn)) {
+          const uniq = await client.query<{ ok: string }>(
+            `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+               WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2)::text AS ok`,
+            [d.rel, table.idColumn]);
+          if (uniq.rows[0]?.ok !== "true") {
+            const dup = await client.query<{ dups: string }>(`SELECT (count(*) - count(DISTINCT ${ident(table.idColumn)}))::text AS dups FROM ${d.rel}`);
+            const dups = Number(dup.rows[0]?.dups ?? 0);
+            if (dups > 0) problems.push(`idColumn ${table.idColumn} is not unique in ${d.rel} (${dups} duplicate rows); choose a unique column`);
+            else warnings.push(`idColumn ${table.idColumn} has no primary key or unique index; it is unique today (checked by a query) but nothing guarantees it`);
+          }
+        }
+      }
+      out.push({ table: table.name, ok: problems.length === 0, problems, warnings });
+    }
+    return out;
+  }
+
+  async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.tableConfig(tableName);
+    const client = await this.connect();
+    const d = await this.describe(client, table.source);
+    if (!d) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: source ${table.source} does not exist or is not visible to this user`);
+    const need = (col: string, role: string): ColumnInfo => {
+      const c = d.columns.get(col);
+      if (!c) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: ${role} ${col} is not a column of ${d.rel}`);
+      return c;
+    };
+    need(table.idColumn, "idColumn");
+    need(table.nameColumn, "nameColumn");
+    const fieldCols = new Map<string, ColumnInfo>();
+    for (const [field, spec] of Object.entries(table.fields)) {
+      fieldCols.set(field, need(field, "field"));
+      if (spec.currencyColumn) fieldCols.set(spec.currencyColumn, need(spec.currencyColumn, "currencyColumn"));
+    }
+    const tz = this.config.timestampTimezone;
+    const select = [
+      `${ident(table.idColumn)}::text`,
+      `${ident(table.nameColumn)}::text`,
+      table.updatedAtColumn ? valueExpr(need(table.updatedAtColumn, "updatedAtColumn"), tz) : "NULL",
+      ...[...fieldCols.values()].map((c) => valueExpr(c, tz)),
+    ];
+    const where = table.where ? ` WHERE (${table.where})` : "";
+    const sql = `SELECT ${select.join(", ")} FROM ${d.rel}${where}`;
+    const sourceTypes: Record<string, string> = {};
+    for (const [name, c] of fieldCols) sourceTypes[name] = `pg:${c.type}`;
+    const names = [...fieldCols.keys()];
+    const bools = names.map((n) => fieldCols.get(n)!.type === "bool");
+
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    try {
+      await client.query(`DECLARE qobra_sync_read NO SCROLL CURSOR FOR ${sql}`);
+      while (!opts.signal.aborted) {
+        const res = await client.query({ text: `FETCH FORWARD ${FETCH_SIZE} FROM qobra_sync_read`, rowMode: "array" });
+        if (res.rows.length === 0) break;
+        const records: SourceRecord[] = res.rows.map((row: (string | null)[]) => {
+          const fields: Record<string, RawValue> = {};
+          for (let i = 0; i < names.length; i++) {
+            const v = row[i + 3] ?? null;
+            fields[names[i]!] = v !== null && bools[i] ? v === "true" : v;
+          }
+          return { externalId: row[0] ?? "", name: row[1] ?? null, sourceUpdatedAt: row[2] ?? null, fields };
+        });
+        yield { records, sourceTypes };
+      }
+      await client.query("COMMIT");
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => {});
+      if (isRetriablePgError(e)) throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
+      const code = (e as { code?: string }).code ?? "";
+      if (code.startsWith("42")) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: the source query failed: ${(e as Error).message}; check the table's where and columns`, e);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => {});
+  }
+}
+
+/** The SQL that reads one column in a lossless text form. */
+function valueExpr(c: ColumnInfo, timestampZone: string): string {
+  const col = ident(c.name);
+  switch (c.type) {
+    case "money": return `${col}::numeric::text`;
+    case "timestamp": return `(${col} AT TIME ZONE ${literal(timestampZone)})::text`;
+    default: return `${col}::text`;
+  }
+}

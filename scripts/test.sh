@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): unit tests, and integration tests against the real local stack,
+# which test/global-setup.ts brings up when it is not running. Ends with a plain
+# `N passed, N failed` line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/node24.sh
+mkdir -p .stack
+report=.stack/vitest-report.json
+rm -f "$report"
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+rc=$?
+node scripts/test-summary.mjs "$report" || rc=1
+exit $rc
