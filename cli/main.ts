@@ -30,10 +30,19 @@ program.command("run")
     if (bad.length > 0) throw new EtlError("CONFIG", `unknown role ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
     const handle = await runRoles(config(), roles as Role[]);
     await new Promise<void>((resolve) => {
-      const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); handle.stop().finally(resolve); };
+      const stop = () => {
+        process.off("SIGINT", stop); process.off("SIGTERM", stop);
+        // A second signal, or 30 s without a clean stop, ends the process anyway: nothing is
+        // lost, since offsets only move after the data is durable.
+        const force = () => { logger.warn("forced exit before a clean stop"); process.exit(1); };
+        process.once("SIGINT", force); process.once("SIGTERM", force);
+        setTimeout(force, 30_000).unref();
+        handle.stop().finally(resolve);
+      };
       process.on("SIGINT", stop);
       process.on("SIGTERM", stop);
     });
+    process.exit(0);
   });
 
 program.command("sync")

@@ -19,15 +19,18 @@ const kafkaLog = logger.child({ component: "kafkajs" });
 const toPino = (level: logLevel) =>
   level === logLevel.ERROR ? "error" : level === logLevel.WARN ? "warn" : level === logLevel.INFO ? "info" : "debug";
 
-export function createKafka(config: Config, clientSuffix = ""): KafkaPort {
+export function createKafka(config: Config, clientSuffix = "", opts: { retries?: number } = {}): KafkaPort {
   const kafka = new Kafka({
     clientId: `${config.kafka.clientId}${clientSuffix ? `-${clientSuffix}` : ""}`,
     brokers: config.kafka.brokers,
     connectionTimeout: 5000,
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 10_000 },
-    logLevel: logLevel.WARN,
+    retry: { retries: opts.retries ?? 8, initialRetryTime: 200, maxRetryTime: 10_000 },
+    logLevel: opts.retries !== undefined && opts.retries < 3 ? logLevel.NOTHING : logLevel.WARN,
     logCreator: () => ({ namespace, level, log }) => {
       const { message, ...extra } = log;
+      // Producers bound their retries on purpose: a dead broker fails the send (and the run,
+      // which is repeated as a whole) instead of hanging; nothing is acknowledged that wasn't written.
+      if (message.startsWith("Limiting retries for the idempotent producer")) return;
       // kafkajs logs an ERROR for every retried request; keep them at warn unless final.
       kafkaLog[toPino(level)]({ namespace, ...extra }, message);
     },

@@ -14,10 +14,13 @@ export class Registry {
   readonly client: SchemaRegistry;
   private readonly ids = new Map<string, number>();
   private readonly url: string;
+  private readonly auth: { username: string; password: string } | undefined;
+  private readonly raw = new Map<number, avro.Schema>();
 
   constructor(cfg: RegistryConfig) {
     this.url = cfg.url;
     const auth = cfg.username ? { username: cfg.username, password: cfg.password ?? "" } : undefined;
+    this.auth = auth;
     this.client = new SchemaRegistry({ host: cfg.url, ...(auth ? { auth } : {}) });
   }
 
@@ -56,10 +59,26 @@ export class Registry {
     return (await this.client.decode(buffer)) as T;
   }
 
-  /** The schema (as avsc parsed JSON) behind an id, cached by the client. */
-  async schemaOf(id: number): Promise<avro.Schema> {
-    const s = await this.client.getSchema(id);
-    return JSON.parse(JSON.stringify(s)) as avro.Schema;
+  /**
+   * The writer schema behind an id, as the registry stores it (with every attribute, such as
+   * logicalType and qobra.type, which avsc's parsed types drop). Cached: ids are immutable.
+   */
+  async schemaJson(id: number): Promise<avro.Schema> {
+    const cached = this.raw.get(id);
+    if (cached) return cached;
+    const headers: Record<string, string> = { accept: "application/vnd.schemaregistry.v1+json" };
+    if (this.auth) headers.authorization = `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString("base64")}`;
+    let res: Response;
+    try {
+      res = await fetch(`${this.url.replace(/\/$/, "")}/schemas/ids/${id}`, { headers });
+    } catch (e) {
+      throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} is unreachable: ${(e as Error).message}`, e);
+    }
+    if (!res.ok) throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} answered ${res.status} for schema id ${id}`);
+    const body = (await res.json()) as { schema: string };
+    const schema = JSON.parse(body.schema) as avro.Schema;
+    this.raw.set(id, schema);
+    return schema;
   }
 }
 

@@ -8,13 +8,16 @@ import { Registry } from "./registry.ts";
 export interface Runtime { config: Config; port: KafkaPort; registry: Registry; codec: Codec; close(): Promise<void> }
 
 export async function openRuntime(config: Config, clientSuffix = ""): Promise<Runtime> {
-  const port = createKafka(config, clientSuffix);
+  // Probe the brokers with few retries first, so a wrong address is reported in seconds.
+  const probe = createKafka(config, `${clientSuffix}-probe`, { retries: 2 });
   try {
-    await port.admin();
+    await probe.admin();
   } catch (e) {
-    await port.close();
     throw new SinkUnavailableError(`cannot reach the Kafka broker at ${config.kafka.brokers.join(", ")} (${describeError(e)}); start it with \`qobra-sync stack up\` or fix kafka.brokers`, e);
+  } finally {
+    await probe.close();
   }
+  const port = createKafka(config, clientSuffix);
   await ensureTopics(port, config);
   const registry = new Registry(config.schemaRegistry);
   return { config, port, registry, codec: new Codec(registry), close: () => port.close() };

@@ -7,7 +7,7 @@
  * batch is fetched again.
  */
 import { randomUUID } from "node:crypto";
-import type { Consumer, EachBatchPayload, Message, Producer } from "kafkajs";
+import { Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
 import type { Config, ConnectorConfig, PostgresTable } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
@@ -29,6 +29,7 @@ interface Target { topic: string; schemaId: number; layout: TableLayout }
 export async function startMapper(config: Config, port: KafkaPort, codec: Codec, registry: Registry): Promise<Mapper> {
   const prefix = config.topicPrefix;
   const producer: Producer = port.kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
     transactionalId: `${prefix}-mapper-${randomUUID()}`, idempotent: true, maxInFlightRequests: 1,
   });
   await producer.connect();

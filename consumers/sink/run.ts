@@ -8,7 +8,6 @@
  */
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type pg from "pg";
-import type avro from "avsc";
 import type { Config } from "../../lib/config.ts";
 import { SinkUnavailableError, describeError, isRetriablePgError } from "../../lib/errors.ts";
 import type { KafkaPort } from "../../lib/kafka.ts";
@@ -61,7 +60,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     const cached = tables.get(key);
     if (cached) return cached;
     const m = byTopic.get(topic)!;
-    const writer = ((await registry.client.getSchema(schemaId)) as unknown as { schema(): avro.Schema }).schema();
+    const writer = await registry.schemaJson(schemaId);
     const columns = columnsOf(writer);
     const qualified = tableName(schema, m.connector, m.table);
     await evolveTable(pool, qualified, `${m.connector}__${m.table}`, schema, columns);
