@@ -117,6 +117,25 @@ for (const action of ["up", "down", "status"] as const) {
     });
 }
 
+program.command("simulate")
+  .description("run a local simulator of a source's API (for tests and the demo)")
+  .argument("<api>", "salesforce or hubspot")
+  .option("-p, --port <port>", "port to listen on (0 = any free port)", "0")
+  .option("-d, --data <file>", "the simulator's data file (see simulators/<api>/README.md)")
+  .action(async (api: string, opts: { port: string; data?: string }) => {
+    const port = Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EtlError("CONFIG", `--port must be a port number, got ${opts.port}`);
+    if (api === "salesforce") {
+      const { runSalesforceSimulator } = await import("../simulators/salesforce/main.ts");
+      await runSalesforceSimulator({ port, data: opts.data ?? new URL("../simulators/salesforce/demo-data.json", import.meta.url).pathname });
+    } else if (api === "hubspot") {
+      const { runHubSpotSimulator } = await import("../simulators/hubspot/main.ts");
+      await runHubSpotSimulator({ port, data: opts.data ?? new URL("../simulators/hubspot/demo-data.json", import.meta.url).pathname });
+    } else {
+      throw new EtlError("CONFIG", `unknown simulator ${api}; use salesforce or hubspot`);
+    }
+  });
+
 function print(json: boolean, obj: unknown, text: string): void {
   if (json) console.log(JSON.stringify(obj));
   else if (text) console.log(text);

@@ -8,45 +8,11 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import {
+  CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, SQL_IDENT, TABLE_NAME, TIME_ZONE, checkFields, required,
+} from "./config-common.ts";
 
-export const QOBRA_TYPES = [
-  "string", "picklist", "multipicklist", "user", "date", "number", "amount", "percentage", "bool", "object",
-] as const;
-export type QobraType = (typeof QOBRA_TYPES)[number];
-
-const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const FIELD_NAME = z.string().regex(SQL_IDENT, {
-  error: "must be a plain identifier (letters, digits, underscore; not starting with a digit) so it can name an Avro field and a SQL column",
-});
-const TABLE_NAME = z.string().regex(/^[a-z_][a-z0-9_]*$/, {
-  error: "must be lower-case letters, digits and underscores (it names a Kafka topic, an Avro record and a SQL table)",
-});
-
-const qobraType = z.enum(QOBRA_TYPES, {
-  error: (iss) => `unknown Qobra type ${JSON.stringify(iss.input)}; use one of ${QOBRA_TYPES.join(", ")}`,
-});
-
-export const FieldSpec = z.strictObject({
-  type: qobraType.describe("The Qobra type of the field."),
-  currencyColumn: z.string().optional().describe("amount: the source column holding the ISO 4217 currency code of each record."),
-  currency: z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" }).optional()
-    .describe("amount: a fixed currency for this field (else the record's currencyColumn, else the connector's, else sink.defaultCurrency)."),
-  format: z.enum(["date", "datetime"]).optional()
-    .describe("date: force a calendar date or an instant; by default it follows the source column's type."),
-  userKey: z.string().optional().describe("user: the Qobra users column the value matches (default: email)."),
-  references: TABLE_NAME.optional().describe("object: the Qobra table the value references."),
-});
-export type FieldSpec = z.infer<typeof FieldSpec>;
-
-/** A field is either a bare type name (`closed_on: date`) or an object with options. */
-const FieldEntry = z.union([qobraType, FieldSpec], {
-  error: (iss) => `must be a Qobra type name (${QOBRA_TYPES.join(", ")}) or an object such as { type: amount, currencyColumn: currency }`
-    + (iss.input === undefined ? "" : ` (got ${JSON.stringify(iss.input)})`),
-}).transform((v): FieldSpec => (typeof v === "string" ? { type: v } : v));
-
-const required = (what: string) => ({
-  error: (iss: { input?: unknown }) => (iss.input === undefined ? `is required: ${what}` : `must be a string: ${what}`),
-});
+export { QOBRA_TYPES, FieldSpec, type QobraType } from "./config-common.ts";
 
 export const PostgresTable = z.strictObject({
   name: TABLE_NAME.describe("The Qobra table name."),
@@ -56,46 +22,45 @@ export const PostgresTable = z.strictObject({
   where: z.string().optional().describe("A SQL WHERE condition limiting the rows synced."),
   updatedAtColumn: z.string().optional().describe("A column holding the row's last change time, copied to _source_updated_at."),
   fields: z.record(FIELD_NAME, FieldEntry).default({}).describe("Source column → Qobra type."),
-}).superRefine((t, ctx) => {
-  for (const [name, spec] of Object.entries(t.fields)) {
-    if (spec.type !== "amount" && (spec.currencyColumn || spec.currency)) {
-      ctx.addIssue({ code: "custom", path: ["fields", name], message: `currency options apply to amount fields only, and ${name} is ${spec.type}` });
-    }
-    if (name.startsWith("_")) {
-      ctx.addIssue({ code: "custom", path: ["fields", name], message: "field names starting with _ are reserved for system columns (_external_id, _name, …)" });
-    }
-  }
-});
+}).superRefine((t, ctx) => checkFields(t.fields, ctx));
 export type PostgresTable = z.infer<typeof PostgresTable>;
 
 const HOUR = z.number().int().min(0).max(23);
 export const PostgresSchedule = z.strictObject({
   timesPerDay: z.number().int().min(1).max(24).default(4).describe("Full refreshes a day, spread evenly from midnight unless hours is given."),
   hours: z.array(HOUR).optional().describe("The hours (0-23, local to timezone) of the refreshes; overrides timesPerDay's spacing."),
-  timezone: z.string().default("UTC").refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" }),
+  timezone: TIME_ZONE.default("UTC"),
   enabled: z.boolean().default(true),
 });
 
 export const PostgresConnector = z.strictObject({
-  id: z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: "must be lower-case letters, digits, - and _, starting with a letter (it names Kafka topics)" }),
+  id: CONNECTOR_ID,
   type: z.literal("postgres"),
   connection: z.strictObject({
     url: z.string(required("a postgres:// URL for a read-only account")).regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" }),
     statementTimeoutMs: z.number().int().positive().default(300_000),
   }),
   schedule: PostgresSchedule.optional(),
-  timestampTimezone: z.string().default("UTC").refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" })
+  timestampTimezone: TIME_ZONE.default("UTC")
     .describe("The zone in which TIMESTAMP WITHOUT TIME ZONE values are read."),
-  defaultCurrency: z.string().regex(/^[A-Z]{3}$/).optional(),
+  defaultCurrency: CURRENCY_CODE.optional(),
   tables: z.array(PostgresTable).min(1, { error: "list at least one table to sync" }),
 });
 export type PostgresConnector = z.infer<typeof PostgresConnector>;
 
-export const CONNECTOR_TYPES = ["postgres"] as const;
-const Connector = z.custom<unknown>().transform((c, ctx) => {
+/** Every connector type's config schema. A new source adds its line here and in producers/connector.ts. */
+const CONNECTOR_SCHEMAS = {
+  postgres: PostgresConnector,
+} as const;
+export const CONNECTOR_TYPES = Object.keys(CONNECTOR_SCHEMAS) as Array<keyof typeof CONNECTOR_SCHEMAS>;
+export type ConnectorConfig = z.infer<(typeof CONNECTOR_SCHEMAS)[keyof typeof CONNECTOR_SCHEMAS]>;
+/** What every connector's table config has: the Qobra table name and its fields. */
+export type TableConfig = ConnectorConfig["tables"][number];
+
+const Connector = z.custom<unknown>().transform((c, ctx): ConnectorConfig => {
   const type = (c as { type?: unknown } | null)?.type;
-  if (type === "postgres") {
-    const r = PostgresConnector.safeParse(c);
+  if (typeof type === "string" && Object.hasOwn(CONNECTOR_SCHEMAS, type)) {
+    const r = CONNECTOR_SCHEMAS[type as keyof typeof CONNECTOR_SCHEMAS].safeParse(c);
     if (r.success) return r.data;
     for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: humanMessage(issue) });
     return z.NEVER;
@@ -108,7 +73,6 @@ const Connector = z.custom<unknown>().transform((c, ctx) => {
   });
   return z.NEVER;
 });
-export type ConnectorConfig = PostgresConnector;
 
 export const Config = z.strictObject({
   kafka: z.strictObject({
@@ -126,7 +90,7 @@ export const Config = z.strictObject({
   sink: z.strictObject({
     databaseUrl: z.string(required("the postgres:// URL of Qobra's database")).regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" }),
     schema: z.string().regex(SQL_IDENT, { error: "must be a plain SQL identifier" }).default("qobra_data"),
-    defaultCurrency: z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" }),
+    defaultCurrency: CURRENCY_CODE,
     batchSize: z.number().int().min(1).max(50_000).default(5000),
   }),
   connectors: z.array(Connector).default([]),
@@ -143,10 +107,6 @@ export const Config = z.strictObject({
   });
 });
 export type Config = z.infer<typeof Config>;
-
-function isTimeZone(tz: string): boolean {
-  try { new Intl.DateTimeFormat("en-US", { timeZone: tz }); return true; } catch { return false; }
-}
 
 /** Replaces `${env:NAME}` in every string of a parsed YAML tree; a missing variable is a config error. */
 export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[] = [], missing: string[] = []): unknown {

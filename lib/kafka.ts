@@ -69,6 +69,7 @@ export function topicSpecs(config: Config): ITopicConfig[] {
     spec(t.syncRequests),
     spec(t.syncTasks),
     spec(t.syncEvents, [{ name: "retention.ms", value: String(30 * 24 * 3600 * 1000) }]),
+    spec(t.syncState, [{ name: "cleanup.policy", value: "compact" }], 1),
     spec(t.dlqMapper, [{ name: "retention.ms", value: "-1" }]),
     spec(t.dlqSink, [{ name: "retention.ms", value: "-1" }]),
     ...config.connectors.flatMap((c) => [

@@ -3,6 +3,7 @@ export interface Topics {
   syncRequests: string;
   syncTasks: string;
   syncEvents: string;
+  syncState: string;
   raw(connector: string): string;
   mapped(connector: string, table: string): string;
   dlqMapper: string;
@@ -18,6 +19,7 @@ export function topics(prefix = "qobra"): Topics {
     syncRequests: p("sync.requests"),
     syncTasks: p("sync.tasks"),
     syncEvents: p("sync.events"),
+    syncState: p("sync.state"),
     raw: (connector) => p(`raw.${connector}`),
     mapped: (connector, table) => p(`mapped.${connector}.${table}`),
     dlqMapper: p("dlq.mapper"),

@@ -7,8 +7,10 @@
  *     ConfigError (fix the config/source) or SourceUnavailableError (retry later).
  *  3. `read(table, opts)` yields pages of records. Connector code never touches Kafka: the worker
  *     produces each page, waits for the broker's acknowledgement, and only then asks for the next.
- *     A thrown error ends the run as failed; nothing after the last acknowledged page is lost
- *     because the run is repeated as a whole.
+ *     A page may carry ids deleted at the source (published as DELETE + tombstone) and a new
+ *     cursor `state`, which the worker saves (compacted topic sync.state) only after the page's
+ *     records are acknowledged; the next run gets it back in `opts.state`. A thrown error ends
+ *     the run as failed; the saved state is the last acknowledged one, so nothing is skipped.
  *  4. `close()` releases connections; it is idempotent.
  */
 import type { ConnectorConfig } from "../lib/config.ts";
@@ -25,13 +27,24 @@ export interface SourceRecord {
 
 export interface SourcePage {
   records: SourceRecord[];
+  /** External ids deleted at the source (e.g. Salesforce IsDeleted rows). */
+  deletedIds?: string[];
+  /** The cursor to resume from once this page is acknowledged (JSON-serialisable, small). */
+  state?: unknown;
   /** Source column → declared type, prefixed with the source kind (`pg:numeric`). Same for every page of a table. */
   sourceTypes: Record<string, string>;
 }
 
 export interface ReadOptions {
+  /** Full refresh (read everything; the worker infers deletes) rather than incremental. */
   full: boolean;
   signal: AbortSignal;
+  /** The state saved after the last acknowledged page of an earlier run of this table, or null. */
+  state: unknown;
+  /** When this run started (epoch ms): incremental cursors that restart from "the start of the last successful import" use it. */
+  runStartedAt: number;
+  /** Publishes a heartbeat to the worker's consumer group during long reads with no pages. */
+  heartbeat?: () => Promise<void>;
 }
 
 export interface TableCheck {

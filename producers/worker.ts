@@ -10,6 +10,7 @@ import { Codec, newEvent, publishEvent } from "../lib/codec.ts";
 import { describeError } from "../lib/errors.ts";
 import { endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
+import { loadState, saveState } from "../lib/state.ts";
 import { groups } from "../lib/topics.ts";
 import type { RawRecord, SyncRequest, TopicPartitionOffset } from "../schemas/index.ts";
 import { createConnector } from "./connector.ts";
@@ -69,25 +70,37 @@ export async function runSync(
   const totals: Record<string, number> = { read: 0 };
   try {
     for (const table of tables) {
-      let read = 0;
-      for await (const page of source.read(table, { full: request.full, signal: abort.signal })) {
+      let read = 0, deleted = 0;
+      const saved = request.full ? null : await loadState(port, codec, request.connector, table);
+      const state = saved ? JSON.parse(saved.state) as unknown : null;
+      for await (const page of source.read(table, { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat })) {
         const readAt = Date.now();
         const envelopes: RawRecord[] = page.records.map((r) => ({
           connector: request.connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
           sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
         }));
+        for (const id of page.deletedIds ?? []) {
+          envelopes.push({ connector: request.connector, table, externalId: id, op: "DELETE", runId, readAt, sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} });
+        }
         const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
-        await producer.send({
-          topic: rawTopic, acks: -1,
-          messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })),
+        const messages = envelopes.flatMap((e, i) => {
+          const key = rawKey(table, e.externalId);
+          // A delete is the DELETE envelope, then a tombstone so compaction forgets the record.
+          return e.op === "DELETE" ? [{ key, value: values[i]! }, { key, value: null }] : [{ key, value: values[i]! }];
         });
-        read += envelopes.length;
+        if (messages.length > 0) await producer.send({ topic: rawTopic, acks: -1, messages });
+        read += page.records.length;
+        deleted += page.deletedIds?.length ?? 0;
+        if (page.state !== undefined) {
+          await saveState(producer, port, codec, { connector: request.connector, table, runId, savedAt: Date.now(), state: JSON.stringify(page.state) });
+        }
         await heartbeat();
       }
       totals.read! += read;
+      totals.deleted = (totals.deleted ?? 0) + deleted;
       totals[`read.${table}`] = read;
-      await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read } }));
-      rlog.info({ table, read }, "table read");
+      await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read, deleted } }));
+      rlog.info({ table, read, deleted }, "table read");
     }
     const admin = await port.admin();
     const offsets: TopicPartitionOffset[] = [...(await endOffsets(admin, rawTopic))].map(([partition, offset]) => ({ topic: rawTopic, partition, offset }));

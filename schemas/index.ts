@@ -15,6 +15,7 @@ export const schemas = {
   rawRecord: load("raw-record"),
   syncEvent: load("sync-event"),
   deadLetter: load("dead-letter"),
+  syncState: load("sync-state"),
 } as const;
 export type SchemaName = keyof typeof schemas;
 
@@ -66,6 +67,15 @@ export interface SyncEvent {
   counts: Record<string, number>;
   offsets: TopicPartitionOffset[];
   error: string | null;
+}
+
+export interface SyncState {
+  connector: string;
+  table: string;
+  runId: string;
+  savedAt: number;
+  /** The connector's cursor, as JSON. */
+  state: string;
 }
 
 export interface DeadLetterIssue { path: string; code: string; message: string }

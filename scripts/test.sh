@@ -4,7 +4,7 @@
 # `N passed, N failed` line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source scripts/node24.sh
+source scripts/bootstrap.sh
 mkdir -p .stack
 # kafkajs 2.2.4 schedules a negative timeout on Node >= 24: harmless, known upstream.
 export NODE_OPTIONS="${NODE_OPTIONS:-} --disable-warning=TimeoutNegativeWarning"

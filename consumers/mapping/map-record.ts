@@ -64,7 +64,13 @@ function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][stri
     }
     case "number": case "percentage": out[name] = toDecimal(v as string); return;
     case "bool": out[name] = toBool(v); return;
-    case "object": out[name] = toText(v); out[`${name}_table`] = spec.references ?? null; return;
+    case "object": {
+      // A polymorphic reference's resolved type comes from the source, as the raw field `<name>__type`.
+      const resolved = raw.fields[`${name}__type`];
+      out[name] = toText(v);
+      out[`${name}_table`] = spec.references ?? (typeof resolved === "string" ? resolved : null);
+      return;
+    }
     case "date": out[name] = ctx.layout.dateKinds[name] === "datetime" ? toInstantMicros(v) : toDate(v); return;
     case "amount": {
       out[name] = toDecimal(v as string);

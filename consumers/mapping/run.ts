@@ -8,7 +8,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
-import type { Config, ConnectorConfig, PostgresTable } from "../../lib/config.ts";
+import type { Config, ConnectorConfig, TableConfig } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
 import type { KafkaPort } from "../../lib/kafka.ts";
@@ -42,7 +42,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   const txnLock = new Mutex();
   const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
 
-  async function targetFor(connector: ConnectorConfig, table: PostgresTable, raw: RawRecord | null): Promise<Target> {
+  async function targetFor(connector: ConnectorConfig, table: TableConfig, raw: RawRecord | null): Promise<Target> {
     const sourceTypes = raw?.sourceTypes ?? {};
     const layout = tableLayout(connector.id, table.name, table.fields, sourceTypes);
     const key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}`;
@@ -70,7 +70,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       for (const message of batch.messages) {
         const coords = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
         let raw: RawRecord | null = null;
-        let table: PostgresTable | undefined;
+        let table: TableConfig | undefined;
         try {
           const key = message.key ? parseRawKey(message.key) : null;
           if (message.value === null) {

@@ -4,11 +4,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { eventsPosition, waitForRun } from "../../lib/wait.ts";
-import { newRequest, publishRequest } from "../../scheduler/scheduler.ts";
 import { runRoles, type RunHandle } from "../../cli/run.ts";
 import type { Config } from "../../lib/config.ts";
 import type { DeadLetter, SyncEvent } from "../../schemas/index.ts";
+import { syncAndWait } from "../helpers/pipeline.ts";
 import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
 
 const SOURCE_DB = "qobra_it_source";
@@ -21,13 +20,7 @@ let pipeline: RunHandle;
 let table: string;
 let sinkSchema: string;
 
-async function sync(full = true): Promise<SyncEvent> {
-  const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
-  const from = await eventsPosition(rt.port);
-  const request = newRequest("crm", { full, by: "test" });
-  await publishRequest(producer, rt.codec, rt.port.topics, request);
-  return waitForRun(rt.port, rt.codec, config.topicPrefix, request.requestId, from, { timeoutMs: 150_000, tables: [{ connector: "crm", table: "deals" }] });
-}
+const sync = (full = true): Promise<SyncEvent> => syncAndWait(rt, "crm", { full });
 
 const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
   withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);

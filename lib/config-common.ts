@@ -1,0 +1,66 @@
+/**
+ * The parts of the configuration schema every connector shares: Qobra types, field specs,
+ * table and connector names. Connector-specific schemas live in lib/config-<source>.ts and are
+ * assembled in lib/config.ts.
+ */
+import { z } from "zod";
+
+export const QOBRA_TYPES = [
+  "string", "picklist", "multipicklist", "user", "date", "number", "amount", "percentage", "bool", "object",
+] as const;
+export type QobraType = (typeof QOBRA_TYPES)[number];
+
+export const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const FIELD_NAME = z.string().regex(SQL_IDENT, {
+  error: "must be a plain identifier (letters, digits, underscore; not starting with a digit) so it can name an Avro field and a SQL column",
+});
+export const TABLE_NAME = z.string().regex(/^[a-z_][a-z0-9_]*$/, {
+  error: "must be lower-case letters, digits and underscores (it names a Kafka topic, an Avro record and a SQL table)",
+});
+
+export const qobraType = z.enum(QOBRA_TYPES, {
+  error: (iss) => `unknown Qobra type ${JSON.stringify(iss.input)}; use one of ${QOBRA_TYPES.join(", ")}`,
+});
+
+export const FieldSpec = z.strictObject({
+  type: qobraType.describe("The Qobra type of the field."),
+  currencyColumn: z.string().optional().describe("amount: the source column holding the ISO 4217 currency code of each record."),
+  currency: z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" }).optional()
+    .describe("amount: a fixed currency for this field (else the record's currencyColumn, else the connector's, else sink.defaultCurrency)."),
+  format: z.enum(["date", "datetime"]).optional()
+    .describe("date: force a calendar date or an instant; by default it follows the source column's type."),
+  userKey: z.string().optional().describe("user: the Qobra users column the value matches (default: email)."),
+  references: TABLE_NAME.optional().describe("object: the Qobra table the value references."),
+});
+export type FieldSpec = z.infer<typeof FieldSpec>;
+
+/** A field is either a bare type name (`closed_on: date`) or an object with options. */
+export const FieldEntry = z.union([qobraType, FieldSpec], {
+  error: (iss) => `must be a Qobra type name (${QOBRA_TYPES.join(", ")}) or an object such as { type: amount, currencyColumn: currency }`
+    + (iss.input === undefined ? "" : ` (got ${JSON.stringify(iss.input)})`),
+}).transform((v): FieldSpec => (typeof v === "string" ? { type: v } : v));
+
+export const required = (what: string) => ({
+  error: (iss: { input?: unknown }) => (iss.input === undefined ? `is required: ${what}` : `must be a string: ${what}`),
+});
+
+
+export const CONNECTOR_ID = z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: "must be lower-case letters, digits, - and _, starting with a letter (it names Kafka topics)" });
+export const CURRENCY_CODE = z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" });
+export const TIME_ZONE = z.string().refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" });
+
+/** Rules on a table's fields every connector applies (use in .superRefine). */
+export function checkFields(fields: Record<string, FieldSpec>, ctx: z.RefinementCtx): void {
+  for (const [name, spec] of Object.entries(fields)) {
+    if (spec.type !== "amount" && (spec.currencyColumn || spec.currency)) {
+      ctx.addIssue({ code: "custom", path: ["fields", name], message: `currency options apply to amount fields only, and ${name} is ${spec.type}` });
+    }
+    if (name.startsWith("_")) {
+      ctx.addIssue({ code: "custom", path: ["fields", name], message: "field names starting with _ are reserved for system columns (_external_id, _name, …)" });
+    }
+  }
+}
+
+export function isTimeZone(tz: string): boolean {
+  try { new Intl.DateTimeFormat("en-US", { timeZone: tz }); return true; } catch { return false; }
+}

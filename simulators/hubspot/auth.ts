@@ -1,0 +1,203 @@
+/**
+ * OAuth as HubSpot runs it: POST /oauth/v1/token (refresh_token and authorization_code grants,
+ * form-encoded) mints access tokens that expire after `accessTokenTtlSeconds` (1800) on the
+ * simulator clock; refresh tokens do not rotate. Bearer tokens are checked on every API call:
+ * none/unknown → 401 INVALID_AUTHENTICATION, expired → 401 EXPIRED_AUTHENTICATION.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { expiredAuthentication, invalidAuthentication, missingAuthentication, oauthError } from "./errors.ts";
+import type { Settings } from "./store.ts";
+import type { OAuthSettings } from "./types.ts";
+
+export interface AccessToken {
+  token: string;
+  kind: "oauth" | "private_app";
+  scopes: string[];
+  /** Simulator-clock ms; null = never expires. */
+  expiresAt: number | null;
+  revoked: boolean;
+  /** Rate-limit bucket (the OAuth app, or the private app itself). */
+  app: string;
+  refreshToken?: string;
+  userId: number;
+}
+
+interface RefreshToken {
+  token: string;
+  scopes: string[];
+  revoked: boolean;
+  userId: number;
+  userEmail?: string;
+}
+
+interface AuthCode {
+  code: string;
+  redirectUri?: string;
+  scopes: string[];
+  refreshToken?: string;
+  used: boolean;
+}
+
+export const APP_ID = 1234567;
+
+function opaque(prefix: string): string {
+  return prefix + randomBytes(36).toString("base64url");
+}
+
+export class TokenStore {
+  private readonly settings: Settings;
+  private readonly access = new Map<string, AccessToken>();
+  private readonly refresh = new Map<string, RefreshToken>();
+  private readonly codes = new Map<string, AuthCode>();
+
+  constructor(settings: Settings, oauth: OAuthSettings | undefined, now: number) {
+    this.settings = settings;
+    for (const r of oauth?.refreshTokens ?? []) {
+      const rt = typeof r === "string" ? { token: r } : r;
+      const entry: RefreshToken = { token: rt.token, scopes: rt.scopes ?? settings.grantedScopes, revoked: false, userId: rt.userId ?? 1 };
+      if (rt.userEmail !== undefined) entry.userEmail = rt.userEmail;
+      this.refresh.set(rt.token, entry);
+    }
+    for (const c of oauth?.authorizationCodes ?? []) {
+      const code: AuthCode = { code: c.code, scopes: c.scopes ?? settings.grantedScopes, used: false };
+      if (c.redirectUri !== undefined) code.redirectUri = c.redirectUri;
+      if (c.refreshToken !== undefined) code.refreshToken = c.refreshToken;
+      this.codes.set(c.code, code);
+    }
+    for (const a of oauth?.accessTokens ?? []) {
+      const kind = a.kind ?? "private_app";
+      const expiresAt = a.expiresAt ? Date.parse(a.expiresAt) : null;
+      if (expiresAt !== null && Number.isNaN(expiresAt)) throw new Error(`portal.oauth.accessTokens: bad expiresAt ${a.expiresAt}`);
+      this.access.set(a.token, {
+        token: a.token, kind, scopes: a.scopes ?? settings.grantedScopes, expiresAt, revoked: false,
+        app: kind === "oauth" ? settings.oauth.clientId : `private-app:${a.token.slice(0, 12)}`, userId: 1,
+      });
+    }
+    void now;
+  }
+
+  /** Checks `Authorization: Bearer <token>` at `now`. */
+  authenticate(header: string | undefined, now: number): AccessToken {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+    if (!m || !m[1]) throw missingAuthentication();
+    const t = this.access.get(m[1]);
+    if (!t || t.revoked) throw invalidAuthentication();
+    if (t.expiresAt !== null && now >= t.expiresAt) throw expiredAuthentication(Math.floor((now - t.expiresAt) / 1000));
+    return t;
+  }
+
+  private mint(scopes: string[], now: number, opts: { refreshToken?: string; ttlSeconds?: number; kind?: "oauth" | "private_app"; userId?: number } = {}): AccessToken {
+    const kind = opts.kind ?? "oauth";
+    const ttl = opts.ttlSeconds ?? this.settings.oauth.accessTokenTtlSeconds;
+    const t: AccessToken = {
+      token: kind === "oauth" ? opaque("CO") : `pat-na1-${randomUUID()}`,
+      kind, scopes: [...scopes], expiresAt: kind === "oauth" || opts.ttlSeconds !== undefined ? now + ttl * 1000 : null,
+      revoked: false, app: kind === "oauth" ? this.settings.oauth.clientId : `private-app:${randomUUID()}`,
+      userId: opts.userId ?? 1,
+    };
+    if (opts.refreshToken !== undefined) t.refreshToken = opts.refreshToken;
+    this.access.set(t.token, t);
+    return t;
+  }
+
+  /** A token for tests and CLI users (default: an OAuth token with the granted scopes, 30 minutes). */
+  issue(opts: { scopes?: string[]; ttlSeconds?: number; kind?: "oauth" | "private_app" } = {}, now: number): AccessToken {
+    return this.mint(opts.scopes ?? this.settings.grantedScopes, now, opts);
+  }
+
+  /** Adds a refresh token (as if an install happened); returns it. */
+  addRefreshToken(opts: { token?: string; scopes?: string[] } = {}): string {
+    const token = opts.token ?? randomUUID();
+    this.refresh.set(token, { token, scopes: opts.scopes ?? this.settings.grantedScopes, revoked: false, userId: 1 });
+    return token;
+  }
+
+  /** Makes one (or every) access token expired as of `now`. */
+  expire(now: number, token?: string): number {
+    let n = 0;
+    for (const t of this.access.values()) {
+      if (token !== undefined && t.token !== token) continue;
+      t.expiresAt = now;
+      n++;
+    }
+    return n;
+  }
+
+  revokeRefreshToken(token: string, alsoAccessTokens = false): boolean {
+    const r = this.refresh.get(token);
+    if (!r) return false;
+    r.revoked = true;
+    if (alsoAccessTokens) for (const a of this.access.values()) if (a.refreshToken === token) a.revoked = true;
+    return true;
+  }
+
+  revokeAccessToken(token: string): boolean {
+    const a = this.access.get(token);
+    if (!a) return false;
+    a.revoked = true;
+    return true;
+  }
+
+  /** POST /oauth/v1/token with the form fields (query parameters client_secret/refresh_token allowed too). */
+  tokenEndpoint(form: Record<string, string>, now: number): Record<string, unknown> {
+    const grant = form.grant_type;
+    const o = this.settings.oauth;
+    if (grant !== "refresh_token" && grant !== "authorization_code") {
+      throw oauthError("BAD_GRANT_TYPE", grant ? `unsupported grant_type: ${grant}` : "missing grant_type");
+    }
+    if (!form.client_id || form.client_id !== o.clientId) throw oauthError("BAD_CLIENT_ID", "missing or unknown client id");
+    if (!form.client_secret || form.client_secret !== o.clientSecret) throw oauthError("BAD_CLIENT_SECRET", "missing or invalid client secret");
+    let refresh: RefreshToken;
+    if (grant === "refresh_token") {
+      const r = form.refresh_token ? this.refresh.get(form.refresh_token) : undefined;
+      if (!r || r.revoked) throw oauthError("BAD_REFRESH_TOKEN", "missing or invalid refresh token");
+      refresh = r;
+    } else {
+      const c = form.code ? this.codes.get(form.code) : undefined;
+      if (!c || c.used) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
+      const expected = c.redirectUri ?? o.redirectUri;
+      if (expected !== undefined && form.redirect_uri !== expected) throw oauthError("BAD_REDIRECT_URI", "redirect_uri does not match the one used to get the code");
+      c.used = true;
+      const token = this.addRefreshToken({ ...(c.refreshToken !== undefined ? { token: c.refreshToken } : {}), scopes: c.scopes });
+      refresh = this.refresh.get(token)!;
+    }
+    const access = this.mint(refresh.scopes, now, { refreshToken: refresh.token, userId: refresh.userId });
+    return {
+      token_type: "bearer",
+      refresh_token: refresh.token,
+      access_token: access.token,
+      expires_in: o.accessTokenTtlSeconds,
+      token_use: "access_token",
+      hub_id: this.settings.portalId,
+      user_id: refresh.userId,
+      scopes: refresh.scopes,
+    };
+  }
+
+  /** GET /oauth/v1/access-tokens/{token}. */
+  accessTokenInfo(token: string, now: number): Record<string, unknown> | undefined {
+    const t = this.access.get(token);
+    if (!t || t.revoked || (t.expiresAt !== null && now >= t.expiresAt)) return undefined;
+    return {
+      token: t.token, token_type: "access", hub_id: this.settings.portalId, app_id: APP_ID, user_id: t.userId,
+      scopes: t.scopes, expires_in: t.expiresAt === null ? 0 : Math.floor((t.expiresAt - now) / 1000),
+      hub_domain: `sim-${this.settings.portalId}.hubspot.com`, is_private_distribution: false,
+    };
+  }
+
+  /** GET /oauth/v1/refresh-tokens/{token}. */
+  refreshTokenInfo(token: string): Record<string, unknown> | undefined {
+    const r = this.refresh.get(token);
+    if (!r || r.revoked) return undefined;
+    const info: Record<string, unknown> = {
+      token: r.token, token_type: "refresh", client_id: this.settings.oauth.clientId, hub_id: this.settings.portalId,
+      user_id: r.userId, scopes: r.scopes, hub_domain: `sim-${this.settings.portalId}.hubspot.com`,
+    };
+    if (r.userEmail !== undefined) info.user = r.userEmail;
+    return info;
+  }
+
+  list(): { access: AccessToken[]; refresh: Array<{ token: string; revoked: boolean; scopes: string[] }> } {
+    return { access: [...this.access.values()], refresh: [...this.refresh.values()].map((r) => ({ token: r.token, revoked: r.revoked, scopes: r.scopes })) };
+  }
+}

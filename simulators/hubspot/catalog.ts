@@ -1,0 +1,155 @@
+/**
+ * HubSpot's fixed vocabulary: standard object types (names, type ids, which spec describes them,
+ * their create/last-modified properties, default properties) and the HUBSPOT_DEFINED association
+ * type ids (as exported by @hubspot/api-client's `AssociationTypes`).
+ */
+
+export interface StandardType {
+  name: string;
+  objectTypeId: string;
+  singular: string;
+  /** Spec file (under specs/) describing /crm/v3/objects/<pathSegment>. */
+  specFile: string;
+  pathSegment: string;
+  /** Path parameter name of get-by-id in that spec (e.g. dealId). */
+  idParam: string;
+  createdProperty: string;
+  lastModifiedProperty: string;
+  /** Properties returned when a request names none (HubSpot search guide). */
+  defaultProperties: string[];
+  /** Properties searched by the free-text `query` of CRM search. */
+  queryProperties: string[];
+  /** Scope "key" used in granular scope names (crm.objects.<key>.read). */
+  scopeKey: string;
+}
+
+const ENGAGEMENT_DEFAULTS = ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"];
+
+export const STANDARD_TYPES: StandardType[] = [
+  {
+    name: "contacts", objectTypeId: "0-1", singular: "contact", specFile: "crm-contacts-v3.json",
+    pathSegment: "contacts", idParam: "contactId", createdProperty: "createdate", lastModifiedProperty: "lastmodifieddate",
+    defaultProperties: ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
+    queryProperties: ["firstname", "lastname", "email", "phone", "hs_additional_emails", "fax", "mobilephone", "company"],
+    scopeKey: "contacts",
+  },
+  {
+    name: "companies", objectTypeId: "0-2", singular: "company", specFile: "crm-companies-v3.json",
+    pathSegment: "companies", idParam: "companyId", createdProperty: "createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ["name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"],
+    queryProperties: ["website", "phone", "name", "domain"],
+    scopeKey: "companies",
+  },
+  {
+    name: "deals", objectTypeId: "0-3", singular: "deal", specFile: "crm-deals-v3.json",
+    pathSegment: "0-3", idParam: "dealId", createdProperty: "createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ["dealname", "amount", "closedate", "pipeline", "dealstage", "createdate", "hs_lastmodifieddate", "hs_object_id"],
+    queryProperties: ["dealname", "pipeline", "dealstage", "description", "dealtype"],
+    scopeKey: "deals",
+  },
+  {
+    name: "line_items", objectTypeId: "0-8", singular: "line_item", specFile: "crm-line-items-v3.json",
+    pathSegment: "line_items", idParam: "lineItemId", createdProperty: "createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ["quantity", "amount", "price", "createdate", "hs_lastmodifieddate", "hs_object_id"],
+    queryProperties: ["name", "description", "hs_sku"],
+    scopeKey: "line_items",
+  },
+  {
+    name: "meetings", objectTypeId: "0-47", singular: "meeting", specFile: "crm-meetings-v3.json",
+    pathSegment: "meetings", idParam: "meetingId", createdProperty: "hs_createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ENGAGEMENT_DEFAULTS, queryProperties: ["hs_meeting_title", "hs_meeting_body"], scopeKey: "meetings",
+  },
+  {
+    name: "calls", objectTypeId: "0-48", singular: "call", specFile: "crm-calls-v3.json",
+    pathSegment: "calls", idParam: "callId", createdProperty: "hs_createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ENGAGEMENT_DEFAULTS, queryProperties: ["hs_call_title", "hs_call_body"], scopeKey: "calls",
+  },
+  {
+    name: "emails", objectTypeId: "0-49", singular: "email", specFile: "crm-emails-v3.json",
+    pathSegment: "emails", idParam: "emailId", createdProperty: "hs_createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ENGAGEMENT_DEFAULTS, queryProperties: ["hs_email_subject", "hs_email_text"], scopeKey: "emails",
+  },
+  {
+    name: "tasks", objectTypeId: "0-27", singular: "task", specFile: "crm-tasks-v3.json",
+    pathSegment: "tasks", idParam: "taskId", createdProperty: "hs_createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ENGAGEMENT_DEFAULTS, queryProperties: ["hs_task_subject", "hs_task_body"], scopeKey: "tasks",
+  },
+  {
+    name: "goal_targets", objectTypeId: "0-74", singular: "goal_target", specFile: "crm-goal-targets-v3.json",
+    pathSegment: "goal_targets", idParam: "goalTargetId", createdProperty: "hs_createdate", lastModifiedProperty: "hs_lastmodifieddate",
+    defaultProperties: ENGAGEMENT_DEFAULTS, queryProperties: ["hs_goal_name"], scopeKey: "goals",
+  },
+];
+
+/** Standard types served through the generic objects spec (no dedicated spec copied). */
+export const GENERIC_STANDARD_TYPES: Array<Pick<StandardType, "name" | "objectTypeId" | "singular" | "scopeKey">> = [
+  { name: "tickets", objectTypeId: "0-5", singular: "ticket", scopeKey: "tickets" },
+  { name: "products", objectTypeId: "0-7", singular: "product", scopeKey: "products" },
+  { name: "notes", objectTypeId: "0-46", singular: "note", scopeKey: "notes" },
+];
+
+/** Aliases HubSpot accepts in paths besides the plural name and the type id. */
+export const TYPE_ALIASES: Record<string, string> = {
+  contact: "contacts", company: "companies", deal: "deals", line_item: "line_items", lineitems: "line_items",
+  meeting: "meetings", call: "calls", email: "emails", task: "tasks", goal_target: "goal_targets", goals: "goal_targets",
+  goal: "goal_targets", ticket: "tickets", product: "products", note: "notes",
+};
+
+export interface HubSpotDefinedType {
+  typeId: number;
+  from: string;
+  to: string;
+  inverse: number;
+  primary: boolean;
+}
+
+/** HUBSPOT_DEFINED association type ids: [typeId, from, to, inverse, primary]. */
+const RAW_DEFINED: Array<[number, string, string, number, boolean]> = [
+  [1, "contacts", "companies", 2, true], [2, "companies", "contacts", 1, true],
+  [3, "deals", "contacts", 4, false], [4, "contacts", "deals", 3, false],
+  [5, "deals", "companies", 6, true], [6, "companies", "deals", 5, true],
+  [13, "companies", "companies", 14, false], [14, "companies", "companies", 13, false],
+  [15, "contacts", "tickets", 16, false], [16, "tickets", "contacts", 15, false],
+  [19, "deals", "line_items", 20, false], [20, "line_items", "deals", 19, false],
+  [25, "companies", "tickets", 26, true], [26, "tickets", "companies", 25, true],
+  [27, "deals", "tickets", 28, false], [28, "tickets", "deals", 27, false],
+  [181, "companies", "calls", 182, false], [182, "calls", "companies", 181, false],
+  [185, "companies", "emails", 186, false], [186, "emails", "companies", 185, false],
+  [187, "companies", "meetings", 188, false], [188, "meetings", "companies", 187, false],
+  [189, "companies", "notes", 190, false], [190, "notes", "companies", 189, false],
+  [191, "companies", "tasks", 192, false], [192, "tasks", "companies", 191, false],
+  [193, "contacts", "calls", 194, false], [194, "calls", "contacts", 193, false],
+  [197, "contacts", "emails", 198, false], [198, "emails", "contacts", 197, false],
+  [199, "contacts", "meetings", 200, false], [200, "meetings", "contacts", 199, false],
+  [201, "contacts", "notes", 202, false], [202, "notes", "contacts", 201, false],
+  [203, "contacts", "tasks", 204, false], [204, "tasks", "contacts", 203, false],
+  [205, "deals", "calls", 206, false], [206, "calls", "deals", 205, false],
+  [209, "deals", "emails", 210, false], [210, "emails", "deals", 209, false],
+  [211, "deals", "meetings", 212, false], [212, "meetings", "deals", 211, false],
+  [213, "deals", "notes", 214, false], [214, "notes", "deals", 213, false],
+  [215, "deals", "tasks", 216, false], [216, "tasks", "deals", 215, false],
+  [279, "contacts", "companies", 280, false], [280, "companies", "contacts", 279, false],
+  [339, "tickets", "companies", 340, false], [340, "companies", "tickets", 339, false],
+  [341, "deals", "companies", 342, false], [342, "companies", "deals", 341, false],
+  [399, "calls", "meetings", 400, false], [400, "meetings", "calls", 399, false],
+  [449, "contacts", "contacts", 449, false], [450, "companies", "companies", 450, false],
+  [451, "deals", "deals", 451, false], [452, "tickets", "tickets", 452, false],
+];
+
+export const HUBSPOT_DEFINED: Map<number, HubSpotDefinedType> = new Map(
+  RAW_DEFINED.map(([typeId, from, to, inverse, primary]) => [typeId, { typeId, from, to, inverse, primary }]),
+);
+
+/** The unlabeled default type id HubSpot uses between two standard types (first non-primary match). */
+export function defaultTypeId(from: string, to: string): number | undefined {
+  for (const t of HUBSPOT_DEFINED.values()) {
+    if (t.from === from && t.to === to && !t.primary) return t.typeId;
+  }
+  return undefined;
+}
+
+/** Types that have a "Primary" variant: the unlabeled one is named `<a>_to_<b>_unlabeled` in v3 responses. */
+export function hasPrimaryVariant(from: string, to: string): boolean {
+  for (const t of HUBSPOT_DEFINED.values()) if (t.from === from && t.to === to && t.primary) return true;
+  return false;
+}
