@@ -50,10 +50,11 @@ program.command("sync")
   .argument("<connector>", "connector id from the config")
   .option("-t, --table <table...>", "only these Qobra tables")
   .option("--full", "full refresh (detects deletes)", false)
+  .option("--force-deletes", "publish the deletes a full run infers even past the mass-delete guard", false)
   .option("--wait", "return when every record of the run is committed in the sink; exit 1 if the run failed", false)
   .option("--timeout <seconds>", "give up waiting after this long", "21600")
   .option("--json", "print the outcome as JSON", false)
-  .action(async (id: string, opts: { table?: string[]; full: boolean; wait: boolean; timeout: string; json: boolean }) => {
+  .action(async (id: string, opts: { table?: string[]; full: boolean; forceDeletes: boolean; wait: boolean; timeout: string; json: boolean }) => {
     const cfg = config();
     const connector = findConnector(cfg, id);
     const tables = opts.table ?? [];
@@ -62,7 +63,7 @@ program.command("sync")
     try {
       const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
       const from = opts.wait ? await eventsPosition(rt.port) : new Map<number, number>();
-      const request = newRequest(id, { full: opts.full, tables, by: "cli" });
+      const request = newRequest(id, { full: opts.full, tables, by: "cli", forceDeletes: opts.forceDeletes });
       await publishRequest(producer, rt.codec, rt.port.topics, request);
       if (!opts.wait) {
         print(opts.json, { runId: request.requestId, connector: id, status: "requested" }, `sync of ${id} requested (run ${request.requestId})`);

@@ -44,6 +44,8 @@ export const PostgresConnector = z.strictObject({
   timestampTimezone: TIME_ZONE.default("UTC")
     .describe("The zone in which TIMESTAMP WITHOUT TIME ZONE values are read."),
   defaultCurrency: CURRENCY_CODE.optional(),
+  massDeleteThreshold: z.number().min(0).max(1).default(0.3)
+    .describe("A full run that would delete more than this share of a table's records stops and asks (sync --full --force-deletes)."),
   tables: z.array(PostgresTable).min(1, { error: "list at least one table to sync" }),
 });
 export type PostgresConnector = z.infer<typeof PostgresConnector>;

@@ -12,7 +12,7 @@ export interface RegistryConfig { url: string; username?: string | undefined; pa
 
 export class Registry {
   readonly client: SchemaRegistry;
-  private readonly ids = new Map<string, number>();
+  private readonly ids = new Map<string, Promise<number>>();
   private readonly url: string;
   private readonly auth: { username: string; password: string } | undefined;
   private readonly raw = new Map<number, avro.Schema>();
@@ -28,17 +28,26 @@ export class Registry {
    * Registers `schema` under `<topic>-value` with BACKWARD compatibility (idempotent) and returns
    * its id. An incompatible schema is refused with SchemaIncompatibleError.
    */
-  async register(topic: string, schema: avro.Schema): Promise<number> {
+  register(topic: string, schema: avro.Schema): Promise<number> {
+    // Single flight: concurrent registrations of one schema share one request (two racing
+    // registrations of the same new subject can be refused by the registry).
     const subject = `${topic}-value`;
     const cacheKey = `${subject}\u0000${JSON.stringify(schema)}`;
-    const cached = this.ids.get(cacheKey);
-    if (cached !== undefined) return cached;
+    let pending = this.ids.get(cacheKey);
+    if (!pending) {
+      pending = this.registerOnce(subject, schema);
+      this.ids.set(cacheKey, pending);
+      pending.catch(() => this.ids.delete(cacheKey));
+    }
+    return pending;
+  }
+
+  private async registerOnce(subject: string, schema: avro.Schema): Promise<number> {
     try {
       const { id } = await this.client.register(
         { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
         { subject, compatibility: COMPATIBILITY.BACKWARD },
       );
-      this.ids.set(cacheKey, id);
       return id;
     } catch (e) {
       const status = (e as { status?: number }).status;

@@ -2,45 +2,22 @@
  * Cursor state of each (connector, table), kept in the compacted topic sync.state so that any
  * producer worker, on any machine, resumes where the last acknowledged page left off.
  */
-import { randomUUID } from "node:crypto";
 import type { Producer } from "kafkajs";
 import type { Codec } from "./codec.ts";
-import { endOffsets, type KafkaPort } from "./kafka.ts";
+import type { KafkaPort } from "./kafka.ts";
+import { readToEnd } from "./topic-scan.ts";
 import type { SyncState } from "../schemas/index.ts";
 
 export const stateKey = (connector: string, table: string): string => JSON.stringify([connector, table]);
 
 /** Reads the latest saved state of one table (null when none): the topic up to its current end. */
 export async function loadState(port: KafkaPort, codec: Codec, connector: string, table: string): Promise<SyncState | null> {
-  const topic = port.topics.syncState;
-  const admin = await port.admin();
-  const ends = await endOffsets(admin, topic);
-  const pending = new Map([...ends].filter(([, end]) => end > 0));
-  if (pending.size === 0) return null;
   const key = stateKey(connector, table);
-  const groupId = `${topic}-reader-${randomUUID()}`;
-  const consumer = port.kafka.consumer({ groupId, sessionTimeout: 10_000 });
-  let latest: SyncState | null = null;
-  try {
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await new Promise<void>((resolve, reject) => {
-      consumer.run({
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            if (m.key?.toString() === key) latest = m.value ? await codec.decode<SyncState>(m.value) : null;
-          }
-          const end = pending.get(batch.partition);
-          if (end !== undefined && Number(batch.lastOffset()) + 1 >= end) pending.delete(batch.partition);
-          if (pending.size === 0) resolve();
-        },
-      }).catch(reject);
-    });
-  } finally {
-    await consumer.disconnect().catch(() => {});
-    await admin.deleteGroups([groupId]).catch(() => {});
-  }
-  return latest;
+  let latest: Buffer | null = null;
+  await readToEnd(port, port.topics.syncState, (messages) => {
+    for (const m of messages) if (m.key?.toString() === key) latest = m.value;
+  });
+  return latest ? codec.decode<SyncState>(latest) : null;
 }
 
 export async function saveState(producer: Producer, port: KafkaPort, codec: Codec, s: SyncState): Promise<void> {

@@ -7,10 +7,11 @@
 import type { Consumer, Producer } from "kafkajs";
 import { findConnector, type Config } from "../lib/config.ts";
 import { Codec, newEvent, publishEvent } from "../lib/codec.ts";
-import { describeError } from "../lib/errors.ts";
+import { EtlError, describeError } from "../lib/errors.ts";
 import { endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { loadState, saveState } from "../lib/state.ts";
+import { readToEnd } from "../lib/topic-scan.ts";
 import { groups } from "../lib/topics.ts";
 import type { RawRecord, SyncRequest, TopicPartitionOffset } from "../schemas/index.ts";
 import { createConnector } from "./connector.ts";
@@ -24,12 +25,22 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
   const consumer: Consumer = port.kafka.consumer({ groupId: groups(config.topicPrefix).producers, sessionTimeout: 30_000, heartbeatInterval: 3000 });
   await consumer.connect();
   await consumer.subscribe({ topic: port.topics.syncRequests, fromBeginning: true });
+  // Requests of one connector share a partition, so they are served one after the other. A request
+  // made before the start of a run that covered it is answered by that run (coalesced), not repeated.
+  const lastRuns = new Map<string, { startedAt: number; full: boolean; tables: string[] }>();
   await consumer.run({
     partitionsConsumedConcurrently: Math.max(1, config.kafka.partitions),
     eachMessage: async ({ message, heartbeat }) => {
       if (!message.value) return;
       const request = await codec.decode<SyncRequest>(message.value);
-      await runSync(config, port, codec, producer, request, heartbeat);
+      const last = lastRuns.get(request.connector);
+      if (last && coveredBy(request, last)) {
+        await coalesce(port, codec, producer, request, last.startedAt);
+        return;
+      }
+      const startedAt = Date.now();
+      const outcome = await runSync(config, port, codec, producer, request, heartbeat);
+      if (outcome === "completed") lastRuns.set(request.connector, { startedAt, full: request.full, tables: request.tables });
     },
   });
   return {
@@ -38,6 +49,23 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
       await producer.disconnect().catch(() => {});
     },
   };
+}
+
+function coveredBy(request: SyncRequest, last: { startedAt: number; full: boolean; tables: string[] }): boolean {
+  if (request.requestedAt >= last.startedAt || request.forceDeletes) return false;
+  if (request.full && !last.full) return false;
+  if (last.tables.length === 0) return true;
+  return request.tables.length > 0 && request.tables.every((t) => last.tables.includes(t));
+}
+
+async function coalesce(port: KafkaPort, codec: Codec, producer: Producer, request: SyncRequest, coveringRunStart: number): Promise<void> {
+  const rawTopic = port.topics.raw(request.connector);
+  const offsets = [...(await endOffsets(await port.admin(), rawTopic))].map(([partition, offset]) => ({ topic: rawTopic, partition, offset }));
+  await publishEvent(producer, codec, port.topics.syncEvents, newEvent({
+    runId: request.requestId, connector: request.connector, type: "RUN_COMPLETED", full: request.full, offsets,
+    counts: { read: 0, coalesced: 1, coveredByRunStartedAt: coveringRunStart },
+  }));
+  log.info({ connector: request.connector, runId: request.requestId }, "request coalesced into a run that started after it was made");
 }
 
 /** Runs one sync request to its end and publishes its lifecycle. Never throws for a failed run. */
@@ -67,10 +95,34 @@ export async function runSync(
   rlog.info({ tables, full: request.full }, "run started");
   const source = createConnector(connectorConfig);
   const abort = new AbortController();
-  const totals: Record<string, number> = { read: 0 };
+  const totals: Record<string, number> = { read: 0, deleted: 0 };
+  const publishDeletes = async (table: string, ids: Iterable<string>): Promise<number> => {
+    let n = 0;
+    let chunk: string[] = [];
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      const envelopes: RawRecord[] = chunk.map((id) => ({ connector: request.connector, table, externalId: id, op: "DELETE", runId, readAt: Date.now(), sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} }));
+      const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
+      // A delete is the DELETE envelope, then a tombstone so compaction forgets the record.
+      await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.flatMap((e, i) => [{ key: rawKey(table, e.externalId), value: values[i]! }, { key: rawKey(table, e.externalId), value: null }]) });
+      n += chunk.length;
+      chunk = [];
+      await heartbeat();
+    };
+    for (const id of ids) { chunk.push(id); if (chunk.length >= 1000) await flush(); }
+    await flush();
+    return n;
+  };
   try {
+    // Full runs are total: whatever the pipeline holds and this run did not see was deleted at the
+    // source. Deletes are published only once every table of the run was read in full.
+    const unseen = new Map<string, Set<string>>();
+    let lastProgress = Date.now();
     for (const table of tables) {
       let read = 0, deleted = 0;
+      const live = request.full ? await liveIds(port, rawTopic, table, heartbeat) : null;
+      if (live) unseen.set(table, live);
+      const liveBefore = live?.size ?? 0;
       const saved = request.full ? null : await loadState(port, codec, request.connector, table);
       const state = saved ? JSON.parse(saved.state) as unknown : null;
       for await (const page of source.read(table, { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat })) {
@@ -79,28 +131,39 @@ export async function runSync(
           connector: request.connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
           sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
         }));
-        for (const id of page.deletedIds ?? []) {
-          envelopes.push({ connector: request.connector, table, externalId: id, op: "DELETE", runId, readAt, sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} });
+        if (envelopes.length > 0) {
+          const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
+          await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })) });
         }
-        const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
-        const messages = envelopes.flatMap((e, i) => {
-          const key = rawKey(table, e.externalId);
-          // A delete is the DELETE envelope, then a tombstone so compaction forgets the record.
-          return e.op === "DELETE" ? [{ key, value: values[i]! }, { key, value: null }] : [{ key, value: values[i]! }];
-        });
-        if (messages.length > 0) await producer.send({ topic: rawTopic, acks: -1, messages });
+        if (live) for (const r of page.records) live.delete(r.externalId);
+        if (page.deletedIds && page.deletedIds.length > 0) {
+          deleted += await publishDeletes(table, page.deletedIds);
+          if (live) for (const id of page.deletedIds) live.delete(id);
+        }
         read += page.records.length;
-        deleted += page.deletedIds?.length ?? 0;
         if (page.state !== undefined) {
           await saveState(producer, port, codec, { connector: request.connector, table, runId, savedAt: Date.now(), state: JSON.stringify(page.state) });
+        }
+        if (Date.now() - lastProgress > 2000) {
+          lastProgress = Date.now();
+          await publishEvent(producer, codec, events, newEvent({ ...base, type: "PROGRESS", table, counts: { read: totals.read! + read } }));
         }
         await heartbeat();
       }
       totals.read! += read;
-      totals.deleted = (totals.deleted ?? 0) + deleted;
+      totals.deleted! += deleted;
       totals[`read.${table}`] = read;
-      await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read, deleted } }));
-      rlog.info({ table, read, deleted }, "table read");
+      const threshold = (connectorConfig as { massDeleteThreshold?: number }).massDeleteThreshold ?? 0.3;
+      if (live && liveBefore > 0 && live.size / liveBefore > threshold && !request.forceDeletes) {
+        throw new MassDeleteError(`table ${table}: this full run would delete ${live.size} of ${liveBefore} records (${Math.round(100 * live.size / liveBefore)}%, above the ${Math.round(threshold * 100)}% guard); nothing was deleted. If the source really lost them, run \`qobra-sync sync ${request.connector} --full --force-deletes\``);
+      }
+      await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read, deleted, unseen: live?.size ?? 0 } }));
+      rlog.info({ table, read, deleted, unseen: live?.size ?? 0 }, "table read");
+    }
+    for (const [table, ids] of unseen) {
+      const n = await publishDeletes(table, ids);
+      totals.deleted! += n;
+      totals[`deleted.${table}`] = n;
     }
     const admin = await port.admin();
     const offsets: TopicPartitionOffset[] = [...(await endOffsets(admin, rawTopic))].map(([partition, offset]) => ({ topic: rawTopic, partition, offset }));
@@ -116,6 +179,26 @@ export async function runSync(
   } finally {
     await source.close();
   }
+}
+
+export class MassDeleteError extends EtlError {
+  constructor(message: string) { super("SOURCE_DATA", message); }
+}
+
+/** The external ids of a table that the raw topic holds as live (latest message not a tombstone). */
+async function liveIds(port: KafkaPort, rawTopic: string, table: string, heartbeat: () => Promise<void>): Promise<Set<string>> {
+  const live = new Set<string>();
+  const prefix = `${JSON.stringify([table, ""]).slice(0, -3)}`; // '["table",' — cheap filter before JSON.parse
+  await readToEnd(port, rawTopic, (messages) => {
+    for (const m of messages) {
+      const k = m.key?.toString();
+      if (!k || !k.startsWith(prefix)) continue;
+      const key = parseRawKey(k);
+      if (!key || key.table !== table) continue;
+      if (m.value === null) live.delete(key.externalId); else live.add(key.externalId);
+    }
+  }, { heartbeat });
+  return live;
 }
 
 /** Raw topics are keyed by (table, external id). */

@@ -29,8 +29,11 @@ export function cronRules(connector: Config["connectors"][number]): Array<{ rule
   return [{ rule: `0 ${refreshHours(s).join(",")} * * *`, tz: s.timezone, full: true }];
 }
 
-export function newRequest(connector: string, opts: { full?: boolean; tables?: string[]; by: string }): SyncRequest {
-  return { requestId: randomUUID(), connector, tables: opts.tables ?? [], full: opts.full ?? false, requestedAt: Date.now(), requestedBy: opts.by };
+export function newRequest(connector: string, opts: { full?: boolean; tables?: string[]; by: string; forceDeletes?: boolean }): SyncRequest {
+  return {
+    requestId: randomUUID(), connector, tables: opts.tables ?? [], full: opts.full ?? false,
+    requestedAt: Date.now(), requestedBy: opts.by, forceDeletes: opts.forceDeletes ?? false,
+  };
 }
 
 export async function publishRequest(producer: Producer, codec: Codec, topics: Topics, request: SyncRequest): Promise<void> {

@@ -27,6 +27,7 @@ export interface SyncRequest {
   /** Epoch milliseconds. */
   requestedAt: number;
   requestedBy: string;
+  forceDeletes: boolean;
 }
 
 export interface SyncTask {

@@ -38,7 +38,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   const rawTopics = config.connectors.map((c) => port.topics.raw(c.id));
   if (rawTopics.length > 0) await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
 
-  const targets = new Map<string, Target>();
+  const targets = new Map<string, Promise<Target>>();
   const txnLock = new Mutex();
   const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
 
@@ -49,9 +49,9 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
     let t = targets.get(key);
     if (!t) {
       const topic = port.topics.mapped(connector.id, table.name);
-      const schemaId = await registry.register(topic, mappedSchema(layout));
-      t = { topic, schemaId, layout };
+      t = registry.register(topic, mappedSchema(layout)).then((schemaId) => ({ topic, schemaId, layout }));
       targets.set(key, t);
+      t.catch(() => targets.delete(key));
     }
     return t;
   }

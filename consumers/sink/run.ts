@@ -39,20 +39,30 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
 
   const consumer: Consumer = port.kafka.consumer({ groupId: group, maxBytesPerPartition: 4 * 1024 * 1024 });
   await consumer.connect();
-  consumer.on(consumer.events.GROUP_JOIN, async (e) => {
-    // Seek to the offsets stored with the data (Kafka's committed offsets may be behind them).
-    try {
-      const assigned = e.payload.memberAssignment;
-      const stored = await pool.query<{ topic: string; partition: number; next_offset: string }>(
-        `SELECT topic, partition, next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = ANY($2)`,
-        [group, Object.keys(assigned)]);
-      for (const row of stored.rows) {
-        if (assigned[row.topic]?.includes(row.partition)) consumer.seek({ topic: row.topic, partition: row.partition, offset: row.next_offset });
-      }
-    } catch (err) {
-      log.warn({ err: describeError(err) }, "could not read stored offsets on assignment; relying on the in-transaction check");
+  // The offsets stored with the data are the truth. On each new assignment, the first batch of a
+  // partition checks where it should start: the stored offset, or the topic's beginning for a sink
+  // that has none (a new or dropped sink database replays everything), and seeks there if needed.
+  const positioned = new Set<string>();
+  consumer.on(consumer.events.GROUP_JOIN, () => positioned.clear());
+  async function position(topic: string, partition: number, firstOffset: number): Promise<boolean> {
+    const key = `${topic}:${partition}`;
+    if (positioned.has(key)) return true;
+    const stored = await pool.query<{ next_offset: string }>(
+      `SELECT next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = $2 AND partition = $3`,
+      [group, topic, partition]);
+    let target: number;
+    if (stored.rows[0]) target = Number(stored.rows[0].next_offset);
+    else {
+      const offs = await (await port.admin()).fetchTopicOffsets(topic);
+      target = Number(offs.find((o) => o.partition === partition)?.low ?? 0);
     }
-  });
+    positioned.add(key);
+    // At or before the target: go on (the transaction skips what was already applied).
+    if (firstOffset <= target) return true;
+    consumer.seek({ topic, partition, offset: String(target) });
+    log.info({ topic, partition, from: firstOffset, to: target }, "sink repositioned to the offset stored with the data");
+    return false;
+  }
   if (mappedTopics.length > 0) await consumer.subscribe({ topics: mappedTopics.map((m) => m.topic), fromBeginning: true });
 
   async function tableFor(topic: string, schemaId: number): Promise<TableState> {
@@ -75,6 +85,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     partitionsConsumedConcurrently: 2,
     eachBatch: async ({ batch, resolveOffset, heartbeat }: EachBatchPayload) => {
       if (batch.messages.length === 0 || !byTopic.has(batch.topic)) return;
+      if (!(await position(batch.topic, batch.partition, Number(batch.messages[0]!.offset)))) return;
       // Last message per external id wins (they are in offset order within the partition).
       const latest = new Map<string, KafkaMessage>();
       for (const m of batch.messages) if (m.key && m.value) latest.set(m.key.toString(), m);

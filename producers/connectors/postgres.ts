@@ -7,11 +7,12 @@
  * TIMESTAMP WITHOUT TIME ZONE is read in the connector's configured zone.
  */
 import pg from "pg";
-import type { PostgresConnector, PostgresTable } from "../../lib/config.ts";
+import type { PostgresConnector, PostgresTable, QobraType } from "../../lib/config.ts";
 import { ConfigError, SourceUnavailableError, isRetriablePgError } from "../../lib/errors.ts";
 import { ident, literal } from "../../lib/pg.ts";
 import { redactUrl } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
+import { compileWhere } from "./pg-where.ts";
 import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
 
 const FETCH_SIZE = 2000;
@@ -88,8 +89,31 @@ class PostgresSource implements SourceConnector {
           if (col && !d.columns.has(col)) problems.push(`${role} ${col} is not a column of ${d.rel} (columns: ${[...d.columns.keys()].join(", ")})`);
         }
         for (const [field, spec] of Object.entries(table.fields)) {
-          if (!d.columns.has(field)) problems.push(`field ${field} is not a column of ${d.rel}`);
+          const col = d.columns.get(field);
+          if (!col) problems.push(`field ${field} is not a column of ${d.rel}`);
+          else {
+            const problem = typeProblem(field, col, spec.type);
+            if (problem) problems.push(problem);
+          }
           if (spec.currencyColumn && !d.columns.has(spec.currencyColumn)) problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a column of ${d.rel}`);
+        }
+        if (table.where) {
+          try { await compileWhere(table.where, new Set(d.columns.keys())); } catch (e) { problems.push(`where ${JSON.stringify(table.where)} is refused: ${(e as Error).message}`); }
+        }
+        for (const [field, spec] of Object.entries(table.fields)) {
+          if (spec.type !== "user" || spec.userKey || !d.columns.has(field) || problems.length > 0) continue;
+          const bad = await client.query<{ n: string; sample: string | null }>(
+            `SELECT count(*)::text AS n, min(v) AS sample FROM (SELECT ${ident(field)}::text AS v FROM ${d.rel} LIMIT 10000) s
+              WHERE v IS NOT NULL AND btrim(v) !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'`);
+          if (Number(bad.rows[0]?.n ?? 0) > 0) {
+            problems.push(`user field ${field} should hold e-mails, but ${bad.rows[0]!.n} of the first 10,000 values do not (e.g. ${JSON.stringify(bad.rows[0]!.sample)}); set userKey to the Qobra user column it matches`);
+          }
+        }
+        const write = await client.query<{ w: string }>(
+          `SELECT (has_table_privilege($1, 'INSERT') OR has_table_privilege($1, 'UPDATE') OR has_table_privilege($1, 'DELETE') OR has_table_privilege($1, 'TRUNCATE')
+                   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS w`, [d.rel]);
+        if (write.rows[0]?.w === "true") {
+          warnings.push(`THE CONNECTOR'S ACCOUNT CAN WRITE to ${d.rel} (or is a superuser): qobra-sync only reads; give it a read-only role (GRANT SELECT only)`);
         }
         if (d.columns.has(table.idColumn)) {
           const uniq = await client.query<{ ok: string }>(
@@ -133,12 +157,24 @@ class PostgresSource implements SourceConnector {
       table.updatedAtColumn ? valueExpr(need(table.updatedAtColumn, "updatedAtColumn"), tz) : "NULL",
       ...[...fieldCols.values()].map((c) => valueExpr(c, tz)),
     ];
-    const where = table.where ? ` WHERE (${table.where})` : "";
+    for (const [field, spec] of Object.entries(table.fields)) {
+      const problem = typeProblem(field, fieldCols.get(field)!, spec.type);
+      if (problem) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: ${problem}`);
+    }
+    let where = "";
+    if (table.where) {
+      try {
+        where = ` WHERE (${await compileWhere(table.where, new Set(d.columns.keys()))})`;
+      } catch (e) {
+        throw new ConfigError(`connector ${this.config.id}, table ${table.name}: the where condition is refused: ${(e as Error).message}`, e);
+      }
+    }
     const sql = `SELECT ${select.join(", ")} FROM ${d.rel}${where}`;
     const sourceTypes: Record<string, string> = {};
     for (const [name, c] of fieldCols) sourceTypes[name] = `pg:${c.type}`;
     const names = [...fieldCols.keys()];
     const bools = names.map((n) => fieldCols.get(n)!.type === "bool");
+    const arrays = names.map((n) => fieldCols.get(n)!.category === "A");
 
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     try {
@@ -150,7 +186,7 @@ class PostgresSource implements SourceConnector {
           const fields: Record<string, RawValue> = {};
           for (let i = 0; i < names.length; i++) {
             const v = row[i + 3] ?? null;
-            fields[names[i]!] = v !== null && bools[i] ? v === "true" : v;
+            fields[names[i]!] = v === null ? null : bools[i] ? v === "true" : arrays[i] ? jsonArray(v) : v;
           }
           return { externalId: row[0] ?? "", name: row[1] ?? null, sourceUpdatedAt: row[2] ?? null, fields };
         });
@@ -176,9 +212,44 @@ class PostgresSource implements SourceConnector {
 /** The SQL that reads one column in a lossless text form. */
 function valueExpr(c: ColumnInfo, timestampZone: string): string {
   const col = ident(c.name);
+  if (c.category === "A") return `array_to_json(${col})::text`;
   switch (c.type) {
     case "money": return `${col}::numeric::text`;
     case "timestamp": return `(${col} AT TIME ZONE ${literal(timestampZone)})::text`;
     default: return `${col}::text`;
   }
+}
+
+function jsonArray(text: string): (string | null)[] {
+  const flat = (v: unknown): (string | null)[] => Array.isArray(v) ? v.flatMap(flat) : [v === null ? null : typeof v === "string" ? v : JSON.stringify(v)];
+  return flat(JSON.parse(text));
+}
+
+/**
+ * The Qobra types each PostgreSQL type may map to (Qobra's PostgreSQL page, plus documented rules
+ * for types outside it: uuid, json, enums, arrays; domains follow their base type).
+ */
+export function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly QobraType[] {
+  const TEXT: QobraType[] = ["string", "picklist", "multipicklist", "user"];
+  switch (c.type) {
+    case "text": case "varchar": case "bpchar": case "citext": case "name": return TEXT;
+    case "date": case "timestamp": case "timestamptz": return ["date"];
+    case "int2": case "int4": case "int8": return ["number", "amount", "percentage", "user"];
+    case "float4": case "float8": case "numeric": return ["number", "amount", "percentage"];
+    case "money": return ["amount"];
+    case "bool": return ["bool"];
+    case "bit": case "varbit": return ["string"];
+    case "uuid": return ["string", "picklist", "user"];
+    case "json": case "jsonb": case "xml": return ["string"];
+  }
+  if (c.category === "E") return ["string", "picklist", "multipicklist"];
+  if (c.category === "A") return ["multipicklist", "string"];
+  return [];
+}
+
+function typeProblem(field: string, col: ColumnInfo, type: QobraType): string | null {
+  const allowed = allowedQobraTypes(col);
+  if (allowed.length === 0) return `field ${field} has PostgreSQL type ${col.type}, which qobra-sync does not support (see the README's type table); cast it in a view`;
+  if (!allowed.includes(type)) return `field ${field} has PostgreSQL type ${col.type}, which maps to ${allowed.join(", ")}, not ${type}`;
+  return null;
 }

@@ -8,6 +8,7 @@ import { runRoles, type RunHandle } from "../../cli/run.ts";
 import type { Config } from "../../lib/config.ts";
 import type { DeadLetter, SyncEvent } from "../../schemas/index.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
+import { readToEnd } from "../../lib/topic-scan.ts";
 import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
 
 const SOURCE_DB = "qobra_it_source";
@@ -79,6 +80,7 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     expect(firstRun.counts.read).toBe(ROWS);
     const [count] = await sink<{ n: string; runs: string }>(`SELECT count(*) AS n, count(DISTINCT _run_id) AS runs FROM "${sinkSchema}"."crm__deals"`);
     expect(count).toEqual({ n: String(ROWS), runs: "1" });
+    expect(await deadLettersOf(firstRun.runId)).toEqual([]);
     const [row] = await sink(`SELECT _external_id, _name, amount::text, amount_currency, closed_on::text, closed_at, owner_email, tags, won, price::text,
         price_currency, ratio::text, qty::text, _source_updated_at, _deleted_at FROM "${sinkSchema}"."crm__deals" WHERE _external_id = '9007199254740994'`);
     expect(row).toEqual({
@@ -136,7 +138,7 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     expect(fine).toEqual([{ amount: "7.5", amount_currency: "EUR" }]);
     const bad = await sink(`SELECT _external_id FROM "${sinkSchema}"."crm__deals" WHERE _external_id IN ('1', '2')`);
     expect(bad).toEqual([]);
-    const letters = await readDeadLetters(run.runId, 2);
+    const letters = await deadLettersOf(run.runId);
     expect(letters.map((l) => [l.table, l.issues.map((i) => `${i.path}:${i.code}`).join(",")]).sort()).toEqual([
       ["deals", "amount:invalid_currency"], ["deals", "closed_on:out_of_range"],
     ]);
@@ -144,21 +146,13 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
   });
 });
 
-async function readDeadLetters(runId: string, expected: number): Promise<DeadLetter[]> {
-  const consumer = rt.port.kafka.consumer({ groupId: uniqueId("dlq-reader") });
-  await consumer.connect();
-  await consumer.subscribe({ topic: rt.port.topics.dlqMapper, fromBeginning: true });
+async function deadLettersOf(runId: string): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`only ${out.length} dead letters for run ${runId}`)), 30_000);
-    consumer.run({
-      eachMessage: async ({ message }) => {
-        const l = await rt.codec.decode<DeadLetter>(message.value!);
-        if (l.runId === runId) out.push(l);
-        if (out.length >= expected) { clearTimeout(t); resolve(); }
-      },
-    }).catch(reject);
+  await readToEnd(rt.port, rt.port.topics.dlqMapper, async (messages) => {
+    for (const m of messages) {
+      const l = await rt.codec.decode<DeadLetter>(m.value!);
+      if (l.runId === runId) out.push(l);
+    }
   });
-  await consumer.disconnect();
   return out;
 }

@@ -13,7 +13,7 @@ const raw: RawRecord = {
 describe("pipeline schemas", () => {
   it("every owned message type is valid against its .avsc and round-trips", () => {
     const samples = {
-      syncRequest: { requestId: "r", connector: "crm", tables: [], full: true, requestedAt: 1, requestedBy: "cli" } satisfies SyncRequest,
+      syncRequest: { requestId: "r", connector: "crm", tables: [], full: true, requestedAt: 1, requestedBy: "cli", forceDeletes: false } satisfies SyncRequest,
       syncTask: { taskId: "t", runId: "r", connector: "c", table: "deals", full: false, windowFrom: null, windowTo: null } satisfies SyncTask,
       rawRecord: raw,
       syncEvent: { runId: "r", connector: "c", type: "RUN_COMPLETED", at: 1, stage: "producer", table: null, full: true, counts: { read: 3 }, offsets: [{ topic: "t", partition: 0, offset: 3 }], error: null } satisfies SyncEvent,
