@@ -33,13 +33,44 @@ export const PostgresSchedule = z.strictObject({
   enabled: z.boolean().default(true),
 });
 
+const SslOptions = z.strictObject({
+  mode: z.enum(["disable", "require", "verify-ca", "verify-full"]).default("verify-full")
+    .describe("require: encrypted, certificate not checked; verify-ca / verify-full: checked against ca (verify-full also checks the host name)."),
+  ca: z.string().optional().describe("PEM of the CA that signed the server's certificate (or a path to it)."),
+  cert: z.string().optional().describe("Client certificate PEM (or path), for certificate authentication."),
+  key: z.string().optional().describe("Client key PEM (or path)."),
+});
+
+/** How to reach the source: a URL, discrete fields, or a Cloud SQL instance through Google's connector. */
+export const PostgresConnection = z.strictObject({
+  url: z.string().regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" }).optional()
+    .describe("postgres://user:password@host:port/database of a read-only account."),
+  host: z.string().optional(),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z.string().optional(),
+  user: z.string().optional(),
+  password: z.string().optional(),
+  ssl: SslOptions.optional(),
+  cloudSql: z.strictObject({
+    instanceConnectionName: z.string().regex(/^[a-z0-9-:.]+:[a-z0-9-]+:[a-z0-9-]+$/, { error: "must be project:region:instance" }),
+    ipType: z.enum(["PUBLIC", "PRIVATE", "PSC"]).default("PUBLIC"),
+    iamAuth: z.boolean().default(true).describe("IAM database authentication as the service account (user = the account's email without .gserviceaccount.com)."),
+    credentialsFile: z.string().optional().describe("Service-account key file; else Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, metadata server)."),
+  }).optional(),
+  statementTimeoutMs: z.number().int().positive().default(300_000),
+}).superRefine((c, ctx) => {
+  const ways = [c.url !== undefined, c.host !== undefined, c.cloudSql !== undefined].filter(Boolean).length;
+  if (ways !== 1) ctx.addIssue({ code: "custom", path: [], message: "give exactly one of url, host (with database, user, password) or cloudSql (with database, user)" });
+  if ((c.host || c.cloudSql) && (!c.database || !c.user)) ctx.addIssue({ code: "custom", path: [], message: "database and user are required with host or cloudSql" });
+  if (c.cloudSql && !c.cloudSql.iamAuth && c.password === undefined) ctx.addIssue({ code: "custom", path: ["password"], message: "is required when cloudSql.iamAuth is false" });
+  if (c.cloudSql && c.ssl) ctx.addIssue({ code: "custom", path: ["ssl"], message: "does not apply to cloudSql: the Cloud SQL connector encrypts the connection itself" });
+});
+export type PostgresConnection = z.infer<typeof PostgresConnection>;
+
 export const PostgresConnector = z.strictObject({
   id: CONNECTOR_ID,
   type: z.literal("postgres"),
-  connection: z.strictObject({
-    url: z.string(required("a postgres:// URL for a read-only account")).regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" }),
-    statementTimeoutMs: z.number().int().positive().default(300_000),
-  }),
+  connection: PostgresConnection,
   schedule: PostgresSchedule.optional(),
   timestampTimezone: TIME_ZONE.default("UTC")
     .describe("The zone in which TIMESTAMP WITHOUT TIME ZONE values are read."),

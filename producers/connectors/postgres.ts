@@ -10,9 +10,9 @@ import pg from "pg";
 import type { PostgresConnector, PostgresTable, QobraType } from "../../lib/config.ts";
 import { ConfigError, SourceUnavailableError, isRetriablePgError } from "../../lib/errors.ts";
 import { ident, literal } from "../../lib/pg.ts";
-import { redactUrl } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
 import { compileWhere } from "./pg-where.ts";
+import { connectionError, describeTarget, pgClientConfig } from "./pg-connection.ts";
 import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
 
 const FETCH_SIZE = 2000;
@@ -30,25 +30,29 @@ export const postgresConnector: ConnectorFactory<PostgresConnector> = {
 class PostgresSource implements SourceConnector {
   private readonly config: PostgresConnector;
   private client: pg.Client | undefined;
+  private closeTransport: () => Promise<void> = async () => {};
 
   constructor(config: PostgresConnector) { this.config = config; }
 
   private async connect(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const client = new pg.Client({ connectionString: this.config.connection.url, types: TEXT_TYPES, connectionTimeoutMillis: 10_000 });
-    client.on("error", () => { this.client = undefined; });
+    const target = describeTarget(this.config.connection);
+    let closeTransport = async () => {};
+    let client: pg.Client | undefined;
     try {
+      const { config, close } = await pgClientConfig(this.config.connection, this.config.id);
+      closeTransport = close;
+      client = new pg.Client({ ...config, types: TEXT_TYPES, connectionTimeoutMillis: 10_000, application_name: "qobra-sync" });
+      client.on("error", () => { this.client = undefined; });
       await client.connect();
       await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`);
     } catch (e) {
-      await client.end().catch(() => {});
-      const where = redactUrl(this.config.connection.url);
-      const code = (e as { code?: string }).code;
-      if (code === "28P01" || code === "28000") throw new ConfigError(`connector ${this.config.id}: PostgreSQL at ${where} refused the credentials (${(e as Error).message}); check connection.url`, e);
-      if (code === "3D000") throw new ConfigError(`connector ${this.config.id}: ${(e as Error).message} at ${where}; check the database name in connection.url`, e);
-      throw new SourceUnavailableError(`connector ${this.config.id}: cannot reach PostgreSQL at ${where}: ${(e as Error).message}`, e);
+      await client?.end().catch(() => {});
+      await closeTransport();
+      throw connectionError(e, this.config.id, target);
     }
     this.client = client;
+    this.closeTransport = closeTransport;
     return client;
   }
 
@@ -197,6 +201,7 @@ class PostgresSource implements SourceConnector {
       await client.query("ROLLBACK").catch(() => {});
       if (isRetriablePgError(e)) throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
       const code = (e as { code?: string }).code ?? "";
+      if (code === "42501") throw connectionError(e, this.config.id, describeTarget(this.config.connection), table.name);
       if (code.startsWith("42")) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: the source query failed: ${(e as Error).message}; check the table's where and columns`, e);
       throw e;
     }
@@ -206,6 +211,7 @@ class PostgresSource implements SourceConnector {
     const c = this.client;
     this.client = undefined;
     await c?.end().catch(() => {});
+    await this.closeTransport();
   }
 }
 

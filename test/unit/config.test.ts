@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../lib/config.ts";
+import { parseConfig, type PostgresConnector } from "../../lib/config.ts";
 import { ConfigError } from "../../lib/errors.ts";
 
 const base = (connectors: string) => `
@@ -34,7 +34,7 @@ describe("config", () => {
     const c = parseConfig(base(pgConnector), "x", { CRM_PASSWORD: "s3cret" });
     expect(c.topicPrefix).toBe("qobra");
     expect(c.sink.schema).toBe("qobra_data");
-    const conn = c.connectors[0]!;
+    const conn = c.connectors[0]! as PostgresConnector;
     expect(conn.connection.url).toBe("postgres://reader:s3cret@127.0.0.1:5432/crm");
     expect(conn.tables[0]!.fields.closed_on).toEqual({ type: "date" });
     expect(conn.tables[0]!.fields.amount).toEqual({ type: "amount", currencyColumn: "currency" });
@@ -57,6 +57,17 @@ describe("config", () => {
     expect(error(base(pgConnector).replace("127.0.0.1:9092", "localhost"))).toMatch(/kafka\.brokers\[0\]: must be host:port/);
     expect(error("kafka: [")).toMatch(/not valid YAML/);
   });
+  it("takes a URL, discrete fields with TLS, or a Cloud SQL instance — exactly one", () => {
+    const host = base(pgConnector.replace(/connection: \{[^\n]*\}/, 'connection: { host: db.internal, database: crm, user: reader, password: "${env:CRM_PASSWORD}", ssl: { mode: require } }'));
+    const c = parseConfig(host, "x", { CRM_PASSWORD: "p" }).connectors[0] as PostgresConnector;
+    expect(c.connection).toMatchObject({ host: "db.internal", port: 5432, ssl: { mode: "require" } });
+    const cloud = base(pgConnector.replace(/connection: \{[^\n]*\}/, 'connection: { cloudSql: { instanceConnectionName: "acme-prod:europe-west1:crm" }, database: crm, user: "etl@acme-prod.iam" }'));
+    expect((parseConfig(cloud, "x", {}).connectors[0] as PostgresConnector).connection.cloudSql).toEqual({ instanceConnectionName: "acme-prod:europe-west1:crm", ipType: "PUBLIC", iamAuth: true });
+    expect(error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { host: h, url: 'postgres://x' }")))).toMatch(/give exactly one of url, host/);
+    expect(error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { cloudSql: { instanceConnectionName: crm }, database: d, user: u }")))).toMatch(/must be project:region:instance/);
+    expect(error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { host: h, user: u }")))).toMatch(/database and user are required/);
+  });
+
   it("rejects duplicate connector ids", () => {
     expect(error(base(pgConnector + pgConnector))).toMatch(/duplicate connector id crm/);
   });
