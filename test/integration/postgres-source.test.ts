@@ -9,6 +9,8 @@ import { runRoles, type RunHandle } from "../../cli/run.ts";
 import type { Config } from "../../lib/config.ts";
 import { createConnector } from "../../producers/connector.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
+import { eventsPosition, waitForRun } from "../../lib/wait.ts";
+import { newRequest, publishRequest } from "../../scheduler/scheduler.ts";
 import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
 import { ATTACKS } from "../fixtures/postgres/where-attacks.ts";
 
@@ -184,6 +186,23 @@ describe("PostgreSQL source", () => {
     expect(forced.type).toBe("RUN_COMPLETED");
     expect(forced.counts.deleted).toBe(590);
     expect(await sink(`SELECT count(*)::int AS n FROM ${table} WHERE _deleted_at IS NULL`)).toEqual([{ n: 400 }]);
+  });
+
+  it("coalesces a request made before a run that covers it started, and loses none", async () => {
+    const from = await eventsPosition(rt.port);
+    const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const first = newRequest("crm", { tables: ["deals"], by: "test" });
+    const second = newRequest("crm", { tables: ["deals"], by: "test" });
+    await publishRequest(producer, rt.codec, rt.port.topics, first);
+    await publishRequest(producer, rt.codec, rt.port.topics, second);
+    await producer.disconnect();
+    const wait = (runId: string) => waitForRun(rt.port, rt.codec, config.topicPrefix, runId, from, { timeoutMs: 60_000, tables: [{ connector: "crm", table: "deals" }] });
+    const a = await wait(first.requestId);
+    const b = await wait(second.requestId);
+    expect(a.type).toBe("RUN_COMPLETED");
+    expect(b.type).toBe("RUN_COMPLETED");
+    expect(a.counts.coalesced ?? 0).toBe(0);
+    expect(b.counts.coalesced).toBe(1);
   });
 
   it("a rebuilt sink (dropped schema) replays the topics without resurrecting deleted records", async () => {
