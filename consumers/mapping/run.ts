@@ -42,7 +42,26 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   const txnLock = new Mutex();
   const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
 
+  // A delete carries no values, so no source types to derive a schema from: it is encoded with the
+  // table's current schema (every data field null), the one this process last used or the latest
+  // registered, and only derives one from the config when the table has none yet.
+  const latestByTable = new Map<string, Target>();
+  async function deleteTargetFor(connector: ConnectorConfig, table: TableConfig): Promise<Target> {
+    const known = latestByTable.get(`${connector.id}\u0000${table.name}`);
+    if (known) return known;
+    const topic = port.topics.mapped(connector.id, table.name);
+    const layout = tableLayout(connector.id, table.name, table.fields, {});
+    try {
+      const schemaId = await registry.client.getLatestSchemaId(`${topic}-value`);
+      return { topic, schemaId, layout };
+    } catch (e) {
+      if ((e as { status?: number }).status !== 404 && !/not found|40401/i.test(String((e as Error).message))) throw e;
+      return targetFor(connector, table, null);
+    }
+  }
+
   async function targetFor(connector: ConnectorConfig, table: TableConfig, raw: RawRecord | null): Promise<Target> {
+    if (raw?.op === "DELETE") return deleteTargetFor(connector, table);
     const sourceTypes = raw?.sourceTypes ?? {};
     const layout = tableLayout(connector.id, table.name, table.fields, sourceTypes);
     const key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}`;
@@ -53,7 +72,9 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       targets.set(key, t);
       t.catch(() => targets.delete(key));
     }
-    return t;
+    const target = await t;
+    latestByTable.set(`${connector.id}\u0000${table.name}`, target);
+    return target;
   }
 
   await consumer.run({
@@ -83,7 +104,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           }
           table = connector.tables.find((t) => t.name === raw!.table);
           if (!table) throw new DataError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
-          const target = await targetFor(connector, table, raw.op === "DELETE" ? null : raw);
+          const target = await targetFor(connector, table, raw);
           const result = mapRecord(raw, {
             fields: table.fields, layout: target.layout, version: coords.offset,
             defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency,
