@@ -118,6 +118,21 @@ for (const action of ["up", "down", "status"] as const) {
     });
 }
 
+program.command("auth")
+  .description("run the OAuth authorization-code flow for a connector and store its refresh token (encrypted)")
+  .argument("<connector>", "connector id from the config")
+  .option("-p, --port <port>", "local port of the redirect listener (register http://127.0.0.1:PORT/oauth/callback in the app)", "1717")
+  .action(async (id: string, opts: { port: string }) => {
+    const connector = findConnector(config(), id);
+    const print = (line: string) => console.log(line);
+    if (connector.type === "salesforce") {
+      const { runSalesforceAuth } = await import("../producers/connectors/salesforce-auth.ts");
+      await runSalesforceAuth(connector, { port: Number(opts.port), print });
+    } else {
+      throw new EtlError("CONFIG", `connector ${id} is of type ${connector.type}, which has no OAuth flow in this version`);
+    }
+  });
+
 program.command("simulate")
   .description("run a local simulator of a source's API (for tests and the demo)")
   .argument("<api>", "salesforce or hubspot")

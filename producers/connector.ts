@@ -16,6 +16,7 @@
 import type { ConnectorConfig } from "../lib/config.ts";
 import type { RawValue } from "../schemas/index.ts";
 import { postgresConnector } from "./connectors/postgres.ts";
+import { salesforceConnector } from "./connectors/salesforce.ts";
 
 /** One record read from a source, before any type conversion. */
 export interface SourceRecord {
@@ -67,8 +68,10 @@ export interface ConnectorFactory<C extends ConnectorConfig = ConnectorConfig> {
 
 export const connectors = {
   postgres: postgresConnector,
+  salesforce: salesforceConnector,
 } satisfies Record<ConnectorConfig["type"], ConnectorFactory>;
 
 export function createConnector(config: ConnectorConfig): SourceConnector {
-  return connectors[config.type].create(config);
+  // The map is keyed by type, so the factory matches the config; TS cannot correlate the two unions.
+  return (connectors[config.type] as ConnectorFactory).create(config);
 }

@@ -9,6 +9,7 @@ import schedule from "node-schedule";
 import type { Producer } from "kafkajs";
 import type { Config, PostgresConnector } from "../lib/config.ts";
 import type { Codec } from "../lib/codec.ts";
+import { salesforceCronRules } from "../lib/config-salesforce.ts";
 import { logger } from "../lib/log.ts";
 import type { Topics } from "../lib/topics.ts";
 import type { SyncRequest } from "../schemas/index.ts";
@@ -24,6 +25,7 @@ export function refreshHours(s: NonNullable<PostgresConnector["schedule"]>): num
 
 /** cron rules (minute hour * * *) with their zone, per connector. */
 export function cronRules(connector: Config["connectors"][number]): Array<{ rule: string; tz: string; full: boolean }> {
+  if (connector.type === "salesforce") return connector.schedule ? salesforceCronRules(connector.schedule) : [];
   const s = connector.schedule;
   if (!s || !s.enabled) return [];
   return [{ rule: `0 ${refreshHours(s).join(",")} * * *`, tz: s.timezone, full: true }];
