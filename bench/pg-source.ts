@@ -93,7 +93,12 @@ function startRole(role: string, configFile: string): ChildProcess {
   return spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role],
     { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error" } });
 }
-const peakRssMb = (pid: number) => Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024);
+/** Peak RSS (VmHWM) of a role: the launcher re-executes itself with a bounded heap, so follow it to its child. */
+function peakRssMb(pid: number): number {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  const target = children[0] ?? pid;
+  return Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${target}/status`, "utf8"))?.[1] ?? 0) / 1024);
+}
 
 async function endToEnd(): Promise<{ seconds: number; rss: Record<string, number>; sinkRows: number }> {
   const prefix = `bench${Date.now().toString(36)}`;

@@ -6,6 +6,8 @@ const r = JSON.parse(readFileSync(file, "utf8"));
 const skipped = [];
 for (const f of r.testResults ?? []) for (const t of f.assertionResults ?? []) if (t.status === "skipped" || t.status === "pending" || t.status === "todo") skipped.push(t.fullName);
 if (skipped.length) console.log(`skipped (${skipped.length}): ${skipped.join("; ")}`);
-const failedSuites = (r.testResults ?? []).filter((f) => f.status === "failed" && (f.assertionResults ?? []).length === 0).length;
+let failedSuites = (r.testResults ?? []).filter((f) => f.status === "failed" && (f.assertionResults ?? []).length === 0).length;
+// vitest can stop before any test (a global setup error): that is a failure, not "0 failed".
+if (r.success === false && r.numFailedTests === 0 && failedSuites === 0) failedSuites = 1;
 console.log(`${r.numPassedTests} passed, ${r.numFailedTests + failedSuites} failed`);
 process.exit(r.numFailedTests + failedSuites > 0 ? 1 : 0);

@@ -618,8 +618,18 @@ async function upRegistry(print: Print): Promise<ServiceStatus> {
 // PostgreSQL (never started or stopped here)
 
 async function postgresStatus(): Promise<ServiceStatus> {
+  // A refused connection is final; a slow answer (a loaded machine) gets three tries of 10 s.
+  let last: ServiceStatus | undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    last = await postgresStatusOnce();
+    if (last.state === "external" || !/timeout/i.test(last.detail ?? "")) return last;
+  }
+  return last!;
+}
+
+async function postgresStatusOnce(): Promise<ServiceStatus> {
   const address = redactUrl(postgresUrl);
-  const client = new pg.Client({ connectionString: postgresUrl, connectionTimeoutMillis: 3_000 });
+  const client = new pg.Client({ connectionString: postgresUrl, connectionTimeoutMillis: 10_000 });
   client.on("error", () => undefined);
   try {
     await client.connect();
