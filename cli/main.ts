@@ -173,6 +173,12 @@ function progressPrinter(json: boolean): (p: Progress) => void {
   };
 }
 
+// Background work of some client libraries (Google's Cloud SQL connector refreshing certificates)
+// can reject with nobody listening: log it; the operation that needed it reports its own error.
+process.on("unhandledRejection", (reason) => {
+  logger.error({ err: describeError(reason) }, "unhandled rejection in a background task");
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

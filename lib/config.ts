@@ -127,6 +127,11 @@ export const Config = z.strictObject({
     schema: z.string().regex(SQL_IDENT, { error: "must be a plain SQL identifier" }).default("qobra_data"),
     defaultCurrency: CURRENCY_CODE,
     batchSize: z.number().int().min(1).max(50_000).default(5000),
+    users: z.strictObject({
+      query: z.string().default("SELECT id, email FROM qobra.users")
+        .describe("Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey)."),
+      refreshSeconds: z.number().int().min(5).default(300).describe("How often the in-memory user index is reloaded (also on a miss, at most once a minute)."),
+    }).default({ query: "SELECT id, email FROM qobra.users", refreshSeconds: 300 }),
   }),
   connectors: z.array(Connector).default([]),
 }).superRefine((c, ctx) => {

@@ -12,9 +12,18 @@ export async function setup(): Promise<void> {
   const running = (n: string) => before.some((s) => s.name === n && (s.state === "running" || s.state === "external"));
   if (running("kafka") && running("registry")) return;
   const print = (line: string) => process.stderr.write(`[stack] ${line}\n`);
-  const after = await stackUp({ print });
+  let after;
+  try {
+    after = await stackUp({ print });
+  } catch (e) {
+    await stackDown({ print }).catch(() => {}); // leave nothing half-started behind
+    throw e;
+  }
   const bad = after.filter((s) => s.state === "unavailable" || s.state === "stopped");
-  if (bad.length > 0) throw new Error(`the local stack is not ready: ${bad.map((s) => `${s.name}: ${s.detail ?? s.state}`).join("; ")}`);
+  if (bad.length > 0) {
+    await stackDown({ print }).catch(() => {});
+    throw new Error(`the local stack is not ready: ${bad.map((s) => `${s.name}: ${s.detail ?? s.state}`).join("; ")}`);
+  }
   startedHere = true;
 }
 

@@ -6,6 +6,7 @@ import type { FieldSpec } from "../../lib/config.ts";
 import type { DeadLetterIssue, RawRecord } from "../../schemas/index.ts";
 import { ConversionError, toBool, toCurrency, toDate, toDecimal, toInstantMicros, toList, toText } from "./convert.ts";
 import type { TableLayout } from "./mapped-schema.ts";
+import { EMPTY_USERS, type UserIndex } from "./users.ts";
 
 export interface MapContext {
   /** Field configuration of the table. */
@@ -15,10 +16,14 @@ export interface MapContext {
   defaultCurrency: string;
   /** Raw topic offset of the record: the version the sink's guard compares. */
   version: number;
+  /** Qobra's users (immutable snapshot). */
+  users?: UserIndex;
 }
 
 export type MappedValue = Record<string, unknown>;
-export type MapResult = { ok: true; value: MappedValue } | { ok: false; issues: DeadLetterIssue[] };
+export type MapResult =
+  | { ok: true; value: MappedValue; unresolvedUsers: string[] }
+  | { ok: false; issues: DeadLetterIssue[] };
 
 export function mapRecord(raw: RawRecord, ctx: MapContext): MapResult {
   const issues: DeadLetterIssue[] = [];
@@ -35,18 +40,24 @@ export function mapRecord(raw: RawRecord, ctx: MapContext): MapResult {
     try { value._source_updated_at = toInstantMicros(raw.sourceUpdatedAt); } catch (e) { issues.push(issue("_source_updated_at", e)); }
   }
   for (const f of ctx.layout.fields) value[f.name] = null;
+  const unresolvedUsers: string[] = [];
   if (raw.op === "UPSERT") {
     for (const [name, spec] of Object.entries(ctx.fields)) {
       const v = raw.fields[name];
       if (v === undefined) { issues.push({ path: name, code: "missing_field", message: `the source record has no field ${name}` }); continue; }
       try {
         convertField(name, spec, v, raw, ctx, value);
+        if (spec.type === "user" && typeof value[name] === "string") {
+          const id = (ctx.users ?? EMPTY_USERS).lookup(value[name] as string, spec.userKey ?? "email");
+          value[`${name}_user_id`] = id;
+          if (id === null) unresolvedUsers.push(`${name}=${value[name] as string}`);
+        }
       } catch (e) {
         issues.push(issue(name, e));
       }
     }
   }
-  return issues.length > 0 ? { ok: false, issues } : { ok: true, value };
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value, unresolvedUsers };
 }
 
 function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][string], raw: RawRecord, ctx: MapContext, out: MappedValue): void {

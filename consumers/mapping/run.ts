@@ -18,6 +18,9 @@ import { groups } from "../../lib/topics.ts";
 import type { DeadLetter, DeadLetterIssue, RawRecord } from "../../schemas/index.ts";
 import { parseRawKey } from "../../producers/worker.ts";
 import { mapRecord } from "./map-record.ts";
+import { UserDirectory } from "./users.ts";
+import { createPool } from "../../lib/pg.ts";
+import { newEvent } from "../../lib/codec.ts";
 import { mappedSchema, tableLayout, type TableLayout } from "./mapped-schema.ts";
 
 const log = logger.child({ component: "mapper" });
@@ -34,6 +37,9 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   });
   await producer.connect();
   const consumer: Consumer = port.kafka.consumer({ groupId: groups(prefix).mapper, readUncommitted: false });
+  const usersPool = createPool(config.sink.databaseUrl, { max: 1 });
+  const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds);
+  await directory.start();
   await consumer.connect();
   const rawTopics = config.connectors.map((c) => port.topics.raw(c.id));
   if (rawTopics.length > 0) await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
@@ -88,6 +94,14 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       const out = new Map<string, Message[]>();
       const push = (topic: string, m: Message) => { let l = out.get(topic); if (!l) out.set(topic, (l = [])); l.push(m); };
       let mapped = 0, dead = 0;
+      const users = directory.snapshot();
+      // Per run: what this batch mapped, dead-lettered and could not resolve (published as a
+      // PROGRESS event in the same transaction, so the counts are exact too).
+      const perRun = new Map<string, { mapped: number; dlq: number; unresolvedUsers: number }>();
+      const count = (runId: string | undefined, k: "mapped" | "dlq" | "unresolvedUsers", n = 1) => {
+        if (!runId || runId === "tombstone") return;
+        let c = perRun.get(runId); if (!c) perRun.set(runId, (c = { mapped: 0, dlq: 0, unresolvedUsers: 0 })); c[k] += n;
+      };
       for (const message of batch.messages) {
         const coords = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
         let raw: RawRecord | null = null;
@@ -107,11 +121,17 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           const target = await targetFor(connector, table, raw);
           const result = mapRecord(raw, {
             fields: table.fields, layout: target.layout, version: coords.offset,
-            defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency,
+            defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency, users,
           });
           if (!result.ok) throw new DataError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);
           push(target.topic, { key: raw.externalId, value: await codec.encodeWithId(target.schemaId, result.value) });
           mapped++;
+          count(raw.runId, "mapped");
+          if (result.unresolvedUsers.length > 0) {
+            count(raw.runId, "unresolvedUsers", result.unresolvedUsers.length);
+            directory.noteMiss();
+            log.debug({ ...coords, table: table.name, users: result.unresolvedUsers }, "user not found in Qobra's users; kept with a null user id");
+          }
         } catch (e) {
           if (!(e instanceof DataError) && !(e instanceof SchemaIncompatibleError) && !isDecodeError(e)) throw e;
           const issues = e instanceof DataError ? e.issues : [];
@@ -122,8 +142,13 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           };
           push(port.topics.dlqMapper, { key: message.key ?? null, value: await codec.encode(port.topics.dlqMapper, "deadLetter", letter), headers: dlqHeaders(letter) });
           dead++;
+          count(raw?.runId, "dlq");
           log.warn({ ...coords, table: raw?.table, runId: raw?.runId, issues, err: describeError(e) }, "record sent to the dead-letter topic");
         }
+      }
+      for (const [runId, c] of perRun) {
+        const event = newEvent({ runId, connector: connector.id, type: "PROGRESS", stage: "mapper", counts: c });
+        push(port.topics.syncEvents, { key: runId, value: await codec.encode(port.topics.syncEvents, "syncEvent", event) });
       }
       // One transaction at a time per producer (kafkajs has one transaction state per producer);
       // the mapping above still runs concurrently across partitions.
@@ -151,6 +176,8 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
     async stop() {
       await consumer.disconnect().catch(() => {});
       await producer.disconnect().catch(() => {});
+      directory.stop();
+      await usersPool.end().catch(() => {});
     },
   };
 }

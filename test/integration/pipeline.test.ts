@@ -20,6 +20,7 @@ let rt: Runtime;
 let pipeline: RunHandle;
 let table: string;
 let sinkSchema: string;
+let id: string;
 
 const sync = (full = true): Promise<SyncEvent> => syncAndWait(rt, "crm", { full });
 
@@ -27,7 +28,7 @@ const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] 
   withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
 
 beforeAll(async () => {
-  const id = uniqueId("it");
+  id = uniqueId("it");
   table = `deals_${id}`;
   sinkSchema = `sink_${id}`;
   await ensureDatabase(SOURCE_DB);
@@ -62,6 +63,10 @@ beforeAll(async () => {
           ratio: number
           qty: number`,
   }));
+  // Qobra's users: reps 0-5 exist (mixed case and spaces on purpose), rep 6 does not.
+  await withDb(SINK_DB, (c) => c.query(`CREATE TABLE public."users_${id}" (id text, email text);
+    INSERT INTO public."users_${id}" SELECT 'u' || g, CASE WHEN g = 1 THEN ' REP1@example.com ' ELSE 'rep' || g || '@example.com' END FROM generate_series(0, 5) g`));
+  config.sink.users.query = `SELECT id, email FROM public."users_${id}"`;
   rt = await openRuntime(config, "test");
   pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
 });
@@ -81,6 +86,12 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     const [count] = await sink<{ n: string; runs: string }>(`SELECT count(*) AS n, count(DISTINCT _run_id) AS runs FROM "${sinkSchema}"."crm__deals"`);
     expect(count).toEqual({ n: String(ROWS), runs: "1" });
     expect(await deadLettersOf(firstRun.runId)).toEqual([]);
+    // users resolved against Qobra's users by e-mail (trimmed, case-insensitive); unknown ones kept with a null id and counted
+    const users = await sink<{ e: string; u: string | null; n: number }>(`SELECT owner_email AS e, owner_email_user_id AS u, count(*)::int AS n FROM "${sinkSchema}"."crm__deals" GROUP BY 1, 2 ORDER BY 1`);
+    expect(users.map((r) => [r.e, r.u])).toEqual([0, 1, 2, 3, 4, 5, 6].map((g) => [`rep${g}@example.com`, g === 6 ? null : `u${g}`]));
+    const unresolved = users.find((r) => r.u === null)!.n;
+    const mapperCounts = await mapperProgress(firstRun.runId);
+    expect(mapperCounts).toEqual({ mapped: ROWS, dlq: 0, unresolvedUsers: unresolved });
     const [row] = await sink(`SELECT _external_id, _name, amount::text, amount_currency, closed_on::text, closed_at, owner_email, tags, won, price::text,
         price_currency, ratio::text, qty::text, _source_updated_at, _deleted_at FROM "${sinkSchema}"."crm__deals" WHERE _external_id = '9007199254740994'`);
     expect(row).toEqual({
@@ -145,6 +156,18 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     expect(letters[0]!.originalTopic).toBe(rt.port.topics.raw("crm"));
   });
 });
+
+async function mapperProgress(runId: string): Promise<Record<string, number>> {
+  const total: Record<string, number> = { mapped: 0, dlq: 0, unresolvedUsers: 0 };
+  await readToEnd(rt.port, rt.port.topics.syncEvents, async (messages) => {
+    for (const m of messages) {
+      if (m.key?.toString() !== runId) continue;
+      const e = await rt.codec.decode<SyncEvent>(m.value!);
+      if (e.type === "PROGRESS" && e.stage === "mapper") for (const [k, v] of Object.entries(e.counts)) total[k] = (total[k] ?? 0) + v;
+    }
+  });
+  return total;
+}
 
 async function deadLettersOf(runId: string): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
