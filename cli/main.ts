@@ -128,6 +128,9 @@ program.command("auth")
     if (connector.type === "salesforce") {
       const { runSalesforceAuth } = await import("../producers/connectors/salesforce-auth.ts");
       await runSalesforceAuth(connector, { port: Number(opts.port), print });
+    } else if (connector.type === "hubspot") {
+      const { runHubSpotAuth } = await import("../producers/connectors/hubspot-oauth.ts");
+      await runHubSpotAuth(connector, { port: Number(opts.port), print });
     } else {
       throw new EtlError("CONFIG", `connector ${id} is of type ${connector.type}, which has no OAuth flow in this version`);
     }

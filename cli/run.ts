@@ -16,7 +16,7 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
   const rt = await openRuntime(config, roles.join("+"));
   const stops: Array<() => Promise<void> | void> = [];
   try {
-    if (roles.includes("sink")) { const s = await startSink(config, rt.port, rt.registry); stops.push(() => s.stop()); }
+    if (roles.includes("sink")) { const s = await startSink(config, rt.port, rt.registry, rt.codec); stops.push(() => s.stop()); }
     if (roles.includes("mapper")) { const m = await startMapper(config, rt.port, rt.codec, rt.registry); stops.push(() => m.stop()); }
     if (roles.includes("producer")) { const p = await startProducerWorker(config, rt.port, rt.codec); stops.push(() => p.stop()); }
     if (roles.includes("scheduler")) {

@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import {
   CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, SQL_IDENT, TABLE_NAME, TIME_ZONE, checkFields, required,
 } from "./config-common.ts";
+import { HubSpotConnector } from "./config-hubspot.ts";
 import { SalesforceConnector } from "./config-salesforce.ts";
 
 export { QOBRA_TYPES, FieldSpec, type QobraType } from "./config-common.ts";
@@ -85,6 +86,7 @@ export type PostgresConnector = z.infer<typeof PostgresConnector>;
 /** Every connector type's config schema. A new source adds its line here and in producers/connector.ts. */
 const CONNECTOR_SCHEMAS = {
   postgres: PostgresConnector,
+  hubspot: HubSpotConnector,
   salesforce: SalesforceConnector,
 } as const;
 export const CONNECTOR_TYPES = Object.keys(CONNECTOR_SCHEMAS) as Array<keyof typeof CONNECTOR_SCHEMAS>;

@@ -15,6 +15,7 @@
  */
 import type { ConnectorConfig } from "../lib/config.ts";
 import type { RawValue } from "../schemas/index.ts";
+import { hubspotConnector } from "./connectors/hubspot.ts";
 import { postgresConnector } from "./connectors/postgres.ts";
 import { salesforceConnector } from "./connectors/salesforce.ts";
 
@@ -68,6 +69,7 @@ export interface ConnectorFactory<C extends ConnectorConfig = ConnectorConfig> {
 
 export const connectors = {
   postgres: postgresConnector,
+  hubspot: hubspotConnector,
   salesforce: salesforceConnector,
 } satisfies Record<ConnectorConfig["type"], ConnectorFactory>;
 

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import schedule from "node-schedule";
 import type { Producer } from "kafkajs";
+import { incrementalCron } from "../lib/config-hubspot.ts";
 import type { Config, PostgresConnector } from "../lib/config.ts";
 import type { Codec } from "../lib/codec.ts";
 import { salesforceCronRules } from "../lib/config-salesforce.ts";
@@ -26,6 +27,11 @@ export function refreshHours(s: NonNullable<PostgresConnector["schedule"]>): num
 /** cron rules (minute hour * * *) with their zone, per connector. */
 export function cronRules(connector: Config["connectors"][number]): Array<{ rule: string; tz: string; full: boolean }> {
   if (connector.type === "salesforce") return connector.schedule ? salesforceCronRules(connector.schedule) : [];
+  if (connector.type === "hubspot") {
+    // Incremental every N minutes; full syncs are manual only.
+    const h = connector.schedule;
+    return h && h.enabled ? [{ rule: incrementalCron(h.incrementalEveryMinutes), tz: h.timezone, full: false }] : [];
+  }
   const s = connector.schedule;
   if (!s || !s.enabled) return [];
   return [{ rule: `0 ${refreshHours(s).join(",")} * * *`, tz: s.timezone, full: true }];

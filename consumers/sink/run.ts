@@ -15,6 +15,9 @@ import { logger } from "../../lib/log.ts";
 import { createPool, ident } from "../../lib/pg.ts";
 import { schemaIdOf, type Registry } from "../../lib/registry.ts";
 import { groups } from "../../lib/topics.ts";
+import type { Codec } from "../../lib/codec.ts";
+import type { DeadLetter } from "../../schemas/index.ts";
+import { dlqHeaders } from "../mapping/run.ts";
 import { formatDate } from "../mapping/convert.ts";
 import {
   OFFSETS_TABLE, addColumnSql, columnsOf, createTableSql, offsetsDdl, pgTextArray, softDeleteSql, tableName, upsertColumns, upsertSql,
@@ -27,7 +30,7 @@ export interface Sink { stop(): Promise<void>; pool: pg.Pool }
 
 interface TableState { qualified: string; columns: SinkColumn[]; upsert: string; schemaId: number }
 
-export async function startSink(config: Config, port: KafkaPort, registry: Registry): Promise<Sink> {
+export async function startSink(config: Config, port: KafkaPort, registry: Registry, codec: Codec): Promise<Sink> {
   const group = groups(config.topicPrefix).sink;
   const schema = config.sink.schema;
   const pool = createPool(config.sink.databaseUrl, { max: 4 });
@@ -79,6 +82,34 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     return state;
   }
 
+  async function applyRows(client: pg.PoolClient, t: TableState, values: Array<Record<string, unknown>>): Promise<number> {
+    const upserts = values.filter((v) => v._deleted !== true);
+    const deletes = values.filter((v) => v._deleted === true);
+    if (upserts.length > 0) await client.query(t.upsert, upsertParams(t.columns, upserts));
+    if (deletes.length > 0) {
+      await client.query(softDeleteSql(t.qualified), [deletes.map((d) => d._external_id), deletes.map((d) => d._version), deletes.map((d) => d._run_id)]);
+    }
+    return values.length;
+  }
+
+  const dlqProducer = await port.producer({ idempotent: true, maxInFlightRequests: 1 });
+  async function sendDeadLetters(topic: string, partition: number, items: Array<{ message: KafkaMessage; error: unknown }>): Promise<void> {
+    const m = byTopic.get(topic)!;
+    const messages = [];
+    for (const { message, error } of items) {
+      const letter: DeadLetter = {
+        stage: "sink", originalTopic: topic, originalPartition: partition, originalOffset: Number(message.offset),
+        key: message.key ?? null, value: message.value ?? null, connector: m.connector, table: m.table, runId: null,
+        errorClass: (error as Error)?.name ?? "Error", errorMessage: describeError(error),
+        issues: (error as { code?: string })?.code ? [{ path: "", code: String((error as { code?: string }).code), message: describeError(error) }] : [],
+        at: Date.now(),
+      };
+      messages.push({ key: message.key ?? null, value: await codec.encode(port.topics.dlqSink, "deadLetter", letter), headers: dlqHeaders(letter) });
+      log.warn({ topic, partition, offset: Number(message.offset), err: describeError(error) }, "record sent to the sink dead-letter topic");
+    }
+    await dlqProducer.send({ topic: port.topics.dlqSink, acks: -1, messages });
+  }
+
   await consumer.run({
     autoCommit: true,
     eachBatchAutoResolve: false,
@@ -94,44 +125,70 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
         decoded.push({ offset: Number(m.offset), schemaId: schemaIdOf(m.value!), value: await registry.decode<Record<string, unknown>>(m.value!) });
       }
       const nextOffset = Number(batch.lastOffset()) + 1;
-      const client = await connectSink(pool);
-      try {
-        await client.query("BEGIN");
-        await client.query(
-          `INSERT INTO ${ident(schema)}.${ident(OFFSETS_TABLE)} (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
-          [group, batch.topic, batch.partition]);
-        const cur = await client.query<{ next_offset: string }>(
-          `SELECT next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
-          [group, batch.topic, batch.partition]);
-        const applied = Number(cur.rows[0]?.next_offset ?? 0);
-        const fresh = decoded.filter((d) => d.offset >= applied);
-        // Group by writer schema (a schema change mid-batch gets its own statement).
-        const bySchema = new Map<number, typeof fresh>();
-        for (const d of fresh) { let l = bySchema.get(d.schemaId); if (!l) bySchema.set(d.schemaId, (l = [])); l.push(d); }
-        let written = 0, deleted = 0;
-        for (const [schemaId, rows] of bySchema) {
-          const t = await tableFor(batch.topic, schemaId);
-          const upserts = rows.filter((r) => r.value._deleted !== true).map((r) => r.value);
-          const deletes = rows.filter((r) => r.value._deleted === true).map((r) => r.value);
-          if (upserts.length > 0) { await client.query(t.upsert, upsertParams(t.columns, upserts)); written += upserts.length; }
-          if (deletes.length > 0) {
-            await client.query(softDeleteSql(t.qualified), [deletes.map((d) => d._external_id), deletes.map((d) => d._version), deletes.map((d) => d._run_id)]);
-            deleted += deletes.length;
-          }
-        }
-        if (nextOffset > applied) {
+      const byOffset = new Map([...latest.values()].map((m) => [Number(m.offset), m] as const));
+      // Rows are applied in one statement per schema; when PostgreSQL refuses the data (not the
+      // connection), the batch is applied again row by row under savepoints, and the rows it
+      // refuses go to dlq.sink — sent before the commit, so a crash can only repeat a dead letter.
+      let safe = false;
+      for (;;) {
+        const client = await connectSink(pool);
+        try {
+          await client.query("BEGIN");
           await client.query(
-            `UPDATE ${ident(schema)}.${ident(OFFSETS_TABLE)} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`,
-            [group, batch.topic, batch.partition, nextOffset]);
+            `INSERT INTO ${ident(schema)}.${ident(OFFSETS_TABLE)} (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
+            [group, batch.topic, batch.partition]);
+          const cur = await client.query<{ next_offset: string }>(
+            `SELECT next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
+            [group, batch.topic, batch.partition]);
+          const applied = Number(cur.rows[0]?.next_offset ?? 0);
+          const fresh = decoded.filter((d) => d.offset >= applied);
+          const bySchema = new Map<number, typeof fresh>();
+          for (const d of fresh) { let l = bySchema.get(d.schemaId); if (!l) bySchema.set(d.schemaId, (l = [])); l.push(d); }
+          const dead: Array<{ offset: number; error: unknown }> = [];
+          let written = 0;
+          for (const [schemaId, rows] of bySchema) {
+            let t: TableState;
+            try {
+              t = await tableFor(batch.topic, schemaId);
+            } catch (e) {
+              if (!(e instanceof SinkSchemaError)) throw e;
+              for (const r of rows) dead.push({ offset: r.offset, error: e });
+              continue;
+            }
+            if (!safe) { written += await applyRows(client, t, rows.map((r) => r.value)); continue; }
+            for (const r of rows) {
+              await client.query("SAVEPOINT qobra_row");
+              try {
+                written += await applyRows(client, t, [r.value]);
+                await client.query("RELEASE SAVEPOINT qobra_row");
+              } catch (e) {
+                if (isRetriablePgError(e)) throw e;
+                await client.query("ROLLBACK TO SAVEPOINT qobra_row");
+                dead.push({ offset: r.offset, error: e });
+              }
+            }
+          }
+          if (dead.length > 0) await sendDeadLetters(batch.topic, batch.partition, dead.map((d) => ({ message: byOffset.get(d.offset)!, error: d.error })));
+          if (nextOffset > applied) {
+            await client.query(
+              `UPDATE ${ident(schema)}.${ident(OFFSETS_TABLE)} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`,
+              [group, batch.topic, batch.partition, nextOffset]);
+          }
+          await client.query("COMMIT");
+          log.debug({ topic: batch.topic, partition: batch.partition, written, dead: dead.length, nextOffset }, "batch written");
+          break;
+        } catch (e) {
+          await client.query("ROLLBACK").catch(() => {});
+          if (isRetriablePgError(e)) throw new SinkUnavailableError(`sink PostgreSQL failed: ${describeError(e)}`, e);
+          if (!safe && isDataError(e)) {
+            log.warn({ topic: batch.topic, partition: batch.partition, err: describeError(e) }, "PostgreSQL refused a batch; applying it row by row to isolate the bad rows");
+            safe = true;
+            continue;
+          }
+          throw e;
+        } finally {
+          client.release();
         }
-        await client.query("COMMIT");
-        log.debug({ topic: batch.topic, partition: batch.partition, written, deleted, nextOffset }, "batch written");
-      } catch (e) {
-        await client.query("ROLLBACK").catch(() => {});
-        if (isRetriablePgError(e)) throw new SinkUnavailableError(`sink PostgreSQL failed: ${describeError(e)}`, e);
-        throw e;
-      } finally {
-        client.release();
       }
       resolveOffset(batch.lastOffset());
       await heartbeat();
@@ -142,9 +199,21 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     pool,
     async stop() {
       await consumer.disconnect().catch(() => {});
+      await dlqProducer.disconnect().catch(() => {});
       await pool.end().catch(() => {});
     },
   };
+}
+
+/** The sink table cannot take a schema (a field's type changed): its records are dead-lettered. */
+export class SinkSchemaError extends Error {
+  constructor(message: string) { super(message); this.name = "SinkSchemaError"; }
+}
+
+/** PostgreSQL refused the data itself (SQLSTATE classes 22 data exception, 23 integrity). */
+function isDataError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && (code.startsWith("22") || code.startsWith("23"));
 }
 
 async function connectSink(pool: pg.Pool): Promise<pg.PoolClient> {
@@ -186,7 +255,7 @@ async function evolveTable(pool: pg.Pool, qualified: string, bareName: string, s
       const have = types.get(c.name);
       if (have === undefined) await client.query(addColumnSql(qualified, c));
       else if (normalizeType(have) !== normalizeType(c.pgType)) {
-        throw new Error(`sink column ${schema}.${bareName}.${c.name} is ${have} but the mapped schema now says ${c.pgType}; `
+        throw new SinkSchemaError(`sink column ${schema}.${bareName}.${c.name} is ${have} but the mapped schema now says ${c.pgType}; `
           + "changing a field's type needs a new table version: rename the Qobra table in the config (or drop the sink table) and run `qobra-sync replay`");
       }
     }

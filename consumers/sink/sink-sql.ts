@@ -83,7 +83,9 @@ export function upsertColumns(columns: SinkColumn[]): SinkColumn[] {
 /** Soft delete: keeps the last values, stamps _deleted_at, guarded by version like the upsert. */
 export function softDeleteSql(qualifiedTable: string): string {
   return [
-    `UPDATE ${qualifiedTable} AS t SET "_deleted_at" = COALESCE(t."_deleted_at", now()), "_synced_at" = now(), "_run_id" = d.run_id, "_version" = d.version`,
+    // An already deleted row keeps the run that deleted it (the tombstone after a DELETE repeats it).
+    `UPDATE ${qualifiedTable} AS t SET "_deleted_at" = COALESCE(t."_deleted_at", now()), "_synced_at" = now(),`
+    + ` "_run_id" = CASE WHEN t."_deleted_at" IS NULL THEN d.run_id ELSE t."_run_id" END, "_version" = d.version`,
     `FROM unnest($1::text[], $2::bigint[], $3::text[]) AS d(external_id, version, run_id)`,
     `WHERE t."_external_id" = d.external_id AND t."_version" <= d.version`,
   ].join("\n");

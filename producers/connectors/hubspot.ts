@@ -1,0 +1,637 @@
+/**
+ * HubSpot source (docs/hubspot.md): CRM objects through @hubspot/api-client 14.
+ *
+ *  - Full runs (and the first incremental run of a table, which has no cursor yet) read the list
+ *    endpoint (100 per page, `after` paging), then the archived records (`archived=true`), whose
+ *    ids are published as deletes. A table with a filter is read through search instead (the list
+ *    endpoint cannot filter).
+ *  - Incremental runs read, through CRM search, every record whose last-modified property
+ *    (`lastmodifieddate` for contacts, `hs_lastmodifieddate` for the others) is in
+ *    [start of the last successful import − lookbackSeconds, start of this run), in parallel
+ *    date windows that never meet the 10,000-result cap (hubspot-search.ts), plus the records
+ *    archived since (the list endpoint with `archived=true`; archiving moves no timestamp), plus
+ *    the records whose associations changed (an association sweep compared with the snapshot in
+ *    the last state: adding or removing an association moves no timestamp either).
+ *  - The cursor (the start of this run) is yielded once, after the table's last page: the worker
+ *    saves it only once everything before it was acknowledged, so a failed run re-reads.
+ *  - Records are enriched per batch of up to 1,000: associations v4 batch reads (one call per
+ *    associated type), owner ids → owner emails (archived owners included), pipeline and stage
+ *    ids → labels for picklist fields, the record's currency.
+ */
+import type { FieldSpec } from "../../lib/config-common.ts";
+import { CURRENCY_FIELD, standardObject, type HubSpotConnector, type HubSpotFilterGroup, type HubSpotTable } from "../../lib/config-hubspot.ts";
+import { ConfigError } from "../../lib/errors.ts";
+import { logger, type Logger } from "../../lib/log.ts";
+import type { RawValue } from "../../schemas/index.ts";
+import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
+import {
+  HubSpotApi, HubSpotRequestError, MissingScopesError, realClock,
+  type AssociationTarget, type HubSpotClock, type HubSpotObject, type OwnerDef, type PropertyDef, type SchemaDef, type TokenStoreLike,
+} from "./hubspot-http.ts";
+import { listAll, newWindowStats, searchRange, windowSearchBody, type WindowStats } from "./hubspot-search.ts";
+import {
+  allAssociations, convertProperty, incompatibility, instantMs, ownerIndex, primaryAssociation, recordName, sourceTypeOf, toIsoInstant,
+  type OwnerIndex, type ValueContext,
+} from "./hubspot-values.ts";
+
+/** Records per page handed to the worker (and per associations batch read: HubSpot's maximum). */
+const BATCH = 1000;
+
+export const hubspotConnector: ConnectorFactory<HubSpotConnector> = {
+  type: "hubspot",
+  create: (config) => new HubSpotSource(config),
+};
+
+export interface HubSpotSourceOptions {
+  /** Time and sleeping (tests: the simulator's clock). */
+  clock?: HubSpotClock;
+  tokenStore?: () => Promise<TokenStoreLike | null>;
+  log?: Logger;
+  maxRateLimitRetries?: number;
+  maxTransientRetries?: number;
+}
+
+export function createHubSpotSource(config: HubSpotConnector, options: HubSpotSourceOptions = {}): HubSpotSource {
+  return new HubSpotSource(config, options);
+}
+
+/**
+ * The state saved after a table's read: the start of the run that read it (the next cursor), and
+ * the association snapshot (see AssociationSnapshot) when the table tracks association changes.
+ */
+export interface HubSpotState { v: 1; cursor: number; cursorAt: string; assoc?: string }
+
+export function parseState(state: unknown): HubSpotState | null {
+  if (state && typeof state === "object") {
+    const s = state as Partial<HubSpotState>;
+    if (s.v === 1 && typeof s.cursor === "number" && Number.isFinite(s.cursor)) {
+      const out: HubSpotState = { v: 1, cursor: s.cursor, cursorAt: new Date(s.cursor).toISOString() };
+      if (typeof s.assoc === "string") out.assoc = s.assoc;
+      return out;
+    }
+  }
+  return null;
+}
+
+/**
+ * A compact snapshot of a table's associations, small enough for the state topic whatever the
+ * table's size: records are spread over 4,096 buckets by a hash of their id, and each bucket keeps
+ * the sum (mod 2^32) of its records' digests, a digest being a hash of the id and the association
+ * fields' raw values. Comparing two snapshots names the buckets where some record's associations
+ * changed (or a record appeared or left); their records are read again.
+ */
+export class AssociationSnapshot {
+  static readonly BUCKETS = 4096;
+  readonly sums = new Uint32Array(AssociationSnapshot.BUCKETS);
+
+  static bucketOf(id: string): number { return fnv1a(id) % AssociationSnapshot.BUCKETS; }
+
+  add(id: string, values: Record<string, RawValue>): void {
+    const b = AssociationSnapshot.bucketOf(id);
+    this.sums[b] = (this.sums[b]! + fnv1a(`${id}|${JSON.stringify(values)}`)) >>> 0;
+  }
+
+  encode(): string { return Buffer.from(this.sums.buffer, this.sums.byteOffset, this.sums.byteLength).toString("base64"); }
+
+  static decode(text: string | undefined): Uint32Array | null {
+    if (!text) return null;
+    const buf = Buffer.from(text, "base64");
+    if (buf.length !== AssociationSnapshot.BUCKETS * 4) return null;
+    const out = new Uint32Array(AssociationSnapshot.BUCKETS);
+    for (let i = 0; i < out.length; i++) out[i] = buf.readUInt32LE(i * 4);
+    return out;
+  }
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+  return h >>> 0;
+}
+
+/** An object type as the API names it, and what the connector needs to read it. */
+interface ResolvedObject {
+  /** Path segment for the CRM APIs (standard name, or a custom object's 2-… id). */
+  api: string;
+  /** The name tables and association fields use (standard name, or the custom object's name). */
+  key: string;
+  lastModifiedProperty: string;
+  nameProperties: string[];
+  currencyProperty?: string;
+  custom: boolean;
+}
+
+type AssociationMode = "primary" | "list" | "text";
+interface AssociationField { field: string; spec: FieldSpec; target: ResolvedObject; mode: AssociationMode }
+interface PropertyField { field: string; spec: FieldSpec; prop: PropertyDef }
+
+interface TablePlan {
+  table: HubSpotTable;
+  object: ResolvedObject;
+  propertyFields: PropertyField[];
+  associationFields: AssociationField[];
+  /** Raw currency columns the config names (properties other than the derived __currency). */
+  currencyColumns: PropertyDef[];
+  needsCurrency: boolean;
+  currencyFallback: string | null;
+  fetch: string[];
+  sourceTypes: Record<string, string>;
+  nameProperties: string[];
+  ctx: ValueContext;
+}
+
+export interface ReadStats extends WindowStats {
+  mode: "full" | "incremental";
+  from: number | null;
+  to: number;
+  deleted: number;
+  associationCalls: number;
+  unresolvedOwners: string[];
+  /** The association sweep of an incremental run (null: not run). */
+  sweep: { ids: number; searchPages: number; changedBuckets: number; republished: number } | null;
+}
+
+const PIPELINE_PROPS = new Set(["pipeline", "hs_pipeline"]);
+const STAGE_PROPS = new Set(["dealstage", "hs_pipeline_stage"]);
+
+export class HubSpotSource implements SourceConnector {
+  readonly config: HubSpotConnector;
+  readonly api: HubSpotApi;
+  /** Statistics of the last read() of each table (tests, benchmarks). */
+  readonly lastRead = new Map<string, ReadStats>();
+  private readonly log: Logger;
+  private readonly clock: HubSpotClock;
+  private schemasP: Promise<SchemaDef[]> | null = null;
+  private readonly propsP = new Map<string, Promise<Map<string, PropertyDef>>>();
+  private ownersP: Promise<OwnerIndex> | null = null;
+  private accountP: Promise<{ currency: string | null; timeZone: string }> | null = null;
+
+  constructor(config: HubSpotConnector, options: HubSpotSourceOptions = {}) {
+    this.config = config;
+    this.clock = options.clock ?? realClock;
+    this.log = options.log ?? logger.child({ component: "hubspot", connector: config.id });
+    this.api = new HubSpotApi({
+      connectorId: config.id, baseUrl: config.baseUrl, clientId: config.clientId, clientSecret: config.clientSecret,
+      refreshToken: config.refreshToken, clock: this.clock, rateLimits: config.rateLimits, requestTimeoutMs: config.requestTimeoutMs,
+      tokenStore: options.tokenStore, log: this.log, maxRateLimitRetries: options.maxRateLimitRetries, maxTransientRetries: options.maxTransientRetries,
+    });
+  }
+
+  // ---- metadata (cached per instance, i.e. per run) -------------------------------------------
+
+  private schemas(signal?: AbortSignal): Promise<SchemaDef[]> {
+    this.schemasP ??= this.api.schemas(signal);
+    this.schemasP.catch(() => { this.schemasP = null; });
+    return this.schemasP;
+  }
+
+  /** Resolves a configured object (or association field) name; null when no such object exists. */
+  private async resolveObject(name: string, signal?: AbortSignal): Promise<ResolvedObject | null> {
+    const std = standardObject(name);
+    if (std) {
+      return { api: std.object, key: std.object, lastModifiedProperty: std.lastModifiedProperty, nameProperties: std.nameProperties, currencyProperty: std.currencyProperty, custom: false };
+    }
+    const wanted = name.trim().toLowerCase();
+    const schema = (await this.schemas(signal)).find((s) => [s.name, s.objectTypeId, s.fullyQualifiedName, s.id ? `2-${s.id}` : undefined]
+      .some((x) => typeof x === "string" && x.toLowerCase() === wanted));
+    if (!schema) return null;
+    return {
+      api: schema.objectTypeId, key: schema.name, lastModifiedProperty: "hs_lastmodifieddate",
+      nameProperties: schema.primaryDisplayProperty ? [schema.primaryDisplayProperty] : [], custom: true,
+    };
+  }
+
+  private async requireObject(table: HubSpotTable, signal?: AbortSignal): Promise<ResolvedObject> {
+    const o = await this.resolveObject(table.object, signal);
+    if (!o) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: HubSpot has no object ${JSON.stringify(table.object)} (standard: deals, companies, contacts, line_items, meetings, calls, emails, tasks, goals, tickets, products, notes; or a custom object's name)`);
+    return o;
+  }
+
+  private properties(objectApi: string, signal?: AbortSignal): Promise<Map<string, PropertyDef>> {
+    let p = this.propsP.get(objectApi);
+    if (!p) {
+      p = this.api.properties(objectApi, signal).then((list) => new Map(list.filter((x) => !x.archived).map((x) => [x.name, x])));
+      p.catch(() => this.propsP.delete(objectApi));
+      this.propsP.set(objectApi, p);
+    }
+    return p;
+  }
+
+  private owners(signal?: AbortSignal): Promise<OwnerIndex> {
+    this.ownersP ??= (async () => {
+      const [active, archived] = await Promise.all([this.api.owners(false, signal), this.api.owners(true, signal)]);
+      return ownerIndex([...active, ...archived] as OwnerDef[]);
+    })();
+    this.ownersP.catch(() => { this.ownersP = null; });
+    return this.ownersP;
+  }
+
+  /** The portal's company currency and time zone; unknown (null / UTC) if the account API refuses. */
+  private account(signal?: AbortSignal): Promise<{ currency: string | null; timeZone: string }> {
+    this.accountP ??= this.api.accountInfo(signal).then(
+      (a) => ({ currency: typeof a.companyCurrency === "string" && a.companyCurrency !== "" ? a.companyCurrency : null, timeZone: a.timeZone || "UTC" }),
+      (e: unknown) => {
+        if (e instanceof ConfigError) {
+          this.log.warn({ err: (e as Error).message }, "cannot read the portal's account details; amounts without a currency fall back to defaultCurrency / sink.defaultCurrency, datetimes read as dates use UTC");
+          return { currency: null, timeZone: "UTC" };
+        }
+        this.accountP = null;
+        throw e;
+      });
+    return this.accountP;
+  }
+
+  /** value → label maps of a table's picklist fields on pipeline / stage properties. */
+  private async pipelineLabels(object: ResolvedObject, fields: PropertyField[], signal?: AbortSignal): Promise<Map<string, Map<string, string>>> {
+    const out = new Map<string, Map<string, string>>();
+    const wanted = fields.filter((f) => f.spec.type === "picklist" && (PIPELINE_PROPS.has(f.prop.name) || STAGE_PROPS.has(f.prop.name)));
+    if (wanted.length === 0) return out;
+    let pipelines;
+    try {
+      pipelines = await this.api.pipelines(object.api, signal);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      this.log.warn({ object: object.key, err: e.message }, "cannot read the pipelines; pipeline and stage picklists keep their internal ids");
+      return out;
+    }
+    for (const f of wanted) {
+      const m = new Map<string, string>();
+      for (const p of pipelines) {
+        if (PIPELINE_PROPS.has(f.prop.name)) m.set(p.id, p.label);
+        else for (const s of p.stages ?? []) m.set(s.id, s.label);
+      }
+      out.set(f.prop.name, m);
+    }
+    return out;
+  }
+
+  // ---- planning ---------------------------------------------------------------------------------
+
+  /** Resolves a table's fields against the object's properties; collects every problem. */
+  private async resolveFields(table: HubSpotTable, object: ResolvedObject, props: Map<string, PropertyDef>, signal?: AbortSignal):
+    Promise<{ propertyFields: PropertyField[]; associationFields: AssociationField[]; currencyColumns: PropertyDef[]; problems: string[] }> {
+    const propertyFields: PropertyField[] = [];
+    const associationFields: AssociationField[] = [];
+    const currencyColumns: PropertyDef[] = [];
+    const problems: string[] = [];
+    for (const [field, spec] of Object.entries(table.fields)) {
+      const prop = props.get(field);
+      if (spec.type === "object" || (!prop && (spec.type === "multipicklist" || spec.type === "string"))) {
+        const target = await this.resolveObject(field, signal);
+        if (!target) {
+          problems.push(spec.type === "object"
+            ? `field ${field}: object fields are associations named after the associated object type (companies, contacts, deals, line_items, meetings, or a custom object's name), and HubSpot has no object ${field}`
+            : `field ${field} is not a property of ${object.key}${suggest(field, props)}`);
+          continue;
+        }
+        associationFields.push({ field, spec, target, mode: spec.type === "object" ? "primary" : spec.type === "multipicklist" ? "list" : "text" });
+        continue;
+      }
+      if (!prop) { problems.push(`field ${field} is not a property of ${object.key}${suggest(field, props)}`); continue; }
+      const bad = incompatibility(prop, spec.type);
+      if (bad) { problems.push(`field ${field}: ${bad}`); continue; }
+      propertyFields.push({ field, spec, prop });
+      if (spec.currencyColumn && spec.currencyColumn !== CURRENCY_FIELD) {
+        const c = props.get(spec.currencyColumn);
+        if (!c) problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a property of ${object.key}`);
+        else currencyColumns.push(c);
+      }
+    }
+    return { propertyFields, associationFields, currencyColumns, problems };
+  }
+
+  private async plan(table: HubSpotTable, signal: AbortSignal): Promise<TablePlan> {
+    const where = `connector ${this.config.id}, table ${table.name}`;
+    const object = await this.requireObject(table, signal);
+    const props = await this.properties(object.api, signal);
+    const { propertyFields, associationFields, currencyColumns, problems } = await this.resolveFields(table, object, props, signal);
+    const nameProperties = table.nameProperty ? [table.nameProperty] : object.nameProperties;
+    for (const p of nameProperties) if (!props.has(p)) problems.push(`name property ${p} is not a property of ${object.key}`);
+    if (!props.has(object.lastModifiedProperty)) problems.push(`${object.key} has no ${object.lastModifiedProperty} property to read changes by`);
+    if (problems.length > 0) throw new ConfigError(`${where}: ${problems.join("; ")}`);
+
+    const needsCurrency = propertyFields.some((f) => f.spec.currencyColumn === CURRENCY_FIELD);
+    const needsZone = propertyFields.some((f) => f.prop.type === "datetime" && f.spec.type === "date" && f.spec.format === "date");
+    const account = needsZone || (needsCurrency && !this.config.defaultCurrency) ? await this.account(signal) : { currency: null, timeZone: "UTC" };
+    const owners = propertyFields.some((f) => f.spec.type === "user") ? await this.owners(signal) : null;
+    const labels = table.pipelineLabels ? await this.pipelineLabels(object, propertyFields, signal) : new Map<string, Map<string, string>>();
+
+    const fetch = new Set<string>([object.lastModifiedProperty, "hs_object_id", ...nameProperties]);
+    if (object.key === "contacts") { fetch.add("firstname"); fetch.add("lastname"); }
+    for (const f of propertyFields) fetch.add(f.prop.name);
+    for (const c of currencyColumns) fetch.add(c.name);
+    if (needsCurrency && object.currencyProperty && props.has(object.currencyProperty)) fetch.add(object.currencyProperty);
+    for (const p of fetch) if (!props.has(p)) fetch.delete(p);
+
+    const sourceTypes: Record<string, string> = {};
+    for (const f of propertyFields) sourceTypes[f.field] = sourceTypeOf(f.prop);
+    for (const c of currencyColumns) sourceTypes[c.name] ??= sourceTypeOf(c);
+    for (const a of associationFields) sourceTypes[a.field] = "hs:association";
+
+    return {
+      table, object, propertyFields, associationFields, currencyColumns, needsCurrency,
+      currencyFallback: this.config.defaultCurrency ?? account.currency,
+      fetch: [...fetch].sort(), sourceTypes, nameProperties,
+      ctx: { owners, labels, timeZone: account.timeZone, unresolved: new Set() },
+    };
+  }
+
+  // ---- check ------------------------------------------------------------------------------------
+
+  async check(): Promise<TableCheck[]> {
+    try {
+      await this.api.authenticate();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      return this.config.tables.map((t) => ({ table: t.name, ok: false, problems: [e.message], warnings: [] }));
+    }
+    const granted = await this.api.grantedScopes().catch(() => null);
+    const out: TableCheck[] = [];
+    for (const table of this.config.tables) {
+      const problems: string[] = [];
+      const warnings: string[] = [];
+      try {
+        await this.checkTable(table, problems, warnings);
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        problems.push(e instanceof MissingScopesError && granted
+          ? `${e.message} (granted: ${granted.join(", ") || "none"})`
+          : e.message);
+      }
+      out.push({ table: table.name, ok: problems.length === 0, problems, warnings });
+    }
+    return out;
+  }
+
+  private async checkTable(table: HubSpotTable, problems: string[], warnings: string[]): Promise<void> {
+    const object = await this.resolveObject(table.object);
+    if (!object) { problems.push(`HubSpot has no object ${JSON.stringify(table.object)}`); return; }
+    const props = await this.properties(object.api);
+    // Reading records needs the object's read scope (properties may be readable without it).
+    await this.api.listPage(object.api, { limit: 1, archived: false, properties: ["hs_object_id"] });
+    const r = await this.resolveFields(table, object, props);
+    problems.push(...r.problems);
+    const nameProperties = table.nameProperty ? [table.nameProperty] : object.nameProperties;
+    for (const p of nameProperties) if (!props.has(p)) problems.push(`name property ${p} is not a property of ${object.key}`);
+    if (nameProperties.length === 0 && object.key !== "contacts") warnings.push(`${object.key} has no name property; records get no name (set nameProperty)`);
+    if (!props.has(object.lastModifiedProperty)) problems.push(`${object.key} has no ${object.lastModifiedProperty} property; incremental runs cannot read its changes`);
+    for (const f of r.propertyFields) {
+      if (f.spec.type === "user" && f.prop.type !== "enumeration" && !f.prop.referencedObjectType) {
+        warnings.push(`field ${f.field} (${f.prop.type}) is synced as a user: its values must be emails or owner ids`);
+      }
+    }
+    if (r.propertyFields.some((f) => f.spec.type === "user")) await this.owners();
+    for (const a of r.associationFields) {
+      await this.api.associations(object.api, a.target.api, ["0"]).catch((e: unknown) => {
+        if (e instanceof ConfigError) problems.push(`field ${a.field}: cannot read ${object.key}→${a.target.key} associations: ${e.message}`);
+        else throw e;
+      });
+    }
+    if (table.filter) {
+      this.checkFilter(table.filter, props, problems, warnings);
+      if (problems.length === 0) {
+        // HubSpot's own validation of the filter, combined with the connector's window and keyset filters.
+        const body = windowSearchBody({ lastModifiedProperty: object.lastModifiedProperty, properties: ["hs_object_id"], filterGroups: table.filter }, { from: 0, to: this.clock.now() }, "0", 1);
+        await this.api.search(object.api, body).catch((e: unknown) => {
+          if (e instanceof HubSpotRequestError && e.status === 400) problems.push(`filter: HubSpot rejects it: ${e.message}`);
+          else throw e;
+        });
+      }
+    }
+  }
+
+  /** Filters against the object's properties and HubSpot's operator rules. */
+  private checkFilter(groups: HubSpotFilterGroup[], props: Map<string, PropertyDef>, problems: string[], warnings: string[]): void {
+    groups.forEach((g, gi) => g.filters.forEach((f, fi) => {
+      const where = groups.length > 1 ? `filter group ${gi + 1}, filter ${fi + 1}` : `filter ${fi + 1}`;
+      if (f.propertyName.startsWith("associations.")) {
+        if (f.operator !== "EQ" && f.operator !== "IN") problems.push(`${where}: ${f.propertyName} supports EQ and IN only`);
+        return;
+      }
+      const p = props.get(f.propertyName);
+      if (!p) { problems.push(`${where}: ${f.propertyName} is not a property${suggest(f.propertyName, props)}`); return; }
+      const values = [f.value, f.highValue, ...(f.values ?? [])].filter((v): v is string => v !== undefined);
+      if (p.type === "number" && !["CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"].includes(f.operator)) {
+        for (const v of values) if (v.trim() === "" || !Number.isFinite(Number(v))) problems.push(`${where}: ${JSON.stringify(v)} is not a number (${f.propertyName} is a number)`);
+      }
+      if (p.type === "date" || p.type === "datetime") {
+        for (const v of values) if (instantMs(v) === undefined) problems.push(`${where}: ${JSON.stringify(v)} is not a date (epoch milliseconds or ISO 8601)`);
+      }
+      if (p.type === "enumeration" && p.options && p.options.length > 0 && (f.operator === "EQ" || f.operator === "NEQ" || f.operator === "IN" || f.operator === "NOT_IN")) {
+        const known = new Set(p.options.map((o) => o.value));
+        const unknown = values.filter((v) => !known.has(v));
+        if (unknown.length > 0 && !PIPELINE_PROPS.has(p.name) && !STAGE_PROPS.has(p.name)) {
+          warnings.push(`${where}: ${unknown.map((v) => JSON.stringify(v)).join(", ")} ${unknown.length > 1 ? "are" : "is"} not among ${f.propertyName}'s internal values (${[...known].slice(0, 10).join(", ")}); enumeration filters match internal values exactly`);
+        }
+      }
+      if ((f.operator === "IN" || f.operator === "NOT_IN") && p.type === "string" && values.some((v) => v !== v.toLowerCase())) {
+        warnings.push(`${where}: HubSpot compares IN/NOT_IN string values in lower case; ${values.filter((v) => v !== v.toLowerCase()).map((v) => JSON.stringify(v)).join(", ")} will never match`);
+      }
+      if ((f.operator === "BETWEEN" || f.operator === "LT" || f.operator === "LTE" || f.operator === "GT" || f.operator === "GTE") && !["number", "date", "datetime", "string"].includes(p.type)) {
+        warnings.push(`${where}: ${f.operator} on ${f.propertyName} (${p.type}) compares text`);
+      }
+    }));
+  }
+
+  // ---- read -------------------------------------------------------------------------------------
+
+  async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const plan = await this.plan(table, opts.signal);
+    const state = opts.full ? null : parseState(opts.state);
+    if (!opts.full && opts.state != null && !state) this.log.warn({ table: table.name }, "unreadable saved cursor; reading the whole table");
+    const to = opts.runStartedAt;
+    const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : null;
+    const stats: ReadStats = { ...newWindowStats(), mode: from === null ? "full" : "incremental", from, to, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+    const trackAssociations = table.associationChanges && plan.associationFields.length > 0;
+    // Full reads see every record: their snapshot is built on the way. Incremental runs sweep after.
+    let snapshot = trackAssociations && from === null ? new AssociationSnapshot() : null;
+    const published = new Set<string>();
+    this.lastRead.set(table.name, stats);
+    this.log.info({ table: table.name, mode: stats.mode, from: from === null ? null : new Date(from).toISOString(), to: new Date(to).toISOString() }, "reading HubSpot");
+
+    const windows = (lo: number) => searchRange({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
+      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: this.config.concurrency, signal: opts.signal, stats,
+    }, lo, to);
+    const source = from !== null ? windows(from)
+      : table.filter ? windows(0)
+        : listAll(this.api, plan.object.api, plan.fetch, false, opts.signal);
+
+    let buffer: HubSpotObject[] = [];
+    const emit = async (batch: HubSpotObject[]): Promise<SourcePage> => {
+      const records = await this.convert(plan, batch, stats, opts.signal, snapshot);
+      if (trackAssociations && from !== null) for (const r of records) published.add(r.externalId);
+      return { records, sourceTypes: plan.sourceTypes };
+    };
+    for await (const page of source) {
+      if (from === null && !table.filter) { stats.records += page.length; }
+      buffer.push(...page);
+      while (buffer.length >= BATCH) {
+        const batch = buffer.slice(0, BATCH);
+        buffer = buffer.slice(BATCH);
+        yield await emit(batch);
+      }
+      await opts.heartbeat?.();
+    }
+    if (buffer.length > 0) yield await emit(buffer);
+
+    if (trackAssociations && from !== null) {
+      snapshot = yield* this.sweep(plan, to, published, AssociationSnapshot.decode(state?.assoc), stats, opts);
+    }
+
+    // Archived records: deletes. Incremental runs publish those archived since the window's start.
+    let deleted: string[] = [];
+    for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
+      for (const o of page) {
+        const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
+        if (from === null || at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
+      }
+      if (deleted.length >= BATCH) {
+        stats.deleted += deleted.length;
+        yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+        deleted = [];
+      }
+    }
+    if (deleted.length > 0) {
+      stats.deleted += deleted.length;
+      yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+    }
+    stats.unresolvedOwners = [...plan.ctx.unresolved].sort();
+    if (stats.unresolvedOwners.length > 0) {
+      this.log.warn({ table: table.name, ownerIds: stats.unresolvedOwners.slice(0, 20), count: stats.unresolvedOwners.length }, "owner ids with no owner email: kept as ids");
+    }
+    const next: HubSpotState = { v: 1, cursor: to, cursorAt: new Date(to).toISOString() };
+    if (snapshot) next.assoc = snapshot.encode();
+    this.log.info({ table: table.name, mode: stats.mode, records: stats.records, deleted: stats.deleted, windows: stats.windows, splits: stats.splits, api: { ...this.api.stats } }, "HubSpot table read");
+    yield { records: [], sourceTypes: plan.sourceTypes, state: next };
+  }
+
+  /** Associations of up to 1,000 records: one batch read per associated type. */
+  private async readAssociations(plan: TablePlan, ids: string[], stats: ReadStats, signal: AbortSignal): Promise<Map<string, Map<string, AssociationTarget[]>>> {
+    const assoc = new Map<string, Map<string, AssociationTarget[]>>();
+    if (ids.length === 0) return assoc;
+    for (const target of new Set(plan.associationFields.map((a) => a.target.api))) {
+      stats.associationCalls++;
+      assoc.set(target, await this.api.associations(plan.object.api, target, ids, signal));
+    }
+    return assoc;
+  }
+
+  /** The raw values of a record's association fields (and their `__type` companions). */
+  private associationValues(plan: TablePlan, id: string, assoc: Map<string, Map<string, AssociationTarget[]>>): Record<string, RawValue> {
+    const fields: Record<string, RawValue> = {};
+    for (const a of plan.associationFields) {
+      const targets = assoc.get(a.target.api)?.get(id);
+      if (a.mode === "primary") {
+        fields[a.field] = primaryAssociation(targets);
+        if (!a.spec.references) fields[`${a.field}__type`] = a.target.key;
+      } else if (a.mode === "list") fields[a.field] = allAssociations(targets);
+      else fields[a.field] = allAssociations(targets).join(";") || null;
+    }
+    return fields;
+  }
+
+  /**
+   * An incremental run's association sweep: every record id the table holds now (search, id
+   * keyset), its associations, a fresh snapshot compared with the last run's. Records of the
+   * buckets that differ, and not already read by this run, are read again (batch read) and
+   * published: an association added or removed without a property change reaches the sink.
+   */
+  private async *sweep(plan: TablePlan, to: number, published: Set<string>, previous: Uint32Array | null, stats: ReadStats, opts: ReadOptions): AsyncGenerator<SourcePage, AssociationSnapshot> {
+    const snapshot = new AssociationSnapshot();
+    const sweepStats = newWindowStats();
+    const byBucket = new Map<number, string[]>();
+    let pending: string[] = [];
+    const digest = async (ids: string[]) => {
+      const assoc = await this.readAssociations(plan, ids, stats, opts.signal);
+      for (const id of ids) {
+        snapshot.add(id, this.associationValues(plan, id, assoc));
+        if (previous) {
+          const b = AssociationSnapshot.bucketOf(id);
+          let list = byBucket.get(b);
+          if (!list) byBucket.set(b, (list = []));
+          list.push(id);
+        }
+      }
+    };
+    const ids = searchRange({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: ["hs_object_id"],
+      filterGroups: plan.table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: this.config.concurrency, signal: opts.signal, stats: sweepStats,
+    }, 0, to);
+    for await (const page of ids) {
+      pending.push(...page.map((o) => o.id));
+      while (pending.length >= BATCH) { await digest(pending.slice(0, BATCH)); pending = pending.slice(BATCH); }
+      await opts.heartbeat?.();
+    }
+    await digest(pending);
+    const sweep = { ids: sweepStats.records, searchPages: sweepStats.searchPages, changedBuckets: 0, republished: 0 };
+    stats.sweep = sweep;
+    if (!previous) return snapshot; // the first snapshot: nothing to compare with
+    const changed: string[] = [];
+    for (const [b, list] of byBucket) {
+      if (snapshot.sums[b] === previous[b]) continue;
+      sweep.changedBuckets++;
+      for (const id of list) if (!published.has(id)) changed.push(id);
+    }
+    let buffer: HubSpotObject[] = [];
+    for (let i = 0; i < changed.length; i += 100) {
+      buffer.push(...await this.api.batchRead(plan.object.api, changed.slice(i, i + 100), plan.fetch, opts.signal));
+      if (buffer.length >= BATCH || i + 100 >= changed.length) {
+        const records = await this.convert(plan, buffer, stats, opts.signal, null);
+        sweep.republished += records.length;
+        buffer = [];
+        yield { records, sourceTypes: plan.sourceTypes };
+      }
+    }
+    return snapshot;
+  }
+
+  /** Enriches and converts one batch (≤ 1,000 records); adds them to the association snapshot being built, if any. */
+  private async convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, snapshot: AssociationSnapshot | null): Promise<SourceRecord[]> {
+    const assoc = await this.readAssociations(plan, objects.map((o) => o.id), stats, signal);
+    const currencyProp = plan.object.currencyProperty;
+    return objects.map((o) => {
+      const props = o.properties ?? {};
+      const fields: Record<string, RawValue> = {};
+      for (const f of plan.propertyFields) fields[f.field] = convertProperty(props[f.prop.name], f.prop, f.spec, plan.ctx);
+      for (const c of plan.currencyColumns) fields[c.name] ??= props[c.name] ?? null;
+      const associated = this.associationValues(plan, o.id, assoc);
+      Object.assign(fields, associated);
+      snapshot?.add(o.id, associated);
+      if (plan.needsCurrency) {
+        const own = currencyProp ? props[currencyProp] : null;
+        fields[CURRENCY_FIELD] = typeof own === "string" && own.trim() !== "" ? own.trim() : plan.currencyFallback;
+      }
+      const modified = props[plan.object.lastModifiedProperty];
+      const updatedAt = typeof modified === "string" && modified !== "" ? toIsoInstant(modified)
+        : o.updatedAt ? new Date(o.updatedAt).toISOString() : null;
+      return { externalId: o.id, name: recordName(plan.object.key, props, plan.nameProperties), sourceUpdatedAt: updatedAt, fields };
+    });
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open: the client uses fetch without persistent state.
+  }
+}
+
+function suggest(name: string, props: Map<string, PropertyDef>): string {
+  const lower = name.toLowerCase();
+  const close = [...props.keys()]
+    .map((k) => ({ k, d: k.toLowerCase() === lower ? 0 : editDistance(lower, k.toLowerCase()) }))
+    .filter((x) => x.d <= Math.max(1, Math.floor(name.length / 4)))
+    .sort((a, b) => a.d - b.d || a.k.localeCompare(b.k))
+    .slice(0, 3).map((x) => x.k);
+  return close.length > 0 ? ` (did you mean ${close.join(", ")}?)` : "";
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
