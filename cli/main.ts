@@ -10,6 +10,7 @@ import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
 import { createConnector } from "../producers/connector.ts";
 import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
 import { runRoles, ROLES, type Role } from "./run.ts";
+import { registerDlqCommands } from "./dlq.ts";
 
 const program = new Command();
 program
@@ -117,6 +118,8 @@ for (const action of ["up", "down", "status"] as const) {
       if (action === "up" && statuses.some((s) => s.state === "unavailable" || s.state === "stopped")) process.exitCode = 1;
     });
 }
+
+registerDlqCommands(program, config);
 
 program.command("auth")
   .description("run the OAuth authorization-code flow for a connector and store its refresh token (encrypted)")

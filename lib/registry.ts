@@ -54,7 +54,10 @@ export class Registry {
       const msg = (e as Error).message ?? String(e);
       if (status === 409 || /incompatib/i.test(msg)) {
         throw new SchemaIncompatibleError(
-          `the schema registry refused the new schema of ${subject} as incompatible with the registered one (BACKWARD): ${msg}`, e);
+          `the schema registry refused the new schema of ${subject} as incompatible with the registered one (BACKWARD: fields may only be added, with defaults): ${msg}. `
+          + "A field's type cannot change in place: give the table a new name in the config (a new table version), "
+          + "run `qobra-sync replay <connector> --table <new name>` to fill it from the raw topic, then move readers to it; "
+          + "these records wait in the dead-letter topic (`qobra-sync dlq replay` after the change)", e);
       }
       throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} failed to register ${subject}: ${msg}`, e);
     }

@@ -44,7 +44,9 @@ export function mapRecord(raw: RawRecord, ctx: MapContext): MapResult {
   if (raw.op === "UPSERT") {
     for (const [name, spec] of Object.entries(ctx.fields)) {
       const v = raw.fields[name];
-      if (v === undefined) { issues.push({ path: name, code: "missing_field", message: `the source record has no field ${name}` }); continue; }
+      // A raw record read before the field was configured (a replay after adding it) has no value
+      // for it: null, until the next sync reads it.
+      if (v === undefined) continue;
       try {
         convertField(name, spec, v, raw, ctx, value);
         if (spec.type === "user" && typeof value[name] === "string") {

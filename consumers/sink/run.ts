@@ -256,7 +256,8 @@ async function evolveTable(pool: pg.Pool, qualified: string, bareName: string, s
       if (have === undefined) await client.query(addColumnSql(qualified, c));
       else if (normalizeType(have) !== normalizeType(c.pgType)) {
         throw new SinkSchemaError(`sink column ${schema}.${bareName}.${c.name} is ${have} but the mapped schema now says ${c.pgType}; `
-          + "changing a field's type needs a new table version: rename the Qobra table in the config (or drop the sink table) and run `qobra-sync replay`");
+          + "changing a field's type needs a new table version: rename the Qobra table in the config (or drop the sink table) and run `qobra-sync replay`; "
+          + "these records wait in dlq.sink (`qobra-sync dlq replay --stage sink` once the table is fixed)");
       }
     }
     await client.query("COMMIT");
