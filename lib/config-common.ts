@@ -31,6 +31,8 @@ export const FieldSpec = z.strictObject({
     .describe("date: force a calendar date or an instant; by default it follows the source column's type."),
   userKey: z.string().optional().describe("user: the Qobra users column the value matches (default: email)."),
   references: TABLE_NAME.optional().describe("object: the Qobra table the value references."),
+  scale: z.enum(["points", "fraction"]).optional()
+    .describe("percentage: how the source writes it — points (12.5 means 12.5 %, the default and the unit of every mapped percentage) or fraction (0.125, multiplied by 100 exactly)."),
 });
 export type FieldSpec = z.infer<typeof FieldSpec>;
 
@@ -54,6 +56,9 @@ export function checkFields(fields: Record<string, FieldSpec>, ctx: z.Refinement
   for (const [name, spec] of Object.entries(fields)) {
     if (spec.type !== "amount" && (spec.currencyColumn || spec.currency)) {
       ctx.addIssue({ code: "custom", path: ["fields", name], message: `currency options apply to amount fields only, and ${name} is ${spec.type}` });
+    }
+    if (spec.scale && spec.type !== "percentage") {
+      ctx.addIssue({ code: "custom", path: ["fields", name], message: `scale applies to percentage fields only, and ${name} is ${spec.type}` });
     }
     if (name.startsWith("_")) {
       ctx.addIssue({ code: "custom", path: ["fields", name], message: "field names starting with _ are reserved for system columns (_external_id, _name, …)" });

@@ -75,7 +75,9 @@ function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][stri
       out[name] = key === "" ? null : (spec.userKey ? key : key.toLowerCase());
       return;
     }
-    case "number": case "percentage": out[name] = toDecimal(v as string); return;
+    case "number": out[name] = toDecimal(v as string); return;
+    // Percentages are mapped in percent points for every source; a fraction (0.125) is shifted exactly.
+    case "percentage": out[name] = spec.scale === "fraction" ? toDecimal(`${toDecimal(v as string)}e2`) : toDecimal(v as string); return;
     case "bool": out[name] = toBool(v); return;
     case "object": {
       // A polymorphic reference's resolved type comes from the source, as the raw field `<name>__type`.

@@ -36,6 +36,13 @@ describe("pipeline schemas", () => {
     expect(avro.Type.forSchema(mappedSchema(layout)).isValid(result.value)).toBe(true);
   });
 
+  it("maps percentages in percent points, shifting fractions exactly", () => {
+    const fields = { p: { type: "percentage" as const }, f: { type: "percentage" as const, scale: "fraction" as const } };
+    const layout = tableLayout("crm", "deals", fields, {});
+    const r = mapRecord({ ...raw, fields: { p: "12.5", f: "0.125000000000000001" } }, { fields, layout, defaultCurrency: "EUR", version: 1 });
+    expect(r.ok && [r.value.p, r.value.f]).toEqual(["12.5", "12.5000000000000001"]);
+  });
+
   it("collects every bad field of a record, not only the first", () => {
     const fields = { amount: { type: "amount" as const, currencyColumn: "currency" }, closed_on: { type: "date" as const } };
     const layout = tableLayout("crm", "deals", fields, raw.sourceTypes);
