@@ -6,16 +6,12 @@
  * (encrypted) with producers/oauth/token-store.ts, where the connector finds it when its config
  * has no refreshToken. Nothing secret is printed.
  */
-import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Client } from "@hubspot/api-client";
 import { standardObject, type HubSpotConnector } from "../../lib/config-hubspot.ts";
 import { ConfigError } from "../../lib/errors.ts";
+import { listenForCallback } from "../oauth/loopback.ts";
 import { TokenStore, saveToken } from "../oauth/token-store.ts";
 
-export const DEFAULT_AUTH_PORT = 1717;
-export const CALLBACK_PATH = "/oauth/callback";
 
 /** Scopes every HubSpot connector needs (Qobra's HubSpot page). */
 export const HUBSPOT_REQUIRED_SCOPES = [
@@ -88,58 +84,22 @@ export interface HubSpotAuthOptions {
 /** Runs the whole flow: listener, authorize URL, code exchange, token stored. */
 export async function runHubSpotAuth(connector: HubSpotConnector, opts: HubSpotAuthOptions): Promise<void> {
   const store = opts.tokenStore ?? new TokenStore();
-  const state = randomBytes(24).toString("base64url");
-  let settle!: { resolve: (code: string) => void; reject: (e: Error) => void };
-  const codePromise = new Promise<string>((resolve, reject) => { settle = { resolve, reject }; });
-  codePromise.catch(() => undefined);
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (req.method !== "GET" || url.pathname !== CALLBACK_PATH) { res.writeHead(404, { "Content-Type": "text/plain" }).end("Not found"); return; }
-    const page = (status: number, text: string) => res.writeHead(status, { "Content-Type": "text/html; charset=utf-8" })
-      .end(`<!DOCTYPE html><html><head><title>qobra-sync</title></head><body><p>${escapeHtml(text)}</p></body></html>`);
-    if (url.searchParams.get("state") !== state) { page(400, "This callback does not belong to the running qobra-sync auth (state mismatch); start it again."); return; }
-    const error = url.searchParams.get("error");
-    if (error) {
-      page(400, `HubSpot did not grant access: ${error}. You can close this window.`);
-      settle.reject(new ConfigError(`connector ${connector.id}: HubSpot did not grant access (${error}: ${url.searchParams.get("error_description") ?? "no description"})`));
-      return;
-    }
-    const code = url.searchParams.get("code");
-    if (!code) { page(400, "The callback has no authorization code."); return; }
-    page(200, `qobra-sync is connected to HubSpot for connector ${connector.id}. You can close this window.`);
-    settle.resolve(code);
+  const listener = await listenForCallback({
+    provider: "HubSpot", connectorId: connector.id, redirectHint: "app's redirect URL", port: opts.port, timeoutMs: opts.timeoutMs, signal: opts.signal,
   });
-  const port = opts.port ?? DEFAULT_AUTH_PORT;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (e: NodeJS.ErrnoException) => reject(e.code === "EADDRINUSE"
-      ? new ConfigError(`port ${port} on 127.0.0.1 is in use; pass another --port (and register http://127.0.0.1:<port>${CALLBACK_PATH} as the app's redirect URL)`, e)
-      : e));
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-  const timeoutMs = opts.timeoutMs ?? 300_000;
-  const timer = setTimeout(() => settle.reject(new ConfigError(`connector ${connector.id}: no answer from HubSpot within ${Math.round(timeoutMs / 1000)} s; run qobra-sync auth again`)), timeoutMs);
-  const onAbort = () => settle.reject(new Error("aborted"));
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const { redirectUri, state } = listener;
   try {
-    const redirectUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}${CALLBACK_PATH}`;
     const url = hubspotAuthorizeUrl(connector, { redirectUri, state, appUrl: opts.appUrl });
     opts.print(`Connect qobra-sync to HubSpot for connector ${connector.id}: open this URL in a browser and install the app:\n${url}`);
     opts.print(`Waiting for HubSpot to redirect to ${redirectUri} (it must be one of the app's redirect URLs)…`);
     opts.open?.(url);
-    const code = await codePromise;
+    const code = await listener.code;
     await exchangeHubSpotCode(connector, { code, redirectUri, save: (id, token) => store.save(id, { ...token, source: "auth" }) });
     opts.print(`Connected. The refresh token is stored, encrypted, in ${store.dir}.`);
     if (connector.refreshToken) {
       opts.print(`Note: connector ${connector.id} also sets refreshToken in its config, which takes precedence; remove it to use the token just stored.`);
     }
   } finally {
-    clearTimeout(timer);
-    opts.signal?.removeEventListener("abort", onAbort);
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await listener.close();
   }
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 }
