@@ -18,6 +18,7 @@ import { groups } from "../../lib/topics.ts";
 import type { DeadLetter, DeadLetterIssue, RawRecord } from "../../schemas/index.ts";
 import { parseRawKey } from "../../producers/worker.ts";
 import { mapRecord } from "./map-record.ts";
+import { effectiveFields } from "./default-fields.ts";
 import { UserDirectory } from "./users.ts";
 import { createPool } from "../../lib/pg.ts";
 import { newEvent } from "../../lib/codec.ts";
@@ -69,8 +70,9 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   async function targetFor(connector: ConnectorConfig, table: TableConfig, raw: RawRecord | null): Promise<Target> {
     if (raw?.op === "DELETE") return deleteTargetFor(connector, table);
     const sourceTypes = raw?.sourceTypes ?? {};
-    const layout = tableLayout(connector.id, table.name, table.fields, sourceTypes);
-    const key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}`;
+    const fields = effectiveFields(table.fields, sourceTypes);
+    const layout = tableLayout(connector.id, table.name, fields, sourceTypes);
+    const key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}\u0000${Object.keys(fields).join(",")}`;
     let t = targets.get(key);
     if (!t) {
       const topic = port.topics.mapped(connector.id, table.name);
@@ -120,7 +122,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           if (!table) throw new DataError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
           const target = await targetFor(connector, table, raw);
           const result = mapRecord(raw, {
-            fields: table.fields, layout: target.layout, version: coords.offset,
+            fields: effectiveFields(table.fields, raw.sourceTypes), layout: target.layout, version: coords.offset,
             defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency, users,
           });
           if (!result.ok) throw new DataError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);

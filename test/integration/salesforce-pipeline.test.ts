@@ -66,6 +66,8 @@ connectors:
       - name: tasks
         object: Task
         fields: { Subject: string, WhoId: object, WhatId: object, OwnerId: user }
+      - name: accounts_all_fields
+        object: Account
 `);
   rt = await openRuntime(config, "test");
   pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
@@ -103,6 +105,21 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(tasks).toHaveLength(7);
     expect(tasks.map((t) => [t.who, t.what])).toEqual(expect.arrayContaining([["Lead", null], ["Contact", "Opportunity"], ["Contact", "Account"]]));
     for (const t of tasks) expect(t.owner).toMatch(/@example\.com$/);
+  });
+
+  it("a table without fields syncs every readable field with its default Qobra type", async () => {
+    const cols = await sink<{ column_name: string; data_type: string }>(
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '${sinkSchema}' AND table_name = 'sf__accounts_all_fields'`);
+    const types = new Map(cols.map((c) => [c.column_name, c.data_type]));
+    expect(types.get("Name")).toBe("text");
+    expect(types.get("OwnerId")).toBe("text");
+    expect(types.get("OwnerId_user_id")).toBe("text");
+    expect(types.get("CreatedDate")).toBe("timestamp with time zone");
+    expect(types.get("IsDeleted")).toBe("boolean");
+    expect(cols.length).toBeGreaterThan(20);
+    const [acct] = await sink<{ n: number; owner: string }>(`SELECT count(*)::int AS n, min("OwnerId") AS owner FROM "${sinkSchema}"."sf__accounts_all_fields"`);
+    expect(acct!.n).toBeGreaterThan(0);
+    expect(acct!.owner).toMatch(/@example\.com$/);
   });
 
   it("an incremental run picks up a change and soft-deletes a record deleted at the source", async () => {
