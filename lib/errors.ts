@@ -31,6 +31,15 @@ export class SinkUnavailableError extends EtlError {
 export class SchemaIncompatibleError extends EtlError {
   constructor(message: string, cause?: unknown) { super("SCHEMA_INCOMPATIBLE", message, { cause }); }
 }
+/**
+ * Thrown by a connector's `read` when a table cannot be read for a reason that must not stop the
+ * others (a missing OPTIONAL permission, such as HubSpot's custom-object or e-commerce scopes):
+ * the worker reports the table as skipped with this message, infers no deletes for it, and goes on.
+ */
+export class TableSkippedError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("SOURCE_DATA", message, { cause }); this.name = "TableSkippedError"; }
+}
+
 export class StackError extends EtlError {
   constructor(message: string, cause?: unknown) { super("STACK", message, { cause }); }
 }

@@ -14,6 +14,7 @@
  *  4. `close()` releases connections; it is idempotent.
  */
 import type { ConnectorConfig } from "../lib/config.ts";
+export { TableSkippedError } from "../lib/errors.ts";
 import type { RawValue } from "../schemas/index.ts";
 import { hubspotConnector } from "./connectors/hubspot.ts";
 import { postgresConnector } from "./connectors/postgres.ts";

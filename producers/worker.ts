@@ -7,7 +7,7 @@
 import type { Consumer, Producer } from "kafkajs";
 import { findConnector, type Config } from "../lib/config.ts";
 import { Codec, newEvent, publishEvent } from "../lib/codec.ts";
-import { EtlError, describeError } from "../lib/errors.ts";
+import { EtlError, TableSkippedError, describeError } from "../lib/errors.ts";
 import { endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { loadState, saveState } from "../lib/state.ts";
@@ -125,30 +125,40 @@ export async function runSync(
       const liveBefore = live?.size ?? 0;
       const saved = request.full ? null : await loadState(port, codec, request.connector, table);
       const state = saved ? JSON.parse(saved.state) as unknown : null;
-      for await (const page of source.read(table, { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat })) {
-        const readAt = Date.now();
-        const envelopes: RawRecord[] = page.records.map((r) => ({
-          connector: request.connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
-          sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
-        }));
-        if (envelopes.length > 0) {
-          const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
-          await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })) });
+      try {
+        for await (const page of source.read(table, { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat })) {
+          const readAt = Date.now();
+          const envelopes: RawRecord[] = page.records.map((r) => ({
+            connector: request.connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
+            sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
+          }));
+          if (envelopes.length > 0) {
+            const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
+            await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })) });
+          }
+          if (live) for (const r of page.records) live.delete(r.externalId);
+          if (page.deletedIds && page.deletedIds.length > 0) {
+            deleted += await publishDeletes(table, page.deletedIds);
+            if (live) for (const id of page.deletedIds) live.delete(id);
+          }
+          read += page.records.length;
+          if (page.state !== undefined) {
+            await saveState(producer, port, codec, { connector: request.connector, table, runId, savedAt: Date.now(), state: JSON.stringify(page.state) });
+          }
+          if (Date.now() - lastProgress > 2000) {
+            lastProgress = Date.now();
+            await publishEvent(producer, codec, events, newEvent({ ...base, type: "PROGRESS", table, counts: { read: totals.read! + read } }));
+          }
+          await heartbeat();
         }
-        if (live) for (const r of page.records) live.delete(r.externalId);
-        if (page.deletedIds && page.deletedIds.length > 0) {
-          deleted += await publishDeletes(table, page.deletedIds);
-          if (live) for (const id of page.deletedIds) live.delete(id);
-        }
-        read += page.records.length;
-        if (page.state !== undefined) {
-          await saveState(producer, port, codec, { connector: request.connector, table, runId, savedAt: Date.now(), state: JSON.stringify(page.state) });
-        }
-        if (Date.now() - lastProgress > 2000) {
-          lastProgress = Date.now();
-          await publishEvent(producer, codec, events, newEvent({ ...base, type: "PROGRESS", table, counts: { read: totals.read! + read } }));
-        }
-        await heartbeat();
+      } catch (e) {
+        if (!(e instanceof TableSkippedError)) throw e;
+        // Nothing else stops: the table is reported as skipped, and no deletes are inferred for it.
+        unseen.delete(table);
+        totals.skipped = (totals.skipped ?? 0) + 1;
+        rlog.warn({ table, err: e.message }, "table skipped");
+        await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read, skipped: 1 }, error: e.message }));
+        continue;
       }
       totals.read! += read;
       totals.deleted! += deleted;

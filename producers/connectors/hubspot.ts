@@ -23,6 +23,7 @@ import { CURRENCY_FIELD, standardObject, type HubSpotConnector, type HubSpotFilt
 import { ConfigError } from "../../lib/errors.ts";
 import { logger, type Logger } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
+import { TableSkippedError } from "../../lib/errors.ts";
 import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
 import {
   HubSpotApi, HubSpotRequestError, MissingScopesError, realClock,
@@ -435,7 +436,22 @@ export class HubSpotSource implements SourceConnector {
 
   // ---- read -------------------------------------------------------------------------------------
 
+  /** A table whose scope is optional (custom objects, goals, e-commerce) is skipped, not failed, when the app lacks it. */
   async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    try {
+      yield* this.readTable(tableName, opts);
+    } catch (e) {
+      const table = this.config.tables.find((t) => t.name === tableName);
+      const std = table ? standardObject(table.object) : undefined;
+      const optional = !std || ["line_items", "goal_targets", "products"].includes(std.object);
+      if (e instanceof MissingScopesError && optional) {
+        throw new TableSkippedError(`${(e as Error).message} — table ${tableName} is skipped (its scope is optional); grant the scope and reconnect with \`qobra-sync auth ${this.config.id}\` to sync it`, e);
+      }
+      throw e;
+    }
+  }
+
+  private async *readTable(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
     const table = this.config.tables.find((t) => t.name === tableName);
     if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
     const plan = await this.plan(table, opts.signal);
