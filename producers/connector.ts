@@ -57,9 +57,21 @@ export interface TableCheck {
   warnings: string[];
 }
 
+/** A part of an incremental read that any producer worker may take (a time window). */
+export interface ReadSlice { from: string; to: string }
+
 export interface SourceConnector {
   check(): Promise<TableCheck[]>;
   read(table: string, opts: ReadOptions): AsyncIterable<SourcePage>;
+  /**
+   * Optional, for sources whose incremental reads split well (HubSpot's date windows): returns the
+   * slices of this run, or null to read the table with `read` as usual. The worker publishes each
+   * slice as a task on sync.tasks; any producer worker reads it with `readSlice`; once all are
+   * done, the coordinating worker calls `finishSlices` for the rest (deletes, the new cursor).
+   */
+  planSlices?(table: string, opts: ReadOptions): Promise<ReadSlice[] | null>;
+  readSlice?(table: string, slice: ReadSlice, opts: ReadOptions): AsyncIterable<SourcePage>;
+  finishSlices?(table: string, opts: ReadOptions): AsyncIterable<SourcePage>;
   close(): Promise<void>;
 }
 

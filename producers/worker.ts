@@ -13,8 +13,10 @@ import { logger } from "../lib/log.ts";
 import { loadState, saveState } from "../lib/state.ts";
 import { readToEnd } from "../lib/topic-scan.ts";
 import { groups } from "../lib/topics.ts";
-import type { RawRecord, SyncRequest, TopicPartitionOffset } from "../schemas/index.ts";
-import { createConnector } from "./connector.ts";
+import type { RawRecord, SyncEvent, SyncRequest, SyncTask, TopicPartitionOffset } from "../schemas/index.ts";
+import { createConnector, type ReadSlice, type SourcePage } from "./connector.ts";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 
 const log = logger.child({ component: "producer" });
 
@@ -43,8 +45,10 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
       if (outcome === "completed") lastRuns.set(request.connector, { startedAt, full: request.full, tables: request.tables });
     },
   });
+  const tasks = await startTaskWorker(config, port, codec, producer);
   return {
     async stop() {
+      await tasks.disconnect().catch(() => {});
       await consumer.disconnect().catch(() => {});
       await producer.disconnect().catch(() => {});
     },
@@ -125,31 +129,32 @@ export async function runSync(
       const liveBefore = live?.size ?? 0;
       const saved = request.full ? null : await loadState(port, codec, request.connector, table);
       const state = saved ? JSON.parse(saved.state) as unknown : null;
+      const readOpts = { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat };
+      const handle = async (page: SourcePage): Promise<void> => {
+        await publishRecords(producer, codec, rawTopic, request.connector, table, runId, page);
+        if (live) for (const r of page.records) live.delete(r.externalId);
+        if (page.deletedIds && page.deletedIds.length > 0) {
+          deleted += await publishDeletes(table, page.deletedIds);
+          if (live) for (const id of page.deletedIds) live.delete(id);
+        }
+        read += page.records.length;
+        if (page.state !== undefined) {
+          await saveState(producer, port, codec, { connector: request.connector, table, runId, savedAt: Date.now(), state: JSON.stringify(page.state) });
+        }
+        if (Date.now() - lastProgress > 2000) {
+          lastProgress = Date.now();
+          await publishEvent(producer, codec, events, newEvent({ ...base, type: "PROGRESS", table, counts: { read: totals.read! + read } }));
+        }
+        await heartbeat();
+      };
       try {
-        for await (const page of source.read(table, { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat })) {
-          const readAt = Date.now();
-          const envelopes: RawRecord[] = page.records.map((r) => ({
-            connector: request.connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
-            sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
-          }));
-          if (envelopes.length > 0) {
-            const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
-            await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })) });
-          }
-          if (live) for (const r of page.records) live.delete(r.externalId);
-          if (page.deletedIds && page.deletedIds.length > 0) {
-            deleted += await publishDeletes(table, page.deletedIds);
-            if (live) for (const id of page.deletedIds) live.delete(id);
-          }
-          read += page.records.length;
-          if (page.state !== undefined) {
-            await saveState(producer, port, codec, { connector: request.connector, table, runId, savedAt: Date.now(), state: JSON.stringify(page.state) });
-          }
-          if (Date.now() - lastProgress > 2000) {
-            lastProgress = Date.now();
-            await publishEvent(producer, codec, events, newEvent({ ...base, type: "PROGRESS", table, counts: { read: totals.read! + read } }));
-          }
-          await heartbeat();
+        const slices = !request.full && source.planSlices && source.readSlice && source.finishSlices ? await source.planSlices(table, readOpts) : null;
+        if (slices && source.finishSlices) {
+          // Incremental slices run as tasks on sync.tasks, taken by any producer worker.
+          read += await runTasks(port, codec, producer, request, table, slices, heartbeat, rlog);
+          for await (const page of source.finishSlices(table, readOpts)) await handle(page);
+        } else {
+          for await (const page of source.read(table, readOpts)) await handle(page);
         }
       } catch (e) {
         if (!(e instanceof TableSkippedError)) throw e;
@@ -209,6 +214,111 @@ async function liveIds(port: KafkaPort, rawTopic: string, table: string, heartbe
     }
   }, { heartbeat });
   return live;
+}
+
+/** Publishes a page's records to the raw topic, acknowledged by all replicas. */
+async function publishRecords(producer: Producer, codec: Codec, rawTopic: string, connector: string, table: string, runId: string, page: SourcePage): Promise<void> {
+  if (page.records.length === 0) return;
+  const readAt = Date.now();
+  const envelopes: RawRecord[] = page.records.map((r) => ({
+    connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
+    sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
+  }));
+  const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
+  await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })) });
+}
+
+const TASK_TIMEOUT_MS = Number(process.env.QOBRA_SYNC_TASK_TIMEOUT_MS ?? 3_600_000);
+
+/**
+ * Publishes one task per slice and waits until every task of the run has completed (returns the
+ * records they read) or one has failed (throws). Tasks are keyed by task id, so they spread over
+ * the partitions of sync.tasks and every producer worker's task consumer takes its share.
+ */
+async function runTasks(
+  port: KafkaPort, codec: Codec, producer: Producer, request: SyncRequest, table: string, slices: ReadSlice[],
+  heartbeat: () => Promise<void>, rlog: typeof log,
+): Promise<number> {
+  const from = await endOffsets(await port.admin(), port.topics.syncEvents);
+  const tasks: SyncTask[] = slices.map((s) => ({
+    taskId: randomUUID(), runId: request.requestId, connector: request.connector, table, full: false, windowFrom: s.from, windowTo: s.to,
+  }));
+  const values = await codec.encodeMany(port.topics.syncTasks, "syncTask", tasks);
+  // Round-robin over the partitions, so the tasks spread over every worker that owns one.
+  const partitions = Math.max(1, (await endOffsets(await port.admin(), port.topics.syncTasks)).size);
+  await producer.send({ topic: port.topics.syncTasks, acks: -1, messages: tasks.map((t, i) => ({ key: t.taskId, value: values[i]!, partition: i % partitions })) });
+  rlog.info({ table, tasks: tasks.length }, "slices published as tasks");
+  const pending = new Set(tasks.map((t) => t.taskId));
+  let read = 0;
+  const groupId = `${port.topics.syncEvents}-tasks-${randomUUID()}`;
+  const consumer = port.kafka.consumer({ groupId, sessionTimeout: 30_000 });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic: port.topics.syncEvents, fromBeginning: false });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new EtlError("RUN_FAILED", `table ${table}: ${pending.size} of ${tasks.length} tasks did not finish within ${TASK_TIMEOUT_MS / 1000} s; are producer workers running?`)), TASK_TIMEOUT_MS);
+      const beat = setInterval(() => { void heartbeat().catch(() => {}); }, 3000);
+      const done = (fn: () => void) => { clearTimeout(timer); clearInterval(beat); fn(); };
+      consumer.run({
+        eachMessage: async ({ message }) => {
+          if (message.key?.toString() !== request.requestId || !message.value) return;
+          const e = await codec.decode<SyncEvent>(message.value);
+          if (!e.taskId || !pending.has(e.taskId)) return;
+          if (e.type === "TASK_FAILED") { done(() => reject(new EtlError("RUN_FAILED", `table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`))); return; }
+          if (e.type === "TASK_COMPLETED") {
+            pending.delete(e.taskId);
+            read += e.counts.read ?? 0;
+            if (pending.size === 0) done(resolve);
+          }
+        },
+      }).catch((err: unknown) => done(() => reject(err)));
+      for (const [partition, offset] of from) consumer.seek({ topic: port.topics.syncEvents, partition, offset: String(offset) });
+    });
+  } finally {
+    await consumer.disconnect().catch(() => {});
+    await (await port.admin()).deleteGroups([groupId]).catch(() => {});
+  }
+  return read;
+}
+
+/**
+ * Every producer worker also takes tasks: it reads the slice, publishes its records (acks=all),
+ * then reports TASK_COMPLETED (or TASK_FAILED) to the run's coordinator. The task's offset is
+ * committed after the report, so a worker that dies mid-task leaves it to another.
+ */
+async function startTaskWorker(config: Config, port: KafkaPort, codec: Codec, producer: Producer): Promise<Consumer> {
+  const consumer = port.kafka.consumer({ groupId: `${config.topicPrefix}-task-workers`, sessionTimeout: 30_000 });
+  const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  await consumer.connect();
+  await consumer.subscribe({ topic: port.topics.syncTasks, fromBeginning: true });
+  await consumer.run({
+    partitionsConsumedConcurrently: Math.max(1, config.kafka.partitions),
+    eachMessage: async ({ message, heartbeat }) => {
+      if (!message.value) return;
+      const task = await codec.decode<SyncTask>(message.value);
+      const base = { runId: task.runId, connector: task.connector, table: task.table, taskId: task.taskId, stage: `task-worker:${workerId}` };
+      let read = 0;
+      const source = createConnector(findConnector(config, task.connector));
+      try {
+        if (!source.readSlice) throw new EtlError("CONFIG", `connector ${task.connector} cannot read slices`);
+        const rawTopic = port.topics.raw(task.connector);
+        for await (const page of source.readSlice(task.table, { from: task.windowFrom ?? "", to: task.windowTo ?? "" }, {
+          full: false, signal: new AbortController().signal, state: null, runStartedAt: Date.now(), heartbeat,
+        })) {
+          await publishRecords(producer, codec, rawTopic, task.connector, task.table, task.runId, page);
+          read += page.records.length;
+          await heartbeat();
+        }
+        await publishEvent(producer, codec, port.topics.syncEvents, newEvent({ ...base, type: "TASK_COMPLETED", counts: { read } }));
+      } catch (e) {
+        log.error({ ...base, err: describeError(e) }, "task failed");
+        await publishEvent(producer, codec, port.topics.syncEvents, newEvent({ ...base, type: "TASK_FAILED", counts: { read }, error: describeError(e) }));
+      } finally {
+        await source.close();
+      }
+    },
+  });
+  return consumer;
 }
 
 /** Raw topics are keyed by (table, external id). */

@@ -24,7 +24,7 @@ import { ConfigError } from "../../lib/errors.ts";
 import { logger, type Logger } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
 import { TableSkippedError } from "../../lib/errors.ts";
-import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
+import type { ConnectorFactory, ReadSlice, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
 import {
   HubSpotApi, HubSpotRequestError, MissingScopesError, realClock,
   type AssociationTarget, type HubSpotClock, type HubSpotObject, type OwnerDef, type PropertyDef, type SchemaDef, type TokenStoreLike,
@@ -441,14 +441,81 @@ export class HubSpotSource implements SourceConnector {
     try {
       yield* this.readTable(tableName, opts);
     } catch (e) {
-      const table = this.config.tables.find((t) => t.name === tableName);
-      const std = table ? standardObject(table.object) : undefined;
-      const optional = !std || ["line_items", "goal_targets", "products"].includes(std.object);
-      if (e instanceof MissingScopesError && optional) {
-        throw new TableSkippedError(`${(e as Error).message} — table ${tableName} is skipped (its scope is optional); grant the scope and reconnect with \`qobra-sync auth ${this.config.id}\` to sync it`, e);
-      }
-      throw e;
+      throw this.skipIfOptional(tableName, e);
     }
+  }
+
+  /** A missing scope that is optional for the table's object becomes a TableSkippedError. */
+  private skipIfOptional(tableName: string, e: unknown): unknown {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    const std = table ? standardObject(table.object) : undefined;
+    const optional = !std || ["line_items", "goal_targets", "products"].includes(std.object);
+    if (e instanceof MissingScopesError && optional) {
+      return new TableSkippedError(`${(e as Error).message} — table ${tableName} is skipped (its scope is optional); grant the scope and reconnect with \`qobra-sync auth ${this.config.id}\` to sync it`, e);
+    }
+    return e;
+  }
+
+  /**
+   * Incremental runs of tables without association tracking split into equal time slices, one task
+   * each on sync.tasks (each slice still cuts itself under the 10,000-result cap as it reads).
+   */
+  async planSlices(tableName: string, opts: ReadOptions): Promise<ReadSlice[] | null> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table || opts.full) return null;
+    let plan: TablePlan;
+    try {
+      plan = await this.plan(table, opts.signal);
+    } catch (e) {
+      throw this.skipIfOptional(tableName, e);
+    }
+    if (table.associationChanges && plan.associationFields.length > 0) return null; // the sweep needs the whole run's ids
+    const state = parseState(opts.state);
+    if (!state) return null; // a first run lists the table
+    const from = Math.max(0, state.cursor - this.config.lookbackSeconds * 1000);
+    const to = opts.runStartedAt;
+    const n = Math.max(1, this.config.concurrency);
+    const step = Math.max(1, Math.ceil((to - from) / n));
+    const slices: ReadSlice[] = [];
+    for (let lo = from; lo < to; lo += step) slices.push({ from: new Date(lo).toISOString(), to: new Date(Math.min(to, lo + step)).toISOString() });
+    return slices.length > 1 ? slices : null;
+  }
+
+  async *readSlice(tableName: string, slice: ReadSlice, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const plan = await this.plan(table, opts.signal);
+    const stats: ReadStats = { ...newWindowStats(), mode: "incremental", from: Date.parse(slice.from), to: Date.parse(slice.to), deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+    const pages = searchRange({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
+      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: 1, signal: opts.signal, stats,
+    }, Date.parse(slice.from), Date.parse(slice.to));
+    for await (const page of pages) {
+      for (let i = 0; i < page.length; i += BATCH) {
+        yield { records: await this.convert(plan, page.slice(i, i + BATCH), stats, opts.signal, null), sourceTypes: plan.sourceTypes };
+      }
+      await opts.heartbeat?.();
+    }
+  }
+
+  /** After every slice: archived records since the run's window start, then the new cursor. */
+  async *finishSlices(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const plan = await this.plan(table, opts.signal);
+    const state = parseState(opts.state);
+    const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : 0;
+    let deleted: string[] = [];
+    for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
+      for (const o of page) {
+        const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
+        if (at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
+      }
+      if (deleted.length >= BATCH) { yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes }; deleted = []; }
+    }
+    if (deleted.length > 0) yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+    const next: HubSpotState = { v: 1, cursor: opts.runStartedAt, cursorAt: new Date(opts.runStartedAt).toISOString() };
+    yield { records: [], sourceTypes: plan.sourceTypes, state: next };
   }
 
   private async *readTable(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
