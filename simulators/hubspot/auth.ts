@@ -28,6 +28,8 @@ interface RefreshToken {
   revoked: boolean;
   userId: number;
   userEmail?: string;
+  /** The app the token was issued to (absent: any of the portal's apps). */
+  clientId?: string;
 }
 
 interface AuthCode {
@@ -56,6 +58,7 @@ export class TokenStore {
       const rt = typeof r === "string" ? { token: r } : r;
       const entry: RefreshToken = { token: rt.token, scopes: rt.scopes ?? settings.grantedScopes, revoked: false, userId: rt.userId ?? 1 };
       if (rt.userEmail !== undefined) entry.userEmail = rt.userEmail;
+      if (rt.clientId !== undefined) entry.clientId = rt.clientId;
       this.refresh.set(rt.token, entry);
     }
     for (const c of oauth?.authorizationCodes ?? []) {
@@ -86,13 +89,13 @@ export class TokenStore {
     return t;
   }
 
-  private mint(scopes: string[], now: number, opts: { refreshToken?: string; ttlSeconds?: number; kind?: "oauth" | "private_app"; userId?: number } = {}): AccessToken {
+  private mint(scopes: string[], now: number, opts: { refreshToken?: string; ttlSeconds?: number; kind?: "oauth" | "private_app"; userId?: number; app?: string } = {}): AccessToken {
     const kind = opts.kind ?? "oauth";
     const ttl = opts.ttlSeconds ?? this.settings.oauth.accessTokenTtlSeconds;
     const t: AccessToken = {
       token: kind === "oauth" ? opaque("CO") : `pat-na1-${randomUUID()}`,
       kind, scopes: [...scopes], expiresAt: kind === "oauth" || opts.ttlSeconds !== undefined ? now + ttl * 1000 : null,
-      revoked: false, app: kind === "oauth" ? this.settings.oauth.clientId : `private-app:${randomUUID()}`,
+      revoked: false, app: kind === "oauth" ? opts.app ?? this.settings.oauth.clientId : `private-app:${randomUUID()}`,
       userId: opts.userId ?? 1,
     };
     if (opts.refreshToken !== undefined) t.refreshToken = opts.refreshToken;
@@ -106,9 +109,11 @@ export class TokenStore {
   }
 
   /** Adds a refresh token (as if an install happened); returns it. */
-  addRefreshToken(opts: { token?: string; scopes?: string[] } = {}): string {
+  addRefreshToken(opts: { token?: string; scopes?: string[]; clientId?: string } = {}): string {
     const token = opts.token ?? randomUUID();
-    this.refresh.set(token, { token, scopes: opts.scopes ?? this.settings.grantedScopes, revoked: false, userId: 1 });
+    const entry: RefreshToken = { token, scopes: opts.scopes ?? this.settings.grantedScopes, revoked: false, userId: 1 };
+    if (opts.clientId !== undefined) entry.clientId = opts.clientId;
+    this.refresh.set(token, entry);
     return token;
   }
 
@@ -145,23 +150,24 @@ export class TokenStore {
     if (grant !== "refresh_token" && grant !== "authorization_code") {
       throw oauthError("BAD_GRANT_TYPE", grant ? `unsupported grant_type: ${grant}` : "missing grant_type");
     }
-    if (!form.client_id || form.client_id !== o.clientId) throw oauthError("BAD_CLIENT_ID", "missing or unknown client id");
-    if (!form.client_secret || form.client_secret !== o.clientSecret) throw oauthError("BAD_CLIENT_SECRET", "missing or invalid client secret");
+    const app = form.client_id ? o.apps.find((a) => a.clientId === form.client_id) : undefined;
+    if (!app) throw oauthError("BAD_CLIENT_ID", "missing or unknown client id");
+    if (!form.client_secret || form.client_secret !== app.clientSecret) throw oauthError("BAD_CLIENT_SECRET", "missing or invalid client secret");
     let refresh: RefreshToken;
     if (grant === "refresh_token") {
       const r = form.refresh_token ? this.refresh.get(form.refresh_token) : undefined;
-      if (!r || r.revoked) throw oauthError("BAD_REFRESH_TOKEN", "missing or invalid refresh token");
+      if (!r || r.revoked || (r.clientId !== undefined && r.clientId !== app.clientId)) throw oauthError("BAD_REFRESH_TOKEN", "missing or invalid refresh token");
       refresh = r;
     } else {
       const c = form.code ? this.codes.get(form.code) : undefined;
       if (!c || c.used) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
-      const expected = c.redirectUri ?? o.redirectUri;
+      const expected = c.redirectUri ?? app.redirectUri;
       if (expected !== undefined && form.redirect_uri !== expected) throw oauthError("BAD_REDIRECT_URI", "redirect_uri does not match the one used to get the code");
       c.used = true;
-      const token = this.addRefreshToken({ ...(c.refreshToken !== undefined ? { token: c.refreshToken } : {}), scopes: c.scopes });
+      const token = this.addRefreshToken({ ...(c.refreshToken !== undefined ? { token: c.refreshToken } : {}), scopes: c.scopes, clientId: app.clientId });
       refresh = this.refresh.get(token)!;
     }
-    const access = this.mint(refresh.scopes, now, { refreshToken: refresh.token, userId: refresh.userId });
+    const access = this.mint(refresh.scopes, now, { refreshToken: refresh.token, userId: refresh.userId, app: app.clientId });
     return {
       token_type: "bearer",
       refresh_token: refresh.token,
@@ -190,7 +196,7 @@ export class TokenStore {
     const r = this.refresh.get(token);
     if (!r || r.revoked) return undefined;
     const info: Record<string, unknown> = {
-      token: r.token, token_type: "refresh", client_id: this.settings.oauth.clientId, hub_id: this.settings.portalId,
+      token: r.token, token_type: "refresh", client_id: r.clientId ?? this.settings.oauth.clientId, hub_id: this.settings.portalId,
       user_id: r.userId, scopes: r.scopes, hub_domain: `sim-${this.settings.portalId}.hubspot.com`,
     };
     if (r.userEmail !== undefined) info.user = r.userEmail;

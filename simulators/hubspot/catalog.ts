@@ -153,3 +153,142 @@ export function hasPrimaryVariant(from: string, to: string): boolean {
   for (const t of HUBSPOT_DEFINED.values()) if (t.from === from && t.to === to && t.primary) return true;
   return false;
 }
+
+// ---- HubSpot's defaults for the public data-file format (issue #5) --------------------------------------
+
+/** A standard property definition (the simulator fills the remaining Property fields). */
+export interface StandardProperty {
+  name: string;
+  type: string;
+  fieldType: string;
+  label: string;
+  options?: Array<{ label: string; value: string }>;
+  calculated?: boolean;
+  referencedObjectType?: string;
+  showCurrencySymbol?: boolean;
+  hasUniqueValue?: boolean;
+}
+
+const text = (name: string, label: string, fieldType = "text"): StandardProperty => ({ name, type: "string", fieldType, label });
+const num = (name: string, label: string, extra: Partial<StandardProperty> = {}): StandardProperty => ({ name, type: "number", fieldType: "number", label, ...extra });
+const dt = (name: string, label: string): StandardProperty => ({ name, type: "datetime", fieldType: "date", label });
+const choice = (name: string, label: string, values: Array<[string, string]>, fieldType = "select"): StandardProperty => ({
+  name, type: "enumeration", fieldType, label, options: values.map(([value, l]) => ({ label: l, value })),
+});
+const owner = (label: string): StandardProperty => ({ name: "hubspot_owner_id", type: "enumeration", fieldType: "select", label, referencedObjectType: "OWNER", options: [] });
+const recordId = (): StandardProperty => ({ name: "hs_object_id", type: "number", fieldType: "number", label: "Record ID", hasUniqueValue: true });
+const audit = (created: string): StandardProperty[] => [dt(created, "Create Date"), dt("hs_lastmodifieddate", "Last Modified Date"), recordId()];
+const engagement = (): StandardProperty[] => [...audit("hs_createdate"), dt("hs_timestamp", "Activity date"), owner("Activity assigned to")];
+const LIFECYCLE: Array<[string, string]> = [
+  ["subscriber", "Subscriber"], ["lead", "Lead"], ["marketingqualifiedlead", "Marketing Qualified Lead"],
+  ["salesqualifiedlead", "Sales Qualified Lead"], ["opportunity", "Opportunity"], ["customer", "Customer"],
+  ["evangelist", "Evangelist"], ["other", "Other"],
+];
+const FREQUENCY: Array<[string, string]> = [
+  ["weekly", "Weekly"], ["biweekly", "Biweekly"], ["monthly", "Monthly"], ["quarterly", "Quarterly"],
+  ["per_six_months", "Every six months"], ["annually", "Annually"], ["per_two_years", "Every two years"],
+];
+
+/**
+ * Standard properties of each standard object, as a new HubSpot portal has them (the usual subset a sync
+ * reads; currency and pipeline options are filled from the portal's data by contract.ts).
+ */
+export const STANDARD_PROPERTIES: Record<string, StandardProperty[]> = {
+  contacts: [
+    dt("createdate", "Create Date"), dt("lastmodifieddate", "Last Modified Date"), recordId(),
+    text("email", "Email"), text("firstname", "First Name"), text("lastname", "Last Name"),
+    text("phone", "Phone Number", "phonenumber"), text("mobilephone", "Mobile Phone Number", "phonenumber"),
+    text("company", "Company Name"), text("jobtitle", "Job Title"), text("website", "Website URL"),
+    text("address", "Street Address"), text("city", "City"), text("state", "State/Region"), text("zip", "Postal Code"), text("country", "Country/Region"),
+    choice("lifecyclestage", "Lifecycle Stage", LIFECYCLE, "radio"),
+    choice("hs_lead_status", "Lead Status", [["NEW", "New"], ["OPEN", "Open"], ["IN_PROGRESS", "In Progress"], ["OPEN_DEAL", "Open Deal"], ["UNQUALIFIED", "Unqualified"], ["ATTEMPTED_TO_CONTACT", "Attempted to Contact"], ["CONNECTED", "Connected"], ["BAD_TIMING", "Bad Timing"]], "radio"),
+    num("associatedcompanyid", "Primary Associated Company ID"),
+    owner("Contact owner"),
+  ],
+  companies: [
+    ...audit("createdate"),
+    text("name", "Company name"), text("domain", "Company Domain Name"), text("website", "Website URL"),
+    text("phone", "Phone Number", "phonenumber"), text("address", "Street Address"), text("city", "City"),
+    text("state", "State/Region"), text("zip", "Postal Code"), text("country", "Country/Region"),
+    text("industry", "Industry"), text("description", "Description", "textarea"),
+    num("numberofemployees", "Number of Employees"), num("annualrevenue", "Annual Revenue", { showCurrencySymbol: true }),
+    choice("type", "Type", [["PROSPECT", "Prospect"], ["PARTNER", "Partner"], ["RESELLER", "Reseller"], ["VENDOR", "Vendor"], ["OTHER", "Other"]]),
+    choice("lifecyclestage", "Lifecycle Stage", LIFECYCLE, "radio"),
+    owner("Company owner"),
+  ],
+  deals: [
+    ...audit("createdate"),
+    text("dealname", "Deal Name"), num("amount", "Amount", { showCurrencySymbol: true }),
+    choice("deal_currency_code", "Currency", []), dt("closedate", "Close Date"),
+    choice("pipeline", "Pipeline", []), choice("dealstage", "Deal Stage", [], "radio"),
+    choice("dealtype", "Deal Type", [["newbusiness", "New Business"], ["existingbusiness", "Existing Business"]], "radio"),
+    text("description", "Deal Description", "textarea"),
+    num("amount_in_home_currency", "Amount in company currency", { calculated: true, showCurrencySymbol: true }),
+    num("hs_acv", "Annual contract value", { calculated: true, showCurrencySymbol: true }),
+    num("hs_arr", "Annual recurring revenue", { calculated: true, showCurrencySymbol: true }),
+    num("hs_mrr", "Monthly recurring revenue", { calculated: true, showCurrencySymbol: true }),
+    num("hs_tcv", "Total contract value", { calculated: true, showCurrencySymbol: true }),
+    num("hs_closed_amount", "Closed amount", { calculated: true, showCurrencySymbol: true }),
+    num("hs_deal_stage_probability", "Deal probability", { calculated: true }),
+    { name: "hs_is_closed", type: "bool", fieldType: "booleancheckbox", label: "Is Deal Closed?", calculated: true, options: [{ label: "True", value: "true" }, { label: "False", value: "false" }] },
+    { name: "hs_is_closed_won", type: "bool", fieldType: "booleancheckbox", label: "Is Closed Won", calculated: true, options: [{ label: "True", value: "true" }, { label: "False", value: "false" }] },
+    owner("Deal owner"),
+  ],
+  line_items: [
+    ...audit("createdate"),
+    text("name", "Name"), text("description", "Description", "textarea"), text("hs_sku", "SKU"),
+    num("hs_product_id", "Product ID"), num("quantity", "Quantity"),
+    num("price", "Unit price", { showCurrencySymbol: true }), num("amount", "Net price", { calculated: true, showCurrencySymbol: true }),
+    choice("hs_line_item_currency_code", "Currency", []),
+    num("discount", "Unit discount", { showCurrencySymbol: true }), num("hs_discount_percentage", "Discount percentage"),
+    num("hs_total_discount", "Total discount", { calculated: true, showCurrencySymbol: true }),
+    choice("recurringbillingfrequency", "Billing frequency", FREQUENCY), text("hs_recurring_billing_period", "Term"),
+    num("hs_acv", "Annual contract value", { calculated: true, showCurrencySymbol: true }),
+    num("hs_arr", "Annual recurring revenue", { calculated: true, showCurrencySymbol: true }),
+    num("hs_mrr", "Monthly recurring revenue", { calculated: true, showCurrencySymbol: true }),
+    num("hs_tcv", "Total contract value", { calculated: true, showCurrencySymbol: true }),
+    owner("Owner"),
+  ],
+  meetings: [
+    ...engagement(), text("hs_meeting_title", "Meeting name"), text("hs_meeting_body", "Meeting description", "html"),
+    dt("hs_meeting_start_time", "Start Time"), dt("hs_meeting_end_time", "End Time"), text("hs_meeting_location", "Location"),
+    choice("hs_meeting_outcome", "Meeting outcome", [["SCHEDULED", "Scheduled"], ["COMPLETED", "Completed"], ["RESCHEDULED", "Rescheduled"], ["NO_SHOW", "No show"], ["CANCELED", "Canceled"]]),
+  ],
+  calls: [
+    ...engagement(), text("hs_call_title", "Call Title"), text("hs_call_body", "Call notes", "html"),
+    num("hs_call_duration", "Call duration"), text("hs_call_disposition", "Call outcome"),
+    choice("hs_call_direction", "Call direction", [["INBOUND", "Inbound"], ["OUTBOUND", "Outbound"]]),
+    choice("hs_call_status", "Call status", [["BUSY", "Busy"], ["CALLING_CRM_USER", "Calling CRM user"], ["CANCELED", "Canceled"], ["COMPLETED", "Completed"], ["CONNECTING", "Connecting"], ["FAILED", "Failed"], ["IN_PROGRESS", "In progress"], ["NO_ANSWER", "No answer"], ["QUEUED", "Queued"], ["RINGING", "Ringing"]]),
+  ],
+  emails: [
+    ...engagement(), text("hs_email_subject", "Email subject"), text("hs_email_text", "Email text", "textarea"),
+    choice("hs_email_direction", "Email direction", [["EMAIL", "Sent by owner"], ["INCOMING_EMAIL", "Reply from contact"], ["FORWARDED_EMAIL", "Forwarded"]]),
+    choice("hs_email_status", "Email send status", [["BOUNCED", "Bounced"], ["FAILED", "Failed"], ["SCHEDULED", "Scheduled"], ["SENDING", "Sending"], ["SENT", "Sent"]]),
+  ],
+  tasks: [
+    ...engagement(), text("hs_task_subject", "Task Title"), text("hs_task_body", "Notes", "html"),
+    choice("hs_task_status", "Task Status", [["NOT_STARTED", "Not started"], ["IN_PROGRESS", "In progress"], ["WAITING", "Waiting"], ["COMPLETED", "Completed"], ["DEFERRED", "Deferred"]]),
+    choice("hs_task_priority", "Priority", [["NONE", "None"], ["LOW", "Low"], ["MEDIUM", "Medium"], ["HIGH", "High"]]),
+    choice("hs_task_type", "Task Type", [["CALL", "Call"], ["EMAIL", "Email"], ["TODO", "To-do"]]),
+  ],
+  goal_targets: [
+    ...audit("hs_createdate"), text("hs_goal_name", "Goal name"), num("hs_target_amount", "Target amount"),
+    dt("hs_start_datetime", "Start date"), dt("hs_end_datetime", "End date"), text("hs_goal_type", "Goal type"),
+    num("hs_assignee_user_id", "Assignee user ID"), num("hs_assignee_team_id", "Assignee team ID"),
+    num("hs_kpi_progress_percent", "Progress percent", { calculated: true }),
+  ],
+};
+
+/** The pipeline every HubSpot portal has for deals. */
+export const DEFAULT_DEAL_PIPELINE = {
+  id: "default", label: "Sales Pipeline", displayOrder: 0,
+  stages: [
+    { id: "appointmentscheduled", label: "Appointment Scheduled", displayOrder: 0, metadata: { isClosed: "false", probability: "0.2" } },
+    { id: "qualifiedtobuy", label: "Qualified To Buy", displayOrder: 1, metadata: { isClosed: "false", probability: "0.4" } },
+    { id: "presentationscheduled", label: "Presentation Scheduled", displayOrder: 2, metadata: { isClosed: "false", probability: "0.6" } },
+    { id: "decisionmakerboughtin", label: "Decision Maker Bought-In", displayOrder: 3, metadata: { isClosed: "false", probability: "0.8" } },
+    { id: "contractsent", label: "Contract Sent", displayOrder: 4, metadata: { isClosed: "false", probability: "0.9" } },
+    { id: "closedwon", label: "Closed Won", displayOrder: 5, metadata: { isClosed: "true", probability: "1.0" } },
+    { id: "closedlost", label: "Closed Lost", displayOrder: 6, metadata: { isClosed: "true", probability: "0.0" } },
+  ],
+};

@@ -4,6 +4,7 @@
  * `--data generate:deals=5000,companies=200` serves a generated portal instead of a file.
  * Also runnable directly: `node simulators/hubspot/main.ts --port 8089 --data simulators/hubspot/demo-data.json`.
  */
+import { normalizeHubSpotData } from "./contract.ts";
 import { loadData } from "./store.ts";
 import { generateHubSpotData, parseGenerateSpec } from "./generate.ts";
 import { startHubSpotSimulator } from "./server.ts";
@@ -24,7 +25,7 @@ export interface RunHubSpotSimulatorArgs {
 export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promise<void> {
   const data: HubSpotSimData = argv.data.startsWith("generate:")
     ? generateHubSpotData(parseGenerateSpec(argv.data.slice("generate:".length)))
-    : loadData(argv.data);
+    : normalizeHubSpotData(loadData(argv.data));
   const sim = await startHubSpotSimulator({
     port: argv.port, data, validateResponses: argv.validateResponses ?? false,
     log: (line) => process.stderr.write(`${line}\n`),
@@ -37,7 +38,7 @@ export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promis
   process.stderr.write([
     `hubspot-sim: portal ${sim.settings.portalId}; basePath ${sim.url}`,
     tokens.length ? `hubspot-sim: access tokens from the data file: ${tokens.join(", ")}` : "",
-    `hubspot-sim: a fresh OAuth token: POST ${sim.url}/__simulator/tokens ; counters: GET ${sim.url}/__simulator/counters`,
+    `hubspot-sim: a fresh OAuth token: POST ${sim.url}/__simulator/tokens ; counters: GET ${sim.url}/__simulator/counters ; stats: GET ${sim.url}/__admin/stats`,
     `hubspot-sim: OAuth client ${sim.settings.oauth.clientId}; refresh tokens: ${(o?.refreshTokens ?? []).map((r) => (typeof r === "string" ? r : r.token)).join(", ") || "(none)"}`,
   ].filter(Boolean).join("\n") + "\n");
   await new Promise<void>((resolve) => {

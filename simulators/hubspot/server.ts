@@ -3,7 +3,8 @@
  * OAuth token endpoint, CRM objects v3 (list, get, batch read, search), properties, owners,
  * associations v4, custom object schemas, pipelines; with HubSpot's limits, errors, rate limits,
  * token expiry, search index lag, request validation against the official OpenAPI specs, and
- * test controls (clock, faults, counters) under /__simulator.
+ * test controls (clock, faults, counters) under /__simulator, plus the public admin API of issue #5
+ * under /__admin (stats, record upserts and archives, association changes).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -13,10 +14,11 @@ import { HttpError, apiError, correlationId, missingScopes, notFound, rateLimite
 import { RateLimiter } from "./limits.ts";
 import { checkSearchRequest, runSearch, type SearchHit, type SearchRequest } from "./search.ts";
 import { specRegistry, type OpRef, type ValidationProblem } from "./spec.ts";
+import { normalizeHubSpotData } from "./contract.ts";
 import { DataError, Store, loadData, type ObjectType, type Owner, type Pipeline, type Property, type RecordVersion, type StoredRecord } from "./store.ts";
-import type { HubSpotSimData, PropertyValue } from "./types.ts";
+import type { ContractAssociation, HubSpotContractData, HubSpotSimData, PropertyValue } from "./types.ts";
 
-export type { HubSpotSimData } from "./types.ts";
+export type { HubSpotContractData, HubSpotSimData } from "./types.ts";
 export { generateHubSpotData } from "./generate.ts";
 
 export interface HubSpotSimulatorOptions {
@@ -24,8 +26,8 @@ export interface HubSpotSimulatorOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** The data document, or the path of a JSON file holding it. */
-  data: HubSpotSimData | string;
+  /** The data document (the simulator's format or the public one of issue #5), or the path of a JSON file holding it. */
+  data: HubSpotSimData | HubSpotContractData | string;
   /** Milliseconds since the epoch; drives token expiry, rate-limit windows, index lag. Default Date.now. */
   clock?: () => number;
   /** Validate every response against the spec; a non-conforming one becomes a 500 and is logged. */
@@ -69,6 +71,13 @@ export interface PublicRecord {
   archivedAt?: string;
 }
 
+/** `GET /__admin/stats`: API requests by `<METHOD> <route>` (as the counters name them), and how many got a 429. */
+export interface AdminStats {
+  total: number;
+  requests: Record<string, number>;
+  rateLimited: number;
+}
+
 export interface HubSpotSimulator {
   /** http://host:port, no trailing slash (give it to the client as basePath). */
   url: string;
@@ -94,6 +103,15 @@ export interface HubSpotSimulator {
   /** Creates or updates a record now (search sees it after the index delay). */
   upsertRecord(type: string, record: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string }): PublicRecord;
   archiveRecord(type: string, id: string): void;
+  /** What GET /__admin/stats answers; resetStats() is POST /__admin/stats/reset. */
+  stats(): AdminStats;
+  resetStats(): void;
+  /** POST /__admin/records: upserts records in GET shape (all or nothing); see README. */
+  upsertRecords(type: string, records: Array<{ id?: string | number; properties?: Record<string, PropertyValue>; createdAt?: string; updatedAt?: string; archived?: boolean }>): PublicRecord[];
+  /** POST /__admin/archive. */
+  archiveRecords(type: string, ids: Array<string | number>): { objectType: string; archived: string[]; notFound: string[] };
+  /** POST /__admin/associations: adds/removes associations without touching last-modified dates. */
+  changeAssociations(change: { add?: ContractAssociation[]; remove?: ContractAssociation[] }): { added: number; removed: number };
   resetRateLimits(): void;
   rateLimitUsage(): { day: string; daily: number; buckets: Record<string, number> };
   responseValidationFailures(): ResponseValidationFailure[];
@@ -242,13 +260,16 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
   const baseClock = opts.clock ?? Date.now;
   let offset = 0;
   const now = (): number => baseClock() + offset;
-  const data = loadData(opts.data);
+  const data = normalizeHubSpotData(loadData(opts.data));
   const store = new Store(data, now());
   const spec = specRegistry();
   const tokens = new TokenStore(store.settings, data.portal?.oauth, now());
   const limiter = new RateLimiter(store.settings);
   const log = opts.log ?? (() => {});
   const counts = new Map<string, number>();
+  /** /__admin/stats: per-route requests and 429s, reset independently of the counters. */
+  const statCounts = new Map<string, number>();
+  let rateLimitedCount = 0;
   let faults: Array<FaultSpec & { remaining: number }> = [];
   const failures: ResponseValidationFailure[] = [];
   const recent: Array<{ method: string; path: string; status: number }> = [];
@@ -812,6 +833,7 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
     }
     const key = matched ? counterKey(matched.r, matched.params) : `${method} ${path}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
+    statCounts.set(key, (statCounts.get(key) ?? 0) + 1);
     const headers: Record<string, string> = { "X-HubSpot-Correlation-Id": correlationId() };
     let status = 500;
     let body: unknown;
@@ -885,6 +907,7 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
         body = { status: "error", message: msg, correlationId: correlationId(), category: "SIMULATOR_RESPONSE_INVALID" };
       }
     }
+    if (status === 429) rateLimitedCount++;
     recent.push({ method, path, status });
     if (recent.length > 1000) recent.splice(0, recent.length - 1000);
     send(res, status, body, headers, fault?.body);
@@ -892,8 +915,26 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
 
   // ---- /__simulator controls ----------------------------------------------------------------------
 
+  const publicRecord = (r: StoredRecord): PublicRecord => {
+    const out: PublicRecord = { id: r.id, properties: { ...r.properties }, createdAt: r.createdAt, updatedAt: r.updatedAt, archived: r.archived };
+    if (r.archivedAt) out.archivedAt = r.archivedAt;
+    return out;
+  };
+
   const controls = {
     counters: (): Record<string, number> => Object.fromEntries([...counts.entries()].sort(([a], [b]) => a.localeCompare(b))),
+    stats: (): AdminStats => {
+      let total = 0;
+      for (const n of statCounts.values()) total += n;
+      return { total, requests: Object.fromEntries([...statCounts.entries()].sort(([a], [b]) => a.localeCompare(b))), rateLimited: rateLimitedCount };
+    },
+    resetStats: (): void => { statCounts.clear(); rateLimitedCount = 0; },
+    upsertRecords: (type: string, records: unknown): PublicRecord[] => store.adminUpsert(type, records, now()).map(publicRecord),
+    archiveRecords: (type: string, ids: unknown) => store.adminArchive(type, ids, now()),
+    changeAssociations: (change: { add?: unknown; remove?: unknown }): { added: number; removed: number } => {
+      if (change === null || typeof change !== "object" || Array.isArray(change)) throw new DataError("the body must be { add?: [...], remove?: [...] }");
+      return store.changeAssociations(change.add, change.remove);
+    },
     resetCounters: (): void => { counts.clear(); },
     now,
     advanceClock: (ms: number): void => { offset += ms; },
@@ -907,12 +948,7 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
       faults.push({ ...f, remaining: f.count ?? 1 });
     },
     clearFaults: (): void => { faults = []; },
-    upsertRecord: (type: string, rec: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string }): PublicRecord => {
-      const r = store.upsertRecord(type, rec, now());
-      const out: PublicRecord = { id: r.id, properties: { ...r.properties }, createdAt: r.createdAt, updatedAt: r.updatedAt, archived: r.archived };
-      if (r.archivedAt) out.archivedAt = r.archivedAt;
-      return out;
-    },
+    upsertRecord: (type: string, rec: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string }): PublicRecord => publicRecord(store.upsertRecord(type, rec, now())),
     archiveRecord: (type: string, id: string): void => store.archiveRecord(type, id, now()),
     resetRateLimits: (): void => limiter.reset(),
     rateLimitUsage: () => limiter.usage(),
@@ -961,11 +997,41 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
     }
   };
 
+  // ---- /__admin: the public admin API (issue #5); not counted, not rate limited, no auth --------------
+
+  const handleAdmin = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    const method = (req.method ?? "GET").toUpperCase();
+    const raw = await readBody(req);
+    const fail = (status: number, message: string, category: string, headers: Record<string, string> = {}) =>
+      send(res, status, { status: "error", message, correlationId: correlationId(), category }, headers);
+    const sub = path.slice("/__admin".length);
+    const routes: Record<string, string> = { "/stats": "GET", "/stats/reset": "POST", "/records": "POST", "/archive": "POST", "/associations": "POST" };
+    const allowed = routes[sub];
+    if (!allowed) return fail(404, `No admin route ${method} ${path}.`, "OBJECT_NOT_FOUND");
+    if (method !== allowed) return fail(405, `${method} is not allowed on ${path}.`, "VALIDATION_ERROR", { Allow: allowed });
+    try {
+      if (sub === "/stats") return send(res, 200, controls.stats(), {});
+      if (sub === "/stats/reset") { controls.resetStats(); return send(res, 200, controls.stats(), {}); }
+      let body: unknown;
+      try { body = JSON.parse(raw.toString("utf8")); } catch (e) { throw new DataError(`the body is not JSON: ${(e as Error).message}`); }
+      if (body === null || typeof body !== "object" || Array.isArray(body)) throw new DataError("the body must be a JSON object");
+      const b = body as Record<string, unknown>;
+      if (sub === "/records") return send(res, 200, { objectType: store.resolveType(String(b.objectType ?? ""))?.name ?? b.objectType, results: controls.upsertRecords(b.objectType as string, b.records) }, {});
+      if (sub === "/archive") return send(res, 200, controls.archiveRecords(b.objectType as string, b.ids), {});
+      return send(res, 200, controls.changeAssociations(b), {});
+    } catch (e) {
+      if (e instanceof DataError) return fail(400, e.message.replace(/^HubSpot simulator data: /, ""), "VALIDATION_ERROR");
+      throw e;
+    }
+  };
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://simulator.local");
     let path = url.pathname.replace(/\/{2,}/g, "/");
     if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
-    const work = path.startsWith("/__simulator") ? handleControl(req, res, path) : handleApi(req, res, url, path);
+    const work = path.startsWith("/__simulator") ? handleControl(req, res, path)
+      : path === "/__admin" || path.startsWith("/__admin/") ? handleAdmin(req, res, path)
+        : handleApi(req, res, url, path);
     work.catch((e: unknown) => {
       log(`hubspot-sim: unhandled ${(e as Error).stack ?? String(e)}`);
       if (!res.headersSent) send(res, 500, { status: "error", message: String(e), correlationId: correlationId(), category: "INTERNAL_ERROR" }, {});

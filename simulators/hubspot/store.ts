@@ -8,8 +8,8 @@ import {
   GENERIC_STANDARD_TYPES, HUBSPOT_DEFINED, STANDARD_TYPES, TYPE_ALIASES, defaultTypeId, type StandardType,
 } from "./catalog.ts";
 import type {
-  AssociationLabelData, AssociationTypeRef, CustomObjectSchemaData, HubSpotSimData, OptionData, OwnerData,
-  PipelineData, PropertyData, PropertyValue, RecordData,
+  AssociationData, AssociationLabelData, AssociationTypeRef, ContractAssociation, CustomObjectSchemaData, HubSpotContractData, HubSpotSimData,
+  OptionData, OwnerData, PipelineData, PropertyData, PropertyValue, RecordData,
 } from "./types.ts";
 
 export class DataError extends Error {
@@ -30,6 +30,8 @@ export interface Settings {
     clientSecret: string;
     redirectUri: string | undefined;
     accessTokenTtlSeconds: number;
+    /** Every OAuth app accepted by POST /oauth/v1/token; the first is the main one (clientId above). */
+    apps: Array<{ clientId: string; clientSecret: string; redirectUri: string | undefined }>;
   };
   rateLimits: { tenSecondly: number; intervalMs: number; searchPerSecond: number; daily: number; specExemptions: boolean };
   search: {
@@ -75,6 +77,27 @@ export interface Property {
   currencyPropertyName?: string;
   numberDisplayHint?: string;
   calculationFormula?: string;
+  createdUserId?: string;
+  updatedUserId?: string;
+}
+
+/** An association resolved against the store, ready to link (both directions). */
+interface PreparedAssociation {
+  from: ObjectType;
+  fromId: string;
+  to: ObjectType;
+  toId: string;
+  types: AssocType[];
+  inverse: AssocType[];
+}
+
+/** A record of POST /__admin/records, as GET /crm/v3/objects/{type}/{id} returns it. */
+export interface AdminRecordInput {
+  id?: string | number;
+  properties?: Record<string, PropertyValue>;
+  createdAt?: string;
+  updatedAt?: string;
+  archived?: boolean;
 }
 
 export interface RecordVersion {
@@ -225,7 +248,8 @@ function snake(s: string): string {
   return s.trim().toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "");
 }
 
-export function loadData(data: HubSpotSimData | string): HubSpotSimData {
+/** Reads a data file (either format; see contract.ts for the public one). */
+export function loadData(data: HubSpotSimData | HubSpotContractData | string): HubSpotSimData | HubSpotContractData {
   if (typeof data !== "string") return data;
   let text: string;
   try {
@@ -234,7 +258,7 @@ export function loadData(data: HubSpotSimData | string): HubSpotSimData {
     throw new DataError(`cannot read ${data}: ${(e as Error).message}`);
   }
   try {
-    return JSON.parse(text) as HubSpotSimData;
+    return JSON.parse(text) as HubSpotSimData | HubSpotContractData;
   } catch (e) {
     throw new DataError(`${data} is not valid JSON: ${(e as Error).message}`);
   }
@@ -282,6 +306,29 @@ export class Store {
     (input.associations ?? []).forEach((a, i) => this.addAssociationData(a, `associations[${i}]`));
   }
 
+  /** Accepts an association in the simulator's shape or the public flat one ({fromType, fromId, toType, toId, associationTypeId}). */
+  private toAssociationData(a: AssociationData | ContractAssociation, where: string): AssociationData {
+    if (a !== null && typeof a === "object" && "fromType" in a) {
+      const ref = a as ContractAssociation;
+      if (typeof ref.fromType !== "string" || typeof ref.toType !== "string") throw new DataError(`${where} needs fromType, fromId, toType and toId`);
+      const id = (v: unknown, k: string): string => {
+        if ((typeof v === "number" && Number.isInteger(v) && v >= 0) || (typeof v === "string" && /^\d+$/.test(v))) return String(v);
+        throw new DataError(`${where}.${k} must be a numeric id (got ${JSON.stringify(v)})`);
+      };
+      const out: AssociationData = { from: { type: ref.fromType, id: id(ref.fromId, "fromId") }, to: { type: ref.toType, id: id(ref.toId, "toId") } };
+      if (ref.associationTypeId !== undefined && ref.associationTypeId !== null) {
+        if (typeof ref.associationTypeId !== "number" || !Number.isInteger(ref.associationTypeId)) throw new DataError(`${where}.associationTypeId must be an integer`);
+        const t: AssociationTypeRef = { typeId: ref.associationTypeId };
+        if (ref.category !== undefined) t.category = ref.category;
+        if (ref.label !== undefined) t.label = ref.label;
+        out.types = [t];
+      }
+      return out;
+    }
+    if (a === null || typeof a !== "object") throw new DataError(`${where} must be an association object`);
+    return a as AssociationData;
+  }
+
   // ---- object types -------------------------------------------------------------------------
 
   private addType(name: string, objectTypeId: string | undefined, schema: CustomObjectSchemaData | undefined): void {
@@ -320,16 +367,35 @@ export class Store {
     this.types.set(name, t);
   }
 
-  /** Custom object association type ids: pairs (n, n+1) from 900 in schema order (documented). */
+  /**
+   * Custom object association type ids: the schema's `associationTypeIds` / `inverseAssociationTypeIds` when
+   * given, else pairs (n, n+1) from 900 in schema order (documented).
+   */
   private assignCustomAssociationTypes(): void {
     let next = 900;
+    const used = new Set<number>();
+    const givenId = (ids: Record<string, number> | undefined, o: ObjectType): number | undefined => {
+      if (!ids) return undefined;
+      for (const [k, v] of Object.entries(ids)) if (this.resolveType(k) === o) return v;
+      return undefined;
+    };
+    for (const t of this.types.values()) {
+      for (const v of [...Object.values(t.schema?.associationTypeIds ?? {}), ...Object.values(t.schema?.inverseAssociationTypeIds ?? {})]) used.add(v);
+    }
+    const fresh = (): number => {
+      while (used.has(next)) next++;
+      used.add(next);
+      return next++;
+    };
     for (const t of this.types.values()) {
       if (!t.schema) continue;
       for (const other of t.schema.associatedObjects ?? []) {
         const o = this.resolveType(other);
         if (!o) throw new DataError(`schemas(${t.name}).associatedObjects names unknown object type ${JSON.stringify(other)}`);
-        const typeId = next, inverse = next + 1;
-        next += 2;
+        const forwardGiven = givenId(t.schema.associationTypeIds, o) ?? givenId(o.schema?.inverseAssociationTypeIds, t);
+        const inverseGiven = givenId(t.schema.inverseAssociationTypeIds, o) ?? givenId(o.schema?.associationTypeIds, t);
+        const typeId = forwardGiven ?? fresh();
+        const inverse = inverseGiven ?? fresh();
         t.schema.associationDefs.push({
           id: String(typeId), name: `${t.singular}_to_${o.singular}`, fromObjectTypeId: t.objectTypeId,
           toObjectTypeId: o.objectTypeId, typeId, toName: o.name,
@@ -394,7 +460,7 @@ export class Store {
       hubspotDefined: p.hubspotDefined ?? builtin,
       formField: p.formField ?? false,
       archived: p.archived ?? false,
-      modificationMetadata: { archivable: !builtin, readOnlyDefinition: builtin, readOnlyValue: p.calculated ?? false },
+      modificationMetadata: p.modificationMetadata ? { ...p.modificationMetadata } : { archivable: !builtin, readOnlyDefinition: builtin, readOnlyValue: p.calculated ?? false },
       dataSensitivity: p.dataSensitivity ?? "non_sensitive",
     };
     if (p.createdAt) prop.createdAt = checkIso(p.createdAt, `${where}.createdAt`)!;
@@ -404,6 +470,8 @@ export class Store {
     if (p.currencyPropertyName !== undefined) prop.currencyPropertyName = p.currencyPropertyName;
     if (p.numberDisplayHint !== undefined) prop.numberDisplayHint = p.numberDisplayHint;
     if (p.calculationFormula !== undefined) prop.calculationFormula = p.calculationFormula;
+    if (typeof p.createdUserId === "string") prop.createdUserId = p.createdUserId;
+    if (typeof p.updatedUserId === "string") prop.updatedUserId = p.updatedUserId;
     t.properties.set(p.name, prop);
   }
 
@@ -504,6 +572,86 @@ export class Store {
     return rec;
   }
 
+  /**
+   * POST /__admin/records: upserts records given as GET /crm/v3/objects/{type}/{id} returns them, all or nothing.
+   * The last-modified date is the record's last-modified property, else its `updatedAt`, else now; the create
+   * date likewise. `archived: true` archives the record, `archived: false` restores an archived one.
+   */
+  adminUpsert(typeName: unknown, records: unknown, now: number): StoredRecord[] {
+    if (typeof typeName !== "string" || typeName === "") throw new DataError("objectType must be an object type name or id");
+    if (!Array.isArray(records)) throw new DataError("records must be an array of records");
+    const t = this.resolveType(typeName);
+    if (!t) throw new DataError(`unknown object type ${typeName}`);
+    const nowIso = new Date(now).toISOString();
+    const prepared = records.map((r: unknown, i) => {
+      const where = `records[${i}]`;
+      if (r === null || typeof r !== "object" || Array.isArray(r)) throw new DataError(`${where} must be an object`);
+      const rec = r as AdminRecordInput;
+      let id: string | undefined;
+      if (rec.id !== undefined && rec.id !== null) {
+        if ((typeof rec.id === "number" && Number.isInteger(rec.id) && rec.id > 0) || (typeof rec.id === "string" && /^\d+$/.test(rec.id))) id = String(rec.id);
+        else throw new DataError(`${where}.id must be a numeric string such as "1001"`);
+      }
+      if (rec.properties !== undefined && (rec.properties === null || typeof rec.properties !== "object" || Array.isArray(rec.properties))) {
+        throw new DataError(`${where}.properties must be an object`);
+      }
+      const properties = { ...(rec.properties ?? {}) };
+      delete properties.hs_object_id;
+      const instant = (v: PropertyValue | undefined, what: string): string | undefined => {
+        if (v === undefined || v === null || v === "") return undefined;
+        const iso = toIso(String(v));
+        if (iso === undefined) throw new DataError(`${where}.properties.${what} must be a datetime (ISO 8601 or epoch ms)`);
+        return iso;
+      };
+      const updatedAt = instant(properties[t.lastModifiedProperty], t.lastModifiedProperty) ?? checkIso(rec.updatedAt, `${where}.updatedAt`) ?? nowIso;
+      const createdAt = instant(properties[t.createdProperty], t.createdProperty) ?? checkIso(rec.createdAt, `${where}.createdAt`);
+      if (properties[t.lastModifiedProperty] !== undefined) properties[t.lastModifiedProperty] = updatedAt;
+      if (properties[t.createdProperty] !== undefined && createdAt !== undefined) properties[t.createdProperty] = createdAt;
+      if (rec.archived !== undefined && typeof rec.archived !== "boolean") throw new DataError(`${where}.archived must be a boolean`);
+      return { id, properties, updatedAt, createdAt, archived: rec.archived };
+    });
+    const out: StoredRecord[] = [];
+    for (const p of prepared) {
+      const existing = p.id === undefined ? undefined : t.records.get(p.id);
+      const input: { id?: string; properties: Record<string, PropertyValue>; updatedAt: string; createdAt?: string } = { properties: p.properties, updatedAt: p.updatedAt };
+      if (p.id !== undefined) input.id = p.id;
+      if (p.createdAt !== undefined) input.createdAt = p.createdAt;
+      const rec = this.upsertRecord(t.name, input, now);
+      if (existing && p.createdAt !== undefined) {
+        rec.createdAt = p.createdAt;
+        rec.properties[t.createdProperty] = p.createdAt;
+      }
+      if (p.archived === true && !rec.archived) {
+        rec.archived = true;
+        rec.archivedAt = p.updatedAt;
+      } else if (p.archived === false && rec.archived) {
+        rec.archived = false;
+        delete rec.archivedAt;
+      }
+      out.push(rec);
+    }
+    if (out.length > 0) t.sortedIds = null;
+    return out;
+  }
+
+  /** POST /__admin/archive: archives records (already archived or unknown ids are reported, not errors). */
+  adminArchive(typeName: unknown, ids: unknown, now: number): { objectType: string; archived: string[]; notFound: string[] } {
+    if (typeof typeName !== "string" || typeName === "") throw new DataError("objectType must be an object type name or id");
+    if (!Array.isArray(ids) || ids.some((x) => typeof x !== "string" && typeof x !== "number")) throw new DataError("ids must be an array of record ids");
+    const t = this.resolveType(typeName);
+    if (!t) throw new DataError(`unknown object type ${typeName}`);
+    const archived: string[] = [];
+    const notFound: string[] = [];
+    for (const raw of ids as Array<string | number>) {
+      const id = String(raw);
+      const rec = t.records.get(id);
+      if (!rec || rec.archived) { notFound.push(id); continue; }
+      this.archiveRecord(t.name, id, now);
+      archived.push(id);
+    }
+    return { objectType: t.name, archived, notFound };
+  }
+
   archiveRecord(typeName: string, id: string, now: number): void {
     const t = this.resolveType(typeName);
     const rec = t?.records.get(id);
@@ -519,11 +667,13 @@ export class Store {
 
   private normalizeAssocType(ref: AssociationTypeRef, from: string, to: string, where: string): AssocType {
     if (typeof ref.typeId !== "number") throw new DataError(`${where}.typeId must be a number`);
-    const category = ref.category ?? "HUBSPOT_DEFINED";
+    const category = ref.category ?? this.inferCategory(from, to, ref.typeId);
     let label = ref.label ?? null;
     const defined = category === "HUBSPOT_DEFINED" ? HUBSPOT_DEFINED.get(ref.typeId) : undefined;
-    if (defined) {
-      if (defined.from !== from || defined.to !== to) throw new DataError(`${where}: HUBSPOT_DEFINED type ${ref.typeId} links ${defined.from}→${defined.to}, not ${from}→${to}`);
+    if (defined && (defined.from !== from || defined.to !== to)) {
+      if (!this.labelledType(from, to, ref.typeId)) throw new DataError(`${where}: HUBSPOT_DEFINED type ${ref.typeId} links ${defined.from}→${defined.to}, not ${from}→${to}`);
+      if (ref.label === undefined) label = this.labels.find((l) => l.from === from && l.to === to && l.typeId === ref.typeId)?.label ?? null;
+    } else if (defined) {
       if (ref.label === undefined && defined.primary) label = "Primary";
     } else if (ref.label === undefined) {
       label = this.labels.find((l) => l.from === from && l.to === to && l.typeId === ref.typeId)?.label ?? null;
@@ -531,10 +681,29 @@ export class Store {
     return { category, typeId: ref.typeId, label };
   }
 
+  /**
+   * Category of a type id given without one: HUBSPOT_DEFINED for HubSpot's ids, else the category of the label
+   * (custom objects' ids are HUBSPOT_DEFINED labels), else USER_DEFINED.
+   */
+  private inferCategory(from: string, to: string, typeId: number): AssocType["category"] {
+    const d = HUBSPOT_DEFINED.get(typeId);
+    if (d && d.from === from && d.to === to) return "HUBSPOT_DEFINED";
+    const direct = this.labels.find((l) => l.from === from && l.to === to && l.typeId === typeId);
+    if (direct) return direct.category ?? "USER_DEFINED";
+    const reverse = this.labels.find((l) => l.from === to && l.to === from && l.inverseTypeId === typeId);
+    if (reverse) return reverse.category ?? "USER_DEFINED";
+    return d ? "HUBSPOT_DEFINED" : "USER_DEFINED"; // a HubSpot id on the wrong pair is reported by normalizeAssocType
+  }
+
+  /** Whether a label (custom object association or user-defined) declares this type id for from → to. */
+  private labelledType(from: string, to: string, typeId: number): boolean {
+    return this.labels.some((l) => (l.from === from && l.to === to && l.typeId === typeId) || (l.from === to && l.to === from && l.inverseTypeId === typeId));
+  }
+
   private inverseOf(t: AssocType, from: string, to: string): AssocType {
     if (t.category === "HUBSPOT_DEFINED") {
       const d = HUBSPOT_DEFINED.get(t.typeId);
-      if (d) {
+      if (d && d.from === from && d.to === to) {
         const inv = HUBSPOT_DEFINED.get(d.inverse);
         return { category: "HUBSPOT_DEFINED", typeId: d.inverse, label: inv?.primary ? "Primary" : null };
       }
@@ -556,20 +725,92 @@ export class Store {
     throw new DataError(`${where}: no default association type between ${from.name} and ${to.name}; give "types"`);
   }
 
-  private addAssociationData(a: { from: { type: string; id: string }; to: { type: string; id: string }; types?: AssociationTypeRef[]; inverseTypes?: AssociationTypeRef[] }, where: string): void {
+  private addAssociationData(input: AssociationData | ContractAssociation, where: string): void {
+    this.applyAssociation(this.prepareAssociation(input, where, true));
+  }
+
+  /** Resolves and checks an association (either shape) without changing anything. */
+  private prepareAssociation(input: AssociationData | ContractAssociation, where: string, recordsMustExist: boolean): PreparedAssociation {
+    const a = this.toAssociationData(input, where);
     const from = this.resolveType(a.from?.type ?? "");
     const to = this.resolveType(a.to?.type ?? "");
     if (!from || !to) throw new DataError(`${where} names an unknown object type (${a.from?.type} → ${a.to?.type})`);
-    if (!from.records.has(a.from.id)) throw new DataError(`${where}.from: no ${from.name} record ${a.from.id}`);
-    if (!to.records.has(a.to.id)) throw new DataError(`${where}.to: no ${to.name} record ${a.to.id}`);
+    if (typeof a.from.id !== "string" || typeof a.to.id !== "string") throw new DataError(`${where}: record ids must be numeric strings`);
+    if (recordsMustExist && !from.records.has(a.from.id)) throw new DataError(`${where}.from: no ${from.name} record ${a.from.id}`);
+    if (recordsMustExist && !to.records.has(a.to.id)) throw new DataError(`${where}.to: no ${to.name} record ${a.to.id}`);
     const types = a.types?.length
       ? a.types.map((t, i) => this.normalizeAssocType(t, from.name, to.name, `${where}.types[${i}]`))
       : this.defaultTypes(from, to, where);
     const inverse = a.inverseTypes?.length
       ? a.inverseTypes.map((t, i) => this.normalizeAssocType(t, to.name, from.name, `${where}.inverseTypes[${i}]`))
       : types.map((t) => this.inverseOf(t, from.name, to.name));
-    this.link(from.name, a.from.id, to.name, a.to.id, types);
-    this.link(to.name, a.to.id, from.name, a.from.id, inverse);
+    return { from, fromId: a.from.id, to, toId: a.to.id, types, inverse };
+  }
+
+  private applyAssociation(p: PreparedAssociation): void {
+    this.link(p.from.name, p.fromId, p.to.name, p.toId, p.types);
+    this.link(p.to.name, p.toId, p.from.name, p.fromId, p.inverse);
+  }
+
+  /**
+   * Adds and removes associations (both directions), as HubSpot does without touching the records'
+   * last-modified dates. Everything is checked before anything changes. A removal without a type id removes
+   * every type between the two records. Returns how many (from → to, type) links were added and removed.
+   */
+  changeAssociations(add: unknown, remove: unknown): { added: number; removed: number } {
+    if (add !== undefined && !Array.isArray(add)) throw new DataError("add must be an array of associations");
+    if (remove !== undefined && !Array.isArray(remove)) throw new DataError("remove must be an array of associations");
+    const adds = ((add ?? []) as unknown[]).map((a, i) => this.prepareAssociation(a as ContractAssociation, `add[${i}]`, true));
+    const removes = ((remove ?? []) as unknown[]).map((a, i) => {
+      const where = `remove[${i}]`;
+      const raw = this.toAssociationData(a as ContractAssociation, where);
+      const from = this.resolveType(raw.from?.type ?? "");
+      const to = this.resolveType(raw.to?.type ?? "");
+      if (!from || !to) throw new DataError(`${where} names an unknown object type (${raw.from?.type} → ${raw.to?.type})`);
+      const typeIds = (raw.types ?? []).map((t, j) => {
+        if (typeof t?.typeId !== "number") throw new DataError(`${where}.types[${j}].typeId must be a number`);
+        return t.typeId;
+      });
+      return { from, fromId: raw.from.id, to, toId: raw.to.id, typeIds };
+    });
+    let added = 0, removed = 0;
+    for (const p of adds) {
+      const before = this.associationsOf(p.from.name, p.fromId, p.to.name).find((x) => x.toId === p.toId)?.types.length ?? 0;
+      this.applyAssociation(p);
+      added += (this.associationsOf(p.from.name, p.fromId, p.to.name).find((x) => x.toId === p.toId)?.types.length ?? 0) - before;
+    }
+    for (const r of removes) {
+      const { from, to } = r;
+      if (r.typeIds.length === 0) {
+        removed += this.unlink(from.name, r.fromId, to.name, r.toId, () => true);
+        this.unlink(to.name, r.toId, from.name, r.fromId, () => true);
+        continue;
+      }
+      const stored = this.associationsOf(from.name, r.fromId, to.name).find((x) => x.toId === r.toId)?.types ?? [];
+      for (const t of stored.filter((x) => r.typeIds.includes(x.typeId))) {
+        removed += this.unlink(from.name, r.fromId, to.name, r.toId, (x) => x.typeId === t.typeId && x.category === t.category);
+        const inv = this.inverseOf(t, from.name, to.name);
+        this.unlink(to.name, r.toId, from.name, r.fromId, (x) => x.typeId === inv.typeId);
+      }
+    }
+    if (added > 0 || removed > 0) this.version++;
+    return { added, removed };
+  }
+
+  private unlink(fromType: string, fromId: string, toType: string, toId: string, match: (t: AssocType) => boolean): number {
+    const byType = this.assoc.get(`${fromType}|${fromId}`);
+    const byId = byType?.get(toType);
+    const list = byId?.get(toId);
+    if (!byType || !byId || !list) return 0;
+    const kept = list.filter((t) => !match(t));
+    const n = list.length - kept.length;
+    if (kept.length > 0) byId.set(toId, kept);
+    else {
+      byId.delete(toId);
+      if (byId.size === 0) byType.delete(toType);
+      if (byType.size === 0) this.assoc.delete(`${fromType}|${fromId}`);
+    }
+    return n;
   }
 
   private link(fromType: string, fromId: string, toType: string, toId: string, types: AssocType[]): void {
@@ -644,6 +885,12 @@ function normalizeSettings(input: HubSpotSimData): Settings {
   if (l.listLimitBehavior !== undefined && l.listLimitBehavior !== "clamp" && l.listLimitBehavior !== "reject") {
     throw new DataError("portal.limits.listLimitBehavior must be \"clamp\" or \"reject\"");
   }
+  const mainClientId = o.clientId ?? "sim-client-id";
+  const apps: Settings["oauth"]["apps"] = [{ clientId: mainClientId, clientSecret: o.clientSecret ?? "sim-client-secret", redirectUri: o.redirectUri }];
+  (o.apps ?? []).forEach((a, i) => {
+    if (!a || typeof a.clientId !== "string" || typeof a.clientSecret !== "string") throw new DataError(`portal.oauth.apps[${i}] needs clientId and clientSecret`);
+    if (!apps.some((x) => x.clientId === a.clientId)) apps.push({ clientId: a.clientId, clientSecret: a.clientSecret, redirectUri: a.redirectUri });
+  });
   return {
     portalId: positiveInt(p.portalId, 12345678, "portal.portalId"),
     timeZone: p.timeZone ?? "UTC",
@@ -651,20 +898,21 @@ function normalizeSettings(input: HubSpotSimData): Settings {
     additionalCurrencies: p.additionalCurrencies ?? [],
     grantedScopes: p.grantedScopes ?? DEFAULT_SCOPES,
     oauth: {
-      clientId: o.clientId ?? "sim-client-id",
+      clientId: mainClientId,
       clientSecret: o.clientSecret ?? "sim-client-secret",
       redirectUri: o.redirectUri,
       accessTokenTtlSeconds: positiveInt(o.accessTokenTtlSeconds, 1800, "portal.oauth.accessTokenTtlSeconds"),
+      apps,
     },
     rateLimits: {
-      tenSecondly: positiveInt(rl.tenSecondly, 100, "portal.rateLimits.tenSecondly"),
+      tenSecondly: positiveInt(rl.tenSecondly ?? rl.perTenSeconds, 100, "portal.rateLimits.tenSecondly"),
       intervalMs: positiveInt(rl.intervalMs, 10_000, "portal.rateLimits.intervalMs"),
       searchPerSecond: positiveInt(rl.searchPerSecond, 5, "portal.rateLimits.searchPerSecond"),
       daily: positiveInt(rl.daily, 250_000, "portal.rateLimits.daily"),
       specExemptions: rl.specExemptions ?? true,
     },
     search: {
-      indexDelayMs: positiveInt(s.indexDelayMs, 0, "portal.search.indexDelayMs"),
+      indexDelayMs: positiveInt(s.indexDelayMs ?? p.searchIndexDelayMs, 0, "portal.search.indexDelayMs"),
       maxResults: positiveInt(s.maxResults, 10_000, "portal.search.maxResults"),
       maxLimit: positiveInt(s.maxLimit, 200, "portal.search.maxLimit"),
       maxFilterGroups: positiveInt(s.maxFilterGroups, 5, "portal.search.maxFilterGroups"),

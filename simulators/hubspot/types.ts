@@ -1,6 +1,8 @@
 /**
  * The HubSpot simulator's data file (`--data FILE`), documented in README.md.
  * Everything is optional except `objects`; the simulator fills HubSpot's defaults.
+ * Two formats are accepted: this one (`HubSpotSimData`) and the public one of issue #5
+ * (`HubSpotContractData`, below), which `normalizeHubSpotData` (contract.ts) converts to this one.
  */
 
 /** Property values as HubSpot stores them: strings (numbers/booleans are accepted in the file and stringified). */
@@ -29,6 +31,8 @@ export interface PortalSettings {
   timeZone?: string;
   /** The account's company currency (ISO 4217). Default "USD". */
   companyCurrency?: string;
+  /** Same as `search.indexDelayMs` (the name of the public format); `search.indexDelayMs` wins when both are set. */
+  searchIndexDelayMs?: number;
   /** Other currencies enabled in the account (multi-currency). Default []. */
   additionalCurrencies?: string[];
   /** Scopes granted to the app installed in this portal (tokens get these unless they list their own). */
@@ -47,7 +51,12 @@ export interface OAuthSettings {
   /** Lifetime of minted access tokens in seconds. Default 1800 (HubSpot's 30 minutes). */
   accessTokenTtlSeconds?: number;
   /** Refresh tokens accepted by POST /oauth/v1/token (grant_type=refresh_token). */
-  refreshTokens?: Array<string | { token: string; scopes?: string[]; userId?: number; userEmail?: string }>;
+  refreshTokens?: Array<string | { token: string; scopes?: string[]; userId?: number; userEmail?: string; /** Only this app may use it. */ clientId?: string }>;
+  /**
+   * More OAuth apps installed in the portal, besides `clientId`/`clientSecret` (which, when absent, are the
+   * first app's). Each app has its own ten-secondly budget.
+   */
+  apps?: Array<{ clientId: string; clientSecret: string; redirectUri?: string }>;
   /** One-time authorization codes accepted by grant_type=authorization_code. */
   authorizationCodes?: Array<{ code: string; redirectUri?: string; scopes?: string[]; refreshToken?: string }>;
   /** Access tokens valid from start (e.g. a private-app token for a CLI run). */
@@ -64,6 +73,8 @@ export interface OAuthSettings {
 export interface RateLimitSettings {
   /** Requests per rolling window per app (HubSpot: 100 Free/Starter, 190 Professional/Enterprise). Default 100. */
   tenSecondly?: number;
+  /** Same as `tenSecondly` (the name of the public format); `tenSecondly` wins when both are set. */
+  perTenSeconds?: number;
   /** Window of the burst limit in ms. Default 10000. */
   intervalMs?: number;
   /** CRM search requests per second per account. Default 5. */
@@ -141,6 +152,10 @@ export interface PropertyData {
   numberDisplayHint?: string;
   dataSensitivity?: "non_sensitive" | "sensitive" | "highly_sensitive";
   calculationFormula?: string;
+  /** As GET /crm/v3/properties returns it; default derived from hubspotDefined/calculated. */
+  modificationMetadata?: { archivable: boolean; readOnlyDefinition: boolean; readOnlyValue: boolean; readOnlyOptions?: boolean };
+  createdUserId?: string;
+  updatedUserId?: string;
 }
 
 export interface RecordData {
@@ -220,6 +235,13 @@ export interface CustomObjectSchemaData {
   createdAt?: string;
   updatedAt?: string;
   archived?: boolean;
+  /**
+   * Association type ids of this object towards others (key: the other type's name or id), e.g. from a
+   * GET /crm/v3/schemas `associations` list. Absent: ids are assigned in pairs from 900 (README).
+   */
+  associationTypeIds?: Record<string, number>;
+  /** Association type ids from others towards this object (key: the other type's name or id). */
+  inverseAssociationTypeIds?: Record<string, number>;
 }
 
 export interface PipelineStageData {
@@ -242,4 +264,60 @@ export interface PipelineData {
   createdAt?: string;
   updatedAt?: string;
   archived?: boolean;
+}
+
+// ---- the public data-file format of issue #5 ---------------------------------------------------
+
+/** An OAuth app installed in the portal (public format). */
+export interface ContractApp {
+  clientId: string;
+  clientSecret: string;
+  /** A refresh token of this app's install; tokens refreshed with it get `scopes`. */
+  refreshToken?: string;
+  /** Scopes granted to the app's install. Default: the portal's granted scopes. */
+  scopes?: string[];
+  /** Extension: the redirect URI checked on authorization_code grants. */
+  redirectUri?: string;
+}
+
+/** One association (public format); the inverse direction is derived. */
+export interface ContractAssociation {
+  fromType: string;
+  fromId: string | number;
+  toType: string;
+  toId: string | number;
+  /** Default: HubSpot's unlabeled default type for the pair. */
+  associationTypeId?: number;
+  /** Extension. Default: HUBSPOT_DEFINED for HubSpot's ids (and custom objects' ids), else the label's, else USER_DEFINED. */
+  category?: "HUBSPOT_DEFINED" | "USER_DEFINED" | "INTEGRATOR_DEFINED";
+  /** Extension: the label of a USER_DEFINED type. */
+  label?: string | null;
+}
+
+/** A record as GET /crm/v3/objects/{type}/{id} returns it (numeric ids accepted). */
+export interface ContractRecord extends Omit<RecordData, "id"> {
+  id: string | number;
+  [extra: string]: unknown;
+}
+
+/**
+ * The simulator data file as issue #5 specifies it. Missing sections get HubSpot's defaults: every
+ * standard object type exists with its standard properties, deals have the default "Sales Pipeline".
+ */
+export interface HubSpotContractData {
+  portal?: PortalSettings & { rateLimits?: RateLimitSettings };
+  apps?: ContractApp[];
+  /** As GET /crm/v3/owners returns them, plus `archived`. */
+  owners?: Array<Omit<OwnerData, "id"> & { id: string | number; [extra: string]: unknown }>;
+  /** As GET /crm/v3/properties/{objectType} returns them (`results`), by object type. */
+  properties?: Record<string, PropertyData[]>;
+  /** Custom object schemas as GET /crm/v3/schemas returns them (or in the simulator's own shape). */
+  schemas?: Array<Record<string, unknown>>;
+  /** Pipelines as GET /crm/v3/pipelines/{objectType} returns them, by object type. */
+  pipelines?: Record<string, PipelineData[]>;
+  /** Records by object type. */
+  objects?: Record<string, ContractRecord[]>;
+  associations?: ContractAssociation[];
+  /** Extension (simulator format): USER_DEFINED association labels. */
+  associationLabels?: AssociationLabelData[];
 }

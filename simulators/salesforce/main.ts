@@ -21,6 +21,7 @@ export async function runSalesforceSimulator(argv: RunSalesforceSimulatorArgs): 
     `  access token       : ${tokens.accessToken}`,
     `  refresh token      : ${tokens.refreshToken}`,
     `  counters           : GET ${sim.url}/__simulator/counters`,
+    `  stats              : GET ${sim.url}/__admin/stats`,
     'Press Ctrl+C to stop.',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

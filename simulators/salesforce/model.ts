@@ -6,7 +6,9 @@ import {
   builtinUserDescribe, completeDescribe, currencyIsoCodeField, currencyTypeDescribe, KNOWN_KEY_PREFIXES, loadDescribeRef,
 } from './describes.ts';
 import { IdFactory, isIdString, normalizeId, to18 } from './ids.ts';
-import type { FieldDescribe, SalesforceSimData, SimCurrency, SimRecord, SObjectDescribe } from './types.ts';
+import type {
+  FieldDescribe, SalesforceSimData, SimCurrency, SimOAuthClient, SimRecord, SimTokenSeed, SObjectDescribe,
+} from './types.ts';
 
 export interface ObjectModel {
   name: string;
@@ -36,6 +38,72 @@ export interface OrgInfo {
 }
 
 export class DataError extends Error {}
+
+/**
+ * Accepts both data-file formats and returns the internal one (idempotent):
+ * - the public format of issue #4: `org.organizationId`, top-level `clients: [{ clientId, clientSecret,
+ *   refreshToken, rotateRefreshTokens }]` (merged into `oauth.clients` / `oauth.refreshTokens`);
+ * - the original format (`org.id`, `oauth`), unchanged.
+ * Multi-currency orgs without `org.currencies` get the corporate currency plus every other CurrencyIsoCode
+ * used by a record (conversion rate 1).
+ */
+export function normalizeSimData(input: SalesforceSimData): SalesforceSimData {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new DataError('the data must be a JSON object');
+  if (input.objects !== undefined && (input.objects === null || typeof input.objects !== 'object' || Array.isArray(input.objects))) {
+    throw new DataError('"objects" must be an object keyed by sObject name');
+  }
+  const out: SalesforceSimData = { ...input, objects: input.objects ?? {} };
+  if (input.org) {
+    const org = { ...input.org };
+    if (org.organizationId !== undefined) {
+      if (typeof org.organizationId !== 'string' || !isIdString(org.organizationId)) throw new DataError(`org.organizationId is not a 15- or 18-character id: ${JSON.stringify(org.organizationId)}`);
+      if (org.id !== undefined && to18(org.id) !== to18(org.organizationId)) throw new DataError(`org.id ${org.id} and org.organizationId ${org.organizationId} differ`);
+      org.id = org.organizationId;
+      delete org.organizationId;
+    }
+    if (org.multiCurrency === true && (org.currencies === undefined || org.currencies.length === 0)) {
+      const corporate = org.corporateCurrency ?? 'USD';
+      const codes = new Set<string>([corporate]);
+      const scan = (recs: SimRecord[] | undefined) => {
+        for (const r of recs ?? []) if (typeof r.CurrencyIsoCode === 'string' && r.CurrencyIsoCode !== '') codes.add(r.CurrencyIsoCode);
+      };
+      scan(input.users);
+      for (const od of Object.values(out.objects)) scan(od?.records);
+      org.corporateCurrency = corporate;
+      org.currencies = [...codes].map((isoCode) => ({ isoCode, conversionRate: 1, decimalPlaces: 2 }));
+    }
+    out.org = org;
+  }
+  if (input.clients !== undefined) {
+    if (!Array.isArray(input.clients)) throw new DataError('"clients" must be an array of { clientId, clientSecret, refreshToken?, rotateRefreshTokens? }');
+    const oauth = { ...(input.oauth ?? {}) };
+    const clients: SimOAuthClient[] = [...(oauth.clients ?? [])];
+    const refreshTokens: SimTokenSeed[] = [...(oauth.refreshTokens ?? [])];
+    input.clients.forEach((c, i) => {
+      if (!c || typeof c.clientId !== 'string' || c.clientId === '' || typeof c.clientSecret !== 'string') {
+        throw new DataError(`clients[${i}] needs a string clientId and clientSecret`);
+      }
+      const client: SimOAuthClient = { clientId: c.clientId, clientSecret: c.clientSecret };
+      if (c.redirectUris !== undefined) client.redirectUris = c.redirectUris;
+      if (c.rotateRefreshTokens !== undefined) {
+        if (typeof c.rotateRefreshTokens !== 'boolean') throw new DataError(`clients[${i}].rotateRefreshTokens must be a boolean`);
+        client.rotateRefreshTokens = c.rotateRefreshTokens;
+      }
+      clients.push(client);
+      if (c.refreshToken !== undefined && c.refreshToken !== null) {
+        if (typeof c.refreshToken !== 'string' || c.refreshToken === '') throw new DataError(`clients[${i}].refreshToken must be a non-empty string`);
+        const seed: SimTokenSeed = { token: c.refreshToken, clientId: c.clientId };
+        if (c.user !== undefined) seed.user = c.user;
+        refreshTokens.push(seed);
+      }
+    });
+    oauth.clients = clients;
+    oauth.refreshTokens = refreshTokens;
+    out.oauth = oauth;
+    delete out.clients;
+  }
+  return out;
+}
 
 const AUDIT_DATES: [string, string][] = [['createddate', 'CreatedDate'], ['lastmodifieddate', 'LastModifiedDate'], ['systemmodstamp', 'SystemModstamp']];
 
@@ -166,7 +234,7 @@ export class OrgModel {
 
   static fromFile(path: string, clock: () => number): OrgModel {
     const abs = resolve(path);
-    const data = JSON.parse(readFileSync(abs, 'utf8')) as SalesforceSimData;
+    const data = normalizeSimData(JSON.parse(readFileSync(abs, 'utf8')) as SalesforceSimData);
     return new OrgModel(data, dirname(abs), clock);
   }
 
@@ -234,6 +302,8 @@ export class OrgModel {
       const f = m.fields.get(k.toLowerCase());
       if (!f) {
         if (k === 'CurrencyIsoCode' && !this.org.multiCurrency) continue;
+        // Records as the REST API returns them may carry parent relationships (`"Owner": {attributes, ...}` or null): ignored.
+        if ((v === null || (typeof v === 'object' && !Array.isArray(v))) && m.rels.has(k.toLowerCase())) continue;
         throw new DataError(`${m.name} record${input.Id ? ` ${String(input.Id)}` : ''}: no field "${k}" in the ${m.name} describe`);
       }
       try {

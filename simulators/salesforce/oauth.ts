@@ -70,7 +70,7 @@ export class OAuthStore {
     const clients = [...(settings.clients ?? [])];
     if (settings.clientId) clients.unshift({ clientId: settings.clientId, clientSecret: settings.clientSecret ?? '' });
     if (clients.length === 0) clients.push(DEFAULT_CLIENT);
-    for (const c of clients) this.clients.set(c.clientId, c);
+    for (const c of clients) this.clients.set(c.clientId, { ...c });
     this.rotateRefreshTokens = settings.rotateRefreshTokens ?? false;
     this.accessTokenLifetimeMs = (settings.accessTokenLifetimeSeconds ?? 7200) * 1000;
     this.codeLifetimeMs = (settings.authorizationCodeLifetimeSeconds ?? 900) * 1000;
@@ -87,6 +87,17 @@ export class OAuthStore {
       const exp = seed.expiresAt === undefined ? now + this.accessTokenLifetimeMs : typeof seed.expiresAt === 'number' ? seed.expiresAt : Date.parse(seed.expiresAt);
       this.access.set(seed.token, { token: seed.token, userId, clientId: seed.clientId ?? firstClient, issuedAt: now, expiresAt: exp, fromRefresh: null, revoked: false });
     }
+  }
+
+  /** Whether a refresh with this client rotates the refresh token (the client's own setting, else the global one). */
+  rotates(client: SimOAuthClient): boolean {
+    return client.rotateRefreshTokens ?? this.rotateRefreshTokens;
+  }
+
+  /** Sets rotation for every client (clears per-client settings). */
+  setRotation(on: boolean): void {
+    this.rotateRefreshTokens = on;
+    for (const c of this.clients.values()) delete c.rotateRefreshTokens;
   }
 
   get firstClient(): SimOAuthClient {
@@ -195,7 +206,7 @@ export class OAuthStore {
       if (!rt || rt.revoked || rt.clientId !== client.clientId) return oauthError('invalid_grant', 'expired access/refresh token');
       let newRefresh: string | null = null;
       let from = rt.token;
-      if (this.rotateRefreshTokens) {
+      if (this.rotates(client)) {
         const next = this.issueRefresh(rt.userId, rt.clientId);
         rt.revoked = true; // the used token is now invalid; tokens minted from it stay valid
         newRefresh = next.token;

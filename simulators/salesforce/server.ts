@@ -11,7 +11,7 @@ import { bulkBehaviour, BulkJobs } from './bulk.ts';
 import type { BulkBehaviour } from './bulk.ts';
 import { globalEntry, rewriteVersion } from './describes.ts';
 import { IdFactory, isIdString, normalizeId } from './ids.ts';
-import { DataError, OrgModel } from './model.ts';
+import { DataError, normalizeSimData, OrgModel } from './model.ts';
 import { OAuthStore } from './oauth.ts';
 import type { AccessTokenInfo } from './oauth.ts';
 import {
@@ -42,7 +42,15 @@ export interface SalesforceSimulator {
   url: string;
   close(): Promise<void>;
   counters(): Record<string, number>;
+  /** Requests per `<METHOD> <route>` since start or the last reset (what `GET /__admin/stats` answers). */
+  stats(): AdminStats;
   state: SalesforceSimControls;
+}
+
+/** `GET /__admin/stats`: every request to the simulated API (OAuth, identity, REST, Bulk), by route template. */
+export interface AdminStats {
+  total: number;
+  requests: Record<string, number>;
 }
 
 // ---------- API usage (rolling 24 h, per-minute buckets) ----------
@@ -133,6 +141,8 @@ export class SalesforceSimControls {
   queryBatchSizeMax: number;
   queryLocatorTtlMs: number;
   readonly counts = new Map<string, number>();
+  /** Per-route request counts for /__admin/stats (reset independently of the counters). */
+  readonly statCounts = new Map<string, number>();
   readonly cursors = new Map<string, Cursor>();
   readonly cursorIds = new IdFactory('Qb');
   /** Filled once listening. */
@@ -140,8 +150,9 @@ export class SalesforceSimControls {
 
   readonly clock: () => number;
 
-  constructor(data: SalesforceSimData, baseDir: string, clock: () => number) {
+  constructor(input: SalesforceSimData, baseDir: string, clock: () => number) {
     this.clock = clock;
+    const data = normalizeSimData(input);
     this.org = new OrgModel(data, baseDir, clock);
     const o = data.org ?? {};
     const users = this.org.model('User')!;
@@ -182,7 +193,7 @@ export class SalesforceSimControls {
   expireAllAccessTokens(): number { return this.oauth.expireAllAccessTokens(); }
   revokeRefreshToken(token: string): boolean { return this.oauth.revokeRefreshToken(token); }
   revokeAllRefreshTokens(): number { return this.oauth.revokeAllRefreshTokens(); }
-  setRefreshTokenRotation(on: boolean): void { this.oauth.rotateRefreshTokens = on; }
+  setRefreshTokenRotation(on: boolean): void { this.oauth.setRotation(on); }
   setAccessTokenLifetime(seconds: number): void { this.oauth.accessTokenLifetimeMs = seconds * 1000; }
 
   // --- limits ---
@@ -214,6 +225,15 @@ export class SalesforceSimControls {
   counters(): Record<string, number> { return Object.fromEntries([...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b))); }
   resetCounters(): void { this.counts.clear(); }
 
+  // --- admin stats (/__admin/stats) ---
+  countRoute(route: string): void { this.statCounts.set(route, (this.statCounts.get(route) ?? 0) + 1); }
+  stats(): AdminStats {
+    let total = 0;
+    for (const n of this.statCounts.values()) total += n;
+    return { total, requests: Object.fromEntries([...this.statCounts.entries()].sort(([a], [b]) => a.localeCompare(b))) };
+  }
+  resetStats(): void { this.statCounts.clear(); }
+
   // --- records ---
   private modelOrThrow(object: string) {
     const m = this.org.model(object);
@@ -234,6 +254,67 @@ export class SalesforceSimControls {
     const m = this.modelOrThrow(object);
     return ids.filter((id) => this.org.undelete(m, id)).length;
   }
+  /**
+   * `POST /__admin/records`: upserts records given as the REST API returns them (`attributes` optional), all or
+   * nothing. New records and updates without SystemModstamp / LastModifiedDate get the current time in them.
+   */
+  adminUpsert(object: unknown, records: unknown): { object: string; ids: string[]; created: number; updated: number } {
+    if (typeof object !== 'string' || object === '') throw new DataError('"object" must be an sObject name');
+    if (!Array.isArray(records)) throw new DataError('"records" must be an array of records');
+    const m = this.org.model(object);
+    if (!m) throw new DataError(`unknown object ${object}`);
+    const undo: [string, SimRecord | undefined][] = [];
+    const ids: string[] = [];
+    let created = 0;
+    try {
+      records.forEach((r: unknown, i) => {
+        if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new DataError(`records[${i}] must be an object`);
+        const rec = r as SimRecord;
+        const given = rec.Id ?? rec.id;
+        let key: string | undefined;
+        if (given !== undefined && given !== null && given !== '') {
+          if (typeof given !== 'string' || !isIdString(given)) throw new DataError(`records[${i}].Id is not a 15- or 18-character id: ${JSON.stringify(given)}`);
+          key = normalizeId(given);
+        }
+        const before = key === undefined ? undefined : m.records.get(key);
+        let stored: SimRecord;
+        try {
+          stored = this.org.insert(m, rec, false);
+        } catch (e) {
+          throw new DataError(`records[${i}]: ${(e as Error).message}`);
+        }
+        undo.push([stored.Id as string, before]);
+        if (!before) created++;
+        ids.push(stored.Id as string);
+      });
+    } catch (e) {
+      for (const [id, before] of undo.reverse()) {
+        if (before) m.records.set(id, before);
+        else m.records.delete(id);
+      }
+      throw e;
+    }
+    return { object: m.name, ids, created, updated: ids.length - created };
+  }
+
+  /** `POST /__admin/delete`: moves records to the recycle bin (IsDeleted = true, seen by queryAll only). */
+  adminDelete(object: unknown, ids: unknown): { object: string; deleted: string[]; notFound: string[] } {
+    if (typeof object !== 'string' || object === '') throw new DataError('"object" must be an sObject name');
+    if (!Array.isArray(ids) || ids.some((x) => typeof x !== 'string')) throw new DataError('"ids" must be an array of record ids');
+    const m = this.org.model(object);
+    if (!m) throw new DataError(`unknown object ${object}`);
+    const deleted: string[] = [];
+    const notFound: string[] = [];
+    for (const id of ids as string[]) {
+      const key = isIdString(id) ? normalizeId(id) : undefined;
+      const rec = key === undefined ? undefined : m.records.get(key);
+      if (!rec || rec.IsDeleted === true || key === undefined) { notFound.push(id); continue; }
+      this.org.softDelete(m, key);
+      deleted.push(key);
+    }
+    return { object: m.name, deleted, notFound };
+  }
+
   records(object: string, opts: { includeDeleted?: boolean } = {}): SimRecord[] {
     const m = this.modelOrThrow(object);
     return [...m.records.values()].filter((r) => opts.includeDeleted || r.IsDeleted !== true);
@@ -265,7 +346,7 @@ export class SalesforceSimControls {
     return {
       url: this.baseUrl, org: this.org.org, objects, apiUsage: this.apiUsage(),
       oauth: {
-        clients: [...this.oauth.clients.values()].map((c) => ({ clientId: c.clientId })),
+        clients: [...this.oauth.clients.values()].map((c) => ({ clientId: c.clientId, rotateRefreshTokens: this.oauth.rotates(c) })),
         rotateRefreshTokens: this.oauth.rotateRefreshTokens, accessTokenLifetimeSeconds: this.oauth.accessTokenLifetimeMs / 1000,
         refreshTokens: [...this.oauth.refresh.values()].filter((r) => !r.revoked).length,
       },
@@ -372,7 +453,14 @@ class SimServer {
         this.send(res, reply);
         return;
       }
-      this.c.count(this.routeKey(method, path));
+      if (path === '/__admin' || path.startsWith('/__admin/')) {
+        reply = await this.admin(method, path.slice('/__admin'.length).replace(/^\/+|\/+$/g, ''), req);
+        this.send(res, reply);
+        return;
+      }
+      const route = this.routeKey(method, path);
+      this.c.count(route);
+      this.c.countRoute(route);
       const fault = this.c.takeFault(method, path);
       if (fault) {
         this.c.count('faults:injected');
@@ -711,6 +799,33 @@ class SimServer {
     return jsonReply(200, this.page(cursor, cursor.cq, cursor.rows, offset, pageSize, ctx.version));
   }
 
+  // ----- admin API (/__admin/..., the public contract of issue #4) -----
+
+  private async admin(method: string, path: string, req: IncomingMessage): Promise<Reply> {
+    const fail = (status: number, message: string, errorCode: string) => jsonReply(status, [{ message, errorCode }]);
+    try {
+      if (path === 'stats') {
+        if (method === 'GET') return jsonReply(200, this.c.stats());
+      } else if (path === 'stats/reset') {
+        if (method === 'POST') { await readBody(req); this.c.resetStats(); return jsonReply(200, this.c.stats()); }
+      } else if (path === 'records' || path === 'delete') {
+        if (method === 'POST') {
+          const body = parseJsonBody(await readBody(req));
+          if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new DataError('the body must be a JSON object');
+          const b = body as Record<string, unknown>;
+          return jsonReply(200, path === 'records' ? this.c.adminUpsert(b.object, b.records) : this.c.adminDelete(b.object, b.ids));
+        }
+      } else {
+        return fail(404, `No admin route /__admin/${path}`, 'NOT_FOUND');
+      }
+      return { ...fail(405, `${method} is not allowed on /__admin/${path}`, 'METHOD_NOT_ALLOWED'), headers: { Allow: path === 'stats' ? 'GET' : 'POST' } };
+    } catch (e) {
+      if (e instanceof SfError) return errorReply(e);
+      if (e instanceof DataError) return fail(400, e.message, 'INVALID_ADMIN_REQUEST');
+      throw e;
+    }
+  }
+
   // ----- controls (/__simulator/...) -----
 
   private async control(method: string, path: string, req: IncomingMessage): Promise<Reply> {
@@ -814,6 +929,7 @@ export async function startSalesforceSimulator(opts: StartSalesforceSimulatorOpt
     url,
     state: controls,
     counters: () => controls.counters(),
+    stats: () => controls.stats(),
     close: () => new Promise<void>((res) => {
       server.close(() => res());
       for (const s of sockets) s.destroy();

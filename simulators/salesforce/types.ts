@@ -55,6 +55,25 @@ export interface SimOAuthClient {
   clientSecret: string;
   /** Allowed redirect_uri values for the authorization-code flow; empty/absent = any. */
   redirectUris?: string[];
+  /** Refresh-token rotation for this client only (overrides oauth.rotateRefreshTokens). */
+  rotateRefreshTokens?: boolean;
+}
+
+/**
+ * A connected app in the public data-file format of issue #4 (top-level `clients`). Converted to
+ * `oauth.clients` + `oauth.refreshTokens` by `normalizeSimData` (model.ts).
+ */
+export interface SimDataClient {
+  clientId: string;
+  clientSecret: string;
+  /** A refresh token already issued to this client (for `user`, default the first user). */
+  refreshToken?: string;
+  /** Each refresh returns a new refresh_token and invalidates the one used (this client only). */
+  rotateRefreshTokens?: boolean;
+  /** Extension: allowed redirect_uri values for the authorization-code flow. */
+  redirectUris?: string[];
+  /** Extension: the user (Id or Username) the refresh token belongs to. */
+  user?: string;
 }
 
 export interface SimTokenSeed {
@@ -120,12 +139,18 @@ export interface SimFaultRule {
 export interface SimOrgSettings {
   /** Organization id, 15 or 18 chars (default 00DQb000000Xyz1). */
   id?: string;
+  /** Same as `id` (the name the public data-file format of issue #4 uses). */
+  organizationId?: string;
   name?: string;
   /** Highest API version served (default 66.0); versions list runs from minApiVersion to it. */
   apiVersion?: string;
   minApiVersion?: string;
   multiCurrency?: boolean;
   corporateCurrency?: string;
+  /**
+   * Active currencies. Default: the corporate currency, plus (multi-currency orgs) every other
+   * CurrencyIsoCode found in the records, with conversion rate 1.
+   */
   currencies?: SimCurrency[];
   /** Daily API request limit (rolling 24 h) (default 15000). */
   dailyApiLimit?: number;
@@ -144,6 +169,8 @@ export interface SimOrgSettings {
 export interface SalesforceSimData {
   org?: SimOrgSettings;
   oauth?: SimOAuthSettings;
+  /** Connected apps in the public format of issue #4 (merged into `oauth`). */
+  clients?: SimDataClient[];
   /** User records (fields of the User describe). Merged with objects.User.records when both exist. */
   users?: SimRecord[];
   /** By object API name. */
