@@ -6,7 +6,8 @@ const r = JSON.parse(readFileSync(file, "utf8"));
 const skipped = [];
 for (const f of r.testResults ?? []) for (const t of f.assertionResults ?? []) if (t.status === "skipped" || t.status === "pending" || t.status === "todo") skipped.push(t.fullName);
 if (skipped.length) console.log(`skipped (${skipped.length}): ${skipped.join("; ")}`);
-let failedSuites = (r.testResults ?? []).filter((f) => f.status === "failed" && (f.assertionResults ?? []).length === 0).length;
+// A file can fail without a failed test (a beforeAll that threw leaves its tests skipped): count it.
+let failedSuites = (r.testResults ?? []).filter((f) => f.status === "failed" && !(f.assertionResults ?? []).some((t) => t.status === "failed")).length;
 // vitest can stop before any test (a global setup error): that is a failure, not "0 failed".
 if (r.success === false && r.numFailedTests === 0 && failedSuites === 0) failedSuites = 1;
 console.log(`${r.numPassedTests} passed, ${r.numFailedTests + failedSuites} failed`);

@@ -104,6 +104,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
         if (!runId || runId === "tombstone") return;
         let c = perRun.get(runId); if (!c) perRun.set(runId, (c = { mapped: 0, dlq: 0, unresolvedUsers: 0 })); c[k] += n;
       };
+      let previousDeleteKey: string | undefined;
       for (const message of batch.messages) {
         const coords = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
         let raw: RawRecord | null = null;
@@ -111,13 +112,15 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
         try {
           const key = message.key ? parseRawKey(message.key) : null;
           if (message.value === null) {
-            // Tombstone: the record is gone at the source. The DELETE envelope before it did the work;
-            // after compaction only the tombstone may remain, so it maps to a delete too.
-            if (!key) continue;
+            // Tombstone: the record is gone at the source. The DELETE envelope just before it did the
+            // work (and carries the run); after compaction only the tombstone may remain, so alone it
+            // maps to a delete too.
+            if (!key || previousDeleteKey === message.key?.toString()) continue;
             raw = { connector: connector.id, table: key.table, externalId: key.externalId, op: "DELETE", runId: "tombstone", readAt: 0, sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} };
           } else {
             raw = await codec.decode<RawRecord>(message.value);
           }
+          previousDeleteKey = raw.op === "DELETE" && message.value !== null ? message.key?.toString() : undefined;
           table = connector.tables.find((t) => t.name === raw!.table);
           if (!table) throw new DataError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
           const target = await targetFor(connector, table, raw);

@@ -138,7 +138,7 @@ describe("HubSpot → Kafka → PostgreSQL", () => {
       ["1001", "125000.123456789012", "Closed Won", false, false],
       ["1002", "1.000000000000000001", "Closed Won", false, true],
       ["1003", "0.000000001", "Renewal due", false, false],
-      ["1004", "18000.5", "Closed Lost", true, false], // soft-deleted: last values kept (its _run_id is the tombstone's)
+      ["1004", "18000.5", "Closed Lost", true, true], // soft-deleted by this run: last values kept
     ]);
     // nothing went to the mapper's dead-letter topic (the archived deals' deletes included)
     const letters: DeadLetter[] = [];
@@ -146,5 +146,14 @@ describe("HubSpot → Kafka → PostgreSQL", () => {
       for (const m of messages) if (m.value) letters.push(await rt.codec.decode<DeadLetter>(m.value));
     });
     expect(letters.map((l) => `${l.table} ${l.errorMessage}`)).toEqual([]);
+  });
+
+  it("an association added without any property change reaches the sink on the next incremental", async () => {
+    const lastModified = (await sink<{ t: Date }>(`SELECT _source_updated_at AS t FROM "${sinkSchema}"."hs__deals" WHERE _external_id = '1003'`))[0]!.t;
+    expect(sim.changeAssociations({ add: [{ fromType: "deals", fromId: "1003", toType: "contacts", toId: "3001", associationTypeId: 3 }] }).added).toBeGreaterThan(0);
+    const run = await syncAndWait(rt, "hs", { timeoutMs: 60_000 });
+    expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
+    expect(await sink(`SELECT contacts, contacts_table, _source_updated_at AS t FROM "${sinkSchema}"."hs__deals" WHERE _external_id = '1003'`))
+      .toEqual([{ contacts: "3001", contacts_table: "contacts", t: lastModified }]);
   });
 });
