@@ -57,6 +57,8 @@ export interface TableCheck {
   warnings: string[];
 }
 
+export interface ApiBudget { calls: number; used?: number; limit?: number; rateLimited?: number }
+
 /** A part of an incremental read that any producer worker may take (a time window). */
 export interface ReadSlice { from: string; to: string }
 
@@ -72,6 +74,8 @@ export interface SourceConnector {
   planSlices?(table: string, opts: ReadOptions): Promise<ReadSlice[] | null>;
   readSlice?(table: string, slice: ReadSlice, opts: ReadOptions): AsyncIterable<SourcePage>;
   finishSlices?(table: string, opts: ReadOptions): AsyncIterable<SourcePage>;
+  /** Optional: the source API budget so far (calls made by this connector, the org/portal's usage and limit). */
+  apiBudget?(): ApiBudget;
   close(): Promise<void>;
 }
 

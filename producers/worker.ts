@@ -172,7 +172,10 @@ export async function runSync(
       if (live && liveBefore > 0 && live.size / liveBefore > threshold && !request.forceDeletes) {
         throw new MassDeleteError(`table ${table}: this full run would delete ${live.size} of ${liveBefore} records (${Math.round(100 * live.size / liveBefore)}%, above the ${Math.round(threshold * 100)}% guard); nothing was deleted. If the source really lost them, run \`qobra-sync sync ${request.connector} --full --force-deletes\``);
       }
-      await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read, deleted, unseen: live?.size ?? 0 } }));
+      const budget = source.apiBudget?.();
+      const api = budget ? Object.fromEntries(Object.entries({ apiCalls: budget.calls, apiUsed: budget.used, apiLimit: budget.limit, apiRateLimited: budget.rateLimited })
+        .filter((e): e is [string, number] => e[1] !== undefined)) : {};
+      await publishEvent(producer, codec, events, newEvent({ ...base, type: "TABLE_COMPLETED", table, counts: { read, deleted, unseen: live?.size ?? 0, ...api } }));
       rlog.info({ table, read, deleted, unseen: live?.size ?? 0 }, "table read");
     }
     for (const [table, ids] of unseen) {

@@ -24,7 +24,7 @@ import { ConfigError } from "../../lib/errors.ts";
 import { logger, type Logger } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
 import { TableSkippedError } from "../../lib/errors.ts";
-import type { ConnectorFactory, ReadSlice, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
+import type { ApiBudget, ConnectorFactory, ReadSlice, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
 import {
   HubSpotApi, HubSpotRequestError, MissingScopesError, realClock,
   type AssociationTarget, type HubSpotClock, type HubSpotObject, type OwnerDef, type PropertyDef, type SchemaDef, type TokenStoreLike,
@@ -435,6 +435,10 @@ export class HubSpotSource implements SourceConnector {
   }
 
   // ---- read -------------------------------------------------------------------------------------
+
+  apiBudget(): ApiBudget {
+    return { calls: this.api.stats.requests, rateLimited: this.api.stats.rateLimited };
+  }
 
   /** A table whose scope is optional (custom objects, goals, e-commerce) is skipped, not failed, when the app lacks it. */
   async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {

@@ -27,7 +27,7 @@ import type { QobraType } from "../../lib/config-common.ts";
 import { ConfigError, EtlError } from "../../lib/errors.ts";
 import { logger } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
-import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
+import type { ConnectorFactory, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck, ApiBudget } from "../connector.ts";
 import type { TokenStore } from "../oauth/token-store.ts";
 import { BulkJobFailedError, bulkQuery } from "./salesforce-bulk.ts";
 import { SalesforceApiError, SalesforceClient, SalesforceLimitError, type ApiUsage } from "./salesforce-client.ts";
@@ -115,6 +115,11 @@ export class SalesforceSource implements SourceConnector {
   /** The org's API usage from the last response's Sforce-Limit-Info, and the calls this connector made. */
   apiUsage(): { usage: ApiUsage | null; calls: number; refreshes: number; rotations: number } {
     return { usage: this.client.usage, calls: this.client.calls, refreshes: this.client.refreshes, rotations: this.client.rotations };
+  }
+
+  apiBudget(): ApiBudget {
+    const u = this.client.usage;
+    return { calls: this.client.calls, ...(u ? { used: u.used, limit: u.limit } : {}) };
   }
 
   private tableConfig(name: string): SalesforceTable {

@@ -15,6 +15,8 @@ import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { stackDefaults } from "../../stack/stack.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
 import { dbUrl, ensureDatabase, testConfig, uniqueId, withDb } from "../helpers/env.ts";
+import { readToEnd } from "../../lib/topic-scan.ts";
+import type { SyncEvent } from "../../schemas/index.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
 
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
@@ -88,6 +90,19 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
     expect(run.counts["read.opportunities"]).toBe(7);
     expect(run.counts["read.tasks"]).toBe(7);
+    // the source API budget travels with the run's events (for /metrics and the web page)
+    const tableEvents: SyncEvent[] = [];
+    await readToEnd(rt.port, rt.port.topics.syncEvents, async (messages) => {
+      for (const m of messages) {
+        if (m.key?.toString() !== run.runId) continue;
+        const e = await rt.codec.decode<SyncEvent>(m.value!);
+        if (e.type === "TABLE_COMPLETED") tableEvents.push(e);
+      }
+    });
+    const opp = tableEvents.find((e) => e.table === "opportunities")!;
+    expect(opp.counts.apiCalls).toBeGreaterThan(0);
+    expect(opp.counts.apiLimit).toBeGreaterThan(0);
+    expect(opp.counts.apiUsed).toBeGreaterThanOrEqual(opp.counts.apiCalls!);
     const rows = await sink<Record<string, unknown>>(`SELECT _external_id, _name, "Amount"::text AS amount, "Amount_currency" AS cur, "CloseDate"::text AS close,
         "CreatedDate" AS created, "OwnerId" AS owner, "AccountId" AS account, "AccountId_table" AS account_table, "StageName" AS stage,
         "Probability"::text AS prob, "IsWon" AS won, _deleted_at FROM "${sinkSchema}"."sf__opportunities" ORDER BY _external_id`);
