@@ -11,6 +11,7 @@ import { createConnector } from "../producers/connector.ts";
 import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
 import { runRoles, ROLES, type Role } from "./run.ts";
 import { registerDlqCommands } from "./dlq.ts";
+import { registerOpsCommands, syncProgress } from "./ops-commands.ts";
 
 const program = new Command();
 program
@@ -120,6 +121,7 @@ for (const action of ["up", "down", "status"] as const) {
 }
 
 registerDlqCommands(program, config);
+registerOpsCommands(program, config);
 
 program.command("auth")
   .description("run the OAuth authorization-code flow for a connector and store its refresh token (encrypted)")
@@ -164,19 +166,8 @@ function print(json: boolean, obj: unknown, text: string): void {
 }
 
 function progressPrinter(json: boolean): (p: Progress) => void {
-  let last = "";
-  const tty = process.stdout.isTTY && !json;
-  return (p) => {
-    if (json) return;
-    const line = p.phase === "reading" ? `reading: ${p.read} records read${p.event?.table ? ` (${p.event.table} done)` : ""}`
-      : p.phase === "mapping" ? `mapping: ${p.mappedLag} records left to map`
-      : p.phase === "writing" ? `writing: ${p.sinkLag} records left to write`
-      : `done: ${p.read} records read`;
-    if (line === last) return;
-    last = line;
-    if (tty) process.stdout.write(`\r\x1b[2K${line}${p.phase === "done" ? "\n" : ""}`);
-    else console.log(line);
-  };
+  // A bar with records read, mapped and written on a terminal; plain lines otherwise (ops/progress.ts).
+  return syncProgress({ json });
 }
 
 // Background work of some client libraries (Google's Cloud SQL connector refreshing certificates)

@@ -20,9 +20,22 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
     if (roles.includes("mapper")) { const m = await startMapper(config, rt.port, rt.codec, rt.registry); stops.push(() => m.stop()); }
     if (roles.includes("producer")) { const p = await startProducerWorker(config, rt.port, rt.codec); stops.push(() => p.stop()); }
     if (roles.includes("scheduler")) {
+      // The config file's schedules at once, then the web page's edits (stored in the sink
+      // database), re-armed within 30 s of a change.
       const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
-      const s = startScheduler(config, producer, rt.codec, rt.port.topics);
-      stops.push(() => s.stop());
+      let s = startScheduler(config, producer, rt.codec, rt.port.topics);
+      const { watchScheduleOverrides } = await import("../ops/schedules.ts");
+      const stopWatch = watchScheduleOverrides(config, (effective) => {
+        s.stop();
+        s = startScheduler(effective, producer, rt.codec, rt.port.topics);
+      });
+      stops.push(async () => { await stopWatch(); s.stop(); });
+    }
+    if (config.http) {
+      // /metrics, /healthz and the integration-settings page (ops/server.ts), when the config asks for them.
+      const { startOpsServer } = await import("../ops/server.ts");
+      const h = await startOpsServer(config, rt);
+      stops.push(() => h.stop());
     }
   } catch (e) {
     for (const stop of stops.reverse()) await stop();
@@ -33,7 +46,8 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
   return {
     async stop() {
       logger.info("stopping");
-      for (const stop of stops.reverse()) await stop();
+      // Roles stop in parallel: each finishes its in-flight batch and commits on its own.
+      await Promise.allSettled(stops.map((stop) => stop()));
       await rt.close();
     },
   };

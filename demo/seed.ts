@@ -64,10 +64,34 @@ export async function seedDemo(opts: { rows?: number; adminUrl?: string; databas
   } finally {
     await db.end();
   }
+  await seedQobraUsers(adminUrl);
+}
+
+/**
+ * Qobra's users in the sink database (`qobra.users`, the sink's default users query): most demo
+ * owners exist, a few do not, so the page and /metrics show unresolved users too. Idempotent.
+ */
+export async function seedQobraUsers(adminUrl: string): Promise<void> {
+  const url = new URL(adminUrl);
+  url.pathname = "/qobra";
+  const db = new pg.Client({ connectionString: url.toString() });
+  await db.connect();
+  try {
+    await db.query(`
+      CREATE SCHEMA IF NOT EXISTS qobra;
+      CREATE TABLE IF NOT EXISTS qobra.users (id text PRIMARY KEY, email text NOT NULL);
+      INSERT INTO qobra.users
+      SELECT 'user-rep-' || g, 'rep' || g || '@example.com' FROM generate_series(0, 19) g
+      UNION ALL VALUES ('user-ada', 'ada.lovelace@example.com'), ('user-grace', 'grace.thompson@example.com'),
+                       ('user-alice', 'alice.martin@example.com'), ('user-bruno', 'bruno.dupont@example.com')
+      ON CONFLICT (id) DO NOTHING;`);
+  } finally {
+    await db.end();
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = process.argv[2] ? Number(process.argv[2]) : undefined;
   await seedDemo({ rows, adminUrl: process.argv[3] });
-  console.log(`demo source ready: qobra_demo_crm.public.deals (${rows ?? 10_000} rows), read by role qobra_demo_reader; sink database qobra`);
+  console.log(`demo source ready: qobra_demo_crm.public.deals (${rows ?? 10_000} rows), read by role qobra_demo_reader; sink database qobra with 24 Qobra users (qobra.users)`);
 }

@@ -136,6 +136,11 @@ export const Config = z.strictObject({
     }).default({ query: "SELECT id, email FROM qobra.users", refreshSeconds: 300 }),
   }),
   connectors: z.array(Connector).default([]),
+  http: z.strictObject({
+    port: z.number().int().min(0).max(65535).default(7070),
+    host: z.string().default("127.0.0.1").describe("Interface to listen on; the page publishes sync requests, so keep it private or behind an authenticating proxy."),
+    stallSeconds: z.number().int().min(1).default(60).describe("/healthz fails when a consumer group has lag and its committed offsets have not moved for this long."),
+  }).optional().describe("Serve /metrics, /healthz and the integration-settings page from `qobra-sync run` (see docs/operations.md)."),
 }).superRefine((c, ctx) => {
   const seen = new Set<string>();
   c.connectors.forEach((conn, i) => {

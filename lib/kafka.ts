@@ -31,6 +31,9 @@ export function createKafka(config: Config, clientSuffix = "", opts: { retries?:
       // Producers bound their retries on purpose: a dead broker fails the send (and the run,
       // which is repeated as a whole) instead of hanging; nothing is acknowledged that wasn't written.
       if (message.startsWith("Limiting retries for the idempotent producer")) return;
+      // CONCURRENT_TRANSACTIONS: the broker still writes the previous transaction's markers; kafkajs
+      // retries it, as it should. Not an error worth a line per occurrence.
+      if (/concurrent operation on the same transaction/i.test(String((extra as { error?: unknown }).error ?? ""))) return;
       // kafkajs logs an ERROR for every retried request; keep them at warn unless final.
       kafkaLog[toPino(level)]({ namespace, ...extra }, message);
     },

@@ -130,6 +130,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
       // connection), the batch is applied again row by row under savepoints, and the rows it
       // refuses go to dlq.sink — sent before the commit, so a crash can only repeat a dead letter.
       let safe = false;
+      let recreated = false;
       for (;;) {
         const client = await connectSink(pool);
         try {
@@ -180,6 +181,13 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
         } catch (e) {
           await client.query("ROLLBACK").catch(() => {});
           if (isRetriablePgError(e)) throw new SinkUnavailableError(`sink PostgreSQL failed: ${describeError(e)}`, e);
+          if ((e as { code?: string }).code === "42P01" && !recreated) {
+            // A sink table was dropped under us (to rebuild it): forget what we knew and create it again.
+            log.warn({ topic: batch.topic, err: describeError(e) }, "a sink table is gone; creating it again");
+            for (const key of [...tables.keys()]) if (key.startsWith(`${batch.topic}\u0000`)) tables.delete(key);
+            recreated = true;
+            continue;
+          }
           if (!safe && isDataError(e)) {
             log.warn({ topic: batch.topic, partition: batch.partition, err: describeError(e) }, "PostgreSQL refused a batch; applying it row by row to isolate the bad rows");
             safe = true;

@@ -1,0 +1,56 @@
+/**
+ * Freshness from Qobra's PostgreSQL itself: per sink table, the live and soft-deleted rows and
+ * the last write (`max(_synced_at)`); per mapped topic, the last offset the sink stored with its
+ * data (`<schema>._qobra_sync_offsets`).
+ */
+import type pg from "pg";
+import type { Config } from "../lib/config.ts";
+import { ident } from "../lib/pg.ts";
+import { groups } from "../lib/topics.ts";
+
+export interface SinkTableStats {
+  connector: string;
+  table: string;
+  /** schema."connector__table" */
+  relation: string;
+  exists: boolean;
+  live: number;
+  deleted: number;
+  lastSyncedAt: number | null;
+}
+
+export interface StoredOffset { topic: string; partition: number; nextOffset: number; updatedAt: number }
+
+export async function sinkTableStats(pool: pg.Pool, config: Config, opts: { exactCounts?: boolean } = {}): Promise<SinkTableStats[]> {
+  const schema = config.sink.schema;
+  const out: SinkTableStats[] = [];
+  for (const c of config.connectors) {
+    for (const t of c.tables) {
+      const bare = `${c.id}__${t.name}`;
+      const relation = `${ident(schema)}.${ident(bare)}`;
+      const present = await pool.query<{ r: string | null }>("SELECT to_regclass($1)::text AS r", [relation]);
+      const row: SinkTableStats = { connector: c.id, table: t.name, relation: `${schema}.${bare}`, exists: present.rows[0]?.r != null, live: 0, deleted: 0, lastSyncedAt: null };
+      if (row.exists) {
+        const r = await pool.query<{ live: string; deleted: string; last: Date | null }>(
+          opts.exactCounts === false
+            ? `SELECT greatest(c.reltuples, 0)::bigint AS live, 0 AS deleted, (SELECT max("_synced_at") FROM ${relation}) AS last FROM pg_class c WHERE c.oid = to_regclass($1)`
+            : `SELECT count(*) FILTER (WHERE "_deleted_at" IS NULL) AS live, count(*) FILTER (WHERE "_deleted_at" IS NOT NULL) AS deleted, max("_synced_at") AS last FROM ${relation}`,
+          opts.exactCounts === false ? [relation] : []);
+        const s = r.rows[0];
+        if (s) { row.live = Number(s.live); row.deleted = Number(s.deleted); row.lastSyncedAt = s.last ? s.last.getTime() : null; }
+      }
+      out.push(row);
+    }
+  }
+  return out;
+}
+
+/** The sink's offsets stored with its data (its source of truth), for this config's group. */
+export async function storedSinkOffsets(pool: pg.Pool, config: Config): Promise<StoredOffset[]> {
+  const table = `${ident(config.sink.schema)}.${ident("_qobra_sync_offsets")}`;
+  const present = await pool.query<{ r: string | null }>("SELECT to_regclass($1)::text AS r", [table]);
+  if (present.rows[0]?.r == null) return [];
+  const r = await pool.query<{ topic: string; partition: number; next_offset: string; updated_at: Date }>(
+    `SELECT topic, partition, next_offset, updated_at FROM ${table} WHERE consumer_group = $1 ORDER BY topic, partition`, [groups(config.topicPrefix).sink]);
+  return r.rows.map((x) => ({ topic: x.topic, partition: x.partition, nextOffset: Number(x.next_offset), updatedAt: x.updated_at.getTime() }));
+}
