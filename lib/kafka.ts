@@ -2,7 +2,7 @@
  * The Kafka port: client construction, topic creation with the right policies, and offsets.
  * Roles never build topic names or clients themselves.
  */
-import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Producer, type ProducerConfig } from "kafkajs";
+import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
 import type { Config } from "./config.ts";
 import { logger } from "./log.ts";
 import { topics, type Topics } from "./topics.ts";
@@ -95,6 +95,33 @@ export async function ensureTopics(port: KafkaPort, config: Config): Promise<voi
     if (!/already exists/i.test(String((e as Error).message))) throw e;
   }
 }
+
+/** Kafka refuses a produce request over the broker's message.max.bytes (1 MiB by default). */
+export const MAX_SEND_BYTES = 768 * 1024;
+
+/**
+ * Sends messages in as many requests as needed to keep each under MAX_SEND_BYTES (a page of wide
+ * rows, or 10,000 Bulk API records, is far bigger than one request may be). Order is kept.
+ */
+export async function sendInChunks(
+  send: (record: { topic: string; acks: number; messages: Message[] }) => Promise<unknown>, topic: string, messages: Message[],
+): Promise<void> {
+  let chunk: Message[] = [];
+  let bytes = 0;
+  for (const m of messages) {
+    const size = sizeOf(m.key) + sizeOf(m.value) + 64;
+    if (chunk.length > 0 && bytes + size > MAX_SEND_BYTES) {
+      await send({ topic, acks: -1, messages: chunk });
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(m);
+    bytes += size;
+  }
+  if (chunk.length > 0) await send({ topic, acks: -1, messages: chunk });
+}
+
+const sizeOf = (v: Message["key"] | Message["value"]): number => (v === null || v === undefined ? 0 : typeof v === "string" ? Buffer.byteLength(v) : v.length);
 
 /** End offsets (high watermarks) of every partition of a topic. */
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {

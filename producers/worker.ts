@@ -8,7 +8,7 @@ import type { Consumer, Producer } from "kafkajs";
 import { findConnector, type Config } from "../lib/config.ts";
 import { Codec, newEvent, publishEvent } from "../lib/codec.ts";
 import { EtlError, TableSkippedError, describeError } from "../lib/errors.ts";
-import { endOffsets, type KafkaPort } from "../lib/kafka.ts";
+import { endOffsets, sendInChunks, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { loadState, saveState } from "../lib/state.ts";
 import { readToEnd } from "../lib/topic-scan.ts";
@@ -108,7 +108,7 @@ export async function runSync(
       const envelopes: RawRecord[] = chunk.map((id) => ({ connector: request.connector, table, externalId: id, op: "DELETE", runId, readAt: Date.now(), sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} }));
       const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
       // A delete is the DELETE envelope, then a tombstone so compaction forgets the record.
-      await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.flatMap((e, i) => [{ key: rawKey(table, e.externalId), value: values[i]! }, { key: rawKey(table, e.externalId), value: null }]) });
+      await sendInChunks((r) => producer.send(r), rawTopic, envelopes.flatMap((e, i) => [{ key: rawKey(table, e.externalId), value: values[i]! }, { key: rawKey(table, e.externalId), value: null }]));
       n += chunk.length;
       chunk = [];
       await heartbeat();
@@ -228,7 +228,7 @@ async function publishRecords(producer: Producer, codec: Codec, rawTopic: string
     sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
   }));
   const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
-  await producer.send({ topic: rawTopic, acks: -1, messages: envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })) });
+  await sendInChunks((r) => producer.send(r), rawTopic, envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })));
 }
 
 const TASK_TIMEOUT_MS = Number(process.env.QOBRA_SYNC_TASK_TIMEOUT_MS ?? 3_600_000);

@@ -11,7 +11,7 @@ import { Partitioners, type Consumer, type EachBatchPayload, type Message, type 
 import type { Config, ConnectorConfig, TableConfig } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
-import type { KafkaPort } from "../../lib/kafka.ts";
+import { sendInChunks, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import type { Registry } from "../../lib/registry.ts";
 import { groups } from "../../lib/topics.ts";
@@ -35,9 +35,11 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   const producer: Producer = port.kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
     transactionalId: `${prefix}-mapper-${randomUUID()}`, idempotent: true, maxInFlightRequests: 1,
+    // A killed mapper's open transaction blocks read_committed readers until it times out: keep it short.
+    transactionTimeout: 15_000,
   });
   await producer.connect();
-  const consumer: Consumer = port.kafka.consumer({ groupId: groups(prefix).mapper, readUncommitted: false });
+  const consumer: Consumer = port.kafka.consumer({ groupId: groups(prefix).mapper, readUncommitted: false, sessionTimeout: 10_000, heartbeatInterval: 3000 });
   const usersPool = createPool(config.sink.databaseUrl, { max: 1 });
   const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds);
   await directory.start();
@@ -160,7 +162,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       const release = await txnLock.acquire();
       const txn = await producer.transaction().catch((e: unknown) => { release(); throw e; });
       try {
-        for (const [topic, messages] of out) await txn.send({ topic, acks: -1, messages });
+        for (const [topic, messages] of out) await sendInChunks((r) => txn.send(r), topic, messages);
         await txn.sendOffsets({
           consumerGroupId: groups(prefix).mapper,
           topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],

@@ -1,0 +1,185 @@
+/**
+ * Salesforce and HubSpot source benchmark (`npm run bench`): the real connectors
+ * (producers/connectors/{salesforce,hubspot}.ts) read a generated org / portal from the local
+ * simulators, whose request counters (GET /__simulator/counters) say what was called. For each
+ * read: API requests per 10,000 records vs the fewest the API allows for the same records, and
+ * records/s vs the ceiling the rate limit allows. Medians of BENCH_RUNS (default 3).
+ *
+ *  - Salesforce: a full read of Opportunity (BENCH_SF_RECORDS, default 50,000) through Bulk API 2.0
+ *    (`api: auto` chooses it above 10,000 records) and through REST (`api: rest`). Fewest calls:
+ *    REST ceil(N / 2,000) query pages; Bulk 1 job creation + 1 status poll + ceil(N / 10,000) result
+ *    pages (the simulator's default page). Salesforce has no per-second limit, only a rolling 24-hour
+ *    budget of calls, so the ceiling given is what one day's budget (BENCH_SF_DAILY_BUDGET, default
+ *    100,000 calls) reads when every call carries a full page.
+ *  - HubSpot: a full read of deals (BENCH_HS_RECORDS, default 20,000) with their companies and
+ *    contacts associations and owners (list endpoint, 100 per page), then an incremental read of
+ *    half of them changed (CRM search, 200 per page). Fewest calls: ceil(N / 100) list pages (full) or
+ *    ceil(N / 200) search pages (incremental), plus ceil(N / 1,000) association batch reads per
+ *    associated type. Ceiling: 100 requests per 10 s (the OAuth app's ten-secondly budget, which
+ *    search and association batch reads do not consume) × 100 records = 1,000 records/s for lists;
+ *    5 searches per second × 200 = 1,000 records/s for search.
+ *
+ * Prints its figures as the last lines; writes bench/results/api-sources.json.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig } from "../lib/config.ts";
+import { createConnector } from "../producers/connector.ts";
+import { startSalesforceSimulator } from "../simulators/salesforce/server.ts";
+import { generateSalesforceData } from "../simulators/salesforce/generate.ts";
+import { startHubSpotSimulator } from "../simulators/hubspot/server.ts";
+import { generateHubSpotData } from "../simulators/hubspot/generate.ts";
+import { log, median, round, writeResult } from "./common.ts";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const SF_N = Number(process.env.BENCH_SF_RECORDS ?? 50_000);
+const HS_N = Number(process.env.BENCH_HS_RECORDS ?? 20_000);
+const SF_BUDGET = Number(process.env.BENCH_SF_DAILY_BUDGET ?? 100_000);
+
+const tokenDir = mkdtempSync(join(tmpdir(), "qobra-bench-tokens-"));
+process.env.QOBRA_SYNC_TOKEN_DIR = tokenDir;
+process.env.QOBRA_SYNC_TOKEN_KEY = "bench-key";
+const yamlHead = `kafka: { brokers: ["127.0.0.1:9092"] }
+schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
+sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/qobra_bench", defaultCurrency: EUR }
+connectors:
+`;
+
+async function readAll(connectorYaml: string, table: string, opts: { full: boolean; state?: unknown } = { full: true }): Promise<{ records: number; deletes: number; seconds: number; state: unknown }> {
+  const config = parseConfig(yamlHead + connectorYaml, "bench", {});
+  const conn = createConnector(config.connectors[0]!);
+  let records = 0, deletes = 0, state: unknown = null;
+  const started = performance.now();
+  try {
+    for await (const page of conn.read(table, { full: opts.full, signal: new AbortController().signal, state: opts.state ?? null, runStartedAt: Date.now() })) {
+      records += page.records.length;
+      deletes += page.deletedIds?.length ?? 0;
+      if (page.state !== undefined) state = page.state;
+    }
+  } finally {
+    await conn.close();
+  }
+  return { records, deletes, seconds: (performance.now() - started) / 1000, state };
+}
+
+const diff = (after: Record<string, number>, before: Record<string, number>): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) { const d = v - (before[k] ?? 0); if (d > 0) out[k] = d; }
+  return out;
+};
+const sumWhere = (c: Record<string, number>, re: RegExp): number => Object.entries(c).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+const per10k = (calls: number, records: number): number => round((calls * 10_000) / records, 1);
+
+// ---- Salesforce -------------------------------------------------------------------------------
+
+log(`generating a Salesforce org with ${SF_N} opportunities`);
+const sfData = generateSalesforceData({ opportunities: SF_N, accounts: 500, contacts: 500, leads: 50, tasks: 100, users: 20, commissions: 10, seed: 11 });
+const sf = await startSalesforceSimulator({ data: sfData, port: 0 });
+const sfTokens = sf.state.issueTokens();
+const sfYaml = (api: "auto" | "rest") => `  - id: sf${api}
+    type: salesforce
+    loginUrl: "${sf.url}"
+    clientId: "${sfTokens.clientId}"
+    clientSecret: "${sfTokens.clientSecret}"
+    refreshToken: "${sfTokens.refreshToken}"
+    bulkPollIntervalMs: 250
+    tables:
+      - name: opportunities
+        object: Opportunity
+        api: ${api}
+        fields: { Amount: amount, CloseDate: date, CreatedDate: date, OwnerId: user, AccountId: object, StageName: picklist, Probability: percentage, IsWon: bool }
+`;
+interface SfRun { records: number; seconds: number; apiCalls: number; tokenCalls: number; byEndpoint: Record<string, number> }
+const sfRuns: Record<"bulk" | "rest", SfRun[]> = { bulk: [], rest: [] };
+for (let r = 0; r < RUNS; r++) {
+  for (const [name, api] of [["bulk", "auto"], ["rest", "rest"]] as const) {
+    const before = sf.counters();
+    const res = await readAll(sfYaml(api), "opportunities");
+    const c = diff(sf.counters(), before);
+    const run = { records: res.records, seconds: res.seconds, apiCalls: c["api:counted"] ?? 0, tokenCalls: c["POST /services/oauth2/token"] ?? 0, byEndpoint: Object.fromEntries(Object.entries(c).filter(([k]) => /^(GET|POST|PATCH|DELETE) /.test(k))) };
+    sfRuns[name].push(run);
+    log(`salesforce ${name} run ${r + 1}: ${res.records} records in ${res.seconds.toFixed(1)} s, ${run.apiCalls} API calls (+${run.tokenCalls} token)`);
+  }
+}
+await sf.close();
+const sfLive = sfRuns.bulk[0]!.records;
+const sfMin = { rest: Math.ceil(sfLive / 2000), bulk: 2 + Math.ceil(sfLive / 10_000) };
+const sfSummary = (name: "bulk" | "rest") => {
+  const runs = sfRuns[name];
+  const calls = median(runs.map((x) => x.apiCalls)), rate = median(runs.map((x) => x.records / x.seconds));
+  const recordsPerCall = name === "rest" ? 2000 : 10_000;
+  return {
+    records: runs[0]!.records, apiCalls: calls, callsPer10k: per10k(calls, runs[0]!.records), minimumCalls: sfMin[name], minimumPer10k: per10k(sfMin[name], runs[0]!.records),
+    callsVsMinimum: round(calls / sfMin[name], 2), recordsPerSec: Math.round(rate),
+    dailyBudgetCeilingRecordsPerSec: round((SF_BUDGET * recordsPerCall) / 86_400, 0),
+    byEndpoint: runs[0]!.byEndpoint,
+  };
+};
+const salesforce = { records: sfLive, dailyBudget: SF_BUDGET, bulk: sfSummary("bulk"), rest: sfSummary("rest") };
+
+// ---- HubSpot --------------------------------------------------------------------------------
+
+log(`generating a HubSpot portal with ${HS_N} deals`);
+interface HsRun { records: number; seconds: number; requests: number; byEndpoint: Record<string, number> }
+const hsFull: HsRun[] = [], hsIncr: HsRun[] = [];
+for (let r = 0; r < RUNS; r++) {
+  const data = generateHubSpotData({ deals: HS_N, companies: Math.ceil(HS_N / 20), contacts: Math.ceil(HS_N / 10), owners: 5, seed: 3 + r });
+  data.portal = { ...(data.portal ?? {}), search: { ...(data.portal?.search ?? {}), indexDelayMs: 0 } };
+  const hs = await startHubSpotSimulator({ data, port: 0 });
+  const refresh = hs.addRefreshToken({ token: `bench-refresh-${r}` });
+  const hsYaml = `  - id: hs${r}
+    type: hubspot
+    baseUrl: "${hs.url}"
+    clientId: "${hs.settings.oauth.clientId}"
+    clientSecret: "${hs.settings.oauth.clientSecret}"
+    refreshToken: "${refresh}"
+    lookbackSeconds: 0
+    tables:
+      - name: deals
+        object: deals
+`;
+  try {
+    const before = hs.counters();
+    const full = await readAll(hsYaml, "deals");
+    const c = diff(hs.counters(), before);
+    hsFull.push({ records: full.records, seconds: full.seconds, requests: sumWhere(c, /^(GET|POST) \/(crm|crm-object-schemas|account-info)/), byEndpoint: c });
+    log(`hubspot full run ${r + 1}: ${full.records} deals in ${full.seconds.toFixed(1)} s, ${hsFull.at(-1)!.requests} API requests`);
+    // Half the deals change; the incremental read finds them through search.
+    await new Promise((res) => setTimeout(res, 1100));
+    const changed = Math.floor(HS_N / 2);
+    const ids = (data.objects?.deals?.records ?? []).map((x) => String(x.id));
+    for (let i = 0; i < changed; i++) hs.upsertRecord("deals", { id: ids[i]!, properties: { amount: `${i}.5` } });
+    const before2 = hs.counters();
+    const incr = await readAll(hsYaml, "deals", { full: false, state: full.state });
+    const c2 = diff(hs.counters(), before2);
+    hsIncr.push({ records: incr.records, seconds: incr.seconds, requests: sumWhere(c2, /^(GET|POST) \/(crm|crm-object-schemas|account-info)/), byEndpoint: c2 });
+    log(`hubspot incremental run ${r + 1}: ${incr.records} deals in ${incr.seconds.toFixed(1)} s, ${hsIncr.at(-1)!.requests} API requests`);
+  } finally {
+    await hs.close();
+  }
+}
+const hsSummary = (runs: HsRun[], min: (n: number) => number, ceiling: number) => {
+  const n = runs[0]!.records;
+  const req = median(runs.map((x) => x.requests)), rate = median(runs.map((x) => x.records / x.seconds));
+  return {
+    records: n, requests: req, requestsPer10k: per10k(req, n), minimumRequests: min(n), minimumPer10k: per10k(min(n), n), requestsVsMinimum: round(req / min(n), 2),
+    recordsPerSec: Math.round(rate), ceilingRecordsPerSec: ceiling, rateVsCeiling: round(rate / ceiling, 3), byEndpoint: runs[0]!.byEndpoint,
+  };
+};
+const hubspot = {
+  full: hsSummary(hsFull, (n) => Math.ceil(n / 100) + 2 * Math.ceil(n / 1000), 1000),
+  incremental: hsSummary(hsIncr, (n) => Math.ceil(n / 200) + 2 * Math.ceil(n / 1000), 1000),
+};
+rmSync(tokenDir, { recursive: true, force: true });
+
+writeResult("api-sources", { runs: RUNS, salesforce, hubspot });
+for (const k of ["bulk", "rest"] as const) {
+  const s = salesforce[k];
+  console.log(`Salesforce ${k === "bulk" ? "Bulk API 2.0" : "REST"} full read of ${s.records} opportunities: ${s.callsPer10k} API calls per 10,000 records vs minimum ${s.minimumPer10k} (ratio ${s.callsVsMinimum}); ${s.recordsPerSec} records/s (no per-second limit; a ${SF_BUDGET}-call daily budget sustains ${s.dailyBudgetCeilingRecordsPerSec} records/s)`);
+}
+for (const k of ["full", "incremental"] as const) {
+  const h = hubspot[k];
+  console.log(`HubSpot ${k} read of ${h.records} deals (+ companies, contacts associations, owners): ${h.requestsPer10k} requests per 10,000 records vs minimum ${h.minimumPer10k} (ratio ${h.requestsVsMinimum}); ${h.recordsPerSec} records/s vs rate-limit ceiling ${h.ceilingRecordsPerSec} records/s = ratio ${h.rateVsCeiling}`);
+}
+process.exit(0);

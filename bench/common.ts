@@ -1,0 +1,181 @@
+/**
+ * Shared parts of the benchmarks (bench/*.ts, run by `npm run bench` = scripts/bench.sh): medians,
+ * the benchmark table's configuration (the same deals table as bench/pg-source.ts), synthetic raw
+ * and mapped records through the real mapping code, role processes, and result files.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Message } from "kafkajs";
+import { parseConfig, type Config, type TableConfig } from "../lib/config.ts";
+import { mapRecord } from "../consumers/mapping/map-record.ts";
+import { tableLayout, type TableLayout } from "../consumers/mapping/mapped-schema.ts";
+import type { KafkaPort } from "../lib/kafka.ts";
+import type { RawRecord } from "../schemas/index.ts";
+import { stackDefaults } from "../stack/stack.ts";
+
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const DB = "qobra_bench";
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+export const log = (s: string): void => { process.stderr.write(`${s}\n`); };
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const round = (x: number, digits = 0): number => Number(x.toFixed(digits));
+
+export function dbUrl(database: string): string {
+  const u = new URL(stackDefaults.postgresUrl);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** The benchmark table's fields: the same as bench/pg-source.ts. */
+export const FIELDS_YAML = "{ amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, stage: picklist, won: bool, probability: percentage }";
+export const SOURCE_TYPES: Record<string, string> = {
+  amount: "pg:numeric", currency: "pg:bpchar", closed_on: "pg:date", owner_email: "pg:text", stage: "pg:text", won: "pg:bool", probability: "pg:float8",
+};
+
+export function benchYaml(prefix: string, opts: { partitions?: number; sourceTable?: string; sinkSchema?: string; usersTable?: string } = {}): string {
+  return `
+kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}${opts.partitions ? `, partitions: ${opts.partitions}` : ""} }
+schemaRegistry: { url: "${stackDefaults.registryUrl}" }
+topicPrefix: ${prefix}
+sink:
+  databaseUrl: "${dbUrl(DB)}"
+  schema: ${opts.sinkSchema ?? `sink_${prefix}`}
+  defaultCurrency: EUR
+  users: { query: "SELECT id, email FROM public.${opts.usersTable ?? "bench_users"}" }
+connectors:
+  - id: bench
+    type: postgres
+    connection: { url: "${dbUrl(DB)}" }
+    massDeleteThreshold: 1
+    tables:
+      - name: deals
+        source: public.${opts.sourceTable ?? "bench_deals_1000000"}
+        idColumn: id
+        nameColumn: title
+        updatedAtColumn: updated_at
+        fields: ${FIELDS_YAML}
+`;
+}
+
+export function writeConfig(prefix: string, yaml: string): { file: string; config: Config } {
+  mkdirSync(join(ROOT, ".stack"), { recursive: true });
+  const file = join(ROOT, ".stack", `bench-${prefix}.yaml`);
+  writeFileSync(file, yaml);
+  return { file, config: parseConfig(yaml, file, {}) };
+}
+
+/** The raw envelope of benchmark row g, as the PostgreSQL connector publishes it. */
+export function rawRecord(g: number, runId: string): RawRecord {
+  return {
+    connector: "bench", table: "deals", externalId: String(g), op: "UPSERT", runId, readAt: Date.now(),
+    sourceUpdatedAt: new Date(Date.UTC(2026, 0, 1) + g * 1000).toISOString().replace("T", " ").replace(".000Z", "+00"),
+    name: `Deal ${g}`,
+    fields: {
+      amount: (Math.round(g * 123457) / 10000).toFixed(4), currency: ["EUR", "USD", "GBP"][g % 3]!,
+      closed_on: new Date(Date.UTC(2026, 0, 1 + (g % 365))).toISOString().slice(0, 10),
+      owner_email: `rep${g % 50}@example.com`, stage: ["new", "won", "lost"][g % 3]!, won: g % 3 === 1, probability: String((g % 100) / 100),
+    },
+    sourceTypes: SOURCE_TYPES,
+  };
+}
+
+export function benchTable(config: Config): TableConfig {
+  return config.connectors[0]!.tables[0]!;
+}
+
+export function benchLayout(config: Config): TableLayout {
+  return tableLayout("bench", "deals", benchTable(config).fields, SOURCE_TYPES);
+}
+
+/** Mapped values of rows [from, to) through the real mapper's pure core; `_version` = g + versionBase. */
+export function mappedValues(config: Config, from: number, to: number, runId: string, versionBase = 0): Record<string, unknown>[] {
+  const layout = benchLayout(config);
+  const out: Record<string, unknown>[] = [];
+  for (let g = from; g < to; g++) {
+    const r = mapRecord(rawRecord(g, runId), { fields: benchTable(config).fields, layout, defaultCurrency: "EUR", version: g + versionBase });
+    if (!r.ok) throw new Error(`bench row ${g} did not map: ${JSON.stringify(r.issues)}`);
+    out.push(r.value);
+  }
+  return out;
+}
+
+/** Sends messages in chunks with acks=all (an idempotent producer). */
+export async function produceAll(port: KafkaPort, topic: string, messages: Message[], chunk = 5000): Promise<void> {
+  const producer = await port.producer({ idempotent: true, maxInFlightRequests: 1 });
+  try {
+    for (let i = 0; i < messages.length; i += chunk) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + chunk) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export async function createTopic(port: KafkaPort, topic: string, partitions: number): Promise<void> {
+  const admin = await port.admin();
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+}
+
+export async function deleteTopicsWithPrefix(port: KafkaPort, prefix: string): Promise<void> {
+  const admin = await port.admin();
+  const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`) || t.startsWith(`${prefix}-`));
+  if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined);
+}
+
+/** Starts `qobra-sync run --roles <role>` as its own process (the launcher re-executes itself with the bounded heap). */
+export function startRole(role: string, configFile: string, env: Record<string, string> = {}, logFile?: string): ChildProcess {
+  return spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role], {
+    cwd: ROOT, stdio: ["ignore", logFile ? "pipe" : "ignore", "inherit"],
+    env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error", ...env },
+  });
+}
+
+/** Stops a child (SIGTERM, forwarded by the launcher to the worker) and waits for it. */
+export async function stopChild(p: ChildProcess, graceMs = 20_000): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once("exit", () => r()));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Peak RSS (VmHWM) of the worker a launcher re-executed, in MB. */
+export function peakRssMb(launcherPid: number): number {
+  try {
+    const children = readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    const target = children[0] ?? launcherPid;
+    return Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${target}/status`, "utf8"))?.[1] ?? 0) / 1024);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Waits until `progress()` reaches `total`, polling; returns the rate between the first observed
+ * progress and the end, which leaves start-up (JVM, group join) out for every contender alike.
+ */
+export async function timeProgress(progress: () => Promise<number>, total: number, opts: { timeoutMs?: number; pollMs?: number; what: string }): Promise<{ seconds: number; rate: number; firstAt: number; doneAt: number }> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 1_800_000);
+  let first: { at: number; n: number } | undefined;
+  let last = -1, lastChange = Date.now();
+  for (;;) {
+    const n = await progress();
+    const now = performance.now();
+    if (n > 0 && !first) first = { at: now, n };
+    if (n !== last) { last = n; lastChange = Date.now(); }
+    if (n >= total) {
+      const seconds = (now - first!.at) / 1000;
+      const rate = seconds > 0 ? (total - first!.n) / seconds : Infinity;
+      return { seconds, rate, firstAt: first!.at, doneAt: now };
+    }
+    if (Date.now() > deadline) throw new Error(`${opts.what}: ${n} of ${total} after the time limit`);
+    if (Date.now() - lastChange > 180_000) throw new Error(`${opts.what}: stuck at ${n} of ${total} for 3 minutes`);
+    await sleep(opts.pollMs ?? 100);
+  }
+}
+
+export function writeResult(name: string, result: unknown): void {
+  mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
+  writeFileSync(join(ROOT, "bench", "results", `${name}.json`), `${JSON.stringify({ at: new Date().toISOString(), ...result as object }, null, 2)}\n`);
+}
