@@ -15,6 +15,9 @@ import { parseConfig } from "../lib/config.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { groups } from "../lib/topics.ts";
 import { stackDefaults } from "../stack/stack.ts";
+// The scratch databases are made the same way as the tests make them.
+import { ensureDatabase } from "../test/helpers/env.ts";
+export { ensureDatabase };
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -23,17 +26,6 @@ export function dbUrl(database: string): string {
   const u = new URL(stackDefaults.postgresUrl);
   u.pathname = `/${database}`;
   return u.toString();
-}
-
-export async function ensureDatabase(name: string): Promise<void> {
-  const c = new pg.Client({ connectionString: stackDefaults.postgresUrl });
-  await c.connect();
-  try {
-    const r = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
-    if (r.rowCount === 0) await c.query(`CREATE DATABASE "${name}"`).catch((e: { code?: string }) => { if (e.code !== "42P04" && e.code !== "23505") throw e; });
-  } finally {
-    await c.end();
-  }
 }
 
 export async function withDb<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {

@@ -9,7 +9,7 @@
 import { Client } from "@hubspot/api-client";
 import { standardObject, type HubSpotConnector } from "../../lib/config-hubspot.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import { listenForCallback } from "../oauth/loopback.ts";
+import { listenForCallback, type AuthFlowOptions } from "../oauth/loopback.ts";
 import { TokenStore, saveToken } from "../oauth/token-store.ts";
 
 
@@ -67,16 +67,7 @@ export async function exchangeHubSpotCode(
   return { expiresIn: Number(t.expiresIn) };
 }
 
-export interface HubSpotAuthOptions {
-  /** Loopback port of the callback listener (default 1717; 0 = any free port). */
-  port?: number;
-  /** Opens the authorize URL (a browser); without it the user opens the printed URL. */
-  open?: (url: string) => void;
-  print: (s: string) => void;
-  /** Give up after this long without a callback (default 5 minutes). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  tokenStore?: TokenStore;
+export interface HubSpotAuthOptions extends AuthFlowOptions {
   /** HubSpot's app origin (default https://app.hubspot.com). */
   appUrl?: string;
 }

@@ -7,21 +7,10 @@
 import jsforce from "jsforce";
 import type { SalesforceConnector } from "../../lib/config-salesforce.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import { listenForCallback } from "../oauth/loopback.ts";
+import { listenForCallback, type AuthFlowOptions } from "../oauth/loopback.ts";
 import { TokenStore } from "../oauth/token-store.ts";
 
-
-export interface SalesforceAuthOptions {
-  /** Loopback port of the callback listener (default 1717; 0 = any free port). */
-  port?: number;
-  /** Opens the authorize URL (a browser); without it the user opens the printed URL. */
-  open?: (url: string) => void;
-  print: (s: string) => void;
-  /** Give up after this long without a callback (default 5 minutes). */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  tokenStore?: TokenStore;
-}
+export type SalesforceAuthOptions = AuthFlowOptions;
 
 interface CodeTokenResponse { access_token: string; refresh_token?: string; instance_url: string; id?: string; scope?: string }
 

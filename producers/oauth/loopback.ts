@@ -7,6 +7,20 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfigError } from "../../lib/errors.ts";
+import type { TokenStore } from "./token-store.ts";
+
+/** What `qobra-sync auth` passes to every source's authorization-code flow. */
+export interface AuthFlowOptions {
+  /** Loopback port of the callback listener (default 1717; 0 = any free port). */
+  port?: number;
+  /** Opens the authorize URL (a browser); without it the user opens the printed URL. */
+  open?: (url: string) => void;
+  print: (s: string) => void;
+  /** Give up after this long without a callback (default 5 minutes). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  tokenStore?: TokenStore;
+}
 
 export const DEFAULT_AUTH_PORT = 1717;
 export const CALLBACK_PATH = "/oauth/callback";
