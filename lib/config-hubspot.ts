@@ -262,6 +262,9 @@ export const HubSpotConnector = z.strictObject({
   rateLimits: z.strictObject({
     perTenSeconds: z.number().int().min(1).default(100).describe("Requests per rolling 10 s (HubSpot: 100 for OAuth apps; lowered automatically from the X-HubSpot-RateLimit-Max header)."),
     searchPerSecond: z.number().int().min(1).default(5).describe("CRM search requests per second (HubSpot: 5 per account)."),
+    // Optional rather than .default(true): an omitted `rateLimits` parses to the same object as before.
+    shared: z.boolean().optional()
+      .describe("Share the budget with every worker process through the sink database (default true); false: each process counts its own."),
   }).default({ perTenSeconds: 100, searchPerSecond: 5 }),
   requestTimeoutMs: z.number().int().min(1000).default(60_000),
   tables: z.array(HubSpotTable).min(1, { error: "list at least one table to sync" }),

@@ -2,7 +2,8 @@
  * The source connector interface. One file per source in producers/connectors/, registered below.
  *
  * Lifecycle, as the producer worker drives it:
- *  1. `create(config, ctx)` builds a connector for one connector config (no I/O).
+ *  1. `create(config, ctx?)` builds a connector for one connector config (no I/O); `ctx` carries
+ *     what the worker shares with it (the PostgreSQL-backed rate limits).
  *  2. `check()` verifies the connection and every table's requirements; it throws a
  *     ConfigError (fix the config/source) or SourceUnavailableError (retry later).
  *  3. `read(table, opts)` yields pages of records. Connector code never touches Kafka: the worker
@@ -14,6 +15,7 @@
  *  4. `close()` releases connections; it is idempotent.
  */
 import type { ConnectorConfig } from "../lib/config.ts";
+import type { SharedRateLimitStore } from "./shared-rate-limiter.ts";
 export { TableSkippedError } from "../lib/errors.ts";
 import type { RawValue } from "../schemas/index.ts";
 import { hubspotConnector } from "./connectors/hubspot.ts";
@@ -48,6 +50,20 @@ export interface ReadOptions {
   runStartedAt: number;
   /** Publishes a heartbeat to the worker's consumer group during long reads with no pages. */
   heartbeat?: () => Promise<void>;
+  /**
+   * Incremental runs: what the pipeline holds for this table, read from the compacted raw topic
+   * (the latest message of each record wins: records may come more than once, oldest first). For
+   * sources whose changes are not all visible through a cursor, which must compare what was
+   * published with the source (HubSpot: associations added or removed move no timestamp).
+   */
+  published?: (onRecord: (r: PublishedRecord) => void) => Promise<void>;
+}
+
+/** A record as the raw topic holds it: its fields (null once deleted), and whether this run published it. */
+export interface PublishedRecord {
+  externalId: string;
+  fields: Record<string, RawValue> | null;
+  thisRun: boolean;
 }
 
 export interface TableCheck {
@@ -79,9 +95,15 @@ export interface SourceConnector {
   close(): Promise<void>;
 }
 
+/** What the producer worker shares with the connectors it creates (all optional: tests, bench and `check` pass none). */
+export interface ConnectorContext {
+  /** Source API budgets counted in PostgreSQL, shared by every worker process (producers/shared-rate-limiter.ts). */
+  rateLimits?: SharedRateLimitStore;
+}
+
 export interface ConnectorFactory<C extends ConnectorConfig = ConnectorConfig> {
   type: C["type"];
-  create(config: C): SourceConnector;
+  create(config: C, ctx?: ConnectorContext): SourceConnector;
 }
 
 export const connectors = {
@@ -90,7 +112,7 @@ export const connectors = {
   salesforce: salesforceConnector,
 } satisfies Record<ConnectorConfig["type"], ConnectorFactory>;
 
-export function createConnector(config: ConnectorConfig): SourceConnector {
+export function createConnector(config: ConnectorConfig, ctx?: ConnectorContext): SourceConnector {
   // The map is keyed by type, so the factory matches the config; TS cannot correlate the two unions.
-  return (connectors[config.type] as ConnectorFactory).create(config);
+  return (connectors[config.type] as ConnectorFactory).create(config, ctx);
 }

@@ -14,9 +14,11 @@ import { loadState, saveState } from "../lib/state.ts";
 import { readToEnd } from "../lib/topic-scan.ts";
 import { groups } from "../lib/topics.ts";
 import type { RawRecord, SyncEvent, SyncRequest, SyncTask, TopicPartitionOffset } from "../schemas/index.ts";
-import { createConnector, type ReadSlice, type SourcePage } from "./connector.ts";
+import { createConnector, type ReadOptions, type ReadSlice, type SourcePage } from "./connector.ts";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import type { ConnectorContext } from "./connector.ts";
+import { SharedRateLimitStore } from "./shared-rate-limiter.ts";
 
 const log = logger.child({ component: "producer" });
 
@@ -24,6 +26,8 @@ export interface ProducerWorker { stop(): Promise<void> }
 
 export async function startProducerWorker(config: Config, port: KafkaPort, codec: Codec): Promise<ProducerWorker> {
   const producer = await port.producer({ idempotent: true, maxInFlightRequests: 1 });
+  // Source API budgets counted in the sink database, next to the sink's offsets: shared by every worker process.
+  const ctx: ConnectorContext = { rateLimits: new SharedRateLimitStore({ databaseUrl: config.sink.databaseUrl, schema: config.sink.schema }) };
   const consumer: Consumer = port.kafka.consumer({ groupId: groups(config.topicPrefix).producers, sessionTimeout: 30_000, heartbeatInterval: 3000 });
   await consumer.connect();
   await consumer.subscribe({ topic: port.topics.syncRequests, fromBeginning: true });
@@ -41,16 +45,17 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
         return;
       }
       const startedAt = Date.now();
-      const outcome = await runSync(config, port, codec, producer, request, heartbeat);
+      const outcome = await runSync(config, port, codec, producer, request, heartbeat, ctx);
       if (outcome === "completed") lastRuns.set(request.connector, { startedAt, full: request.full, tables: request.tables });
     },
   });
-  const tasks = await startTaskWorker(config, port, codec, producer);
+  const tasks = await startTaskWorker(config, port, codec, producer, ctx);
   return {
     async stop() {
       await tasks.disconnect().catch(() => {});
       await consumer.disconnect().catch(() => {});
       await producer.disconnect().catch(() => {});
+      await ctx.rateLimits?.close().catch(() => {});
     },
   };
 }
@@ -75,6 +80,7 @@ async function coalesce(port: KafkaPort, codec: Codec, producer: Producer, reque
 /** Runs one sync request to its end and publishes its lifecycle. Never throws for a failed run. */
 export async function runSync(
   config: Config, port: KafkaPort, codec: Codec, producer: Producer, request: SyncRequest, heartbeat: () => Promise<void> = async () => {},
+  ctx: ConnectorContext = {},
 ): Promise<"completed" | "failed"> {
   const runId = request.requestId;
   const events = port.topics.syncEvents;
@@ -97,7 +103,7 @@ export async function runSync(
   const started = Date.now();
   await publishEvent(producer, codec, events, newEvent({ ...base, type: "RUN_STARTED", counts: { tables: tables.length } }));
   rlog.info({ tables, full: request.full }, "run started");
-  const source = createConnector(connectorConfig);
+  const source = createConnector(connectorConfig, ctx);
   const abort = new AbortController();
   const totals: Record<string, number> = { read: 0, deleted: 0 };
   const publishDeletes = async (table: string, ids: Iterable<string>): Promise<number> => {
@@ -129,7 +135,10 @@ export async function runSync(
       const liveBefore = live?.size ?? 0;
       const saved = request.full ? null : await loadState(port, codec, request.connector, table);
       const state = saved ? JSON.parse(saved.state) as unknown : null;
-      const readOpts = { full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat };
+      const readOpts: ReadOptions = {
+        full: request.full, signal: abort.signal, state, runStartedAt: started, heartbeat,
+        published: request.full ? undefined : publishedRecords(port, codec, rawTopic, table, runId, heartbeat),
+      };
       const handle = async (page: SourcePage): Promise<void> => {
         await publishRecords(producer, codec, rawTopic, request.connector, table, runId, page);
         if (live) for (const r of page.records) live.delete(r.externalId);
@@ -203,20 +212,33 @@ export class MassDeleteError extends EtlError {
   constructor(message: string) { super("SOURCE_DATA", message); }
 }
 
-/** The external ids of a table that the raw topic holds as live (latest message not a tombstone). */
-async function liveIds(port: KafkaPort, rawTopic: string, table: string, heartbeat: () => Promise<void>): Promise<Set<string>> {
-  const live = new Set<string>();
+/** Every message of one table in the raw topic, oldest first per partition (value null: a tombstone). */
+async function scanTable(port: KafkaPort, rawTopic: string, table: string, onMessage: (externalId: string, value: Buffer | null) => Promise<void> | void, heartbeat: () => Promise<void>): Promise<void> {
   const prefix = `${JSON.stringify([table, ""]).slice(0, -3)}`; // '["table",' — cheap filter before JSON.parse
-  await readToEnd(port, rawTopic, (messages) => {
+  await readToEnd(port, rawTopic, async (messages) => {
     for (const m of messages) {
       const k = m.key?.toString();
       if (!k || !k.startsWith(prefix)) continue;
       const key = parseRawKey(k);
-      if (!key || key.table !== table) continue;
-      if (m.value === null) live.delete(key.externalId); else live.add(key.externalId);
+      if (key && key.table === table) await onMessage(key.externalId, m.value);
     }
   }, { heartbeat });
+}
+
+/** The external ids of a table that the raw topic holds as live (latest message not a tombstone). */
+async function liveIds(port: KafkaPort, rawTopic: string, table: string, heartbeat: () => Promise<void>): Promise<Set<string>> {
+  const live = new Set<string>();
+  await scanTable(port, rawTopic, table, (id, value) => { if (value === null) live.delete(id); else live.add(id); }, heartbeat);
   return live;
+}
+
+/** ReadOptions.published: the table's records as the raw topic holds them, decoded. */
+function publishedRecords(port: KafkaPort, codec: Codec, rawTopic: string, table: string, runId: string, heartbeat: () => Promise<void>): NonNullable<ReadOptions["published"]> {
+  return (onRecord) => scanTable(port, rawTopic, table, async (externalId, value) => {
+    if (value === null) { onRecord({ externalId, fields: null, thisRun: false }); return; }
+    const r = await codec.decode<RawRecord>(value);
+    onRecord({ externalId, fields: r.op === "DELETE" ? null : r.fields, thisRun: r.runId === runId });
+  }, heartbeat);
 }
 
 /** Publishes a page's records to the raw topic, acknowledged by all replicas. */
@@ -289,7 +311,7 @@ async function runTasks(
  * then reports TASK_COMPLETED (or TASK_FAILED) to the run's coordinator. The task's offset is
  * committed after the report, so a worker that dies mid-task leaves it to another.
  */
-async function startTaskWorker(config: Config, port: KafkaPort, codec: Codec, producer: Producer): Promise<Consumer> {
+async function startTaskWorker(config: Config, port: KafkaPort, codec: Codec, producer: Producer, ctx: ConnectorContext = {}): Promise<Consumer> {
   const consumer = port.kafka.consumer({ groupId: `${config.topicPrefix}-task-workers`, sessionTimeout: 30_000 });
   const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   await consumer.connect();
@@ -301,7 +323,7 @@ async function startTaskWorker(config: Config, port: KafkaPort, codec: Codec, pr
       const task = await codec.decode<SyncTask>(message.value);
       const base = { runId: task.runId, connector: task.connector, table: task.table, taskId: task.taskId, stage: `task-worker:${workerId}` };
       let read = 0;
-      const source = createConnector(findConnector(config, task.connector));
+      const source = createConnector(findConnector(config, task.connector), ctx);
       try {
         if (!source.readSlice) throw new EtlError("CONFIG", `connector ${task.connector} cannot read slices`);
         const rawTopic = port.topics.raw(task.connector);

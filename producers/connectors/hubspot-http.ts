@@ -2,7 +2,8 @@
  * HubSpot API access for the connector, through @hubspot/api-client 14 (retries off: this layer
  * decides): OAuth access tokens refreshed single-flight, client-side rate limiting per portal
  * (the rolling ten-secondly budget, adjusted from the X-HubSpot-RateLimit-* headers, and the
- * CRM search per-second limit), 429s retried after Retry-After (else backoff), 5xx / network /
+ * CRM search per-second limit; counted in PostgreSQL across every worker process when the worker
+ * has a SharedRateLimitStore, see producers/shared-rate-limiter.ts), 429s retried after Retry-After (else backoff), 5xx / network /
  * unparseable answers retried with backoff, timeouts, and errors sorted into ConfigError (fix
  * the config or the app's scopes) or SourceUnavailableError (retry later). Tokens never reach a
  * log line or an error message.
@@ -11,6 +12,7 @@ import { Client } from "@hubspot/api-client";
 import { ConfigError, SourceUnavailableError } from "../../lib/errors.ts";
 import { logger, type Logger } from "../../lib/log.ts";
 import { loadToken, saveToken } from "../oauth/token-store.ts";
+import { SharedRollingLimiter, type SharedRateLimitStore } from "../shared-rate-limiter.ts";
 
 // ---- time ----------------------------------------------------------------------------------------
 
@@ -33,12 +35,26 @@ export const realClock: HubSpotClock = {
 // ---- rate limiting --------------------------------------------------------------------------------
 
 /**
+ * What HubSpotApi needs of a rate limiter: RollingLimiter (this process) and SharedRollingLimiter
+ * (producers/shared-rate-limiter.ts: every worker process, through PostgreSQL) implement it.
+ */
+export interface PortalLimiter {
+  /** Lowered from X-HubSpot-RateLimit-Max. */
+  max: number;
+  readonly intervalMs: number;
+  /** Waits for a slot (rejects when `signal` aborts); call the returned function when the answer has arrived. */
+  acquire(signal?: AbortSignal): Promise<() => void>;
+  /** No request before now + ms (a 429's Retry-After, an exhausted budget). */
+  pause(ms: number): void;
+}
+
+/**
  * At most `max` requests in any rolling `intervalMs`, counting a request from its start until
  * `intervalMs` after its answer arrived: the server counts arrivals, which lie between the two,
  * so network latency can never make the server see more than `max` in its window. Plus a pause
  * the server may ask for (Retry-After, an exhausted budget).
  */
-export class RollingLimiter {
+export class RollingLimiter implements PortalLimiter {
   max: number;
   readonly intervalMs: number;
   private readonly clock: HubSpotClock;
@@ -88,11 +104,22 @@ export class RollingLimiter {
   }
 }
 
-export interface PortalLimiters { standard: RollingLimiter; search: RollingLimiter }
+export interface PortalLimiters { standard: PortalLimiter; search: PortalLimiter }
 
 /** One pair of limiters per portal (base URL + app) and clock, shared by every connector instance of the process. */
-const limiterRegistry = new WeakMap<HubSpotClock, Map<string, PortalLimiters>>();
-export function portalLimiters(key: string, clock: HubSpotClock, limits: { perTenSeconds: number; searchPerSecond: number }): PortalLimiters {
+const limiterRegistry = new WeakMap<HubSpotClock, Map<string, { standard: RollingLimiter; search: RollingLimiter }>>();
+/** The same over PostgreSQL, per store (one per producer worker process) and clock. */
+const sharedRegistry = new WeakMap<SharedRateLimitStore, WeakMap<HubSpotClock, Map<string, PortalLimiters>>>();
+
+/**
+ * The limiters of a portal's budgets (`key` = base URL + app; the search budget's key adds
+ * `|search`): with `shared`, counted in PostgreSQL across every worker process (the in-process
+ * pair stays in front and takes over while PostgreSQL fails); else in this process only.
+ */
+export function portalLimiters(
+  key: string, clock: HubSpotClock, limits: { perTenSeconds: number; searchPerSecond: number },
+  shared?: { store: SharedRateLimitStore; staleMs: number },
+): PortalLimiters {
   let byKey = limiterRegistry.get(clock);
   if (!byKey) limiterRegistry.set(clock, (byKey = new Map()));
   let l = byKey.get(key);
@@ -100,7 +127,21 @@ export function portalLimiters(key: string, clock: HubSpotClock, limits: { perTe
     l = { standard: new RollingLimiter(limits.perTenSeconds, 10_000, clock), search: new RollingLimiter(limits.searchPerSecond, 1000, clock) };
     byKey.set(key, l);
   }
-  return l;
+  if (!shared) return l;
+  let byClock = sharedRegistry.get(shared.store);
+  if (!byClock) sharedRegistry.set(shared.store, (byClock = new WeakMap()));
+  let sharedByKey = byClock.get(clock);
+  if (!sharedByKey) byClock.set(clock, (sharedByKey = new Map()));
+  let s = sharedByKey.get(key);
+  if (!s) {
+    const local = l;
+    s = {
+      standard: new SharedRollingLimiter({ store: shared.store, key, local: local.standard, clock, staleMs: shared.staleMs }),
+      search: new SharedRollingLimiter({ store: shared.store, key: `${key}|search`, local: local.search, clock, staleMs: shared.staleMs }),
+    };
+    sharedByKey.set(key, s);
+  }
+  return s;
 }
 
 // ---- tokens ---------------------------------------------------------------------------------------
@@ -207,6 +248,11 @@ export interface HubSpotApiOptions {
   refreshToken?: string;
   clock?: HubSpotClock;
   rateLimits: { perTenSeconds: number; searchPerSecond: number };
+  /**
+   * Count the budgets in PostgreSQL, shared by every worker process (producers/shared-rate-limiter.ts);
+   * absent: in this process only. Its waits are real time: use it with the real clock.
+   */
+  sharedLimits?: SharedRateLimitStore;
   requestTimeoutMs?: number;
   /** Token store loader (default: producers/oauth/token-store.ts). */
   tokenStore?: () => Promise<TokenStoreLike | null>;
@@ -247,7 +293,9 @@ export class HubSpotApi {
   constructor(opts: HubSpotApiOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
-    this.limiters = portalLimiters(`${opts.baseUrl}|${opts.clientId}`, this.clock, opts.rateLimits);
+    // An in-flight slot older than two request timeouts belongs to a worker that died mid-request.
+    const shared = opts.sharedLimits ? { store: opts.sharedLimits, staleMs: 2 * (opts.requestTimeoutMs ?? 60_000) } : undefined;
+    this.limiters = portalLimiters(`${opts.baseUrl}|${opts.clientId}`, this.clock, opts.rateLimits, shared);
     this.log = opts.log ?? logger.child({ component: "hubspot", connector: opts.connectorId });
     this.refreshToken = opts.refreshToken;
   }

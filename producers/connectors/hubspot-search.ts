@@ -20,7 +20,7 @@
  *    portal's per-second search limit and retries 429s.
  */
 import { CONNECTOR_FILTERS_PER_GROUP, type HubSpotFilterGroup } from "../../lib/config-hubspot.ts";
-import type { HubSpotApi, HubSpotObject, SearchBody } from "./hubspot-http.ts";
+import type { HubSpotApi, HubSpotObject, SearchBody, SearchPage } from "./hubspot-http.ts";
 import { instantMs } from "./hubspot-values.ts";
 
 export const SEARCH_PAGE_SIZE = 200;
@@ -49,13 +49,15 @@ export interface WindowReadOptions {
   concurrency: number;
   signal: AbortSignal;
   stats?: WindowStats;
+  /** The whole range's first page, when planWindows already read it (no request twice). */
+  firstPage?: SearchPage;
 }
 
 export function newWindowStats(): WindowStats {
   return { windows: 0, splits: 0, probes: 0, searchPages: 0, records: 0, largestUnsplittable: 0 };
 }
 
-interface Window { from: number; to: number }
+export interface Window { from: number; to: number }
 
 /** The search body of one page of a window: every group AND (lastmodified in [from, to)) AND (id > afterId). */
 export function windowSearchBody(o: Pick<WindowReadOptions, "lastModifiedProperty" | "properties" | "filterGroups">, w: Window, afterId: string, limit = SEARCH_PAGE_SIZE): SearchBody {
@@ -171,12 +173,19 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
     }
   }
 
+  let prefetched = o.firstPage;
   async function read(w: Window, check: boolean): Promise<void> {
     let afterId = "0";
     let first = true;
     for (;;) {
-      const page = await o.api.search(o.objectType, windowSearchBody(o, w, afterId), stop.signal);
-      stats.searchPages++;
+      let page: SearchPage;
+      if (first && prefetched && w.from === from && w.to === to) {
+        page = prefetched;
+        prefetched = undefined;
+      } else {
+        page = await o.api.search(o.objectType, windowSearchBody(o, w, afterId), stop.signal);
+        stats.searchPages++;
+      }
       if (first) {
         first = false;
         stats.windows++;
@@ -231,6 +240,36 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
     await all.catch(() => {});
     o.signal.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * Cuts [from, to) into windows of at most maxWindowRecords records each (a 1 ms window may hold
+ * more: it is read by keyset on hs_object_id), for reading them as separate tasks. One request
+ * when the range is small enough — its first page, returned for the read to start from — else that
+ * page plus one cut probe (see searchRange) per window.
+ */
+export async function planWindows(o: Omit<WindowReadOptions, "concurrency">, from: number, to: number): Promise<{ windows: Window[]; firstPage?: SearchPage }> {
+  const stats = o.stats ?? newWindowStats();
+  if (to <= from) return { windows: [] };
+  const firstPage = await o.api.search(o.objectType, windowSearchBody(o, { from, to }, "0"), o.signal);
+  stats.searchPages++;
+  if (firstPage.total <= o.maxWindowRecords || to - from === 1) return { windows: [{ from, to }], firstPage };
+  const windows: Window[] = [];
+  let w: Window = { from, to };
+  for (;;) {
+    const probe = await o.api.search(o.objectType, cutProbeBody(o, w, o.maxWindowRecords - 1), o.signal);
+    stats.searchPages++;
+    stats.probes++;
+    const hit = probe.results[0];
+    const at = hit ? instantMs(String(hit.properties?.[o.lastModifiedProperty] ?? "")) : undefined;
+    if (probe.total <= o.maxWindowRecords || at === undefined || at >= w.to) { windows.push(w); break; }
+    stats.splits++;
+    const cutAt = at <= w.from ? w.from + 1 : at; // the first maxWindowRecords records share w.from: that millisecond alone
+    windows.push({ from: w.from, to: cutAt });
+    if (cutAt >= w.to) break;
+    w = { from: cutAt, to: w.to };
+  }
+  return { windows };
 }
 
 /** Yields every page of the list endpoint (100 records each), archived or not. */

@@ -10,8 +10,10 @@
  *    [start of the last successful import − lookbackSeconds, start of this run), in parallel
  *    date windows that never meet the 10,000-result cap (hubspot-search.ts), plus the records
  *    archived since (the list endpoint with `archived=true`; archiving moves no timestamp), plus
- *    the records whose associations changed (an association sweep compared with the snapshot in
- *    the last state: adding or removing an association moves no timestamp either).
+ *    the records whose associations changed: adding or removing an association moves no
+ *    timestamp either, so the association sweep reads the associations of every record the
+ *    pipeline holds and this run did not read, compares them with what the raw topic holds
+ *    (ReadOptions.published), and reads again the records that differ.
  *  - The cursor (the start of this run) is yielded once, after the table's last page: the worker
  *    saves it only once everything before it was acknowledged, so a failed run re-reads.
  *  - Records are enriched per batch of up to 1,000: associations v4 batch reads (one call per
@@ -25,11 +27,12 @@ import { logger, type Logger } from "../../lib/log.ts";
 import type { RawValue } from "../../schemas/index.ts";
 import { TableSkippedError } from "../../lib/errors.ts";
 import type { ApiBudget, ConnectorFactory, ReadSlice, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../connector.ts";
+import type { SharedRateLimitStore } from "../shared-rate-limiter.ts";
 import {
   HubSpotApi, HubSpotRequestError, MissingScopesError, realClock,
-  type AssociationTarget, type HubSpotClock, type HubSpotObject, type OwnerDef, type PropertyDef, type SchemaDef, type TokenStoreLike,
+  type AssociationTarget, type HubSpotClock, type HubSpotObject, type SearchPage, type OwnerDef, type PropertyDef, type SchemaDef, type TokenStoreLike,
 } from "./hubspot-http.ts";
-import { listAll, newWindowStats, searchRange, windowSearchBody, type WindowStats } from "./hubspot-search.ts";
+import { listAll, newWindowStats, planWindows, searchRange, windowSearchBody, type WindowStats } from "./hubspot-search.ts";
 import {
   allAssociations, convertProperty, incompatibility, instantMs, ownerIndex, primaryAssociation, recordName, sourceTypeOf, toIsoInstant,
   type OwnerIndex, type ValueContext,
@@ -40,7 +43,7 @@ const BATCH = 1000;
 
 export const hubspotConnector: ConnectorFactory<HubSpotConnector> = {
   type: "hubspot",
-  create: (config) => new HubSpotSource(config),
+  create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),
 };
 
 export interface HubSpotSourceOptions {
@@ -50,6 +53,8 @@ export interface HubSpotSourceOptions {
   log?: Logger;
   maxRateLimitRetries?: number;
   maxTransientRetries?: number;
+  /** The worker's PostgreSQL-backed rate limits, shared by every worker process (unless `rateLimits.shared: false`). */
+  sharedLimits?: SharedRateLimitStore;
 }
 
 export function createHubSpotSource(config: HubSpotConnector, options: HubSpotSourceOptions = {}): HubSpotSource {
@@ -57,57 +62,38 @@ export function createHubSpotSource(config: HubSpotConnector, options: HubSpotSo
 }
 
 /**
- * The state saved after a table's read: the start of the run that read it (the next cursor), and
- * the association snapshot (see AssociationSnapshot) when the table tracks association changes.
+ * The state saved after a table's read: the start of the run that read it (the next cursor).
+ * (States of earlier versions also held an association snapshot; it is ignored: the raw topic is
+ * the snapshot now.)
  */
-export interface HubSpotState { v: 1; cursor: number; cursorAt: string; assoc?: string }
+export interface HubSpotState { v: 1; cursor: number; cursorAt: string }
 
 export function parseState(state: unknown): HubSpotState | null {
   if (state && typeof state === "object") {
     const s = state as Partial<HubSpotState>;
     if (s.v === 1 && typeof s.cursor === "number" && Number.isFinite(s.cursor)) {
-      const out: HubSpotState = { v: 1, cursor: s.cursor, cursorAt: new Date(s.cursor).toISOString() };
-      if (typeof s.assoc === "string") out.assoc = s.assoc;
-      return out;
+      return { v: 1, cursor: s.cursor, cursorAt: new Date(s.cursor).toISOString() };
     }
   }
   return null;
 }
 
 /**
- * A compact snapshot of a table's associations, small enough for the state topic whatever the
- * table's size: records are spread over 4,096 buckets by a hash of their id, and each bucket keeps
- * the sum (mod 2^32) of its records' digests, a digest being a hash of the id and the association
- * fields' raw values. Comparing two snapshots names the buckets where some record's associations
- * changed (or a record appeared or left); their records are read again.
+ * A 53-bit digest of a record's association fields (cyrb53 over their JSON in the plan's order):
+ * the sweep keeps one number per record instead of its association lists, and two digests differ
+ * for different lists except with probability 2^-53.
  */
-export class AssociationSnapshot {
-  static readonly BUCKETS = 4096;
-  readonly sums = new Uint32Array(AssociationSnapshot.BUCKETS);
-
-  static bucketOf(id: string): number { return fnv1a(id) % AssociationSnapshot.BUCKETS; }
-
-  add(id: string, values: Record<string, RawValue>): void {
-    const b = AssociationSnapshot.bucketOf(id);
-    this.sums[b] = (this.sums[b]! + fnv1a(`${id}|${JSON.stringify(values)}`)) >>> 0;
+export function associationDigest(values: RawValue[]): number {
+  const s = JSON.stringify(values);
+  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
   }
-
-  encode(): string { return Buffer.from(this.sums.buffer, this.sums.byteOffset, this.sums.byteLength).toString("base64"); }
-
-  static decode(text: string | undefined): Uint32Array | null {
-    if (!text) return null;
-    const buf = Buffer.from(text, "base64");
-    if (buf.length !== AssociationSnapshot.BUCKETS * 4) return null;
-    const out = new Uint32Array(AssociationSnapshot.BUCKETS);
-    for (let i = 0; i < out.length; i++) out[i] = buf.readUInt32LE(i * 4);
-    return out;
-  }
-}
-
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
-  return h >>> 0;
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
 /** An object type as the API names it, and what the connector needs to read it. */
@@ -134,7 +120,8 @@ interface TablePlan {
   /** Raw currency columns the config names (properties other than the derived __currency). */
   currencyColumns: PropertyDef[];
   needsCurrency: boolean;
-  currencyFallback: string | null;
+  /** The currency of records without their own; undefined until a record needs it (the account is read then). */
+  currencyFallback: string | null | undefined;
   fetch: string[];
   sourceTypes: Record<string, string>;
   nameProperties: string[];
@@ -148,8 +135,12 @@ export interface ReadStats extends WindowStats {
   deleted: number;
   associationCalls: number;
   unresolvedOwners: string[];
-  /** The association sweep of an incremental run (null: not run). */
-  sweep: { ids: number; searchPages: number; changedBuckets: number; republished: number } | null;
+  /**
+   * The association sweep of an incremental run (null: not run): records the pipeline holds that
+   * this run did not read (their associations were read again), those whose associations differed,
+   * and those read again and published (fewer when some were archived meanwhile).
+   */
+  sweep: { held: number; changed: number; republished: number } | null;
 }
 
 const PIPELINE_PROPS = new Set(["pipeline", "hs_pipeline"]);
@@ -165,7 +156,10 @@ export class HubSpotSource implements SourceConnector {
   private schemasP: Promise<SchemaDef[]> | null = null;
   private readonly propsP = new Map<string, Promise<Map<string, PropertyDef>>>();
   private ownersP: Promise<OwnerIndex> | null = null;
+  private archivedOwnersP: Promise<void> | null = null;
   private accountP: Promise<{ currency: string | null; timeZone: string }> | null = null;
+  /** First pages planSlices read for ranges it left to read() (used once). */
+  private readonly firstPages = new Map<string, { from: number; to: number; page: SearchPage }>();
 
   constructor(config: HubSpotConnector, options: HubSpotSourceOptions = {}) {
     this.config = config;
@@ -175,6 +169,7 @@ export class HubSpotSource implements SourceConnector {
       connectorId: config.id, baseUrl: config.baseUrl, clientId: config.clientId, clientSecret: config.clientSecret,
       refreshToken: config.refreshToken, clock: this.clock, rateLimits: config.rateLimits, requestTimeoutMs: config.requestTimeoutMs,
       tokenStore: options.tokenStore, log: this.log, maxRateLimitRetries: options.maxRateLimitRetries, maxTransientRetries: options.maxTransientRetries,
+      sharedLimits: config.rateLimits.shared === false ? undefined : options.sharedLimits,
     });
   }
 
@@ -218,13 +213,23 @@ export class HubSpotSource implements SourceConnector {
     return p;
   }
 
+  /** The active owners; archived ones are added by archivedOwners() when a record names an id the active ones lack. */
   private owners(signal?: AbortSignal): Promise<OwnerIndex> {
-    this.ownersP ??= (async () => {
-      const [active, archived] = await Promise.all([this.api.owners(false, signal), this.api.owners(true, signal)]);
-      return ownerIndex([...active, ...archived] as OwnerDef[]);
-    })();
+    this.ownersP ??= this.api.owners(false, signal).then((active) => ownerIndex(active as OwnerDef[]));
     this.ownersP.catch(() => { this.ownersP = null; });
     return this.ownersP;
+  }
+
+  /** Adds the archived owners to the index (once): an active owner keeps its ids. */
+  private archivedOwners(signal?: AbortSignal): Promise<void> {
+    this.archivedOwnersP ??= (async () => {
+      const [index, archived] = await Promise.all([this.owners(signal), this.api.owners(true, signal)]);
+      const more = ownerIndex(archived as OwnerDef[]);
+      for (const [k, v] of more.byOwnerId) if (!index.byOwnerId.has(k)) index.byOwnerId.set(k, v);
+      for (const [k, v] of more.byUserId) if (!index.byUserId.has(k)) index.byUserId.set(k, v);
+    })();
+    this.archivedOwnersP.catch(() => { this.archivedOwnersP = null; });
+    return this.archivedOwnersP;
   }
 
   /** The portal's company currency and time zone; unknown (null / UTC) if the account API refuses. */
@@ -313,7 +318,8 @@ export class HubSpotSource implements SourceConnector {
 
     const needsCurrency = propertyFields.some((f) => f.spec.currencyColumn === CURRENCY_FIELD);
     const needsZone = propertyFields.some((f) => f.prop.type === "datetime" && f.spec.type === "date" && f.spec.format === "date");
-    const account = needsZone || (needsCurrency && !this.config.defaultCurrency) ? await this.account(signal) : { currency: null, timeZone: "UTC" };
+    // The account's currency is read when a record lacks its own (convert), unless the zone needs it now.
+    const account = needsZone ? await this.account(signal) : { currency: undefined, timeZone: "UTC" };
     const owners = propertyFields.some((f) => f.spec.type === "user") ? await this.owners(signal) : null;
     const labels = table.pipelineLabels ? await this.pipelineLabels(object, propertyFields, signal) : new Map<string, Map<string, string>>();
 
@@ -461,8 +467,10 @@ export class HubSpotSource implements SourceConnector {
   }
 
   /**
-   * Incremental runs of tables without association tracking split into equal time slices, one task
-   * each on sync.tasks (each slice still cuts itself under the 10,000-result cap as it reads).
+   * Incremental runs whose range holds more than maxWindowRecords changed records split into the
+   * date windows that keep each under the 10,000-result cap (planWindows: the range's first page,
+   * then one cut probe per window); each window is a task on sync.tasks. A smaller range is read
+   * here (null), starting from the first page already fetched.
    */
   async planSlices(tableName: string, opts: ReadOptions): Promise<ReadSlice[] | null> {
     const table = this.config.tables.find((t) => t.name === tableName);
@@ -473,16 +481,17 @@ export class HubSpotSource implements SourceConnector {
     } catch (e) {
       throw this.skipIfOptional(tableName, e);
     }
-    if (table.associationChanges && plan.associationFields.length > 0) return null; // the sweep needs the whole run's ids
     const state = parseState(opts.state);
     if (!state) return null; // a first run lists the table
     const from = Math.max(0, state.cursor - this.config.lookbackSeconds * 1000);
     const to = opts.runStartedAt;
-    const n = Math.max(1, this.config.concurrency);
-    const step = Math.max(1, Math.ceil((to - from) / n));
-    const slices: ReadSlice[] = [];
-    for (let lo = from; lo < to; lo += step) slices.push({ from: new Date(lo).toISOString(), to: new Date(Math.min(to, lo + step)).toISOString() });
-    return slices.length > 1 ? slices : null;
+    const { windows, firstPage } = await planWindows({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
+      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, signal: opts.signal,
+    }, from, to);
+    if (windows.length > 1) return windows.map((w) => ({ from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() }));
+    if (firstPage) this.firstPages.set(table.name, { from, to, page: firstPage });
+    return null;
   }
 
   async *readSlice(tableName: string, slice: ReadSlice, opts: ReadOptions): AsyncIterable<SourcePage> {
@@ -494,11 +503,8 @@ export class HubSpotSource implements SourceConnector {
       api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
       filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: 1, signal: opts.signal, stats,
     }, Date.parse(slice.from), Date.parse(slice.to));
-    for await (const page of pages) {
-      for (let i = 0; i < page.length; i += BATCH) {
-        yield { records: await this.convert(plan, page.slice(i, i + BATCH), stats, opts.signal, null), sourceTypes: plan.sourceTypes };
-      }
-      await opts.heartbeat?.();
+    for await (const batch of inBatches(pages, opts.heartbeat)) {
+      yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
     }
   }
 
@@ -509,6 +515,11 @@ export class HubSpotSource implements SourceConnector {
     const plan = await this.plan(table, opts.signal);
     const state = parseState(opts.state);
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : 0;
+    if (table.associationChanges && plan.associationFields.length > 0) {
+      const stats: ReadStats = { ...newWindowStats(), mode: "incremental", from, to: opts.runStartedAt, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+      this.lastRead.set(table.name, stats);
+      yield* this.sweep(plan, stats, opts);
+    }
     let deleted: string[] = [];
     for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
       for (const o of page) {
@@ -532,41 +543,27 @@ export class HubSpotSource implements SourceConnector {
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : null;
     const stats: ReadStats = { ...newWindowStats(), mode: from === null ? "full" : "incremental", from, to, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
     const trackAssociations = table.associationChanges && plan.associationFields.length > 0;
-    // Full reads see every record: their snapshot is built on the way. Incremental runs sweep after.
-    let snapshot = trackAssociations && from === null ? new AssociationSnapshot() : null;
-    const published = new Set<string>();
     this.lastRead.set(table.name, stats);
     this.log.info({ table: table.name, mode: stats.mode, from: from === null ? null : new Date(from).toISOString(), to: new Date(to).toISOString() }, "reading HubSpot");
 
+    const planned = this.firstPages.get(table.name);
+    this.firstPages.delete(table.name);
     const windows = (lo: number) => searchRange({
       api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
       filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: this.config.concurrency, signal: opts.signal, stats,
+      firstPage: planned && planned.from === lo && planned.to === to ? planned.page : undefined,
     }, lo, to);
     const source = from !== null ? windows(from)
       : table.filter ? windows(0)
         : listAll(this.api, plan.object.api, plan.fetch, false, opts.signal);
 
-    let buffer: HubSpotObject[] = [];
-    const emit = async (batch: HubSpotObject[]): Promise<SourcePage> => {
-      const records = await this.convert(plan, batch, stats, opts.signal, snapshot);
-      if (trackAssociations && from !== null) for (const r of records) published.add(r.externalId);
-      return { records, sourceTypes: plan.sourceTypes };
-    };
-    for await (const page of source) {
-      if (from === null && !table.filter) { stats.records += page.length; }
-      buffer.push(...page);
-      while (buffer.length >= BATCH) {
-        const batch = buffer.slice(0, BATCH);
-        buffer = buffer.slice(BATCH);
-        yield await emit(batch);
-      }
-      await opts.heartbeat?.();
+    for await (const batch of inBatches(source, opts.heartbeat)) {
+      if (from === null && !table.filter) stats.records += batch.length;
+      yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
     }
-    if (buffer.length > 0) yield await emit(buffer);
 
-    if (trackAssociations && from !== null) {
-      snapshot = yield* this.sweep(plan, to, published, AssociationSnapshot.decode(state?.assoc), stats, opts);
-    }
+    // Full reads saw every record's associations; incremental runs sweep the others.
+    if (trackAssociations && from !== null) yield* this.sweep(plan, stats, opts);
 
     // Archived records: deletes. Incremental runs publish those archived since the window's start.
     let deleted: string[] = [];
@@ -590,7 +587,6 @@ export class HubSpotSource implements SourceConnector {
       this.log.warn({ table: table.name, ownerIds: stats.unresolvedOwners.slice(0, 20), count: stats.unresolvedOwners.length }, "owner ids with no owner email: kept as ids");
     }
     const next: HubSpotState = { v: 1, cursor: to, cursorAt: new Date(to).toISOString() };
-    if (snapshot) next.assoc = snapshot.encode();
     this.log.info({ table: table.name, mode: stats.mode, records: stats.records, deleted: stats.deleted, windows: stats.windows, splits: stats.splits, api: { ...this.api.stats } }, "HubSpot table read");
     yield { records: [], sourceTypes: plan.sourceTypes, state: next };
   }
@@ -620,65 +616,93 @@ export class HubSpotSource implements SourceConnector {
     return fields;
   }
 
-  /**
-   * An incremental run's association sweep: every record id the table holds now (search, id
-   * keyset), its associations, a fresh snapshot compared with the last run's. Records of the
-   * buckets that differ, and not already read by this run, are read again (batch read) and
-   * published: an association added or removed without a property change reaches the sink.
-   */
-  private async *sweep(plan: TablePlan, to: number, published: Set<string>, previous: Uint32Array | null, stats: ReadStats, opts: ReadOptions): AsyncGenerator<SourcePage, AssociationSnapshot> {
-    const snapshot = new AssociationSnapshot();
-    const sweepStats = newWindowStats();
-    const byBucket = new Map<number, string[]>();
-    let pending: string[] = [];
-    const digest = async (ids: string[]) => {
-      const assoc = await this.readAssociations(plan, ids, stats, opts.signal);
-      for (const id of ids) {
-        snapshot.add(id, this.associationValues(plan, id, assoc));
-        if (previous) {
-          const b = AssociationSnapshot.bucketOf(id);
-          let list = byBucket.get(b);
-          if (!list) byBucket.set(b, (list = []));
-          list.push(id);
-        }
-      }
-    };
-    const ids = searchRange({
-      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: ["hs_object_id"],
-      filterGroups: plan.table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: this.config.concurrency, signal: opts.signal, stats: sweepStats,
-    }, 0, to);
-    for await (const page of ids) {
-      pending.push(...page.map((o) => o.id));
-      while (pending.length >= BATCH) { await digest(pending.slice(0, BATCH)); pending = pending.slice(BATCH); }
-      await opts.heartbeat?.();
+  /** The values of the association fields in the plan's order (what the sweep digests). */
+  private associationList(plan: TablePlan, fields: Record<string, RawValue>): RawValue[] {
+    const out: RawValue[] = [];
+    for (const a of plan.associationFields) {
+      out.push(fields[a.field] ?? null);
+      if (a.mode === "primary" && !a.spec.references) out.push(fields[`${a.field}__type`] ?? null);
     }
-    await digest(pending);
-    const sweep = { ids: sweepStats.records, searchPages: sweepStats.searchPages, changedBuckets: 0, republished: 0 };
-    stats.sweep = sweep;
-    if (!previous) return snapshot; // the first snapshot: nothing to compare with
-    const changed: string[] = [];
-    for (const [b, list] of byBucket) {
-      if (snapshot.sums[b] === previous[b]) continue;
-      sweep.changedBuckets++;
-      for (const id of list) if (!published.has(id)) changed.push(id);
-    }
-    let buffer: HubSpotObject[] = [];
-    for (let i = 0; i < changed.length; i += 100) {
-      buffer.push(...await this.api.batchRead(plan.object.api, changed.slice(i, i + 100), plan.fetch, opts.signal));
-      if (buffer.length >= BATCH || i + 100 >= changed.length) {
-        const records = await this.convert(plan, buffer, stats, opts.signal, null);
-        sweep.republished += records.length;
-        buffer = [];
-        yield { records, sourceTypes: plan.sourceTypes };
-      }
-    }
-    return snapshot;
+    return out;
   }
 
-  /** Enriches and converts one batch (≤ 1,000 records); adds them to the association snapshot being built, if any. */
-  private async convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, snapshot: AssociationSnapshot | null): Promise<SourceRecord[]> {
-    const assoc = await this.readAssociations(plan, objects.map((o) => o.id), stats, signal);
+  /**
+   * An incremental run's association sweep. HubSpot has no signal for an association added or
+   * removed (no timestamp moves), so every record's associations must be read each run to see
+   * one: those this run read are current; for the others the pipeline holds (the raw topic, via
+   * ReadOptions.published: no API call to list them), the associations are read in batches of
+   * 1,000 per associated type and compared with what was published. Records that differ are read
+   * again (batch read, 100 per call) and published: the join reaches the sink.
+   */
+  private async *sweep(plan: TablePlan, stats: ReadStats, opts: ReadOptions): AsyncGenerator<SourcePage> {
+    if (!opts.published) {
+      this.log.warn({ table: plan.table.name }, "association-only changes cannot be detected: the caller gave no published records (run the table through the producer worker)");
+      return;
+    }
+    const held = new Map<string, number>();
+    await opts.published((r) => {
+      if (r.fields === null || r.thisRun) held.delete(r.externalId);
+      else held.set(r.externalId, associationDigest(this.associationList(plan, r.fields)));
+    });
+    const sweep = { held: held.size, changed: 0, republished: 0 };
+    stats.sweep = sweep;
+    let changed: string[] = [];
+    let changedAssoc = new Map<string, Map<string, AssociationTarget[]>>();
+    const republish = async (): Promise<SourcePage | null> => {
+      const objects: HubSpotObject[] = [];
+      for (let i = 0; i < changed.length; i += 100) objects.push(...await this.api.batchRead(plan.object.api, changed.slice(i, i + 100), plan.fetch, opts.signal));
+      changed = [];
+      const assoc = changedAssoc;
+      changedAssoc = new Map();
+      if (objects.length === 0) return null; // archived meanwhile: the archived listing deletes them
+      const records = await this.convert(plan, objects, stats, opts.signal, assoc);
+      sweep.republished += records.length;
+      return { records, sourceTypes: plan.sourceTypes };
+    };
+    const ids = [...held.keys()];
+    for (let i = 0; i < ids.length; i += BATCH) {
+      const batch = ids.slice(i, i + BATCH);
+      const assoc = await this.readAssociations(plan, batch, stats, opts.signal);
+      for (const id of batch) {
+        if (associationDigest(this.associationList(plan, this.associationValues(plan, id, assoc))) === held.get(id)) continue;
+        sweep.changed++;
+        changed.push(id);
+        for (const [target, byId] of assoc) {
+          let m = changedAssoc.get(target);
+          if (!m) changedAssoc.set(target, (m = new Map()));
+          m.set(id, byId.get(id) ?? []);
+        }
+      }
+      if (changed.length >= BATCH) { const page = await republish(); if (page) yield page; }
+      await opts.heartbeat?.();
+    }
+    if (changed.length > 0) { const page = await republish(); if (page) yield page; }
+    if (sweep.changed > 0) this.log.info({ table: plan.table.name, ...sweep }, "association changes found by the sweep");
+  }
+
+  /** Enriches and converts one batch (≤ 1,000 records); `assoc`: their associations when already read. */
+  private async convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, assoc?: Map<string, Map<string, AssociationTarget[]>>): Promise<SourceRecord[]> {
+    assoc ??= await this.readAssociations(plan, objects.map((o) => o.id), stats, signal);
     const currencyProp = plan.object.currencyProperty;
+    const ownCurrency = (props: Record<string, unknown>): string | null => {
+      const own = currencyProp ? props[currencyProp] : null;
+      return typeof own === "string" && own.trim() !== "" ? own.trim() : null;
+    };
+    if (plan.needsCurrency && plan.currencyFallback === undefined && objects.some((o) => ownCurrency(o.properties ?? {}) === null)) {
+      plan.currencyFallback = (await this.account(signal)).currency;
+    }
+    const unresolvedBefore = plan.ctx.unresolved.size;
+    let records = this.convertBatch(plan, objects, assoc, ownCurrency);
+    if (plan.ctx.unresolved.size > unresolvedBefore && plan.ctx.owners && !this.archivedOwnersP) {
+      // an owner id the active owners lack: read the archived owners once, convert the batch again
+      await this.archivedOwners(signal);
+      plan.ctx.unresolved.clear();
+      records = this.convertBatch(plan, objects, assoc, ownCurrency);
+    }
+    return records;
+  }
+
+  private convertBatch(plan: TablePlan, objects: HubSpotObject[], assoc: Map<string, Map<string, AssociationTarget[]>>, ownCurrency: (props: Record<string, unknown>) => string | null): SourceRecord[] {
     return objects.map((o) => {
       const props = o.properties ?? {};
       const fields: Record<string, RawValue> = {};
@@ -686,11 +710,7 @@ export class HubSpotSource implements SourceConnector {
       for (const c of plan.currencyColumns) fields[c.name] ??= props[c.name] ?? null;
       const associated = this.associationValues(plan, o.id, assoc);
       Object.assign(fields, associated);
-      snapshot?.add(o.id, associated);
-      if (plan.needsCurrency) {
-        const own = currencyProp ? props[currencyProp] : null;
-        fields[CURRENCY_FIELD] = typeof own === "string" && own.trim() !== "" ? own.trim() : plan.currencyFallback;
-      }
+      if (plan.needsCurrency) fields[CURRENCY_FIELD] = ownCurrency(props) ?? plan.currencyFallback ?? null;
       const modified = props[plan.object.lastModifiedProperty];
       const updatedAt = typeof modified === "string" && modified !== "" ? toIsoInstant(modified)
         : o.updatedAt ? new Date(o.updatedAt).toISOString() : null;
@@ -701,6 +721,20 @@ export class HubSpotSource implements SourceConnector {
   async close(): Promise<void> {
     // Nothing held open: the client uses fetch without persistent state.
   }
+}
+
+/** Regroups API pages into batches of BATCH records (one associations read per type each), heartbeating per page. */
+async function* inBatches(pages: AsyncIterable<HubSpotObject[]>, heartbeat?: () => Promise<void>): AsyncIterable<HubSpotObject[]> {
+  let buffer: HubSpotObject[] = [];
+  for await (const page of pages) {
+    buffer.push(...page);
+    while (buffer.length >= BATCH) {
+      yield buffer.slice(0, BATCH);
+      buffer = buffer.slice(BATCH);
+    }
+    await heartbeat?.();
+  }
+  if (buffer.length > 0) yield buffer;
 }
 
 function suggest(name: string, props: Map<string, PropertyDef>): string {

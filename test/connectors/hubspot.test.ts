@@ -21,6 +21,7 @@ import type { SourcePage, SourceRecord } from "../../producers/connector.ts";
 import { generateHubSpotData, startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import type { HubSpotSimData } from "../../simulators/hubspot/types.ts";
 import { demoData, testClock } from "../fixtures/hubspot/helpers.ts";
+import { MemoryPipeline } from "../helpers/memory-pipeline.ts";
 
 /** A manual clock whose sleeps jump forward (to the wake-up time, never past it). */
 function simClock(startIso = "2024-06-03T08:00:00.000Z"): ReturnType<typeof testClock> & HubSpotClock {
@@ -44,9 +45,11 @@ function hubspotConfig(url: string, tables: unknown[], extra: Record<string, unk
 
 interface ReadResult { pages: SourcePage[]; records: SourceRecord[]; deleted: string[]; state: unknown }
 
-async function readAll(src: HubSpotSource, table: string, opts: { full?: boolean; state?: unknown; runStartedAt: number; onPage?: (n: number) => void }): Promise<ReadResult> {
+async function readAll(src: HubSpotSource, table: string, opts: { full?: boolean; state?: unknown; runStartedAt: number; onPage?: (n: number) => void; pipeline?: MemoryPipeline }): Promise<ReadResult> {
   const out: ReadResult = { pages: [], records: [], deleted: [], state: undefined };
-  for await (const page of src.read(table, { full: opts.full ?? false, signal: new AbortController().signal, state: opts.state ?? null, runStartedAt: opts.runStartedAt })) {
+  const published = opts.pipeline?.startRun();
+  for await (const page of src.read(table, { full: opts.full ?? false, signal: new AbortController().signal, state: opts.state ?? null, runStartedAt: opts.runStartedAt, published })) {
+    opts.pipeline?.apply(page);
     out.pages.push(page);
     out.records.push(...page.records);
     out.deleted.push(...(page.deletedIds ?? []));
@@ -144,8 +147,7 @@ describe("full read of the demo portal", () => {
       dealstage: "hs:enumeration", pipeline: "hs:enumeration", hubspot_owner_id: "hs:enumeration", deal_tags: "hs:enumeration", commission_rate: "hs:number",
       companies: "hs:association", contacts: "hs:association",
     });
-    expect(r.state).toMatchObject({ v: 1, cursor: clock.now(), cursorAt: new Date(clock.now()).toISOString() });
-    expect((r.state as { assoc: string }).assoc).toMatch(/^[A-Za-z0-9+/]+=*$/); // the association snapshot (16 KiB of bucket sums)
+    expect(r.state).toEqual({ v: 1, cursor: clock.now(), cursorAt: new Date(clock.now()).toISOString() }); // small: no snapshot, the raw topic is one
   });
 
   it("reads a datetime as the portal's calendar day (format: date), stage ids, and every association", async () => {
@@ -343,7 +345,8 @@ describe("association-only changes", () => {
     // simulator holding the same records (same timestamps) with other associations.
     const before = await startHubSpotSimulator({ data: demoData(), clock: clock.now });
     sims.push(before);
-    const full = await readAll(source(before), "deals", { full: true, runStartedAt: clock.now() });
+    const pipeline = new MemoryPipeline();
+    const full = await readAll(source(before), "deals", { full: true, runStartedAt: clock.now(), pipeline });
     expect(byId(full.records).get("1002")!.fields.contacts).toEqual(["3002"]);
 
     const data = demoData();
@@ -357,18 +360,34 @@ describe("association-only changes", () => {
     clock.advance(3_600_000);
     const src = source(after);
     after.resetCounters();
-    const next = await readAll(src, "deals", { state: full.state, runStartedAt: clock.now() });
+    const next = await readAll(src, "deals", { state: full.state, runStartedAt: clock.now(), pipeline });
     expect(next.records.map((r) => [r.externalId, r.fields.companies, r.fields.contacts]).sort()).toEqual([
       ["1002", "2002", []], ["1003", "2003", ["3003"]], ["1004", "2002", []],
     ]);
-    expect(src.lastRead.get("deals")!.sweep).toEqual({ ids: 4, searchPages: 1, changedBuckets: 3, republished: 3 });
-    // the sweep's cost: one search page of ids, one association read per associated type, one batch read
+    expect(src.lastRead.get("deals")!.sweep).toEqual({ held: 4, changed: 3, republished: 3 });
+    // the sweep's cost: no listing (the pipeline knows the ids), one association read per associated type, one batch read
     expect(after.counters()["POST /crm/v3/objects/deals/batch/read"]).toBe(1);
-    expect(after.counters()["POST /crm/v4/associations/deals/contacts/batch/read"]).toBe(2); // the sweep's, and the re-read records'
+    expect(after.counters()["POST /crm/v4/associations/deals/contacts/batch/read"]).toBe(1); // the re-read records reuse the sweep's
+    expect(after.counters()["POST /crm/v4/associations/deals/companies/batch/read"]).toBe(1);
 
     clock.advance(3_600_000);
-    const quiet = await readAll(source(after), "deals", { state: next.state, runStartedAt: clock.now() });
+    const quiet = await readAll(source(after), "deals", { state: next.state, runStartedAt: clock.now(), pipeline });
     expect(quiet.records).toEqual([]);
+
+    // a record this run read through search is not swept again (its associations are current)
+    after.upsertRecord("deals", { id: "1002", properties: { dealname: "Renamed" } });
+    after.changeAssociations({ add: [
+      { fromType: "deals", fromId: "1003", toType: "contacts", toId: "3001", associationTypeId: 3 },
+      { fromType: "deals", fromId: "1002", toType: "contacts", toId: "3001", associationTypeId: 3 },
+    ] });
+    clock.advance(3_600_000);
+    after.resetCounters();
+    const third = await readAll(src, "deals", { state: quiet.state, runStartedAt: clock.now(), pipeline });
+    expect(third.records.map((r) => [r.externalId, r.fields.dealname, r.fields.contacts]).sort()).toEqual([
+      ["1002", "Renamed", ["3001"]], ["1003", "Closed deal 1003", ["3001", "3003"]],
+    ].map((x) => [x[0], x[0] === "1003" ? byId(next.records).get("1003")!.fields.dealname : x[1], x[2]]));
+    expect(src.lastRead.get("deals")!.sweep).toEqual({ held: 3, changed: 1, republished: 1 });
+    expect(after.counters()["POST /crm/v4/associations/deals/contacts/batch/read"]).toBe(2); // the searched page's, and the sweep's
   });
 });
 
