@@ -42,7 +42,7 @@ export class Registry {
     return pending;
   }
 
-  private async registerOnce(subject: string, schema: avro.Schema): Promise<number> {
+  private async registerOnce(subject: string, schema: avro.Schema, attempt = 1): Promise<number> {
     try {
       const { id } = await this.client.register(
         { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
@@ -52,6 +52,13 @@ export class Registry {
     } catch (e) {
       const status = (e as { status?: number }).status;
       const msg = (e as Error).message ?? String(e);
+      // Two processes registering a new subject at once: both set its compatibility, and the
+      // registry refuses the second (Apicurio: "A rule named 'COMPATIBILITY' already exists").
+      // The subject exists now: registering again finds its configuration and is idempotent.
+      if (/already exists/i.test(msg) && !/incompatib/i.test(msg) && attempt < 4) {
+        await new Promise((r) => setTimeout(r, 50 * attempt + Math.floor(Math.random() * 50)));
+        return this.registerOnce(subject, schema, attempt + 1);
+      }
       if (status === 409 || /incompatib/i.test(msg)) {
         throw new SchemaIncompatibleError(
           `the schema registry refused the new schema of ${subject} as incompatible with the registered one (BACKWARD: fields may only be added, with defaults): ${msg}. `
