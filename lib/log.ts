@@ -14,11 +14,16 @@ const REDACT_PATHS = [
   "connection.url", "databaseUrl", "*.databaseUrl",
 ];
 
+/**
+ * Log lines go to standard output, except for a command asked for `--json`: its answer owns
+ * standard output (scripts parse it), so its log lines (a broker warning at start-up, say) go to
+ * standard error.
+ */
 export const logger: Logger = pino({
   level: process.env.QOBRA_SYNC_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "info",
   base: { app: "qobra-sync" },
   redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-});
+}, process.argv.includes("--json") ? pino.destination(2) : undefined);
 
 /** Masks the password of a URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`). */
 export function redactUrl(url: string): string {
