@@ -1,5 +1,8 @@
 /** Shared helpers of the integration tests: unique names, a scratch source database, configs. */
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { parseConfig, type Config } from "../../lib/config.ts";
 import { stackDefaults } from "../../stack/stack.ts";
@@ -25,6 +28,26 @@ export async function ensureDatabase(name: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+/**
+ * A scratch encrypted token store for connectors that keep OAuth tokens (Salesforce): points
+ * QOBRA_SYNC_TOKEN_DIR / _KEY at a new temporary folder; `restore()` puts the environment back
+ * and deletes the folder.
+ */
+export function useScratchTokenStore(prefix: string): { dir: string; restore(): void } {
+  const saved = { dir: process.env.QOBRA_SYNC_TOKEN_DIR, key: process.env.QOBRA_SYNC_TOKEN_KEY };
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.env.QOBRA_SYNC_TOKEN_DIR = dir;
+  process.env.QOBRA_SYNC_TOKEN_KEY = "integration-test-key";
+  return {
+    dir,
+    restore() {
+      if (saved.dir === undefined) delete process.env.QOBRA_SYNC_TOKEN_DIR; else process.env.QOBRA_SYNC_TOKEN_DIR = saved.dir;
+      if (saved.key === undefined) delete process.env.QOBRA_SYNC_TOKEN_KEY; else process.env.QOBRA_SYNC_TOKEN_KEY = saved.key;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function withDb<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {

@@ -4,9 +4,6 @@
  * counters (GET /__simulator/counters) and PostgreSQL's statistics of the source table (scans) do
  * not move. Replay refuses to run while a mapper is running, and says why.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRoles, type RunHandle } from "../../cli/run.ts";
@@ -16,7 +13,7 @@ import type { SyncEvent } from "../../schemas/index.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
 import { replay, ReplayRefused, type ReplayProgress, type ReplayResult } from "../../ops/replay.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
-import { withDb } from "../helpers/env.ts";
+import { useScratchTokenStore, withDb } from "../helpers/env.ts";
 import { cli, opsFixture, sinkQuery, SOURCE_DB, type OpsFixture } from "../ops/helpers.ts";
 
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
@@ -26,8 +23,7 @@ let fx: OpsFixture;
 let sim: SalesforceSimulator;
 let rt: Runtime;
 let pipeline: RunHandle | undefined;
-let tokenDir: string;
-const savedEnv = { dir: process.env.QOBRA_SYNC_TOKEN_DIR, key: process.env.QOBRA_SYNC_TOKEN_KEY };
+let tokens: ReturnType<typeof useScratchTokenStore> | undefined;
 
 type Row = { _external_id: string; _name: string | null; _deleted_at: Date | null; _version: string };
 const rowsOf = (relation: string) => sinkQuery<Row>(`SELECT _external_id, _name, _deleted_at, _version::text FROM ${relation} ORDER BY _external_id`);
@@ -45,9 +41,7 @@ async function sourceScans(table: string): Promise<number> {
 const simCounters = async () => (await fetch(`${sim.url}/__simulator/counters`)).json() as Promise<Record<string, number>>;
 
 beforeAll(async () => {
-  tokenDir = await mkdtemp(join(tmpdir(), "qobra-replay-it-"));
-  process.env.QOBRA_SYNC_TOKEN_DIR = tokenDir;
-  process.env.QOBRA_SYNC_TOKEN_KEY = "integration-test-key";
+  tokens = useScratchTokenStore("qobra-replay-it-");
   sim = await startSalesforceSimulator({ data: DEMO, port: 0 });
   const t = sim.state.issueTokens();
   fx = await opsFixture("rpl", 60, `
@@ -70,9 +64,7 @@ afterAll(async () => {
   await pipeline?.stop();
   await rt?.close();
   await sim?.close();
-  if (savedEnv.dir === undefined) delete process.env.QOBRA_SYNC_TOKEN_DIR; else process.env.QOBRA_SYNC_TOKEN_DIR = savedEnv.dir;
-  if (savedEnv.key === undefined) delete process.env.QOBRA_SYNC_TOKEN_KEY; else process.env.QOBRA_SYNC_TOKEN_KEY = savedEnv.key;
-  if (tokenDir) await rm(tokenDir, { recursive: true, force: true });
+  tokens?.restore();
 });
 
 describe("replay", () => {

@@ -7,14 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRoles, type RunHandle } from "../../cli/run.ts";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { stackDefaults } from "../../stack/stack.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
 import { generateSalesforceData } from "../../simulators/salesforce/generate.ts";
-import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
+import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, useScratchTokenStore, withDb } from "../helpers/env.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
 
 const SOURCE_DB = "qobra_it_source";
@@ -67,15 +64,12 @@ describe("a Salesforce object read through Bulk API 2.0", () => {
   let sfRt: Runtime;
   let sfPipeline: RunHandle;
   let schema: string;
-  let tokenDir: string;
-  const saved = { dir: process.env.QOBRA_SYNC_TOKEN_DIR, key: process.env.QOBRA_SYNC_TOKEN_KEY };
+  let tokens: ReturnType<typeof useScratchTokenStore> | undefined;
 
   beforeAll(async () => {
     const id = uniqueId("sfbulk");
     schema = `sink_${id}`;
-    tokenDir = mkdtempSync(join(tmpdir(), "qobra-sfbulk-"));
-    process.env.QOBRA_SYNC_TOKEN_DIR = tokenDir;
-    process.env.QOBRA_SYNC_TOKEN_KEY = "test-key";
+    tokens = useScratchTokenStore("qobra-sfbulk-");
     sim = await startSalesforceSimulator({ data: generateSalesforceData({ opportunities: 15_000, accounts: 200, contacts: 200, leads: 20, tasks: 20, users: 10, commissions: 10, deletedRatio: 0, seed: 5 }), port: 0 });
     const t = sim.state.issueTokens();
     const config = testConfig(`
@@ -104,9 +98,7 @@ connectors:
     await sfPipeline?.stop();
     await sfRt?.close();
     await sim?.close();
-    if (saved.dir === undefined) delete process.env.QOBRA_SYNC_TOKEN_DIR; else process.env.QOBRA_SYNC_TOKEN_DIR = saved.dir;
-    if (saved.key === undefined) delete process.env.QOBRA_SYNC_TOKEN_KEY; else process.env.QOBRA_SYNC_TOKEN_KEY = saved.key;
-    if (tokenDir) rmSync(tokenDir, { recursive: true, force: true });
+    tokens?.restore();
   });
 
   it("syncs every opportunity of a 15,000-record full run", async () => {

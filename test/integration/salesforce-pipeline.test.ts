@@ -4,9 +4,6 @@
  * A full run lands every live record with exact values; an incremental run picks up a change and
  * soft-deletes a record deleted at the source.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRoles, type RunHandle } from "../../cli/run.ts";
@@ -14,7 +11,7 @@ import type { Config } from "../../lib/config.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { stackDefaults } from "../../stack/stack.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
-import { dbUrl, ensureDatabase, testConfig, uniqueId, withDb } from "../helpers/env.ts";
+import { dbUrl, ensureDatabase, testConfig, uniqueId, useScratchTokenStore, withDb } from "../helpers/env.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
@@ -28,8 +25,7 @@ let config: Config;
 let rt: Runtime;
 let pipeline: RunHandle;
 let sinkSchema: string;
-let tokenDir: string;
-const savedEnv = { dir: process.env.QOBRA_SYNC_TOKEN_DIR, key: process.env.QOBRA_SYNC_TOKEN_KEY };
+let tokens: ReturnType<typeof useScratchTokenStore> | undefined;
 
 const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
   withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
@@ -37,10 +33,8 @@ const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] 
 beforeAll(async () => {
   const id = uniqueId("sfit");
   sinkSchema = `sink_${id}`;
-  tokenDir = await mkdtemp(join(tmpdir(), "qobra-sf-it-"));
   // The worker builds its connector from the config alone: the token store comes from the environment.
-  process.env.QOBRA_SYNC_TOKEN_DIR = tokenDir;
-  process.env.QOBRA_SYNC_TOKEN_KEY = "integration-test-key";
+  tokens = useScratchTokenStore("qobra-sf-it-");
   await ensureDatabase(SINK_DB);
   sim = await startSalesforceSimulator({ data: DEMO, port: 0 });
   const t = sim.state.issueTokens();
@@ -79,9 +73,7 @@ afterAll(async () => {
   await pipeline?.stop();
   await rt?.close();
   await sim?.close();
-  if (savedEnv.dir === undefined) delete process.env.QOBRA_SYNC_TOKEN_DIR; else process.env.QOBRA_SYNC_TOKEN_DIR = savedEnv.dir;
-  if (savedEnv.key === undefined) delete process.env.QOBRA_SYNC_TOKEN_KEY; else process.env.QOBRA_SYNC_TOKEN_KEY = savedEnv.key;
-  if (tokenDir) await rm(tokenDir, { recursive: true, force: true });
+  tokens?.restore();
 });
 
 describe("Salesforce → Kafka → PostgreSQL", () => {
