@@ -31,7 +31,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "../lib/config.ts";
-import { createConnector } from "../producers/connector.ts";
+import { createConnector } from "../producers/connectors/registry.ts";
 import { startSalesforceSimulator } from "../simulators/salesforce/server.ts";
 import { generateSalesforceData } from "../simulators/salesforce/generate.ts";
 import { startHubSpotSimulator } from "../simulators/hubspot/server.ts";

@@ -12,7 +12,7 @@ import { Writable } from "node:stream";
 import { pipeline as streamPipeline } from "node:stream/promises";
 import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
-import { createConnector } from "../producers/connector.ts";
+import { createConnector } from "../producers/connectors/registry.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { parseConfig } from "../lib/config.ts";
 import { stackDefaults, stackUp } from "../stack/stack.ts";

@@ -7,7 +7,7 @@ import { EtlError, describeError } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
-import { createConnector } from "../producers/connector.ts";
+import { createConnector } from "../producers/connectors/registry.ts";
 import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
 import { runRoles, ROLES, type Role } from "./run.ts";
 import { registerDlqCommands } from "./dlq.ts";

@@ -1,5 +1,6 @@
 /**
- * The source connector interface. One file per source in producers/connectors/, registered below.
+ * The source connector interface. One folder per source in producers/connectors/, listed in
+ * producers/connectors/registry.ts.
  *
  * Lifecycle, as the producer worker drives it:
  *  1. `create(config, ctx?)` builds a connector for one connector config (no I/O); `ctx` carries
@@ -18,9 +19,6 @@ import type { ConnectorConfig } from "../lib/config.ts";
 import type { SharedRateLimitStore } from "./shared-rate-limiter.ts";
 export { TableSkippedError } from "../lib/errors.ts";
 import type { RawValue } from "../schemas/index.ts";
-import { hubspotConnector } from "./connectors/hubspot.ts";
-import { postgresConnector } from "./connectors/postgres.ts";
-import { salesforceConnector } from "./connectors/salesforce.ts";
 
 /** One record read from a source, before any type conversion. */
 export interface SourceRecord {
@@ -104,15 +102,4 @@ export interface ConnectorContext {
 export interface ConnectorFactory<C extends ConnectorConfig = ConnectorConfig> {
   type: C["type"];
   create(config: C, ctx?: ConnectorContext): SourceConnector;
-}
-
-export const connectors = {
-  postgres: postgresConnector,
-  hubspot: hubspotConnector,
-  salesforce: salesforceConnector,
-} satisfies Record<ConnectorConfig["type"], ConnectorFactory>;
-
-export function createConnector(config: ConnectorConfig, ctx?: ConnectorContext): SourceConnector {
-  // The map is keyed by type, so the factory matches the config; TS cannot correlate the two unions.
-  return (connectors[config.type] as ConnectorFactory).create(config, ctx);
 }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, SourceUnavailableError } from "../../lib/errors.ts";
-import { createConnector } from "../../producers/connector.ts";
+import { createConnector } from "../../producers/connectors/registry.ts";
 import { connectionError } from "../../producers/connectors/pg-connection.ts";
 import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
 

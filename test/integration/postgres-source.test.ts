@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { runRoles, type RunHandle } from "../../cli/run.ts";
 import type { Config } from "../../lib/config.ts";
-import { createConnector } from "../../producers/connector.ts";
+import { createConnector } from "../../producers/connectors/registry.ts";
 import { syncAndWait } from "../helpers/pipeline.ts";
 import { eventsPosition, waitForRun } from "../../lib/wait.ts";
 import { newRequest, publishRequest } from "../../scheduler/scheduler.ts";
