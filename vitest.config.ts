@@ -1,9 +1,17 @@
+/**
+ * Two test tiers, as vitest projects:
+ *  - unit: everything under test/ except test/integration (pure code, and the Salesforce and
+ *    HubSpot simulators run in-process). Needs no Java, Kafka, registry or PostgreSQL, and has no
+ *    global setup: `npm run test:unit` (`vitest run --project unit`).
+ *  - integration: test/integration, against the real broker, registry and PostgreSQL, which
+ *    test/global-setup.ts brings up (testcontainers where a Docker engine answers, else the Maven
+ *    jars of stack/stack.ts).
+ * `npm test` (scripts/test.sh) runs both.
+ */
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
     testTimeout: 180_000,
     hookTimeout: 600_000,
     maxWorkers: 2,
@@ -15,5 +23,15 @@ export default defineConfig({
       const text = `${(error as Error)?.message ?? ""}\n${(error as Error)?.stack ?? ""}`;
       return !/oauth2\.googleapis\.com|sqladmin\.googleapis\.com|cloud-sql-connector/.test(text);
     },
+    projects: [
+      {
+        extends: true,
+        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/integration/**"] },
+      },
+      {
+        extends: true,
+        test: { name: "integration", include: ["test/integration/**/*.test.ts"], globalSetup: ["test/global-setup.ts"] },
+      },
+    ],
   },
 });

@@ -1,6 +1,6 @@
 /**
  * Salesforce and HubSpot source benchmark (`npm run bench`): the real connectors
- * (producers/connectors/{salesforce,hubspot}.ts) read a generated org / portal from the local
+ * (producers/connectors/{salesforce,hubspot}/) read a generated org / portal from the local
  * simulators, whose request counters (GET /__simulator/counters) say what was called. For each
  * read: API requests per 10,000 records vs the fewest the API allows for the same records, and
  * records/s vs the ceiling the rate limit allows. Medians of BENCH_RUNS (default 3).
@@ -14,7 +14,7 @@
  *  - HubSpot: a full read of deals (BENCH_HS_RECORDS = N, default 20,000) with their companies and
  *    contacts associations and owners (list endpoint, 100 per page), then an incremental read after
  *    half of them changed and 1 % of the others gained a contact without any property change (the
- *    read is handed what the compacted raw topic would hold, test/helpers/memory-pipeline.ts, as
+ *    read is handed what the compacted raw topic would hold, support/memory-pipeline.ts, as
  *    the producer worker does). Fewest requests: full, ceil(N / 100) list pages + ceil(N / 1,000)
  *    association batch reads per associated type; incremental, ceil(changed / 200) search pages +
  *    ceil(N / 1,000) association batch reads per associated type (an association-only change
@@ -30,14 +30,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../app/config.ts";
 import { createConnector } from "../producers/connectors/registry.ts";
 import { startSalesforceSimulator } from "../simulators/salesforce/server.ts";
 import { generateSalesforceData } from "../simulators/salesforce/generate.ts";
 import { startHubSpotSimulator } from "../simulators/hubspot/server.ts";
 import { generateHubSpotData } from "../simulators/hubspot/generate.ts";
 import { log, median, round, writeResult } from "./common.ts";
-import { MemoryPipeline } from "../test/helpers/memory-pipeline.ts";
+import { MemoryPipeline } from "../support/memory-pipeline.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SF_N = Number(process.env.BENCH_SF_RECORDS ?? 50_000);

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Message } from "kafkajs";
-import { parseConfig, type Config, type TableConfig } from "../lib/config.ts";
+import { parseConfig, type Config, type TableConfig } from "../app/config.ts";
 import { mapRecord } from "../consumers/mapping/map-record.ts";
 import { tableLayout, type TableLayout } from "../consumers/mapping/mapped-schema.ts";
 import type { KafkaPort } from "../lib/kafka.ts";

@@ -14,9 +14,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { openRuntime } from "../lib/runtime.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { groups } from "../lib/topics.ts";
-import { rawKey } from "../producers/worker.ts";
+import { rawKey } from "../lib/protocol.ts";
 import { stackUp } from "../stack/stack.ts";
-import { ensureDatabase, withDb } from "../chaos/lib.ts";
+import { ensureDatabase, withDb } from "../support/env.ts";
 import {
   DB, ROOT, benchYaml, createTopic, deleteTopicsWithPrefix, log, median, peakRssMb, rawRecord, round, startRole, stopChild, timeProgress,
   writeConfig, writeResult,

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Partitioners, type EachBatchPayload, type Message } from "kafkajs";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../app/config.ts";
 import { openRuntime } from "../lib/runtime.ts";
 
 const [file, groupId, outTopic, mode = "bytes"] = process.argv.slice(2);

@@ -14,10 +14,10 @@ import pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import { createConnector } from "../producers/connectors/registry.ts";
 import { openRuntime } from "../lib/runtime.ts";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../app/config.ts";
 import { stackDefaults, stackUp } from "../stack/stack.ts";
-import { syncAndWait } from "../test/helpers/pipeline.ts";
-import { dbUrl, ensureDatabase, withDb } from "../test/helpers/env.ts";
+import { syncAndWait } from "../support/pipeline.ts";
+import { dbUrl, ensureDatabase, withDb } from "../support/env.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

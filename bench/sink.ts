@@ -2,7 +2,7 @@
  * Sink benchmark (`npm run bench`), all in the same run, medians of BENCH_RUNS (default 3):
  *
  *  1. The sink's SQL path: the real upsert (consumers/sink/sink-sql.ts `upsertSql` with
- *     consumers/sink/run.ts `upsertParams`), one transaction per batch with the same offset
+ *     consumers/sink/sink-sql.ts `upsertParams`), one transaction per batch with the same offset
  *     bookkeeping statements as the sink, into an empty table (insert) and again over it with newer
  *     versions (update), vs a plain `COPY … FROM STDIN` of the same rows into the same table DDL
  *     (createTableSql). The values are the mapper's (consumers/mapping) output, Avro-encoded and
@@ -23,7 +23,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { ident } from "../lib/pg.ts";
 import { mappedSchema } from "../consumers/mapping/mapped-schema.ts";
-import { upsertParams } from "../consumers/sink/run.ts";
+import { upsertParams } from "../consumers/sink/sink-sql.ts";
 import { OFFSETS_TABLE, columnsOf, createTableSql, offsetsDdl, upsertColumns, upsertSql, type SinkColumn } from "../consumers/sink/sink-sql.ts";
 import { stackUp } from "../stack/stack.ts";
 import {
@@ -31,7 +31,7 @@ import {
   timeProgress, writeConfig, writeResult,
 } from "./common.ts";
 import { DEBEZIUM_VERSION, connectErrors, startDebeziumSink } from "./debezium.ts";
-import { ensureDatabase, withDb } from "../chaos/lib.ts";
+import { ensureDatabase, withDb } from "../support/env.ts";
 
 const ROWS = Number(process.env.BENCH_SINK_ROWS ?? 200_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

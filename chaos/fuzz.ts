@@ -9,17 +9,17 @@
  * issue per bad field (path and code) — never both, never neither — and the run completes with no lag.
  */
 import fc from "fast-check";
-import { runRoles } from "../cli/run.ts";
+import { runRoles } from "../app/roles.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { readToEnd } from "../lib/topic-scan.ts";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../app/config.ts";
 import { committedOffsets, endOffsets } from "../lib/kafka.ts";
 import { groups } from "../lib/topics.ts";
-import { parseRawKey } from "../producers/worker.ts";
+import { parseRawKey } from "../lib/protocol.ts";
 import type { DeadLetter } from "../schemas/index.ts";
 import { stackDefaults } from "../stack/stack.ts";
-import { syncAndWait } from "../test/helpers/pipeline.ts";
-import { dbUrl, ensureDatabase, withDb } from "./lib.ts";
+import { syncAndWait } from "../support/pipeline.ts";
+import { dbUrl, ensureDatabase, withDb } from "../support/env.ts";
 
 const ROWS = Number(process.env.CHAOS_FUZZ_ROWS ?? 3000);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));

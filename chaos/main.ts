@@ -15,7 +15,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stackUp } from "../stack/stack.ts";
-import { ROOT } from "./lib.ts";
+import { ROOT } from "../support/reliability.ts";
 import { runFuzz, type FuzzReport } from "./fuzz.ts";
 import { runPipelineFaults, type PhaseReport } from "./pipeline-faults.ts";
 

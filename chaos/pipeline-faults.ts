@@ -21,14 +21,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun } from "../lib/wait.ts";
-import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
+import { newRequest, publishRequest } from "../lib/protocol.ts";
 import type { SyncEvent } from "../schemas/index.ts";
 import { stackUp } from "../stack/stack.ts";
 import { stackDir } from "../lib/paths.ts";
 import {
   dropScenario, faultLoop, mutateSource, progressCounters, rng, scenario, seedSource, sleep, startRoles, summarize, verdict,
   type Fault, type RoleName, type RoleProcess, type Scenario, type Verdict,
-} from "./lib.ts";
+} from "../support/reliability.ts";
 
 const ROWS = Number(process.env.CHAOS_ROWS ?? 300_000);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -17,10 +17,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseConfig } from "../lib/config.ts";
-import type { SalesforceConnector } from "../lib/config-salesforce.ts";
-import { SalesforceClient } from "../producers/connectors/salesforce-client.ts";
-import { HubSpotApi, realClock, type HubSpotClock } from "../producers/connectors/hubspot-http.ts";
+import { parseConfig } from "../app/config.ts";
+import type { SalesforceConnector } from "../producers/connectors/salesforce/config.ts";
+import { SalesforceClient } from "../producers/connectors/salesforce/client.ts";
+import { HubSpotApi } from "../producers/connectors/hubspot/api.ts";
+import { realClock, type HubSpotClock } from "../producers/connectors/hubspot/limits.ts";
 import { TokenStore } from "../producers/oauth/token-store.ts";
 import { startSalesforceSimulator } from "../simulators/salesforce/server.ts";
 import { generateSalesforceData } from "../simulators/salesforce/generate.ts";

@@ -2,21 +2,22 @@
  * The qobra-sync command line. Every command has --help; errors are one clear sentence.
  */
 import { Command, Option } from "commander";
-import { loadConfig, findConnector, type Config } from "../lib/config.ts";
+import { loadConfig, findConnector, type Config } from "../app/config.ts";
 import { EtlError, describeError } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
-import { createConnector } from "../producers/connectors/registry.ts";
-import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
-import { runRoles, ROLES, type Role } from "./run.ts";
+import { createConnector, pluginFor, sourcePlugins } from "../producers/connectors/registry.ts";
+import { newRequest, publishRequest } from "../lib/protocol.ts";
+import { runRoles, ROLES, type Role } from "../app/roles.ts";
 import { registerDlqCommands } from "./dlq.ts";
 import { registerOpsCommands, syncProgress } from "./ops-commands.ts";
+import { simulators } from "../simulators/index.ts";
 
 const program = new Command();
 program
   .name("qobra-sync")
-  .description("Keeps Qobra's PostgreSQL in step with PostgreSQL, Salesforce and HubSpot sources, through Kafka.")
+  .description(`Keeps Qobra's PostgreSQL in step with ${listOf(sourcePlugins.map((p) => p.title))} sources, through Kafka.`)
   .option("-c, --config <file>", "configuration file (default: $QOBRA_SYNC_CONFIG or ./qobra-sync.yaml)")
   .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(str) });
@@ -130,35 +131,28 @@ program.command("auth")
   .action(async (id: string, opts: { port: string }) => {
     const connector = findConnector(config(), id);
     const print = (line: string) => console.log(line);
-    if (connector.type === "salesforce") {
-      const { runSalesforceAuth } = await import("../producers/connectors/salesforce-auth.ts");
-      await runSalesforceAuth(connector, { port: Number(opts.port), print });
-    } else if (connector.type === "hubspot") {
-      const { runHubSpotAuth } = await import("../producers/connectors/hubspot-oauth.ts");
-      await runHubSpotAuth(connector, { port: Number(opts.port), print });
-    } else {
-      throw new EtlError("CONFIG", `connector ${id} is of type ${connector.type}, which has no OAuth flow in this version`);
-    }
+    const auth = pluginFor(connector.type).auth;
+    if (!auth) throw new EtlError("CONFIG", `connector ${id} is of type ${connector.type}, which has no OAuth flow in this version`);
+    await auth.run(connector, { port: Number(opts.port), print });
   });
 
 program.command("simulate")
   .description("run a local simulator of a source's API (for tests and the demo)")
-  .argument("<api>", "salesforce or hubspot")
+  .argument("<api>", simulators.map((s) => s.name).join(" or "))
   .option("-p, --port <port>", "port to listen on (0 = any free port)", "0")
   .option("-d, --data <file>", "the simulator's data file (see simulators/<api>/README.md)")
   .action(async (api: string, opts: { port: string; data?: string }) => {
     const port = Number(opts.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EtlError("CONFIG", `--port must be a port number, got ${opts.port}`);
-    if (api === "salesforce") {
-      const { runSalesforceSimulator } = await import("../simulators/salesforce/main.ts");
-      await runSalesforceSimulator({ port, data: opts.data ?? new URL("../simulators/salesforce/demo-data.json", import.meta.url).pathname });
-    } else if (api === "hubspot") {
-      const { runHubSpotSimulator } = await import("../simulators/hubspot/main.ts");
-      await runHubSpotSimulator({ port, data: opts.data ?? new URL("../simulators/hubspot/demo-data.json", import.meta.url).pathname });
-    } else {
-      throw new EtlError("CONFIG", `unknown simulator ${api}; use salesforce or hubspot`);
-    }
+    const simulator = simulators.find((s) => s.name === api);
+    if (!simulator) throw new EtlError("CONFIG", `unknown simulator ${api}; use ${simulators.map((s) => s.name).join(" or ")}`);
+    await simulator.run({ port, data: opts.data });
   });
+
+/** "A, B and C". */
+function listOf(names: string[]): string {
+  return names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names.join("");
+}
 
 function print(json: boolean, obj: unknown, text: string): void {
   if (json) console.log(JSON.stringify(obj));

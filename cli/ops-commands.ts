@@ -22,7 +22,7 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       const cfg = loadConfig();
       findConnector(cfg, id);
       const since = opts.since !== undefined ? parseSince(opts.since) : undefined;
-      const { replay } = await import("../ops/replay.ts");
+      const { replay } = await import("../app/replay.ts");
       const r = createRenderer({ tty: process.stdout.isTTY === true, json: opts.json });
       if (!opts.json) console.log(`replaying ${id} from its raw topic${since !== undefined ? ` since ${new Date(since).toISOString()}` : ""} (no source call)…`);
       const result = await replay(cfg, id, {

@@ -1,7 +1,8 @@
 /**
  * The parts of the configuration schema every connector shares: Qobra types, field specs,
- * table and connector names. Connector-specific schemas live in lib/config-<source>.ts and are
- * assembled in lib/config.ts.
+ * table and connector names. Each source's connector schema lives in its plugin
+ * (producers/connectors/<source>/config.ts) and is built from these pieces; lib/config.ts
+ * assembles the file's schema from the plugins it is given.
  */
 import { z } from "zod";
 
@@ -47,9 +48,12 @@ export const required = (what: string) => ({
 });
 
 
-export const CONNECTOR_ID = z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: "must be lower-case letters, digits, - and _, starting with a letter (it names Kafka topics)" });
-export const CURRENCY_CODE = z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" });
-export const TIME_ZONE = z.string().refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" });
+export const CONNECTOR_ID = z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: "must be lower-case letters, digits, - and _, starting with a letter (it names Kafka topics)" })
+  .describe("The connector's id: it names its Kafka topics and its sink tables (<id>__<table>).");
+export const CURRENCY_CODE = z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" })
+  .describe("An ISO 4217 currency code, such as EUR.");
+export const TIME_ZONE = z.string().refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" })
+  .describe("An IANA time zone, such as Europe/Paris.");
 
 /** Rules on a table's fields every connector applies (use in .superRefine). */
 export function checkFields(fields: Record<string, FieldSpec>, ctx: z.RefinementCtx): void {

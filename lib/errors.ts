@@ -1,11 +1,21 @@
 /**
- * Errors carry a kind and a retry decision (STYLE.md §5).
- *  - ConfigError: bad configuration; fatal, never retried; message says what to fix.
- *  - SourceUnavailableError / SinkUnavailableError: infrastructure; retried with backoff.
- *  - MappingError / SinkDataError: one record is bad; it goes to a dead-letter topic.
+ * Every pipeline error is an EtlError subclass, and its class says whether to try again
+ * (`retriable`), never its message text. lib/retry.ts reads it; the producer worker retries a
+ * retriable run failure before it fails the run (and its event says which it was).
+ *
+ *  - ConfigError: bad configuration or credentials; never retried; the message says what to fix.
+ *  - SourceUnavailableError / SinkUnavailableError / RegistryUnavailableError: infrastructure
+ *    that may come back (refused connections, 5xx, timeouts, restarts); retried with backoff.
+ *  - MappingError: one record cannot be mapped; it goes to the mapper's dead-letter topic.
+ *  - SinkDataError: one row PostgreSQL refuses; it goes to the sink's dead-letter topic.
+ *  - SchemaIncompatibleError: a change the registry or the sink table refuses; needs a person.
+ *  - TableSkippedError: one table cannot be read (a missing optional permission); the others go on.
+ *  - RunFailedError: a run ended without its result (timeouts waiting for tasks or a replay).
+ *  - StackError: the local stack could not start.
+ * Third-party errors (pg, kafkajs, HTTP clients) are turned into these where they are caught.
  */
 export type ErrorCode =
-  | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
+  | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "REGISTRY_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
   | "SCHEMA_INCOMPATIBLE" | "RUN_FAILED" | "STACK";
 
 export class EtlError extends Error {
@@ -25,11 +35,32 @@ export class ConfigError extends EtlError {
 export class SourceUnavailableError extends EtlError {
   constructor(message: string, cause?: unknown) { super("SOURCE_UNAVAILABLE", message, { retriable: true, cause }); }
 }
+/** A source answered with an error that trying again will not fix (a 4xx other than auth and limits). */
+export class SourceRequestError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("SOURCE_DATA", message, { cause }); }
+}
 export class SinkUnavailableError extends EtlError {
   constructor(message: string, cause?: unknown) { super("SINK_UNAVAILABLE", message, { retriable: true, cause }); }
 }
+export class RegistryUnavailableError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("REGISTRY_UNAVAILABLE", message, { retriable: true, cause }); }
+}
 export class SchemaIncompatibleError extends EtlError {
   constructor(message: string, cause?: unknown) { super("SCHEMA_INCOMPATIBLE", message, { cause }); }
+}
+/** One record the mapper cannot map (`kind` names the rule, `issues` the fields): dead-lettered. */
+export class MappingError extends EtlError {
+  readonly kind: string;
+  readonly issues: Array<{ field: string; value: string | null; reason: string }>;
+  constructor(kind: string, message: string, issues: Array<{ field: string; value: string | null; reason: string }> = [], cause?: unknown) {
+    super("MAPPING", message, { cause });
+    this.kind = kind;
+    this.issues = issues;
+  }
+}
+/** One row the sink database refuses (a constraint, a value out of range): dead-lettered. */
+export class SinkDataError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("SINK_DATA", message, { cause }); }
 }
 /**
  * Thrown by a connector's `read` when a table cannot be read for a reason that must not stop the
@@ -37,9 +68,11 @@ export class SchemaIncompatibleError extends EtlError {
  * the worker reports the table as skipped with this message, infers no deletes for it, and goes on.
  */
 export class TableSkippedError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SOURCE_DATA", message, { cause }); this.name = "TableSkippedError"; }
+  constructor(message: string, cause?: unknown) { super("SOURCE_DATA", message, { cause }); }
 }
-
+export class RunFailedError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("RUN_FAILED", message, { cause }); }
+}
 export class StackError extends EtlError {
   constructor(message: string, cause?: unknown) { super("STACK", message, { cause }); }
 }

@@ -1,4 +1,4 @@
-/** PostgreSQL pools with an error listener (an idle connection drop must not crash the process). */
+/** PostgreSQL plumbing: pools with an error listener (an idle connection drop must not crash the process), transactions, quoting. */
 import pg from "pg";
 import { logger, redactUrl } from "./log.ts";
 
@@ -28,4 +28,28 @@ export function qualified(name: string): string {
 /** Quotes an SQL string literal. */
 export function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Where a transaction runs: a pool (a client is taken and released), a client already taken, or anything that hands one out. */
+export type TransactionSource = { connect(): Promise<pg.PoolClient> } | pg.PoolClient;
+
+/**
+ * Runs `fn` in one transaction: BEGIN (or `opts.begin`), then COMMIT, or ROLLBACK when `fn`
+ * throws (the error is rethrown). A client taken from a pool is released afterwards; a client
+ * passed in stays with its caller.
+ */
+export async function withTransaction<T>(db: TransactionSource, fn: (client: pg.PoolClient) => Promise<T>, opts: { begin?: string } = {}): Promise<T> {
+  const owned = typeof (db as pg.PoolClient).release !== "function";
+  const client = owned ? await db.connect() as pg.PoolClient : db as pg.PoolClient;
+  try {
+    await client.query(opts.begin ?? "BEGIN");
+    const result = await fn(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (e) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw e;
+  } finally {
+    if (owned) client.release();
+  }
 }

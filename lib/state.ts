@@ -26,7 +26,3 @@ export async function saveState(producer: Producer, port: KafkaPort, codec: Code
   await producer.send({ topic, acks: -1, messages: [{ key: stateKey(s.connector, s.table), value }] });
 }
 
-/** Forgets a table's state (a full resync starts from scratch). */
-export async function clearState(producer: Producer, port: KafkaPort, connector: string, table: string): Promise<void> {
-  await producer.send({ topic: port.topics.syncState, acks: -1, messages: [{ key: stateKey(connector, table), value: null }] });
-}

@@ -4,10 +4,10 @@
  * mapped records they produced. Returns only when every record of the run is committed in the
  * sink (or dead-lettered with its reason).
  */
-import { randomUUID } from "node:crypto";
 import type { Admin } from "kafkajs";
 import type { Codec } from "./codec.ts";
 import { EtlError } from "./errors.ts";
+import { followTopics, type Follower } from "./follow-topic.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "./kafka.ts";
 import { groups } from "./topics.ts";
 import type { SyncEvent } from "../schemas/index.ts";
@@ -27,31 +27,30 @@ export async function waitForRun(
   const admin = await port.admin();
   let read = 0;
   const final = await new Promise<SyncEvent>((resolve, reject) => {
-    const groupId = `${prefix}-wait-${randomUUID()}`;
-    const consumer = port.kafka.consumer({ groupId, sessionTimeout: 10_000 });
+    let follower: Follower | undefined;
     let settled = false;
     const finish = (fn: () => void) => {
       if (settled) return;
       settled = true;
       clearInterval(timer);
-      consumer.disconnect().catch(() => {}).finally(() => { admin.deleteGroups([groupId]).catch(() => {}); fn(); });
+      // The follower may still be starting: it is stopped as soon as it exists.
+      void started.then(() => follower?.stop()).finally(fn);
     };
     const timer = setInterval(() => { if (Date.now() > deadline) finish(() => reject(new EtlError("RUN_FAILED", `run ${runId} did not finish in time`))); }, 1000);
-    (async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topic: port.topics.syncEvents, fromBeginning: false });
-      await consumer.run({
-        autoCommit: false,
-        eachMessage: async ({ message }) => {
-          if (message.key?.toString() !== runId || !message.value) return;
+    const started = followTopics(port, {
+      topics: [port.topics.syncEvents], groupPrefix: `${prefix}-wait`, from: new Map([[port.topics.syncEvents, from]]),
+      consumer: { sessionTimeout: 10_000 },
+      onBatch: async ({ messages }) => {
+        for (const message of messages) {
+          if (settled) return;
+          if (message.key?.toString() !== runId || !message.value) continue;
           const e = await codec.decode<SyncEvent>(message.value);
           if (e.type === "TABLE_COMPLETED") read += e.counts.read ?? 0;
           opts.onProgress?.({ phase: "reading", read, mappedLag: 0, sinkLag: 0, event: e });
           if (e.type === "RUN_COMPLETED" || e.type === "RUN_FAILED") finish(() => resolve(e));
-        },
-      });
-      for (const [partition, offset] of from) consumer.seek({ topic: port.topics.syncEvents, partition, offset: String(offset) });
-    })().catch((e: unknown) => finish(() => reject(e)));
+        }
+      },
+    }).then((f) => { follower = f; }, (e: unknown) => finish(() => reject(e)));
   });
   if (final.type === "RUN_FAILED") return final;
 

@@ -4,9 +4,9 @@
  * unprocessed record is the timestamp of the record at the committed offset, fetched by a
  * short-lived probe consumer (cached while the committed offset does not move).
  */
-import { randomUUID } from "node:crypto";
 import type { Admin, GroupDescription } from "kafkajs";
 import type { Config } from "../lib/config.ts";
+import { followTopics, type Follower } from "../lib/follow-topic.ts";
 import type { KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { groups, topics as topicNames } from "../lib/topics.ts";
@@ -159,50 +159,48 @@ export class OldestRecordProbe {
     const byTp = new Map<string, { offset: number; key: string }>();
     for (const [key, w] of wanted) byTp.set(`${w.topic}\u0000${w.partition}`, { offset: w.offset, key });
     const topicList = [...new Set([...wanted.values()].map((w) => w.topic))];
-    const groupId = `${this.prefix}-ops-probe-${randomUUID()}`;
-    const consumer = this.port.kafka.consumer({ groupId, sessionTimeout: 10_000, maxWaitTimeInMs: 200, maxBytesPerPartition: 64 * 1024 });
     const pending = new Set(byTp.keys());
     let timer: NodeJS.Timeout | undefined;
+    let starting: Promise<Follower> | undefined;
     try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: topicList, fromBeginning: true });
       await new Promise<void>((resolve, reject) => {
         timer = setTimeout(resolve, timeoutMs);
         const seeked = new Set<string>();
-        consumer.on(consumer.events.GROUP_JOIN, (ev) => {
-          const assignment = ev.payload.memberAssignment as Record<string, number[]>;
-          for (const [topic, parts] of Object.entries(assignment)) {
-            for (const partition of parts) {
-              const tp = `${topic}\u0000${partition}`;
-              const target = byTp.get(tp);
-              if (target && !seeked.has(tp)) { seeked.add(tp); consumer.seek({ topic, partition, offset: String(target.offset) }); }
-              else if (!target) consumer.pause([{ topic, partitions: [partition] }]);
+        starting = followTopics(this.port, {
+          topics: topicList, groupPrefix: `${this.prefix}-ops-probe`, from: "beginning",
+          consumer: { sessionTimeout: 10_000, maxWaitTimeInMs: 200, maxBytesPerPartition: 64 * 1024 },
+          onAssign: (assignment, control) => {
+            for (const [topic, parts] of Object.entries(assignment)) {
+              for (const partition of parts) {
+                const tp = `${topic}\u0000${partition}`;
+                const target = byTp.get(tp);
+                if (target && !seeked.has(tp)) { seeked.add(tp); control.seek(topic, partition, target.offset); }
+                else if (!target) control.pause(topic, partition);
+              }
             }
-          }
-        });
-        consumer.run({
-          autoCommit: false,
-          eachBatch: async ({ batch }) => {
-            const tp = `${batch.topic}\u0000${batch.partition}`;
+          },
+          onBatch: ({ topic, partition, messages, pause }) => {
+            const tp = `${topic}\u0000${partition}`;
             const target = byTp.get(tp);
             if (!target || !pending.has(tp)) return;
-            const first = batch.messages.find((m) => Number(m.offset) >= target.offset);
+            const first = messages.find((m) => Number(m.offset) >= target.offset);
             if (!first) return;
             const ts = Number(first.timestamp);
             this.cache.set(target.key, ts);
             for (const row of wanted.get(target.key)!.rows) row.oldestUnprocessedAt = ts;
             pending.delete(tp);
-            consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+            pause();
             if (pending.size === 0) resolve();
           },
-        }).catch(reject);
+        });
+        starting.catch(reject);
       });
     } catch (e) {
       log.debug({ err: (e as Error).message }, "oldest-record probe failed");
     } finally {
       if (timer) clearTimeout(timer);
-      await consumer.disconnect().catch(() => {});
-      (await this.port.admin()).deleteGroups([groupId]).catch(() => {});
+      // A follower still starting when the time is up is stopped once it has started.
+      await starting?.then((f) => f.stop(), () => {});
     }
     if (this.cache.size > 10_000) this.cache.clear();
   }

@@ -4,18 +4,19 @@
  * committed offsets against the end offsets (lag, progress, health), and the sink tables
  * (rows, freshness). One monitor serves /metrics, /healthz and the web page's API.
  */
+import type { KafkaMessage } from "kafkajs";
 import type pg from "pg";
 import type { Config, ConnectorConfig } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
+import { followTopics, type Follower } from "../lib/follow-topic.ts";
 import { logger } from "../lib/log.ts";
 import { createPool } from "../lib/pg.ts";
 import type { Runtime } from "../lib/runtime.ts";
 import type { DeadLetter, SyncEvent } from "../schemas/index.ts";
-import { followTopics, type Follower } from "./follow.ts";
 import { StallTracker, type Health } from "./health.ts";
 import { groupTotals, OldestRecordProbe, pipelineGroups, snapshotLag, type GroupSpec, type LagSnapshot, type PartitionLag } from "./lag.ts";
 import { RunBook, staleness, type ConnectorTotals, type RunView, type TableSuccess } from "./runs.ts";
-import { ScheduleStore, effectiveConfig, scheduleView, type ScheduleOverride, type ScheduleView } from "./schedules.ts";
+import { ScheduleStore, effectiveConfig, scheduleView, type ScheduleOverride, type ScheduleView } from "../scheduler/schedules.ts";
 import { sinkTableStats, type SinkTableStats } from "./sink-stats.ts";
 
 const log = logger.child({ component: "ops-monitor" });
@@ -123,28 +124,46 @@ export class OpsMonitor {
 
   async start(): Promise<void> {
     const t = this.rt.port.topics;
-    this.follower = await followTopics(this.rt.port, this.config.topicPrefix, [t.syncEvents, t.dlqMapper, t.dlqSink], async (topic, _p, m) => {
-      if (!m.value) return;
-      if (topic === t.syncEvents) {
-        const e = await this.rt.codec.decode<SyncEvent>(m.value);
-        this.book.apply(e);
-        if (e.stage === "producer" && e.type !== "RUN_COMPLETED" && e.type !== "RUN_FAILED") this.producerActivityAt = Math.max(this.producerActivityAt ?? 0, e.at);
-        return;
-      }
-      const stage = topic === t.dlqMapper ? "mapper" : "sink";
-      let connector = "", table = "";
-      try {
-        const l = await this.rt.codec.decode<DeadLetter>(m.value);
-        connector = l.connector ?? ""; table = l.table ?? "";
-      } catch { /* counted without its coordinates */ }
-      const key = `${stage}\u0000${connector}\u0000${table}`;
-      this.dlqCounts.set(key, (this.dlqCounts.get(key) ?? 0) + 1);
+    // The operations view is rebuilt from Kafka at every start: the topics from their beginning,
+    // in a throwaway group; a message it cannot read is skipped (and logged), never fatal.
+    this.follower = await followTopics(this.rt.port, {
+      topics: [t.syncEvents, t.dlqMapper, t.dlqSink], groupPrefix: `${this.config.topicPrefix}-ops`, from: "beginning", upToEnd: "mark",
+      consumer: { sessionTimeout: 30_000, maxWaitTimeInMs: 500 },
+      onBatch: async ({ topic, partition, messages }) => {
+        for (const m of messages) {
+          try {
+            await this.read(topic, m);
+          } catch (e) {
+            log.warn({ topic, partition, offset: m.offset, err: (e as Error).message }, "message skipped by the operations view");
+          }
+        }
+      },
     });
     void this.follower.caughtUp.then(() => { this.ready = true; log.info("operations view caught up with sync.events"); });
     await Promise.all([this.sample(), this.sampleDb()]);
     this.timers.push(setInterval(() => { void this.sample(); }, this.opts.sampleMs));
     this.timers.push(setInterval(() => { void this.sampleDb(); }, this.opts.dbSampleMs));
     for (const timer of this.timers) timer.unref();
+  }
+
+  /** One message of sync.events or a dead-letter topic, into the run book and the counts. */
+  private async read(topic: string, m: KafkaMessage): Promise<void> {
+    const t = this.rt.port.topics;
+    if (!m.value) return;
+    if (topic === t.syncEvents) {
+      const e = await this.rt.codec.decode<SyncEvent>(m.value);
+      this.book.apply(e);
+      if (e.stage === "producer" && e.type !== "RUN_COMPLETED" && e.type !== "RUN_FAILED") this.producerActivityAt = Math.max(this.producerActivityAt ?? 0, e.at);
+      return;
+    }
+    const stage = topic === t.dlqMapper ? "mapper" : "sink";
+    let connector = "", table = "";
+    try {
+      const l = await this.rt.codec.decode<DeadLetter>(m.value);
+      connector = l.connector ?? ""; table = l.table ?? "";
+    } catch { /* counted without its coordinates */ }
+    const key = `${stage}\u0000${connector}\u0000${table}`;
+    this.dlqCounts.set(key, (this.dlqCounts.get(key) ?? 0) + 1);
   }
 
   /** Resolves once the history in sync.events present at start has been read. */

@@ -11,7 +11,8 @@
  *  2. Publish RUN_STARTED (stage "replay") on sync.events, so the page and the metrics show it.
  *  3. Move the mapper group's offsets on raw.<connector> back to the log start (or, with
  *     --since, to the first record written at or after that time).
- *  4. Run the mapper role in this process (and the sink role when none is running) until the
+ *  4. Run the mapper role in this process (and the sink role when none is running; the roles are
+ *     started by the composition root's starter, passed in: app/replay.ts) until the
  *     mapper has passed the raw end offsets taken at step 3 and the sink has passed the mapped
  *     topics' end offsets taken when the mapper was done; report progress meanwhile.
  *  5. Publish RUN_COMPLETED (stage "replay") with the counts, stop the roles it started.
@@ -32,7 +33,6 @@ import { logger } from "../lib/log.ts";
 import { createPool } from "../lib/pg.ts";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { groups } from "../lib/topics.ts";
-import { runRoles, type Role, type RunHandle } from "../cli/run.ts";
 import { sinkTableStats } from "./sink-stats.ts";
 
 const log = logger.child({ component: "replay" });
@@ -46,6 +46,12 @@ export interface ReplayProgress {
   sinkLag: number | null;
   written: number;
 }
+
+/** The roles replay may run itself. */
+export type ReplayRole = "mapper" | "sink";
+
+/** Starts roles in this process until stopped (app/roles.ts `runRoles`). */
+export type StartRoles = (config: Config, roles: readonly ReplayRole[]) => Promise<{ stop(): Promise<void> }>;
 
 export interface ReplayOptions {
   tables?: string[];
@@ -65,7 +71,7 @@ export interface ReplayResult {
   records: number;
   durationMs: number;
   /** Roles this command ran itself. */
-  ranRoles: Role[];
+  ranRoles: ReplayRole[];
   rows: Record<string, { live: number; deleted: number }>;
   from: Array<{ partition: number; offset: number }>;
   to: Array<{ partition: number; offset: number }>;
@@ -75,7 +81,7 @@ export class ReplayRefused extends EtlError {
   constructor(message: string) { super("RUN_FAILED", message); }
 }
 
-export async function replay(config: Config, connectorId: string, opts: ReplayOptions = {}): Promise<ReplayResult> {
+export async function replayFromRaw(startRoles: StartRoles, config: Config, connectorId: string, opts: ReplayOptions = {}): Promise<ReplayResult> {
   const connector = findConnector(config, connectorId);
   const tables = opts.tables && opts.tables.length > 0 ? opts.tables : connector.tables.map((t) => t.name);
   for (const t of tables) {
@@ -133,14 +139,14 @@ export async function replay(config: Config, connectorId: string, opts: ReplayOp
     published = true;
     log.info({ connector: connectorId, runId, total, since: opts.since }, "replay started");
 
-    const roles: Role[] = total === 0 ? [] : sinkRunning ? ["mapper"] : ["mapper", "sink"];
+    const roles: ReplayRole[] = total === 0 ? [] : sinkRunning ? ["mapper"] : ["mapper", "sink"];
     if (total > 0) await resetGroupOffsets(rt, g.mapper, rawTopic, start);
 
     // Nothing written to the raw topic in the window: nothing to map, no role to run. One
     // runtime per role, so that they stop in parallel.
-    const handles: RunHandle[] = [];
+    const handles: Array<{ stop(): Promise<void> }> = [];
     handle = { stop: async () => { await Promise.all(handles.map((h) => h.stop())); } };
-    for (const role of roles) handles.push(await runRoles({ ...config, http: undefined }, [role]));
+    for (const role of roles) handles.push(await startRoles({ ...config, http: undefined }, [role]));
     const deadline = Date.now() + (opts.timeoutMs ?? 6 * 3600_000);
     const poll = opts.pollMs ?? 500;
     let lastEvent = Date.now();

@@ -22,10 +22,10 @@ import type { Config } from "../lib/config.ts";
 import { ConfigError, describeError } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import type { Runtime } from "../lib/runtime.ts";
-import { newRequest, publishRequest } from "../scheduler/scheduler.ts";
+import { newRequest, publishRequest } from "../lib/protocol.ts";
 import { createMetrics } from "./metrics.ts";
 import { OpsMonitor, type MonitorOptions } from "./monitor.ts";
-import { validateSchedule } from "./schedules.ts";
+import { validateSchedule } from "../scheduler/schedules.ts";
 
 const log = logger.child({ component: "ops-http" });
 const PAGE = new URL("./web/index.html", import.meta.url);

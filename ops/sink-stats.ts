@@ -1,12 +1,10 @@
 /**
  * Freshness from Qobra's PostgreSQL itself: per sink table, the live and soft-deleted rows and
- * the last write (`max(_synced_at)`); per mapped topic, the last offset the sink stored with its
- * data (`<schema>._qobra_sync_offsets`).
+ * the last write (`max(_synced_at)`).
  */
 import type pg from "pg";
 import type { Config } from "../lib/config.ts";
 import { ident } from "../lib/pg.ts";
-import { groups } from "../lib/topics.ts";
 
 export interface SinkTableStats {
   connector: string;
@@ -18,8 +16,6 @@ export interface SinkTableStats {
   deleted: number;
   lastSyncedAt: number | null;
 }
-
-export interface StoredOffset { topic: string; partition: number; nextOffset: number; updatedAt: number }
 
 export async function sinkTableStats(pool: pg.Pool, config: Config, opts: { exactCounts?: boolean } = {}): Promise<SinkTableStats[]> {
   const schema = config.sink.schema;
@@ -45,12 +41,3 @@ export async function sinkTableStats(pool: pg.Pool, config: Config, opts: { exac
   return out;
 }
 
-/** The sink's offsets stored with its data (its source of truth), for this config's group. */
-export async function storedSinkOffsets(pool: pg.Pool, config: Config): Promise<StoredOffset[]> {
-  const table = `${ident(config.sink.schema)}.${ident("_qobra_sync_offsets")}`;
-  const present = await pool.query<{ r: string | null }>("SELECT to_regclass($1)::text AS r", [table]);
-  if (present.rows[0]?.r == null) return [];
-  const r = await pool.query<{ topic: string; partition: number; next_offset: string; updated_at: Date }>(
-    `SELECT topic, partition, next_offset, updated_at FROM ${table} WHERE consumer_group = $1 ORDER BY topic, partition`, [groups(config.topicPrefix).sink]);
-  return r.rows.map((x) => ({ topic: x.topic, partition: x.partition, nextOffset: Number(x.next_offset), updatedAt: x.updated_at.getTime() }));
-}

@@ -14,9 +14,14 @@
  *     records are acknowledged; the next run gets it back in `opts.state`. A thrown error ends
  *     the run as failed; the saved state is the last acknowledged one, so nothing is skipped.
  *  4. `close()` releases connections; it is idempotent.
+ *
+ * Around the connector, a source is a plugin (`SourcePlugin`, at the end of this file): one folder
+ * under producers/connectors/ exporting one plugin object from its index.ts, listed in
+ * producers/connectors/registry.ts. The config file, the scheduler, the integration-settings page
+ * and the CLI reach a source only through its plugin (docs/adding-a-source.md walks through it).
  */
-import type { ConnectorConfig } from "../lib/config.ts";
-import type { SharedRateLimitStore } from "./shared-rate-limiter.ts";
+import type { z } from "zod";
+import type { ConnectorBase } from "../lib/config.ts";
 export { TableSkippedError } from "../lib/errors.ts";
 import type { RawValue } from "../schemas/index.ts";
 
@@ -96,10 +101,65 @@ export interface SourceConnector {
 /** What the producer worker shares with the connectors it creates (all optional: tests, bench and `check` pass none). */
 export interface ConnectorContext {
   /** Source API budgets counted in PostgreSQL, shared by every worker process (producers/shared-rate-limiter.ts). */
-  rateLimits?: SharedRateLimitStore;
+  rateLimits?: SharedBudgets;
 }
 
-export interface ConnectorFactory<C extends ConnectorConfig = ConnectorConfig> {
-  type: C["type"];
+/**
+ * The worker's shared source-API budgets: the operations a plugin's limiters call on
+ * producers/shared-rate-limiter.ts's SharedRateLimitStore (as its BudgetStore), restated here so
+ * that this contract imports nothing beside it.
+ */
+export interface SharedBudgets {
+  available(now?: number): boolean;
+  tryAcquire(key: string, max: number, intervalMs: number, staleMs: number, pollMs?: number):
+    Promise<{ id: string; waitMs: 0 } | { id: null; waitMs: number; reason: "paused" | "full" | "in-flight" }>;
+  release(key: string, id: string): Promise<void>;
+  pause(key: string, ms: number): Promise<void>;
+}
+
+// ---- the source plugin ----------------------------------------------------------------------------
+
+/** What every source's schedule has: whether it is armed, and the zone its times are local to. */
+export type ScheduleBase = NonNullable<ConnectorBase["schedule"]>;
+
+/** One cron rule (`minute hour * * *`) in a zone, and whether the sync it requests is a full one. */
+export interface CronRule { rule: string; tz: string; full: boolean }
+
+/** A time of day (HH:MM, local to the schedule's zone) at which a schedule requests a sync. */
+export interface ScheduleTime { at: string; full: boolean }
+
+/** What the scheduler computed of an enabled schedule, for the plugin's sentence about it. */
+export interface ScheduleSummaryInput { times: ScheduleTime[]; timezone: string }
+
+/** `qobra-sync auth <connector>`: where the loopback listener listens, and where to print to the user. */
+export interface AuthRunOptions { port: number; print: (line: string) => void }
+
+/**
+ * A source, as the rest of the pipeline sees it: one object per source, exported by
+ * producers/connectors/<source>/index.ts and listed in producers/connectors/registry.ts.
+ * `C` is the source's connector config (its config schema's output), `S` its schedule.
+ */
+export interface SourcePlugin<C extends ConnectorBase = ConnectorBase, S extends ScheduleBase = ScheduleBase> {
+  /** The `type` of a connector in the config file. */
+  readonly type: C["type"];
+  /** The source's name for people (docs, messages). */
+  readonly title: string;
+  /** The connector's config schema (zod; every key with a `.describe()` text, from which docs/configuration.md is generated). */
+  readonly configSchema: z.ZodType<C>;
+  /** The schedule block's schema: the config file and the settings page's edits are validated with it. */
+  readonly scheduleSchema: z.ZodType<S>;
+  /** The settings the page shows for a connector with no schedule block (the schema's defaults, disabled). */
+  readonly defaultSchedule: S;
+  /** The cron rules of a schedule (none when it is disabled). */
+  cronRules(schedule: S): CronRule[];
+  /** What an enabled schedule does, in one sentence (the settings page). */
+  describeSchedule(schedule: S, at: ScheduleSummaryInput): string;
+  /** Optional: reconciles a schedule edit from the page before validation (throws ConfigError when it contradicts itself). */
+  prepareScheduleEdit?(input: Record<string, unknown>): Record<string, unknown>;
+  /** Optional: appended to a refused schedule edit's message (the allowed values). */
+  readonly scheduleHint?: string;
+  /** Builds a connector for one connector config (no I/O). */
   create(config: C, ctx?: ConnectorContext): SourceConnector;
+  /** Optional: the OAuth flow of `qobra-sync auth <connector>`, storing the refresh token. */
+  readonly auth?: { run(config: C, opts: AuthRunOptions): Promise<void> };
 }

@@ -2,7 +2,7 @@
  * Rate limits shared by every producer worker process, kept in PostgreSQL.
  *
  * Producer workers may run in several processes (tasks on sync.tasks are taken by any of them), so
- * a source API budget counted in memory (RollingLimiter in connectors/hubspot-http.ts) would be
+ * a source API budget counted in memory (RollingLimiter in connectors/hubspot/limits.ts) would be
  * spent N times over by N processes. `SharedRateLimitStore` keeps the budget's recent requests in
  * the sink database, next to the sink's offsets (`<sink.schema>._qobra_sync_*`), which every
  * producer worker can already reach through `sink.databaseUrl`:
@@ -18,19 +18,54 @@
  *    inserts a slot (its id) or says how long to wait. Every time is PostgreSQL's
  *    `clock_timestamp()`, so processes on different machines share one clock.
  *
- * `SharedRollingLimiter` has RollingLimiter's surface (the connector's `PortalLimiter`): it keeps
+ * `SharedRollingLimiter` has RollingLimiter's surface (`PortalLimiter`, defined here): it keeps
  * the in-process limiter in front (never the binding one while PostgreSQL answers: the process's
  * own requests are a subset of the shared ones) and, when PostgreSQL fails, uses it alone for that
  * call and logs one warning per outage: a coordination outage must not stop syncs.
  *
- * It lives in producers/ (not lib/) because only producer workers use it and it implements the
- * connectors' limiter interface; the PostgreSQL pieces come from lib/pg.ts.
+ * It lives in producers/ (not lib/) because only producer workers use it. It owns the limiter
+ * interface (`PortalLimiter`, `LimiterClock`) the source clients import, and imports no source
+ * itself; the PostgreSQL pieces come from lib/pg.ts.
  */
 import { hostname } from "node:os";
 import type pg from "pg";
 import { logger, type Logger } from "../lib/log.ts";
 import { createPool, ident } from "../lib/pg.ts";
-import type { HubSpotClock, PortalLimiter } from "./connectors/hubspot-http.ts";
+
+/**
+ * The limiter's notion of time: real time in production; tests pass a simulator's clock, so
+ * nothing sleeps for real.
+ */
+export interface LimiterClock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * What a source's API client needs of a rate limiter. The in-process limiter of a source
+ * (RollingLimiter in connectors/hubspot/limits.ts) and SharedRollingLimiter below implement it;
+ * this module owns it, so the clients import it and it imports no source.
+ */
+export interface PortalLimiter {
+  /** Lowered from the source's own budget headers (X-HubSpot-RateLimit-Max). */
+  max: number;
+  readonly intervalMs: number;
+  /** Waits for a slot (rejects when `signal` aborts); call the returned function when the answer has arrived. */
+  acquire(signal?: AbortSignal): Promise<() => void>;
+  /** No request before now + ms (a 429's Retry-After, an exhausted budget). */
+  pause(ms: number): void;
+}
+
+/**
+ * The operations SharedRollingLimiter uses of a store: SharedRateLimitStore below. The connector
+ * interface (producers/connector.ts) restates the same shape for what the worker hands to plugins.
+ */
+export interface BudgetStore {
+  available(now?: number): boolean;
+  tryAcquire(key: string, max: number, intervalMs: number, staleMs: number, pollMs?: number): Promise<AcquireOutcome>;
+  release(key: string, id: string): Promise<void>;
+  pause(key: string, ms: number): Promise<void>;
+}
 
 export const RATE_SLOTS_TABLE = "_qobra_sync_rate_slots";
 export const RATE_PAUSES_TABLE = "_qobra_sync_rate_pauses";
@@ -111,7 +146,7 @@ function ddl(schema: string): string[] {
 }
 
 /** The PostgreSQL side of the shared limiters: one per process (it owns a small pool). */
-export class SharedRateLimitStore {
+export class SharedRateLimitStore implements BudgetStore {
   readonly schema: string;
   readonly holder: string;
   /** Slots taken in PostgreSQL, answers that said to wait, and PostgreSQL failures (each made a call use the in-process limiter alone). */
@@ -237,12 +272,12 @@ export class SharedRateLimitStore {
 }
 
 export interface SharedRollingLimiterOptions {
-  store: SharedRateLimitStore;
+  store: BudgetStore;
   /** The budget's key, e.g. `${baseUrl}|${clientId}` (+ `|search`). */
   key: string;
   /** The in-process limiter of the same budget: kept in front, and used alone when PostgreSQL fails. */
   local: PortalLimiter;
-  clock: HubSpotClock;
+  clock: LimiterClock;
   /** An in-flight slot older than this belongs to a process that died (e.g. 2 × the request timeout). */
   staleMs: number;
   /** How long to wait when every slot is in flight (default: a twentieth of the interval, 20–100 ms). */
@@ -258,9 +293,9 @@ export class SharedRollingLimiter implements PortalLimiter {
   readonly intervalMs: number;
   readonly key: string;
   private maxValue: number;
-  private readonly store: SharedRateLimitStore;
+  private readonly store: BudgetStore;
   private readonly local: PortalLimiter;
-  private readonly clock: HubSpotClock;
+  private readonly clock: LimiterClock;
   private readonly staleMs: number;
   private readonly pollMs: number;
   /** This process's own knowledge of a pause (effective before the shared row is written). */

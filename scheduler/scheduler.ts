@@ -4,49 +4,25 @@
  * and the producer worker serves one connector at a time, so a duplicate trigger queues behind
  * the running one instead of running twice at once. Run the scheduler role in one process.
  */
-import { randomUUID } from "node:crypto";
 import schedule from "node-schedule";
 import type { Producer } from "kafkajs";
-import { incrementalCron } from "../lib/config-hubspot.ts";
-import type { Config, PostgresConnector } from "../lib/config.ts";
+import type { Config, ConnectorBase } from "../lib/config.ts";
 import type { Codec } from "../lib/codec.ts";
-import { salesforceCronRules } from "../lib/config-salesforce.ts";
 import { logger } from "../lib/log.ts";
+import { newRequest, publishRequest } from "../lib/protocol.ts";
 import type { Topics } from "../lib/topics.ts";
-import type { SyncRequest } from "../schemas/index.ts";
+import type { CronRule } from "../producers/connector.ts";
+import { pluginFor } from "../producers/connectors/registry.ts";
 
 const log = logger.child({ component: "scheduler" });
 
-/** The hours of the day (local to the schedule's zone) of a PostgreSQL connector's refreshes. */
-export function refreshHours(s: NonNullable<PostgresConnector["schedule"]>): number[] {
-  if (s.hours && s.hours.length > 0) return [...new Set(s.hours)].sort((a, b) => a - b);
-  const step = 24 / s.timesPerDay;
-  return Array.from({ length: s.timesPerDay }, (_, i) => Math.floor(i * step));
-}
-
-/** cron rules (minute hour * * *) with their zone, per connector. */
-export function cronRules(connector: Config["connectors"][number]): Array<{ rule: string; tz: string; full: boolean }> {
-  if (connector.type === "salesforce") return connector.schedule ? salesforceCronRules(connector.schedule) : [];
-  if (connector.type === "hubspot") {
-    // Incremental every N minutes; full syncs are manual only.
-    const h = connector.schedule;
-    return h && h.enabled ? [{ rule: incrementalCron(h.incrementalEveryMinutes), tz: h.timezone, full: false }] : [];
-  }
-  const s = connector.schedule;
-  if (!s || !s.enabled) return [];
-  return [{ rule: `0 ${refreshHours(s).join(",")} * * *`, tz: s.timezone, full: true }];
-}
-
-export function newRequest(connector: string, opts: { full?: boolean; tables?: string[]; by: string; forceDeletes?: boolean }): SyncRequest {
-  return {
-    requestId: randomUUID(), connector, tables: opts.tables ?? [], full: opts.full ?? false,
-    requestedAt: Date.now(), requestedBy: opts.by, forceDeletes: opts.forceDeletes ?? false,
-  };
-}
-
-export async function publishRequest(producer: Producer, codec: Codec, topics: Topics, request: SyncRequest): Promise<void> {
-  const value = await codec.encode(topics.syncRequests, "syncRequest", request);
-  await producer.send({ topic: topics.syncRequests, acks: -1, messages: [{ key: request.connector, value }] });
+/**
+ * cron rules (minute hour * * *) with their zone, per connector: its source's rules for its
+ * schedule block (producers/connectors/<source>/schedule.ts); none without one.
+ */
+export function cronRules(connector: ConnectorBase): CronRule[] {
+  if (!connector.schedule) return [];
+  return pluginFor(connector.type).cronRules(connector.schedule);
 }
 
 export interface Scheduler { stop(): void; jobs: schedule.Job[] }

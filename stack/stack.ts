@@ -23,7 +23,8 @@ import { connect } from "node:net";
 import { basename, join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
-import { StackError, describeError, sleep } from "../lib/errors.ts";
+import { StackError, describeError } from "../lib/errors.ts";
+import { sleep } from "../lib/retry.ts";
 import { redactUrl } from "../lib/log.ts";
 import { cacheDir, logsDir, projectRoot, stackDir } from "../lib/paths.ts";
 

@@ -148,8 +148,3 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return "a list";
   return `${typeof v} ${JSON.stringify(v)}`;
 }
-
-/** Formats days since the epoch back to YYYY-MM-DD (for tests and the sink). */
-export function formatDate(days: number): string {
-  return new Date(days * DAY_MS).toISOString().slice(0, 10);
-}

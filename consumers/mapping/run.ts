@@ -16,7 +16,7 @@ import { logger } from "../../lib/log.ts";
 import type { Registry } from "../../lib/registry.ts";
 import { groups } from "../../lib/topics.ts";
 import type { DeadLetter, DeadLetterIssue, RawRecord } from "../../schemas/index.ts";
-import { parseRawKey } from "../../producers/worker.ts";
+import { dlqHeaders, parseRawKey } from "../../lib/protocol.ts";
 import { mapRecord } from "./map-record.ts";
 import { effectiveFields } from "./default-fields.ts";
 import { UserDirectory } from "./users.ts";
@@ -209,16 +209,4 @@ class DataError extends Error {
 function isDecodeError(e: unknown): boolean {
   const name = (e as Error)?.name ?? "";
   return /ConfluentSchemaRegistry(ArgumentError|Decode)/.test(name) || /magic byte|truncated buffer|invalid union index/i.test((e as Error)?.message ?? "");
-}
-
-/** Kafka Connect-style error headers on dead letters. */
-export function dlqHeaders(l: DeadLetter): Record<string, string> {
-  return {
-    "__connect.errors.topic": l.originalTopic,
-    "__connect.errors.partition": String(l.originalPartition),
-    "__connect.errors.offset": String(l.originalOffset),
-    "__connect.errors.stage": l.stage,
-    "__connect.errors.exception.class.name": l.errorClass,
-    "__connect.errors.exception.message": l.errorMessage.slice(0, 2000),
-  };
 }

@@ -1,9 +1,11 @@
 /**
  * Pure SQL builders of the sink: table DDL from a mapped schema, and the batched, guarded upsert.
- * Identifiers come from the schema (validated names), never from payloads; values are bound.
+ * Identifiers come from the schema (validated names), never from payloads; values are bound, in
+ * the text forms of lib/protocol.ts.
  */
 import type avro from "avsc";
 import { ident } from "../../lib/pg.ts";
+import { formatDate, microsToIso } from "../../lib/protocol.ts";
 
 export interface SinkColumn { name: string; pgType: string; kind: "text" | "numeric" | "bool" | "date" | "timestamptz" | "text[]" | "bigint" }
 
@@ -78,6 +80,21 @@ export function upsertSql(qualifiedTable: string, columns: SinkColumn[]): string
 /** The columns an upsert binds: system columns from the record, then the data columns. */
 export function upsertColumns(columns: SinkColumn[]): SinkColumn[] {
   return [...SYSTEM_COLUMNS.filter((c) => c.name !== "_synced_at" && c.name !== "_deleted_at"), ...columns];
+}
+
+/** One array per upsert column, from decoded mapped values. */
+export function upsertParams(columns: SinkColumn[], rows: Record<string, unknown>[]): unknown[][] {
+  return upsertColumns(columns).map((c) => rows.map((r) => sqlValue(c, r[c.name])));
+}
+
+function sqlValue(c: SinkColumn, v: unknown): unknown {
+  if (v === null || v === undefined) return null;
+  switch (c.kind) {
+    case "date": return formatDate(v as number);
+    case "timestamptz": return microsToIso(v as number);
+    case "text[]": return pgTextArray(v as string[]);
+    default: return v;
+  }
 }
 
 /** Soft delete: keeps the last values, stamps _deleted_at, guarded by version like the upsert. */

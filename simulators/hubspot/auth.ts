@@ -4,7 +4,8 @@
  * simulator clock; refresh tokens do not rotate. Bearer tokens are checked on every API call:
  * none/unknown → 401 INVALID_AUTHENTICATION, expired → 401 EXPIRED_AUTHENTICATION.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import { TokenLedger, opaqueToken } from "../kit/tokens.ts";
 import { expiredAuthentication, invalidAuthentication, missingAuthentication, oauthError } from "./errors.ts";
 import type { Settings } from "./store.ts";
 import type { OAuthSettings } from "./types.ts";
@@ -42,15 +43,11 @@ interface AuthCode {
 
 export const APP_ID = 1234567;
 
-function opaque(prefix: string): string {
-  return prefix + randomBytes(36).toString("base64url");
-}
-
 export class TokenStore {
   private readonly settings: Settings;
-  private readonly access = new Map<string, AccessToken>();
-  private readonly refresh = new Map<string, RefreshToken>();
-  private readonly codes = new Map<string, AuthCode>();
+  private readonly ledger = new TokenLedger<AccessToken, RefreshToken, AuthCode>((a) => a.refreshToken);
+  private readonly access = this.ledger.access;
+  private readonly refresh = this.ledger.refresh;
 
   constructor(settings: Settings, oauth: OAuthSettings | undefined, now: number) {
     this.settings = settings;
@@ -59,19 +56,19 @@ export class TokenStore {
       const entry: RefreshToken = { token: rt.token, scopes: rt.scopes ?? settings.grantedScopes, revoked: false, userId: rt.userId ?? 1 };
       if (rt.userEmail !== undefined) entry.userEmail = rt.userEmail;
       if (rt.clientId !== undefined) entry.clientId = rt.clientId;
-      this.refresh.set(rt.token, entry);
+      this.ledger.addRefresh(entry);
     }
     for (const c of oauth?.authorizationCodes ?? []) {
       const code: AuthCode = { code: c.code, scopes: c.scopes ?? settings.grantedScopes, used: false };
       if (c.redirectUri !== undefined) code.redirectUri = c.redirectUri;
       if (c.refreshToken !== undefined) code.refreshToken = c.refreshToken;
-      this.codes.set(c.code, code);
+      this.ledger.addCode(code);
     }
     for (const a of oauth?.accessTokens ?? []) {
       const kind = a.kind ?? "private_app";
       const expiresAt = a.expiresAt ? Date.parse(a.expiresAt) : null;
       if (expiresAt !== null && Number.isNaN(expiresAt)) throw new Error(`portal.oauth.accessTokens: bad expiresAt ${a.expiresAt}`);
-      this.access.set(a.token, {
+      this.ledger.addAccess({
         token: a.token, kind, scopes: a.scopes ?? settings.grantedScopes, expiresAt, revoked: false,
         app: kind === "oauth" ? settings.oauth.clientId : `private-app:${a.token.slice(0, 12)}`, userId: 1,
       });
@@ -93,14 +90,13 @@ export class TokenStore {
     const kind = opts.kind ?? "oauth";
     const ttl = opts.ttlSeconds ?? this.settings.oauth.accessTokenTtlSeconds;
     const t: AccessToken = {
-      token: kind === "oauth" ? opaque("CO") : `pat-na1-${randomUUID()}`,
+      token: kind === "oauth" ? opaqueToken("CO", 36) : `pat-na1-${randomUUID()}`,
       kind, scopes: [...scopes], expiresAt: kind === "oauth" || opts.ttlSeconds !== undefined ? now + ttl * 1000 : null,
       revoked: false, app: kind === "oauth" ? opts.app ?? this.settings.oauth.clientId : `private-app:${randomUUID()}`,
       userId: opts.userId ?? 1,
     };
     if (opts.refreshToken !== undefined) t.refreshToken = opts.refreshToken;
-    this.access.set(t.token, t);
-    return t;
+    return this.ledger.addAccess(t);
   }
 
   /** A token for tests and CLI users (default: an OAuth token with the granted scopes, 30 minutes). */
@@ -113,7 +109,7 @@ export class TokenStore {
     const token = opts.token ?? randomUUID();
     const entry: RefreshToken = { token, scopes: opts.scopes ?? this.settings.grantedScopes, revoked: false, userId: 1 };
     if (opts.clientId !== undefined) entry.clientId = opts.clientId;
-    this.refresh.set(token, entry);
+    this.ledger.addRefresh(entry);
     return token;
   }
 
@@ -129,18 +125,11 @@ export class TokenStore {
   }
 
   revokeRefreshToken(token: string, alsoAccessTokens = false): boolean {
-    const r = this.refresh.get(token);
-    if (!r) return false;
-    r.revoked = true;
-    if (alsoAccessTokens) for (const a of this.access.values()) if (a.refreshToken === token) a.revoked = true;
-    return true;
+    return this.ledger.revokeRefresh(token, alsoAccessTokens);
   }
 
   revokeAccessToken(token: string): boolean {
-    const a = this.access.get(token);
-    if (!a) return false;
-    a.revoked = true;
-    return true;
+    return this.ledger.revokeAccess(token);
   }
 
   /** POST /oauth/v1/token with the form fields (query parameters client_secret/refresh_token allowed too). */
@@ -159,8 +148,8 @@ export class TokenStore {
       if (!r || r.revoked || (r.clientId !== undefined && r.clientId !== app.clientId)) throw oauthError("BAD_REFRESH_TOKEN", "missing or invalid refresh token");
       refresh = r;
     } else {
-      const c = form.code ? this.codes.get(form.code) : undefined;
-      if (!c || c.used) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
+      const c = this.ledger.usableCode(form.code || undefined, now);
+      if (!c) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
       const expected = c.redirectUri ?? app.redirectUri;
       if (expected !== undefined && form.redirect_uri !== expected) throw oauthError("BAD_REDIRECT_URI", "redirect_uri does not match the one used to get the code");
       c.used = true;
@@ -182,8 +171,8 @@ export class TokenStore {
 
   /** GET /oauth/v1/access-tokens/{token}. */
   accessTokenInfo(token: string, now: number): Record<string, unknown> | undefined {
-    const t = this.access.get(token);
-    if (!t || t.revoked || (t.expiresAt !== null && now >= t.expiresAt)) return undefined;
+    const t = this.ledger.live(token, now);
+    if (!t) return undefined;
     return {
       token: t.token, token_type: "access", hub_id: this.settings.portalId, app_id: APP_ID, user_id: t.userId,
       scopes: t.scopes, expires_in: t.expiresAt === null ? 0 : Math.floor((t.expiresAt - now) / 1000),

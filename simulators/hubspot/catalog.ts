@@ -1,8 +1,10 @@
 /**
  * HubSpot's fixed vocabulary: standard object types (names, type ids, which spec describes them,
  * their create/last-modified properties, default properties) and the HUBSPOT_DEFINED association
- * type ids (as exported by @hubspot/api-client's `AssociationTypes`).
+ * type ids (as exported by @hubspot/api-client's `AssociationTypes`), and the well-known property
+ * definitions used when a data file does not define them.
  */
+import type { PropertyData } from "./types.ts";
 
 export interface StandardType {
   name: string;
@@ -290,5 +292,43 @@ export const DEFAULT_DEAL_PIPELINE = {
     { id: "contractsent", label: "Contract Sent", displayOrder: 4, metadata: { isClosed: "false", probability: "0.9" } },
     { id: "closedwon", label: "Closed Won", displayOrder: 5, metadata: { isClosed: "true", probability: "1.0" } },
     { id: "closedlost", label: "Closed Lost", displayOrder: 6, metadata: { isClosed: "true", probability: "0.0" } },
+  ],
+};
+
+/** Well-known property definitions used when the data file does not define them. */
+export const KNOWN_PROPERTIES: Record<string, Array<Pick<PropertyData, "name" | "type" | "fieldType" | "label">>> = {
+  "*": [
+    { name: "hs_object_id", type: "number", fieldType: "number", label: "Record ID" },
+    { name: "hubspot_owner_id", type: "enumeration", fieldType: "select", label: "Owner" },
+    { name: "hs_createdate", type: "datetime", fieldType: "date", label: "Create date" },
+    { name: "hs_lastmodifieddate", type: "datetime", fieldType: "date", label: "Last modified date" },
+  ],
+  contacts: [
+    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
+    { name: "lastmodifieddate", type: "datetime", fieldType: "date", label: "Last Modified Date" },
+    { name: "email", type: "string", fieldType: "text", label: "Email" },
+    { name: "firstname", type: "string", fieldType: "text", label: "First Name" },
+    { name: "lastname", type: "string", fieldType: "text", label: "Last Name" },
+  ],
+  companies: [
+    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
+    { name: "name", type: "string", fieldType: "text", label: "Company name" },
+    { name: "domain", type: "string", fieldType: "text", label: "Company Domain Name" },
+  ],
+  deals: [
+    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
+    { name: "dealname", type: "string", fieldType: "text", label: "Deal Name" },
+    { name: "amount", type: "number", fieldType: "number", label: "Amount" },
+    { name: "closedate", type: "datetime", fieldType: "date", label: "Close Date" },
+    { name: "pipeline", type: "enumeration", fieldType: "select", label: "Pipeline" },
+    { name: "dealstage", type: "enumeration", fieldType: "radio", label: "Deal Stage" },
+    { name: "deal_currency_code", type: "enumeration", fieldType: "select", label: "Currency" },
+  ],
+  line_items: [
+    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
+    { name: "quantity", type: "number", fieldType: "number", label: "Quantity" },
+    { name: "amount", type: "number", fieldType: "number", label: "Net price" },
+    { name: "price", type: "number", fieldType: "number", label: "Unit price" },
+    { name: "hs_line_item_currency_code", type: "enumeration", fieldType: "select", label: "Currency" },
   ],
 };

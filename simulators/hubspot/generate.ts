@@ -4,6 +4,7 @@
  * Same options + seed → same document. Amounts are decimal strings with up to 12 decimals
  * (more than a double keeps), currencies vary per record, ids are numeric strings.
  */
+import { iso, picker, seededRandom } from "../kit/random.ts";
 import type {
   AssociationData, HubSpotSimData, OwnerData, PipelineData, PortalSettings, PropertyData, RecordData,
 } from "./types.ts";
@@ -31,17 +32,6 @@ export interface GenerateOptions {
   sameLastModified?: string;
   /** Portal settings merged over the generated ones. */
   portal?: PortalSettings;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const CURRENCIES = ["EUR", "USD", "GBP", "JPY"];
@@ -79,13 +69,9 @@ const DEAL_PROPERTIES: PropertyData[] = [
   { name: "hubspot_owner_id", type: "enumeration", fieldType: "select", label: "Deal owner", hubspotDefined: true, referencedObjectType: "OWNER" },
 ];
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}
-
 export function generateHubSpotData(opts: GenerateOptions = {}): HubSpotSimData {
-  const rand = mulberry32(opts.seed ?? 1);
-  const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)] as T;
+  const rand = seededRandom(opts.seed ?? 1);
+  const pick = picker(rand);
   const start = Date.parse(opts.start ?? "2024-01-01T00:00:00.000Z");
   const step = opts.stepMs ?? 60_000;
   const same = opts.sameLastModified;

@@ -2,267 +2,29 @@
  * The simulator's in-memory portal: object types, records (with the version search can see),
  * owners, associations (both directions), custom object schemas, pipelines and settings, built
  * from a HubSpotSimData document. Data mistakes throw DataError naming the offending path.
+ * The shapes are in model.ts, settings in settings.ts, the association links in association-graph.ts.
+ * At about 440 lines it stays one class: type resolution, properties, records with their search-visible
+ * versions and the admin upserts share the store's private maps and version counter.
  */
-import { readFileSync } from "node:fs";
 import {
-  GENERIC_STANDARD_TYPES, HUBSPOT_DEFINED, STANDARD_TYPES, TYPE_ALIASES, defaultTypeId, type StandardType,
+  GENERIC_STANDARD_TYPES, KNOWN_PROPERTIES, STANDARD_TYPES, TYPE_ALIASES, type StandardType,
 } from "./catalog.ts";
+import { AssociationGraph } from "./association-graph.ts";
+import {
+  DataError, checkIso, stringify, toIso,
+  type AdminRecordInput, type AssocType, type ObjectType, type Owner, type Pipeline, type Property, type RecordVersion, type Settings, type StoredRecord,
+} from "./model.ts";
+import { normalizeOwner, normalizePipeline, normalizeSettings } from "./settings.ts";
+
+export { loadData } from "./settings.ts";
 import type {
-  AssociationData, AssociationLabelData, AssociationTypeRef, ContractAssociation, CustomObjectSchemaData, HubSpotContractData, HubSpotSimData,
-  OptionData, OwnerData, PipelineData, PropertyData, PropertyValue, RecordData,
+  AssociationLabelData, CustomObjectSchemaData, HubSpotSimData, PropertyData, PropertyValue, RecordData,
 } from "./types.ts";
 
-export class DataError extends Error {
-  constructor(message: string) {
-    super(`HubSpot simulator data: ${message}`);
-    this.name = "DataError";
-  }
-}
+// The model's types and helpers are imported from here by the rest of the simulator (and its tests).
+export * from "./model.ts";
 
-export interface Settings {
-  portalId: number;
-  timeZone: string;
-  companyCurrency: string;
-  additionalCurrencies: string[];
-  grantedScopes: string[];
-  oauth: {
-    clientId: string;
-    clientSecret: string;
-    redirectUri: string | undefined;
-    accessTokenTtlSeconds: number;
-    /** Every OAuth app accepted by POST /oauth/v1/token; the first is the main one (clientId above). */
-    apps: Array<{ clientId: string; clientSecret: string; redirectUri: string | undefined }>;
-  };
-  rateLimits: { tenSecondly: number; intervalMs: number; searchPerSecond: number; daily: number; specExemptions: boolean };
-  search: {
-    indexDelayMs: number; maxResults: number; maxLimit: number; maxFilterGroups: number;
-    maxFiltersPerGroup: number; maxFilters: number; maxQueryLength: number;
-  };
-  limits: {
-    listMaxLimit: number; listLimitBehavior: "clamp" | "reject"; batchReadMaxInputs: number;
-    associationsBatchMaxInputs: number; associationsPageSize: number; ownersMaxLimit: number;
-  };
-}
 
-/** Every scope the simulator knows about; the default grant when the data names none. */
-export const DEFAULT_SCOPES = [
-  "oauth", "crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read",
-  "crm.objects.line_items.read", "crm.objects.owners.read", "crm.objects.custom.read", "crm.schemas.custom.read",
-  "crm.objects.goals.read", "crm.schemas.deals.read", "crm.schemas.contacts.read", "crm.schemas.companies.read",
-  "crm.schemas.line_items.read", "crm.objects.users.read", "sales-email-read",
-];
-
-export interface Property {
-  name: string;
-  label: string;
-  type: string;
-  fieldType: string;
-  description: string;
-  groupName: string;
-  options: Array<Required<Pick<OptionData, "label" | "value" | "hidden">> & OptionData>;
-  displayOrder: number;
-  calculated: boolean;
-  externalOptions: boolean;
-  hasUniqueValue: boolean;
-  hidden: boolean;
-  hubspotDefined: boolean;
-  formField: boolean;
-  archived: boolean;
-  modificationMetadata: { archivable: boolean; readOnlyDefinition: boolean; readOnlyValue: boolean; readOnlyOptions?: boolean };
-  dataSensitivity: "non_sensitive" | "sensitive" | "highly_sensitive";
-  createdAt?: string;
-  updatedAt?: string;
-  referencedObjectType?: string;
-  showCurrencySymbol?: boolean;
-  currencyPropertyName?: string;
-  numberDisplayHint?: string;
-  calculationFormula?: string;
-  createdUserId?: string;
-  updatedUserId?: string;
-}
-
-/** An association resolved against the store, ready to link (both directions). */
-interface PreparedAssociation {
-  from: ObjectType;
-  fromId: string;
-  to: ObjectType;
-  toId: string;
-  types: AssocType[];
-  inverse: AssocType[];
-}
-
-/** A record of POST /__admin/records, as GET /crm/v3/objects/{type}/{id} returns it. */
-export interface AdminRecordInput {
-  id?: string | number;
-  properties?: Record<string, PropertyValue>;
-  createdAt?: string;
-  updatedAt?: string;
-  archived?: boolean;
-}
-
-export interface RecordVersion {
-  properties: Record<string, string | null>;
-  createdAt: string;
-  updatedAt: string;
-  archived: boolean;
-  archivedAt?: string;
-}
-
-export interface StoredRecord extends RecordVersion {
-  id: string;
-  idNum: number;
-  /** Simulator-clock ms of the last change (-Infinity for records loaded at start). */
-  changedAt: number;
-  /** The version search sees until changedAt + indexDelayMs (null: the record was not searchable before). */
-  indexed: RecordVersion | null;
-}
-
-export interface ObjectType {
-  name: string;
-  objectTypeId: string;
-  singular: string;
-  custom: boolean;
-  /** Spec file and the path segment it uses for /crm/v3/objects/<segment>. */
-  specFile: string;
-  specSegment: string;
-  idParam: string;
-  createdProperty: string;
-  lastModifiedProperty: string;
-  defaultProperties: string[];
-  queryProperties: string[];
-  scopeKey: string;
-  properties: Map<string, Property>;
-  records: Map<string, StoredRecord>;
-  sortedIds: StoredRecord[] | null;
-  schema?: NormalizedSchema;
-}
-
-export interface NormalizedSchema extends CustomObjectSchemaData {
-  fullyQualifiedName: string;
-  createdAt: string;
-  updatedAt: string;
-  archived: boolean;
-  associationDefs: Array<{ id: string; name: string; fromObjectTypeId: string; toObjectTypeId: string; typeId: number; toName: string }>;
-}
-
-export interface AssocType {
-  category: "HUBSPOT_DEFINED" | "USER_DEFINED" | "INTEGRATOR_DEFINED";
-  typeId: number;
-  label: string | null;
-}
-
-export interface Owner {
-  id: string;
-  email?: string;
-  firstName?: string;
-  lastName?: string;
-  userId: number | null;
-  userIdIncludingInactive?: number;
-  type: "PERSON" | "QUEUE";
-  teams: Array<{ id: string; name: string; primary: boolean }>;
-  createdAt: string;
-  updatedAt: string;
-  archived: boolean;
-}
-
-export interface Pipeline {
-  id: string;
-  label: string;
-  displayOrder: number;
-  createdAt: string;
-  updatedAt: string;
-  archived: boolean;
-  stages: Array<{
-    id: string; label: string; displayOrder: number; metadata: Record<string, string>;
-    createdAt: string; updatedAt: string; archived: boolean; writePermissions?: string;
-  }>;
-}
-
-/** Well-known property definitions used when the data file does not define them. */
-const KNOWN_PROPERTIES: Record<string, Array<Pick<PropertyData, "name" | "type" | "fieldType" | "label">>> = {
-  "*": [
-    { name: "hs_object_id", type: "number", fieldType: "number", label: "Record ID" },
-    { name: "hubspot_owner_id", type: "enumeration", fieldType: "select", label: "Owner" },
-    { name: "hs_createdate", type: "datetime", fieldType: "date", label: "Create date" },
-    { name: "hs_lastmodifieddate", type: "datetime", fieldType: "date", label: "Last modified date" },
-  ],
-  contacts: [
-    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
-    { name: "lastmodifieddate", type: "datetime", fieldType: "date", label: "Last Modified Date" },
-    { name: "email", type: "string", fieldType: "text", label: "Email" },
-    { name: "firstname", type: "string", fieldType: "text", label: "First Name" },
-    { name: "lastname", type: "string", fieldType: "text", label: "Last Name" },
-  ],
-  companies: [
-    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
-    { name: "name", type: "string", fieldType: "text", label: "Company name" },
-    { name: "domain", type: "string", fieldType: "text", label: "Company Domain Name" },
-  ],
-  deals: [
-    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
-    { name: "dealname", type: "string", fieldType: "text", label: "Deal Name" },
-    { name: "amount", type: "number", fieldType: "number", label: "Amount" },
-    { name: "closedate", type: "datetime", fieldType: "date", label: "Close Date" },
-    { name: "pipeline", type: "enumeration", fieldType: "select", label: "Pipeline" },
-    { name: "dealstage", type: "enumeration", fieldType: "radio", label: "Deal Stage" },
-    { name: "deal_currency_code", type: "enumeration", fieldType: "select", label: "Currency" },
-  ],
-  line_items: [
-    { name: "createdate", type: "datetime", fieldType: "date", label: "Create Date" },
-    { name: "quantity", type: "number", fieldType: "number", label: "Quantity" },
-    { name: "amount", type: "number", fieldType: "number", label: "Net price" },
-    { name: "price", type: "number", fieldType: "number", label: "Unit price" },
-    { name: "hs_line_item_currency_code", type: "enumeration", fieldType: "select", label: "Currency" },
-  ],
-};
-
-const isoRe = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/;
-
-/** ISO instant of a datetime property value (ISO string or epoch-ms string); undefined if not one. */
-export function toInstantMs(value: string | null | undefined): number | undefined {
-  if (value === null || value === undefined || value === "") return undefined;
-  if (/^-?\d+$/.test(value)) return Number(value);
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return Date.parse(`${value}T00:00:00Z`);
-  const t = Date.parse(value);
-  return Number.isNaN(t) ? undefined : t;
-}
-
-function toIso(value: string | null | undefined): string | undefined {
-  const ms = toInstantMs(value);
-  return ms === undefined ? undefined : new Date(ms).toISOString();
-}
-
-function checkIso(value: string | undefined, where: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (!isoRe.test(value) || Number.isNaN(Date.parse(value))) throw new DataError(`${where} must be an ISO 8601 instant such as 2024-01-31T12:00:00.000Z (got ${JSON.stringify(value)})`);
-  return new Date(Date.parse(value)).toISOString();
-}
-
-function stringify(v: PropertyValue | undefined): string | null {
-  if (v === null || v === undefined) return null;
-  if (typeof v === "boolean") return v ? "true" : "false";
-  return String(v);
-}
-
-function snake(s: string): string {
-  return s.trim().toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "");
-}
-
-/** Reads a data file (either format; see contract.ts for the public one). */
-export function loadData(data: HubSpotSimData | HubSpotContractData | string): HubSpotSimData | HubSpotContractData {
-  if (typeof data !== "string") return data;
-  let text: string;
-  try {
-    text = readFileSync(data, "utf8");
-  } catch (e) {
-    throw new DataError(`cannot read ${data}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as HubSpotSimData | HubSpotContractData;
-  } catch (e) {
-    throw new DataError(`${data} is not valid JSON: ${(e as Error).message}`);
-  }
-}
 
 export class Store {
   readonly settings: Settings;
@@ -270,8 +32,7 @@ export class Store {
   readonly owners: Owner[] = [];
   readonly pipelines = new Map<string, Pipeline[]>();
   readonly labels: AssociationLabelData[];
-  /** `${fromType}|${fromId}` → toType → toId → types. */
-  private readonly assoc = new Map<string, Map<string, Map<string, AssocType[]>>>();
+  private readonly graph: AssociationGraph;
   /** Bumped on every change (search caches key on it). */
   version = 0;
   private readonly loadTime: string;
@@ -282,6 +43,7 @@ export class Store {
     this.loadTime = new Date(nowMs).toISOString();
     this.settings = normalizeSettings(input);
     this.labels = [...(input.associationLabels ?? [])];
+    this.graph = new AssociationGraph(this.labels, (nameOrId) => this.resolveType(nameOrId));
     const schemas = new Map<string, CustomObjectSchemaData>();
     (input.schemas ?? []).forEach((s, i) => {
       if (!s.name || !/^2-\d+$/.test(s.objectTypeId ?? "")) throw new DataError(`schemas[${i}] needs a name and an objectTypeId like "2-1234567"`);
@@ -303,33 +65,10 @@ export class Store {
       const key = this.resolveTypeName(typeName) ?? typeName;
       this.pipelines.set(key, list.map((p, i) => normalizePipeline(p, `pipelines.${typeName}[${i}]`)));
     }
-    (input.associations ?? []).forEach((a, i) => this.addAssociationData(a, `associations[${i}]`));
+    (input.associations ?? []).forEach((a, i) => this.graph.add(a, `associations[${i}]`));
   }
 
   /** Accepts an association in the simulator's shape or the public flat one ({fromType, fromId, toType, toId, associationTypeId}). */
-  private toAssociationData(a: AssociationData | ContractAssociation, where: string): AssociationData {
-    if (a !== null && typeof a === "object" && "fromType" in a) {
-      const ref = a as ContractAssociation;
-      if (typeof ref.fromType !== "string" || typeof ref.toType !== "string") throw new DataError(`${where} needs fromType, fromId, toType and toId`);
-      const id = (v: unknown, k: string): string => {
-        if ((typeof v === "number" && Number.isInteger(v) && v >= 0) || (typeof v === "string" && /^\d+$/.test(v))) return String(v);
-        throw new DataError(`${where}.${k} must be a numeric id (got ${JSON.stringify(v)})`);
-      };
-      const out: AssociationData = { from: { type: ref.fromType, id: id(ref.fromId, "fromId") }, to: { type: ref.toType, id: id(ref.toId, "toId") } };
-      if (ref.associationTypeId !== undefined && ref.associationTypeId !== null) {
-        if (typeof ref.associationTypeId !== "number" || !Number.isInteger(ref.associationTypeId)) throw new DataError(`${where}.associationTypeId must be an integer`);
-        const t: AssociationTypeRef = { typeId: ref.associationTypeId };
-        if (ref.category !== undefined) t.category = ref.category;
-        if (ref.label !== undefined) t.label = ref.label;
-        out.types = [t];
-      }
-      return out;
-    }
-    if (a === null || typeof a !== "object") throw new DataError(`${where} must be an association object`);
-    return a as AssociationData;
-  }
-
-  // ---- object types -------------------------------------------------------------------------
 
   private addType(name: string, objectTypeId: string | undefined, schema: CustomObjectSchemaData | undefined): void {
     const std = STANDARD_TYPES.find((s) => s.name === name);
@@ -663,197 +402,33 @@ export class Store {
     this.version++;
   }
 
-  // ---- associations -------------------------------------------------------------------------
 
-  private normalizeAssocType(ref: AssociationTypeRef, from: string, to: string, where: string): AssocType {
-    if (typeof ref.typeId !== "number") throw new DataError(`${where}.typeId must be a number`);
-    const category = ref.category ?? this.inferCategory(from, to, ref.typeId);
-    let label = ref.label ?? null;
-    const defined = category === "HUBSPOT_DEFINED" ? HUBSPOT_DEFINED.get(ref.typeId) : undefined;
-    if (defined && (defined.from !== from || defined.to !== to)) {
-      if (!this.labelledType(from, to, ref.typeId)) throw new DataError(`${where}: HUBSPOT_DEFINED type ${ref.typeId} links ${defined.from}→${defined.to}, not ${from}→${to}`);
-      if (ref.label === undefined) label = this.labels.find((l) => l.from === from && l.to === to && l.typeId === ref.typeId)?.label ?? null;
-    } else if (defined) {
-      if (ref.label === undefined && defined.primary) label = "Primary";
-    } else if (ref.label === undefined) {
-      label = this.labels.find((l) => l.from === from && l.to === to && l.typeId === ref.typeId)?.label ?? null;
-    }
-    return { category, typeId: ref.typeId, label };
-  }
-
-  /**
-   * Category of a type id given without one: HUBSPOT_DEFINED for HubSpot's ids, else the category of the label
-   * (custom objects' ids are HUBSPOT_DEFINED labels), else USER_DEFINED.
-   */
-  private inferCategory(from: string, to: string, typeId: number): AssocType["category"] {
-    const d = HUBSPOT_DEFINED.get(typeId);
-    if (d && d.from === from && d.to === to) return "HUBSPOT_DEFINED";
-    const direct = this.labels.find((l) => l.from === from && l.to === to && l.typeId === typeId);
-    if (direct) return direct.category ?? "USER_DEFINED";
-    const reverse = this.labels.find((l) => l.from === to && l.to === from && l.inverseTypeId === typeId);
-    if (reverse) return reverse.category ?? "USER_DEFINED";
-    return d ? "HUBSPOT_DEFINED" : "USER_DEFINED"; // a HubSpot id on the wrong pair is reported by normalizeAssocType
-  }
-
-  /** Whether a label (custom object association or user-defined) declares this type id for from → to. */
-  private labelledType(from: string, to: string, typeId: number): boolean {
-    return this.labels.some((l) => (l.from === from && l.to === to && l.typeId === typeId) || (l.from === to && l.to === from && l.inverseTypeId === typeId));
-  }
-
-  private inverseOf(t: AssocType, from: string, to: string): AssocType {
-    if (t.category === "HUBSPOT_DEFINED") {
-      const d = HUBSPOT_DEFINED.get(t.typeId);
-      if (d && d.from === from && d.to === to) {
-        const inv = HUBSPOT_DEFINED.get(d.inverse);
-        return { category: "HUBSPOT_DEFINED", typeId: d.inverse, label: inv?.primary ? "Primary" : null };
-      }
-    }
-    const direct = this.labels.find((l) => l.from === from && l.to === to && l.typeId === t.typeId && l.inverseTypeId !== undefined);
-    if (direct) return { category: t.category, typeId: direct.inverseTypeId!, label: direct.inverseLabel ?? direct.label ?? null };
-    const reverse = this.labels.find((l) => l.from === to && l.to === from && l.inverseTypeId === t.typeId);
-    if (reverse) return { category: t.category, typeId: reverse.typeId, label: reverse.label };
-    return { ...t };
-  }
-
-  private defaultTypes(from: ObjectType, to: ObjectType, where: string): AssocType[] {
-    const id = defaultTypeId(from.name, to.name);
-    if (id !== undefined) return [{ category: "HUBSPOT_DEFINED", typeId: id, label: null }];
-    const custom = this.labels.find((l) => l.from === from.name && l.to === to.name && l.category === "HUBSPOT_DEFINED");
-    if (custom) return [{ category: "HUBSPOT_DEFINED", typeId: custom.typeId, label: null }];
-    const reverse = this.labels.find((l) => l.from === to.name && l.to === from.name && l.category === "HUBSPOT_DEFINED" && l.inverseTypeId !== undefined);
-    if (reverse) return [{ category: "HUBSPOT_DEFINED", typeId: reverse.inverseTypeId!, label: null }];
-    throw new DataError(`${where}: no default association type between ${from.name} and ${to.name}; give "types"`);
-  }
-
-  private addAssociationData(input: AssociationData | ContractAssociation, where: string): void {
-    this.applyAssociation(this.prepareAssociation(input, where, true));
-  }
-
-  /** Resolves and checks an association (either shape) without changing anything. */
-  private prepareAssociation(input: AssociationData | ContractAssociation, where: string, recordsMustExist: boolean): PreparedAssociation {
-    const a = this.toAssociationData(input, where);
-    const from = this.resolveType(a.from?.type ?? "");
-    const to = this.resolveType(a.to?.type ?? "");
-    if (!from || !to) throw new DataError(`${where} names an unknown object type (${a.from?.type} → ${a.to?.type})`);
-    if (typeof a.from.id !== "string" || typeof a.to.id !== "string") throw new DataError(`${where}: record ids must be numeric strings`);
-    if (recordsMustExist && !from.records.has(a.from.id)) throw new DataError(`${where}.from: no ${from.name} record ${a.from.id}`);
-    if (recordsMustExist && !to.records.has(a.to.id)) throw new DataError(`${where}.to: no ${to.name} record ${a.to.id}`);
-    const types = a.types?.length
-      ? a.types.map((t, i) => this.normalizeAssocType(t, from.name, to.name, `${where}.types[${i}]`))
-      : this.defaultTypes(from, to, where);
-    const inverse = a.inverseTypes?.length
-      ? a.inverseTypes.map((t, i) => this.normalizeAssocType(t, to.name, from.name, `${where}.inverseTypes[${i}]`))
-      : types.map((t) => this.inverseOf(t, from.name, to.name));
-    return { from, fromId: a.from.id, to, toId: a.to.id, types, inverse };
-  }
-
-  private applyAssociation(p: PreparedAssociation): void {
-    this.link(p.from.name, p.fromId, p.to.name, p.toId, p.types);
-    this.link(p.to.name, p.toId, p.from.name, p.fromId, p.inverse);
-  }
+  // ---- associations (association-graph.ts) ---------------------------------------------------
 
   /**
    * Adds and removes associations (both directions), as HubSpot does without touching the records'
-   * last-modified dates. Everything is checked before anything changes. A removal without a type id removes
-   * every type between the two records. Returns how many (from → to, type) links were added and removed.
+   * last-modified dates. Everything is checked before anything changes. Returns how many (from → to, type)
+   * links were added and removed.
    */
   changeAssociations(add: unknown, remove: unknown): { added: number; removed: number } {
-    if (add !== undefined && !Array.isArray(add)) throw new DataError("add must be an array of associations");
-    if (remove !== undefined && !Array.isArray(remove)) throw new DataError("remove must be an array of associations");
-    const adds = ((add ?? []) as unknown[]).map((a, i) => this.prepareAssociation(a as ContractAssociation, `add[${i}]`, true));
-    const removes = ((remove ?? []) as unknown[]).map((a, i) => {
-      const where = `remove[${i}]`;
-      const raw = this.toAssociationData(a as ContractAssociation, where);
-      const from = this.resolveType(raw.from?.type ?? "");
-      const to = this.resolveType(raw.to?.type ?? "");
-      if (!from || !to) throw new DataError(`${where} names an unknown object type (${raw.from?.type} → ${raw.to?.type})`);
-      const typeIds = (raw.types ?? []).map((t, j) => {
-        if (typeof t?.typeId !== "number") throw new DataError(`${where}.types[${j}].typeId must be a number`);
-        return t.typeId;
-      });
-      return { from, fromId: raw.from.id, to, toId: raw.to.id, typeIds };
-    });
-    let added = 0, removed = 0;
-    for (const p of adds) {
-      const before = this.associationsOf(p.from.name, p.fromId, p.to.name).find((x) => x.toId === p.toId)?.types.length ?? 0;
-      this.applyAssociation(p);
-      added += (this.associationsOf(p.from.name, p.fromId, p.to.name).find((x) => x.toId === p.toId)?.types.length ?? 0) - before;
-    }
-    for (const r of removes) {
-      const { from, to } = r;
-      if (r.typeIds.length === 0) {
-        removed += this.unlink(from.name, r.fromId, to.name, r.toId, () => true);
-        this.unlink(to.name, r.toId, from.name, r.fromId, () => true);
-        continue;
-      }
-      const stored = this.associationsOf(from.name, r.fromId, to.name).find((x) => x.toId === r.toId)?.types ?? [];
-      for (const t of stored.filter((x) => r.typeIds.includes(x.typeId))) {
-        removed += this.unlink(from.name, r.fromId, to.name, r.toId, (x) => x.typeId === t.typeId && x.category === t.category);
-        const inv = this.inverseOf(t, from.name, to.name);
-        this.unlink(to.name, r.toId, from.name, r.fromId, (x) => x.typeId === inv.typeId);
-      }
-    }
-    if (added > 0 || removed > 0) this.version++;
-    return { added, removed };
-  }
-
-  private unlink(fromType: string, fromId: string, toType: string, toId: string, match: (t: AssocType) => boolean): number {
-    const byType = this.assoc.get(`${fromType}|${fromId}`);
-    const byId = byType?.get(toType);
-    const list = byId?.get(toId);
-    if (!byType || !byId || !list) return 0;
-    const kept = list.filter((t) => !match(t));
-    const n = list.length - kept.length;
-    if (kept.length > 0) byId.set(toId, kept);
-    else {
-      byId.delete(toId);
-      if (byId.size === 0) byType.delete(toType);
-      if (byType.size === 0) this.assoc.delete(`${fromType}|${fromId}`);
-    }
-    return n;
-  }
-
-  private link(fromType: string, fromId: string, toType: string, toId: string, types: AssocType[]): void {
-    const key = `${fromType}|${fromId}`;
-    let byType = this.assoc.get(key);
-    if (!byType) this.assoc.set(key, byType = new Map());
-    let byId = byType.get(toType);
-    if (!byId) byType.set(toType, byId = new Map());
-    const existing = byId.get(toId) ?? [];
-    for (const t of types) if (!existing.some((e) => e.typeId === t.typeId && e.category === t.category)) existing.push(t);
-    byId.set(toId, existing);
+    const out = this.graph.changeAssociations(add, remove);
+    if (out.added > 0 || out.removed > 0) this.version++;
+    return out;
   }
 
   /** Associations of one record towards one type, ordered by numeric target id. */
   associationsOf(fromType: string, fromId: string, toType: string): Array<{ toId: string; types: AssocType[] }> {
-    const byId = this.assoc.get(`${fromType}|${fromId}`)?.get(toType);
-    if (!byId) return [];
-    return [...byId.entries()].map(([toId, types]) => ({ toId, types })).sort((a, b) => Number(a.toId) - Number(b.toId));
+    return this.graph.associationsOf(fromType, fromId, toType);
   }
 
   /** Association label definitions between two types (HubSpot-defined ones included). */
   labelsBetween(from: string, to: string): AssocType[] {
-    const out: AssocType[] = [];
-    for (const d of HUBSPOT_DEFINED.values()) {
-      if (d.from === from && d.to === to) out.push({ category: "HUBSPOT_DEFINED", typeId: d.typeId, label: d.primary ? "Primary" : null });
-    }
-    for (const l of this.labels) {
-      if (l.from === from && l.to === to) out.push({ category: l.category ?? "USER_DEFINED", typeId: l.typeId, label: l.label });
-      else if (l.from === to && l.to === from && l.inverseTypeId !== undefined) {
-        out.push({ category: l.category ?? "USER_DEFINED", typeId: l.inverseTypeId, label: l.inverseLabel ?? l.label });
-      }
-    }
-    const seen = new Set<string>();
-    return out.filter((t) => { const k = `${t.category}:${t.typeId}`; if (seen.has(k)) return false; seen.add(k); return true; });
+    return this.graph.labelsBetween(from, to);
   }
 
   /** The v3 association type name (`deal_to_company`, `deal_to_company_unlabeled`, a label's snake case). */
   v3TypeName(from: ObjectType, to: ObjectType, t: AssocType): string {
-    const base = `${from.singular}_to_${to.singular}`;
-    if (t.category !== "HUBSPOT_DEFINED") return t.label ? snake(t.label) : base;
-    const d = HUBSPOT_DEFINED.get(t.typeId);
-    if (d && !d.primary && [...HUBSPOT_DEFINED.values()].some((x) => x.from === d.from && x.to === d.to && x.primary)) return `${base}_unlabeled`;
-    return base;
+    return this.graph.v3TypeName(from, to, t);
   }
 }
 
@@ -864,113 +439,5 @@ function fromStandard(std: StandardType): ObjectType {
     createdProperty: std.createdProperty, lastModifiedProperty: std.lastModifiedProperty,
     defaultProperties: std.defaultProperties, queryProperties: std.queryProperties, scopeKey: std.scopeKey,
     properties: new Map(), records: new Map(), sortedIds: null,
-  };
-}
-
-function positiveInt(v: unknown, def: number, where: string): number {
-  if (v === undefined) return def;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new DataError(`${where} must be a non-negative integer`);
-  return v;
-}
-
-function normalizeSettings(input: HubSpotSimData): Settings {
-  const p = input.portal ?? {};
-  const o = p.oauth ?? {};
-  const rl = p.rateLimits ?? {};
-  const s = p.search ?? {};
-  const l = p.limits ?? {};
-  if (p.timeZone) {
-    try { new Intl.DateTimeFormat("en-US", { timeZone: p.timeZone }); } catch { throw new DataError(`portal.timeZone ${JSON.stringify(p.timeZone)} is not an IANA time zone`); }
-  }
-  if (l.listLimitBehavior !== undefined && l.listLimitBehavior !== "clamp" && l.listLimitBehavior !== "reject") {
-    throw new DataError("portal.limits.listLimitBehavior must be \"clamp\" or \"reject\"");
-  }
-  const mainClientId = o.clientId ?? "sim-client-id";
-  const apps: Settings["oauth"]["apps"] = [{ clientId: mainClientId, clientSecret: o.clientSecret ?? "sim-client-secret", redirectUri: o.redirectUri }];
-  (o.apps ?? []).forEach((a, i) => {
-    if (!a || typeof a.clientId !== "string" || typeof a.clientSecret !== "string") throw new DataError(`portal.oauth.apps[${i}] needs clientId and clientSecret`);
-    if (!apps.some((x) => x.clientId === a.clientId)) apps.push({ clientId: a.clientId, clientSecret: a.clientSecret, redirectUri: a.redirectUri });
-  });
-  return {
-    portalId: positiveInt(p.portalId, 12345678, "portal.portalId"),
-    timeZone: p.timeZone ?? "UTC",
-    companyCurrency: p.companyCurrency ?? "USD",
-    additionalCurrencies: p.additionalCurrencies ?? [],
-    grantedScopes: p.grantedScopes ?? DEFAULT_SCOPES,
-    oauth: {
-      clientId: mainClientId,
-      clientSecret: o.clientSecret ?? "sim-client-secret",
-      redirectUri: o.redirectUri,
-      accessTokenTtlSeconds: positiveInt(o.accessTokenTtlSeconds, 1800, "portal.oauth.accessTokenTtlSeconds"),
-      apps,
-    },
-    rateLimits: {
-      tenSecondly: positiveInt(rl.tenSecondly ?? rl.perTenSeconds, 100, "portal.rateLimits.tenSecondly"),
-      intervalMs: positiveInt(rl.intervalMs, 10_000, "portal.rateLimits.intervalMs"),
-      searchPerSecond: positiveInt(rl.searchPerSecond, 5, "portal.rateLimits.searchPerSecond"),
-      daily: positiveInt(rl.daily, 250_000, "portal.rateLimits.daily"),
-      specExemptions: rl.specExemptions ?? true,
-    },
-    search: {
-      indexDelayMs: positiveInt(s.indexDelayMs ?? p.searchIndexDelayMs, 0, "portal.search.indexDelayMs"),
-      maxResults: positiveInt(s.maxResults, 10_000, "portal.search.maxResults"),
-      maxLimit: positiveInt(s.maxLimit, 200, "portal.search.maxLimit"),
-      maxFilterGroups: positiveInt(s.maxFilterGroups, 5, "portal.search.maxFilterGroups"),
-      maxFiltersPerGroup: positiveInt(s.maxFiltersPerGroup, 6, "portal.search.maxFiltersPerGroup"),
-      maxFilters: positiveInt(s.maxFilters, 18, "portal.search.maxFilters"),
-      maxQueryLength: positiveInt(s.maxQueryLength, 3000, "portal.search.maxQueryLength"),
-    },
-    limits: {
-      listMaxLimit: positiveInt(l.listMaxLimit, 100, "portal.limits.listMaxLimit"),
-      listLimitBehavior: l.listLimitBehavior ?? "clamp",
-      batchReadMaxInputs: positiveInt(l.batchReadMaxInputs, 100, "portal.limits.batchReadMaxInputs"),
-      associationsBatchMaxInputs: positiveInt(l.associationsBatchMaxInputs, 1000, "portal.limits.associationsBatchMaxInputs"),
-      associationsPageSize: positiveInt(l.associationsPageSize, 500, "portal.limits.associationsPageSize"),
-      ownersMaxLimit: positiveInt(l.ownersMaxLimit, 500, "portal.limits.ownersMaxLimit"),
-    },
-  };
-}
-
-function normalizeOwner(o: OwnerData, where: string, loadTime: string): Owner {
-  if (!o || typeof o.id !== "string" || !/^\d+$/.test(o.id)) throw new DataError(`${where}.id must be a numeric string`);
-  const archived = o.archived ?? false;
-  const userId = o.userId === undefined ? null : o.userId;
-  if (archived && userId !== null) throw new DataError(`${where}: an archived owner has userId null (keep the id in userIdIncludingInactive)`);
-  const owner: Owner = {
-    id: o.id, userId, type: o.type ?? "PERSON", teams: o.teams ?? [],
-    createdAt: checkIso(o.createdAt, `${where}.createdAt`) ?? loadTime,
-    updatedAt: checkIso(o.updatedAt, `${where}.updatedAt`) ?? checkIso(o.createdAt, `${where}.createdAt`) ?? loadTime,
-    archived,
-  };
-  if (o.email !== undefined) owner.email = o.email;
-  if (o.firstName !== undefined) owner.firstName = o.firstName;
-  if (o.lastName !== undefined) owner.lastName = o.lastName;
-  const inactive = o.userIdIncludingInactive ?? (userId ?? undefined);
-  if (inactive !== undefined) owner.userIdIncludingInactive = inactive;
-  return owner;
-}
-
-function normalizePipeline(p: PipelineData, where: string): Pipeline {
-  if (!p || typeof p.id !== "string" || typeof p.label !== "string" || !Array.isArray(p.stages)) {
-    throw new DataError(`${where} needs id, label and stages`);
-  }
-  const epoch = "1970-01-01T00:00:00.000Z";
-  return {
-    id: p.id, label: p.label, displayOrder: p.displayOrder ?? 0,
-    createdAt: checkIso(p.createdAt, `${where}.createdAt`) ?? epoch,
-    updatedAt: checkIso(p.updatedAt, `${where}.updatedAt`) ?? epoch,
-    archived: p.archived ?? false,
-    stages: p.stages.map((s, i) => {
-      if (typeof s.id !== "string" || typeof s.label !== "string") throw new DataError(`${where}.stages[${i}] needs id and label`);
-      const stage: Pipeline["stages"][number] = {
-        id: s.id, label: s.label, displayOrder: s.displayOrder ?? i,
-        metadata: Object.fromEntries(Object.entries(s.metadata ?? {}).map(([k, v]) => [k, String(v)])),
-        createdAt: checkIso(s.createdAt, `${where}.stages[${i}].createdAt`) ?? epoch,
-        updatedAt: checkIso(s.updatedAt, `${where}.stages[${i}].updatedAt`) ?? epoch,
-        archived: s.archived ?? false,
-      };
-      if (s.writePermissions) stage.writePermissions = s.writePermissions;
-      return stage;
-    }),
   };
 }

@@ -2,6 +2,7 @@
 // CurrencyIsoCode and many-decimal amounts), tasks with polymorphic WhoId/WhatId, a synthesized custom object
 // Commission__c, some soft-deleted rows. Describes are the bundled real ones (`builtin:<Name>`).
 
+import { iso, picker, seededRandom } from '../kit/random.ts';
 import { buildCustomObjectDescribe } from './describes.ts';
 import type { FieldSpec } from './describes.ts';
 import { IdFactory } from './ids.ts';
@@ -27,18 +28,6 @@ export interface GenerateSalesforceDataOptions {
   end?: string;
   org?: SimOrgSettings;
   oauth?: SimOAuthSettings;
-}
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const FIRST = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Margaret', 'Ken', 'Frances', 'John', 'Radia', 'Tim', 'Hedy', 'Linus', 'Karen', 'Dennis'];
@@ -67,8 +56,8 @@ export function commissionDescribe(): SObjectDescribe {
 }
 
 export function generateSalesforceData(opts: GenerateSalesforceDataOptions): SalesforceSimData {
-  const r = rng(opts.seed ?? 42);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const r = seededRandom(opts.seed ?? 42);
+  const pick = picker(r);
   const nOpp = Math.max(0, Math.floor(opts.opportunities));
   const nAcc = opts.accounts ?? Math.max(1, Math.ceil(nOpp / 5));
   const nCon = opts.contacts ?? nAcc * 2;
@@ -84,7 +73,6 @@ export function generateSalesforceData(opts: GenerateSalesforceDataOptions): Sal
   const ids = new IdFactory('Gn');
   // Salesforce stores datetimes to the second: many rows share a SystemModstamp, as in real orgs.
   const instant = (from = start) => Math.floor((from + r() * Math.max(0, end - from)) / 1000) * 1000;
-  const iso = (ms: number) => new Date(ms).toISOString();
   const audit = (ownerIds: string[]): SimRecord => {
     const created = instant();
     const modified = r() < 0.5 ? created : instant(created);

@@ -1,7 +1,8 @@
 // OAuth 2.0 as Salesforce does it: authorization-code and refresh-token grants (plus username-password),
 // optional refresh-token rotation, access tokens with a lifetime, revocation.
 
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { opaqueToken, TokenLedger } from '../kit/tokens.ts';
 import type { SimOAuthClient, SimOAuthSettings } from './types.ts';
 
 export interface AccessTokenInfo {
@@ -42,15 +43,11 @@ function oauthError(error: string, description: string): TokenResult {
   return { status: 400, body: { error, error_description: description } };
 }
 
-function rand(n: number): string {
-  return randomBytes(n).toString('base64url');
-}
-
 export class OAuthStore {
   readonly clients = new Map<string, SimOAuthClient>();
-  readonly access = new Map<string, AccessTokenInfo>();
-  readonly refresh = new Map<string, RefreshTokenInfo>();
-  private readonly codes = new Map<string, AuthCode>();
+  private readonly ledger = new TokenLedger<AccessTokenInfo, RefreshTokenInfo, AuthCode>((a) => a.fromRefresh);
+  readonly access = this.ledger.access;
+  readonly refresh = this.ledger.refresh;
   rotateRefreshTokens: boolean;
   accessTokenLifetimeMs: number;
   codeLifetimeMs: number;
@@ -79,13 +76,13 @@ export class OAuthStore {
     const firstClient = clients[0]!.clientId;
     for (const seed of settings.refreshTokens ?? []) {
       const userId = this.userOf(seed.user);
-      this.refresh.set(seed.token, { token: seed.token, userId, clientId: seed.clientId ?? firstClient, revoked: false });
+      this.ledger.addRefresh({ token: seed.token, userId, clientId: seed.clientId ?? firstClient, revoked: false });
     }
     for (const seed of settings.accessTokens ?? []) {
       const userId = this.userOf(seed.user);
       const now = clock();
       const exp = seed.expiresAt === undefined ? now + this.accessTokenLifetimeMs : typeof seed.expiresAt === 'number' ? seed.expiresAt : Date.parse(seed.expiresAt);
-      this.access.set(seed.token, { token: seed.token, userId, clientId: seed.clientId ?? firstClient, issuedAt: now, expiresAt: exp, fromRefresh: null, revoked: false });
+      this.ledger.addAccess({ token: seed.token, userId, clientId: seed.clientId ?? firstClient, issuedAt: now, expiresAt: exp, fromRefresh: null, revoked: false });
     }
   }
 
@@ -114,24 +111,16 @@ export class OAuthStore {
   /** Access tokens look like real ones: <15-char org id>!<opaque>. */
   issueAccess(userId: string, clientId: string, fromRefresh: string | null): AccessTokenInfo {
     const now = this.clock();
-    const token = `${this.orgId.slice(0, 15)}!AR${rand(72)}`;
-    const info: AccessTokenInfo = { token, userId, clientId, issuedAt: now, expiresAt: now + this.accessTokenLifetimeMs, fromRefresh, revoked: false };
-    this.access.set(token, info);
-    return info;
+    const token = opaqueToken(`${this.orgId.slice(0, 15)}!AR`, 72);
+    return this.ledger.addAccess({ token, userId, clientId, issuedAt: now, expiresAt: now + this.accessTokenLifetimeMs, fromRefresh, revoked: false });
   }
 
   issueRefresh(userId: string, clientId: string): RefreshTokenInfo {
-    const token = `5Aep861${rand(60)}`;
-    const info: RefreshTokenInfo = { token, userId, clientId, revoked: false };
-    this.refresh.set(token, info);
-    return info;
+    return this.ledger.addRefresh({ token: opaqueToken('5Aep861', 60), userId, clientId, revoked: false });
   }
 
   validateAccess(token: string | undefined): AccessTokenInfo | undefined {
-    if (!token) return undefined;
-    const info = this.access.get(token);
-    if (!info || info.revoked || this.clock() >= info.expiresAt) return undefined;
-    return info;
+    return token ? this.ledger.live(token, this.clock()) : undefined;
   }
 
   expireAllAccessTokens(): number {
@@ -146,18 +135,11 @@ export class OAuthStore {
 
   /** Revokes a refresh token and the access tokens minted from it (as Salesforce's /revoke does). */
   revokeRefreshToken(token: string): boolean {
-    const r = this.refresh.get(token);
-    if (!r) return false;
-    r.revoked = true;
-    for (const a of this.access.values()) if (a.fromRefresh === token) a.revoked = true;
-    return true;
+    return this.ledger.revokeRefresh(token, true);
   }
 
   revokeAccessToken(token: string): boolean {
-    const a = this.access.get(token);
-    if (!a) return false;
-    a.revoked = true;
-    return true;
+    return this.ledger.revokeAccess(token);
   }
 
   revokeAllRefreshTokens(): number {
@@ -174,9 +156,7 @@ export class OAuthStore {
   }
 
   issueCode(userId: string, clientId: string, redirectUri: string): string {
-    const code = `aPrx${rand(48)}`;
-    this.codes.set(code, { code, userId, clientId, redirectUri, expiresAt: this.clock() + this.codeLifetimeMs, used: false });
-    return code;
+    return this.ledger.addCode({ code: opaqueToken('aPrx', 48), userId, clientId, redirectUri, expiresAt: this.clock() + this.codeLifetimeMs, used: false }).code;
   }
 
   private tokenBody(instanceUrl: string, a: AccessTokenInfo, refreshToken: string | null, clientSecret: string): Record<string, string> {
@@ -216,8 +196,8 @@ export class OAuthStore {
       return { status: 200, body: this.tokenBody(instanceUrl, a, newRefresh, client.clientSecret) };
     }
     if (grant === 'authorization_code') {
-      const code = this.codes.get(params.get('code') ?? '');
-      if (!code || code.used || code.clientId !== client.clientId || this.clock() >= code.expiresAt) {
+      const code = this.ledger.usableCode(params.get('code') ?? '', this.clock());
+      if (!code || code.clientId !== client.clientId) {
         return oauthError('invalid_grant', 'invalid authorization code');
       }
       const redirectUri = params.get('redirect_uri');

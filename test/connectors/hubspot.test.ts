@@ -10,18 +10,18 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HubSpotConnector } from "../../lib/config-hubspot.ts";
+import { HubSpotConnector } from "../../producers/connectors/hubspot/config.ts";
 import { TableSkippedError, ConfigError } from "../../lib/errors.ts";
-import { createHubSpotSource, type HubSpotSource } from "../../producers/connectors/hubspot.ts";
-import type { HubSpotClock } from "../../producers/connectors/hubspot-http.ts";
-import { exchangeHubSpotCode, hubspotAuthorizeUrl, runHubSpotAuth } from "../../producers/connectors/hubspot-oauth.ts";
+import { createHubSpotSource, type HubSpotSource } from "../../producers/connectors/hubspot/source.ts";
+import type { HubSpotClock } from "../../producers/connectors/hubspot/limits.ts";
+import { exchangeHubSpotCode, hubspotAuthorizeUrl, runHubSpotAuth } from "../../producers/connectors/hubspot/auth.ts";
 import { TokenStore } from "../../producers/oauth/token-store.ts";
 import { cronRules } from "../../scheduler/scheduler.ts";
 import type { SourcePage, SourceRecord } from "../../producers/connector.ts";
 import { generateHubSpotData, startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import type { HubSpotSimData } from "../../simulators/hubspot/types.ts";
-import { demoData, testClock } from "../fixtures/hubspot/helpers.ts";
-import { MemoryPipeline } from "../helpers/memory-pipeline.ts";
+import { demoData, testClock } from "../../support/hubspot.ts";
+import { MemoryPipeline } from "../../support/memory-pipeline.ts";
 
 /** A manual clock whose sleeps jump forward (to the wake-up time, never past it). */
 function simClock(startIso = "2024-06-03T08:00:00.000Z"): ReturnType<typeof testClock> & HubSpotClock {

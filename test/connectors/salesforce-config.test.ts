@@ -3,11 +3,11 @@ import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig } from "../../lib/config.ts";
-import type { SalesforceConnector } from "../../lib/config-salesforce.ts";
+import { parseConfig } from "../../app/config.ts";
+import type { SalesforceConnector } from "../../producers/connectors/salesforce/config.ts";
 import { ConfigError } from "../../lib/errors.ts";
-import { cursorCondition, normalizeWhere } from "../../producers/connectors/salesforce.ts";
-import { defaultQobraType, incompatibility, rawValue, JsonNumber } from "../../producers/connectors/salesforce-types.ts";
+import { cursorCondition, normalizeWhere } from "../../producers/connectors/salesforce/soql.ts";
+import { defaultQobraType, incompatibility, rawValue, JsonNumber } from "../../producers/connectors/salesforce/types.ts";
 import { TokenStore, singleFlight } from "../../producers/oauth/token-store.ts";
 import { cronRules } from "../../scheduler/scheduler.ts";
 

@@ -15,11 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
 import {
-  dropScenario, faultLoop, mutateSource, progressCounters, scenario, seedSource, startRoles, summarize, verdict, withDb,
+  dropScenario, faultLoop, mutateSource, progressCounters, scenario, seedSource, startRoles, summarize, verdict,
   type Fault, type RoleName, type RoleProcess, type Scenario,
-} from "../../chaos/lib.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
-import { uniqueId } from "../helpers/env.ts";
+} from "../../support/reliability.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
+import { uniqueId, withDb } from "../../support/env.ts";
 
 const ROWS = Number(process.env.CRASH_ROWS ?? 200_000);
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -4,16 +4,16 @@
  * incremental run that picks up a change and an archived record.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
-import { parseConfig, type Config } from "../../lib/config.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
+import { parseConfig, type Config } from "../../app/config.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import type { DeadLetter } from "../../schemas/index.ts";
 import { startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import { stackDefaults } from "../../stack/stack.ts";
-import { demoData } from "../fixtures/hubspot/helpers.ts";
-import { dbUrl, ensureDatabase, uniqueId, withDb } from "../helpers/env.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
+import { demoData } from "../../support/hubspot.ts";
+import { dbUrl, ensureDatabase, uniqueId, withDb } from "../../support/env.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
 
 const SINK_DB = "qobra_it_sink";
 

@@ -5,16 +5,16 @@
  * property change, found by the sweep that follows the tasks.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig, type Config } from "../../lib/config.ts";
+import { parseConfig, type Config } from "../../app/config.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { saveState } from "../../lib/state.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import { generateHubSpotData, startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import { stackDefaults } from "../../stack/stack.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
-import { dbUrl, ensureDatabase, uniqueId, withDb } from "../helpers/env.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
+import { dbUrl, ensureDatabase, uniqueId, withDb } from "../../support/env.ts";
 
 const N = 25_000;
 const SHARED = 12_000;

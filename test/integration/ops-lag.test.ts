@@ -5,15 +5,15 @@
  * restarting the sink drains the lag to zero and /healthz recovers.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { eventsPosition, waitForRun } from "../../lib/wait.ts";
-import { newRequest, publishRequest } from "../../scheduler/scheduler.ts";
+import { newRequest, publishRequest } from "../../lib/protocol.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
 import { startOpsServer, type OpsServer } from "../../ops/server.ts";
 import type { LagReport } from "../../ops/report.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
-import { addRows, cli, eventually, getText, metricValue, opsFixture, sinkQuery, type OpsFixture } from "../ops/helpers.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
+import { addRows, cli, eventually, getText, metricValue, opsFixture, sinkQuery, type OpsFixture } from "../../support/ops.ts";
 
 let fx: OpsFixture;
 let rt: Runtime;

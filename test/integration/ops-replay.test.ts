@@ -6,15 +6,15 @@
  */
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
-import { replay, ReplayRefused, type ReplayProgress, type ReplayResult } from "../../ops/replay.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
-import { useScratchTokenStore, withDb } from "../helpers/env.ts";
-import { cli, opsFixture, sinkQuery, SOURCE_DB, type OpsFixture } from "../ops/helpers.ts";
+import { replay, ReplayRefused, type ReplayProgress, type ReplayResult } from "../../app/replay.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
+import { useScratchTokenStore, withDb } from "../../support/env.ts";
+import { cli, opsFixture, sinkQuery, SOURCE_DB, type OpsFixture } from "../../support/ops.ts";
 
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
 const DELETED_OPP = "006Gn00000002bMIAQ";

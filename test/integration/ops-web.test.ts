@@ -7,11 +7,11 @@
  */
 import { mkdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
-import { ensureChromium, launchChromium } from "../ops/chromium.ts";
-import { addRows, freePort, getText, opsFixture, sinkQuery, type OpsFixture } from "../ops/helpers.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
+import { ensureChromium, launchChromium } from "../../support/chromium.ts";
+import { addRows, freePort, getText, opsFixture, sinkQuery, type OpsFixture } from "../../support/ops.ts";
 
 const SCREENSHOT = new URL("../../.stack/web-screenshot.png", import.meta.url).pathname;
 const skipReason = ensureChromium();

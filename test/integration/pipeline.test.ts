@@ -4,12 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import type { Config } from "../../lib/config.ts";
 import type { DeadLetter, SyncEvent } from "../../schemas/index.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
-import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
+import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../../support/env.ts";
 
 const SOURCE_DB = "qobra_it_source";
 const SINK_DB = "qobra_it_sink";

@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, SourceUnavailableError } from "../../lib/errors.ts";
 import { createConnector } from "../../producers/connectors/registry.ts";
-import { connectionError } from "../../producers/connectors/pg-connection.ts";
-import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
+import { connectionError } from "../../producers/connectors/postgres/connection.ts";
+import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../../support/env.ts";
 
 const DB = "qobra_it_source";
 let id: string;

@@ -5,13 +5,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import type { Config } from "../../lib/config.ts";
 import { createConnector } from "../../producers/connectors/registry.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
 import { eventsPosition, waitForRun } from "../../lib/wait.ts";
-import { newRequest, publishRequest } from "../../scheduler/scheduler.ts";
-import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
+import { newRequest, publishRequest } from "../../lib/protocol.ts";
+import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../../support/env.ts";
 import { ATTACKS } from "../fixtures/postgres/where-attacks.ts";
 
 const SOURCE_DB = "qobra_it_source";

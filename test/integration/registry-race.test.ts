@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { Registry } from "../../lib/registry.ts";
 import { schemas } from "../../schemas/index.ts";
 import { stackDefaults } from "../../stack/stack.ts";
-import { uniqueId } from "../helpers/env.ts";
+import { uniqueId } from "../../support/env.ts";
 
 describe("registering a new subject from several clients at once", () => {
   it("gives every client the same schema id, none fails", async () => {

@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { dropScenario, scenario, seedSource, sleep, startRoles, verdict, withDb, type RoleName, type RoleProcess, type Scenario } from "../../chaos/lib.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
-import { uniqueId } from "../helpers/env.ts";
+import { dropScenario, scenario, seedSource, sleep, startRoles, verdict, type RoleName, type RoleProcess, type Scenario } from "../../support/reliability.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
+import { uniqueId, withDb } from "../../support/env.ts";
 
 const ROWS = 100_000;
 const SINK_DB = "qobra_it_sink_terminate";

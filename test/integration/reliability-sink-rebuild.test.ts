@@ -6,11 +6,11 @@
  * new to every partition.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import type { Config } from "../../lib/config.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../helpers/env.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
+import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "../../support/env.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
 
 const SOURCE_DB = "qobra_it_source";
 const SINK_DB = "qobra_it_sink";

@@ -6,13 +6,13 @@
  * (message.max.bytes) when a page goes out as one batch per partition.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { stackDefaults } from "../../stack/stack.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
 import { generateSalesforceData } from "../../simulators/salesforce/generate.ts";
-import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, useScratchTokenStore, withDb } from "../helpers/env.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
+import { dbUrl, ensureDatabase, testConfig, testConfigYaml, uniqueId, useScratchTokenStore, withDb } from "../../support/env.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
 
 const SOURCE_DB = "qobra_it_source";
 const SINK_DB = "qobra_it_sink";

@@ -6,15 +6,15 @@
  */
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../cli/run.ts";
+import { runRoles, type RunHandle } from "../../app/roles.ts";
 import type { Config } from "../../lib/config.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { stackDefaults } from "../../stack/stack.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
-import { dbUrl, ensureDatabase, testConfig, uniqueId, useScratchTokenStore, withDb } from "../helpers/env.ts";
+import { dbUrl, ensureDatabase, testConfig, uniqueId, useScratchTokenStore, withDb } from "../../support/env.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
-import { syncAndWait } from "../helpers/pipeline.ts";
+import { syncAndWait } from "../../support/pipeline.ts";
 
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
 const SINK_DB = "qobra_it_sink";

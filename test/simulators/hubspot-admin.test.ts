@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { normalizeHubSpotData } from "../../simulators/hubspot/contract.ts";
 import { startHubSpotSimulator, type AdminStats, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import type { HubSpotContractData } from "../../simulators/hubspot/types.ts";
-import { expectApiError, hubspotClient, testClock } from "../fixtures/hubspot/helpers.ts";
+import { expectApiError, hubspotClient, testClock } from "../../support/hubspot.ts";
 
 const PORTAL = 13572468;
 const APP_SCOPES = [

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import { runHubSpotSimulator } from "../../simulators/hubspot/main.ts";
-import { DEMO_DATA_PATH, TINY_PORTAL_PATH, demoData, expectApiError, hubspotClient, testClock, UUID_RE } from "../fixtures/hubspot/helpers.ts";
+import { DEMO_DATA_PATH, TINY_PORTAL_PATH, demoData, expectApiError, hubspotClient, testClock, UUID_RE } from "../../support/hubspot.ts";
 
 const clock = testClock();
 

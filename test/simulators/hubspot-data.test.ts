@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { generateHubSpotData, startHubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import { DataError } from "../../simulators/hubspot/store.ts";
 import type { HubSpotSimData } from "../../simulators/hubspot/types.ts";
-import { demoData, hubspotClient, testClock } from "../fixtures/hubspot/helpers.ts";
+import { demoData, hubspotClient, testClock } from "../../support/hubspot.ts";
 
 describe("generateHubSpotData", () => {
   it("is deterministic per seed and produces HubSpot-shaped records", () => {

@@ -13,7 +13,7 @@ import { startHubSpotSimulator, generateHubSpotData, type HubSpotSimulator } fro
 import { specRegistry, type OpRef } from "../../simulators/hubspot/spec.ts";
 import {
   DEMO_DATA_PATH, TINY_PORTAL_PATH, demoData, expectApiError, hubspotClient, sortBy, testClock, UUID_RE,
-} from "../fixtures/hubspot/helpers.ts";
+} from "../../support/hubspot.ts";
 
 const clock = testClock();
 let sim: HubSpotSimulator;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig, type PostgresConnector } from "../../lib/config.ts";
+import { parseConfig } from "../../app/config.ts";
+import type { PostgresConnector } from "../../producers/connectors/postgres/config.ts";
 import { ConfigError } from "../../lib/errors.ts";
 
 const base = (connectors: string) => `

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { ConversionError, formatDate, toBool, toCurrency, toDate, toDecimal, toInstantMicros, toList } from "../../consumers/mapping/convert.ts";
-import { microsToIso } from "../../consumers/sink/run.ts";
+import { ConversionError, toBool, toCurrency, toDate, toDecimal, toInstantMicros, toList } from "../../consumers/mapping/convert.ts";
+import { formatDate, microsToIso } from "../../lib/protocol.ts";
 
 describe("toDecimal", () => {
   it.each([

@@ -3,7 +3,7 @@
  * reason) and a benign set that must pass, checked with PostgreSQL's own parser.
  */
 import { describe, expect, it } from "vitest";
-import { WhereError, compileWhere } from "../../producers/connectors/pg-where.ts";
+import { WhereError, compileWhere } from "../../producers/connectors/postgres/where.ts";
 import { ATTACKS } from "../fixtures/postgres/where-attacks.ts";
 
 const COLUMNS = new Set(["id", "stage", "amount", "closed_on", "owner_email", "title", "updated_at", "won", "Mixed Case"]);

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import schedule from "node-schedule";
-import { cronRules, refreshHours } from "../../scheduler/scheduler.ts";
-import type { Config } from "../../lib/config.ts";
+import { cronRules } from "../../scheduler/scheduler.ts";
+import type { Config } from "../../app/config.ts";
+import { refreshHours } from "../../producers/connectors/postgres/schedule.ts";
 
 describe("schedules", () => {
   afterEach(() => { vi.useRealTimers(); });
@@ -13,7 +14,7 @@ describe("schedules", () => {
   });
 
   it("fires at the same local hour across a DST change", () => {
-    const connector = { schedule: { timesPerDay: 1, hours: [9], timezone: "Europe/Paris", enabled: true } } as unknown as Config["connectors"][number];
+    const connector = { type: "postgres", schedule: { timesPerDay: 1, hours: [9], timezone: "Europe/Paris", enabled: true } } as unknown as Config["connectors"][number];
     const [r] = cronRules(connector);
     expect(r).toEqual({ rule: "0 9 * * *", tz: "Europe/Paris", full: true });
     // Paris moves to summer time on 2027-03-28: 09:00 local is 08:00Z the day before, 07:00Z that day.

@@ -1,0 +1,14 @@
+/**
+ * `qobra-sync replay` wired to the roles it runs: ops/replay.ts does the work and is handed the
+ * composition root's role starter, so that ops never depends on the roles' wiring.
+ */
+import type { Config } from "../lib/config.ts";
+import { replayFromRaw, type ReplayOptions, type ReplayResult } from "../ops/replay.ts";
+import { runRoles } from "./roles.ts";
+
+export { ReplayRefused, type ReplayOptions, type ReplayProgress, type ReplayResult } from "../ops/replay.ts";
+
+/** A full resync of a connector's sink tables from its raw topic (see ops/replay.ts). */
+export function replay(config: Config, connectorId: string, opts: ReplayOptions = {}): Promise<ReplayResult> {
+  return replayFromRaw(runRoles, config, connectorId, opts);
+}

@@ -1,0 +1,97 @@
+/**
+ * `qobra-sync auth <hubspot connector>`: HubSpot's OAuth authorization-code flow on a loopback
+ * callback. The app's redirect URL must be `http://127.0.0.1:<port>/oauth/callback` (port 1717
+ * unless --port says otherwise). It asks for the required scopes plus the optional ones the
+ * configured tables need, exchanges the code at POST /oauth/v1/token and stores the refresh token
+ * (encrypted) with producers/oauth/token-store.ts, where the connector finds it when its config
+ * has no refreshToken. Nothing secret is printed.
+ */
+import { Client } from "@hubspot/api-client";
+import { ConfigError } from "../../../lib/errors.ts";
+import { listenForCallback, type AuthFlowOptions } from "../../oauth/loopback.ts";
+import { TokenStore, saveToken } from "../../oauth/token-store.ts";
+import { standardObject } from "./catalog.ts";
+import type { HubSpotConnector } from "./config.ts";
+
+
+/** Scopes every HubSpot connector needs (Qobra's HubSpot page). */
+export const HUBSPOT_REQUIRED_SCOPES = [
+  "oauth",
+  "crm.objects.companies.read", "crm.objects.contacts.read", "crm.objects.deals.read", "crm.objects.owners.read",
+  "crm.schemas.companies.read", "crm.schemas.contacts.read", "crm.schemas.deals.read",
+] as const;
+
+/** Optional scopes the connector's tables use (custom objects, goals, e-commerce / line items). */
+export function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string[] {
+  const out = new Set<string>();
+  for (const t of config.tables) {
+    const objects = [t.object, ...Object.entries(t.fields).filter(([, s]) => s.type === "object").map(([name]) => name)];
+    for (const o of objects) {
+      const std = standardObject(o);
+      if (!std) { out.add("crm.objects.custom.read"); out.add("crm.schemas.custom.read"); continue; }
+      if (std.object === "line_items") out.add("crm.objects.line_items.read");
+      if (std.object === "goal_targets") out.add("crm.objects.goals.read");
+      if (std.object === "tickets") out.add("tickets");
+      if (std.object === "products") out.add("e-commerce");
+    }
+  }
+  return [...out].sort();
+}
+
+/** The URL the user opens to install the app and grant the scopes (HubSpot's authorization code flow). */
+export function hubspotAuthorizeUrl(config: Pick<HubSpotConnector, "clientId" | "tables">, opts: { redirectUri: string; state: string; appUrl?: string }): string {
+  const u = new URL("/oauth/authorize", opts.appUrl ?? "https://app.hubspot.com");
+  u.searchParams.set("client_id", config.clientId);
+  u.searchParams.set("redirect_uri", opts.redirectUri);
+  u.searchParams.set("scope", HUBSPOT_REQUIRED_SCOPES.join(" "));
+  const optional = hubspotOptionalScopes(config);
+  if (optional.length > 0) u.searchParams.set("optional_scope", optional.join(" "));
+  u.searchParams.set("state", opts.state);
+  return u.toString();
+}
+
+/** Exchanges the authorization code for tokens and stores the refresh token under the connector's id. */
+export async function exchangeHubSpotCode(
+  config: Pick<HubSpotConnector, "id" | "baseUrl" | "clientId" | "clientSecret">,
+  opts: { code: string; redirectUri: string; save?: (connectorId: string, token: { refreshToken: string }) => Promise<void> },
+): Promise<{ scopesGranted?: string[]; expiresIn: number }> {
+  const oauth = new Client({ basePath: config.baseUrl, numberOfApiCallRetries: 0 });
+  let t;
+  try {
+    t = await oauth.oauth.tokensApi.create("authorization_code", opts.code, opts.redirectUri, config.clientId, config.clientSecret);
+  } catch (e) {
+    const body = (e as { body?: { status?: string; message?: string } }).body;
+    throw new ConfigError(`connector ${config.id}: HubSpot refused the authorization code (${body?.status ?? (e as { code?: number }).code ?? "error"}${body?.message ? `: ${body.message}` : ""}); start \`qobra-sync auth ${config.id}\` again`);
+  }
+  if (!t.refreshToken) throw new ConfigError(`connector ${config.id}: HubSpot returned no refresh token`);
+  await (opts.save ?? ((id, token) => saveToken(id, token)))(config.id, { refreshToken: t.refreshToken });
+  return { expiresIn: Number(t.expiresIn) };
+}
+
+export interface HubSpotAuthOptions extends AuthFlowOptions {
+  /** HubSpot's app origin (default https://app.hubspot.com). */
+  appUrl?: string;
+}
+
+/** Runs the whole flow: listener, authorize URL, code exchange, token stored. */
+export async function runHubSpotAuth(connector: HubSpotConnector, opts: HubSpotAuthOptions): Promise<void> {
+  const store = opts.tokenStore ?? new TokenStore();
+  const listener = await listenForCallback({
+    provider: "HubSpot", connectorId: connector.id, redirectHint: "app's redirect URL", port: opts.port, timeoutMs: opts.timeoutMs, signal: opts.signal,
+  });
+  const { redirectUri, state } = listener;
+  try {
+    const url = hubspotAuthorizeUrl(connector, { redirectUri, state, appUrl: opts.appUrl });
+    opts.print(`Connect qobra-sync to HubSpot for connector ${connector.id}: open this URL in a browser and install the app:\n${url}`);
+    opts.print(`Waiting for HubSpot to redirect to ${redirectUri} (it must be one of the app's redirect URLs)…`);
+    opts.open?.(url);
+    const code = await listener.code;
+    await exchangeHubSpotCode(connector, { code, redirectUri, save: (id, token) => store.save(id, { ...token, source: "auth" }) });
+    opts.print(`Connected. The refresh token is stored, encrypted, in ${store.dir}.`);
+    if (connector.refreshToken) {
+      opts.print(`Note: connector ${connector.id} also sets refreshToken in its config, which takes precedence; remove it to use the token just stored.`);
+    }
+  } finally {
+    await listener.close();
+  }
+}

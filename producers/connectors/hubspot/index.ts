@@ -1,0 +1,29 @@
+/**
+ * The HubSpot source plugin: a HubSpot portal, read through the CRM APIs with an OAuth app's
+ * refresh token, incrementally every few minutes in date windows any producer worker may take.
+ * Everything about the source is in this folder: the config schema (config.ts, filter.ts), the
+ * object catalog (catalog.ts), the schedule (schedule.ts), the OAuth flow of `qobra-sync auth`
+ * (auth.ts), the HTTP client (api.ts, limits.ts, tokens.ts, errors.ts, api-types.ts), value
+ * conversion (values.ts), search windows (search.ts), metadata and read plans (plan.ts), the
+ * check (check.ts), the association sweep (associations.ts) and the connector itself (source.ts).
+ */
+import type { SourcePlugin } from "../../connector.ts";
+import { HubSpotConnector } from "./config.ts";
+import { HubSpotSchedule, INCREMENTAL_MINUTES, describeHubSpotSchedule, hubspotCronRules } from "./schedule.ts";
+import { HubSpotSource } from "./source.ts";
+
+export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
+  type: "hubspot",
+  title: "HubSpot",
+  configSchema: HubSpotConnector,
+  scheduleSchema: HubSpotSchedule,
+  defaultSchedule: HubSpotSchedule.parse({ enabled: false }),
+  cronRules: hubspotCronRules,
+  describeSchedule: describeHubSpotSchedule,
+  scheduleHint: `(incrementalEveryMinutes: one of ${INCREMENTAL_MINUTES.join(", ")})`,
+  create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),
+  auth: {
+    // Loaded when used: the flow's listener serves only `qobra-sync auth`.
+    run: async (config, opts) => (await import("./auth.ts")).runHubSpotAuth(config, opts),
+  },
+};

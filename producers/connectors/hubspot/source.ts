@@ -1,0 +1,314 @@
+/**
+ * HubSpot source (docs/hubspot.md): CRM objects through @hubspot/api-client 14.
+ *
+ *  - Full runs (and the first incremental run of a table, which has no cursor yet) read the list
+ *    endpoint (100 per page, `after` paging), then the archived records (`archived=true`), whose
+ *    ids are published as deletes. A table with a filter is read through search instead (the list
+ *    endpoint cannot filter).
+ *  - Incremental runs read, through CRM search, every record whose last-modified property
+ *    (`lastmodifieddate` for contacts, `hs_lastmodifieddate` for the others) is in
+ *    [start of the last successful import − lookbackSeconds, start of this run), in parallel
+ *    date windows that never meet the 10,000-result cap (search.ts), plus the records
+ *    archived since (the list endpoint with `archived=true`; archiving moves no timestamp), plus
+ *    the records whose associations changed: adding or removing an association moves no
+ *    timestamp either, so the association sweep reads the associations of every record the
+ *    pipeline holds and this run did not read, compares them with what the raw topic holds
+ *    (ReadOptions.published), and reads again the records that differ.
+ *  - The cursor (the start of this run) is yielded once, after the table's last page: the worker
+ *    saves it only once everything before it was acknowledged, so a failed run re-reads.
+ *  - Records are enriched per batch of up to 1,000: associations v4 batch reads (one call per
+ *    associated type), owner ids → owner emails (archived owners included), pipeline and stage
+ *    ids → labels for picklist fields, the record's currency.
+ *
+ * The portal's metadata and the tables' read plans are in plan.ts, the check in check.ts, the
+ * association sweep in associations.ts, the API client in api.ts.
+ */
+import { ConfigError, TableSkippedError } from "../../../lib/errors.ts";
+import { logger, type Logger } from "../../../lib/log.ts";
+import type { RawValue } from "../../../schemas/index.ts";
+import type { ApiBudget, ReadSlice, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
+import type { BudgetStore } from "../../shared-rate-limiter.ts";
+import { HubSpotApi } from "./api.ts";
+import type { HubSpotObject, SearchPage } from "./api-types.ts";
+import { BATCH, associationValues, readAssociations, sweepAssociations, type Associations, type SweepContext } from "./associations.ts";
+import { CURRENCY_FIELD, standardObject } from "./catalog.ts";
+import { checkHubSpot } from "./check.ts";
+import type { HubSpotConnector } from "./config.ts";
+import { MissingScopesError } from "./errors.ts";
+import { realClock, type HubSpotClock } from "./limits.ts";
+import { HubSpotMetadata, type ReadStats, type TablePlan } from "./plan.ts";
+import { listAll, newWindowStats, planWindows, searchRange } from "./search.ts";
+import type { TokenStoreLike } from "./tokens.ts";
+import { convertProperty, recordName, toIsoInstant } from "./values.ts";
+
+export interface HubSpotSourceOptions {
+  /** Time and sleeping (tests: the simulator's clock). */
+  clock?: HubSpotClock;
+  tokenStore?: () => Promise<TokenStoreLike | null>;
+  log?: Logger;
+  maxRateLimitRetries?: number;
+  maxTransientRetries?: number;
+  /** The worker's PostgreSQL-backed rate limits, shared by every worker process (unless `rateLimits.shared: false`). */
+  sharedLimits?: BudgetStore;
+}
+
+export function createHubSpotSource(config: HubSpotConnector, options: HubSpotSourceOptions = {}): HubSpotSource {
+  return new HubSpotSource(config, options);
+}
+
+/**
+ * The state saved after a table's read: the start of the run that read it (the next cursor).
+ * (States of earlier versions also held an association snapshot; it is ignored: the raw topic is
+ * the snapshot now.)
+ */
+export interface HubSpotState { v: 1; cursor: number; cursorAt: string }
+
+export function parseState(state: unknown): HubSpotState | null {
+  if (state && typeof state === "object") {
+    const s = state as Partial<HubSpotState>;
+    if (s.v === 1 && typeof s.cursor === "number" && Number.isFinite(s.cursor)) {
+      return { v: 1, cursor: s.cursor, cursorAt: new Date(s.cursor).toISOString() };
+    }
+  }
+  return null;
+}
+
+export class HubSpotSource implements SourceConnector {
+  readonly config: HubSpotConnector;
+  readonly api: HubSpotApi;
+  /** Statistics of the last read() of each table (tests, benchmarks). */
+  readonly lastRead = new Map<string, ReadStats>();
+  private readonly log: Logger;
+  private readonly clock: HubSpotClock;
+  private readonly metadata: HubSpotMetadata;
+  private readonly sweepContext: SweepContext;
+  /** First pages planSlices read for ranges it left to read() (used once). */
+  private readonly firstPages = new Map<string, { from: number; to: number; page: SearchPage }>();
+
+  constructor(config: HubSpotConnector, options: HubSpotSourceOptions = {}) {
+    this.config = config;
+    this.clock = options.clock ?? realClock;
+    this.log = options.log ?? logger.child({ component: "hubspot", connector: config.id });
+    this.api = new HubSpotApi({
+      connectorId: config.id, baseUrl: config.baseUrl, clientId: config.clientId, clientSecret: config.clientSecret,
+      refreshToken: config.refreshToken, clock: this.clock, rateLimits: config.rateLimits, requestTimeoutMs: config.requestTimeoutMs,
+      tokenStore: options.tokenStore, log: this.log, maxRateLimitRetries: options.maxRateLimitRetries, maxTransientRetries: options.maxTransientRetries,
+      sharedLimits: config.rateLimits.shared === false ? undefined : options.sharedLimits,
+    });
+    this.metadata = new HubSpotMetadata(config, this.api, this.log);
+    this.sweepContext = { api: this.api, log: this.log, convert: (plan, objects, stats, signal, assoc) => this.convert(plan, objects, stats, signal, assoc) };
+  }
+
+  // ---- check ------------------------------------------------------------------------------------
+
+  async check(): Promise<TableCheck[]> {
+    return checkHubSpot({ config: this.config, api: this.api, metadata: this.metadata, clock: this.clock });
+  }
+
+  // ---- read -------------------------------------------------------------------------------------
+
+  apiBudget(): ApiBudget {
+    return { calls: this.api.stats.requests, rateLimited: this.api.stats.rateLimited };
+  }
+
+  /** A table whose scope is optional (custom objects, goals, e-commerce) is skipped, not failed, when the app lacks it. */
+  async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    try {
+      yield* this.readTable(tableName, opts);
+    } catch (e) {
+      throw this.skipIfOptional(tableName, e);
+    }
+  }
+
+  /** A missing scope that is optional for the table's object becomes a TableSkippedError. */
+  private skipIfOptional(tableName: string, e: unknown): unknown {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    const std = table ? standardObject(table.object) : undefined;
+    const optional = !std || ["line_items", "goal_targets", "products"].includes(std.object);
+    if (e instanceof MissingScopesError && optional) {
+      return new TableSkippedError(`${(e as Error).message} — table ${tableName} is skipped (its scope is optional); grant the scope and reconnect with \`qobra-sync auth ${this.config.id}\` to sync it`, e);
+    }
+    return e;
+  }
+
+  /**
+   * Incremental runs whose range holds more than maxWindowRecords changed records split into the
+   * date windows that keep each under the 10,000-result cap (planWindows: the range's first page,
+   * then one cut probe per window); each window is a task on sync.tasks. A smaller range is read
+   * here (null), starting from the first page already fetched.
+   */
+  async planSlices(tableName: string, opts: ReadOptions): Promise<ReadSlice[] | null> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table || opts.full) return null;
+    let plan: TablePlan;
+    try {
+      plan = await this.metadata.plan(table, opts.signal);
+    } catch (e) {
+      throw this.skipIfOptional(tableName, e);
+    }
+    const state = parseState(opts.state);
+    if (!state) return null; // a first run lists the table
+    const from = Math.max(0, state.cursor - this.config.lookbackSeconds * 1000);
+    const to = opts.runStartedAt;
+    const { windows, firstPage } = await planWindows({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
+      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, signal: opts.signal,
+    }, from, to);
+    if (windows.length > 1) return windows.map((w) => ({ from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() }));
+    if (firstPage) this.firstPages.set(table.name, { from, to, page: firstPage });
+    return null;
+  }
+
+  async *readSlice(tableName: string, slice: ReadSlice, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const plan = await this.metadata.plan(table, opts.signal);
+    const stats: ReadStats = { ...newWindowStats(), mode: "incremental", from: Date.parse(slice.from), to: Date.parse(slice.to), deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+    const pages = searchRange({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
+      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: 1, signal: opts.signal, stats,
+    }, Date.parse(slice.from), Date.parse(slice.to));
+    for await (const batch of inBatches(pages, opts.heartbeat)) {
+      yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
+    }
+  }
+
+  /** After every slice: archived records since the run's window start, then the new cursor. */
+  async *finishSlices(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const plan = await this.metadata.plan(table, opts.signal);
+    const state = parseState(opts.state);
+    const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : 0;
+    if (table.associationChanges && plan.associationFields.length > 0) {
+      const stats: ReadStats = { ...newWindowStats(), mode: "incremental", from, to: opts.runStartedAt, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+      this.lastRead.set(table.name, stats);
+      yield* sweepAssociations(this.sweepContext, plan, stats, opts);
+    }
+    let deleted: string[] = [];
+    for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
+      for (const o of page) {
+        const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
+        if (at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
+      }
+      if (deleted.length >= BATCH) { yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes }; deleted = []; }
+    }
+    if (deleted.length > 0) yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+    const next: HubSpotState = { v: 1, cursor: opts.runStartedAt, cursorAt: new Date(opts.runStartedAt).toISOString() };
+    yield { records: [], sourceTypes: plan.sourceTypes, state: next };
+  }
+
+  private async *readTable(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const plan = await this.metadata.plan(table, opts.signal);
+    const state = opts.full ? null : parseState(opts.state);
+    if (!opts.full && opts.state != null && !state) this.log.warn({ table: table.name }, "unreadable saved cursor; reading the whole table");
+    const to = opts.runStartedAt;
+    const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : null;
+    const stats: ReadStats = { ...newWindowStats(), mode: from === null ? "full" : "incremental", from, to, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+    const trackAssociations = table.associationChanges && plan.associationFields.length > 0;
+    this.lastRead.set(table.name, stats);
+    this.log.info({ table: table.name, mode: stats.mode, from: from === null ? null : new Date(from).toISOString(), to: new Date(to).toISOString() }, "reading HubSpot");
+
+    const planned = this.firstPages.get(table.name);
+    this.firstPages.delete(table.name);
+    const windows = (lo: number) => searchRange({
+      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
+      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: this.config.concurrency, signal: opts.signal, stats,
+      firstPage: planned && planned.from === lo && planned.to === to ? planned.page : undefined,
+    }, lo, to);
+    const source = from !== null ? windows(from)
+      : table.filter ? windows(0)
+        : listAll(this.api, plan.object.api, plan.fetch, false, opts.signal);
+
+    for await (const batch of inBatches(source, opts.heartbeat)) {
+      if (from === null && !table.filter) stats.records += batch.length;
+      yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
+    }
+
+    // Full reads saw every record's associations; incremental runs sweep the others.
+    if (trackAssociations && from !== null) yield* sweepAssociations(this.sweepContext, plan, stats, opts);
+
+    // Archived records: deletes. Incremental runs publish those archived since the window's start.
+    let deleted: string[] = [];
+    for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
+      for (const o of page) {
+        const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
+        if (from === null || at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
+      }
+      if (deleted.length >= BATCH) {
+        stats.deleted += deleted.length;
+        yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+        deleted = [];
+      }
+    }
+    if (deleted.length > 0) {
+      stats.deleted += deleted.length;
+      yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+    }
+    stats.unresolvedOwners = [...plan.ctx.unresolved].sort();
+    if (stats.unresolvedOwners.length > 0) {
+      this.log.warn({ table: table.name, ownerIds: stats.unresolvedOwners.slice(0, 20), count: stats.unresolvedOwners.length }, "owner ids with no owner email: kept as ids");
+    }
+    const next: HubSpotState = { v: 1, cursor: to, cursorAt: new Date(to).toISOString() };
+    this.log.info({ table: table.name, mode: stats.mode, records: stats.records, deleted: stats.deleted, windows: stats.windows, splits: stats.splits, api: { ...this.api.stats } }, "HubSpot table read");
+    yield { records: [], sourceTypes: plan.sourceTypes, state: next };
+  }
+
+  /** Enriches and converts one batch (≤ 1,000 records); `assoc`: their associations when already read. */
+  private async convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, assoc?: Associations): Promise<SourceRecord[]> {
+    assoc ??= await readAssociations(this.api, plan, objects.map((o) => o.id), stats, signal);
+    const currencyProp = plan.object.currencyProperty;
+    const ownCurrency = (props: Record<string, unknown>): string | null => {
+      const own = currencyProp ? props[currencyProp] : null;
+      return typeof own === "string" && own.trim() !== "" ? own.trim() : null;
+    };
+    if (plan.needsCurrency && plan.currencyFallback === undefined && objects.some((o) => ownCurrency(o.properties ?? {}) === null)) {
+      plan.currencyFallback = (await this.metadata.account(signal)).currency;
+    }
+    const unresolvedBefore = plan.ctx.unresolved.size;
+    let records = this.convertBatch(plan, objects, assoc, ownCurrency);
+    if (plan.ctx.unresolved.size > unresolvedBefore && plan.ctx.owners && !this.metadata.archivedOwnersRead) {
+      // an owner id the active owners lack: read the archived owners once, convert the batch again
+      await this.metadata.archivedOwners(signal);
+      plan.ctx.unresolved.clear();
+      records = this.convertBatch(plan, objects, assoc, ownCurrency);
+    }
+    return records;
+  }
+
+  private convertBatch(plan: TablePlan, objects: HubSpotObject[], assoc: Associations, ownCurrency: (props: Record<string, unknown>) => string | null): SourceRecord[] {
+    return objects.map((o) => {
+      const props = o.properties ?? {};
+      const fields: Record<string, RawValue> = {};
+      for (const f of plan.propertyFields) fields[f.field] = convertProperty(props[f.prop.name], f.prop, f.spec, plan.ctx);
+      for (const c of plan.currencyColumns) fields[c.name] ??= props[c.name] ?? null;
+      const associated = associationValues(plan, o.id, assoc);
+      Object.assign(fields, associated);
+      if (plan.needsCurrency) fields[CURRENCY_FIELD] = ownCurrency(props) ?? plan.currencyFallback ?? null;
+      const modified = props[plan.object.lastModifiedProperty];
+      const updatedAt = typeof modified === "string" && modified !== "" ? toIsoInstant(modified)
+        : o.updatedAt ? new Date(o.updatedAt).toISOString() : null;
+      return { externalId: o.id, name: recordName(plan.object.key, props, plan.nameProperties), sourceUpdatedAt: updatedAt, fields };
+    });
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open: the client uses fetch without persistent state.
+  }
+}
+
+/** Regroups API pages into batches of BATCH records (one associations read per type each), heartbeating per page. */
+async function* inBatches(pages: AsyncIterable<HubSpotObject[]>, heartbeat?: () => Promise<void>): AsyncIterable<HubSpotObject[]> {
+  let buffer: HubSpotObject[] = [];
+  for await (const page of pages) {
+    buffer.push(...page);
+    while (buffer.length >= BATCH) {
+      yield buffer.slice(0, BATCH);
+      buffer = buffer.slice(BATCH);
+    }
+    await heartbeat?.();
+  }
+  if (buffer.length > 0) yield buffer;
+}

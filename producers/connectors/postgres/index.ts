@@ -1,0 +1,22 @@
+/**
+ * The PostgreSQL source plugin: a customer's PostgreSQL database (or Cloud SQL instance), read in
+ * full refreshes on a schedule of a few times a day. Everything about the source is in this folder:
+ * the config schema (config.ts), the schedule (schedule.ts), how to connect (connection.ts), the
+ * `where` compiler (where.ts) and the connector itself (source.ts).
+ */
+import type { SourcePlugin } from "../../connector.ts";
+import { PostgresConnector } from "./config.ts";
+import { PostgresSchedule, describePostgresSchedule, postgresCronRules, preparePostgresScheduleEdit } from "./schedule.ts";
+import { PostgresSource } from "./source.ts";
+
+export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> = {
+  type: "postgres",
+  title: "PostgreSQL",
+  configSchema: PostgresConnector,
+  scheduleSchema: PostgresSchedule,
+  defaultSchedule: PostgresSchedule.parse({ enabled: false }),
+  cronRules: postgresCronRules,
+  describeSchedule: describePostgresSchedule,
+  prepareScheduleEdit: preparePostgresScheduleEdit,
+  create: (config) => new PostgresSource(config),
+};

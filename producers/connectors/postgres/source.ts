@@ -1,0 +1,257 @@
+/**
+ * PostgreSQL source: a full sync of each configured table or view, streamed through a server-side
+ * cursor in a READ ONLY, REPEATABLE READ transaction (one consistent snapshot per table) with a
+ * statement_timeout. Values leave in PostgreSQL's own text form, so nothing is lost on the way:
+ * NUMERIC and MONEY stay exact decimal text (MONEY is cast to NUMERIC, independent of
+ * lc_monetary), BIGINT keeps every digit, DATE stays a date, TIMESTAMPTZ is printed in UTC and
+ * TIMESTAMP WITHOUT TIME ZONE is read in the connector's configured zone.
+ */
+import pg from "pg";
+import type { QobraType } from "../../../lib/config-common.ts";
+import { ConfigError, SourceUnavailableError, isRetriablePgError } from "../../../lib/errors.ts";
+import { ident, literal } from "../../../lib/pg.ts";
+import type { RawValue } from "../../../schemas/index.ts";
+import type { ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
+import type { PostgresConnector, PostgresTable } from "./config.ts";
+import { connectionError, describeTarget, pgClientConfig } from "./connection.ts";
+import { compileWhere } from "./where.ts";
+
+const FETCH_SIZE = 2000;
+
+interface ColumnInfo { name: string; type: string; category: string }
+
+/** Types returned as text by the driver: we do the parsing where the meaning is known. */
+const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+
+export class PostgresSource implements SourceConnector {
+  private readonly config: PostgresConnector;
+  private client: pg.Client | undefined;
+  private closeTransport: () => Promise<void> = async () => {};
+
+  constructor(config: PostgresConnector) { this.config = config; }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const target = describeTarget(this.config.connection);
+    let closeTransport = async () => {};
+    let client: pg.Client | undefined;
+    try {
+      const { config, close } = await pgClientConfig(this.config.connection, this.config.id);
+      closeTransport = close;
+      client = new pg.Client({ ...config, types: TEXT_TYPES, connectionTimeoutMillis: 10_000, application_name: "qobra-sync" });
+      client.on("error", () => { this.client = undefined; });
+      await client.connect();
+      await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`);
+    } catch (e) {
+      await client?.end().catch(() => {});
+      await closeTransport();
+      throw connectionError(e, this.config.id, target);
+    }
+    this.client = client;
+    this.closeTransport = closeTransport;
+    return client;
+  }
+
+  private tableConfig(name: string): PostgresTable {
+    const t = this.config.tables.find((x) => x.name === name);
+    if (!t) throw new ConfigError(`connector ${this.config.id} has no table ${name}`);
+    return t;
+  }
+
+  /** The relation's columns, or null when it does not exist. The name is resolved like SQL would (search_path). */
+  private async describe(client: pg.Client, source: string): Promise<{ rel: string; columns: Map<string, ColumnInfo> } | null> {
+    const rel = await client.query<{ rel: string | null }>("SELECT to_regclass($1)::text AS rel", [source]);
+    const relName = rel.rows[0]?.rel;
+    if (!relName) return null;
+    const cols = await client.query<{ attname: string; typname: string; typcategory: string }>(
+      `SELECT a.attname, bt.typname, bt.typcategory
+         FROM pg_attribute a
+         JOIN pg_type t ON t.oid = a.atttypid
+         JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum`, [source]);
+    return { rel: relName, columns: new Map(cols.rows.map((r) => [r.attname, { name: r.attname, type: r.typname, category: r.typcategory }])) };
+  }
+
+  async check(): Promise<TableCheck[]> {
+    const client = await this.connect();
+    const out: TableCheck[] = [];
+    for (const table of this.config.tables) {
+      const problems: string[] = [];
+      const warnings: string[] = [];
+      const d = await this.describe(client, table.source);
+      if (!d) {
+        problems.push(`source ${table.source} does not exist or is not visible to this user`);
+      } else {
+        const priv = await client.query<{ ok: string }>("SELECT has_table_privilege($1, 'SELECT')::text AS ok", [d.rel]);
+        if (priv.rows[0]?.ok !== "true") problems.push(`the user cannot SELECT from ${d.rel}; GRANT SELECT ON ${d.rel} TO the connector's user`);
+        for (const [role, col] of [["idColumn", table.idColumn], ["nameColumn", table.nameColumn], ["updatedAtColumn", table.updatedAtColumn]] as const) {
+          if (col && !d.columns.has(col)) problems.push(`${role} ${col} is not a column of ${d.rel} (columns: ${[...d.columns.keys()].join(", ")})`);
+        }
+        for (const [field, spec] of Object.entries(table.fields)) {
+          const col = d.columns.get(field);
+          if (!col) problems.push(`field ${field} is not a column of ${d.rel}`);
+          else {
+            const problem = typeProblem(field, col, spec.type);
+            if (problem) problems.push(problem);
+          }
+          if (spec.currencyColumn && !d.columns.has(spec.currencyColumn)) problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a column of ${d.rel}`);
+        }
+        if (table.where) {
+          try { await compileWhere(table.where, new Set(d.columns.keys())); } catch (e) { problems.push(`where ${JSON.stringify(table.where)} is refused: ${(e as Error).message}`); }
+        }
+        for (const [field, spec] of Object.entries(table.fields)) {
+          if (spec.type !== "user" || spec.userKey || !d.columns.has(field) || problems.length > 0) continue;
+          const bad = await client.query<{ n: string; sample: string | null }>(
+            `SELECT count(*)::text AS n, min(v) AS sample FROM (SELECT ${ident(field)}::text AS v FROM ${d.rel} LIMIT 10000) s
+              WHERE v IS NOT NULL AND btrim(v) !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'`);
+          if (Number(bad.rows[0]?.n ?? 0) > 0) {
+            problems.push(`user field ${field} should hold e-mails, but ${bad.rows[0]!.n} of the first 10,000 values do not (e.g. ${JSON.stringify(bad.rows[0]!.sample)}); set userKey to the Qobra user column it matches`);
+          }
+        }
+        const write = await client.query<{ w: string }>(
+          `SELECT (has_table_privilege($1, 'INSERT') OR has_table_privilege($1, 'UPDATE') OR has_table_privilege($1, 'DELETE') OR has_table_privilege($1, 'TRUNCATE')
+                   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS w`, [d.rel]);
+        if (write.rows[0]?.w === "true") {
+          warnings.push(`THE CONNECTOR'S ACCOUNT CAN WRITE to ${d.rel} (or is a superuser): qobra-sync only reads; give it a read-only role (GRANT SELECT only)`);
+        }
+        if (d.columns.has(table.idColumn)) {
+          const uniq = await client.query<{ ok: string }>(
+            `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+               WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2)::text AS ok`,
+            [d.rel, table.idColumn]);
+          if (uniq.rows[0]?.ok !== "true") {
+            const dup = await client.query<{ dups: string }>(`SELECT (count(*) - count(DISTINCT ${ident(table.idColumn)}))::text AS dups FROM ${d.rel}`);
+            const dups = Number(dup.rows[0]?.dups ?? 0);
+            if (dups > 0) problems.push(`idColumn ${table.idColumn} is not unique in ${d.rel} (${dups} duplicate rows); choose a unique column`);
+            else warnings.push(`idColumn ${table.idColumn} has no primary key or unique index; it is unique today (checked by a query) but nothing guarantees it`);
+          }
+        }
+      }
+      out.push({ table: table.name, ok: problems.length === 0, problems, warnings });
+    }
+    return out;
+  }
+
+  async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.tableConfig(tableName);
+    const client = await this.connect();
+    const d = await this.describe(client, table.source);
+    if (!d) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: source ${table.source} does not exist or is not visible to this user`);
+    const need = (col: string, role: string): ColumnInfo => {
+      const c = d.columns.get(col);
+      if (!c) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: ${role} ${col} is not a column of ${d.rel}`);
+      return c;
+    };
+    need(table.idColumn, "idColumn");
+    need(table.nameColumn, "nameColumn");
+    const fieldCols = new Map<string, ColumnInfo>();
+    for (const [field, spec] of Object.entries(table.fields)) {
+      fieldCols.set(field, need(field, "field"));
+      if (spec.currencyColumn) fieldCols.set(spec.currencyColumn, need(spec.currencyColumn, "currencyColumn"));
+    }
+    const tz = this.config.timestampTimezone;
+    const select = [
+      `${ident(table.idColumn)}::text`,
+      `${ident(table.nameColumn)}::text`,
+      table.updatedAtColumn ? valueExpr(need(table.updatedAtColumn, "updatedAtColumn"), tz) : "NULL",
+      ...[...fieldCols.values()].map((c) => valueExpr(c, tz)),
+    ];
+    for (const [field, spec] of Object.entries(table.fields)) {
+      const problem = typeProblem(field, fieldCols.get(field)!, spec.type);
+      if (problem) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: ${problem}`);
+    }
+    let where = "";
+    if (table.where) {
+      try {
+        where = ` WHERE (${await compileWhere(table.where, new Set(d.columns.keys()))})`;
+      } catch (e) {
+        throw new ConfigError(`connector ${this.config.id}, table ${table.name}: the where condition is refused: ${(e as Error).message}`, e);
+      }
+    }
+    const sql = `SELECT ${select.join(", ")} FROM ${d.rel}${where}`;
+    const sourceTypes: Record<string, string> = {};
+    for (const [name, c] of fieldCols) sourceTypes[name] = `pg:${c.type}`;
+    const names = [...fieldCols.keys()];
+    const bools = names.map((n) => fieldCols.get(n)!.type === "bool");
+    const arrays = names.map((n) => fieldCols.get(n)!.category === "A");
+
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    try {
+      await client.query(`DECLARE qobra_sync_read NO SCROLL CURSOR FOR ${sql}`);
+      while (!opts.signal.aborted) {
+        const res = await client.query({ text: `FETCH FORWARD ${FETCH_SIZE} FROM qobra_sync_read`, rowMode: "array" });
+        if (res.rows.length === 0) break;
+        const records: SourceRecord[] = res.rows.map((row: (string | null)[]) => {
+          const fields: Record<string, RawValue> = {};
+          for (let i = 0; i < names.length; i++) {
+            const v = row[i + 3] ?? null;
+            fields[names[i]!] = v === null ? null : bools[i] ? v === "true" : arrays[i] ? jsonArray(v) : v;
+          }
+          return { externalId: row[0] ?? "", name: row[1] ?? null, sourceUpdatedAt: row[2] ?? null, fields };
+        });
+        yield { records, sourceTypes };
+      }
+      await client.query("COMMIT");
+    } catch (e) {
+      await client.query("ROLLBACK").catch(() => {});
+      if (isRetriablePgError(e)) throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
+      const code = (e as { code?: string }).code ?? "";
+      if (code === "42501") throw connectionError(e, this.config.id, describeTarget(this.config.connection), table.name);
+      if (code.startsWith("42")) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: the source query failed: ${(e as Error).message}; check the table's where and columns`, e);
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => {});
+    await this.closeTransport();
+  }
+}
+
+/** The SQL that reads one column in a lossless text form. */
+function valueExpr(c: ColumnInfo, timestampZone: string): string {
+  const col = ident(c.name);
+  if (c.category === "A") return `array_to_json(${col})::text`;
+  switch (c.type) {
+    case "money": return `${col}::numeric::text`;
+    case "timestamp": return `(${col} AT TIME ZONE ${literal(timestampZone)})::text`;
+    default: return `${col}::text`;
+  }
+}
+
+function jsonArray(text: string): (string | null)[] {
+  const flat = (v: unknown): (string | null)[] => Array.isArray(v) ? v.flatMap(flat) : [v === null ? null : typeof v === "string" ? v : JSON.stringify(v)];
+  return flat(JSON.parse(text));
+}
+
+/**
+ * The Qobra types each PostgreSQL type may map to (Qobra's PostgreSQL page, plus documented rules
+ * for types outside it: uuid, json, enums, arrays; domains follow their base type).
+ */
+export function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly QobraType[] {
+  const TEXT: QobraType[] = ["string", "picklist", "multipicklist", "user"];
+  switch (c.type) {
+    case "text": case "varchar": case "bpchar": case "citext": case "name": return TEXT;
+    case "date": case "timestamp": case "timestamptz": return ["date"];
+    case "int2": case "int4": case "int8": return ["number", "amount", "percentage", "user"];
+    case "float4": case "float8": case "numeric": return ["number", "amount", "percentage"];
+    case "money": return ["amount"];
+    case "bool": return ["bool"];
+    case "bit": case "varbit": return ["string"];
+    case "uuid": return ["string", "picklist", "user"];
+    case "json": case "jsonb": case "xml": return ["string"];
+  }
+  if (c.category === "E") return ["string", "picklist", "multipicklist"];
+  if (c.category === "A") return ["multipicklist", "string"];
+  return [];
+}
+
+function typeProblem(field: string, col: ColumnInfo, type: QobraType): string | null {
+  const allowed = allowedQobraTypes(col);
+  if (allowed.length === 0) return `field ${field} has PostgreSQL type ${col.type}, which qobra-sync does not support (see the README's type table); cast it in a view`;
+  if (!allowed.includes(type)) return `field ${field} has PostgreSQL type ${col.type}, which maps to ${allowed.join(", ")}, not ${type}`;
+  return null;
+}

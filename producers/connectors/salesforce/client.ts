@@ -1,0 +1,311 @@
+/**
+ * The Salesforce session of one connector: a jsforce 3 Connection, with what jsforce leaves to
+ * its users done here.
+ *
+ *  - Tokens: the refresh token comes from the config or the token store (producers/oauth/). Every
+ *    refresh (the first one, and jsforce's automatic one on INVALID_SESSION_ID) goes through
+ *    `refreshFn`: single-flight in the process, under the token store's lock across processes,
+ *    and a rotated refresh token is persisted before the new access token is used (jsforce
+ *    itself keeps the old one and fails on the next refresh: jsforce#1656).
+ *  - A 401 that survives a fresh token is not refreshed again (jsforce would loop forever): the
+ *    run fails with a message.
+ *  - Requests read the raw response text (numbers are parsed exactly by the caller) and the
+ *    response headers (Sforce-Limit-Info, Sforce-Locator).
+ *  - Errors become the project's kinds: REQUEST_LIMIT_EXCEEDED → SalesforceLimitError (the run
+ *    fails visibly), revoked tokens / bad client → ConfigError asking to reconnect, 5xx and
+ *    network → SourceUnavailableError, query errors → SalesforceApiError with Salesforce's code.
+ */
+import { createHash } from "node:crypto";
+import jsforce from "jsforce";
+import type { Connection } from "jsforce";
+import { ConfigError, EtlError, SourceUnavailableError } from "../../../lib/errors.ts";
+import { logger } from "../../../lib/log.ts";
+import { TokenStore, singleFlight, type StoredToken } from "../../oauth/token-store.ts";
+import type { SalesforceConnector } from "./config.ts";
+
+const log = logger.child({ component: "salesforce" });
+
+/** An error Salesforce answered (not auth, not the API limit): carries Salesforce's errorCode. */
+export class SalesforceApiError extends EtlError {
+  readonly errorCode: string;
+  readonly status: number;
+  constructor(status: number, errorCode: string, message: string, cause?: unknown) {
+    super(status >= 500 || status === 0 ? "SOURCE_UNAVAILABLE" : "SOURCE_DATA", message, { retriable: status >= 500 || status === 0, cause });
+    this.errorCode = errorCode;
+    this.status = status;
+  }
+}
+
+/** The org's daily API budget is spent (or reached maxApiUsagePercent): the run must fail, visibly. */
+export class SalesforceLimitError extends SourceUnavailableError {
+  readonly usage: ApiUsage | null;
+  constructor(message: string, usage: ApiUsage | null, cause?: unknown) { super(message, cause); this.usage = usage; }
+}
+
+export interface ApiUsage { used: number; limit: number }
+
+export interface RawResponse { status: number; headers: Record<string, string>; body: string }
+
+interface HttpResponse { statusCode: number; headers: Record<string, string>; body: string }
+interface Transport { httpRequest(req: unknown, options?: unknown): Promise<HttpResponse> }
+type RefreshCallback = (err?: Error | null, accessToken?: string, res?: unknown) => void;
+
+interface TokenResponse { access_token: string; refresh_token?: string; instance_url: string; id?: string }
+
+export interface SalesforceClientOptions {
+  /** Token store (default: the one configured by the environment). */
+  tokenStore?: TokenStore;
+}
+
+const hash = (s: string): string => createHash("sha256").update(s).digest("hex");
+
+export class SalesforceClient {
+  readonly config: SalesforceConnector;
+  readonly store: TokenStore;
+  private conn: Connection | undefined;
+  private connecting: Promise<Connection> | undefined;
+  /** Set after a refresh, cleared by the next successful response: a second refresh in a row means the new token is refused too. */
+  private refreshedWithoutSuccess = false;
+  private lastRefreshError: Error | undefined;
+  /** From the last Sforce-Limit-Info header. */
+  usage: ApiUsage | null = null;
+  /** API calls this client made (responses received), by outcome. */
+  calls = 0;
+  refreshes = 0;
+  rotations = 0;
+
+  constructor(config: SalesforceConnector, opts: SalesforceClientOptions = {}) {
+    this.config = config;
+    this.store = opts.tokenStore ?? new TokenStore();
+  }
+
+  get apiPath(): string { return `/services/data/v${this.config.apiVersion}`; }
+
+  /** Logs in (a refresh-token grant) once; later calls reuse the session. */
+  async connect(): Promise<Connection> {
+    if (this.conn) return this.conn;
+    this.connecting ??= this.open().finally(() => { this.connecting = undefined; });
+    return this.connecting;
+  }
+
+  private async open(): Promise<Connection> {
+    const c = this.config;
+    const conn = new jsforce.Connection({
+      loginUrl: c.loginUrl,
+      instanceUrl: c.loginUrl,
+      version: c.apiVersion,
+      oauth2: { clientId: c.clientId, clientSecret: c.clientSecret, loginUrl: c.loginUrl },
+      refreshFn: (cn: Connection, callback: RefreshCallback) => { void this.refreshFn(cn, callback); },
+    } as ConstructorParameters<typeof jsforce.Connection>[0]);
+    // Observe every response jsforce receives (ours, describe, Bulk API): API usage, and whether
+    // the current access token has been accepted since the last refresh.
+    const internal = conn as unknown as { _transport: Transport };
+    const base = internal._transport;
+    internal._transport = {
+      httpRequest: (req, options) => {
+        const p = base.httpRequest(req, options);
+        p.then((res) => this.observe(res), () => undefined);
+        return p;
+      },
+    };
+    conn.on("refresh", () => { this.refreshes++; });
+    const token = await this.refreshAccessToken();
+    conn.accessToken = token.access_token;
+    conn.instanceUrl = originOf(token.instance_url);
+    this.refreshedWithoutSuccess = true;
+    this.conn = conn;
+    return conn;
+  }
+
+  private observe(res: HttpResponse): void {
+    this.calls++;
+    const info = res.headers?.["sforce-limit-info"];
+    const m = info ? /api-usage=(\d+)\/(\d+)/.exec(info) : null;
+    if (m) this.usage = { used: Number(m[1]), limit: Number(m[2]) };
+    if (res.statusCode < 400) this.refreshedWithoutSuccess = false;
+  }
+
+  /** jsforce's session refresh hook (first argument unused: the connection is ours). */
+  private async refreshFn(conn: Connection, callback: RefreshCallback): Promise<void> {
+    if (this.refreshedWithoutSuccess) {
+      const e = new ConfigError(`connector ${this.config.id}: Salesforce refused a freshly issued access token (INVALID_SESSION_ID right after a refresh); `
+        + "check that the connected app's API access is enabled for this user and that the token's scopes include api");
+      this.lastRefreshError = e;
+      callback(e);
+      return;
+    }
+    try {
+      const token = await this.refreshAccessToken();
+      conn.instanceUrl = originOf(token.instance_url);
+      this.refreshedWithoutSuccess = true;
+      log.info({ connector: this.config.id }, "Salesforce access token refreshed");
+      callback(null, token.access_token, token);
+    } catch (e) {
+      this.lastRefreshError = e as Error;
+      callback(e as Error);
+    }
+  }
+
+  /** Which refresh token to use: the config's, unless the store holds the token it rotated into; else the store's. */
+  private async currentRefreshToken(): Promise<{ token: string; seed: string | undefined; stored: StoredToken | null }> {
+    const stored = await this.store.load(this.config.id);
+    const configured = this.config.refreshToken;
+    if (configured) {
+      const seed = hash(configured);
+      if (stored && stored.seed === seed) return { token: stored.refreshToken, seed, stored };
+      return { token: configured, seed, stored };
+    }
+    if (stored) return { token: stored.refreshToken, seed: typeof stored.seed === "string" ? stored.seed : undefined, stored };
+    throw new ConfigError(`connector ${this.config.id} has no Salesforce refresh token: run \`qobra-sync auth ${this.config.id}\` (or set refreshToken in its config)`);
+  }
+
+  /**
+   * A refresh-token grant: one at a time per connector in this process (concurrent callers share
+   * it) and across processes (the token store's lock), re-reading the stored token inside the lock
+   * so that a token another process rotated is the one used. A rotated token is saved atomically
+   * before this returns.
+   */
+  refreshAccessToken(): Promise<TokenResponse> {
+    const id = this.config.id;
+    return singleFlight(`salesforce:${id}`, () => this.store.withLock(id, async () => {
+      const { token, seed, stored } = await this.currentRefreshToken();
+      const oauth2 = new jsforce.OAuth2({ clientId: this.config.clientId, clientSecret: this.config.clientSecret, loginUrl: this.config.loginUrl });
+      let res: TokenResponse;
+      try {
+        res = await oauth2.refreshToken(token) as unknown as TokenResponse;
+      } catch (e) {
+        throw this.refreshError(e);
+      }
+      if (!res.access_token || !res.instance_url) throw new SourceUnavailableError(`connector ${id}: Salesforce's token endpoint answered without an access token or instance_url`);
+      if (res.refresh_token && res.refresh_token !== token) {
+        try {
+          await this.store.save(id, { ...(stored ?? {}), refreshToken: res.refresh_token, instanceUrl: res.instance_url, seed, rotatedAt: new Date().toISOString() });
+        } catch (e) {
+          throw new ConfigError(`connector ${id}: Salesforce rotated the refresh token but the new one cannot be stored in ${this.store.dir} (${(e as Error).message}); `
+            + `make the folder writable (QOBRA_SYNC_TOKEN_DIR) and reconnect with \`qobra-sync auth ${id}\``, e);
+        }
+        this.rotations++;
+        log.info({ connector: id }, "Salesforce rotated the refresh token; the new one is stored");
+      }
+      return res;
+    }));
+  }
+
+  private refreshError(e: unknown): Error {
+    const name = (e as Error)?.name ?? "";
+    const msg = (e as Error)?.message ?? String(e);
+    const id = this.config.id;
+    if (name === "invalid_grant") {
+      return new ConfigError(`connector ${id}: Salesforce refused the refresh token (${msg}): it was revoked, expired or already used; reconnect with \`qobra-sync auth ${id}\``, e);
+    }
+    if (name === "invalid_client_id" || name === "invalid_client" || name === "unauthorized_client") {
+      return new ConfigError(`connector ${id}: Salesforce refused the connected app (${name}: ${msg}); check clientId and clientSecret`, e);
+    }
+    if (/^ERROR_HTTP_5\d\d$/.test(name) || isNetworkError(e)) {
+      return new SourceUnavailableError(`connector ${id}: cannot reach Salesforce's token endpoint at ${this.config.loginUrl}: ${msg}`, e);
+    }
+    return new ConfigError(`connector ${id}: the Salesforce login failed (${name}: ${msg}); check loginUrl, clientId and clientSecret, or reconnect with \`qobra-sync auth ${id}\``, e);
+  }
+
+  /**
+   * One REST call; the body comes back as text, untouched. jsforce refreshes the session on
+   * INVALID_SESSION_ID (once, see refreshFn) and retries GETs on 5xx.
+   */
+  async request(method: "GET" | "POST" | "PATCH" | "DELETE", path: string, opts: { body?: string; headers?: Record<string, string> } = {}): Promise<RawResponse> {
+    const conn = await this.connect();
+    const base = (conn as unknown as { _transport: Transport })._transport;
+    let last: HttpResponse | undefined;
+    const transport: Transport = {
+      httpRequest: (req, options) => {
+        const p = base.httpRequest(req, options);
+        p.then((res) => { last = res; }, () => undefined);
+        return p;
+      },
+    };
+    let body: unknown;
+    try {
+      body = await conn.request({ method, url: path, body: opts.body, headers: opts.headers ?? {} }, { transport, responseType: "text/plain" } as never);
+    } catch (e) {
+      throw this.translate(e, last);
+    }
+    this.checkBudget();
+    return { status: last?.statusCode ?? 200, headers: last?.headers ?? {}, body: typeof body === "string" ? body : body === undefined ? "" : JSON.stringify(body) };
+  }
+
+  /** Fails the run once the org's usage reaches maxApiUsagePercent (when set below 100). */
+  checkBudget(): void {
+    const u = this.usage;
+    const max = this.config.maxApiUsagePercent;
+    if (!u || max >= 100 || u.limit <= 0) return;
+    if ((u.used / u.limit) * 100 >= max) {
+      throw new SalesforceLimitError(`connector ${this.config.id}: stopped because the org's daily Salesforce API usage reached ${u.used}/${u.limit} `
+        + `(${Math.round((u.used / u.limit) * 100)}%, maxApiUsagePercent is ${max}); the run is incomplete and the data stale until the budget recovers (rolling 24 h)`, u);
+    }
+  }
+
+  /** Any error of a call (ours or jsforce's) as one of the project's kinds. */
+  translate(e: unknown, res?: HttpResponse): Error {
+    if (e instanceof EtlError) return e;
+    const err = e as Error & { errorCode?: string; data?: unknown };
+    const id = this.config.id;
+    if (typeof err?.message === "string" && err.message.startsWith("Unable to refresh session due to:")) {
+      return this.lastRefreshError instanceof EtlError ? this.lastRefreshError
+        : new ConfigError(`connector ${id}: the Salesforce session could not be refreshed (${err.message}); reconnect with \`qobra-sync auth ${id}\``, e);
+    }
+    if (isNetworkError(e)) return new SourceUnavailableError(`connector ${id}: cannot reach Salesforce at ${this.conn?.instanceUrl ?? this.config.loginUrl}: ${err.message}`, e);
+    const status = res?.statusCode ?? statusOf(err);
+    let code = err?.errorCode ?? err?.name ?? "ERROR";
+    let message = err?.message ?? String(e);
+    const parsed = parseErrorBody(res?.body ?? (code.startsWith("ERROR_HTTP_") ? message : undefined));
+    if (parsed) { code = parsed.errorCode; message = parsed.message; }
+    if (code === "REQUEST_LIMIT_EXCEEDED") {
+      const u = this.usage;
+      return new SalesforceLimitError(`connector ${id}: the org's daily Salesforce API request limit is exhausted (REQUEST_LIMIT_EXCEEDED${u ? `, api-usage=${u.used}/${u.limit}` : ""}: ${message}); `
+        + "the run stopped before finishing and the synced data is stale until the budget recovers (rolling 24 h) or the limit is raised", this.usage, e);
+    }
+    if (code === "INVALID_SESSION_ID") {
+      return new ConfigError(`connector ${id}: Salesforce rejected the session (INVALID_SESSION_ID: ${message}); reconnect with \`qobra-sync auth ${id}\``, e);
+    }
+    if (code === "API_DISABLED_FOR_ORG" || code === "API_CURRENTLY_DISABLED") {
+      return new ConfigError(`connector ${id}: the Salesforce API is not enabled for this org or user (${code}: ${message})`, e);
+    }
+    const http = status ?? (/^ERROR_HTTP_(\d{3})$/.exec(code)?.[1] ? Number(/^ERROR_HTTP_(\d{3})$/.exec(code)![1]) : 400);
+    return new SalesforceApiError(http, code, `connector ${id}: Salesforce answered ${code}: ${oneLine(message)}`, e);
+  }
+
+  async close(): Promise<void> {
+    this.conn = undefined;
+  }
+}
+
+function originOf(url: string): string {
+  try { return new URL(url).origin; } catch { return url.replace(/\/+$/, ""); }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const s = (err as { statusCode?: unknown; status?: unknown })?.statusCode ?? (err as { status?: unknown })?.status;
+  return typeof s === "number" ? s : undefined;
+}
+
+export function isNetworkError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code ?? (e as { cause?: { code?: unknown } })?.cause?.code;
+  if (typeof code === "string" && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_\w+)$/.test(code)) return true;
+  return /socket hang up|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|fetch failed|other side closed/i.test(String((e as Error)?.message ?? ""));
+}
+
+/** Salesforce's error body `[{"message","errorCode"}]` (or a single object), when the text is one. */
+export function parseErrorBody(text: string | undefined): { errorCode: string; message: string } | null {
+  if (!text) return null;
+  try {
+    const v = JSON.parse(text) as unknown;
+    const first = Array.isArray(v) ? v[0] : v;
+    if (first && typeof first === "object" && typeof (first as { errorCode?: unknown }).errorCode === "string") {
+      return { errorCode: (first as { errorCode: string }).errorCode, message: String((first as { message?: unknown }).message ?? "") };
+    }
+  } catch { /* not JSON */ }
+  return null;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, " ").trim();
+}

@@ -1,0 +1,26 @@
+/**
+ * The Salesforce source plugin: a Salesforce org, read through the REST and Bulk API 2.0 with a
+ * connected app's OAuth refresh token. Everything about the source is in this folder: the config
+ * schema (config.ts), the schedule (schedule.ts), the OAuth flow of `qobra-sync auth` (auth.ts),
+ * the HTTP client (client.ts, bulk.ts), value conversion (types.ts), the org's metadata and read
+ * plans (plan.ts), SOQL (soql.ts) and the connector itself (source.ts).
+ */
+import type { SourcePlugin } from "../../connector.ts";
+import { SalesforceConnector } from "./config.ts";
+import { SalesforceSchedule, describeSalesforceSchedule, salesforceCronRules } from "./schedule.ts";
+import { SalesforceSource } from "./source.ts";
+
+export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSchedule> = {
+  type: "salesforce",
+  title: "Salesforce",
+  configSchema: SalesforceConnector,
+  scheduleSchema: SalesforceSchedule,
+  defaultSchedule: SalesforceSchedule.parse({ enabled: false }),
+  cronRules: salesforceCronRules,
+  describeSchedule: describeSalesforceSchedule,
+  create: (config) => new SalesforceSource(config),
+  auth: {
+    // Loaded when used: the flow's listener and jsforce's OAuth client serve only `qobra-sync auth`.
+    run: async (config, opts) => (await import("./auth.ts")).runSalesforceAuth(config, opts),
+  },
+};

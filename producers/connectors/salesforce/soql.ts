@@ -1,0 +1,82 @@
+/**
+ * The SOQL the Salesforce source writes: the incremental cursor (SalesforceState) and its lower
+ * bound, dateTime literals, query paths, and the table's custom `where`, parsed and re-composed by
+ * a SOQL parser so that what is sent is what the parser understood.
+ */
+import { composeQuery, parseQuery } from "@jetstreamapp/soql-parser-js";
+import { ConfigError } from "../../../lib/errors.ts";
+
+/** The cursor saved after each acknowledged page (JSON in the sync.state topic). */
+export interface SalesforceState {
+  v: 1;
+  /** SystemModstamp or LastModifiedDate. */
+  field: string;
+  /** The cursor timestamp, ISO 8601 UTC. */
+  ts: string;
+  /** The Id of the last record at ts (tie-break). */
+  id: string | null;
+  /** Digest of object, cursor field, where and fields: a change restarts from the complete history. */
+  sig: string;
+}
+
+/** A position in the cursor order: (timestamp, Id). */
+export interface Cursor { ms: number; id: string }
+
+export function maxCursor(a: Cursor | null, b: Cursor | null): Cursor | null {
+  if (!a) return b;
+  if (!b) return a;
+  if (b.ms !== a.ms) return b.ms > a.ms ? b : a;
+  return b.id > a.id ? b : a;
+}
+
+/** The REST path of a query (queryAll also returns deleted and archived rows). */
+export function queryPath(apiPath: string, soql: string, all: boolean): string {
+  return `${apiPath}/${all ? "queryAll" : "query"}?q=${encodeURIComponent(soql)}`;
+}
+
+/** SOQL dateTime literal (documented form, whole seconds): 2024-01-02T03:04:05Z. */
+export function soqlDateTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * The incremental lower bound: inclusive from (cursor − lookback) rounded down to the second;
+ * with no lookback, strictly after the cursor or on it with a greater Id (the tie-break).
+ */
+export function cursorCondition(field: string, s: SalesforceState, lookbackSeconds: number): string {
+  const t = Date.parse(s.ts) - lookbackSeconds * 1000;
+  const floor = Math.floor(t / 1000) * 1000;
+  const lit = soqlDateTime(floor);
+  if (lookbackSeconds === 0 && floor === t && s.id && /^[A-Za-z0-9]{15,18}$/.test(s.id)) {
+    return `(${field} > ${lit} OR (${field} = ${lit} AND Id > '${s.id}'))`;
+  }
+  return `${field} >= ${lit}`;
+}
+
+/**
+ * A table's custom condition, validated and re-composed by the SOQL parser: what is sent is what
+ * the parser understood, wrapped in parentheses by the caller. Anything beyond one condition
+ * (LIMIT, ORDER BY, a stray parenthesis, a second statement) is refused with the parser's reason.
+ */
+export function normalizeWhere(object: string, where: string): string {
+  const prefix = `SELECT Id FROM ${object} WHERE `;
+  let q: ReturnType<typeof parseQuery>;
+  try {
+    q = parseQuery(prefix + where);
+  } catch (e) {
+    throw new ConfigError(`where is not a valid SOQL condition: ${String((e as Error).message).split("\n")[0]} (in: ${where})`, e);
+  }
+  const extra = Object.keys(q).filter((k) => !["fields", "sObject", "where"].includes(k) && (q as Record<string, unknown>)[k] !== undefined);
+  if (extra.length > 0) {
+    throw new ConfigError(`where must be a condition only, without ${extra.map(clauseName).join(", ")} (in: ${where})`);
+  }
+  if (!q.where) throw new ConfigError(`where is empty (in: ${where})`);
+  const composed = composeQuery({ fields: q.fields, sObject: q.sObject, where: q.where });
+  if (!composed.startsWith(prefix)) throw new ConfigError(`where could not be re-composed safely (in: ${where})`);
+  return composed.slice(prefix.length);
+}
+
+function clauseName(key: string): string {
+  const names: Record<string, string> = { limit: "LIMIT", offset: "OFFSET", orderBy: "ORDER BY", groupBy: "GROUP BY", having: "HAVING", for: "FOR …", update: "UPDATE …", withSecurityEnforced: "WITH SECURITY_ENFORCED", withAccessLevel: "WITH …", withDataCategory: "WITH DATA CATEGORY" };
+  return names[key] ?? key;
+}

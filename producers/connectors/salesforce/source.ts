@@ -1,0 +1,363 @@
+/**
+ * Salesforce source (docs/salesforce.md). Reads each configured object through jsforce 3:
+ *
+ *  - Full runs read every live record (queryAll with IsDeleted = false where the object has
+ *    IsDeleted, so archived Tasks/Events count as live) and end with a cursor state, so the next
+ *    incremental continues from there. The worker infers deletes from what a full run did not see.
+ *  - Incremental runs read queryAll ordered by (SystemModstamp, Id) — LastModifiedDate where the
+ *    object has no SystemModstamp — from the saved cursor minus a lookback window, inclusively, so
+ *    records on the cursor edge or committed late are read again rather than missed. Rows with
+ *    IsDeleted = true become deletedIds; with a `where`, records that stopped matching it since
+ *    the cursor are deleted too. Each REST page carries its (timestamp, Id) state.
+ *  - REST below bulkThreshold records (the first REST page's totalSize decides, so small tables
+ *    cost no extra call), Bulk API 2.0 above it, with result pages fetched here (bulk.ts).
+ *    REST pages are followed through nextRecordsUrl one by one (never jsforce's autoFetch, which
+ *    silently stops at maxFetch = 10,000).
+ *  - Values leave exact (types.ts): numbers are read from the response text, never
+ *    through floats; user references carry the user's email; references carry `<field>__type`,
+ *    the referenced object resolved through describeGlobal's key prefixes (polymorphic WhoId,
+ *    WhatId, OwnerId); CurrencyIsoCode rides along for amounts.
+ *  - The custom `where` is parsed with a SOQL parser and re-composed from its syntax tree before
+ *    use: a condition that does not parse, or that carries LIMIT/ORDER BY/…, is a ConfigError.
+ *
+ * The org's metadata and the tables' read plans are in plan.ts, the SOQL pieces in soql.ts, the
+ * HTTP client in client.ts.
+ */
+import { ConfigError, EtlError } from "../../../lib/errors.ts";
+import { logger } from "../../../lib/log.ts";
+import type { RawValue } from "../../../schemas/index.ts";
+import type { ApiBudget, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
+import type { TokenStore } from "../../oauth/token-store.ts";
+import { BulkJobFailedError, bulkQuery } from "./bulk.ts";
+import { SalesforceApiError, SalesforceClient, SalesforceLimitError, type ApiUsage } from "./client.ts";
+import type { SalesforceConnector, SalesforceTable } from "./config.ts";
+import { SalesforceMetadata, type TablePlan } from "./plan.ts";
+import { cursorCondition, maxCursor, queryPath, type Cursor, type SalesforceState } from "./soql.ts";
+import { JsonNumber, normalizeDateTime, rawValue } from "./types.ts";
+
+const log = logger.child({ component: "salesforce" });
+
+/** REST query URLs longer than this go through Bulk API 2.0 (a POST body) instead. */
+const MAX_REST_URL = 15_000;
+
+type Row = Record<string, unknown>;
+interface Batch { rows: Row[]; csv: boolean; ordered: boolean }
+
+export interface SalesforceSourceOptions { tokenStore?: TokenStore }
+
+export class SalesforceSource implements SourceConnector {
+  readonly config: SalesforceConnector;
+  readonly client: SalesforceClient;
+  private readonly metadata: SalesforceMetadata;
+  private userEmails: Map<string, string | null> | undefined;
+
+  constructor(config: SalesforceConnector, opts: SalesforceSourceOptions = {}) {
+    this.config = config;
+    this.client = new SalesforceClient(config, { tokenStore: opts.tokenStore });
+    this.metadata = new SalesforceMetadata(config, this.client, log);
+  }
+
+  /** The org's API usage from the last response's Sforce-Limit-Info, and the calls this connector made. */
+  apiUsage(): { usage: ApiUsage | null; calls: number; refreshes: number; rotations: number } {
+    return { usage: this.client.usage, calls: this.client.calls, refreshes: this.client.refreshes, rotations: this.client.rotations };
+  }
+
+  apiBudget(): ApiBudget {
+    const u = this.client.usage;
+    return { calls: this.client.calls, ...(u ? { used: u.used, limit: u.limit } : {}) };
+  }
+
+  private tableConfig(name: string): SalesforceTable {
+    const t = this.config.tables.find((x) => x.name === name);
+    if (!t) throw new ConfigError(`connector ${this.config.id} has no table ${name}`);
+    return t;
+  }
+
+  async check(): Promise<TableCheck[]> {
+    await this.client.connect();
+    const out: TableCheck[] = [];
+    for (const table of this.config.tables) {
+      const problems: string[] = [];
+      const warnings: string[] = [];
+      try {
+        const r = await this.metadata.plan(table);
+        problems.push(...r.problems);
+        warnings.push(...r.warnings);
+        if (r.plan) {
+          const p = r.plan;
+          const d = p.describe;
+          const can = [d.createable && "create", d.updateable && "edit", d.deletable && "delete"].filter(Boolean);
+          if (can.length > 0) warnings.push(`the connected user can ${can.join(", ")} ${d.name} records; qobra-sync only reads: prefer a read-only user or permission set`);
+          if (p.wantsCorporateCurrency && !(await this.metadata.corporateCurrency()) && !this.config.defaultCurrency) {
+            warnings.push(`${d.name} has no CurrencyIsoCode (single-currency org) and the org's corporate currency could not be read: amounts use the sink's defaultCurrency (set defaultCurrency to be explicit)`);
+          }
+          // The exact query a read sends, limited to one row: field access, the where's fields and values.
+          const soql = `SELECT ${p.select.join(", ")} FROM ${p.object}${p.where ? ` WHERE (${p.where})` : ""} LIMIT 1`;
+          try {
+            await this.client.request("GET", this.queryPath(soql, false));
+          } catch (e) {
+            if (e instanceof SalesforceApiError && !e.retriable) problems.push(`Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_]+: /, "")}`);
+            else throw e;
+          }
+        }
+      } catch (e) {
+        if (e instanceof ConfigError) problems.push(e.message.replace(`connector ${this.config.id}: `, ""));
+        else throw e;
+      }
+      out.push({ table: table.name, ok: problems.length === 0, problems, warnings });
+    }
+    const u = this.client.usage;
+    if (u && u.limit > 0 && u.used / u.limit >= 0.8 && out[0]) {
+      out[0].warnings.push(`the org has used ${u.used} of its ${u.limit} daily API requests (${Math.round((100 * u.used) / u.limit)}%)`);
+    }
+    return out;
+  }
+
+  async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
+    const table = this.tableConfig(tableName);
+    const callsBefore = this.client.calls;
+    try {
+      const plan = await this.metadata.planOrThrow(table);
+      if (opts.full || !plan.cursorField) yield* this.readFull(plan, opts);
+      else yield* this.readIncremental(plan, opts);
+    } catch (e) {
+      throw this.contextualize(table, e);
+    } finally {
+      log.info({ connector: this.config.id, table: tableName, apiCalls: this.client.calls - callsBefore, apiUsage: this.client.usage }, "Salesforce API usage");
+    }
+  }
+
+  private contextualize(table: SalesforceTable, e: unknown): unknown {
+    if (e instanceof SalesforceLimitError || !(e instanceof EtlError)) return e;
+    if (e instanceof SalesforceApiError && !e.retriable && /^(MALFORMED_QUERY|INVALID_FIELD|INVALID_TYPE|INVALID_QUERY_FILTER_OPERATOR|INSUFFICIENT_ACCESS\w*|BULK_JOB_FAILED)$/.test(e.errorCode)) {
+      return new ConfigError(`connector ${this.config.id}, table ${table.name} (${table.object}): Salesforce rejected the query (${e.errorCode}): `
+        + `${e.message.replace(/^connector [^:]+: (Salesforce answered [A-Z_]+: )?/, "")}; check the table's where and fields (qobra-sync check ${this.config.id})`, e);
+    }
+    return e;
+  }
+
+  private queryPath(soql: string, all: boolean): string {
+    return queryPath(this.client.apiPath, soql, all);
+  }
+  private async *readFull(plan: TablePlan, opts: ReadOptions): AsyncGenerator<SourcePage> {
+    const conds = [plan.hasIsDeleted ? "IsDeleted = false" : null, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
+    const soql = `SELECT ${plan.select.join(", ")} FROM ${plan.object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}`;
+    let max: Cursor | null = null;
+    for await (const batch of this.execute(plan, { rest: soql, bulk: soql }, plan.hasIsDeleted, opts)) {
+      const page = await this.convert(plan, batch);
+      max = maxCursor(max, page.max);
+      if (page.records.length > 0) yield { records: page.records, sourceTypes: plan.sourceTypes };
+    }
+    if (opts.signal.aborted) return;
+    const state = this.finalState(plan, max, opts);
+    if (state) yield { records: [], sourceTypes: plan.sourceTypes, state };
+  }
+
+  private async *readIncremental(plan: TablePlan, opts: ReadOptions): AsyncGenerator<SourcePage> {
+    const field = plan.cursorField!.name;
+    const state = this.validState(plan, opts.state);
+    const bound = state ? cursorCondition(field, state, this.config.lookbackSeconds) : null;
+    const all = plan.hasIsDeleted;
+    // Records changed since the cursor that no longer match the where: gone from this table.
+    if (plan.where && bound) {
+      const soql = `SELECT Id FROM ${plan.object} WHERE ${bound} AND (NOT (${plan.where}))`;
+      for await (const rows of this.restPages(soql, all, opts)) {
+        const ids = rows.map((r) => String(r.Id));
+        if (ids.length > 0) yield { records: [], deletedIds: ids, sourceTypes: plan.sourceTypes };
+      }
+    }
+    const conds = [bound, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
+    const base = `SELECT ${plan.select.join(", ")} FROM ${plan.object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}`;
+    let max: Cursor | null = null;
+    let savedMax: Cursor | null = null;
+    for await (const batch of this.execute(plan, { rest: `${base} ORDER BY ${field} ASC, Id ASC`, bulk: base }, all, opts)) {
+      const page = await this.convert(plan, batch);
+      max = maxCursor(max, page.max);
+      const pageState = batch.ordered && page.max ? this.stateOf(plan, page.max) : undefined;
+      if (pageState) savedMax = page.max;
+      if (page.records.length > 0 || page.deletedIds.length > 0 || pageState) {
+        yield { records: page.records, deletedIds: page.deletedIds, sourceTypes: plan.sourceTypes, ...(pageState ? { state: pageState } : {}) };
+      }
+    }
+    if (opts.signal.aborted) return;
+    if (max && max === savedMax) return;
+    if (!max && state) return; // nothing changed: the saved cursor stays
+    const final = this.finalState(plan, max, opts);
+    if (final) yield { records: [], sourceTypes: plan.sourceTypes, state: final };
+  }
+
+  private validState(plan: TablePlan, raw: unknown): SalesforceState | null {
+    if (raw === null || raw === undefined) return null;
+    const s = raw as Partial<SalesforceState>;
+    const ok = s && s.v === 1 && s.field === plan.cursorField?.name && typeof s.ts === "string" && !Number.isNaN(Date.parse(s.ts))
+      && (s.id === null || (typeof s.id === "string" && /^[A-Za-z0-9]{15,18}$/.test(s.id)));
+    if (!ok) {
+      log.warn({ connector: this.config.id, table: plan.table.name }, "the saved cursor is unreadable: reading the complete history");
+      return null;
+    }
+    if (s.sig !== plan.sig) {
+      log.info({ connector: this.config.id, table: plan.table.name }, "the table's object, where or fields changed since the saved cursor: reading the complete history");
+      return null;
+    }
+    return s as SalesforceState;
+  }
+
+  private stateOf(plan: TablePlan, c: Cursor): SalesforceState {
+    return { v: 1, field: plan.cursorField!.name, ts: new Date(c.ms).toISOString(), id: c.id, sig: plan.sig };
+  }
+
+  /** The state a run ends with: the newest record it saw, else (an empty read) shortly before the run started. */
+  private finalState(plan: TablePlan, max: Cursor | null, opts: ReadOptions): SalesforceState | null {
+    if (!plan.cursorField) return null;
+    if (max) return this.stateOf(plan, max);
+    const ms = opts.runStartedAt - Math.max(this.config.lookbackSeconds, 900) * 1000;
+    return { v: 1, field: plan.cursorField.name, ts: new Date(ms).toISOString(), id: null, sig: plan.sig };
+  }
+
+  /**
+   * Runs a query and yields batches of rows: REST pages (following nextRecordsUrl), or Bulk API 2.0
+   * result pages when the table says so, when the first REST page's totalSize reaches
+   * bulkThreshold, or when the query is too long for a URL.
+   */
+  private async *execute(plan: TablePlan, soql: { rest: string; bulk: string }, all: boolean, opts: ReadOptions): AsyncGenerator<Batch> {
+    const mode = plan.table.api;
+    const first = this.queryPath(soql.rest, all);
+    const tooLong = first.length > MAX_REST_URL;
+    if (mode === "rest" && tooLong) {
+      throw new ConfigError(`connector ${this.config.id}, table ${plan.table.name}: the query selects too many fields for a REST URL (${first.length} characters); use api: bulk or list fewer fields`);
+    }
+    if (mode === "bulk" || tooLong) {
+      yield* this.bulkBatches(plan, soql.bulk, all, opts);
+      return;
+    }
+    let page = await this.restPage(first);
+    if (mode === "auto" && !page.done && page.totalSize >= this.config.bulkThreshold) {
+      let yielded = false;
+      try {
+        for await (const b of this.bulkBatches(plan, soql.bulk, all, opts)) { yielded = true; yield b; }
+        return;
+      } catch (e) {
+        if (!(e instanceof BulkJobFailedError) || yielded) throw e;
+        log.warn({ connector: this.config.id, table: plan.table.name, err: e.message }, "the Bulk API 2.0 job failed: reading through REST instead");
+        page = await this.restPage(first);
+      }
+    }
+    for (;;) {
+      yield { rows: page.records, csv: false, ordered: true };
+      if (page.done || !page.nextRecordsUrl || opts.signal.aborted) return;
+      page = await this.restPage(page.nextRecordsUrl);
+    }
+  }
+
+  private async *bulkBatches(plan: TablePlan, soql: string, all: boolean, opts: ReadOptions): AsyncGenerator<Batch> {
+    const pages = bulkQuery(this.client, soql, {
+      all, signal: opts.signal, heartbeat: opts.heartbeat, pollIntervalMs: this.config.bulkPollIntervalMs, timeoutMs: this.config.bulkTimeoutMs,
+    });
+    for await (const p of pages) {
+      const names = p.columns.map((c) => plan.byName.get(c.toLowerCase())?.name ?? c);
+      const rows = p.rows.map((cells) => {
+        const r: Row = {};
+        for (let i = 0; i < names.length; i++) r[names[i]!] = cells[i] ?? "";
+        return r;
+      });
+      yield { rows, csv: true, ordered: false };
+    }
+  }
+
+  private async restPage(path: string): Promise<{ records: Row[]; totalSize: number; done: boolean; nextRecordsUrl?: string }> {
+    const body = await this.metadata.getJson(path) as { records?: Row[]; totalSize?: JsonNumber | number; done?: boolean; nextRecordsUrl?: string };
+    const total = body.totalSize instanceof JsonNumber ? Number(body.totalSize.text) : Number(body.totalSize ?? 0);
+    return { records: body.records ?? [], totalSize: total, done: body.done !== false, nextRecordsUrl: body.nextRecordsUrl };
+  }
+
+  /** Every row of a (small) query through REST pages. */
+  private async *restPages(soql: string, all: boolean, opts: ReadOptions): AsyncGenerator<Row[]> {
+    let page = await this.restPage(this.queryPath(soql, all));
+    for (;;) {
+      yield page.records;
+      if (page.done || !page.nextRecordsUrl || opts.signal.aborted) return;
+      page = await this.restPage(page.nextRecordsUrl);
+    }
+  }
+
+  /** Raw records of one batch, the ids it reports deleted, and the newest cursor in it. */
+  private async convert(plan: TablePlan, batch: Batch): Promise<{ records: SourceRecord[]; deletedIds: string[]; max: Cursor | null }> {
+    const { rows, csv } = batch;
+    const userRefs = plan.fields.filter((f) => f.type === "user" && f.field.type === "reference" && (!f.userKey || f.userKey === "email"));
+    if (userRefs.length > 0) {
+      const ids = new Set<string>();
+      for (const r of rows) for (const f of userRefs) { const v = r[f.field.name]; if (typeof v === "string" && v !== "") ids.add(v); }
+      await this.resolveUsers(ids);
+    }
+    const corporate = plan.wantsCorporateCurrency ? await this.metadata.corporateCurrency() : null;
+    const { byPrefix } = await this.metadata.global();
+    const records: SourceRecord[] = [];
+    const deletedIds: string[] = [];
+    let max: Cursor | null = null;
+    const isDeleted = plan.byName.get("isdeleted");
+    for (const r of rows) {
+      const id = String(r.Id ?? "");
+      let cursor: Cursor | null = null;
+      let updatedAt: string | null = null;
+      if (plan.cursorField) {
+        const v = rawValue(plan.cursorField, r[plan.cursorField.name], csv);
+        if (typeof v === "string") {
+          updatedAt = normalizeDateTime(v);
+          const ms = Date.parse(updatedAt);
+          if (!Number.isNaN(ms)) cursor = { ms, id };
+        }
+      }
+      max = maxCursor(max, cursor);
+      if (isDeleted && rawValue(isDeleted, r[isDeleted.name], csv) === true) { deletedIds.push(id); continue; }
+      const fields: Record<string, RawValue> = {};
+      for (const f of plan.fields) {
+        const v = rawValue(f.field, r[f.field.name], csv);
+        if (f.field.type === "reference") {
+          const ref = typeof v === "string" && v !== "" ? v : null;
+          if (f.type === "user") {
+            fields[`${f.key}__id`] = ref;
+            fields[f.key] = ref === null ? null : (!f.userKey || f.userKey === "email") ? (this.userEmails?.get(ref) ?? null) : ref;
+          } else {
+            fields[f.key] = ref;
+            fields[`${f.key}__type`] = ref === null ? null : (byPrefix.get(ref.slice(0, 3)) ?? null);
+          }
+        } else {
+          fields[f.key] = v;
+        }
+      }
+      if (plan.currencyField) fields.CurrencyIsoCode = rawValue(plan.currencyField, r[plan.currencyField.name], csv);
+      else if (plan.wantsCorporateCurrency && corporate) fields.CurrencyIsoCode = corporate;
+      for (const c of plan.currencyColumns) fields[c.key] = rawValue(c.field, r[c.field.name], csv);
+      const name = plan.nameField ? rawValue(plan.nameField, r[plan.nameField.name], csv) : null;
+      records.push({ externalId: id, name: name === null ? null : Array.isArray(name) ? name.join(";") : String(name), sourceUpdatedAt: updatedAt, fields });
+    }
+    return { records, deletedIds, max };
+  }
+
+  /** Loads the users' emails (all users once, then any id not seen yet). Ids of non-users (Group, Queue) stay null. */
+  private async resolveUsers(ids: Set<string>): Promise<void> {
+    const never = new AbortController().signal;
+    if (!this.userEmails) {
+      const map = new Map<string, string | null>();
+      for await (const rows of this.restPages("SELECT Id, Email FROM User", false, { full: true, signal: never, state: null, runStartedAt: 0 })) {
+        for (const u of rows) map.set(String(u.Id), typeof u.Email === "string" ? u.Email : null);
+      }
+      this.userEmails = map;
+    }
+    const map = this.userEmails;
+    const userPrefix = (await this.metadata.global()).byName.get("user")?.keyPrefix ?? "005";
+    const missing = [...ids].filter((id) => !map.has(id) && id.startsWith(userPrefix) && /^[A-Za-z0-9]{15,18}$/.test(id));
+    for (let i = 0; i < missing.length; i += 200) {
+      const chunk = missing.slice(i, i + 200);
+      for (const id of chunk) map.set(id, null);
+      const soql = `SELECT Id, Email FROM User WHERE Id IN (${chunk.map((id) => `'${id}'`).join(", ")})`;
+      for await (const rows of this.restPages(soql, false, { full: true, signal: never, state: null, runStartedAt: 0 })) {
+        for (const u of rows) map.set(String(u.Id), typeof u.Email === "string" ? u.Email : null);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

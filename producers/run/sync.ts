@@ -1,0 +1,124 @@
+/**
+ * One producer run, step by step: plan the request, announce it, then per table load the cursor,
+ * read the source page by page (or by slices run as tasks), publish records, deletes and cursors,
+ * and check the mass-delete guard; then publish the inferred deletes and RUN_COMPLETED. Any
+ * failure ends the run with RUN_FAILED; a table that may be skipped is reported and the rest go on.
+ */
+import type { Producer } from "kafkajs";
+import type { Config } from "../../lib/config.ts";
+import type { Codec } from "../../lib/codec.ts";
+import { TableSkippedError, describeError } from "../../lib/errors.ts";
+import type { KafkaPort } from "../../lib/kafka.ts";
+import { logger } from "../../lib/log.ts";
+import type { SyncRequest } from "../../schemas/index.ts";
+import type { ConnectorContext, ReadOptions, SourceConnector, SourcePage } from "../connector.ts";
+import { createConnector } from "../connectors/registry.ts";
+import type { RunContext } from "./context.ts";
+import { DeleteInference, liveIds, publishDeletes } from "./deletes.ts";
+import { RunEvents, apiCounts } from "./events.ts";
+import { planRun } from "./plan.ts";
+import { publishRecords, publishedRecords } from "./read.ts";
+import { saveCursor, startingState } from "./state.ts";
+import { runTasks } from "./tasks.ts";
+
+const log = logger.child({ component: "producer" });
+
+/** Runs one sync request to its end and publishes its lifecycle. Never throws for a failed run. */
+export async function runSync(
+  config: Config, port: KafkaPort, codec: Codec, producer: Producer, request: SyncRequest, heartbeat: () => Promise<void> = async () => {},
+  ctx: ConnectorContext = {},
+): Promise<"completed" | "failed"> {
+  const run: RunContext = { port, codec, producer, request, rawTopic: port.topics.raw(request.connector), heartbeat };
+  const events = new RunEvents(run);
+  const rlog = log.child({ connector: request.connector, runId: request.requestId });
+  const plan = planRun(config, request);
+  if (!plan.ok) {
+    await events.publish({ type: "RUN_FAILED", error: plan.error });
+    return "failed";
+  }
+  const { tables } = plan;
+  const started = Date.now();
+  await events.publish({ type: "RUN_STARTED", counts: { tables: tables.length } });
+  rlog.info({ tables, full: request.full }, "run started");
+  const source = createConnector(plan.connector, ctx);
+  const abort = new AbortController();
+  const totals: Record<string, number> = { read: 0, deleted: 0 };
+  try {
+    // Full runs are total: whatever the pipeline holds and this run did not see was deleted at the
+    // source. Deletes are published only once every table of the run was read in full.
+    const inference = new DeleteInference();
+    for (const table of tables) {
+      let read = 0, deleted = 0;
+      if (request.full) inference.track(table, await liveIds(run, table));
+      const readOpts: ReadOptions = {
+        full: request.full, signal: abort.signal, state: await startingState(run, table), runStartedAt: started, heartbeat,
+        published: request.full ? undefined : publishedRecords(run, table),
+      };
+      const handle = async (page: SourcePage): Promise<void> => {
+        await publishRecords(producer, codec, run.rawTopic, request.connector, table, request.requestId, page);
+        inference.seen(table, page.records.map((r) => r.externalId));
+        if (page.deletedIds && page.deletedIds.length > 0) {
+          deleted += await publishDeletes(run, table, page.deletedIds);
+          inference.seen(table, page.deletedIds);
+        }
+        read += page.records.length;
+        if (page.state !== undefined) await saveCursor(run, table, page.state);
+        await events.progress(table, totals.read! + read);
+        await heartbeat();
+      };
+      try {
+        await readTable(run, source, table, readOpts, handle, (n) => { read += n; }, rlog);
+      } catch (e) {
+        if (!(e instanceof TableSkippedError)) throw e;
+        // Nothing else stops: the table is reported as skipped, and no deletes are inferred for it.
+        inference.drop(table);
+        totals.skipped = (totals.skipped ?? 0) + 1;
+        rlog.warn({ table, err: e.message }, "table skipped");
+        await events.publish({ type: "TABLE_COMPLETED", table, counts: { read, skipped: 1 }, error: e.message });
+        continue;
+      }
+      totals.read! += read;
+      totals.deleted! += deleted;
+      totals[`read.${table}`] = read;
+      const threshold = (plan.connector as { massDeleteThreshold?: number }).massDeleteThreshold ?? 0.3;
+      inference.guard(table, { threshold, force: request.forceDeletes, connector: request.connector });
+      const unseen = inference.unseenCount(table);
+      await events.publish({ type: "TABLE_COMPLETED", table, counts: { read, deleted, unseen, ...apiCounts(source.apiBudget?.()) } });
+      rlog.info({ table, read, deleted, unseen }, "table read");
+    }
+    for (const [table, ids] of inference.pending()) {
+      const n = await publishDeletes(run, table, ids);
+      totals.deleted! += n;
+      totals[`deleted.${table}`] = n;
+    }
+    totals.durationMs = Date.now() - started;
+    await events.completed(totals);
+    rlog.info({ counts: totals }, "run completed");
+    return "completed";
+  } catch (e) {
+    abort.abort();
+    rlog.error({ err: describeError(e) }, "run failed");
+    await events.publish({ type: "RUN_FAILED", counts: totals, error: describeError(e) });
+    return "failed";
+  } finally {
+    await source.close();
+  }
+}
+
+/**
+ * Reads one table through `handle`, page by page; an incremental read the connector splits into
+ * slices runs them as tasks on sync.tasks (taken by any producer worker), then finishes it here.
+ * `tasksRead` is told the records the tasks read (the pages handled here count themselves).
+ */
+async function readTable(
+  run: RunContext, source: SourceConnector, table: string, readOpts: ReadOptions, handle: (page: SourcePage) => Promise<void>,
+  tasksRead: (n: number) => void, rlog: typeof log,
+): Promise<void> {
+  const slices = !run.request.full && source.planSlices && source.readSlice && source.finishSlices ? await source.planSlices(table, readOpts) : null;
+  if (slices && source.finishSlices) {
+    tasksRead(await runTasks(run, table, slices, rlog));
+    for await (const page of source.finishSlices(table, readOpts)) await handle(page);
+    return;
+  }
+  for await (const page of source.read(table, readOpts)) await handle(page);
+}
