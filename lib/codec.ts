@@ -32,7 +32,7 @@ export class Codec {
 }
 
 export function newEvent(e: Pick<SyncEvent, "runId" | "connector" | "type"> & Partial<SyncEvent>): SyncEvent {
-  return { at: Date.now(), stage: "producer", table: null, full: false, counts: {}, offsets: [], error: null, taskId: null, ...e };
+  return { at: Date.now(), stage: "producer", table: null, full: false, counts: {}, offsets: [], error: null, taskId: null, retriable: null, ...e };
 }
 
 /** Publishes a run lifecycle event, keyed by run id, acknowledged by all replicas. */

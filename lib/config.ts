@@ -92,6 +92,10 @@ export function buildConfigSchema(sources: readonly ConnectorSchema[]) {
         refreshSeconds: z.number().int().min(5).default(300).describe("How often the in-memory user index is reloaded (also on a miss, at most once a minute)."),
       }).default({ query: "SELECT id, email FROM qobra.users", refreshSeconds: 300 }).describe("How user fields are resolved against Qobra's users."),
     }).describe("Qobra's PostgreSQL, which the sink keeps in step."),
+    producer: z.strictObject({
+      retryForSeconds: z.number().int().min(0).max(86_400).default(300)
+        .describe("How long a run waits out a failure that may pass (a refused connection, a source's 5xx, a broker or registry restart), retrying the table with backoff from its last saved cursor, before the run fails. 0: fail at once."),
+    }).default({ retryForSeconds: 300 }).describe("The producer workers' runs."),
     connectors: z.array(connector).default([])
       .describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
     http: z.strictObject({

@@ -15,7 +15,7 @@
  * Third-party errors (pg, kafkajs, HTTP clients) are turned into these where they are caught.
  */
 export type ErrorCode =
-  | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "REGISTRY_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
+  | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "REGISTRY_UNAVAILABLE" | "KAFKA_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
   | "SCHEMA_INCOMPATIBLE" | "RUN_FAILED" | "STACK";
 
 export class EtlError extends Error {
@@ -75,6 +75,10 @@ export class RunFailedError extends EtlError {
 }
 export class StackError extends EtlError {
   constructor(message: string, cause?: unknown) { super("STACK", message, { cause }); }
+}
+/** The Kafka cluster did not answer (a broker restart, a leader election that outlasted the client's own retries). */
+export class KafkaUnavailableError extends EtlError {
+  constructor(message: string, cause?: unknown) { super("KAFKA_UNAVAILABLE", message, { retriable: true, cause }); }
 }
 
 /** PostgreSQL errors sorted by SQLSTATE class: 08 connection and 57P0x shutdown are retriable. */

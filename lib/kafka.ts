@@ -2,8 +2,12 @@
  * The Kafka port: client construction, topic creation with the right policies, and offsets.
  * Roles never build topic names or clients themselves.
  */
-import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
+import {
+  Kafka, KafkaJSBrokerNotFound, KafkaJSConnectionError, KafkaJSError, KafkaJSGroupCoordinatorNotFound, KafkaJSNumberOfRetriesExceeded,
+  KafkaJSRequestTimeoutError, KafkaJSTimeout, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type Message, type Producer, type ProducerConfig,
+} from "kafkajs";
 import type { Config } from "./config.ts";
+import { EtlError, KafkaUnavailableError } from "./errors.ts";
 import { logger } from "./log.ts";
 import { topics, type Topics } from "./topics.ts";
 
@@ -135,4 +139,35 @@ export async function committedOffsets(admin: Admin, groupId: string, topic: str
   const out = new Map<number, number>();
   for (const t of res) for (const p of t.partitions) out.set(p.partition, Number(p.offset));
   return out;
+}
+
+/**
+ * A kafkajs error as a pipeline error, by its class: what a broker restart or a leader election
+ * throws (connection errors, request timeouts, a missing broker or coordinator, a retriable
+ * protocol code, and kafkajs's own "retries exhausted" around them) becomes KafkaUnavailableError,
+ * which is retriable; anything else (a message too large, an authorization failure) is returned
+ * as it is.
+ */
+export function asKafkaFailure(e: unknown, what: string): unknown {
+  if (!(e instanceof KafkaJSError) || e instanceof EtlError) return e;
+  const passes = e.retriable || e instanceof KafkaJSNumberOfRetriesExceeded || e instanceof KafkaJSConnectionError
+    || e instanceof KafkaJSRequestTimeoutError || e instanceof KafkaJSBrokerNotFound || e instanceof KafkaJSGroupCoordinatorNotFound
+    || e instanceof KafkaJSTimeout;
+  return passes ? new KafkaUnavailableError(`${what}: Kafka did not answer (${e.message})`, e) : e;
+}
+
+/**
+ * Resolves with the error the first time one of these consumers stops for good: kafkajs restarts
+ * a consumer by itself after a retriable crash, but after any other (a group coordinator not
+ * found once its retries ran out, an error thrown by a batch handler that is not retriable) it
+ * disconnects it and leaves it stopped. The role's supervisor (app/supervisor.ts) restarts the
+ * role then. `dispose` removes the listeners.
+ */
+export function whenCrashed(consumers: Consumer[]): { crashed: Promise<Error>; dispose(): void } {
+  let report!: (e: Error) => void;
+  const crashed = new Promise<Error>((resolve) => { report = resolve; });
+  const removers = consumers.map((c) => c.on(c.events.CRASH, (event) => {
+    if (!event.payload.restart) report(event.payload.error);
+  }));
+  return { crashed, dispose: () => { for (const remove of removers) remove(); } };
 }

@@ -16,7 +16,7 @@ export interface RetryPolicy {
   /** The first wait; each retry doubles it, up to maxMs. The wait is jittered in [half, whole]. */
   initialMs: number;
   maxMs: number;
-  /** No retry once this long has passed since the first attempt (a time budget; none by default). */
+  /** No retry once this long has passed since the first failure (a time budget; none by default). */
   maxElapsedMs?: number;
 }
 
@@ -63,7 +63,7 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: Retr
   const policyOf = opts.policyOf ?? ((e: unknown) => (isRetriable(e) ? policy : undefined));
   const wait = opts.sleep ?? sleep;
   const now = opts.now ?? Date.now;
-  const started = now();
+  let firstFailure: number | undefined;
   const used = new Map<RetryPolicy, number>();
   for (let attempt = 0; ; attempt++) {
     try {
@@ -74,7 +74,8 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, policy: Retr
       const n = (used.get(p) ?? 0) + 1;
       if (n > p.retries) throw e;
       const waitMs = opts.waitFor?.(e) ?? backoffMs(n, p);
-      if (p.maxElapsedMs !== undefined && now() - started + waitMs > p.maxElapsedMs) throw e;
+      firstFailure ??= now();
+      if (p.maxElapsedMs !== undefined && now() - firstFailure + waitMs > p.maxElapsedMs) throw e;
       used.set(p, n);
       await opts.onRetry?.(e, n, waitMs);
       await wait(waitMs, opts.signal);

@@ -21,7 +21,7 @@
  * and the CLI reach a source only through its plugin (docs/adding-a-source.md walks through it).
  */
 import type { z } from "zod";
-import type { ConnectorBase } from "../lib/config.ts";
+import type { ConnectorBase, QobraType } from "../lib/config.ts";
 export { TableSkippedError } from "../lib/errors.ts";
 import type { RawValue } from "../schemas/index.ts";
 
@@ -160,6 +160,17 @@ export interface SourcePlugin<C extends ConnectorBase = ConnectorBase, S extends
   readonly scheduleHint?: string;
   /** Builds a connector for one connector config (no I/O). */
   create(config: C, ctx?: ConnectorContext): SourceConnector;
+  /**
+   * The prefix of this source's raw field types (`sf` in `sf:currency`; see SourcePage.sourceTypes):
+   * how the mapper finds the plugin of a raw type.
+   */
+  readonly typePrefix: string;
+  /**
+   * Optional: the Qobra type a field of this raw type (without its prefix: `currency`) gets in a
+   * table configured without `fields`, or undefined to leave such fields out. Sources without it
+   * map no field by default.
+   */
+  defaultFieldType?(sourceType: string): QobraType | undefined;
   /** Optional: the OAuth flow of `qobra-sync auth <connector>`, storing the refresh token. */
   readonly auth?: { run(config: C, opts: AuthRunOptions): Promise<void> };
 }

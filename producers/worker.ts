@@ -10,7 +10,7 @@
 import type { Consumer, Producer } from "kafkajs";
 import type { Config } from "../lib/config.ts";
 import type { Codec } from "../lib/codec.ts";
-import type { KafkaPort } from "../lib/kafka.ts";
+import { whenCrashed, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { groups } from "../lib/topics.ts";
 import type { SyncRequest } from "../schemas/index.ts";
@@ -23,7 +23,11 @@ import { startTaskWorker } from "./run/tasks.ts";
 
 const log = logger.child({ component: "producer" });
 
-export interface ProducerWorker { stop(): Promise<void> }
+export interface ProducerWorker {
+  stop(): Promise<void>;
+  /** Resolves if the request or the task consumer stops for good (the supervisor restarts the role). */
+  crashed: Promise<Error>;
+}
 
 export async function startProducerWorker(config: Config, port: KafkaPort, codec: Codec): Promise<ProducerWorker> {
   const producer = await port.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -52,8 +56,11 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
     },
   });
   const tasks = await startTaskWorker(config, port, codec, producer, ctx);
+  const crash = whenCrashed([consumer, tasks]);
   return {
+    crashed: crash.crashed,
     async stop() {
+      crash.dispose();
       await tasks.disconnect().catch(() => {});
       await consumer.disconnect().catch(() => {});
       await producer.disconnect().catch(() => {});

@@ -69,6 +69,7 @@ export interface SyncEvent {
   offsets: TopicPartitionOffset[];
   error: string | null;
   taskId?: string | null;
+  retriable?: boolean | null;
 }
 
 export interface SyncState {

@@ -1,14 +1,20 @@
 /**
  * One producer run, step by step: plan the request, announce it, then per table load the cursor,
  * read the source page by page (or by slices run as tasks), publish records, deletes and cursors,
- * and check the mass-delete guard; then publish the inferred deletes and RUN_COMPLETED. Any
- * failure ends the run with RUN_FAILED; a table that may be skipped is reported and the rest go on.
+ * and check the mass-delete guard; then publish the inferred deletes and RUN_COMPLETED.
+ *
+ * A table whose read meets a failure that may pass (EtlError.retriable: a refused connection, a
+ * source's 5xx, a broker or registry restart) is read again from its last saved cursor, with
+ * backoff, for up to `producer.retryForSeconds`; any other failure, or one that outlasts that,
+ * ends the run with RUN_FAILED, whose `retriable` says which it was. A table that may be skipped
+ * is reported and the rest go on.
  */
 import type { Producer } from "kafkajs";
 import type { Config } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
-import { TableSkippedError, describeError } from "../../lib/errors.ts";
-import type { KafkaPort } from "../../lib/kafka.ts";
+import { EtlError, TableSkippedError, describeError } from "../../lib/errors.ts";
+import { asKafkaFailure, type KafkaPort } from "../../lib/kafka.ts";
+import { retry, sleep, type RetryPolicy } from "../../lib/retry.ts";
 import { logger } from "../../lib/log.ts";
 import type { SyncRequest } from "../../schemas/index.ts";
 import type { ConnectorContext, ReadOptions, SourceConnector, SourcePage } from "../connector.ts";
@@ -43,17 +49,15 @@ export async function runSync(
   const source = createConnector(plan.connector, ctx);
   const abort = new AbortController();
   const totals: Record<string, number> = { read: 0, deleted: 0 };
+  const retryFor = (config.producer?.retryForSeconds ?? 300) * 1000;
+  const policy: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialMs: 1000, maxMs: 30_000, maxElapsedMs: retryFor };
+  let retries = 0;
   try {
     // Full runs are total: whatever the pipeline holds and this run did not see was deleted at the
     // source. Deletes are published only once every table of the run was read in full.
     const inference = new DeleteInference();
     for (const table of tables) {
-      let read = 0, deleted = 0;
-      if (request.full) inference.track(table, await liveIds(run, table));
-      const readOpts: ReadOptions = {
-        full: request.full, signal: abort.signal, state: await startingState(run, table), runStartedAt: started, heartbeat,
-        published: request.full ? undefined : publishedRecords(run, table),
-      };
+      let read = 0, deleted = 0, tracked = false;
       const handle = async (page: SourcePage): Promise<void> => {
         await publishRecords(producer, codec, run.rawTopic, request.connector, table, request.requestId, page);
         inference.seen(table, page.records.map((r) => r.externalId));
@@ -66,8 +70,32 @@ export async function runSync(
         await events.progress(table, totals.read! + read);
         await heartbeat();
       };
+      // One attempt: an incremental read goes on from the table's last saved cursor (where the
+      // failure stopped it); a full read starts again, and counts only its last, complete pass.
+      const readOnce = async (): Promise<void> => {
+        if (request.full) read = 0;
+        try {
+          if (request.full && !tracked) { inference.track(table, await liveIds(run, table)); tracked = true; }
+          const readOpts: ReadOptions = {
+            full: request.full, signal: abort.signal, state: await startingState(run, table), runStartedAt: started, heartbeat,
+            published: request.full ? undefined : publishedRecords(run, table),
+          };
+          await readTable(run, source, table, readOpts, handle, (n) => { read += n; }, rlog);
+        } catch (e) {
+          throw asKafkaFailure(e, `connector ${request.connector}, table ${table}`);
+        }
+      };
       try {
-        await readTable(run, source, table, readOpts, handle, (n) => { read += n; }, rlog);
+        await retry(readOnce, policy, {
+          signal: abort.signal,
+          // Waits keep the run's consumer group membership alive (the request is not handed to another worker).
+          sleep: (ms, signal) => waitWithHeartbeat(ms, heartbeat, signal),
+          onRetry: async (e, n, waitMs) => {
+            retries++;
+            rlog.warn({ table, attempt: n, waitMs, err: describeError(e) }, "table read failed with an error that may pass; reading it again from its last cursor");
+            await events.publish({ type: "PROGRESS", table, counts: { read: totals.read! + read, retries } }).catch(() => {});
+          },
+        });
       } catch (e) {
         if (!(e instanceof TableSkippedError)) throw e;
         // Nothing else stops: the table is reported as skipped, and no deletes are inferred for it.
@@ -97,8 +125,12 @@ export async function runSync(
     return "completed";
   } catch (e) {
     abort.abort();
-    rlog.error({ err: describeError(e) }, "run failed");
-    await events.publish({ type: "RUN_FAILED", counts: totals, error: describeError(e) });
+    const retriable = e instanceof EtlError && e.retriable;
+    const error = retriable && retryFor > 0
+      ? `${describeError(e)} (may pass, but still failing after ${retries} retr${retries === 1 ? "y" : "ies"} within producer.retryForSeconds = ${retryFor / 1000})`
+      : describeError(e);
+    rlog.error({ err: error, retriable }, "run failed");
+    await events.publish({ type: "RUN_FAILED", counts: { ...totals, retries }, error, retriable });
     return "failed";
   } finally {
     await source.close();
@@ -121,4 +153,13 @@ async function readTable(
     return;
   }
   for await (const page of source.read(table, readOpts)) await handle(page);
+}
+
+/** Sleeps `ms`, sending the consumer group a heartbeat every few seconds (a failed heartbeat is ignored). */
+async function waitWithHeartbeat(ms: number, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end && !signal?.aborted) {
+    await sleep(Math.min(3000, end - Date.now()), signal);
+    await heartbeat().catch(() => {});
+  }
 }

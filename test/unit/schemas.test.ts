@@ -16,7 +16,7 @@ describe("pipeline schemas", () => {
       syncRequest: { requestId: "r", connector: "crm", tables: [], full: true, requestedAt: 1, requestedBy: "cli", forceDeletes: false } satisfies SyncRequest,
       syncTask: { taskId: "t", runId: "r", connector: "c", table: "deals", full: false, windowFrom: null, windowTo: null } satisfies SyncTask,
       rawRecord: raw,
-      syncEvent: { runId: "r", connector: "c", type: "RUN_COMPLETED", at: 1, stage: "producer", table: null, full: true, counts: { read: 3 }, offsets: [{ topic: "t", partition: 0, offset: 3 }], error: null, taskId: null } satisfies SyncEvent,
+      syncEvent: { runId: "r", connector: "c", type: "RUN_COMPLETED", at: 1, stage: "producer", table: null, full: true, counts: { read: 3 }, offsets: [{ topic: "t", partition: 0, offset: 3 }], error: null, taskId: null, retriable: null } satisfies SyncEvent,
       deadLetter: { stage: "mapper", originalTopic: "t", originalPartition: 0, originalOffset: 1, key: Buffer.from("k"), value: null, connector: null, table: null, runId: null, errorClass: "E", errorMessage: "m", issues: [], at: 1 } satisfies DeadLetter,
     } as const;
     for (const [name, value] of Object.entries(samples)) {

@@ -22,6 +22,7 @@ export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
   describeSchedule: describeHubSpotSchedule,
   scheduleHint: `(incrementalEveryMinutes: one of ${INCREMENTAL_MINUTES.join(", ")})`,
   create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),
+  typePrefix: "hs",
   auth: {
     // Loaded when used: the flow's listener serves only `qobra-sync auth`.
     run: async (config, opts) => (await import("./auth.ts")).runHubSpotAuth(config, opts),

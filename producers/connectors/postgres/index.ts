@@ -19,4 +19,5 @@ export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> =
   describeSchedule: describePostgresSchedule,
   prepareScheduleEdit: preparePostgresScheduleEdit,
   create: (config) => new PostgresSource(config),
+  typePrefix: "pg",
 };

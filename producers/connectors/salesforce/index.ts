@@ -9,6 +9,7 @@ import type { SourcePlugin } from "../../connector.ts";
 import { SalesforceConnector } from "./config.ts";
 import { SalesforceSchedule, describeSalesforceSchedule, salesforceCronRules } from "./schedule.ts";
 import { SalesforceSource } from "./source.ts";
+import { defaultFieldType } from "./types.ts";
 
 export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSchedule> = {
   type: "salesforce",
@@ -19,6 +20,8 @@ export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSched
   cronRules: salesforceCronRules,
   describeSchedule: describeSalesforceSchedule,
   create: (config) => new SalesforceSource(config),
+  typePrefix: "sf",
+  defaultFieldType,
   auth: {
     // Loaded when used: the flow's listener and jsforce's OAuth client serve only `qobra-sync auth`.
     run: async (config, opts) => (await import("./auth.ts")).runSalesforceAuth(config, opts),

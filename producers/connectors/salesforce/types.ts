@@ -94,6 +94,20 @@ export function defaultQobraType(f: SfField): QobraType | null {
   return rule.excluded ? null : rule.default;
 }
 
+/** Types Qobra's integration page gives no default for: a table without `fields` reads them, the mapper leaves them out. */
+const NO_PAGE_DEFAULT = new Set(["time", "encryptedstring", "anyType", "datacategorygroupreference"]);
+
+/**
+ * The plugin's `defaultFieldType`: the Qobra type of a field of this Salesforce type in a table
+ * configured without `fields` (the type's default; references are objects here, the mapper makes
+ * user references users from their `__id` companion), or undefined when it is left out.
+ */
+export function defaultFieldType(type: string): QobraType | undefined {
+  const rule = SF_TYPE_RULES[type];
+  if (!rule || rule.excluded || NO_PAGE_DEFAULT.has(type)) return undefined;
+  return rule.default ?? undefined;
+}
+
 /** A JSON number as it was written in the response text (never converted to a float). */
 export class JsonNumber {
   readonly text: string;

@@ -1,0 +1,88 @@
+/**
+ * A role heals itself: when its Kafka client stops for good (kafkajs gives up after a crash it
+ * does not restart, such as "Failed to find group coordinator" after a broker restart), the
+ * supervisor stops what is left of the role and starts it again, with backoff (1 s doubling to
+ * 60 s; back to 1 s once a start has lasted a minute), for as long as the process runs. A role is
+ * never left alive without doing its work, and the other roles of the process go on meanwhile.
+ *
+ * Chosen over exiting the process for an outside supervisor to restart it: one process often runs
+ * every role (`qobra-sync run`), and one role's crash must not stop the others. A role that
+ * cannot start at all when the process starts still fails the process (wrong config, no broker).
+ */
+import { describeError } from "../lib/errors.ts";
+import { logger } from "../lib/log.ts";
+import { backoffMs, sleep, type RetryPolicy } from "../lib/retry.ts";
+
+const log = logger.child({ component: "supervisor" });
+
+/** A started role: how to stop it, and (when it has Kafka consumers) a promise that resolves if one of them stops for good. */
+export interface RoleHandle { stop(): Promise<void>; crashed?: Promise<Error> }
+
+export interface Supervised { stop(): Promise<void>; readonly restarts: number }
+
+export interface SuperviseOptions {
+  backoff?: Pick<RetryPolicy, "initialMs" | "maxMs">;
+  /** A start that lasted this long resets the backoff. */
+  healthyAfterMs?: number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  now?: () => number;
+}
+
+/** Starts a role (errors of this first start are thrown) and restarts it whenever it crashes. */
+export async function supervise(role: string, start: () => Promise<RoleHandle>, opts: SuperviseOptions = {}): Promise<Supervised> {
+  const backoff = opts.backoff ?? { initialMs: 1000, maxMs: 60_000 };
+  const healthyAfterMs = opts.healthyAfterMs ?? 60_000;
+  const wait = opts.sleep ?? sleep;
+  const now = opts.now ?? Date.now;
+  const stopping = new AbortController();
+  let current: RoleHandle | null = await start();
+  let startedAt = now();
+  let failures = 0;
+  let restarts = 0;
+
+  const loop = (async () => {
+    while (!stopping.signal.aborted) {
+      const handle: RoleHandle | null = current;
+      const error = handle?.crashed ? await Promise.race([handle.crashed, aborted(stopping.signal)]) : await aborted(stopping.signal);
+      if (stopping.signal.aborted || !error) return;
+      if (now() - startedAt >= healthyAfterMs) failures = 0;
+      current = null;
+      await handle?.stop().catch(() => {});
+      // Start again until a start succeeds (or the process stops).
+      while (!stopping.signal.aborted) {
+        failures++;
+        const waitMs = backoffMs(failures, backoff);
+        log.error({ role, err: describeError(error), restartInMs: waitMs, restarts }, `the ${role} role stopped (its Kafka client crashed); restarting it`);
+        await wait(waitMs, stopping.signal);
+        if (stopping.signal.aborted) return;
+        try {
+          current = await start();
+          startedAt = now();
+          restarts++;
+          log.warn({ role, restarts }, `the ${role} role restarted`);
+          break;
+        } catch (e) {
+          log.error({ role, err: describeError(e) }, `the ${role} role could not restart yet`);
+        }
+      }
+    }
+  })();
+
+  return {
+    get restarts() { return restarts; },
+    async stop() {
+      stopping.abort();
+      await loop;
+      await current?.stop();
+      current = null;
+    },
+  };
+}
+
+/** Resolves (with null) when the signal aborts. */
+function aborted(signal: AbortSignal): Promise<null> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(null);
+    else signal.addEventListener("abort", () => resolve(null), { once: true });
+  });
+}
