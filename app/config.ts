@@ -8,7 +8,7 @@ import { configParser, findConnector as findIn, type Config as CoreConfig } from
 import { sourcePlugins, type ConnectorConfig } from "../producers/connectors/registry.ts";
 
 export type { ConnectorConfig } from "../producers/connectors/registry.ts";
-export type { TableConfig, FieldSpec, QobraType } from "../lib/config.ts";
+export type { TableConfig } from "../lib/config.ts";
 
 /** A parsed config whose connectors are typed by their source. */
 export type Config = CoreConfig<ConnectorConfig>;

@@ -6,7 +6,7 @@ import type { Config } from "../lib/config.ts";
 import { replayFromRaw, type ReplayOptions, type ReplayResult } from "../ops/replay.ts";
 import { runRoles } from "./roles.ts";
 
-export { ReplayRefused, type ReplayOptions, type ReplayProgress, type ReplayResult } from "../ops/replay.ts";
+export { ReplayRefused, type ReplayProgress, type ReplayResult } from "../ops/replay.ts";
 
 /** A full resync of a connector's sink tables from its raw topic (see ops/replay.ts). */
 export function replay(config: Config, connectorId: string, opts: ReplayOptions = {}): Promise<ReplayResult> {

@@ -18,9 +18,9 @@ const log = logger.child({ component: "supervisor" });
 /** A started role: how to stop it, and (when it has Kafka consumers) a promise that resolves if one of them stops for good. */
 export interface RoleHandle { stop(): Promise<void>; crashed?: Promise<Error> }
 
-export interface Supervised { stop(): Promise<void>; readonly restarts: number }
+interface Supervised { stop(): Promise<void>; readonly restarts: number }
 
-export interface SuperviseOptions {
+interface SuperviseOptions {
   backoff?: Pick<RetryPolicy, "initialMs" | "maxMs">;
   /** A start that lasted this long resets the backoff. */
   healthyAfterMs?: number;

@@ -29,8 +29,8 @@ export function dbUrl(database: string): string {
 }
 
 /** The benchmark table's fields: the same as bench/pg-source.ts. */
-export const FIELDS_YAML = "{ amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, stage: picklist, won: bool, probability: percentage }";
-export const SOURCE_TYPES: Record<string, string> = {
+const FIELDS_YAML = "{ amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, stage: picklist, won: bool, probability: percentage }";
+const SOURCE_TYPES: Record<string, string> = {
   amount: "pg:numeric", currency: "pg:bpchar", closed_on: "pg:date", owner_email: "pg:text", stage: "pg:text", won: "pg:bool", probability: "pg:float8",
 };
 
@@ -81,7 +81,7 @@ export function rawRecord(g: number, runId: string): RawRecord {
   };
 }
 
-export function benchTable(config: Config): TableConfig {
+function benchTable(config: Config): TableConfig {
   return config.connectors[0]!.tables[0]!;
 }
 

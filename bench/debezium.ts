@@ -19,9 +19,9 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "../lib/paths.ts";
 import { stackDefaults } from "../stack/stack.ts";
-import { ROOT, log, sleep } from "./common.ts";
+import { ROOT, log } from "./common.ts";
 
-export const KAFKA_VERSION = "4.3.1";
+const KAFKA_VERSION = "4.3.1";
 export const DEBEZIUM_VERSION = process.env.BENCH_DEBEZIUM_VERSION ?? "3.5.0.Final";
 const home = join(cacheDir, `connect-${KAFKA_VERSION}`);
 const libDir = join(home, "lib");
@@ -47,7 +47,7 @@ function mvn(args: string[], logFile: string): void {
 }
 
 /** Fetches Kafka Connect and the Debezium JDBC sink once (into a temporary folder, renamed when complete). */
-export function ensureConnect(): void {
+function ensureConnect(): void {
   const logs = join(ROOT, ".stack", "logs");
   mkdirSync(logs, { recursive: true });
   for (const [dest, profile, ok] of [
@@ -89,7 +89,7 @@ function java17(): string {
   throw new Error("Kafka Connect and Debezium need Java 17+; none found");
 }
 
-export interface DebeziumRun { child: ChildProcess; logFile: string; stop(): Promise<void> }
+interface DebeziumRun { child: ChildProcess; logFile: string; stop(): Promise<void> }
 
 /**
  * Starts Kafka Connect standalone with one Debezium JDBC sink connector consuming `topic` (string
@@ -173,11 +173,3 @@ export function connectErrors(logFile: string): string[] {
   }
 }
 
-export async function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) return true;
-    await sleep(100);
-  }
-  return false;
-}

@@ -6,13 +6,13 @@
  */
 import type { Command } from "commander";
 import type { Config } from "../lib/config.ts";
-import { EtlError } from "../lib/errors.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { readToEnd } from "../lib/topic-scan.ts";
 import type { DeadLetter } from "../schemas/index.ts";
 
-export interface LetterFilter { stage?: "mapper" | "sink"; connector?: string; table?: string; run?: string }
-export interface StoredLetter { dlqTopic: string; dlqOffset: number; letter: DeadLetter }
+interface LetterFilter { stage?: "mapper" | "sink"; connector?: string; table?: string; run?: string }
+interface StoredLetter { dlqTopic: string; dlqOffset: number; letter: DeadLetter }
 
 export async function readDeadLetters(rt: Runtime, filter: LetterFilter = {}): Promise<StoredLetter[]> {
   const stages = filter.stage ? [filter.stage] : (["mapper", "sink"] as const);
@@ -33,7 +33,7 @@ export async function readDeadLetters(rt: Runtime, filter: LetterFilter = {}): P
   return out.sort((a, b) => a.letter.at - b.letter.at);
 }
 
-export interface ReplayOutcome { replayed: number; superseded: number; letters: number }
+interface ReplayOutcome { replayed: number; superseded: number; letters: number }
 
 /** Re-publishes each selected letter's original record to its original topic, unless superseded. */
 export async function replayDeadLetters(rt: Runtime, filter: LetterFilter = {}): Promise<ReplayOutcome> {
@@ -77,7 +77,7 @@ export function registerDlqCommands(program: Command, loadConfig: () => Config):
     .option("--table <name>", "only this table")
     .option("--run <runId>", "only this run");
   const filterOf = (o: { stage?: string; connector?: string; table?: string; run?: string }): LetterFilter => {
-    if (o.stage && o.stage !== "mapper" && o.stage !== "sink") throw new EtlError("CONFIG", `--stage must be mapper or sink, got ${o.stage}`);
+    if (o.stage && o.stage !== "mapper" && o.stage !== "sink") throw new ConfigError(`--stage must be mapper or sink, got ${o.stage}`);
     return { stage: o.stage as LetterFilter["stage"], connector: o.connector, table: o.table, run: o.run };
   };
   filters(dlq.command("list").description("list dead letters, oldest first"))

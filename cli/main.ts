@@ -3,7 +3,7 @@
  */
 import { Command, Option } from "commander";
 import { loadConfig, findConnector, type Config } from "../app/config.ts";
-import { EtlError, describeError } from "../lib/errors.ts";
+import { ConfigError, EtlError, RunFailedError, describeError } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
@@ -30,7 +30,7 @@ program.command("run")
   .action(async (opts: { roles: string }) => {
     const roles = opts.roles.split(",").map((r) => r.trim()).filter(Boolean);
     const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
-    if (bad.length > 0) throw new EtlError("CONFIG", `unknown role ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
+    if (bad.length > 0) throw new ConfigError(`unknown role ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
     const handle = await runRoles(config(), roles as Role[]);
     await new Promise<void>((resolve) => {
       const stop = () => {
@@ -61,7 +61,7 @@ program.command("sync")
     const cfg = config();
     const connector = findConnector(cfg, id);
     const tables = opts.table ?? [];
-    for (const t of tables) if (!connector.tables.some((x) => x.name === t)) throw new EtlError("CONFIG", `connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
+    for (const t of tables) if (!connector.tables.some((x) => x.name === t)) throw new ConfigError(`connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
     const rt = await openRuntime(cfg, "cli");
     try {
       const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -79,7 +79,7 @@ program.command("sync")
       });
       if (done.type === "RUN_FAILED") {
         print(opts.json, { runId: request.requestId, connector: id, status: "failed", error: done.error, counts: done.counts }, "");
-        throw new EtlError("RUN_FAILED", `run ${request.requestId} of ${id} failed: ${done.error}`);
+        throw new RunFailedError(`run ${request.requestId} of ${id} failed: ${done.error}`);
       }
       print(opts.json, { runId: request.requestId, connector: id, status: "completed", counts: done.counts },
         `run ${request.requestId} of ${id} completed: ${done.counts.read ?? 0} records read and committed in the sink`);
@@ -132,7 +132,7 @@ program.command("auth")
     const connector = findConnector(config(), id);
     const print = (line: string) => console.log(line);
     const auth = pluginFor(connector.type).auth;
-    if (!auth) throw new EtlError("CONFIG", `connector ${id} is of type ${connector.type}, which has no OAuth flow in this version`);
+    if (!auth) throw new ConfigError(`connector ${id} is of type ${connector.type}, which has no OAuth flow in this version`);
     await auth.run(connector, { port: Number(opts.port), print });
   });
 
@@ -143,9 +143,9 @@ program.command("simulate")
   .option("-d, --data <file>", "the simulator's data file (see simulators/<api>/README.md)")
   .action(async (api: string, opts: { port: string; data?: string }) => {
     const port = Number(opts.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new EtlError("CONFIG", `--port must be a port number, got ${opts.port}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
     const simulator = simulators.find((s) => s.name === api);
-    if (!simulator) throw new EtlError("CONFIG", `unknown simulator ${api}; use ${simulators.map((s) => s.name).join(" or ")}`);
+    if (!simulator) throw new ConfigError(`unknown simulator ${api}; use ${simulators.map((s) => s.name).join(" or ")}`);
     await simulator.run({ port, data: opts.data });
   });
 

@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import { findConnector, type Config } from "../lib/config.ts";
-import { EtlError } from "../lib/errors.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { createRenderer } from "../ops/progress.ts";
 import { parseSince, formatCount, formatDuration } from "../ops/time.ts";
 
@@ -65,7 +65,7 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
     .action(async (opts: { port?: string; host?: string }) => {
       const cfg = loadConfig();
       const port = opts.port === undefined ? undefined : Number(opts.port);
-      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new EtlError("CONFIG", `--port must be a port number, got ${opts.port}`);
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
       const { openRuntime } = await import("../lib/runtime.ts");
       const { startOpsServer } = await import("../ops/server.ts");
       const rt = await openRuntime(cfg, "ops");

@@ -5,7 +5,7 @@
  */
 import pg from "pg";
 
-export async function seedDemo(opts: { rows?: number; adminUrl?: string; database?: string; reader?: string } = {}): Promise<void> {
+async function seedDemo(opts: { rows?: number; adminUrl?: string; database?: string; reader?: string } = {}): Promise<void> {
   const rows = opts.rows ?? 10_000;
   const adminUrl = opts.adminUrl ?? process.env.QOBRA_SYNC_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
   const database = opts.database ?? "qobra_demo_crm";
@@ -71,7 +71,7 @@ export async function seedDemo(opts: { rows?: number; adminUrl?: string; databas
  * Qobra's users in the sink database (`qobra.users`, the sink's default users query): most demo
  * owners exist, a few do not, so the page and /metrics show unresolved users too. Idempotent.
  */
-export async function seedQobraUsers(adminUrl: string): Promise<void> {
+async function seedQobraUsers(adminUrl: string): Promise<void> {
   const url = new URL(adminUrl);
   url.pathname = "/qobra";
   const db = new pg.Client({ connectionString: url.toString() });

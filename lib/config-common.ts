@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 
-export const QOBRA_TYPES = [
+const QOBRA_TYPES = [
   "string", "picklist", "multipicklist", "user", "date", "number", "amount", "percentage", "bool", "object",
 ] as const;
 export type QobraType = (typeof QOBRA_TYPES)[number];
@@ -19,7 +19,7 @@ export const TABLE_NAME = z.string().regex(/^[a-z_][a-z0-9_]*$/, {
   error: "must be lower-case letters, digits and underscores (it names a Kafka topic, an Avro record and a SQL table)",
 });
 
-export const qobraType = z.enum(QOBRA_TYPES, {
+const qobraType = z.enum(QOBRA_TYPES, {
   error: (iss) => `unknown Qobra type ${JSON.stringify(iss.input)}; use one of ${QOBRA_TYPES.join(", ")}`,
 });
 
@@ -70,6 +70,6 @@ export function checkFields(fields: Record<string, FieldSpec>, ctx: z.Refinement
   }
 }
 
-export function isTimeZone(tz: string): boolean {
+function isTimeZone(tz: string): boolean {
   try { new Intl.DateTimeFormat("en-US", { timeZone: tz }); return true; } catch { return false; }
 }

@@ -16,7 +16,7 @@ import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { CURRENCY_CODE, SQL_IDENT, required, type FieldSpec } from "./config-common.ts";
 
-export { QOBRA_TYPES, FieldSpec, type QobraType } from "./config-common.ts";
+export { FieldSpec, type QobraType } from "./config-common.ts";
 
 /** What every connector's table config has: the Qobra table name and its fields. */
 export interface TableConfig { name: string; fields: Record<string, FieldSpec> }
@@ -41,10 +41,10 @@ export interface ConnectorBase {
 export type ConnectorConfig = ConnectorBase;
 
 /** A source's connector schema, as the config file's schema needs it. */
-export interface ConnectorSchema { type: string; configSchema: z.ZodType<ConnectorBase> }
+interface ConnectorSchema { type: string; configSchema: z.ZodType<ConnectorBase> }
 
 /** The config file's schema, for the given connector types (in the order they are listed to users). */
-export function buildConfigSchema(sources: readonly ConnectorSchema[]) {
+function buildConfigSchema(sources: readonly ConnectorSchema[]) {
   const types = sources.map((s) => s.type);
   const byType = new Map(sources.map((s) => [s.type, s.configSchema] as const));
   const connector = z.custom<unknown>().transform((c, ctx): ConnectorBase => {
@@ -121,7 +121,7 @@ export function buildConfigSchema(sources: readonly ConnectorSchema[]) {
 export type Config<C extends ConnectorBase = ConnectorBase> = Omit<z.output<ReturnType<typeof buildConfigSchema>>, "connectors"> & { connectors: C[] };
 
 /** Replaces `${env:NAME}` in every string of a parsed YAML tree; a missing variable is a config error. */
-export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[] = [], missing: string[] = []): unknown {
+function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[] = [], missing: string[] = []): unknown {
   if (typeof value === "string") {
     return value.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
       const v = env[name];
@@ -136,7 +136,7 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: (st
   return value;
 }
 
-export function formatPath(path: readonly PropertyKey[]): string {
+function formatPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out || "(top level)";

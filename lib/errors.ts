@@ -13,12 +13,15 @@
  *  - RunFailedError: a run ended without its result (timeouts waiting for tasks or a replay).
  *  - StackError: the local stack could not start.
  * Third-party errors (pg, kafkajs, HTTP clients) are turned into these where they are caught.
+ * EtlError itself is abstract: every error names its kind by its class.
  */
+import type { DeadLetterIssue } from "../schemas/index.ts";
+
 export type ErrorCode =
   | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "REGISTRY_UNAVAILABLE" | "KAFKA_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
   | "SCHEMA_INCOMPATIBLE" | "RUN_FAILED" | "STACK";
 
-export class EtlError extends Error {
+export abstract class EtlError extends Error {
   readonly code: ErrorCode;
   readonly retriable: boolean;
   constructor(code: ErrorCode, message: string, opts: { retriable?: boolean; cause?: unknown } = {}) {
@@ -51,8 +54,8 @@ export class SchemaIncompatibleError extends EtlError {
 /** One record the mapper cannot map (`kind` names the rule, `issues` the fields): dead-lettered. */
 export class MappingError extends EtlError {
   readonly kind: string;
-  readonly issues: Array<{ field: string; value: string | null; reason: string }>;
-  constructor(kind: string, message: string, issues: Array<{ field: string; value: string | null; reason: string }> = [], cause?: unknown) {
+  readonly issues: DeadLetterIssue[];
+  constructor(kind: string, message: string, issues: DeadLetterIssue[] = [], cause?: unknown) {
     super("MAPPING", message, { cause });
     this.kind = kind;
     this.issues = issues;
@@ -97,29 +100,4 @@ export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause instanceof Error ? err.cause.message : undefined;
   return cause && !err.message.includes(cause) ? `${err.message} (${cause})` : err.message;
-}
-
-export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
-  });
-
-/** Retries `fn` while it throws retriable errors, with jittered exponential backoff. */
-export async function withRetry<T>(
-  fn: () => Promise<T>,
-  opts: { retries?: number; initialMs?: number; maxMs?: number; isRetriable?: (e: unknown) => boolean; onRetry?: (e: unknown, attempt: number) => void; signal?: AbortSignal } = {},
-): Promise<T> {
-  const { retries = 8, initialMs = 200, maxMs = 10_000 } = opts;
-  const isRetriable = opts.isRetriable ?? ((e: unknown) => e instanceof EtlError && e.retriable);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (attempt >= retries || !isRetriable(e) || opts.signal?.aborted) throw e;
-      opts.onRetry?.(e, attempt + 1);
-      const base = Math.min(maxMs, initialMs * 2 ** attempt);
-      await sleep(base / 2 + Math.random() * base / 2, opts.signal);
-    }
-  }
 }

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import type { ConsumerConfig, KafkaMessage } from "kafkajs";
 import { endOffsets, type KafkaPort } from "./kafka.ts";
 
-export interface FollowedBatch {
+interface FollowedBatch {
   topic: string;
   partition: number;
   messages: KafkaMessage[];
@@ -20,7 +20,7 @@ export interface FollowedBatch {
   pause(): void;
 }
 
-export interface FollowOptions {
+interface FollowOptions {
   topics: string[];
   /** The throwaway group's id is this prefix, a dash and a random UUID. */
   groupPrefix: string;

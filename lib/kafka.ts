@@ -2,10 +2,7 @@
  * The Kafka port: client construction, topic creation with the right policies, and offsets.
  * Roles never build topic names or clients themselves.
  */
-import {
-  Kafka, KafkaJSBrokerNotFound, KafkaJSConnectionError, KafkaJSError, KafkaJSGroupCoordinatorNotFound, KafkaJSNumberOfRetriesExceeded,
-  KafkaJSRequestTimeoutError, KafkaJSTimeout, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type Message, type Producer, type ProducerConfig,
-} from "kafkajs";
+import kafkajs, { Kafka, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
 import type { Config } from "./config.ts";
 import { EtlError, KafkaUnavailableError } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -66,7 +63,7 @@ export function createKafka(config: Config, clientSuffix = "", opts: { retries?:
 }
 
 /** The topics of the pipeline and their policies (raw and mapped topics are compacted). */
-export function topicSpecs(config: Config): ITopicConfig[] {
+function topicSpecs(config: Config): ITopicConfig[] {
   const t = topics(config.topicPrefix);
   const { partitions, replicationFactor } = config.kafka;
   const compacted = [{ name: "cleanup.policy", value: "compact" }, { name: "min.compaction.lag.ms", value: "60000" }];
@@ -101,7 +98,7 @@ export async function ensureTopics(port: KafkaPort, config: Config): Promise<voi
 }
 
 /** Kafka refuses a produce request over the broker's message.max.bytes (1 MiB by default). */
-export const MAX_SEND_BYTES = 768 * 1024;
+const MAX_SEND_BYTES = 768 * 1024;
 
 /**
  * Sends messages in as many requests as needed to keep each under MAX_SEND_BYTES (a page of wide
@@ -149,6 +146,8 @@ export async function committedOffsets(admin: Admin, groupId: string, topic: str
  * as it is.
  */
 export function asKafkaFailure(e: unknown, what: string): unknown {
+  // kafkajs is CommonJS: Node's ESM loader sees its error classes only on the default export.
+  const { KafkaJSBrokerNotFound, KafkaJSConnectionError, KafkaJSError, KafkaJSGroupCoordinatorNotFound, KafkaJSNumberOfRetriesExceeded, KafkaJSRequestTimeoutError, KafkaJSTimeout } = kafkajs;
   if (!(e instanceof KafkaJSError) || e instanceof EtlError) return e;
   const passes = e.retriable || e instanceof KafkaJSNumberOfRetriesExceeded || e instanceof KafkaJSConnectionError
     || e instanceof KafkaJSRequestTimeoutError || e instanceof KafkaJSBrokerNotFound || e instanceof KafkaJSGroupCoordinatorNotFound

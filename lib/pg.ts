@@ -19,12 +19,6 @@ export function ident(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** Quotes a possibly schema-qualified name given as `schema.table` or `table`. */
-export function qualified(name: string): string {
-  const parts = name.split(".");
-  return parts.map(ident).join(".");
-}
-
 /** Quotes an SQL string literal. */
 export function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;

@@ -5,10 +5,10 @@
  */
 import { SchemaRegistry, SchemaType, COMPATIBILITY } from "@kafkajs/confluent-schema-registry";
 import type avro from "avsc";
-import { SchemaIncompatibleError, SinkUnavailableError } from "./errors.ts";
+import { ConfigError, MappingError, RegistryUnavailableError, SchemaIncompatibleError } from "./errors.ts";
 import { redactUrl } from "./log.ts";
 
-export interface RegistryConfig { url: string; username?: string | undefined; password?: string | undefined }
+interface RegistryConfig { url: string; username?: string | undefined; password?: string | undefined }
 
 export class Registry {
   readonly client: SchemaRegistry;
@@ -66,7 +66,7 @@ export class Registry {
           + "run `qobra-sync replay <connector> --table <new name>` to fill it from the raw topic, then move readers to it; "
           + "these records wait in the dead-letter topic (`qobra-sync dlq replay` after the change)", e);
       }
-      throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} failed to register ${subject}: ${msg}`, e);
+      throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} failed to register ${subject}: ${msg}`, e);
     }
   }
 
@@ -74,8 +74,43 @@ export class Registry {
     return this.client.encode(id, value);
   }
 
+  /**
+   * Decodes a Confluent-framed message, sorting a failure by the step that failed, not by its
+   * text: bytes that are not a framed message, or do not match their writer schema, are a
+   * MappingError of kind "decode" (the mapper dead-letters them); a schema lookup the registry
+   * does not answer is a RegistryUnavailableError (retriable: the batch is fetched again), or a
+   * ConfigError when the registry refuses our credentials.
+   */
   async decode<T>(buffer: Buffer): Promise<T> {
-    return (await this.client.decode(buffer)) as T;
+    const id = schemaIdOf(buffer);
+    let schema: Awaited<ReturnType<SchemaRegistry["getSchema"]>>;
+    try {
+      schema = await this.client.getSchema(id);
+    } catch (e) {
+      throw this.lookupError(e, id);
+    }
+    try {
+      // What the client's own decode does once it has the writer schema (we pass no reader schema).
+      return schema.fromBuffer(buffer.subarray(5)) as T;
+    } catch (e) {
+      throw new MappingError("decode", `the message does not decode with its writer schema (id ${id}): ${(e as Error)?.message ?? String(e)}`, [], e);
+    }
+  }
+
+  /**
+   * A failed schema lookup. The client's HTTP layer (mappersmith) answers every failure with a
+   * ResponseError carrying `status`: the registry's own status, or 400/408 for a request that got
+   * no answer at all (refused, reset, timed out). Only 401/403 say something a retry cannot fix.
+   * An unknown id (404) is retried too: our producers register every id they write, so a missing
+   * one means the registry lost its storage, which dead-lettering every record would not mend.
+   */
+  private lookupError(e: unknown, id: number): Error {
+    const status = (e as { status?: unknown } | null)?.status;
+    const msg = (e as Error)?.message ?? String(e);
+    if (status === 401 || status === 403) {
+      return new ConfigError(`schema registry at ${redactUrl(this.url)} refused our credentials (HTTP ${status}) looking up schema id ${id}: ${msg}`, e);
+    }
+    return new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} could not give schema id ${id}: ${msg}`, e);
   }
 
   /**
@@ -91,9 +126,9 @@ export class Registry {
     try {
       res = await fetch(`${this.url.replace(/\/$/, "")}/schemas/ids/${id}`, { headers });
     } catch (e) {
-      throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} is unreachable: ${(e as Error).message}`, e);
+      throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} is unreachable: ${(e as Error).message}`, e);
     }
-    if (!res.ok) throw new SinkUnavailableError(`schema registry at ${redactUrl(this.url)} answered ${res.status} for schema id ${id}`);
+    if (!res.ok) throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} answered ${res.status} for schema id ${id}`);
     const body = (await res.json()) as { schema: string };
     const schema = JSON.parse(body.schema) as avro.Schema;
     this.raw.set(id, schema);
@@ -103,6 +138,6 @@ export class Registry {
 
 /** Reads the schema id from a Confluent-framed message. */
 export function schemaIdOf(buffer: Buffer): number {
-  if (buffer.length < 5 || buffer[0] !== 0) throw new Error("not a Confluent-framed message (magic byte 0 expected)");
+  if (buffer.length < 5 || buffer[0] !== 0) throw new MappingError("decode", "not a Confluent-framed message (magic byte 0 expected)");
   return buffer.readInt32BE(1);
 }

@@ -8,7 +8,7 @@ import type { KafkaPort } from "./kafka.ts";
 import { readToEnd } from "./topic-scan.ts";
 import type { SyncState } from "../schemas/index.ts";
 
-export const stateKey = (connector: string, table: string): string => JSON.stringify([connector, table]);
+const stateKey = (connector: string, table: string): string => JSON.stringify([connector, table]);
 
 /** Reads the latest saved state of one table (null when none): the topic up to its current end. */
 export async function loadState(port: KafkaPort, codec: Codec, connector: string, table: string): Promise<SyncState | null> {

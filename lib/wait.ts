@@ -6,7 +6,7 @@
  */
 import type { Admin } from "kafkajs";
 import type { Codec } from "./codec.ts";
-import { EtlError } from "./errors.ts";
+import { RunFailedError } from "./errors.ts";
 import { followTopics, type Follower } from "./follow-topic.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "./kafka.ts";
 import { groups } from "./topics.ts";
@@ -36,7 +36,7 @@ export async function waitForRun(
       // The follower may still be starting: it is stopped as soon as it exists.
       void started.then(() => follower?.stop()).finally(fn);
     };
-    const timer = setInterval(() => { if (Date.now() > deadline) finish(() => reject(new EtlError("RUN_FAILED", `run ${runId} did not finish in time`))); }, 1000);
+    const timer = setInterval(() => { if (Date.now() > deadline) finish(() => reject(new RunFailedError(`run ${runId} did not finish in time`))); }, 1000);
     const started = followTopics(port, {
       topics: [port.topics.syncEvents], groupPrefix: `${prefix}-wait`, from: new Map([[port.topics.syncEvents, from]]),
       consumer: { sessionTimeout: 10_000 },
@@ -82,7 +82,7 @@ async function waitCaughtUp(admin: Admin, groupId: string, targets: Map<string, 
     }
     onLag(lag);
     if (lag === 0) return;
-    if (Date.now() > deadline) throw new EtlError("RUN_FAILED", `${groupId} did not catch up in time (lag ${lag})`);
+    if (Date.now() > deadline) throw new RunFailedError(`${groupId} did not catch up in time (lag ${lag})`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -7,7 +7,7 @@
  */
 import { groupTotals, type LagSnapshot, type Role } from "./lag.ts";
 
-export interface GroupHealth {
+interface GroupHealth {
   group: string;
   role: Role;
   ok: boolean;
@@ -21,7 +21,7 @@ export interface GroupHealth {
 
 export interface Health { ok: boolean; at: number; groups: GroupHealth[]; problems: string[] }
 
-export interface HealthOptions { stallMs: number; producerStallMs: number }
+interface HealthOptions { stallMs: number; producerStallMs: number }
 
 export class StallTracker {
   private readonly last = new Map<string, { committed: number; lag: number; progressAt: number }>();

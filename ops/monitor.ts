@@ -36,7 +36,7 @@ export interface MonitorOptions {
   ageProbeMs?: number;
 }
 
-export interface TableState {
+interface TableState {
   name: string;
   relation: string;
   exists: boolean;
@@ -48,7 +48,7 @@ export interface TableState {
   dlq: number;
 }
 
-export interface ConnectorState {
+interface ConnectorState {
   id: string;
   type: ConnectorConfig["type"];
   tables: TableState[];
@@ -59,12 +59,12 @@ export interface ConnectorState {
   dlq: { mapper: number; sink: number };
 }
 
-export interface GroupLagState {
+interface GroupLagState {
   group: string; role: string; state: string; members: number; clients: string[];
   lag: number; lagging: number; partitions: number; oldestUnprocessedAt: number | null; healthy: boolean; stalledMs: number;
 }
 
-export interface OpsState {
+interface OpsState {
   generatedAt: number;
   ready: boolean;
   topicPrefix: string;

@@ -6,7 +6,7 @@
 import type { Progress } from "../lib/wait.ts";
 import { formatCount, formatDuration } from "./time.ts";
 
-export interface Counts { phase: string; read: number | null; mapped: number | null; written: number | null; total: number | null; note?: string }
+interface Counts { phase: string; read: number | null; mapped: number | null; written: number | null; total: number | null; note?: string }
 
 export function bar(done: number, total: number, width = 24): string {
   const f = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
@@ -17,7 +17,7 @@ export function bar(done: number, total: number, width = 24): string {
 }
 
 /** One line: `writing [█████     ]  42% · read 10,000 · mapped 10,000 · written 4,200 / 10,000 · 12 s`. */
-export function formatCounts(c: Counts, elapsedMs: number, withBar: boolean): string {
+function formatCounts(c: Counts, elapsedMs: number, withBar: boolean): string {
   const n = (v: number | null) => (v === null ? "…" : formatCount(v));
   const cur = c.phase === "reading" ? c.read : c.phase === "mapping" ? c.mapped : c.written;
   const parts = [c.phase.padEnd(7)];
@@ -27,7 +27,7 @@ export function formatCounts(c: Counts, elapsedMs: number, withBar: boolean): st
   return c.note ? `${line} · ${c.note}` : line;
 }
 
-export interface Renderer { update(c: Counts): void; end(): void }
+interface Renderer { update(c: Counts): void; end(): void }
 
 export function createRenderer(opts: { tty: boolean; json: boolean; write?: (s: string) => void; plainEveryMs?: number; now?: () => number }): Renderer {
   const write = opts.write ?? ((s: string) => process.stdout.write(s));

@@ -27,7 +27,7 @@ import { randomUUID } from "node:crypto";
 import type { Admin } from "kafkajs";
 import { findConnector, type Config } from "../lib/config.ts";
 import { newEvent, publishEvent } from "../lib/codec.ts";
-import { EtlError, describeError } from "../lib/errors.ts";
+import { ConfigError, RunFailedError, describeError } from "../lib/errors.ts";
 import { committedOffsets, endOffsets } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { createPool } from "../lib/pg.ts";
@@ -48,10 +48,10 @@ export interface ReplayProgress {
 }
 
 /** The roles replay may run itself. */
-export type ReplayRole = "mapper" | "sink";
+type ReplayRole = "mapper" | "sink";
 
 /** Starts roles in this process until stopped (app/roles.ts `runRoles`). */
-export type StartRoles = (config: Config, roles: readonly ReplayRole[]) => Promise<{ stop(): Promise<void> }>;
+type StartRoles = (config: Config, roles: readonly ReplayRole[]) => Promise<{ stop(): Promise<void> }>;
 
 export interface ReplayOptions {
   tables?: string[];
@@ -77,15 +77,14 @@ export interface ReplayResult {
   to: Array<{ partition: number; offset: number }>;
 }
 
-export class ReplayRefused extends EtlError {
-  constructor(message: string) { super("RUN_FAILED", message); }
-}
+/** Replay would be unsafe now (a mapper or sink is running): the run fails and says what to stop. */
+export class ReplayRefused extends RunFailedError {}
 
 export async function replayFromRaw(startRoles: StartRoles, config: Config, connectorId: string, opts: ReplayOptions = {}): Promise<ReplayResult> {
   const connector = findConnector(config, connectorId);
   const tables = opts.tables && opts.tables.length > 0 ? opts.tables : connector.tables.map((t) => t.name);
   for (const t of tables) {
-    if (!connector.tables.some((x) => x.name === t)) throw new EtlError("CONFIG", `connector ${connectorId} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
+    if (!connector.tables.some((x) => x.name === t)) throw new ConfigError(`connector ${connectorId} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
   }
   const rt = await openRuntime(config, "replay");
   const g = groups(config.topicPrefix);
@@ -174,7 +173,7 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
       const written = await sinkProgress(admin, g.sink, sinkBaseline, null);
       await report({ phase: "mapping", total, mapped, sinkLag: null, written: written.done });
       if (left === 0) break;
-      if (Date.now() > deadline) throw new EtlError("RUN_FAILED", `replay of ${connectorId} timed out while mapping (${left} records left)`);
+      if (Date.now() > deadline) throw new RunFailedError(`replay of ${connectorId} timed out while mapping (${left} records left)`);
       await sleep(poll);
     }
     // 2. the sink past the mapped topics' end offsets
@@ -185,7 +184,7 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
       const s = await sinkProgress(admin, g.sink, sinkBaseline, targets);
       await report({ phase: "writing", total, mapped: total, sinkLag: s.left, written: s.done });
       if (s.left === 0) break;
-      if (Date.now() > deadline) throw new EtlError("RUN_FAILED", `replay of ${connectorId} timed out while writing (${s.left} records left)`);
+      if (Date.now() > deadline) throw new RunFailedError(`replay of ${connectorId} timed out while writing (${s.left} records left)`);
       await sleep(poll);
     }
 
@@ -254,5 +253,5 @@ async function resetGroupOffsets(rt: Runtime, groupId: string, topic: string, of
   }
   const committed = await committedOffsets(admin, groupId, topic);
   const wrong = [...offsets].filter(([p, o]) => committed.get(p) !== o);
-  if (wrong.length > 0) throw new EtlError("RUN_FAILED", `could not move ${groupId}'s offsets on ${topic} (partition ${wrong.map(([p, o]) => `${p}: wanted ${o}, has ${committed.get(p)}`).join(", ")})`);
+  if (wrong.length > 0) throw new RunFailedError(`could not move ${groupId}'s offsets on ${topic} (partition ${wrong.map(([p, o]) => `${p}: wanted ${o}, has ${committed.get(p)}`).join(", ")})`);
 }

@@ -1,15 +1,15 @@
 /**
- * The runs, as the sync.events topic tells them: a pure fold of SyncEvents into per-run and
+ * The runs, as the sync.events topic tells them: a pure fold of SyncEvent messages into per-run and
  * per-table views (last runs with their counts and errors, last success per table, API budget,
  * mapper counts). No I/O: the monitor feeds it, the tests drive it directly.
  */
 import type { SyncEvent, TopicPartitionOffset } from "../schemas/index.ts";
 
-export type RunStatus = "running" | "completed" | "failed" | "coalesced";
+type RunStatus = "running" | "completed" | "failed" | "coalesced";
 /** Where the run's records are: read by the producer, mapped, written to the sink. */
-export type SinkPhase = "reading" | "mapping" | "writing" | "done" | "failed" | "unknown";
+type SinkPhase = "reading" | "mapping" | "writing" | "done" | "failed" | "unknown";
 
-export interface TableRun { read: number; deleted: number; unseen: number; completedAt: number; apiUsed: number | null; apiLimit: number | null }
+interface TableRun { read: number; deleted: number; unseen: number; completedAt: number; apiUsed: number | null; apiLimit: number | null }
 
 export interface RunView {
   runId: string;
@@ -58,7 +58,7 @@ export interface ConnectorTotals {
   apiAt: number | null;
 }
 
-export interface FinishedRun { connector: string; outcome: "completed" | "failed"; durationMs: number; kind: "sync" | "replay" }
+interface FinishedRun { connector: string; outcome: "completed" | "failed"; durationMs: number; kind: "sync" | "replay" }
 
 const emptyTotals = (): ConnectorTotals => ({
   runs: { completed: 0, failed: 0, coalesced: 0 }, read: 0, deleted: 0, mapped: 0, dlq: 0, unresolvedUsers: 0, apiUsed: null, apiLimit: null, apiAt: null,
@@ -207,7 +207,7 @@ export class RunBook {
 }
 
 /** API budget a connector reported in an event's counts (apiUsed/apiLimit), if any. */
-export function apiOf(counts: Record<string, number>): { used: number; limit: number | null } | null {
+function apiOf(counts: Record<string, number>): { used: number; limit: number | null } | null {
   if (counts.apiUsed === undefined) return null;
   return { used: counts.apiUsed, limit: counts.apiLimit ?? null };
 }

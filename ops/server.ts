@@ -32,8 +32,9 @@ const PAGE = new URL("./web/index.html", import.meta.url);
 
 export interface OpsServer { url: string; port: number; monitor: OpsMonitor; metrics: PromRegistry; stop(): Promise<void> }
 
-export interface OpsServerOptions { port?: number; host?: string; monitor?: MonitorOptions; processMetrics?: boolean }
+interface OpsServerOptions { port?: number; host?: string; monitor?: MonitorOptions; processMetrics?: boolean }
 
+/** An HTTP answer to a bad request (its status and text), not a pipeline error: deliberately not an EtlError. */
 class HttpError extends Error {
   readonly status: number;
   constructor(status: number, message: string) { super(message); this.status = status; }

@@ -22,7 +22,6 @@
  */
 import type { z } from "zod";
 import type { ConnectorBase, QobraType } from "../lib/config.ts";
-export { TableSkippedError } from "../lib/errors.ts";
 import type { RawValue } from "../schemas/index.ts";
 
 /** One record read from a source, before any type conversion. */

@@ -68,17 +68,17 @@ export interface BudgetStore {
 }
 
 export const RATE_SLOTS_TABLE = "_qobra_sync_rate_slots";
-export const RATE_PAUSES_TABLE = "_qobra_sync_rate_pauses";
-export const RATE_ACQUIRE_FUNCTION = "_qobra_sync_rate_acquire";
+const RATE_PAUSES_TABLE = "_qobra_sync_rate_pauses";
+const RATE_ACQUIRE_FUNCTION = "_qobra_sync_rate_acquire";
 
 /** After a PostgreSQL failure, calls use the in-process limiter alone for this long before trying again. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 
-export type AcquireOutcome =
+type AcquireOutcome =
   | { id: string; waitMs: 0 }
   | { id: null; waitMs: number; reason: "paused" | "full" | "in-flight" };
 
-export interface SharedRateLimitStoreOptions {
+interface SharedRateLimitStoreOptions {
   /** A pool on the sink database; else one is made from `databaseUrl` (and closed by close()). */
   pool?: pg.Pool;
   databaseUrl?: string;
@@ -271,7 +271,7 @@ export class SharedRateLimitStore implements BudgetStore {
   }
 }
 
-export interface SharedRollingLimiterOptions {
+interface SharedRollingLimiterOptions {
   store: BudgetStore;
   /** The budget's key, e.g. `${baseUrl}|${clientId}` (+ `|search`). */
   key: string;

@@ -23,7 +23,7 @@ import { startTaskWorker } from "./run/tasks.ts";
 
 const log = logger.child({ component: "producer" });
 
-export interface ProducerWorker {
+interface ProducerWorker {
   stop(): Promise<void>;
   /** Resolves if the request or the task consumer stops for good (the supervisor restarts the role). */
   crashed: Promise<Error>;

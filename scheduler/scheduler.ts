@@ -25,7 +25,7 @@ export function cronRules(connector: ConnectorBase): CronRule[] {
   return pluginFor(connector.type).cronRules(connector.schedule);
 }
 
-export interface Scheduler { stop(): void; jobs: schedule.Job[] }
+interface Scheduler { stop(): void; jobs: schedule.Job[] }
 
 export function startScheduler(config: Config, producer: Producer, codec: Codec, topics: Topics): Scheduler {
   const jobs: schedule.Job[] = [];

@@ -18,7 +18,7 @@ import { cronRules } from "./scheduler.ts";
 
 const log = logger.child({ component: "ops-schedules" });
 
-export const SETTINGS_TABLE = "_qobra_sync_settings";
+const SETTINGS_TABLE = "_qobra_sync_settings";
 
 export interface ScheduleView {
   type: ConnectorConfig["type"];

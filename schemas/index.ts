@@ -55,7 +55,7 @@ export interface RawRecord {
   sourceTypes: Record<string, string>;
 }
 
-export type SyncEventType = "RUN_STARTED" | "TABLE_COMPLETED" | "RUN_COMPLETED" | "RUN_FAILED" | "PROGRESS" | "TASK_COMPLETED" | "TASK_FAILED";
+type SyncEventType = "RUN_STARTED" | "TABLE_COMPLETED" | "RUN_COMPLETED" | "RUN_FAILED" | "PROGRESS" | "TASK_COMPLETED" | "TASK_FAILED";
 export interface TopicPartitionOffset { topic: string; partition: number; offset: number }
 export interface SyncEvent {
   runId: string;

@@ -4,7 +4,7 @@
  * serves its demo data unless given a data file (see simulators/<api>/README.md).
  */
 
-export interface SimulatorEntry {
+interface SimulatorEntry {
   /** The `<api>` argument of `qobra-sync simulate`. */
   name: string;
   /** Runs the simulator until SIGINT/SIGTERM. */

@@ -16,9 +16,9 @@ import { projectRoot } from "../lib/paths.ts";
 import { stackDefaults } from "../stack/stack.ts";
 
 /** How long the Docker engine detection may take before the answer counts as "no engine". */
-export const DETECT_TIMEOUT_MS = 10_000;
+const DETECT_TIMEOUT_MS = 10_000;
 
-export type EngineProbe = { found: true; detail: string } | { found: false; reason: string };
+type EngineProbe = { found: true; detail: string } | { found: false; reason: string };
 
 /** Whether a Docker engine answers, by testcontainers' own runtime detection, bounded in time. */
 export async function dockerEngine(timeoutMs = DETECT_TIMEOUT_MS): Promise<EngineProbe> {

@@ -28,7 +28,7 @@ export interface ChildOptions {
   schema: string;
 }
 
-export interface Attempt { start: number; end: number; status: number }
+interface Attempt { start: number; end: number; status: number }
 export interface ChildResult {
   pid: number;
   ok: number;

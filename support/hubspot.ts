@@ -27,7 +27,7 @@ export function testClock(startIso = "2024-06-03T08:00:00.000Z"): { now: () => n
   return { now: () => t, advance: (ms) => { t += ms; }, set: (ms) => { t = ms; } };
 }
 
-export interface ApiErrorLike {
+interface ApiErrorLike {
   code: number;
   body: Record<string, unknown>;
   headers: Record<string, string>;

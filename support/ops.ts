@@ -4,7 +4,7 @@ import type { Config } from "../app/config.ts";
 import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "./env.ts";
 
 export const SOURCE_DB = "qobra_it_source";
-export const SINK_DB = "qobra_it_sink";
+const SINK_DB = "qobra_it_sink";
 
 export interface OpsFixture { id: string; table: string; sinkSchema: string; config: Config; yaml: string }
 

@@ -15,22 +15,14 @@ import { parseConfig } from "../app/config.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { groups } from "../lib/topics.ts";
 import { stackDefaults } from "../stack/stack.ts";
+import { seededRandom } from "../simulators/kit/random.ts";
 import { dbUrl, ensureDatabase, withDb } from "./env.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A deterministic pseudo-random generator (mulberry32), so a failing fault schedule can be replayed with its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic pseudo-random generator (the simulators' mulberry32), so a failing fault schedule can be replayed with its seed. */
+export const rng: (seed: number) => () => number = seededRandom;
 
 // ---------------------------------------------------------------------------------------------
 // The scenario: names, source table, config
@@ -134,7 +126,7 @@ export async function dropScenario(s: Scenario, port?: KafkaPort): Promise<void>
 export type RoleName = "producer" | "mapper" | "sink";
 
 /** The process `bin/qobra-sync.js` re-executes itself into (bounded heap): the one doing the work. */
-export function workerPid(launcherPid: number): number | undefined {
+function workerPid(launcherPid: number): number | undefined {
   try {
     const kids = readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
     return kids[0];
@@ -246,7 +238,7 @@ export interface Fault {
   recoveryMs?: number | null;
 }
 
-export interface FaultLoop { stop(): Promise<Fault[]>; faults: Fault[] }
+interface FaultLoop { stop(): Promise<Fault[]>; faults: Fault[] }
 
 /**
  * Kills one of `targets` with SIGKILL every `everyMs` (random within the range), keeps it down for

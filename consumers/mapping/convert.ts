@@ -10,10 +10,11 @@
  *  - datetime: microseconds since the epoch, UTC (Avro `timestamp-micros`).
  */
 import type { RawValue } from "../../schemas/index.ts";
+import { MappingError } from "../../lib/errors.ts";
 
-export class ConversionError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) { super(message); this.code = code; this.name = "ConversionError"; }
+/** One value that cannot be converted; `kind` is the issue code (invalid_number, no_zone, …). */
+export class ConversionError extends MappingError {
+  constructor(code: string, message: string) { super(code, message); }
 }
 
 const DECIMAL = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;

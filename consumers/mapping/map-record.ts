@@ -8,7 +8,7 @@ import { ConversionError, toBool, toCurrency, toDate, toDecimal, toInstantMicros
 import type { TableLayout } from "./mapped-schema.ts";
 import { EMPTY_USERS, type UserIndex } from "./users.ts";
 
-export interface MapContext {
+interface MapContext {
   /** Field configuration of the table. */
   fields: Record<string, FieldSpec>;
   layout: TableLayout;
@@ -20,8 +20,8 @@ export interface MapContext {
   users?: UserIndex;
 }
 
-export type MappedValue = Record<string, unknown>;
-export type MapResult =
+type MappedValue = Record<string, unknown>;
+type MapResult =
   | { ok: true; value: MappedValue; unresolvedUsers: string[] }
   | { ok: false; issues: DeadLetterIssue[] };
 
@@ -105,6 +105,6 @@ function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][stri
 }
 
 function issue(path: string, e: unknown): DeadLetterIssue {
-  if (e instanceof ConversionError) return { path, code: e.code, message: e.message };
+  if (e instanceof ConversionError) return { path, code: e.kind, message: e.message };
   return { path, code: "error", message: (e as Error)?.message ?? String(e) };
 }

@@ -10,9 +10,9 @@
 import type avro from "avsc";
 import type { FieldSpec, QobraType } from "../../lib/config.ts";
 
-export type DateKind = "date" | "datetime";
+type DateKind = "date" | "datetime";
 
-export interface MappedField {
+interface MappedField {
   /** Avro field (and sink column) name. */
   name: string;
   /** The configured source field this column comes from. */
@@ -32,7 +32,7 @@ const nullable = (t: avro.Schema): avro.Schema => ["null", t] as unknown as avro
 const DECIMAL_STRING = { type: "string", "qobra.logical": "decimal" } as unknown as avro.Schema;
 
 /** The date kind of a field: the config's `format`, else what the source column holds. */
-export function dateKindOf(spec: FieldSpec, sourceType: string | undefined): DateKind {
+function dateKindOf(spec: FieldSpec, sourceType: string | undefined): DateKind {
   if (spec.format) return spec.format;
   if (!sourceType) return "date";
   const t = sourceType.toLowerCase();
@@ -64,7 +64,7 @@ export function tableLayout(connector: string, table: string, fields: Record<str
   return { connector, table, fields: out, dateKinds };
 }
 
-export function avroName(s: string): string {
+function avroName(s: string): string {
   return s.replace(/[^A-Za-z0-9_]/g, "_").replace(/^([0-9])/, "_$1");
 }
 

@@ -10,12 +10,12 @@ import { randomUUID } from "node:crypto";
 import { Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
 import type { Config, ConnectorConfig, TableConfig } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
-import { SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
-import { sendInChunks, type KafkaPort } from "../../lib/kafka.ts";
+import { MappingError, SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
+import { sendInChunks, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import type { Registry } from "../../lib/registry.ts";
 import { groups } from "../../lib/topics.ts";
-import type { DeadLetter, DeadLetterIssue, RawRecord } from "../../schemas/index.ts";
+import type { DeadLetter, RawRecord } from "../../schemas/index.ts";
 import { dlqHeaders, parseRawKey } from "../../lib/protocol.ts";
 import { mapRecord } from "./map-record.ts";
 import { effectiveFields } from "./default-fields.ts";
@@ -26,7 +26,11 @@ import { mappedSchema, tableLayout, type TableLayout } from "./mapped-schema.ts"
 
 const log = logger.child({ component: "mapper" });
 
-export interface Mapper { stop(): Promise<void> }
+interface Mapper {
+  stop(): Promise<void>;
+  /** Resolves if the mapper's consumer stops for good (the supervisor restarts the role). */
+  crashed: Promise<Error>;
+}
 
 interface Target { topic: string; schemaId: number; layout: TableLayout }
 
@@ -124,13 +128,13 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           }
           previousDeleteKey = raw.op === "DELETE" && message.value !== null ? message.key?.toString() : undefined;
           table = connector.tables.find((t) => t.name === raw!.table);
-          if (!table) throw new DataError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
+          if (!table) throw new MappingError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
           const target = await targetFor(connector, table, raw);
           const result = mapRecord(raw, {
             fields: effectiveFields(table.fields, raw.sourceTypes), layout: target.layout, version: coords.offset,
             defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency, users,
           });
-          if (!result.ok) throw new DataError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);
+          if (!result.ok) throw new MappingError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);
           push(target.topic, { key: raw.externalId, value: await codec.encodeWithId(target.schemaId, result.value) });
           mapped++;
           count(raw.runId, "mapped");
@@ -140,8 +144,11 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
             log.debug({ ...coords, table: table.name, users: result.unresolvedUsers }, "user not found in Qobra's users; kept with a null user id");
           }
         } catch (e) {
-          if (!(e instanceof DataError) && !(e instanceof SchemaIncompatibleError) && !isDecodeError(e)) throw e;
-          const issues = e instanceof DataError ? e.issues : [];
+          // A record's own fault (MappingError, including bytes that do not decode) or a schema the
+          // registry refuses is dead-lettered; anything else (the registry or broker unreachable)
+          // aborts the batch, which is fetched again.
+          if (!(e instanceof MappingError) && !(e instanceof SchemaIncompatibleError)) throw e;
+          const issues = e instanceof MappingError ? e.issues : [];
           const letter: DeadLetter = {
             stage: "mapper", originalTopic: coords.topic, originalPartition: coords.partition, originalOffset: coords.offset,
             key: message.key ?? null, value: message.value ?? null, connector: connector.id, table: raw?.table ?? null, runId: raw?.runId ?? null,
@@ -179,8 +186,11 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
     },
   });
 
+  const crash = whenCrashed([consumer]);
   return {
+    crashed: crash.crashed,
     async stop() {
+      crash.dispose();
       await consumer.disconnect().catch(() => {});
       await producer.disconnect().catch(() => {});
       directory.stop();
@@ -198,15 +208,4 @@ class Mutex {
     this.tail = this.tail.then(() => next);
     return ready;
   }
-}
-
-class DataError extends Error {
-  readonly issues: DeadLetterIssue[];
-  readonly kind: string;
-  constructor(kind: string, message: string, issues: DeadLetterIssue[] = []) { super(message); this.name = "MappingError"; this.kind = kind; this.issues = issues; }
-}
-
-function isDecodeError(e: unknown): boolean {
-  const name = (e as Error)?.name ?? "";
-  return /ConfluentSchemaRegistry(ArgumentError|Decode)/.test(name) || /magic byte|truncated buffer|invalid union index/i.test((e as Error)?.message ?? "");
 }

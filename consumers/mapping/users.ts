@@ -14,9 +14,9 @@ export interface UserIndex {
   size: number;
 }
 
-export const normaliseKey = (v: string): string => v.trim().toLowerCase();
+const normaliseKey = (v: string): string => v.trim().toLowerCase();
 
-export function buildUserIndex(rows: Array<Record<string, unknown>>): UserIndex {
+function buildUserIndex(rows: Array<Record<string, unknown>>): UserIndex {
   const byColumn = new Map<string, Map<string, string>>();
   for (const row of rows) {
     const id = row.id;

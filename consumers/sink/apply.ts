@@ -21,7 +21,7 @@ const log = logger.child({ component: "sink" });
 /** A mapped record, decoded, with the offset it was read at and the schema it was written with. */
 export interface DecodedRow { offset: number; schemaId: number; value: Record<string, unknown> }
 
-export interface SinkBatch { topic: string; partition: number; rows: DecodedRow[]; nextOffset: number }
+interface SinkBatch { topic: string; partition: number; rows: DecodedRow[]; nextOffset: number }
 
 export interface ApplyDeps {
   db: TransactionSource;
@@ -33,7 +33,7 @@ export interface ApplyDeps {
   deadLetter(topic: string, partition: number, items: Array<{ offset: number; error: unknown }>): Promise<void>;
 }
 
-export interface Applied { written: number; dead: number; skipped: number }
+interface Applied { written: number; dead: number; skipped: number }
 
 export async function applyBatch(deps: ApplyDeps, batch: SinkBatch): Promise<Applied> {
   let safe = false;

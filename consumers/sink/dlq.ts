@@ -13,7 +13,7 @@ import type { DeadLetter } from "../../schemas/index.ts";
 const log = logger.child({ component: "sink" });
 
 /** The dead letter of one record of a mapped topic. */
-export function sinkDeadLetter(
+function sinkDeadLetter(
   origin: { topic: string; partition: number; connector: string; table: string }, message: KafkaMessage, error: unknown, at = Date.now(),
 ): DeadLetter {
   const code = (error as { code?: string })?.code;

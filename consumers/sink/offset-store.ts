@@ -48,7 +48,7 @@ export class OffsetStore {
   }
 }
 
-export interface PositionerDeps {
+interface PositionerDeps {
   store: Pick<OffsetStore, "stored">;
   db: Queryable;
   /** Log start offsets of a topic's partitions (where a sink database without offsets starts). */

@@ -12,11 +12,12 @@
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type pg from "pg";
 import type { Config } from "../../lib/config.ts";
-import { SinkUnavailableError, describeError, isRetriablePgError, withRetry } from "../../lib/errors.ts";
-import type { KafkaPort } from "../../lib/kafka.ts";
+import { SinkUnavailableError, describeError, isRetriablePgError } from "../../lib/errors.ts";
+import { whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import { createPool } from "../../lib/pg.ts";
 import { schemaIdOf, type Registry } from "../../lib/registry.ts";
+import { retry, type RetryPolicy } from "../../lib/retry.ts";
 import { groups } from "../../lib/topics.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { applyBatch, type DecodedRow } from "./apply.ts";
@@ -26,7 +27,15 @@ import { SinkTables, ensureSinkSchema, sinkDb } from "./table-evolution.ts";
 
 const log = logger.child({ component: "sink" });
 
-export interface Sink { stop(): Promise<void>; pool: pg.Pool }
+/** Waiting for the sink database at start-up (it may be restarting): 30 retries, up to 10 s apart. */
+const STARTUP_RETRY: RetryPolicy = { retries: 30, initialMs: 500, maxMs: 10_000 };
+
+interface Sink {
+  stop(): Promise<void>;
+  pool: pg.Pool;
+  /** Resolves if the sink's consumer stops for good (the supervisor restarts the role). */
+  crashed: Promise<Error>;
+}
 
 export async function startSink(config: Config, port: KafkaPort, registry: Registry, codec: Codec): Promise<Sink> {
   const group = groups(config.topicPrefix).sink;
@@ -34,9 +43,8 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
   const pool = createPool(config.sink.databaseUrl, { max: 4 });
   const db = sinkDb(pool);
   // PostgreSQL may be restarting: wait for it (with backoff) rather than exit.
-  await withRetry(() => ensureSinkSchema(db, schema), {
-    retries: 30, initialMs: 500, maxMs: 10_000,
-    isRetriable: (e) => e instanceof SinkUnavailableError || isRetriablePgError(e),
+  await retry(() => ensureSinkSchema(db, schema), STARTUP_RETRY, {
+    policyOf: (e) => (e instanceof SinkUnavailableError || isRetriablePgError(e) ? STARTUP_RETRY : undefined),
     onRetry: (e, n) => log.warn({ attempt: n, err: describeError(e) }, "sink PostgreSQL not reachable yet; retrying"),
   });
 
@@ -93,9 +101,12 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     },
   });
 
+  const crash = whenCrashed([consumer]);
   return {
     pool,
+    crashed: crash.crashed,
     async stop() {
+      crash.dispose();
       await consumer.disconnect().catch(() => {});
       await dlqProducer.disconnect().catch(() => {});
       await pool.end().catch(() => {});

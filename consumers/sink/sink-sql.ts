@@ -10,7 +10,7 @@ import { formatDate, microsToIso } from "../../lib/protocol.ts";
 export interface SinkColumn { name: string; pgType: string; kind: "text" | "numeric" | "bool" | "date" | "timestamptz" | "text[]" | "bigint" }
 
 /** System columns every sink table has, in order. */
-export const SYSTEM_COLUMNS: SinkColumn[] = [
+const SYSTEM_COLUMNS: SinkColumn[] = [
   { name: "_external_id", pgType: "text", kind: "text" },
   { name: "_name", pgType: "text", kind: "text" },
   { name: "_source_updated_at", pgType: "timestamptz", kind: "timestamptz" },

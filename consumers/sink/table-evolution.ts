@@ -6,16 +6,14 @@
  */
 import type avro from "avsc";
 import type pg from "pg";
-import { SinkUnavailableError, describeError } from "../../lib/errors.ts";
+import { SchemaIncompatibleError, SinkUnavailableError, describeError } from "../../lib/errors.ts";
 import { ident, withTransaction, type TransactionSource } from "../../lib/pg.ts";
 import { addColumnSql, columnsOf, createTableSql, offsetsDdl, tableName, upsertSql, type SinkColumn } from "./sink-sql.ts";
 
 export interface TableState { qualified: string; columns: SinkColumn[]; upsert: string; schemaId: number }
 
 /** The sink table cannot take a schema (a field's type changed): its records are dead-lettered. */
-export class SinkSchemaError extends Error {
-  constructor(message: string) { super(message); this.name = "SinkSchemaError"; }
-}
+export class SinkSchemaError extends SchemaIncompatibleError {}
 
 /** The sink database as a transaction source: a failed connection is a SinkUnavailableError. */
 export function sinkDb(pool: pg.Pool): TransactionSource {

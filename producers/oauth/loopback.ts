@@ -22,10 +22,10 @@ export interface AuthFlowOptions {
   tokenStore?: TokenStore;
 }
 
-export const DEFAULT_AUTH_PORT = 1717;
-export const CALLBACK_PATH = "/oauth/callback";
+const DEFAULT_AUTH_PORT = 1717;
+const CALLBACK_PATH = "/oauth/callback";
 
-export interface CallbackListener {
+interface CallbackListener {
   redirectUri: string;
   state: string;
   /** Resolves with the authorization code; rejects on a denial, a timeout or an abort. */

@@ -8,7 +8,7 @@
  *    it, a random key is generated once into `<dir>/.key` (mode 0600) and a warning is logged:
  *    tokens are still encrypted, but the key sits beside them. Set the variable in production.
  *  - Writes are atomic (temporary file, fsync, rename), files are mode 0600 in a 0700 folder.
- *  - `withTokenLock` serialises refreshes of one credential across processes (a lock file) and
+ *  - `TokenStore.withLock` serialises refreshes of one credential across processes (a lock file) and
  *    `singleFlight` within a process, so a rotating refresh token is never used twice.
  *
  * Values never reach logs: callers log the connector id only.
@@ -17,8 +17,9 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync }
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, sleep } from "../../lib/errors.ts";
+import { ConfigError } from "../../lib/errors.ts";
 import { logger } from "../../lib/log.ts";
+import { sleep } from "../../lib/retry.ts";
 
 const log = logger.child({ component: "token-store" });
 
@@ -36,7 +37,7 @@ interface Envelope { v: 1; alg: "aes-256-gcm"; kdf: "scrypt"; salt: string; iv: 
 
 const ID = /^[A-Za-z0-9_-]+$/;
 
-export interface TokenStoreOptions {
+interface TokenStoreOptions {
   /** Folder of the token files. */
   dir?: string;
   /** The encryption secret; default QOBRA_SYNC_TOKEN_KEY, else a generated key file. */
@@ -193,7 +194,7 @@ function defaultDir(): string {
 }
 
 /** The store configured by the environment (read at each call, so tests may change it). */
-export function defaultTokenStore(): TokenStore {
+function defaultTokenStore(): TokenStore {
   return new TokenStore();
 }
 
@@ -203,14 +204,6 @@ export function loadToken(connectorId: string, store: TokenStore = defaultTokenS
 
 export function saveToken(connectorId: string, token: StoredToken, store: TokenStore = defaultTokenStore()): Promise<void> {
   return store.save(connectorId, token);
-}
-
-export function deleteToken(connectorId: string, store: TokenStore = defaultTokenStore()): Promise<void> {
-  return store.delete(connectorId);
-}
-
-export function withTokenLock<T>(connectorId: string, fn: () => Promise<T>, store: TokenStore = defaultTokenStore()): Promise<T> {
-  return store.withLock(connectorId, fn);
 }
 
 const inflight = new Map<string, Promise<unknown>>();

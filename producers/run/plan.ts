@@ -7,7 +7,7 @@ import { findConnector, type Config, type ConnectorConfig } from "../../lib/conf
 import { describeError } from "../../lib/errors.ts";
 import type { SyncRequest } from "../../schemas/index.ts";
 
-export type RunPlan = { ok: true; connector: ConnectorConfig; tables: string[] } | { ok: false; error: string };
+type RunPlan = { ok: true; connector: ConnectorConfig; tables: string[] } | { ok: false; error: string };
 
 export function planRun(config: Config, request: SyncRequest): RunPlan {
   let connector: ConnectorConfig;

@@ -33,7 +33,7 @@ export async function scanTable(
   await readToEnd(run.port, run.rawTopic, async (messages) => {
     for (const m of messages) {
       const k = m.key?.toString();
-      if (!k || !k.startsWith(prefix)) continue;
+      if (!k?.startsWith(prefix)) continue;
       const key = parseRawKey(k);
       if (key && key.table === table) await onMessage(key.externalId, m.value);
     }

@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import type { Consumer, Producer } from "kafkajs";
 import { findConnector, type Config } from "../../lib/config.ts";
 import { newEvent, publishEvent, type Codec } from "../../lib/codec.ts";
-import { EtlError, describeError } from "../../lib/errors.ts";
+import { ConfigError, RunFailedError, describeError } from "../../lib/errors.ts";
 import { followTopics, type Follower } from "../../lib/follow-topic.ts";
 import { endOffsets, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
@@ -44,7 +44,7 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
   try {
     await new Promise<void>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => done(() => reject(new EtlError("RUN_FAILED", `table ${table}: ${pending.size} of ${tasks.length} tasks did not finish within ${TASK_TIMEOUT_MS / 1000} s; are producer workers running?`))), TASK_TIMEOUT_MS);
+      const timer = setTimeout(() => done(() => reject(new RunFailedError(`table ${table}: ${pending.size} of ${tasks.length} tasks did not finish within ${TASK_TIMEOUT_MS / 1000} s; are producer workers running?`))), TASK_TIMEOUT_MS);
       const beat = setInterval(() => { void run.heartbeat().catch(() => {}); }, 3000);
       const done = (fn: () => void) => { if (settled) return; settled = true; clearTimeout(timer); clearInterval(beat); fn(); };
       followTopics(port, {
@@ -54,7 +54,7 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
             if (message.key?.toString() !== request.requestId || !message.value) continue;
             const e = await codec.decode<SyncEvent>(message.value);
             if (!e.taskId || !pending.has(e.taskId)) continue;
-            if (e.type === "TASK_FAILED") { done(() => reject(new EtlError("RUN_FAILED", `table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`))); return; }
+            if (e.type === "TASK_FAILED") { done(() => reject(new RunFailedError(`table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`))); return; }
             if (e.type === "TASK_COMPLETED") {
               pending.delete(e.taskId);
               read += e.counts.read ?? 0;
@@ -89,7 +89,7 @@ export async function startTaskWorker(config: Config, port: KafkaPort, codec: Co
       let read = 0;
       const source = createConnector(findConnector(config, task.connector), ctx);
       try {
-        if (!source.readSlice) throw new EtlError("CONFIG", `connector ${task.connector} cannot read slices`);
+        if (!source.readSlice) throw new ConfigError(`connector ${task.connector} cannot read slices`);
         const rawTopic = port.topics.raw(task.connector);
         for await (const page of source.readSlice(task.table, { from: task.windowFrom ?? "", to: task.windowTo ?? "" }, {
           full: false, signal: new AbortController().signal, state: null, runStartedAt: Date.now(), heartbeat,

@@ -41,7 +41,7 @@ interface AuthCode {
   used: boolean;
 }
 
-export const APP_ID = 1234567;
+const APP_ID = 1234567;
 
 export class TokenStore {
   private readonly settings: Settings;
@@ -79,7 +79,7 @@ export class TokenStore {
   /** Checks `Authorization: Bearer <token>` at `now`. */
   authenticate(header: string | undefined, now: number): AccessToken {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-    if (!m || !m[1]) throw missingAuthentication();
+    if (!m?.[1]) throw missingAuthentication();
     const t = this.access.get(m[1]);
     if (!t || t.revoked) throw invalidAuthentication();
     if (t.expiresAt !== null && now >= t.expiresAt) throw expiredAuthentication(Math.floor((now - t.expiresAt) / 1000));

@@ -97,7 +97,7 @@ export const TYPE_ALIASES: Record<string, string> = {
   goal: "goal_targets", ticket: "tickets", product: "products", note: "notes",
 };
 
-export interface HubSpotDefinedType {
+interface HubSpotDefinedType {
   typeId: number;
   from: string;
   to: string;
@@ -150,16 +150,10 @@ export function defaultTypeId(from: string, to: string): number | undefined {
   return undefined;
 }
 
-/** Types that have a "Primary" variant: the unlabeled one is named `<a>_to_<b>_unlabeled` in v3 responses. */
-export function hasPrimaryVariant(from: string, to: string): boolean {
-  for (const t of HUBSPOT_DEFINED.values()) if (t.from === from && t.to === to && t.primary) return true;
-  return false;
-}
-
 // ---- HubSpot's defaults for the public data-file format (issue #5) --------------------------------------
 
 /** A standard property definition (the simulator fills the remaining Property fields). */
-export interface StandardProperty {
+interface StandardProperty {
   name: string;
   type: string;
   fieldType: string;

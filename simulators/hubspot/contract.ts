@@ -30,7 +30,7 @@ function isObj(v: unknown): v is Obj {
 }
 
 /** True when the document uses a feature only the public format (issue #5) has. */
-export function isContractFormat(input: unknown): boolean {
+function isContractFormat(input: unknown): boolean {
   if (!isObj(input)) return false;
   if (input.apps !== undefined || input.properties !== undefined) return true;
   if (isObj(input.objects) && Object.values(input.objects).some((v) => Array.isArray(v))) return true;
@@ -46,7 +46,7 @@ function idString(v: unknown, where: string): string {
 }
 
 /** Converts a flat association (public format) to the simulator's shape; type names are resolved later by the Store. */
-export function associationFromContract(a: ContractAssociation, where: string, canonical: (t: string) => string = (t) => t): AssociationData {
+function associationFromContract(a: ContractAssociation, where: string, canonical: (t: string) => string = (t) => t): AssociationData {
   if (!isObj(a) || typeof a.fromType !== "string" || typeof a.toType !== "string") throw new DataError(`${where} needs fromType, fromId, toType and toId`);
   const out: AssociationData = {
     from: { type: canonical(a.fromType), id: idString(a.fromId, `${where}.fromId`) },

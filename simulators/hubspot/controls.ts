@@ -78,7 +78,7 @@ const publicRecord = (r: StoredRecord): PublicRecord => {
   return out;
 };
 
-export type Controls = ReturnType<typeof createControls>;
+type Controls = ReturnType<typeof createControls>;
 
 /** The handle's control methods (see README.md). */
 export function createControls(s: SimState) {

@@ -24,7 +24,7 @@ export function correlationId(): string {
   return randomUUID();
 }
 
-export interface ErrorExtras {
+interface ErrorExtras {
   subCategory?: string;
   context?: Record<string, string[]>;
   errors?: Array<{ message: string; in?: string; code?: string; subCategory?: string; context?: Record<string, string[]> }>;

@@ -9,7 +9,7 @@ import type {
   AssociationData, HubSpotSimData, OwnerData, PipelineData, PortalSettings, PropertyData, RecordData,
 } from "./types.ts";
 
-export interface GenerateOptions {
+interface GenerateOptions {
   /** PRNG seed. Default 1. */
   seed?: number;
   deals?: number;
@@ -38,7 +38,7 @@ const CURRENCIES = ["EUR", "USD", "GBP", "JPY"];
 const FIRST = ["Ada", "Grace", "Alan", "Linus", "Margaret", "Edsger", "Barbara", "Donald", "Frances", "Ken"];
 const LAST = ["Lovelace", "Hopper", "Turing", "Torvalds", "Hamilton", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson"];
 
-export const DEAL_PIPELINES: PipelineData[] = [
+const DEAL_PIPELINES: PipelineData[] = [
   {
     id: "default", label: "Sales Pipeline", displayOrder: 0,
     stages: [

@@ -11,7 +11,7 @@
 import { rateLimited, type HttpError } from "./errors.ts";
 import type { Settings } from "./store.ts";
 
-export interface LimitRequest {
+interface LimitRequest {
   /** The app the burst budget belongs to. */
   bucket: string;
   countsTenSecondly: boolean;
@@ -20,7 +20,7 @@ export interface LimitRequest {
   privateApp: boolean;
 }
 
-export interface LimitOutcome {
+interface LimitOutcome {
   headers: Record<string, string>;
   error?: HttpError;
 }

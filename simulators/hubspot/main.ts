@@ -10,7 +10,7 @@ import { generateHubSpotData, parseGenerateSpec } from "./generate.ts";
 import { startHubSpotSimulator } from "./server.ts";
 import type { HubSpotSimData } from "./types.ts";
 
-export interface RunHubSpotSimulatorArgs {
+interface RunHubSpotSimulatorArgs {
   port: number;
   /** A JSON file path, or `generate:<key=value,...>` (see generateHubSpotData). */
   data: string;
@@ -35,12 +35,12 @@ export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promis
   argv.onListening?.(sim.url);
   const o = data.portal?.oauth;
   const tokens = (o?.accessTokens ?? []).map((t) => t.token);
-  process.stderr.write([
+  process.stderr.write(`${[
     `hubspot-sim: portal ${sim.settings.portalId}; basePath ${sim.url}`,
     tokens.length ? `hubspot-sim: access tokens from the data file: ${tokens.join(", ")}` : "",
     `hubspot-sim: a fresh OAuth token: POST ${sim.url}/__simulator/tokens ; counters: GET ${sim.url}/__simulator/counters ; stats: GET ${sim.url}/__admin/stats`,
     `hubspot-sim: OAuth client ${sim.settings.oauth.clientId}; refresh tokens: ${(o?.refreshTokens ?? []).map((r) => (typeof r === "string" ? r : r.token)).join(", ") || "(none)"}`,
-  ].filter(Boolean).join("\n") + "\n");
+  ].filter(Boolean).join("\n")}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off("SIGINT", stop);

@@ -121,7 +121,7 @@ export interface ObjectType {
   schema?: NormalizedSchema;
 }
 
-export interface NormalizedSchema extends CustomObjectSchemaData {
+interface NormalizedSchema extends CustomObjectSchemaData {
   fullyQualifiedName: string;
   createdAt: string;
   updatedAt: string;

@@ -8,7 +8,7 @@
 import { validationError } from "./errors.ts";
 import { toInstantMs, type ObjectType, type Property, type RecordVersion, type Settings, type Store, type StoredRecord } from "./store.ts";
 
-export interface SearchFilter {
+interface SearchFilter {
   propertyName: string;
   operator: string;
   value?: string;

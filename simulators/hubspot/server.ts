@@ -31,11 +31,10 @@ import { objectRoutes } from "./routes/objects.ts";
 import { RouteTable, type Resolved, type RouteContext } from "./routes/routing.ts";
 import type { ContractAssociation, HubSpotContractData, HubSpotSimData, PropertyValue } from "./types.ts";
 
-export type { HubSpotContractData, HubSpotSimData } from "./types.ts";
-export type { AdminStats, FaultSpec, PublicRecord, ResponseValidationFailure } from "./controls.ts";
+export type { AdminStats } from "./controls.ts";
 export { generateHubSpotData } from "./generate.ts";
 
-export interface HubSpotSimulatorOptions {
+interface HubSpotSimulatorOptions {
   /** 0 (default) picks a free port. */
   port?: number;
   /** Default 127.0.0.1. */

@@ -17,7 +17,7 @@ import type { FormatsPlugin } from "ajv-formats";
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonSchema = { [k: string]: Json };
 
-export interface OpenApiOperation {
+interface OpenApiOperation {
   operationId?: string;
   parameters?: Array<{ name: string; in: string; required?: boolean; schema?: JsonSchema }>;
   requestBody?: { required?: boolean; content?: Record<string, { schema?: JsonSchema }> };
@@ -38,7 +38,7 @@ export interface OpRef {
   method: string;
 }
 
-export interface SpecPatch {
+interface SpecPatch {
   schema: string;
   reason: string;
   /** "request", "response" or "both": which validator view receives the patch. */
@@ -49,7 +49,7 @@ export interface SpecPatch {
 const NULLABLE_STRING: JsonSchema = { type: ["string", "null"] };
 
 /** Deviations from the published spec, each justified by HubSpot's docs or observed behaviour. */
-export const SPEC_PATCHES: SpecPatch[] = [
+const SPEC_PATCHES: SpecPatch[] = [
   {
     schema: "PublicObjectSearchRequest", view: "request",
     reason: "The spec marks after/filterGroups/limit/properties/sorts required; HubSpot's search guide documents them as optional (limit defaults to 10, sorts to creation date) and @hubspot/api-client 14 types them optional.",
@@ -107,7 +107,7 @@ export const SPEC_PATCHES: SpecPatch[] = [
 ];
 
 /** 429 body per HubSpot's API usage guidelines (not described by the specs). */
-export const RATE_LIMIT_ERROR_SCHEMA: JsonSchema = {
+const RATE_LIMIT_ERROR_SCHEMA: JsonSchema = {
   type: "object",
   required: ["status", "message", "errorType", "correlationId", "policyName"],
   properties: {
@@ -121,7 +121,7 @@ export const RATE_LIMIT_ERROR_SCHEMA: JsonSchema = {
 };
 
 /** Error body of POST /oauth/v1/token as HubSpot sends it (`status` carries the error code). */
-export const OAUTH_ERROR_SCHEMA: JsonSchema = {
+const OAUTH_ERROR_SCHEMA: JsonSchema = {
   type: "object",
   required: ["status", "message"],
   properties: { status: { type: "string" }, message: { type: "string" }, correlationId: { type: "string", format: "uuid" } },

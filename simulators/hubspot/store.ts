@@ -56,16 +56,16 @@ export class Store {
     this.assignCustomAssociationTypes();
     for (const [name, def] of Object.entries(input.objects)) {
       const t = this.types.get(name)!;
-      (def.properties ?? []).forEach((p, i) => this.addProperty(t, p, `objects.${name}.properties[${i}]`, false));
+      (def.properties ?? []).forEach((p, i) => { this.addProperty(t, p, `objects.${name}.properties[${i}]`, false); });
       this.addKnownProperties(t);
-      (def.records ?? []).forEach((r, i) => this.addRecord(t, r, `objects.${name}.records[${i}]`));
+      (def.records ?? []).forEach((r, i) => { this.addRecord(t, r, `objects.${name}.records[${i}]`); });
     }
-    (input.owners ?? []).forEach((o, i) => this.owners.push(normalizeOwner(o, `owners[${i}]`, this.loadTime)));
+    (input.owners ?? []).forEach((o, i) => { this.owners.push(normalizeOwner(o, `owners[${i}]`, this.loadTime)); });
     for (const [typeName, list] of Object.entries(input.pipelines ?? {})) {
       const key = this.resolveTypeName(typeName) ?? typeName;
       this.pipelines.set(key, list.map((p, i) => normalizePipeline(p, `pipelines.${typeName}[${i}]`)));
     }
-    (input.associations ?? []).forEach((a, i) => this.graph.add(a, `associations[${i}]`));
+    (input.associations ?? []).forEach((a, i) => { this.graph.add(a, `associations[${i}]`); });
   }
 
   /** Accepts an association in the simulator's shape or the public flat one ({fromType, fromId, toType, toId, associationTypeId}). */

@@ -70,7 +70,7 @@ export interface OAuthSettings {
   }>;
 }
 
-export interface RateLimitSettings {
+interface RateLimitSettings {
   /** Requests per rolling window per app (HubSpot: 100 Free/Starter, 190 Professional/Enterprise). Default 100. */
   tenSecondly?: number;
   /** Same as `tenSecondly` (the name of the public format); `tenSecondly` wins when both are set. */
@@ -89,7 +89,7 @@ export interface RateLimitSettings {
   specExemptions?: boolean;
 }
 
-export interface SearchSettings {
+interface SearchSettings {
   /** Milliseconds between a record's change and search seeing it (index lag). Default 0. */
   indexDelayMs?: number;
   /** Hard cap on the results one query can page through. Default 10000. */
@@ -103,7 +103,7 @@ export interface SearchSettings {
   maxQueryLength?: number;
 }
 
-export interface LimitSettings {
+interface LimitSettings {
   /** Maximum `limit` of list endpoints (GET /crm/v3/objects/{type}). Default 100. */
   listMaxLimit?: number;
   /** What a larger list `limit` does: "clamp" to the maximum (default) or "reject" with 400. */
@@ -244,7 +244,7 @@ export interface CustomObjectSchemaData {
   inverseAssociationTypeIds?: Record<string, number>;
 }
 
-export interface PipelineStageData {
+interface PipelineStageData {
   id: string;
   label: string;
   displayOrder?: number;
@@ -295,7 +295,7 @@ export interface ContractAssociation {
 }
 
 /** A record as GET /crm/v3/objects/{type}/{id} returns it (numeric ids accepted). */
-export interface ContractRecord extends Omit<RecordData, "id"> {
+interface ContractRecord extends Omit<RecordData, "id"> {
   id: string | number;
   [extra: string]: unknown;
 }

@@ -9,7 +9,7 @@ export function isAdminPath(path: string): boolean {
   return path === "/__admin" || path.startsWith("/__admin/");
 }
 
-export type AdminRouteMatch =
+type AdminRouteMatch =
   | { kind: "route"; route: string }
   | { kind: "unknown" }
   | { kind: "wrong-method"; allow: string };

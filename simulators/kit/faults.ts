@@ -7,14 +7,14 @@
  */
 
 /** What every fault rule carries; each simulator adds its own fields (status, body, policy, action, ...). */
-export interface FaultRuleBase {
+interface FaultRuleBase {
   path: string;
   method?: string;
   /** How many matching requests the rule fires for. Default 1. */
   count?: number;
 }
 
-export interface FaultRulesOptions {
+interface FaultRulesOptions {
   /** Compiles a rule's path into a test on request paths. */
   pathTest: (pattern: string) => (path: string) => boolean;
   /**

@@ -6,7 +6,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export interface BodyLimit {
+interface BodyLimit {
   /** Largest body accepted, in bytes. */
   maxBytes: number;
   /** The error the read fails with when the body is larger (the request is then destroyed). */

@@ -6,19 +6,19 @@
  */
 import { randomBytes } from "node:crypto";
 
-export interface LedgerAccessToken {
+interface LedgerAccessToken {
   token: string;
   revoked: boolean;
   /** Simulator-clock ms; null = never expires. */
   expiresAt: number | null;
 }
 
-export interface LedgerRefreshToken {
+interface LedgerRefreshToken {
   token: string;
   revoked: boolean;
 }
 
-export interface LedgerCode {
+interface LedgerCode {
   code: string;
   used: boolean;
   /** Simulator-clock ms; absent = never expires. */

@@ -8,9 +8,9 @@ import { compileQuery, csvHeader, csvRow, executeQuery, SfError } from './soql.t
 import type { CompiledQuery } from './soql.ts';
 import type { SimBulkSettings, SimRecord } from './types.ts';
 
-export type JobState = 'UploadComplete' | 'InProgress' | 'JobComplete' | 'Failed' | 'Aborted';
+type JobState = 'UploadComplete' | 'InProgress' | 'JobComplete' | 'Failed' | 'Aborted';
 
-export interface BulkJob {
+interface BulkJob {
   id: string;
   operation: 'query' | 'queryAll';
   object: string;

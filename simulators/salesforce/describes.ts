@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { FieldDescribe, SObjectDescribe } from './types.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const BUILTIN_DESCRIBE_DIR = join(HERE, 'describes');
+const BUILTIN_DESCRIBE_DIR = join(HERE, 'describes');
 
 /** Key prefixes of standard objects (from real describes, Salesforce help 000385203, walling/sfid prefixes.json). */
 export const KNOWN_KEY_PREFIXES: Record<string, string> = {
@@ -89,7 +89,7 @@ function typeDefaults(type: string): Record<string, unknown> {
   }
 }
 
-export function completeField(f: FieldDescribe): FieldDescribe {
+function completeField(f: FieldDescribe): FieldDescribe {
   const out: Record<string, unknown> = { ...FIELD_DEFAULTS, ...typeDefaults(f.type), label: f.name };
   for (const [k, v] of Object.entries(f)) if (v !== undefined) out[k] = v;
   const refs = Array.isArray(out.referenceTo) ? (out.referenceTo as string[]) : [];
@@ -98,7 +98,7 @@ export function completeField(f: FieldDescribe): FieldDescribe {
   return out as FieldDescribe;
 }
 
-export function versionedUrls(name: string, version: string, layoutable: boolean): Record<string, string> {
+function versionedUrls(name: string, version: string, layoutable: boolean): Record<string, string> {
   const base = `/services/data/v${version}/sobjects/${name}`;
   const urls: Record<string, string> = {};
   if (layoutable) {
@@ -185,7 +185,7 @@ export interface FieldSpec {
   extraTypeInfo?: string;
 }
 
-export function field(spec: FieldSpec): FieldDescribe {
+function field(spec: FieldSpec): FieldDescribe {
   const f: FieldDescribe = { name: spec.name, type: spec.type, label: spec.label ?? spec.name.replace(/__c$/, '').replace(/_/g, ' ') };
   if (spec.referenceTo) {
     f.referenceTo = spec.referenceTo;

@@ -13,7 +13,7 @@ export function restDateTime(ms: number): string {
 }
 
 /** Bulk 2.0 CSV datetime: 2024-01-02T03:04:05.000Z. */
-export function csvDateTime(ms: number): string {
+function csvDateTime(ms: number): string {
   return new Date(ms).toISOString();
 }
 
@@ -22,7 +22,7 @@ export function csvDateTime(ms: number): string {
  * doubles): decimal notation with at least one fractional digit for 1e-3 <= |x| < 1e7 (15000 → "15000.0"),
  * computerized scientific notation otherwise (15000000 → "1.5E7").
  */
-export function javaDouble(n: number): string {
+function javaDouble(n: number): string {
   if (!Number.isFinite(n)) return 'null';
   if (n === 0) return Object.is(n, -0) ? '-0.0' : '0.0';
   const abs = Math.abs(n);
@@ -32,10 +32,6 @@ export function javaDouble(n: number): string {
   }
   const [mant = '0', exp = '0'] = n.toExponential().split('e');
   return `${mant.includes('.') ? mant : `${mant}.0`}E${exp.replace('+', '')}`;
-}
-
-export function isNumericType(type: string): boolean {
-  return type === 'double' || type === 'currency' || type === 'percent' || type === 'int' || type === 'long';
 }
 
 /** JSON text of one stored value of a field. */

@@ -8,7 +8,7 @@ import type { FieldSpec } from './describes.ts';
 import { IdFactory } from './ids.ts';
 import type { SalesforceSimData, SimOAuthSettings, SimOrgSettings, SimRecord, SObjectDescribe } from './types.ts';
 
-export interface GenerateSalesforceDataOptions {
+interface GenerateSalesforceDataOptions {
   opportunities: number;
   accounts?: number;
   contacts?: number;
@@ -41,7 +41,7 @@ const STAGES: [string, number, boolean, boolean][] = [
 ];
 const CITIES: [string, string][] = [['Paris', 'France'], ['Lyon', 'France'], ['Berlin', 'Germany'], ['London', 'United Kingdom'], ['New York', 'United States'], ['San Francisco', 'United States']];
 
-export function commissionDescribe(): SObjectDescribe {
+function commissionDescribe(): SObjectDescribe {
   const fields: FieldSpec[] = [
     { name: 'Opportunity__c', type: 'reference', label: 'Opportunity', referenceTo: ['Opportunity'], relationshipName: 'Opportunity__r' },
     { name: 'Payee__c', type: 'reference', label: 'Payee', referenceTo: ['User'], relationshipName: 'Payee__r' },

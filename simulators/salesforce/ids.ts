@@ -27,7 +27,7 @@ export function to18(id: string): string {
 }
 
 /** Restores the case of the first 15 characters of an 18-char id from its suffix (18-char ids are case-insensitive). */
-export function canonicalId(id18: string): string {
+function canonicalId(id18: string): string {
   const suffix = id18.slice(15).toUpperCase();
   const out: string[] = [];
   for (let chunk = 0; chunk < 3; chunk++) {
@@ -48,7 +48,7 @@ export function normalizeId(s: string): string {
   return to18(s);
 }
 
-export function base62(n: number, width: number): string {
+function base62(n: number, width: number): string {
   let out = '';
   let v = Math.floor(n);
   while (v > 0) {
@@ -70,7 +70,7 @@ export class IdFactory {
   next(prefix: string): string {
     const n = (this.seq.get(prefix) ?? 0) + 1;
     this.seq.set(prefix, n);
-    return to18(prefix + this.pod + '0' + base62(n + 10_000, 9));
+    return to18(`${prefix}${this.pod}0${base62(n + 10_000, 9)}`);
   }
 
   /** Makes sure later ids do not collide with an id loaded from data. */

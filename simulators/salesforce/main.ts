@@ -3,7 +3,7 @@
 
 import { startSalesforceSimulator } from './server.ts';
 
-export interface RunSalesforceSimulatorArgs {
+interface RunSalesforceSimulatorArgs {
   port: number;
   data: string;
   host?: string;

@@ -27,7 +27,7 @@ export interface ObjectModel {
   records: Map<string, SimRecord>;
 }
 
-export interface OrgInfo {
+interface OrgInfo {
   id: string;
   name: string;
   apiVersion: string;
@@ -123,7 +123,7 @@ export function parseDateTime(v: unknown): number | null {
   throw new DataError(`not a datetime: ${JSON.stringify(v)}`);
 }
 
-export function coerceValue(f: FieldDescribe, v: unknown): unknown {
+function coerceValue(f: FieldDescribe, v: unknown): unknown {
   if (v === null || v === undefined) return null;
   switch (f.type) {
     case 'id':

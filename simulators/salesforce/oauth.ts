@@ -16,7 +16,7 @@ export interface AccessTokenInfo {
   revoked: boolean;
 }
 
-export interface RefreshTokenInfo {
+interface RefreshTokenInfo {
   token: string;
   userId: string;
   clientId: string;
@@ -32,12 +32,12 @@ interface AuthCode {
   used: boolean;
 }
 
-export interface TokenResult {
+interface TokenResult {
   status: number;
   body: Record<string, string>;
 }
 
-export const DEFAULT_CLIENT: SimOAuthClient = { clientId: 'qobra-sim-client-id', clientSecret: 'qobra-sim-client-secret' };
+const DEFAULT_CLIENT: SimOAuthClient = { clientId: 'qobra-sim-client-id', clientSecret: 'qobra-sim-client-secret' };
 
 function oauthError(error: string, description: string): TokenResult {
   return { status: 400, body: { error, error_description: description } };

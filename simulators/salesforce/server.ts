@@ -23,11 +23,9 @@ import { RestApi } from './rest.ts';
 import { SfError } from './soql.ts';
 import type { SalesforceSimData } from './types.ts';
 
-export type { SalesforceSimData } from './types.ts';
 export type { AdminStats } from './controls.ts';
-export { SalesforceSimControls } from './controls.ts';
 
-export interface StartSalesforceSimulatorOptions {
+interface StartSalesforceSimulatorOptions {
   port?: number;
   host?: string;
   /** The data (see README.md) or a path to a data JSON file. */

@@ -46,9 +46,9 @@ export function queryError(errorCode: string, soql: string, pos: number, text: s
   return new SfError(status, errorCode, `\n${line}\n${' '.repeat(col - 1)}^\nERROR at Row:${row}:Column:${col}\n${text}`);
 }
 
-export const NO_SUCH_COLUMN = (f: string, o: string) =>
+const NO_SUCH_COLUMN = (f: string, o: string) =>
   `No such column '${f}' on entity '${o}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.`;
-export const BAD_RELATIONSHIP = (r: string) =>
+const BAD_RELATIONSHIP = (r: string) =>
   `Didn't understand relationship '${r}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.`;
 export const NOT_SUPPORTED_TYPE = (o: string) =>
   `sObject type '${o}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or the describe call for the appropriate names.`;
@@ -60,8 +60,8 @@ export function unsupported(what: string): SfError {
 // ---------- field paths ----------
 
 /** Fields available through a polymorphic relationship (the Name entity). */
-export const NAME_ENTITY_FIELDS = ['Id', 'Name', 'Type', 'Alias', 'Email', 'FirstName', 'LastName', 'IsActive', 'Phone', 'Title', 'Username', 'UserRoleId', 'ProfileId', 'RecordTypeId', 'LastReferencedDate', 'LastViewedDate', 'NameOrAlias', 'CommunityNickname'];
-export const NAME_ENTITY_TYPES: Record<string, string> = { Id: 'id', IsActive: 'boolean', LastReferencedDate: 'datetime', LastViewedDate: 'datetime', UserRoleId: 'reference', ProfileId: 'reference', RecordTypeId: 'reference' };
+const NAME_ENTITY_FIELDS = ['Id', 'Name', 'Type', 'Alias', 'Email', 'FirstName', 'LastName', 'IsActive', 'Phone', 'Title', 'Username', 'UserRoleId', 'ProfileId', 'RecordTypeId', 'LastReferencedDate', 'LastViewedDate', 'NameOrAlias', 'CommunityNickname'];
+const NAME_ENTITY_TYPES: Record<string, string> = { Id: 'id', IsActive: 'boolean', LastReferencedDate: 'datetime', LastViewedDate: 'datetime', UserRoleId: 'reference', ProfileId: 'reference', RecordTypeId: 'reference' };
 
 export interface RelStep {
   /** The reference field on the source object. */
@@ -86,7 +86,7 @@ export interface FieldPath {
   holder(rec: SimRecord): { model: ObjectModel | undefined; rec: SimRecord } | null;
 }
 
-export function fieldOfHolder(model: ObjectModel | undefined, name: string): FieldDescribe | undefined {
+function fieldOfHolder(model: ObjectModel | undefined, name: string): FieldDescribe | undefined {
   return model?.fields.get(name.toLowerCase());
 }
 

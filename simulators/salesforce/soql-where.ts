@@ -12,7 +12,7 @@ import { compareValues, positionOf, queryError, resolvePath, splitPath, unsuppor
 import type { CompileOptions, CompiledQuery } from './soql-base.ts';
 
 /** What the WHERE compiler needs besides the clock: sub-selects are compiled and run by soql.ts (passed in, so the modules do not import each other). */
-export interface WhereOptions extends CompileOptions {
+interface WhereOptions extends CompileOptions {
   compileSubquery(soql: string): CompiledQuery;
   runSubquery(cq: CompiledQuery): SimRecord[];
 }

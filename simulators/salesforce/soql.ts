@@ -11,8 +11,8 @@ import { NOT_SUPPORTED_TYPE, SfError, compareValues, positionOf, queryError, rea
 import type { AggColumn, CompileOptions, CompiledQuery, FieldPath, RelStep } from './soql-base.ts';
 import { compileWhere } from './soql-where.ts';
 
-export { SfError, queryError } from './soql-base.ts';
-export type { AggColumn, CompiledQuery, CompileOptions, FieldPath } from './soql-base.ts';
+export { SfError } from './soql-base.ts';
+export type { CompiledQuery } from './soql-base.ts';
 
 function parseSoql(soql: string): Query {
   try {
@@ -247,7 +247,7 @@ function renderObject(org: OrgModel, nodes: RenderNode[], model: ObjectModel | u
     } else {
       const name = n.column!.name;
       const v = readField(model, rec, name, polymorphic);
-      const f = (model && model.fields.get(name.toLowerCase())) ?? n.column!.field;
+      const f = model?.fields.get(name.toLowerCase()) ?? n.column!.field;
       out += `,${JSON.stringify(name)}:${jsonValue(f, v)}`;
     }
   }
@@ -267,7 +267,7 @@ export function csvRow(cq: CompiledQuery, rec: SimRecord, delimiter: string): st
     const v = c.get(rec);
     if (c.steps.length === 0) return csvValue(c.field, v);
     const h = c.holder(rec);
-    const f = (h?.model && h.model.fields.get(c.name.toLowerCase())) ?? c.field;
+    const f = h?.model?.fields.get(c.name.toLowerCase()) ?? c.field;
     return csvValue(f, v);
   }), delimiter);
 }

@@ -1,6 +1,6 @@
 // The simulator's data-file format (documented in README.md). Everything is optional except `objects`.
 
-export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** A Salesforce field describe entry (as in a real describe's `fields[]`). Only the keys the simulator reads are typed. */
 export interface FieldDescribe {
@@ -35,7 +35,7 @@ export interface SObjectDescribe {
 
 export type SimRecord = Record<string, unknown>;
 
-export interface SimObjectData {
+interface SimObjectData {
   /** A describe object, or a path to a describe JSON file (relative to the data file), or `builtin:<Name>`. */
   describe: SObjectDescribe | string;
   /** Overrides/sets the key prefix (trimmed describes have none). */
@@ -63,7 +63,7 @@ export interface SimOAuthClient {
  * A connected app in the public data-file format of issue #4 (top-level `clients`). Converted to
  * `oauth.clients` + `oauth.refreshTokens` by `normalizeSimData` (model.ts).
  */
-export interface SimDataClient {
+interface SimDataClient {
   clientId: string;
   clientSecret: string;
   /** A refresh token already issued to this client (for `user`, default the first user). */

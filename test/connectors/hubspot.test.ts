@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HubSpotConnector } from "../../producers/connectors/hubspot/config.ts";
-import { TableSkippedError, ConfigError } from "../../lib/errors.ts";
+import { TableSkippedError } from "../../lib/errors.ts";
 import { createHubSpotSource, type HubSpotSource } from "../../producers/connectors/hubspot/source.ts";
 import type { HubSpotClock } from "../../producers/connectors/hubspot/limits.ts";
 import { exchangeHubSpotCode, hubspotAuthorizeUrl, runHubSpotAuth } from "../../producers/connectors/hubspot/auth.ts";

@@ -105,7 +105,7 @@ describe.skipIf(skipReason !== null)("integration-settings page in headless Chro
   it("serves /metrics and /healthz on the same port", async () => {
     const m = await getText(`${base}/metrics`);
     expect(m.status).toBe(200);
-    expect(m.text).toMatch(new RegExp(`qobra_sync_table_rows\\{connector="crm",table="deals",state="live"\\} 47`));
+    expect(m.text).toMatch(/qobra_sync_table_rows\{connector="crm",table="deals",state="live"\} 47/);
     expect(m.text).toMatch(/qobra_sync_runs_total\{connector="crm",outcome="completed"\} 2/);
     expect(m.text).toContain("qobra_sync_run_duration_seconds_bucket");
     const h = await getText(`${base}/healthz`);

@@ -5,7 +5,7 @@
  * and the supervisor starts the role again, which then consumes the message it crashed on.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KafkaJSNonRetriableError } from "kafkajs";
+import kafkajs from "kafkajs";
 import { supervise, type RoleHandle } from "../../app/supervisor.ts";
 import type { Config } from "../../lib/config.ts";
 import { whenCrashed } from "../../lib/kafka.ts";
@@ -48,7 +48,7 @@ describe("a role whose Kafka consumer crashes for good", () => {
       await consumer.run({
         eachMessage: async ({ message }) => {
           // The first start meets an error kafkajs will not restart from.
-          if (starts === 1) { crashes++; throw new KafkaJSNonRetriableError("simulated: Failed to find group coordinator"); }
+          if (starts === 1) { crashes++; throw new kafkajs.KafkaJSNonRetriableError("simulated: Failed to find group coordinator"); }
           processed.push(message.value!.toString());
         },
       });

@@ -22,7 +22,7 @@ describe("toDecimal", () => {
     fc.assert(fc.property(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.integer({ min: 0, max: 20 }), (units, scale) => {
       const s = units.toString().replace("-", "");
       const padded = s.padStart(scale + 1, "0");
-      const text = `${units < 0n ? "-" : ""}${padded.slice(0, padded.length - scale)}${scale ? "." + padded.slice(padded.length - scale) : ""}`;
+      const text = `${units < 0n ? "-" : ""}${padded.slice(0, padded.length - scale)}${scale ? `.${padded.slice(padded.length - scale)}` : ""}`;
       const out = toDecimal(text);
       // the value is unchanged: compare as scaled big integers
       const [i, f = ""] = out.replace("-", "").split(".");

@@ -260,8 +260,8 @@ describe("progress", () => {
     const frames = out.split("\r\x1b[2K").filter(Boolean);
     expect(frames[0]).toMatch(/^reading · read 600 · mapped 0 · written … · 0 ms · table deals$/);
     expect(frames[1]).toMatch(/^reading · read 600 · mapped 400 · written …/);
-    expect(frames.find((f) => f.startsWith("mapping"))).toMatch(/^mapping \[.*\]  75% · read 1,000 · mapped 750 · written … \/ 1,000 · 2 s$/);
-    expect(frames.find((f) => f.startsWith("writing"))).toMatch(/^writing \[.*\]  90% · read 1,000 · mapped 1,000 · written 900 \/ 1,000/);
+    expect(frames.find((f) => f.startsWith("mapping"))).toMatch(/^mapping \[.*\] {2}75% · read 1,000 · mapped 750 · written … \/ 1,000 · 2 s$/);
+    expect(frames.find((f) => f.startsWith("writing"))).toMatch(/^writing \[.*\] {2}90% · read 1,000 · mapped 1,000 · written 900 \/ 1,000/);
     expect(out.endsWith("done    [████████████████████████] 100% · read 1,000 · mapped 1,000 · written 1,000 / 1,000 · 2 s\n")).toBe(true);
   });
   it("plain lines off a terminal (on phase changes and every few seconds), nothing with --json", () => {
@@ -291,7 +291,7 @@ describe("lag report", () => {
     };
     const text = formatLagReport(report);
     expect(text).toContain("q-sink  sink        0  Empty  1,234  2 m 00 s");
-    expect(text).toMatch(/q-sink  q\.mapped\.crm\.deals\s+0\s+10\s+1,244\s+1,234\s+2 m 00 s \(2026-05-04T11:58:00\.000Z\)/);
+    expect(text).toMatch(/q-sink {2}q\.mapped\.crm\.deals\s+0\s+10\s+1,244\s+1,234\s+2 m 00 s \(2026-05-04T11:58:00\.000Z\)/);
     expect(text).toMatch(/crm\s+deals\s+2026-05-04T06:00:00\.000Z \(full\)\s+6 h 00 m\s+completed\s+10,000\s+2026-05-04T06:01:00\.000Z/);
   });
 });

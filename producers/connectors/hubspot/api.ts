@@ -5,8 +5,9 @@
  * CRM search per-second limit; counted in PostgreSQL across every worker process when the worker
  * has a SharedRateLimitStore, see producers/shared-rate-limiter.ts), 429s retried after Retry-After (else backoff), 5xx / network /
  * unparseable answers retried with backoff, timeouts, and errors sorted into ConfigError (fix
- * the config or the app's scopes) or SourceUnavailableError (retry later). Tokens never reach a
- * log line or an error message.
+ * the config or the app's scopes) or SourceUnavailableError (retry later). Every retry goes
+ * through lib/retry.ts with the policies in RETRY below, on the client's clock (tests replace it).
+ * Tokens never reach a log line or an error message.
  *
  * Rate limiting is in limits.ts, token storage in tokens.ts, error sorting in errors.ts, the
  * answers' shapes in api-types.ts.
@@ -14,17 +15,19 @@
 import { Client } from "@hubspot/api-client";
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
 import { logger, type Logger } from "../../../lib/log.ts";
+import { retry, type RetryPolicy } from "../../../lib/retry.ts";
 import type { BudgetStore } from "../../shared-rate-limiter.ts";
 import type {
   AccountInfo, AssociationBatch, AssociationTarget, HubSpotObject, ListPage, OwnerDef, PipelineDef, PropertyDef, SchemaDef, SearchBody, SearchPage,
 } from "./api-types.ts";
 import {
-  HubSpotRequestError, MissingScopesError, abortError, asApiException, backoffMs, bodyField, describeFailure, header, missingScopesOf, withTimeout,
+  HubSpotDailyLimitError, HubSpotRateLimitError, HubSpotRequestError, HubSpotUnauthorizedError, HubSpotUnavailableError, MissingScopesError,
+  abortError, asApiException, bodyField, describeFailure, header, missingScopesOf, withTimeout,
 } from "./errors.ts";
 import { portalLimiters, realClock, type HubSpotClock, type PortalLimiters } from "./limits.ts";
 import { defaultTokenStore, refreshTokenOf, type TokenStoreLike } from "./tokens.ts";
 
-export interface HubSpotApiOptions {
+interface HubSpotApiOptions {
   connectorId: string;
   baseUrl: string;
   clientId: string;
@@ -49,7 +52,7 @@ export interface HubSpotApiOptions {
   log?: Logger;
 }
 
-export interface ApiStats {
+interface ApiStats {
   requests: number;
   /** 429 answers (each was retried, or the call failed once retries were exhausted). */
   rateLimited: number;
@@ -62,7 +65,25 @@ interface Session { client: Client; token: string; expiresAt: number; generation
 /** Refresh this long before the token's announced expiry. */
 const EARLY_REFRESH_MS = 60_000;
 
-export type CallKind = "standard" | "search";
+/**
+ * How this source tries again, in one place. The policy is chosen by the failure's class
+ * (errors.ts), and each is counted on its own within one call:
+ *  - unauthorized: a 401 is retried at once after a single-flight token refresh, at most twice.
+ *  - rateLimited: a 429 waits HubSpot's Retry-After (else backoff from 1 s), and the portal's
+ *    limiter pauses as long so other calls hold back too; maxRateLimitRetries overrides the count.
+ *    A DAILY 429 whose Retry-After is beyond maxRetryAfterMs is not retried (the run fails).
+ *  - transient: 5xx, network errors, timeouts and unparseable answers, backoff from 500 ms;
+ *    maxTransientRetries overrides the count.
+ *  - tokenRefresh: the token endpoint failing other than with a 4xx; maxTransientRetries too.
+ */
+export const RETRY = {
+  unauthorized: { retries: 2, initialMs: 0, maxMs: 0 },
+  rateLimited: { retries: 10, initialMs: 1_000, maxMs: 30_000 },
+  transient: { retries: 5, initialMs: 500, maxMs: 30_000 },
+  tokenRefresh: { retries: 5, initialMs: 500, maxMs: 30_000 },
+} satisfies Record<string, RetryPolicy>;
+
+type CallKind = "standard" | "search";
 
 export class HubSpotApi {
   readonly stats: ApiStats = { requests: 0, rateLimited: 0, retries: 0, tokenRefreshes: 0 };
@@ -74,10 +95,18 @@ export class HubSpotApi {
   private refreshing: Promise<Session> | null = null;
   private generation = 0;
   private refreshToken: string | undefined;
+  /** RETRY with this client's overrides (one object per policy: retries are counted per object). */
+  private readonly policies: Record<keyof typeof RETRY, RetryPolicy>;
 
   constructor(opts: HubSpotApiOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
+    this.policies = {
+      unauthorized: RETRY.unauthorized,
+      rateLimited: { ...RETRY.rateLimited, retries: opts.maxRateLimitRetries ?? RETRY.rateLimited.retries },
+      transient: { ...RETRY.transient, retries: opts.maxTransientRetries ?? RETRY.transient.retries },
+      tokenRefresh: { ...RETRY.tokenRefresh, retries: opts.maxTransientRetries ?? RETRY.tokenRefresh.retries },
+    };
     // An in-flight slot older than two request timeouts belongs to a worker that died mid-request.
     const shared = opts.sharedLimits ? { store: opts.sharedLimits, staleMs: 2 * (opts.requestTimeoutMs ?? 60_000) } : undefined;
     this.limiters = portalLimiters(`${opts.baseUrl}|${opts.clientId}`, this.clock, opts.rateLimits, shared);
@@ -114,7 +143,7 @@ export class HubSpotApi {
       }
     }
     const oauth = new Client({ basePath: this.opts.baseUrl, numberOfApiCallRetries: 0 });
-    for (let attempt = 0; ; attempt++) {
+    return retry(async () => {
       try {
         this.stats.requests++;
         const t: { accessToken: string; refreshToken?: string; expiresIn: number } = await withTimeout(
@@ -136,88 +165,104 @@ export class HubSpotApi {
         this.log.debug({ expiresIn, generation: session.generation }, "HubSpot access token refreshed");
         return session;
       } catch (e) {
-        const ex = asApiException(e);
-        if (ex && ex.code >= 400 && ex.code < 500 && ex.code !== 429) {
-          const status = bodyField(ex.body, "status") ?? bodyField(ex.body, "category") ?? String(ex.code);
-          const msg = bodyField(ex.body, "message") ?? "";
-          throw new ConfigError(`connector ${id}: HubSpot refused to refresh the access token (${status}${msg ? `: ${msg}` : ""}); check clientId/clientSecret, or run \`qobra-sync auth ${id}\` again`);
-        }
-        if (attempt >= (this.opts.maxTransientRetries ?? 5)) {
-          throw new SourceUnavailableError(`connector ${id}: cannot refresh the HubSpot access token: ${describeFailure(e)}`);
-        }
-        this.stats.retries++;
-        await this.clock.sleep(backoffMs(attempt));
+        throw this.refreshFailure(e);
       }
+    }, this.policies.tokenRefresh, { onRetry: () => { this.stats.retries++; }, sleep: (ms) => this.clock.sleep(ms), now: () => this.clock.now() });
+  }
+
+  /** A failed refresh: a 4xx (other than 429) is the app's credentials, the rest may pass (retried by tokenRefresh). */
+  private refreshFailure(e: unknown): Error {
+    const id = this.opts.connectorId;
+    const ex = asApiException(e);
+    if (ex && ex.code >= 400 && ex.code < 500 && ex.code !== 429) {
+      const status = bodyField(ex.body, "status") ?? bodyField(ex.body, "category") ?? String(ex.code);
+      const msg = bodyField(ex.body, "message") ?? "";
+      return new ConfigError(`connector ${id}: HubSpot refused to refresh the access token (${status}${msg ? `: ${msg}` : ""}); check clientId/clientSecret, or run \`qobra-sync auth ${id}\` again`);
     }
+    // A plain SourceUnavailableError, not HubSpotUnavailableError: a call that needed the token
+    // does not retry a refresh that already spent its own retries.
+    return new SourceUnavailableError(`connector ${id}: cannot refresh the HubSpot access token: ${describeFailure(e)}`);
   }
 
   // -- calls --
 
   /**
    * Runs one API call: waits for the rate limiters, uses a valid token, retries 401 (after a
-   * single-flight refresh), 429 and transient failures, and classifies the rest.
+   * single-flight refresh), 429 and transient failures by the policies in RETRY, and classifies the rest.
    */
   async call<T>(kind: CallKind, what: string, fn: (client: Client) => Promise<{ data: T; headers: Record<string, string> }>, signal?: AbortSignal): Promise<T> {
-    let rateLimited = 0, transient = 0, unauthorized = 0;
-    const id = this.opts.connectorId;
-    for (;;) {
+    const limiter = kind === "search" ? this.limiters.search : this.limiters.standard;
+    const seen = { rateLimited: 0, transient: 0 };
+    const p = this.policies;
+    return retry(async () => {
       if (signal?.aborted) throw abortError(signal);
       const session = await this.getSession();
-      const release = await (kind === "search" ? this.limiters.search : this.limiters.standard).acquire(signal);
+      const release = await limiter.acquire(signal);
+      let res: { data: T; headers: Record<string, string> };
       try {
         this.stats.requests++;
-        const res = await withTimeout(fn(session.client), this.opts.requestTimeoutMs ?? 60_000, what);
-        release();
-        if (kind === "standard") this.observeBudget(res.headers);
-        return res.data;
+        res = await withTimeout(fn(session.client), this.opts.requestTimeoutMs ?? 60_000, what);
       } catch (e) {
         release();
-        if (e instanceof ConfigError) throw e;
-        const ex = asApiException(e);
-        const status = ex?.code ?? 0;
-        if (status === 401) {
-          if (++unauthorized > 2) throw new ConfigError(`connector ${id}: HubSpot rejects freshly refreshed access tokens on ${what} (${bodyField(ex?.body, "category") ?? "401"}); run \`qobra-sync auth ${id}\` again`);
-          await this.renew(session.generation);
-          continue;
-        }
-        if (status === 429) {
-          this.stats.rateLimited++;
-          const policy = bodyField(ex?.body, "policyName") ?? "";
-          const retryAfterS = Number(header(ex?.headers, "retry-after"));
-          const waitMs = Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : backoffMs(rateLimited, 1000, 30_000);
-          if (policy === "DAILY" && waitMs > (this.opts.maxRetryAfterMs ?? 300_000)) {
-            throw new SourceUnavailableError(`connector ${id}: HubSpot's daily API limit is reached (it resets in ${Math.round(waitMs / 60_000)} min); the next run resumes from the last successful import`);
-          }
-          if (++rateLimited > (this.opts.maxRateLimitRetries ?? 10)) {
-            throw new SourceUnavailableError(`connector ${id}: ${what} was still rate limited by HubSpot (${policy || "429"}) after ${rateLimited - 1} retries`);
-          }
-          this.stats.retries++;
-          (kind === "search" ? this.limiters.search : this.limiters.standard).pause(waitMs);
-          this.log.debug({ what, policy, waitMs }, "HubSpot rate limit: waiting");
-          continue;
-        }
-        if (status === 403) {
-          const category = bodyField(ex?.body, "category");
-          const scopes = missingScopesOf(ex?.body);
-          if (category === "MISSING_SCOPES" || scopes.length > 0) {
-            const which = scopes.length === 0 ? "a scope (HubSpot did not name it)" : scopes.length === 1 ? `the scope ${scopes[0]}` : `a scope: HubSpot asks for one of ${scopes.join(", ")}`;
-            throw new MissingScopesError(`connector ${id}: the HubSpot app lacks ${which}, needed for ${what}; grant it to the app and run \`qobra-sync auth ${id}\` again`, scopes);
-          }
-          throw new HubSpotRequestError(`connector ${id}: HubSpot refused ${what} (403 ${category ?? ""}: ${bodyField(ex?.body, "message") ?? ""})`, 403, category);
-        }
-        if (status >= 400 && status < 500) {
-          const category = bodyField(ex?.body, "category");
-          throw new HubSpotRequestError(`connector ${id}: HubSpot answered ${status} to ${what}: ${bodyField(ex?.body, "message") ?? "no message"}${category ? ` (${category})` : ""}`, status, category);
-        }
-        // 5xx, network errors, timeouts, unparseable bodies: transient.
-        if (++transient > (this.opts.maxTransientRetries ?? 5)) {
-          throw new SourceUnavailableError(`connector ${id}: ${what} failed ${transient} times: ${describeFailure(e)}`);
-        }
-        this.stats.retries++;
-        this.log.debug({ what, attempt: transient, err: describeFailure(e) }, "HubSpot call failed; retrying");
-        await this.clock.sleep(backoffMs(transient - 1), signal);
+        throw this.failure(e, what, session.generation, seen);
       }
+      release();
+      if (kind === "standard") this.observeBudget(res.headers);
+      return res.data;
+    }, p.transient, {
+      policyOf: (e) => (e instanceof HubSpotUnauthorizedError ? p.unauthorized : e instanceof HubSpotRateLimitError ? p.rateLimited
+        : e instanceof HubSpotUnavailableError ? p.transient : undefined),
+      waitFor: (e) => (e instanceof HubSpotRateLimitError ? e.retryAfterMs : undefined),
+      onRetry: async (e, attempt, waitMs) => {
+        if (e instanceof HubSpotUnauthorizedError) { await this.renew(e.generation); return; }
+        this.stats.retries++;
+        if (e instanceof HubSpotRateLimitError) {
+          limiter.pause(waitMs);
+          this.log.debug({ what, policy: e.policy, waitMs }, "HubSpot rate limit: waiting");
+        } else {
+          this.log.debug({ what, attempt, err: (e as Error).message }, "HubSpot call failed; retrying");
+        }
+      },
+      // The signal cuts a wait short; the next attempt then throws the abort (as before a retry).
+      sleep: (ms) => this.clock.sleep(ms, signal), now: () => this.clock.now(),
+    });
+  }
+
+  /** One failed call as the error class that decides what happens next (see RETRY). */
+  private failure(e: unknown, what: string, generation: number, seen: { rateLimited: number; transient: number }): Error {
+    if (e instanceof ConfigError) return e;
+    const id = this.opts.connectorId;
+    const ex = asApiException(e);
+    const status = ex?.code ?? 0;
+    if (status === 401) {
+      return new HubSpotUnauthorizedError(`connector ${id}: HubSpot rejects freshly refreshed access tokens on ${what} (${bodyField(ex?.body, "category") ?? "401"}); run \`qobra-sync auth ${id}\` again`, generation);
     }
+    if (status === 429) {
+      this.stats.rateLimited++;
+      const policy = bodyField(ex?.body, "policyName") ?? "";
+      const retryAfterS = Number(header(ex?.headers, "retry-after"));
+      const retryAfterMs = Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : undefined;
+      if (policy === "DAILY" && retryAfterMs !== undefined && retryAfterMs > (this.opts.maxRetryAfterMs ?? 300_000)) {
+        return new HubSpotDailyLimitError(`connector ${id}: HubSpot's daily API limit is reached (it resets in ${Math.round(retryAfterMs / 60_000)} min); the next run resumes from the last successful import`);
+      }
+      // The message is the one the call fails with once the retries are spent.
+      return new HubSpotRateLimitError(`connector ${id}: ${what} was still rate limited by HubSpot (${policy || "429"}) after ${seen.rateLimited++} retries`, policy, retryAfterMs);
+    }
+    if (status === 403) {
+      const category = bodyField(ex?.body, "category");
+      const scopes = missingScopesOf(ex?.body);
+      if (category === "MISSING_SCOPES" || scopes.length > 0) {
+        const which = scopes.length === 0 ? "a scope (HubSpot did not name it)" : scopes.length === 1 ? `the scope ${scopes[0]}` : `a scope: HubSpot asks for one of ${scopes.join(", ")}`;
+        return new MissingScopesError(`connector ${id}: the HubSpot app lacks ${which}, needed for ${what}; grant it to the app and run \`qobra-sync auth ${id}\` again`, scopes);
+      }
+      return new HubSpotRequestError(`connector ${id}: HubSpot refused ${what} (403 ${category ?? ""}: ${bodyField(ex?.body, "message") ?? ""})`, 403, category);
+    }
+    if (status >= 400 && status < 500) {
+      const category = bodyField(ex?.body, "category");
+      return new HubSpotRequestError(`connector ${id}: HubSpot answered ${status} to ${what}: ${bodyField(ex?.body, "message") ?? "no message"}${category ? ` (${category})` : ""}`, status, category);
+    }
+    // 5xx, network errors, timeouts, unparseable bodies: transient.
+    return new HubSpotUnavailableError(`connector ${id}: ${what} failed ${++seen.transient} times: ${describeFailure(e)}`);
   }
 
   /** Learns the portal's budget from X-HubSpot-RateLimit-* and pauses when it is spent. */

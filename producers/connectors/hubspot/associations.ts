@@ -31,7 +31,7 @@ export interface SweepContext {
  * the sweep keeps one number per record instead of its association lists, and two digests differ
  * for different lists except with probability 2^-53.
  */
-export function associationDigest(values: RawValue[]): number {
+function associationDigest(values: RawValue[]): number {
   const s = JSON.stringify(values);
   let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
   for (let i = 0; i < s.length; i++) {

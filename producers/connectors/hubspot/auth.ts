@@ -15,14 +15,14 @@ import type { HubSpotConnector } from "./config.ts";
 
 
 /** Scopes every HubSpot connector needs (Qobra's HubSpot page). */
-export const HUBSPOT_REQUIRED_SCOPES = [
+const HUBSPOT_REQUIRED_SCOPES = [
   "oauth",
   "crm.objects.companies.read", "crm.objects.contacts.read", "crm.objects.deals.read", "crm.objects.owners.read",
   "crm.schemas.companies.read", "crm.schemas.contacts.read", "crm.schemas.deals.read",
 ] as const;
 
 /** Optional scopes the connector's tables use (custom objects, goals, e-commerce / line items). */
-export function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string[] {
+function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string[] {
   const out = new Set<string>();
   for (const t of config.tables) {
     const objects = [t.object, ...Object.entries(t.fields).filter(([, s]) => s.type === "object").map(([name]) => name)];
@@ -68,7 +68,7 @@ export async function exchangeHubSpotCode(
   return { expiresIn: Number(t.expiresIn) };
 }
 
-export interface HubSpotAuthOptions extends AuthFlowOptions {
+interface HubSpotAuthOptions extends AuthFlowOptions {
   /** HubSpot's app origin (default https://app.hubspot.com). */
   appUrl?: string;
 }

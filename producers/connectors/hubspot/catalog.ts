@@ -10,7 +10,7 @@ import type { QobraType } from "../../../lib/config-common.ts";
 /** The raw field holding each record's currency (see the header). */
 export const CURRENCY_FIELD = "__currency";
 
-export interface HubSpotObjectInfo {
+interface HubSpotObjectInfo {
   /** The name the CRM API uses in paths. */
   object: string;
   objectTypeId: string;
@@ -32,7 +32,7 @@ const ENGAGEMENT = (title: string, extra: Record<string, QobraType> = {}): Omit<
 });
 
 /** Standard objects: API name → what the connector needs to know. */
-export const HUBSPOT_OBJECTS: Record<string, HubSpotObjectInfo> = {
+const HUBSPOT_OBJECTS: Record<string, HubSpotObjectInfo> = {
   deals: {
     object: "deals", objectTypeId: "0-3", lastModifiedProperty: "hs_lastmodifieddate", nameProperties: ["dealname"],
     currencyProperty: "deal_currency_code", scope: "crm.objects.deals.read",

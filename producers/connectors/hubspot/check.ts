@@ -17,7 +17,7 @@ import { windowSearchBody } from "./search.ts";
 import { instantMs } from "./values.ts";
 
 /** What the check reads with: the source's API client, metadata cache and clock. */
-export interface CheckContext { config: HubSpotConnector; api: HubSpotApi; metadata: HubSpotMetadata; clock: HubSpotClock }
+interface CheckContext { config: HubSpotConnector; api: HubSpotApi; metadata: HubSpotMetadata; clock: HubSpotClock }
 
 export async function checkHubSpot(s: CheckContext): Promise<TableCheck[]> {
   try {
@@ -83,7 +83,7 @@ async function checkTable(s: CheckContext, table: HubSpotTable, problems: string
 
 /** Filters against the object's properties and HubSpot's operator rules. */
 function checkFilter(groups: HubSpotFilterGroup[], props: Map<string, PropertyDef>, problems: string[], warnings: string[]): void {
-  groups.forEach((g, gi) => g.filters.forEach((f, fi) => {
+  groups.forEach((g, gi) => { g.filters.forEach((f, fi) => {
     const where = groups.length > 1 ? `filter group ${gi + 1}, filter ${fi + 1}` : `filter ${fi + 1}`;
     if (f.propertyName.startsWith("associations.")) {
       if (f.operator !== "EQ" && f.operator !== "IN") problems.push(`${where}: ${f.propertyName} supports EQ and IN only`);
@@ -111,5 +111,5 @@ function checkFilter(groups: HubSpotFilterGroup[], props: Map<string, PropertyDe
     if ((f.operator === "BETWEEN" || f.operator === "LT" || f.operator === "LTE" || f.operator === "GT" || f.operator === "GTE") && !["number", "date", "datetime", "string"].includes(p.type)) {
       warnings.push(`${where}: ${f.operator} on ${f.propertyName} (${p.type}) compares text`);
     }
-  }));
+  }); });
 }

@@ -1,12 +1,13 @@
 /**
  * How the HubSpot client reads and sorts failures: the API client's exceptions (status, body,
  * headers), the scopes a 403 names, the errors the connector raises (a ConfigError to fix the
- * config or the app's scopes; retriable ones are SourceUnavailableError in api.ts), and the
- * timeout and abort helpers its calls share.
+ * config or the app's scopes; SourceUnavailableError subclasses for what may pass), and the
+ * timeout and abort helpers its calls share. api.ts turns each failed answer into one of these
+ * classes, and its retry policies (RETRY there) are chosen by class.
  */
-import { ConfigError } from "../../../lib/errors.ts";
+import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
 
-export interface ApiExceptionLike { code: number; body: unknown; headers: Record<string, string> }
+interface ApiExceptionLike { code: number; body: unknown; headers: Record<string, string> }
 
 export function asApiException(e: unknown): ApiExceptionLike | null {
   if (e && typeof e === "object" && typeof (e as { code?: unknown }).code === "number" && "body" in e) return e as ApiExceptionLike;
@@ -62,17 +63,41 @@ export function abortError(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new Error("the read was aborted");
 }
 
-class TimeoutError extends Error {}
+/** A call that got no answer in time: may pass. */
+export class TimeoutError extends SourceUnavailableError {}
+
+/**
+ * HubSpot refused the access token (401). A fresh token may fix it (api.ts refreshes and retries,
+ * at most twice); when it does not, the message is the one the run fails with.
+ */
+export class HubSpotUnauthorizedError extends ConfigError {
+  /** The session the refused call used: a refresh is only needed if no newer one exists. */
+  readonly generation: number;
+  constructor(message: string, generation: number) { super(message); this.generation = generation; }
+}
+
+/** A 429: wait (Retry-After when HubSpot gives one, else backoff) and try again. */
+export class HubSpotRateLimitError extends SourceUnavailableError {
+  /** HubSpot's policyName (SECONDLY, TEN_SECONDLY_ROLLING, DAILY), or "" when it named none. */
+  readonly policy: string;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, policy: string, retryAfterMs: number | undefined, cause?: unknown) {
+    super(message, cause);
+    this.policy = policy;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The DAILY limit, with a reset too far off to wait for: the run fails at once (not retried in the call). */
+export class HubSpotDailyLimitError extends SourceUnavailableError {}
+
+/** A 5xx, a network error, a timeout or an unparseable answer: retried with backoff. */
+export class HubSpotUnavailableError extends SourceUnavailableError {}
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new TimeoutError(`${what} got no answer within ${ms} ms`)), ms); });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-export function backoffMs(attempt: number, initial = 500, max = 30_000): number {
-  const base = Math.min(max, initial * 2 ** attempt);
-  return Math.round(base / 2 + Math.random() * base / 2);
 }
 
 export function describeFailure(e: unknown): string {

@@ -7,19 +7,18 @@
 import { z } from "zod";
 import { required } from "../../../lib/config-common.ts";
 
-export const FILTER_OPERATORS = [
+const FILTER_OPERATORS = [
   "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
 ] as const;
-export type FilterOperator = (typeof FILTER_OPERATORS)[number];
 
 /** HubSpot's search limits (search guide): filter groups, filters per group, filters in total. */
-export const SEARCH_LIMITS = { maxFilterGroups: 5, maxFiltersPerGroup: 6, maxFilters: 18 } as const;
+const SEARCH_LIMITS = { maxFilterGroups: 5, maxFiltersPerGroup: 6, maxFilters: 18 } as const;
 /** Filters the connector adds to every group of an incremental search: the date window (BETWEEN) and the id keyset (GT). */
 export const CONNECTOR_FILTERS_PER_GROUP = 2;
 
 const FilterValue = z.union([z.string(), z.number(), z.boolean()], { error: "must be a string, number or boolean" }).transform(String);
 
-export const HubSpotFilter = z.strictObject({
+const HubSpotFilter = z.strictObject({
   propertyName: z.string(required("the property to filter on")).min(1),
   operator: z.enum(FILTER_OPERATORS, { error: (iss) => `unknown operator ${JSON.stringify(iss.input)}; HubSpot accepts ${FILTER_OPERATORS.join(", ")}` }),
   value: FilterValue.optional(),
@@ -50,7 +49,7 @@ export const HubSpotFilter = z.strictObject({
       if (f.values !== undefined) refuses("values");
   }
 });
-export type HubSpotFilter = z.infer<typeof HubSpotFilter>;
+type HubSpotFilter = z.infer<typeof HubSpotFilter>;
 export const HubSpotFilterGroup = z.strictObject({ filters: z.array(HubSpotFilter).min(1, { error: "a filter group needs at least one filter" }) });
 export type HubSpotFilterGroup = z.infer<typeof HubSpotFilterGroup>;
 

@@ -9,6 +9,7 @@
 import type { FieldSpec } from "../../../lib/config-common.ts";
 import { ConfigError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/log.ts";
+import { editDistance } from "../../../lib/edit-distance.ts";
 import type { HubSpotApi } from "./api.ts";
 import type { OwnerDef, PropertyDef, SchemaDef } from "./api-types.ts";
 import { CURRENCY_FIELD, standardObject } from "./catalog.ts";
@@ -17,7 +18,7 @@ import type { WindowStats } from "./search.ts";
 import { incompatibility, ownerIndex, sourceTypeOf, type OwnerIndex, type ValueContext } from "./values.ts";
 
 /** An object type as the API names it, and what the connector needs to read it. */
-export interface ResolvedObject {
+interface ResolvedObject {
   /** Path segment for the CRM APIs (standard name, or a custom object's 2-… id). */
   api: string;
   /** The name tables and association fields use (standard name, or the custom object's name). */
@@ -28,9 +29,9 @@ export interface ResolvedObject {
   custom: boolean;
 }
 
-export type AssociationMode = "primary" | "list" | "text";
-export interface AssociationField { field: string; spec: FieldSpec; target: ResolvedObject; mode: AssociationMode }
-export interface PropertyField { field: string; spec: FieldSpec; prop: PropertyDef }
+type AssociationMode = "primary" | "list" | "text";
+interface AssociationField { field: string; spec: FieldSpec; target: ResolvedObject; mode: AssociationMode }
+interface PropertyField { field: string; spec: FieldSpec; prop: PropertyDef }
 
 export interface TablePlan {
   table: HubSpotTable;
@@ -264,14 +265,4 @@ export function suggest(name: string, props: Map<string, PropertyDef>): string {
     .sort((a, b) => a.d - b.d || a.k.localeCompare(b.k))
     .slice(0, 3).map((x) => x.k);
   return close.length > 0 ? ` (did you mean ${close.join(", ")}?)` : "";
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

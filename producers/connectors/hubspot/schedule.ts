@@ -20,7 +20,7 @@ export const HubSpotSchedule = z.strictObject({
 export type HubSpotSchedule = z.infer<typeof HubSpotSchedule>;
 
 /** The cron rule (minute hour * * *) of an incremental every `minutes`. */
-export function incrementalCron(minutes: number): string {
+function incrementalCron(minutes: number): string {
   if (minutes < 60) return `*/${minutes} * * * *`;
   if (minutes === 1440) return "0 0 * * *";
   return `0 */${minutes / 60} * * *`;

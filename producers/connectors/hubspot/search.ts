@@ -24,7 +24,7 @@ import type { HubSpotObject, SearchBody, SearchPage } from "./api-types.ts";
 import { CONNECTOR_FILTERS_PER_GROUP, type HubSpotFilterGroup } from "./filter.ts";
 import { instantMs } from "./values.ts";
 
-export const SEARCH_PAGE_SIZE = 200;
+const SEARCH_PAGE_SIZE = 200;
 
 export interface WindowStats {
   /** Windows whose first page was read (split ones included). */
@@ -39,7 +39,7 @@ export interface WindowStats {
   largestUnsplittable: number;
 }
 
-export interface WindowReadOptions {
+interface WindowReadOptions {
   api: HubSpotApi;
   objectType: string;
   lastModifiedProperty: string;
@@ -58,7 +58,7 @@ export function newWindowStats(): WindowStats {
   return { windows: 0, splits: 0, probes: 0, searchPages: 0, records: 0, largestUnsplittable: 0 };
 }
 
-export interface Window { from: number; to: number }
+interface Window { from: number; to: number }
 
 /** The search body of one page of a window: every group AND (lastmodified in [from, to)) AND (id > afterId). */
 export function windowSearchBody(o: Pick<WindowReadOptions, "lastModifiedProperty" | "properties" | "filterGroups">, w: Window, afterId: string, limit = SEARCH_PAGE_SIZE): SearchBody {
@@ -127,7 +127,7 @@ class PageChannel<T> {
 type Task = { kind: "read"; w: Window; check: boolean } | { kind: "cut"; w: Window };
 
 /** The search body of a cut probe: the window's record at rank `rank` (0-based) by last-modified. */
-export function cutProbeBody(o: Pick<WindowReadOptions, "lastModifiedProperty" | "filterGroups">, w: Window, rank: number): SearchBody {
+function cutProbeBody(o: Pick<WindowReadOptions, "lastModifiedProperty" | "filterGroups">, w: Window, rank: number): SearchBody {
   const body = windowSearchBody({ ...o, properties: [o.lastModifiedProperty] }, w, "0", 1);
   return { ...body, sorts: [{ propertyName: o.lastModifiedProperty, direction: "ASCENDING" }], after: String(rank) };
 }

@@ -41,7 +41,7 @@ import { listAll, newWindowStats, planWindows, searchRange } from "./search.ts";
 import type { TokenStoreLike } from "./tokens.ts";
 import { convertProperty, recordName, toIsoInstant } from "./values.ts";
 
-export interface HubSpotSourceOptions {
+interface HubSpotSourceOptions {
   /** Time and sleeping (tests: the simulator's clock). */
   clock?: HubSpotClock;
   tokenStore?: () => Promise<TokenStoreLike | null>;
@@ -61,9 +61,9 @@ export function createHubSpotSource(config: HubSpotConnector, options: HubSpotSo
  * (States of earlier versions also held an association snapshot; it is ignored: the raw topic is
  * the snapshot now.)
  */
-export interface HubSpotState { v: 1; cursor: number; cursorAt: string }
+interface HubSpotState { v: 1; cursor: number; cursorAt: string }
 
-export function parseState(state: unknown): HubSpotState | null {
+function parseState(state: unknown): HubSpotState | null {
   if (state && typeof state === "object") {
     const s = state as Partial<HubSpotState>;
     if (s.v === 1 && typeof s.cursor === "number" && Number.isFinite(s.cursor)) {

@@ -4,7 +4,6 @@
  */
 import { loadToken, saveToken } from "../../oauth/token-store.ts";
 
-export interface StoredToken { refreshToken?: string; accessToken?: string; expiresAt?: number }
 /** The token store `qobra-sync auth` writes (producers/oauth/token-store.ts), when present. */
 export interface TokenStoreLike {
   loadToken(connectorId: string): Promise<unknown>;

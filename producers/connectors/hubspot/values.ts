@@ -63,7 +63,7 @@ export function toIsoInstant(value: string): string | null {
 }
 
 /** A `date` value (midnight UTC in HubSpot: `YYYY-MM-DD`, ISO or epoch ms) → `YYYY-MM-DD`. */
-export function toCalendarDate(value: string): string | null {
+function toCalendarDate(value: string): string | null {
   const v = value.trim();
   if (v === "") return null;
   if (DATE_ONLY.test(v)) return v;
@@ -72,7 +72,7 @@ export function toCalendarDate(value: string): string | null {
 }
 
 /** The calendar day of an instant in a time zone. */
-export function dayInZone(ms: number, timeZone: string): string {
+function dayInZone(ms: number, timeZone: string): string {
   const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date(ms));
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "";
   return `${get("year")}-${get("month")}-${get("day")}`;
@@ -84,7 +84,7 @@ function holdsUserIds(prop: PropertyDef): boolean {
 }
 
 /** One owner/user id → email (archived owners included); unresolved ids stay as they are, and are reported. */
-export function ownerEmail(id: string, prop: PropertyDef, ctx: ValueContext): string {
+function ownerEmail(id: string, prop: PropertyDef, ctx: ValueContext): string {
   const v = id.trim();
   if (v.includes("@") || !ctx.owners) return v;
   const { byOwnerId, byUserId } = ctx.owners;
@@ -160,7 +160,7 @@ export function sourceTypeOf(prop: PropertyDef): string {
 /** HUBSPOT_DEFINED "Primary" association type ids (contact→company 1, company→contact 2, deal→company 5, company→deal 6, company→ticket 25, ticket→company 26). */
 const PRIMARY_TYPE_IDS = new Set([1, 2, 5, 6, 25, 26]);
 
-export function isPrimary(t: AssociationTarget): boolean {
+function isPrimary(t: AssociationTarget): boolean {
   return t.types.some((ty) => ty.label === "Primary" || (ty.category === "HUBSPOT_DEFINED" && PRIMARY_TYPE_IDS.has(ty.typeId)));
 }
 

@@ -5,7 +5,7 @@
  * error naming the connector and what to do.
  */
 import { existsSync, readFileSync } from "node:fs";
-import pg from "pg";
+import type pg from "pg";
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
 import { redactUrl } from "../../../lib/log.ts";
 import type { PostgresConnection } from "./config.ts";

@@ -104,7 +104,7 @@ export class PostgresSource implements SourceConnector {
           if (spec.type !== "user" || spec.userKey || !d.columns.has(field) || problems.length > 0) continue;
           const bad = await client.query<{ n: string; sample: string | null }>(
             `SELECT count(*)::text AS n, min(v) AS sample FROM (SELECT ${ident(field)}::text AS v FROM ${d.rel} LIMIT 10000) s
-              WHERE v IS NOT NULL AND btrim(v) !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'`);
+              WHERE v IS NOT NULL AND btrim(v) !~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'`);
           if (Number(bad.rows[0]?.n ?? 0) > 0) {
             problems.push(`user field ${field} should hold e-mails, but ${bad.rows[0]!.n} of the first 10,000 values do not (e.g. ${JSON.stringify(bad.rows[0]!.sample)}); set userKey to the Qobra user column it matches`);
           }
@@ -231,7 +231,7 @@ function jsonArray(text: string): (string | null)[] {
  * The Qobra types each PostgreSQL type may map to (Qobra's PostgreSQL page, plus documented rules
  * for types outside it: uuid, json, enums, arrays; domains follow their base type).
  */
-export function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly QobraType[] {
+function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly QobraType[] {
   const TEXT: QobraType[] = ["string", "picklist", "multipicklist", "user"];
   switch (c.type) {
     case "text": case "varchar": case "bpchar": case "citext": case "name": return TEXT;

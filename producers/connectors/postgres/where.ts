@@ -7,10 +7,10 @@
  * lo_*, set_config) is refused with the reason.
  */
 import { deparse, parse } from "pgsql-parser";
+import { ConfigError } from "../../../lib/errors.ts";
 
-export class WhereError extends Error {
-  constructor(message: string) { super(message); this.name = "WhereError"; }
-}
+/** A custom query that is refused: the config must change (never retried). */
+export class WhereError extends ConfigError {}
 
 const OPERATORS = new Set(["=", "<>", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "||", "~~", "!~~", "~~*", "!~~*", "~", "~*", "!~", "!~*"]);
 const FUNCTIONS = new Set([

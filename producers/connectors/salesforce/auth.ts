@@ -10,7 +10,7 @@ import { listenForCallback, type AuthFlowOptions } from "../../oauth/loopback.ts
 import { TokenStore } from "../../oauth/token-store.ts";
 import type { SalesforceConnector } from "./config.ts";
 
-export type SalesforceAuthOptions = AuthFlowOptions;
+type SalesforceAuthOptions = AuthFlowOptions;
 
 interface CodeTokenResponse { access_token: string; refresh_token?: string; instance_url: string; id?: string; scope?: string }
 

@@ -9,10 +9,10 @@
 import { parse as parseCsv } from "csv-parse/sync";
 import { QueryJobV2 } from "jsforce/lib/api/bulk2.js";
 import type { Connection } from "jsforce";
-import { sleep } from "../../../lib/errors.ts";
-import { SalesforceApiError, type SalesforceClient } from "./client.ts";
+import { sleep } from "../../../lib/retry.ts";
+import { SalesforceApiError, SalesforceUnavailableError, type SalesforceClient } from "./client.ts";
 
-export interface BulkPage {
+interface BulkPage {
   /** Column names of the page's header row (as in the SELECT). */
   columns: string[];
   rows: string[][];
@@ -28,7 +28,7 @@ export class BulkJobFailedError extends SalesforceApiError {
 
 interface JobInfo { id: string; state: string; errorMessage?: string | null; numberRecordsProcessed?: number }
 
-export interface BulkQueryOptions {
+interface BulkQueryOptions {
   all: boolean;
   signal: AbortSignal;
   heartbeat?: () => Promise<void>;
@@ -48,7 +48,7 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
     info = await job.open() as unknown as JobInfo;
   } catch (e) {
     const err = client.translate(e);
-    if (err instanceof SalesforceApiError && !err.retriable && err.errorCode !== "REQUEST_LIMIT_EXCEEDED") {
+    if (err instanceof SalesforceApiError && err.errorCode !== "REQUEST_LIMIT_EXCEEDED") {
       throw new BulkJobFailedError(`Salesforce refused the Bulk API 2.0 query job: ${err.message}`, undefined, err);
     }
     throw err;
@@ -86,15 +86,15 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
       const next = res.headers["sforce-locator"];
       if (next === undefined || next === "" || next === "null") {
         if (next === undefined && expected !== null && rows < expected) {
-          throw new SalesforceApiError(502, "BULK_NO_LOCATOR", `Bulk API 2.0 job ${jobId}: a results page came without Sforce-Locator after ${rows} of ${expected} rows`);
+          throw new SalesforceUnavailableError(502, "BULK_NO_LOCATOR", `Bulk API 2.0 job ${jobId}: a results page came without Sforce-Locator after ${rows} of ${expected} rows`);
         }
         break;
       }
-      if (next === locator) throw new SalesforceApiError(502, "BULK_LOCATOR_LOOP", `Bulk API 2.0 job ${jobId}: the results locator did not advance (${next})`);
+      if (next === locator) throw new SalesforceUnavailableError(502, "BULK_LOCATOR_LOOP", `Bulk API 2.0 job ${jobId}: the results locator did not advance (${next})`);
       locator = next;
     }
     if (expected !== null && rows !== expected) {
-      throw new SalesforceApiError(502, "BULK_COUNT_MISMATCH", `Bulk API 2.0 job ${jobId}: read ${rows} rows but the job processed ${expected}; the run is retried rather than trusted`);
+      throw new SalesforceUnavailableError(502, "BULK_COUNT_MISMATCH", `Bulk API 2.0 job ${jobId}: read ${rows} rows but the job processed ${expected}; the run is retried rather than trusted`);
     }
     finished = true;
   } finally {
@@ -105,7 +105,7 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
 }
 
 /** One results page: a standalone CSV with its header row, every value a string. */
-export function parsePage(text: string): BulkPage {
+function parsePage(text: string): BulkPage {
   if (text.trim() === "") return { columns: [], rows: [] };
   const records = parseCsv(text, { bom: true, relax_quotes: false, skip_empty_lines: true }) as string[][];
   const [columns = [], ...rows] = records;

@@ -13,24 +13,53 @@
  *    response headers (Sforce-Limit-Info, Sforce-Locator).
  *  - Errors become the project's kinds: REQUEST_LIMIT_EXCEEDED → SalesforceLimitError (the run
  *    fails visibly), revoked tokens / bad client → ConfigError asking to reconnect, 5xx and
- *    network → SourceUnavailableError, query errors → SalesforceApiError with Salesforce's code.
+ *    network → SalesforceUnavailableError (retriable), query errors → SalesforceApiError with
+ *    Salesforce's code (not retriable). Which class is decided once, in `translate`, from the HTTP
+ *    status (a fact of the answer, not its text); callers test the class, never a flag.
+ *  - Retries: see RETRY below.
  */
 import { createHash } from "node:crypto";
 import jsforce from "jsforce";
 import type { Connection } from "jsforce";
-import { ConfigError, EtlError, SourceUnavailableError } from "../../../lib/errors.ts";
+import { ConfigError, EtlError, SourceRequestError, SourceUnavailableError } from "../../../lib/errors.ts";
+import type { RetryPolicy } from "../../../lib/retry.ts";
 import { logger } from "../../../lib/log.ts";
 import { TokenStore, singleFlight, type StoredToken } from "../../oauth/token-store.ts";
 import type { SalesforceConnector } from "./config.ts";
 
 const log = logger.child({ component: "salesforce" });
 
-/** An error Salesforce answered (not auth, not the API limit): carries Salesforce's errorCode. */
-export class SalesforceApiError extends EtlError {
+/**
+ * How this source tries again, in one place. Salesforce requests are retried by jsforce's own HTTP
+ * layer (there is no retry loop of ours around them): GET/PUT/DELETE on 420, 429, 5xx and network
+ * errors, `retries` times, waiting initialMs then doubling (jsforce neither jitters nor caps the
+ * wait, so maxMs only documents the last wait). These are jsforce's defaults, passed to it
+ * explicitly so that the numbers live here. POSTs (a Bulk job's creation, the token refresh) are
+ * not retried: a failure that may pass fails the run with a SalesforceUnavailableError, and the
+ * producer worker retries the run.
+ */
+export const RETRY: { transport: RetryPolicy } = {
+  transport: { retries: 5, initialMs: 500, maxMs: 500 * 2 ** 5 },
+};
+const JSFORCE_RETRY = { maxRetries: RETRY.transport.retries, minTimeout: RETRY.transport.initialMs, timeoutFactor: 2 };
+
+/** An error Salesforce answered that trying again will not fix (a query error, a 4xx): carries Salesforce's errorCode. */
+export class SalesforceApiError extends SourceRequestError {
   readonly errorCode: string;
   readonly status: number;
   constructor(status: number, errorCode: string, message: string, cause?: unknown) {
-    super(status >= 500 || status === 0 ? "SOURCE_UNAVAILABLE" : "SOURCE_DATA", message, { retriable: status >= 500 || status === 0, cause });
+    super(message, cause);
+    this.errorCode = errorCode;
+    this.status = status;
+  }
+}
+
+/** Salesforce did not answer, or answered 5xx (or its results were inconsistent): may pass, retriable. */
+export class SalesforceUnavailableError extends SourceUnavailableError {
+  readonly errorCode: string;
+  readonly status: number;
+  constructor(status: number, errorCode: string, message: string, cause?: unknown) {
+    super(message, cause);
     this.errorCode = errorCode;
     this.status = status;
   }
@@ -44,7 +73,7 @@ export class SalesforceLimitError extends SourceUnavailableError {
 
 export interface ApiUsage { used: number; limit: number }
 
-export interface RawResponse { status: number; headers: Record<string, string>; body: string }
+interface RawResponse { status: number; headers: Record<string, string>; body: string }
 
 interface HttpResponse { statusCode: number; headers: Record<string, string>; body: string }
 interface Transport { httpRequest(req: unknown, options?: unknown): Promise<HttpResponse> }
@@ -52,7 +81,7 @@ type RefreshCallback = (err?: Error | null, accessToken?: string, res?: unknown)
 
 interface TokenResponse { access_token: string; refresh_token?: string; instance_url: string; id?: string }
 
-export interface SalesforceClientOptions {
+interface SalesforceClientOptions {
   /** Token store (default: the one configured by the environment). */
   tokenStore?: TokenStore;
 }
@@ -103,7 +132,7 @@ export class SalesforceClient {
     const base = internal._transport;
     internal._transport = {
       httpRequest: (req, options) => {
-        const p = base.httpRequest(req, options);
+        const p = base.httpRequest(req, { ...(options as object), retry: JSFORCE_RETRY });
         p.then((res) => this.observe(res), () => undefined);
         return p;
       },
@@ -270,7 +299,8 @@ export class SalesforceClient {
       return new ConfigError(`connector ${id}: the Salesforce API is not enabled for this org or user (${code}: ${message})`, e);
     }
     const http = status ?? (/^ERROR_HTTP_(\d{3})$/.exec(code)?.[1] ? Number(/^ERROR_HTTP_(\d{3})$/.exec(code)![1]) : 400);
-    return new SalesforceApiError(http, code, `connector ${id}: Salesforce answered ${code}: ${oneLine(message)}`, e);
+    const text = `connector ${id}: Salesforce answered ${code}: ${oneLine(message)}`;
+    return http >= 500 || http === 0 ? new SalesforceUnavailableError(http, code, text, e) : new SalesforceApiError(http, code, text, e);
   }
 
   async close(): Promise<void> {
@@ -287,14 +317,14 @@ function statusOf(err: unknown): number | undefined {
   return typeof s === "number" ? s : undefined;
 }
 
-export function isNetworkError(e: unknown): boolean {
+function isNetworkError(e: unknown): boolean {
   const code = (e as { code?: unknown })?.code ?? (e as { cause?: { code?: unknown } })?.cause?.code;
   if (typeof code === "string" && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_\w+)$/.test(code)) return true;
   return /socket hang up|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|fetch failed|other side closed/i.test(String((e as Error)?.message ?? ""));
 }
 
 /** Salesforce's error body `[{"message","errorCode"}]` (or a single object), when the text is one. */
-export function parseErrorBody(text: string | undefined): { errorCode: string; message: string } | null {
+function parseErrorBody(text: string | undefined): { errorCode: string; message: string } | null {
   if (!text) return null;
   try {
     const v = JSON.parse(text) as unknown;

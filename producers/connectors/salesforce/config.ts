@@ -15,7 +15,7 @@ import {
 import { SalesforceSchedule } from "./schedule.ts";
 
 /** A Salesforce API name: Account, Commission__c, ns__Thing__c, Owner_Email__c. */
-export const SF_API_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+const SF_API_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 
 export const SalesforceTable = z.strictObject({
   name: TABLE_NAME.describe("The Qobra table name."),

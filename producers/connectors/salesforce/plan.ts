@@ -10,15 +10,16 @@ import { createHash } from "node:crypto";
 import type { QobraType } from "../../../lib/config-common.ts";
 import { ConfigError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/log.ts";
+import { editDistance } from "../../../lib/edit-distance.ts";
 import { SalesforceApiError, type SalesforceClient } from "./client.ts";
 import type { SalesforceConnector, SalesforceTable } from "./config.ts";
 import { normalizeWhere, queryPath } from "./soql.ts";
 import { defaultQobraType, incompatibility, parseJsonLossless, type SfField } from "./types.ts";
 
-export interface GlobalObject { name: string; keyPrefix: string | null; queryable: boolean; retrieveable?: boolean; custom?: boolean }
-export interface Global { byName: Map<string, GlobalObject>; byPrefix: Map<string, string> }
+interface GlobalObject { name: string; keyPrefix: string | null; queryable: boolean; retrieveable?: boolean; custom?: boolean }
+interface Global { byName: Map<string, GlobalObject>; byPrefix: Map<string, string> }
 
-export interface SObjectDescribe {
+interface SObjectDescribe {
   name: string;
   keyPrefix?: string | null;
   queryable?: boolean;
@@ -28,7 +29,7 @@ export interface SObjectDescribe {
   fields: SfField[];
 }
 
-export interface OutField { key: string; field: SfField; type: QobraType; userKey: string | undefined }
+interface OutField { key: string; field: SfField; type: QobraType; userKey: string | undefined }
 
 export interface TablePlan {
   table: SalesforceTable;
@@ -203,7 +204,7 @@ export class SalesforceMetadata {
       const v = body.records?.[0]?.DefaultCurrencyIsoCode;
       this.corporate = typeof v === "string" && /^[A-Z]{3}$/.test(v) ? v : null;
     } catch (e) {
-      if (!(e instanceof SalesforceApiError) || e.retriable) throw e;
+      if (!(e instanceof SalesforceApiError)) throw e;
       this.log.debug({ connector: this.config.id, err: e.message }, "the org's corporate currency cannot be read");
       this.corporate = null;
     }
@@ -217,15 +218,4 @@ function suggest(name: string, fields: SfField[]): string {
     .filter((f) => { const l = f.toLowerCase(); return l.includes(n) || n.includes(l) || editDistance(l, n) <= 2; })
     .slice(0, 4);
   return near.length ? `; did you mean ${near.join(", ")}?` : "";
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

@@ -36,5 +36,5 @@ export function salesforceCronRules(s: SalesforceSchedule): CronRule[] {
 /** What an enabled schedule does, for people. */
 export function describeSalesforceSchedule(_s: SalesforceSchedule, { times, timezone }: ScheduleSummaryInput): string {
   const inc = times.filter((t) => !t.full);
-  return `full refresh at ${times.filter((t) => t.full).map((t) => t.at).join(", ")}` + (inc.length > 0 ? `, incremental ${inc.length} time${inc.length > 1 ? "s" : ""} a day (${inc.map((t) => t.at).join(", ")})` : "") + ` (${timezone})`;
+  return `full refresh at ${times.filter((t) => t.full).map((t) => t.at).join(", ")}${inc.length > 0 ? `, incremental ${inc.length} time${inc.length > 1 ? "s" : ""} a day (${inc.map((t) => t.at).join(", ")})` : ""} (${timezone})`;
 }

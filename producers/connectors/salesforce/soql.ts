@@ -35,7 +35,7 @@ export function queryPath(apiPath: string, soql: string, all: boolean): string {
 }
 
 /** SOQL dateTime literal (documented form, whole seconds): 2024-01-02T03:04:05Z. */
-export function soqlDateTime(ms: number): string {
+function soqlDateTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 

@@ -43,7 +43,7 @@ const MAX_REST_URL = 15_000;
 type Row = Record<string, unknown>;
 interface Batch { rows: Row[]; csv: boolean; ordered: boolean }
 
-export interface SalesforceSourceOptions { tokenStore?: TokenStore }
+interface SalesforceSourceOptions { tokenStore?: TokenStore }
 
 export class SalesforceSource implements SourceConnector {
   readonly config: SalesforceConnector;
@@ -96,7 +96,7 @@ export class SalesforceSource implements SourceConnector {
           try {
             await this.client.request("GET", this.queryPath(soql, false));
           } catch (e) {
-            if (e instanceof SalesforceApiError && !e.retriable) problems.push(`Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_]+: /, "")}`);
+            if (e instanceof SalesforceApiError) problems.push(`Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_]+: /, "")}`);
             else throw e;
           }
         }
@@ -129,7 +129,7 @@ export class SalesforceSource implements SourceConnector {
 
   private contextualize(table: SalesforceTable, e: unknown): unknown {
     if (e instanceof SalesforceLimitError || !(e instanceof EtlError)) return e;
-    if (e instanceof SalesforceApiError && !e.retriable && /^(MALFORMED_QUERY|INVALID_FIELD|INVALID_TYPE|INVALID_QUERY_FILTER_OPERATOR|INSUFFICIENT_ACCESS\w*|BULK_JOB_FAILED)$/.test(e.errorCode)) {
+    if (e instanceof SalesforceApiError && /^(MALFORMED_QUERY|INVALID_FIELD|INVALID_TYPE|INVALID_QUERY_FILTER_OPERATOR|INSUFFICIENT_ACCESS\w*|BULK_JOB_FAILED)$/.test(e.errorCode)) {
       return new ConfigError(`connector ${this.config.id}, table ${table.name} (${table.object}): Salesforce rejected the query (${e.errorCode}): `
         + `${e.message.replace(/^connector [^:]+: (Salesforce answered [A-Z_]+: )?/, "")}; check the table's where and fields (qobra-sync check ${this.config.id})`, e);
     }

@@ -26,14 +26,14 @@ export interface SfField {
 }
 
 /** The Qobra types a field may be configured as (the default first), or why it cannot be synced. */
-export interface TypeRule { allowed: readonly QobraType[]; default: QobraType | null; excluded?: string }
+interface TypeRule { allowed: readonly QobraType[]; default: QobraType | null; excluded?: string }
 
 const excluded = (reason: string): TypeRule => ({ allowed: [], default: null, excluded: reason });
 
 const TEXTUAL: readonly QobraType[] = ["string", "picklist", "multipicklist", "user"];
 
 /** Salesforce describe type → the Qobra types allowed (the first is the default), or why it is excluded. */
-export const SF_TYPE_RULES: Record<string, TypeRule> = {
+const SF_TYPE_RULES: Record<string, TypeRule> = {
   int: { allowed: ["number", "amount", "percentage", "string"], default: "number" },
   long: { allowed: ["number", "amount", "percentage", "string"], default: "number" },
   double: { allowed: ["number", "amount", "percentage", "string"], default: "number" },
@@ -67,7 +67,7 @@ export const SF_TYPE_RULES: Record<string, TypeRule> = {
 const NON_USER_OWNERS = new Set(["Group", "Queue", "Calendar", "Organization"]);
 
 /** The rule of one field, with reference specifics (User references default to user, others refuse user). */
-export function ruleOf(f: SfField): TypeRule {
+function ruleOf(f: SfField): TypeRule {
   const base = SF_TYPE_RULES[f.type];
   if (!base) return excluded(`field type ${f.type} is not supported`);
   if (f.type !== "reference" || base.excluded) return base;

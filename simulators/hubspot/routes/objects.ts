@@ -36,7 +36,7 @@ function selectProperties(t: ObjectType, v: RecordVersion, requested: string[] |
   return out;
 }
 
-export function publicObject(t: ObjectType, rec: StoredRecord, v: RecordVersion, requested: string[] | undefined): JsonObject {
+function publicObject(t: ObjectType, rec: StoredRecord, v: RecordVersion, requested: string[] | undefined): JsonObject {
   const o: JsonObject = { id: rec.id, properties: selectProperties(t, v, requested), createdAt: v.createdAt, updatedAt: v.updatedAt, archived: v.archived };
   if (v.archived && v.archivedAt) o.archivedAt = v.archivedAt;
   return o;

@@ -11,7 +11,7 @@ import type { OpRef, SpecRegistry } from "../spec.ts";
 import type { ObjectType, Store } from "../store.ts";
 import type { TokenStore } from "../auth.ts";
 
-export interface Ctx {
+interface Ctx {
   method: string;
   path: string;
   params: Record<string, string>;
@@ -22,7 +22,7 @@ export interface Ctx {
   now: number;
 }
 
-export interface Reply {
+interface Reply {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
@@ -38,7 +38,7 @@ export interface Resolved {
   toType?: ObjectType;
 }
 
-export interface Route {
+interface Route {
   method: string;
   pattern: RegExp;
   /** Counter key template; `{x}` stays literal, `<x>` is replaced by the parameter. */
@@ -48,7 +48,7 @@ export interface Route {
   handle(ctx: Ctx, r: Resolved): Reply;
 }
 
-export type RouteDef = Omit<Route, "method" | "pattern" | "key"> & { key?: string };
+type RouteDef = Omit<Route, "method" | "pattern" | "key"> & { key?: string };
 
 /** The simulated API's routes, in registration order (the first match wins). */
 export class RouteTable {
@@ -94,7 +94,7 @@ export interface RouteContext {
   searchHits(t: ObjectType, req: SearchRequest, at: number): SearchHit[];
 }
 
-export function encodeCursor(value: string | number): string {
+function encodeCursor(value: string | number): string {
   return encodeURIComponent(Buffer.from(`${value}\n`).toString("base64"));
 }
 
