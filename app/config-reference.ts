@@ -11,7 +11,13 @@ import { sourcePlugins } from "../producers/connectors/registry.ts";
 import { configSchema } from "./config.ts";
 
 /** One documented key. */
-interface Row { path: string; type: string; required: boolean; default: string; description: string }
+interface Row {
+  path: string;
+  type: string;
+  required: boolean;
+  default: string;
+  description: string;
+}
 
 /** The parts of zod's definitions this walker reads (zod 4's `_zod.def`). */
 interface Def {
@@ -40,9 +46,14 @@ function unwrap(schema: z.ZodType): { base: z.ZodType; optional: boolean; defaul
   let description = s.description;
   for (;;) {
     const d = defOf(s);
-    if (d.type === "optional" || d.type === "nullable") { optional = true; s = d.innerType!; }
-    else if (d.type === "default" || d.type === "prefault") {
-      if (!hasDefault) { hasDefault = true; defaultValue = d.defaultValue; }
+    if (d.type === "optional" || d.type === "nullable") {
+      optional = true;
+      s = d.innerType!;
+    } else if (d.type === "default" || d.type === "prefault") {
+      if (!hasDefault) {
+        hasDefault = true;
+        defaultValue = d.defaultValue;
+      }
       s = d.innerType!;
     } else if (d.type === "pipe" && defOf(d.in!).type !== "transform") s = d.in!;
     else break;
@@ -57,16 +68,28 @@ function typeName(schema: z.ZodType): string {
   const { base } = unwrap(schema);
   const d = defOf(base);
   switch (d.type) {
-    case "string": return "string";
-    case "number": return d.checks?.some((c) => c._zod.def.check === "number_format" && /int/.test(c._zod.def.format ?? "")) ? "integer" : "number";
-    case "boolean": return "boolean";
-    case "enum": return Object.values(d.entries ?? {}).map((v) => `\`${v}\``).join(" \\| ");
-    case "literal": return (d.values ?? []).map((v) => `\`${String(v)}\``).join(" \\| ");
-    case "object": return "object";
-    case "array": return `list of ${typeName(d.element!)}`;
-    case "record": return `map of ${typeName(d.valueType!)}`;
-    case "union": return (d.options ?? []).map(typeName).join(" or ");
-    default: return "any";
+    case "string":
+      return "string";
+    case "number":
+      return d.checks?.some((c) => c._zod.def.check === "number_format" && /int/.test(c._zod.def.format ?? "")) ? "integer" : "number";
+    case "boolean":
+      return "boolean";
+    case "enum":
+      return Object.values(d.entries ?? {})
+        .map((v) => `\`${v}\``)
+        .join(" \\| ");
+    case "literal":
+      return (d.values ?? []).map((v) => `\`${String(v)}\``).join(" \\| ");
+    case "object":
+      return "object";
+    case "array":
+      return `list of ${typeName(d.element!)}`;
+    case "record":
+      return `map of ${typeName(d.valueType!)}`;
+    case "union":
+      return (d.options ?? []).map(typeName).join(" or ");
+    default:
+      return "any";
   }
 }
 
@@ -83,8 +106,11 @@ function rows(schema: z.ZodType, prefix: string, out: Row[] = [], skip: readonly
     const u = unwrap(child);
     const path = `${prefix}${key}`;
     out.push({
-      path, type: typeName(child), required: !u.optional && !u.hasDefault,
-      default: formatDefault(u.defaultValue), description: u.description ?? "",
+      path,
+      type: typeName(child),
+      required: !u.optional && !u.hasDefault,
+      default: formatDefault(u.defaultValue),
+      description: u.description ?? "",
     });
     const d = defOf(u.base);
     if (d.type === "object") rows(u.base, `${path}.`, out);
@@ -130,7 +156,14 @@ export function renderConfigReference(): string {
     table(rows(FieldSpec, "")),
   );
   for (const plugin of sourcePlugins) {
-    parts.push("", `### ${plugin.title}`, "", `Keys of a connector with \`type: ${plugin.type}\` (paths relative to the connector's entry).`, "", table(rows(plugin.configSchema, "")));
+    parts.push(
+      "",
+      `### ${plugin.title}`,
+      "",
+      `Keys of a connector with \`type: ${plugin.type}\` (paths relative to the connector's entry).`,
+      "",
+      table(rows(plugin.configSchema, "")),
+    );
   }
   return `${parts.join("\n")}\n`;
 }

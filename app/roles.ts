@@ -17,15 +17,26 @@ import { supervise } from "./supervisor.ts";
 export const ROLES = ["producer", "mapper", "sink", "scheduler"] as const;
 export type Role = (typeof ROLES)[number];
 
-export interface RunHandle { stop(): Promise<void> }
+export interface RunHandle {
+  stop(): Promise<void>;
+}
 
 export async function runRoles(config: Config, roles: readonly Role[]): Promise<RunHandle> {
   const rt = await openRuntime(config, roles.join("+"));
   const stops: Array<() => Promise<void> | void> = [];
   try {
-    if (roles.includes("sink")) { const s = await supervise("sink", () => startSink(config, rt.port, rt.registry, rt.codec)); stops.push(() => s.stop()); }
-    if (roles.includes("mapper")) { const m = await supervise("mapper", () => startMapper(config, rt.port, rt.codec, rt.registry)); stops.push(() => m.stop()); }
-    if (roles.includes("producer")) { const p = await supervise("producer", () => startProducerWorker(config, rt.port, rt.codec)); stops.push(() => p.stop()); }
+    if (roles.includes("sink")) {
+      const s = await supervise("sink", () => startSink(config, rt.port, rt.registry, rt.codec));
+      stops.push(() => s.stop());
+    }
+    if (roles.includes("mapper")) {
+      const m = await supervise("mapper", () => startMapper(config, rt.port, rt.codec, rt.registry));
+      stops.push(() => m.stop());
+    }
+    if (roles.includes("producer")) {
+      const p = await supervise("producer", () => startProducerWorker(config, rt.port, rt.codec));
+      stops.push(() => p.stop());
+    }
     if (roles.includes("scheduler")) {
       // The config file's schedules at once, then the web page's edits (stored in the sink
       // database), re-armed within 30 s of a change.
@@ -36,7 +47,10 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
         s.stop();
         s = startScheduler(effective, producer, rt.codec, rt.port.topics);
       });
-      stops.push(async () => { await stopWatch(); s.stop(); });
+      stops.push(async () => {
+        await stopWatch();
+        s.stop();
+      });
     }
     if (config.http) {
       // /metrics, /healthz and the integration-settings page (ops/server.ts), when the config asks for them.

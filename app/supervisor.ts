@@ -16,9 +16,15 @@ import { backoffMs, sleep, type RetryPolicy } from "../lib/retry.ts";
 const log = logger.child({ component: "supervisor" });
 
 /** A started role: how to stop it, and (when it has Kafka consumers) a promise that resolves if one of them stops for good. */
-export interface RoleHandle { stop(): Promise<void>; crashed?: Promise<Error> }
+export interface RoleHandle {
+  stop(): Promise<void>;
+  crashed?: Promise<Error>;
+}
 
-interface Supervised { stop(): Promise<void>; readonly restarts: number }
+interface Supervised {
+  stop(): Promise<void>;
+  readonly restarts: number;
+}
 
 interface SuperviseOptions {
   backoff?: Pick<RetryPolicy, "initialMs" | "maxMs">;
@@ -69,7 +75,9 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
   })();
 
   return {
-    get restarts() { return restarts; },
+    get restarts() {
+      return restarts;
+    },
     async stop() {
       stopping.abort();
       await loop;

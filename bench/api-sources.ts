@@ -62,14 +62,26 @@ sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/qobra_bench", defaultCu
 connectors:
 `;
 
-async function readAll(connectorYaml: string, table: string, opts: { full: boolean; state?: unknown; pipeline?: MemoryPipeline } = { full: true }): Promise<{ records: number; deletes: number; seconds: number; state: unknown }> {
+async function readAll(
+  connectorYaml: string,
+  table: string,
+  opts: { full: boolean; state?: unknown; pipeline?: MemoryPipeline } = { full: true },
+): Promise<{ records: number; deletes: number; seconds: number; state: unknown }> {
   const config = parseConfig(yamlHead + connectorYaml, "bench", {});
   const conn = createConnector(config.connectors[0]!);
-  let records = 0, deletes = 0, state: unknown = null;
+  let records = 0,
+    deletes = 0,
+    state: unknown = null;
   const started = performance.now();
   const published = opts.pipeline?.startRun();
   try {
-    for await (const page of conn.read(table, { full: opts.full, signal: new AbortController().signal, state: opts.state ?? null, runStartedAt: Date.now(), published })) {
+    for await (const page of conn.read(table, {
+      full: opts.full,
+      signal: new AbortController().signal,
+      state: opts.state ?? null,
+      runStartedAt: Date.now(),
+      published,
+    })) {
       opts.pipeline?.apply(page);
       records += page.records.length;
       deletes += page.deletedIds?.length ?? 0;
@@ -83,10 +95,16 @@ async function readAll(connectorYaml: string, table: string, opts: { full: boole
 
 const diff = (after: Record<string, number>, before: Record<string, number>): Record<string, number> => {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after)) { const d = v - (before[k] ?? 0); if (d > 0) out[k] = d; }
+  for (const [k, v] of Object.entries(after)) {
+    const d = v - (before[k] ?? 0);
+    if (d > 0) out[k] = d;
+  }
   return out;
 };
-const sumWhere = (c: Record<string, number>, re: RegExp): number => Object.entries(c).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+const sumWhere = (c: Record<string, number>, re: RegExp): number =>
+  Object.entries(c)
+    .filter(([k]) => re.test(k))
+    .reduce((a, [, v]) => a + v, 0);
 const per10k = (calls: number, records: number): number => round((calls * 10_000) / records, 1);
 
 // ---- Salesforce -------------------------------------------------------------------------------
@@ -108,14 +126,29 @@ const sfYaml = (api: "auto" | "rest") => `  - id: sf${api}
         api: ${api}
         fields: { Amount: amount, CloseDate: date, CreatedDate: date, OwnerId: user, AccountId: object, StageName: picklist, Probability: percentage, IsWon: bool }
 `;
-interface SfRun { records: number; seconds: number; apiCalls: number; tokenCalls: number; byEndpoint: Record<string, number> }
+interface SfRun {
+  records: number;
+  seconds: number;
+  apiCalls: number;
+  tokenCalls: number;
+  byEndpoint: Record<string, number>;
+}
 const sfRuns: Record<"bulk" | "rest", SfRun[]> = { bulk: [], rest: [] };
 for (let r = 0; r < RUNS; r++) {
-  for (const [name, api] of [["bulk", "auto"], ["rest", "rest"]] as const) {
+  for (const [name, api] of [
+    ["bulk", "auto"],
+    ["rest", "rest"],
+  ] as const) {
     const before = sf.counters();
     const res = await readAll(sfYaml(api), "opportunities");
     const c = diff(sf.counters(), before);
-    const run = { records: res.records, seconds: res.seconds, apiCalls: c["api:counted"] ?? 0, tokenCalls: c["POST /services/oauth2/token"] ?? 0, byEndpoint: Object.fromEntries(Object.entries(c).filter(([k]) => /^(GET|POST|PATCH|DELETE) /.test(k))) };
+    const run = {
+      records: res.records,
+      seconds: res.seconds,
+      apiCalls: c["api:counted"] ?? 0,
+      tokenCalls: c["POST /services/oauth2/token"] ?? 0,
+      byEndpoint: Object.fromEntries(Object.entries(c).filter(([k]) => /^(GET|POST|PATCH|DELETE) /.test(k))),
+    };
     sfRuns[name].push(run);
     log(`salesforce ${name} run ${r + 1}: ${res.records} records in ${res.seconds.toFixed(1)} s, ${run.apiCalls} API calls (+${run.tokenCalls} token)`);
   }
@@ -125,11 +158,17 @@ const sfLive = sfRuns.bulk[0]!.records;
 const sfMin = { rest: Math.ceil(sfLive / 2000), bulk: 2 + Math.ceil(sfLive / 10_000) };
 const sfSummary = (name: "bulk" | "rest") => {
   const runs = sfRuns[name];
-  const calls = median(runs.map((x) => x.apiCalls)), rate = median(runs.map((x) => x.records / x.seconds));
+  const calls = median(runs.map((x) => x.apiCalls)),
+    rate = median(runs.map((x) => x.records / x.seconds));
   const recordsPerCall = name === "rest" ? 2000 : 10_000;
   return {
-    records: runs[0]!.records, apiCalls: calls, callsPer10k: per10k(calls, runs[0]!.records), minimumCalls: sfMin[name], minimumPer10k: per10k(sfMin[name], runs[0]!.records),
-    callsVsMinimum: round(calls / sfMin[name], 2), recordsPerSec: Math.round(rate),
+    records: runs[0]!.records,
+    apiCalls: calls,
+    callsPer10k: per10k(calls, runs[0]!.records),
+    minimumCalls: sfMin[name],
+    minimumPer10k: per10k(sfMin[name], runs[0]!.records),
+    callsVsMinimum: round(calls / sfMin[name], 2),
+    recordsPerSec: Math.round(rate),
     dailyBudgetCeilingRecordsPerSec: round((SF_BUDGET * recordsPerCall) / 86_400, 0),
     byEndpoint: runs[0]!.byEndpoint,
   };
@@ -139,8 +178,14 @@ const salesforce = { records: sfLive, dailyBudget: SF_BUDGET, bulk: sfSummary("b
 // ---- HubSpot --------------------------------------------------------------------------------
 
 log(`generating a HubSpot portal with ${HS_N} deals`);
-interface HsRun { records: number; seconds: number; requests: number; byEndpoint: Record<string, number> }
-const hsFull: HsRun[] = [], hsIncr: HsRun[] = [];
+interface HsRun {
+  records: number;
+  seconds: number;
+  requests: number;
+  byEndpoint: Record<string, number>;
+}
+const hsFull: HsRun[] = [],
+  hsIncr: HsRun[] = [];
 for (let r = 0; r < RUNS; r++) {
   const data = generateHubSpotData({ deals: HS_N, companies: Math.ceil(HS_N / 20), contacts: Math.ceil(HS_N / 10), owners: 5, seed: 3 + r });
   data.portal = { ...(data.portal ?? {}), search: { ...(data.portal?.search ?? {}), indexDelayMs: 0 } };
@@ -181,7 +226,12 @@ for (let r = 0; r < RUNS; r++) {
     const before2 = hs.counters();
     const incr = await readAll(hsYaml, "deals", { full: false, state: full.state, pipeline });
     const c2 = diff(hs.counters(), before2);
-    hsIncr.push({ records: incr.records, seconds: incr.seconds, requests: sumWhere(c2, /^(GET|POST) \/(crm|crm-object-schemas|account-info)/), byEndpoint: c2 });
+    hsIncr.push({
+      records: incr.records,
+      seconds: incr.seconds,
+      requests: sumWhere(c2, /^(GET|POST) \/(crm|crm-object-schemas|account-info)/),
+      byEndpoint: c2,
+    });
     log(`hubspot incremental run ${r + 1}: ${incr.records} deals in ${incr.seconds.toFixed(1)} s, ${hsIncr.at(-1)!.requests} API requests`);
   } finally {
     await hs.close();
@@ -189,10 +239,19 @@ for (let r = 0; r < RUNS; r++) {
 }
 const hsSummary = (runs: HsRun[], min: number, ceiling: number) => {
   const n = runs[0]!.records;
-  const req = median(runs.map((x) => x.requests)), rate = median(runs.map((x) => x.records / x.seconds));
+  const req = median(runs.map((x) => x.requests)),
+    rate = median(runs.map((x) => x.records / x.seconds));
   return {
-    records: n, requests: req, requestsPer10k: per10k(req, n), minimumRequests: min, minimumPer10k: per10k(min, n), requestsVsMinimum: round(req / min, 2),
-    recordsPerSec: Math.round(rate), ceilingRecordsPerSec: ceiling, rateVsCeiling: round(rate / ceiling, 3), byEndpoint: runs[0]!.byEndpoint,
+    records: n,
+    requests: req,
+    requestsPer10k: per10k(req, n),
+    minimumRequests: min,
+    minimumPer10k: per10k(min, n),
+    requestsVsMinimum: round(req / min, 2),
+    recordsPerSec: Math.round(rate),
+    ceilingRecordsPerSec: ceiling,
+    rateVsCeiling: round(rate / ceiling, 3),
+    byEndpoint: runs[0]!.byEndpoint,
   };
 };
 const hubspot = {
@@ -206,10 +265,14 @@ rmSync(tokenDir, { recursive: true, force: true });
 writeResult("api-sources", { runs: RUNS, salesforce, hubspot });
 for (const k of ["bulk", "rest"] as const) {
   const s = salesforce[k];
-  console.log(`Salesforce ${k === "bulk" ? "Bulk API 2.0" : "REST"} full read of ${s.records} opportunities: ${s.callsPer10k} API calls per 10,000 records vs minimum ${s.minimumPer10k} (ratio ${s.callsVsMinimum}); ${s.recordsPerSec} records/s (no per-second limit; a ${SF_BUDGET}-call daily budget sustains ${s.dailyBudgetCeilingRecordsPerSec} records/s)`);
+  console.log(
+    `Salesforce ${k === "bulk" ? "Bulk API 2.0" : "REST"} full read of ${s.records} opportunities: ${s.callsPer10k} API calls per 10,000 records vs minimum ${s.minimumPer10k} (ratio ${s.callsVsMinimum}); ${s.recordsPerSec} records/s (no per-second limit; a ${SF_BUDGET}-call daily budget sustains ${s.dailyBudgetCeilingRecordsPerSec} records/s)`,
+  );
 }
 for (const k of ["full", "incremental"] as const) {
   const h = hubspot[k];
-  console.log(`HubSpot ${k} read of ${h.records} deals (+ companies, contacts associations, owners): ${h.requestsPer10k} requests per 10,000 records vs minimum ${h.minimumPer10k} (ratio ${h.requestsVsMinimum}); ${h.recordsPerSec} records/s vs rate-limit ceiling ${h.ceilingRecordsPerSec} records/s = ratio ${h.rateVsCeiling}`);
+  console.log(
+    `HubSpot ${k} read of ${h.records} deals (+ companies, contacts associations, owners): ${h.requestsPer10k} requests per 10,000 records vs minimum ${h.minimumPer10k} (ratio ${h.requestsVsMinimum}); ${h.recordsPerSec} records/s vs rate-limit ceiling ${h.ceilingRecordsPerSec} records/s = ratio ${h.rateVsCeiling}`,
+  );
 }
 process.exit(0);

@@ -18,7 +18,9 @@ import { stackDefaults } from "../stack/stack.ts";
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const DB = "qobra_bench";
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-export const log = (s: string): void => { process.stderr.write(`${s}\n`); };
+export const log = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const round = (x: number, digits = 0): number => Number(x.toFixed(digits));
 
@@ -29,9 +31,16 @@ export function dbUrl(database: string): string {
 }
 
 /** The benchmark table's fields: the same as bench/pg-source.ts. */
-const FIELDS_YAML = "{ amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, stage: picklist, won: bool, probability: percentage }";
+const FIELDS_YAML =
+  "{ amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, stage: picklist, won: bool, probability: percentage }";
 const SOURCE_TYPES: Record<string, string> = {
-  amount: "pg:numeric", currency: "pg:bpchar", closed_on: "pg:date", owner_email: "pg:text", stage: "pg:text", won: "pg:bool", probability: "pg:float8",
+  amount: "pg:numeric",
+  currency: "pg:bpchar",
+  closed_on: "pg:date",
+  owner_email: "pg:text",
+  stage: "pg:text",
+  won: "pg:bool",
+  probability: "pg:float8",
 };
 
 export function benchYaml(prefix: string, opts: { partitions?: number; sourceTable?: string; sinkSchema?: string; usersTable?: string } = {}): string {
@@ -69,13 +78,22 @@ export function writeConfig(prefix: string, yaml: string): { file: string; confi
 /** The raw envelope of benchmark row g, as the PostgreSQL connector publishes it. */
 export function rawRecord(g: number, runId: string): RawRecord {
   return {
-    connector: "bench", table: "deals", externalId: String(g), op: "UPSERT", runId, readAt: Date.now(),
+    connector: "bench",
+    table: "deals",
+    externalId: String(g),
+    op: "UPSERT",
+    runId,
+    readAt: Date.now(),
     sourceUpdatedAt: new Date(Date.UTC(2026, 0, 1) + g * 1000).toISOString().replace("T", " ").replace(".000Z", "+00"),
     name: `Deal ${g}`,
     fields: {
-      amount: (Math.round(g * 123457) / 10000).toFixed(4), currency: ["EUR", "USD", "GBP"][g % 3]!,
+      amount: (Math.round(g * 123457) / 10000).toFixed(4),
+      currency: ["EUR", "USD", "GBP"][g % 3]!,
       closed_on: new Date(Date.UTC(2026, 0, 1 + (g % 365))).toISOString().slice(0, 10),
-      owner_email: `rep${g % 50}@example.com`, stage: ["new", "won", "lost"][g % 3]!, won: g % 3 === 1, probability: String((g % 100) / 100),
+      owner_email: `rep${g % 50}@example.com`,
+      stage: ["new", "won", "lost"][g % 3]!,
+      won: g % 3 === 1,
+      probability: String((g % 100) / 100),
     },
     sourceTypes: SOURCE_TYPES,
   };
@@ -125,7 +143,8 @@ export async function deleteTopicsWithPrefix(port: KafkaPort, prefix: string): P
 /** Starts `qobra-sync run --roles <role>` as its own process (the launcher re-executes itself with the bounded heap). */
 export function startRole(role: string, configFile: string, env: Record<string, string> = {}, logFile?: string): ChildProcess {
   return spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role], {
-    cwd: ROOT, stdio: ["ignore", logFile ? "pipe" : "ignore", "inherit"],
+    cwd: ROOT,
+    stdio: ["ignore", logFile ? "pipe" : "ignore", "inherit"],
     env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error", ...env },
   });
 }
@@ -155,15 +174,23 @@ export function peakRssMb(launcherPid: number): number {
  * Waits until `progress()` reaches `total`, polling; returns the rate between the first observed
  * progress and the end, which leaves start-up (JVM, group join) out for every contender alike.
  */
-export async function timeProgress(progress: () => Promise<number>, total: number, opts: { timeoutMs?: number; pollMs?: number; what: string }): Promise<{ seconds: number; rate: number; firstAt: number; doneAt: number }> {
+export async function timeProgress(
+  progress: () => Promise<number>,
+  total: number,
+  opts: { timeoutMs?: number; pollMs?: number; what: string },
+): Promise<{ seconds: number; rate: number; firstAt: number; doneAt: number }> {
   const deadline = Date.now() + (opts.timeoutMs ?? 1_800_000);
   let first: { at: number; n: number } | undefined;
-  let last = -1, lastChange = Date.now();
+  let last = -1,
+    lastChange = Date.now();
   for (;;) {
     const n = await progress();
     const now = performance.now();
     if (n > 0 && !first) first = { at: now, n };
-    if (n !== last) { last = n; lastChange = Date.now(); }
+    if (n !== last) {
+      last = n;
+      lastChange = Date.now();
+    }
     if (n >= total) {
       const seconds = (now - first!.at) / 1000;
       const rate = seconds > 0 ? (total - first!.n) / seconds : Infinity;
@@ -177,5 +204,5 @@ export async function timeProgress(progress: () => Promise<number>, total: numbe
 
 export function writeResult(name: string, result: unknown): void {
   mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
-  writeFileSync(join(ROOT, "bench", "results", `${name}.json`), `${JSON.stringify({ at: new Date().toISOString(), ...result as object }, null, 2)}\n`);
+  writeFileSync(join(ROOT, "bench", "results", `${name}.json`), `${JSON.stringify({ at: new Date().toISOString(), ...(result as object) }, null, 2)}\n`);
 }

@@ -33,7 +33,10 @@ for (let r = 0; r < RUNS; r++) {
   await into.connect();
   const started = performance.now();
   try {
-    await streamPipeline(out.query(copyTo(`COPY (SELECT ${COLS} FROM public.${TABLE}) TO STDOUT`)), into.query(copyFrom(`COPY public.bench_copy_target (${COLS}) FROM STDIN`)));
+    await streamPipeline(
+      out.query(copyTo(`COPY (SELECT ${COLS} FROM public.${TABLE}) TO STDOUT`)),
+      into.query(copyFrom(`COPY public.bench_copy_target (${COLS}) FROM STDIN`)),
+    );
   } finally {
     await out.end();
     await into.end();
@@ -55,11 +58,17 @@ if (existsSync(pgFile) && statSync(pgFile).mtimeMs >= since) {
   if (r.rows === ROWS && r.endToEnd) e2e = r.endToEnd;
 }
 const result = {
-  rows: ROWS, runs: RUNS, copyRoundTripSeconds: round(copySeconds, 2), copyRoundTripRowsPerSec: Math.round(ROWS / copySeconds),
-  endToEndSeconds: e2e ? round(e2e.seconds, 1) : null, endToEndVsCopy: e2e ? round(copySeconds / e2e.seconds, 3) : null,
+  rows: ROWS,
+  runs: RUNS,
+  copyRoundTripSeconds: round(copySeconds, 2),
+  copyRoundTripRowsPerSec: Math.round(ROWS / copySeconds),
+  endToEndSeconds: e2e ? round(e2e.seconds, 1) : null,
+  endToEndVsCopy: e2e ? round(copySeconds / e2e.seconds, 3) : null,
 };
 writeResult("copy-e2e", result);
-console.log(e2e
-  ? `end to end full sync of ${ROWS} rows: ${result.endToEndSeconds} s vs COPY out then COPY in ${result.copyRoundTripSeconds} s = ratio ${result.endToEndVsCopy} (COPY seconds / sync seconds; median of ${RUNS})`
-  : `COPY out then COPY in of ${ROWS} rows: ${result.copyRoundTripSeconds} s (median of ${RUNS}); no end-to-end figure from bench/pg-source.ts in this run to compare with`);
+console.log(
+  e2e
+    ? `end to end full sync of ${ROWS} rows: ${result.endToEndSeconds} s vs COPY out then COPY in ${result.copyRoundTripSeconds} s = ratio ${result.endToEndVsCopy} (COPY seconds / sync seconds; median of ${RUNS})`
+    : `COPY out then COPY in of ${ROWS} rows: ${result.copyRoundTripSeconds} s (median of ${RUNS}); no end-to-end figure from bench/pg-source.ts in this run to compare with`,
+);
 process.exit(0);

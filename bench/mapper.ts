@@ -18,8 +18,21 @@ import { rawKey } from "../lib/protocol.ts";
 import { stackUp } from "../stack/stack.ts";
 import { ensureDatabase, withDb } from "../support/env.ts";
 import {
-  DB, ROOT, benchYaml, createTopic, deleteTopicsWithPrefix, log, median, peakRssMb, rawRecord, round, startRole, stopChild, timeProgress,
-  writeConfig, writeResult,
+  DB,
+  ROOT,
+  benchYaml,
+  createTopic,
+  deleteTopicsWithPrefix,
+  log,
+  median,
+  peakRssMb,
+  rawRecord,
+  round,
+  startRole,
+  stopChild,
+  timeProgress,
+  writeConfig,
+  writeResult,
 } from "./common.ts";
 
 const ROWS = Number(process.env.BENCH_MAPPER_ROWS ?? 200_000);
@@ -28,8 +41,10 @@ const PARTITIONS = process.env.BENCH_MAPPER_PARTITIONS ? Number(process.env.BENC
 
 await stackUp({ print: log });
 await ensureDatabase(DB);
-await withDb(DB, (c) => c.query(`CREATE TABLE IF NOT EXISTS public.bench_users (id text, email text);
-  INSERT INTO public.bench_users SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 39) g WHERE NOT EXISTS (SELECT 1 FROM public.bench_users)`));
+await withDb(DB, (c) =>
+  c.query(`CREATE TABLE IF NOT EXISTS public.bench_users (id text, email text);
+  INSERT INTO public.bench_users SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 39) g WHERE NOT EXISTS (SELECT 1 FROM public.bench_users)`),
+);
 
 async function sumOffsets(port: KafkaPort, group: string, topic: string): Promise<number> {
   const committed = await committedOffsets(await port.admin(), group, topic);
@@ -39,12 +54,25 @@ async function sumOffsets(port: KafkaPort, group: string, topic: string): Promis
 }
 
 function startPassthrough(file: string, group: string, out: string, mode: "bytes" | "reencode"): ChildProcess {
-  return spawn(process.execPath, ["--max-old-space-size=192", "--max-semi-space-size=16", "--disable-warning=TimeoutNegativeWarning", "bench/passthrough.ts", file, group, out, mode], {
-    cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error", KAFKAJS_NO_PARTITIONER_WARNING: "1" },
-  });
+  return spawn(
+    process.execPath,
+    ["--max-old-space-size=192", "--max-semi-space-size=16", "--disable-warning=TimeoutNegativeWarning", "bench/passthrough.ts", file, group, out, mode],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error", KAFKAJS_NO_PARTITIONER_WARNING: "1" },
+    },
+  );
 }
 
-interface RunResult { mapper: number; passthrough: number; reencode: number; mapperRssMb: number; passthroughRssMb: number; reencodeRssMb: number }
+interface RunResult {
+  mapper: number;
+  passthrough: number;
+  reencode: number;
+  mapperRssMb: number;
+  passthroughRssMb: number;
+  reencodeRssMb: number;
+}
 
 async function oneRun(tag: string, partitions: number | undefined, mapperFirst: boolean): Promise<RunResult> {
   const prefix = `bmap${Date.now().toString(36)}${tag}`;
@@ -90,23 +118,42 @@ async function oneRun(tag: string, partitions: number | undefined, mapperFirst: 
 
 const runs: RunResult[] = [];
 for (let r = 0; r < RUNS; r++) runs.push(await oneRun(`r${r}`, PARTITIONS, r % 2 === 0));
-const sweep: Array<{ partitions: number; mapper: number; passthrough: number; ratio: number }> = [];  // ratio vs the bytes pass-through
+const sweep: Array<{ partitions: number; mapper: number; passthrough: number; ratio: number }> = []; // ratio vs the bytes pass-through
 if (process.env.BENCH_SWEEP === "1") {
   for (const p of [1, 2, 3, 4]) {
     const r = await oneRun(`p${p}`, p, true);
     sweep.push({ partitions: p, mapper: Math.round(r.mapper), passthrough: Math.round(r.passthrough), ratio: round(r.mapper / r.passthrough, 3) });
   }
 }
-const m = median(runs.map((r) => r.mapper)), p = median(runs.map((r) => r.passthrough)), re = median(runs.map((r) => r.reencode));
+const m = median(runs.map((r) => r.mapper)),
+  p = median(runs.map((r) => r.passthrough)),
+  re = median(runs.map((r) => r.reencode));
 const result = {
-  rows: ROWS, runs: RUNS, partitions: PARTITIONS ?? 3,
-  mapperRecordsPerSec: Math.round(m), passthroughRecordsPerSec: Math.round(p), ratio: round(m / p, 3),
-  reencodeRecordsPerSec: Math.round(re), ratioVsReencode: round(m / re, 3),
-  perRun: runs.map((r) => ({ mapper: Math.round(r.mapper), passthrough: Math.round(r.passthrough), reencode: Math.round(r.reencode), ratio: round(r.mapper / r.passthrough, 3) })),
-  peakRssMb: { mapper: Math.max(...runs.map((r) => r.mapperRssMb)), passthrough: Math.max(...runs.map((r) => r.passthroughRssMb)), reencode: Math.max(...runs.map((r) => r.reencodeRssMb)) },
+  rows: ROWS,
+  runs: RUNS,
+  partitions: PARTITIONS ?? 3,
+  mapperRecordsPerSec: Math.round(m),
+  passthroughRecordsPerSec: Math.round(p),
+  ratio: round(m / p, 3),
+  reencodeRecordsPerSec: Math.round(re),
+  ratioVsReencode: round(m / re, 3),
+  perRun: runs.map((r) => ({
+    mapper: Math.round(r.mapper),
+    passthrough: Math.round(r.passthrough),
+    reencode: Math.round(r.reencode),
+    ratio: round(r.mapper / r.passthrough, 3),
+  })),
+  peakRssMb: {
+    mapper: Math.max(...runs.map((r) => r.mapperRssMb)),
+    passthrough: Math.max(...runs.map((r) => r.passthroughRssMb)),
+    reencode: Math.max(...runs.map((r) => r.reencodeRssMb)),
+  },
   partitionSweep: sweep,
 };
 writeResult("mapper", result);
-if (sweep.length > 0) console.log(`mapper partition sweep (records/s mapper/pass-through): ${sweep.map((s) => `${s.partitions}: ${s.mapper}/${s.passthrough}`).join(", ")}`);
-console.log(`mapper: ${result.mapperRecordsPerSec} records/s vs pass-through consumer (decode, re-produce the same bytes, same transactions) ${result.passthroughRecordsPerSec} records/s = ratio ${result.ratio}; vs decode + re-encode ${result.reencodeRecordsPerSec} records/s = ratio ${result.ratioVsReencode} (median of ${RUNS}, ${ROWS} records, ${result.partitions} partitions; peak RSS mapper ${result.peakRssMb.mapper} MB)`);
+if (sweep.length > 0)
+  console.log(`mapper partition sweep (records/s mapper/pass-through): ${sweep.map((s) => `${s.partitions}: ${s.mapper}/${s.passthrough}`).join(", ")}`);
+console.log(
+  `mapper: ${result.mapperRecordsPerSec} records/s vs pass-through consumer (decode, re-produce the same bytes, same transactions) ${result.passthroughRecordsPerSec} records/s = ratio ${result.ratio}; vs decode + re-encode ${result.reencodeRecordsPerSec} records/s = ratio ${result.ratioVsReencode} (median of ${RUNS}, ${ROWS} records, ${result.partitions} partitions; peak RSS mapper ${result.peakRssMb.mapper} MB)`,
+);
 process.exit(0);

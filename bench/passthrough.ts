@@ -19,7 +19,10 @@ const { config } = loadConfig(file);
 const rt = await openRuntime(config, "passthrough");
 const rawTopics = config.connectors.map((c) => rt.port.topics.raw(c.id));
 const producer = rt.port.kafka.producer({
-  createPartitioner: Partitioners.DefaultPartitioner, transactionalId: `${config.topicPrefix}-passthrough-${randomUUID()}`, idempotent: true, maxInFlightRequests: 1,
+  createPartitioner: Partitioners.DefaultPartitioner,
+  transactionalId: `${config.topicPrefix}-passthrough-${randomUUID()}`,
+  idempotent: true,
+  maxInFlightRequests: 1,
 });
 await producer.connect();
 const consumer = rt.port.kafka.consumer({ groupId, readUncommitted: false });
@@ -29,7 +32,9 @@ await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
 let tail: Promise<void> = Promise.resolve();
 const lock = (): Promise<() => void> => {
   let release!: () => void;
-  const next = new Promise<void>((r) => { release = r; });
+  const next = new Promise<void>((r) => {
+    release = r;
+  });
   const ready = tail.then(() => release);
   tail = tail.then(() => next);
   return ready;
@@ -48,10 +53,16 @@ await consumer.run({
       out.push({ key: m.key, value: mode === "reencode" ? await rt.codec.encode(outTopic, "rawRecord", value) : m.value });
     }
     const release = await lock();
-    const txn = await producer.transaction().catch((e: unknown) => { release(); throw e; });
+    const txn = await producer.transaction().catch((e: unknown) => {
+      release();
+      throw e;
+    });
     try {
       await txn.send({ topic: outTopic, acks: -1, messages: out });
-      await txn.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }] });
+      await txn.sendOffsets({
+        consumerGroupId: groupId,
+        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],
+      });
       await txn.commit();
     } catch (e) {
       await txn.abort().catch(() => {});

@@ -66,7 +66,15 @@ async function copyOut(sql: string): Promise<{ seconds: number; bytes: number }>
   try {
     let bytes = 0;
     const started = performance.now();
-    await streamPipeline(client.query(copyTo(`COPY (${sql}) TO STDOUT`)), new Writable({ write(chunk: Buffer, _e, cb) { bytes += chunk.length; cb(); } }));
+    await streamPipeline(
+      client.query(copyTo(`COPY (${sql}) TO STDOUT`)),
+      new Writable({
+        write(chunk: Buffer, _e, cb) {
+          bytes += chunk.length;
+          cb();
+        },
+      }),
+    );
     return { seconds: (performance.now() - started) / 1000, bytes };
   } finally {
     await client.end();
@@ -76,7 +84,8 @@ async function copyOut(sql: string): Promise<{ seconds: number; bytes: number }>
 async function connectorRead(): Promise<{ seconds: number; rows: number; peakRssMb: number }> {
   const config = parseConfig(yaml("benchread"), "bench", {});
   const conn = createConnector(config.connectors[0]!);
-  let rows = 0, peak = 0;
+  let rows = 0,
+    peak = 0;
   const started = performance.now();
   try {
     for await (const page of conn.read("deals", { full: true, signal: new AbortController().signal, state: null, runStartedAt: Date.now() })) {
@@ -90,8 +99,10 @@ async function connectorRead(): Promise<{ seconds: number; rows: number; peakRss
 }
 
 function startRole(role: string, configFile: string): ChildProcess {
-  return spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role],
-    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error" } });
+  return spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role], {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error" },
+  });
 }
 /** Peak RSS (VmHWM) of a role: the launcher re-executes itself with a bounded heap, so follow it to its child. */
 function peakRssMb(pid: number): number {
@@ -129,7 +140,8 @@ async function endToEnd(): Promise<{ seconds: number; rss: Record<string, number
 await stackUp({ print: log });
 await seed();
 const select = `SELECT id::text, title::text, updated_at::text, amount::text, currency::text, closed_on::text, owner_email::text, stage::text, won::text, probability::text FROM public.${TABLE}`;
-const copies: number[] = [], reads: number[] = [];
+const copies: number[] = [],
+  reads: number[] = [];
 let readPeak = 0;
 for (let i = 0; i < RUNS; i++) {
   const c = await copyOut(select);
@@ -142,14 +154,22 @@ for (let i = 0; i < RUNS; i++) {
 }
 const e2e = process.env.BENCH_E2E === "0" ? null : await endToEnd();
 const result = {
-  rows: ROWS, runs: RUNS,
-  copyOutRowsPerSec: Math.round(median(copies)), connectorRowsPerSec: Math.round(median(reads)),
-  connectorVsCopy: Number((median(reads) / median(copies)).toFixed(3)), connectorReadPeakRssMb: readPeak,
+  rows: ROWS,
+  runs: RUNS,
+  copyOutRowsPerSec: Math.round(median(copies)),
+  connectorRowsPerSec: Math.round(median(reads)),
+  connectorVsCopy: Number((median(reads) / median(copies)).toFixed(3)),
+  connectorReadPeakRssMb: readPeak,
   endToEnd: e2e,
 };
 mkdirSync("bench/results", { recursive: true });
 writeFileSync("bench/results/pg-source.json", JSON.stringify(result, null, 2));
-console.log(`PostgreSQL source read: ${result.connectorRowsPerSec} rows/s vs COPY TO STDOUT ${result.copyOutRowsPerSec} rows/s = ratio ${result.connectorVsCopy} (median of ${RUNS}, ${ROWS} rows)`);
+console.log(
+  `PostgreSQL source read: ${result.connectorRowsPerSec} rows/s vs COPY TO STDOUT ${result.copyOutRowsPerSec} rows/s = ratio ${result.connectorVsCopy} (median of ${RUNS}, ${ROWS} rows)`,
+);
 console.log(`connector read peak RSS (whole bench process): ${readPeak} MB`);
-if (e2e) console.log(`end to end full sync of ${ROWS} rows: ${e2e.seconds.toFixed(1)} s (${Math.round(ROWS / e2e.seconds)} rows/s), sink rows ${e2e.sinkRows}; peak RSS producer ${e2e.rss.producer} MB, mapper ${e2e.rss.mapper} MB, sink ${e2e.rss.sink} MB`);
+if (e2e)
+  console.log(
+    `end to end full sync of ${ROWS} rows: ${e2e.seconds.toFixed(1)} s (${Math.round(ROWS / e2e.seconds)} rows/s), sink rows ${e2e.sinkRows}; peak RSS producer ${e2e.rss.producer} MB, mapper ${e2e.rss.mapper} MB, sink ${e2e.rss.sink} MB`,
+  );
 process.exit(0);

@@ -2,7 +2,9 @@
 // qobra-sync's launcher. The sources are TypeScript, run by Node's own type stripping (Node >= 22.18).
 const [major, minor] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 18)) {
-  console.error(`qobra-sync needs Node.js 22.18 or newer (this is ${process.versions.node}); run \`source scripts/node24.sh\` first, which installs Node 24 from the npm registry if needed.`);
+  console.error(
+    `qobra-sync needs Node.js 22.18 or newer (this is ${process.versions.node}); run \`source scripts/node24.sh\` first, which installs Node 24 from the npm registry if needed.`,
+  );
   process.exit(2);
 }
 // `run` keeps the pipeline's memory flat: V8 grows its heap lazily far past what the roles hold, so
@@ -12,7 +14,9 @@ const heapMb = Number(process.env.QOBRA_SYNC_HEAP_MB ?? 192);
 const hasHeapFlag = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((a) => a.includes("max-old-space-size"));
 if (process.argv.includes("run") && heapMb > 0 && !hasHeapFlag) {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, "--max-semi-space-size=16", ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit" });
+  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, "--max-semi-space-size=16", ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+  });
   for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
   child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
@@ -20,9 +24,11 @@ if (process.argv.includes("run") && heapMb > 0 && !hasHeapFlag) {
 }
 
 async function start() {
-// kafkajs 2.2.4 schedules a negative timeout on Node >= 24 (harmless, known upstream); keep other warnings.
-process.removeAllListeners("warning");
-process.on("warning", (w) => { if (w.name !== "TimeoutNegativeWarning") console.warn(`${w.name}: ${w.message}`); });
-process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
-await import("../cli/main.ts");
+  // kafkajs 2.2.4 schedules a negative timeout on Node >= 24 (harmless, known upstream); keep other warnings.
+  process.removeAllListeners("warning");
+  process.on("warning", (w) => {
+    if (w.name !== "TimeoutNegativeWarning") console.warn(`${w.name}: ${w.message}`);
+  });
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
+  await import("../cli/main.ts");
 }

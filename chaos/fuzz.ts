@@ -26,55 +26,117 @@ const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31
 const say = (line: string) => process.stderr.write(`[chaos fuzz] ${line}\n`);
 
 interface Row {
-  title: string; amount: string | null; currency: string | null; closed_on: string | null; seen_at: string | null;
-  owner_email: string | null; tags: string | null; ratio: string | null; won: boolean | null; qty: number | null; big: string | null;
+  title: string;
+  amount: string | null;
+  currency: string | null;
+  closed_on: string | null;
+  seen_at: string | null;
+  owner_email: string | null;
+  tags: string | null;
+  ratio: string | null;
+  won: boolean | null;
+  qty: number | null;
+  big: string | null;
 }
 
 const noNul = (s: string) => s.replaceAll("\0", "");
-const text = fc.oneof(
-  fc.string({ unit: "grapheme", maxLength: 40 }), fc.string({ unit: "binary", maxLength: 40 }),
-  fc.constantFrom("", " ", "\\", "'; DROP TABLE x; --", "\"quoted\"", "tab\there", "line\nbreak", "a;b;;c; ", "😀👩🏽‍💻", "\u202Eevil", "ｆｕｌｌ", "e\u0301"),
-).map(noNul);
-const decimal = fc.tuple(fc.boolean(), fc.stringMatching(/^[0-9]{1,40}$/), fc.stringMatching(/^[0-9]{0,20}$/))
+const text = fc
+  .oneof(
+    fc.string({ unit: "grapheme", maxLength: 40 }),
+    fc.string({ unit: "binary", maxLength: 40 }),
+    fc.constantFrom("", " ", "\\", "'; DROP TABLE x; --", '"quoted"', "tab\there", "line\nbreak", "a;b;;c; ", "😀👩🏽‍💻", "\u202Eevil", "ｆｕｌｌ", "e\u0301"),
+  )
+  .map(noNul);
+const decimal = fc
+  .tuple(fc.boolean(), fc.stringMatching(/^[0-9]{1,40}$/), fc.stringMatching(/^[0-9]{0,20}$/))
   .map(([neg, i, f]) => `${neg ? "-" : ""}${i}${f ? `.${f}` : ""}`);
 const BAD_AMOUNTS = ["NaN", "Infinity", "-Infinity"];
-const amount = fc.oneof({ weight: 8, arbitrary: decimal }, { weight: 1, arbitrary: fc.constantFrom(...BAD_AMOUNTS) }, { weight: 1, arbitrary: fc.constant(null) });
+const amount = fc.oneof(
+  { weight: 8, arbitrary: decimal },
+  { weight: 1, arbitrary: fc.constantFrom(...BAD_AMOUNTS) },
+  { weight: 1, arbitrary: fc.constant(null) },
+);
 const GOOD_CURRENCIES = ["EUR", "usd", " GBP ", "jpy", "CHF"];
 const BAD_CURRENCIES = ["EURO", "E1R", "€", "US D", "XX", "ÉUR", "eur;usd"];
-const currency = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...GOOD_CURRENCIES) }, { weight: 2, arbitrary: fc.constantFrom(...BAD_CURRENCIES) },
-  { weight: 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constant("") });
-const day = fc.date({ min: new Date("1900-01-01T00:00:00Z"), max: new Date("2100-12-31T00:00:00Z"), noInvalidDate: true }).map((d) => d.toISOString().slice(0, 10));
+const currency = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom(...GOOD_CURRENCIES) },
+  { weight: 2, arbitrary: fc.constantFrom(...BAD_CURRENCIES) },
+  { weight: 1, arbitrary: fc.constant(null) },
+  { weight: 1, arbitrary: fc.constant("") },
+);
+const day = fc
+  .date({ min: new Date("1900-01-01T00:00:00Z"), max: new Date("2100-12-31T00:00:00Z"), noInvalidDate: true })
+  .map((d) => d.toISOString().slice(0, 10));
 const BAD_DATES = ["infinity", "-infinity", "0044-03-15 BC", "12000-01-01"];
-const closedOn = fc.oneof({ weight: 8, arbitrary: day }, { weight: 2, arbitrary: fc.constantFrom(...BAD_DATES, "0001-01-01", "9999-12-31") }, { weight: 1, arbitrary: fc.constant(null) });
+const closedOn = fc.oneof(
+  { weight: 8, arbitrary: day },
+  { weight: 2, arbitrary: fc.constantFrom(...BAD_DATES, "0001-01-01", "9999-12-31") },
+  { weight: 1, arbitrary: fc.constant(null) },
+);
 const instant = fc.date({ min: new Date("1990-01-01T00:00:00Z"), max: new Date("2040-01-01T00:00:00Z"), noInvalidDate: true }).map((d) => d.toISOString());
 const BAD_INSTANTS = ["infinity", "-infinity", "1500-01-01 00:00:00+00", "2300-01-01 00:00:00+00", "0044-03-15 12:00:00+00 BC"];
-const seenAt = fc.oneof({ weight: 8, arbitrary: instant }, { weight: 1, arbitrary: fc.constantFrom(...BAD_INSTANTS) }, { weight: 1, arbitrary: fc.constant(null) });
+const seenAt = fc.oneof(
+  { weight: 8, arbitrary: instant },
+  { weight: 1, arbitrary: fc.constantFrom(...BAD_INSTANTS) },
+  { weight: 1, arbitrary: fc.constant(null) },
+);
 const BAD_DOUBLES = ["NaN", "Infinity", "-Infinity"];
-const ratio = fc.oneof({ weight: 6, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }).map(String) },
-  { weight: 2, arbitrary: fc.constantFrom("-0", "1e308", "5e-324", "1.7976931348623157e308") }, { weight: 1, arbitrary: fc.constantFrom(...BAD_DOUBLES) }, { weight: 1, arbitrary: fc.constant(null) });
-const big = fc.oneof(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String), fc.constantFrom("9223372036854775807", "-9223372036854775808", "9007199254740993"), fc.constant(null));
+const ratio = fc.oneof(
+  { weight: 6, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }).map(String) },
+  { weight: 2, arbitrary: fc.constantFrom("-0", "1e308", "5e-324", "1.7976931348623157e308") },
+  { weight: 1, arbitrary: fc.constantFrom(...BAD_DOUBLES) },
+  { weight: 1, arbitrary: fc.constant(null) },
+);
+const big = fc.oneof(
+  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String),
+  fc.constantFrom("9223372036854775807", "-9223372036854775808", "9007199254740993"),
+  fc.constant(null),
+);
 
 const row: fc.Arbitrary<Row> = fc.record({
-  title: text, amount, currency, closed_on: closedOn, seen_at: seenAt, owner_email: fc.oneof(fc.emailAddress(), text, fc.constant(null)),
-  tags: fc.oneof(text, fc.constant(null)), ratio, won: fc.oneof(fc.boolean(), fc.constant(null)), qty: fc.oneof(fc.integer(), fc.constant(null)), big,
+  title: text,
+  amount,
+  currency,
+  closed_on: closedOn,
+  seen_at: seenAt,
+  owner_email: fc.oneof(fc.emailAddress(), text, fc.constant(null)),
+  tags: fc.oneof(text, fc.constant(null)),
+  ratio,
+  won: fc.oneof(fc.boolean(), fc.constant(null)),
+  qty: fc.oneof(fc.integer(), fc.constant(null)),
+  big,
 });
 
 /** The fields a record must be dead-lettered for, by the documented rules. */
 function expectedIssues(r: Row): string[] {
   const out: string[] = [];
   if (r.amount !== null && BAD_AMOUNTS.includes(r.amount)) out.push("amount:not_finite");
-  if (r.amount !== null && !BAD_AMOUNTS.includes(r.amount) && r.currency !== null && r.currency !== "" && BAD_CURRENCIES.includes(r.currency)) out.push("amount:invalid_currency");
+  if (r.amount !== null && !BAD_AMOUNTS.includes(r.amount) && r.currency !== null && r.currency !== "" && BAD_CURRENCIES.includes(r.currency))
+    out.push("amount:invalid_currency");
   if (r.closed_on !== null && BAD_DATES.includes(r.closed_on)) out.push("closed_on:out_of_range");
   if (r.seen_at !== null && BAD_INSTANTS.includes(r.seen_at)) out.push("_source_updated_at:out_of_range");
   if (r.ratio !== null && BAD_DOUBLES.includes(r.ratio)) out.push("ratio:not_finite");
   return out.sort();
 }
 
-export interface FuzzReport { seed: number; rows: number; expectedDead: number; dead: number; landed: number; both: string[]; neither: string[]; wrongIssues: string[]; wrongValues: string[]; lag: number; ok: boolean }
+export interface FuzzReport {
+  seed: number;
+  rows: number;
+  expectedDead: number;
+  dead: number;
+  landed: number;
+  both: string[];
+  neither: string[];
+  wrongIssues: string[];
+  wrongValues: string[];
+  lag: number;
+  ok: boolean;
+}
 
 export async function runFuzz(): Promise<FuzzReport> {
   const id = `fuzz${Date.now().toString(36)}`;
-  const table = `fuzz_${id}`, schema = `sink_${id}`;
+  const table = `fuzz_${id}`,
+    schema = `sink_${id}`;
   const rows = fc.sample(row, { numRuns: ROWS, seed: SEED });
   say(`seed ${SEED}: ${ROWS} generated rows into qobra_it_source.public.${table}`);
   await ensureDatabase("qobra_it_source");
@@ -83,13 +145,29 @@ export async function runFuzz(): Promise<FuzzReport> {
     await c.query(`CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text, amount numeric, currency text, closed_on date, seen_at timestamptz,
       owner_email text, tags text, ratio double precision, won boolean, qty integer, big bigint)`);
     const col = <K extends keyof Row>(k: K) => rows.map((r) => (r[k] === null ? null : String(r[k])));
-    await c.query(`INSERT INTO public.${table} SELECT u.id, u.title, u.amount::numeric, u.currency, u.closed_on::date, u.seen_at::timestamptz, u.owner_email, u.tags,
+    await c.query(
+      `INSERT INTO public.${table} SELECT u.id, u.title, u.amount::numeric, u.currency, u.closed_on::date, u.seen_at::timestamptz, u.owner_email, u.tags,
         u.ratio::double precision, u.won::boolean, u.qty::integer, u.big::bigint
       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
         AS u(id, title, amount, currency, closed_on, seen_at, owner_email, tags, ratio, won, qty, big)`,
-    [rows.map((_, i) => i + 1), col("title"), col("amount"), col("currency"), col("closed_on"), col("seen_at"), col("owner_email"), col("tags"), col("ratio"), col("won"), col("qty"), col("big")]);
+      [
+        rows.map((_, i) => i + 1),
+        col("title"),
+        col("amount"),
+        col("currency"),
+        col("closed_on"),
+        col("seen_at"),
+        col("owner_email"),
+        col("tags"),
+        col("ratio"),
+        col("won"),
+        col("qty"),
+        col("big"),
+      ],
+    );
   });
-  const config = parseConfig(`
+  const config = parseConfig(
+    `
 kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
 topicPrefix: ${id}
@@ -105,7 +183,10 @@ connectors:
         nameColumn: title
         updatedAtColumn: seen_at
         fields: { amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, tags: multipicklist, ratio: number, won: bool, qty: number, big: number }
-`, "fuzz", {});
+`,
+    "fuzz",
+    {},
+  );
   const rt = await openRuntime(config, "chaos-fuzz");
   const pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
   try {
@@ -117,52 +198,105 @@ connectors:
         for (const m of messages) {
           if (!m.value) continue;
           const l = await rt.codec.decode<DeadLetter>(m.value);
-          const k = l.key ? parseRawKey(l.key)?.externalId ?? l.key.toString() : "?";
+          const k = l.key ? (parseRawKey(l.key)?.externalId ?? l.key.toString()) : "?";
           letters.set(k, l);
         }
       });
     }
-    const sink = await withDb("qobra_it_sink", async (c) => (await c.query<Record<string, unknown>>(
-      `SELECT _external_id AS id, _name, amount::text AS amount, amount_currency, closed_on::text AS closed_on, tags, won, qty::text AS qty, big::text AS big
-         FROM "${schema}"."crm__deals"`)).rows).catch(() => [] as Record<string, unknown>[]);
+    const sink = await withDb(
+      "qobra_it_sink",
+      async (c) =>
+        (
+          await c.query<Record<string, unknown>>(
+            `SELECT _external_id AS id, _name, amount::text AS amount, amount_currency, closed_on::text AS closed_on, tags, won, qty::text AS qty, big::text AS big
+         FROM "${schema}"."crm__deals"`,
+          )
+        ).rows,
+    ).catch(() => [] as Record<string, unknown>[]);
     const landed = new Map(sink.map((r) => [String(r.id), r]));
-    const report: FuzzReport = { seed: SEED, rows: ROWS, expectedDead: 0, dead: letters.size, landed: landed.size, both: [], neither: [], wrongIssues: [], wrongValues: [], lag: 0, ok: false };
+    const report: FuzzReport = {
+      seed: SEED,
+      rows: ROWS,
+      expectedDead: 0,
+      dead: letters.size,
+      landed: landed.size,
+      both: [],
+      neither: [],
+      wrongIssues: [],
+      wrongValues: [],
+      lag: 0,
+      ok: false,
+    };
     rows.forEach((r, i) => {
       const id = String(i + 1);
       const expected = expectedIssues(r);
       if (expected.length > 0) report.expectedDead++;
-      const l = letters.get(id), s = landed.get(id);
+      const l = letters.get(id),
+        s = landed.get(id);
       if (l && s) report.both.push(id);
       if (!l && !s) report.neither.push(id);
       if (l) {
         const got = l.issues.map((x) => `${x.path}:${x.code}`).sort();
-        if (JSON.stringify(got) !== JSON.stringify(expected) || l.issues.some((x) => !x.message)) report.wrongIssues.push(`${id}: expected ${expected.join(",") || "none"}, got ${got.join(",")} (${l.errorMessage})`);
+        if (JSON.stringify(got) !== JSON.stringify(expected) || l.issues.some((x) => !x.message))
+          report.wrongIssues.push(`${id}: expected ${expected.join(",") || "none"}, got ${got.join(",")} (${l.errorMessage})`);
       } else if (expected.length > 0) report.wrongIssues.push(`${id}: expected ${expected.join(",")}, landed in the sink`);
       if (s) {
         const want = {
-          _name: r.title, amount: r.amount === null ? null : normDecimal(r.amount),
+          _name: r.title,
+          amount: r.amount === null ? null : normDecimal(r.amount),
           amount_currency: r.amount === null ? null : r.currency === null || r.currency === "" ? "EUR" : r.currency.trim().toUpperCase(),
-          closed_on: r.closed_on, tags: r.tags === null ? null : r.tags.split(";").map((t) => t.trim()).filter((t) => t !== ""),
-          won: r.won, qty: r.qty === null ? null : String(r.qty), big: r.big,
+          closed_on: r.closed_on,
+          tags:
+            r.tags === null
+              ? null
+              : r.tags
+                  .split(";")
+                  .map((t) => t.trim())
+                  .filter((t) => t !== ""),
+          won: r.won,
+          qty: r.qty === null ? null : String(r.qty),
+          big: r.big,
         };
-        const got = { _name: s._name, amount: s.amount === null ? null : normDecimal(String(s.amount)), amount_currency: s.amount_currency, closed_on: s.closed_on, tags: s.tags, won: s.won, qty: s.qty, big: s.big };
+        const got = {
+          _name: s._name,
+          amount: s.amount === null ? null : normDecimal(String(s.amount)),
+          amount_currency: s.amount_currency,
+          closed_on: s.closed_on,
+          tags: s.tags,
+          won: s.won,
+          qty: s.qty,
+          big: s.big,
+        };
         if (JSON.stringify(got) !== JSON.stringify(want)) report.wrongValues.push(`${id}: want ${JSON.stringify(want)} got ${JSON.stringify(got)}`);
       }
     });
     const admin = await rt.port.admin();
-    for (const [group, topic] of [[groups(id).mapper, rt.port.topics.raw("crm")], [groups(id).sink, rt.port.topics.mapped("crm", "deals")]] as const) {
-      const end = await endOffsets(admin, topic), done = await committedOffsets(admin, group, topic);
+    for (const [group, topic] of [
+      [groups(id).mapper, rt.port.topics.raw("crm")],
+      [groups(id).sink, rt.port.topics.mapped("crm", "deals")],
+    ] as const) {
+      const end = await endOffsets(admin, topic),
+        done = await committedOffsets(admin, group, topic);
       for (const [p, e] of end) report.lag += Math.max(0, e - Math.max(done.get(p) ?? 0, 0));
     }
-    report.ok = report.both.length === 0 && report.neither.length === 0 && report.wrongIssues.length === 0 && report.wrongValues.length === 0 && report.lag === 0;
-    say(`${ROWS} rows: ${report.landed} in the sink, ${report.dead} dead-lettered (${report.expectedDead} expected by the rules); both ${report.both.length}, neither ${report.neither.length}, `
-      + `wrong issues ${report.wrongIssues.length}, wrong values ${report.wrongValues.length}, lag ${report.lag} => ${report.ok ? "OK" : "FAILED"}`);
+    report.ok =
+      report.both.length === 0 && report.neither.length === 0 && report.wrongIssues.length === 0 && report.wrongValues.length === 0 && report.lag === 0;
+    say(
+      `${ROWS} rows: ${report.landed} in the sink, ${report.dead} dead-lettered (${report.expectedDead} expected by the rules); both ${report.both.length}, neither ${report.neither.length}, ` +
+        `wrong issues ${report.wrongIssues.length}, wrong values ${report.wrongValues.length}, lag ${report.lag} => ${report.ok ? "OK" : "FAILED"}`,
+    );
     for (const x of [...report.wrongIssues, ...report.wrongValues].slice(0, 8)) say(`  ${x.slice(0, 400)}`);
     if (report.ok) {
       await withDb("qobra_it_source", (c) => c.query(`DROP TABLE public.${table}`));
       await withDb("qobra_it_sink", (c) => c.query(`DROP SCHEMA "${schema}" CASCADE`));
     }
-    return { ...report, both: report.both.slice(0, 20), neither: report.neither.slice(0, 20), wrongIssues: report.wrongIssues.slice(0, 20), wrongValues: report.wrongValues.slice(0, 20) };
+    return {
+      ...report,
+      both: report.both.slice(0, 20),
+      neither: report.neither.slice(0, 20),
+      wrongIssues: report.wrongIssues.slice(0, 20),
+      wrongValues: report.wrongValues.slice(0, 20),
+    };
   } finally {
     await pipeline.stop();
     await rt.close();

@@ -26,17 +26,43 @@ import type { SyncEvent } from "../schemas/index.ts";
 import { stackUp } from "../stack/stack.ts";
 import { stackDir } from "../lib/paths.ts";
 import {
-  dropScenario, faultLoop, mutateSource, progressCounters, rng, scenario, seedSource, sleep, startRoles, summarize, verdict,
-  type Fault, type RoleName, type RoleProcess, type Scenario, type Verdict,
+  dropScenario,
+  faultLoop,
+  mutateSource,
+  progressCounters,
+  rng,
+  scenario,
+  seedSource,
+  sleep,
+  startRoles,
+  summarize,
+  verdict,
+  type Fault,
+  type RoleName,
+  type RoleProcess,
+  type Scenario,
+  type Verdict,
 } from "../support/reliability.ts";
 
 const ROWS = Number(process.env.CHAOS_ROWS ?? 300_000);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const PHASES = (process.env.CHAOS_PHASES ?? "roles,broker,postgres,registry").split(",").map((p) => p.trim()).filter(Boolean);
+const PHASES = (process.env.CHAOS_PHASES ?? "roles,broker,postgres,registry")
+  .split(",")
+  .map((p) => p.trim())
+  .filter(Boolean);
 const random = rng(SEED);
 const say = (line: string) => process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
-export interface PhaseReport { phase: string; faults: Fault[]; attempts: number; seconds: number; verdict: Verdict; ok: boolean; notes: string[]; crashes: Array<{ role: string; at: string; code: number | null; signal: string | null; logTail: string }> }
+export interface PhaseReport {
+  phase: string;
+  faults: Fault[];
+  attempts: number;
+  seconds: number;
+  verdict: Verdict;
+  ok: boolean;
+  notes: string[];
+  crashes: Array<{ role: string; at: string; code: number | null; signal: string | null; logTail: string }>;
+}
 
 function readPid(name: "kafka" | "registry"): number {
   return Number(readFileSync(join(stackDir, `${name}.pid`), "utf8").trim());
@@ -45,7 +71,11 @@ function readPid(name: "kafka" | "registry"): number {
 async function waitGone(pid: number, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
-    try { process.kill(pid, 0); } catch { return; }
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
     if (Date.now() > deadline) throw new Error(`pid ${pid} still alive`);
     await sleep(100);
   }
@@ -91,7 +121,10 @@ async function waitNoLag(rt: Runtime, s: Scenario, ms = 300_000): Promise<void> 
     try {
       const v = await verdict(s, rt.port);
       if (v.mapperLag === 0 && v.sinkLag === 0) return;
-      if (Date.now() > deadline) { say(`lag still mapper ${v.mapperLag}, sink ${v.sinkLag} after ${ms / 1000} s`); return; }
+      if (Date.now() > deadline) {
+        say(`lag still mapper ${v.mapperLag}, sink ${v.sinkLag} after ${ms / 1000} s`);
+        return;
+      }
     } catch (e) {
       if (Date.now() > deadline) throw e;
     }
@@ -99,14 +132,23 @@ async function waitNoLag(rt: Runtime, s: Scenario, ms = 300_000): Promise<void> 
   }
 }
 
-async function phase(name: string, rt: Runtime, s: Scenario, procs: Record<RoleName, RoleProcess>, round: number, inject: (runDone: Promise<void>) => Promise<Fault[]>): Promise<PhaseReport> {
+async function phase(
+  name: string,
+  rt: Runtime,
+  s: Scenario,
+  procs: Record<RoleName, RoleProcess>,
+  round: number,
+  inject: (runDone: Promise<void>) => Promise<Fault[]>,
+): Promise<PhaseReport> {
   const changed = await mutateSource(s, { every: 7, deletes: 40, round });
   say(`phase ${name}: ${changed.updated} rows updated, ${changed.deleted.length} deleted; starting a full run`);
   const started = Date.now();
   const notes: string[] = [];
   const crashesBefore = Object.fromEntries(Object.values(procs).map((p) => [p.role, p.crashes.length]));
   let markDone!: () => void;
-  const runDone = new Promise<void>((r) => { markDone = r; });
+  const runDone = new Promise<void>((r) => {
+    markDone = r;
+  });
   const faultsP = inject(runDone);
   const { attempts } = await syncUntilComplete(rt, s, notes).finally(() => markDone());
   const faults = await faultsP;
@@ -114,13 +156,36 @@ async function phase(name: string, rt: Runtime, s: Scenario, procs: Record<RoleN
   for (const p of Object.values(procs)) p.start();
   await waitNoLag(rt, s);
   const v = await verdict(s, rt.port, changed.deleted);
-  const ok = v.lost.length === 0 && v.duplicated.length === 0 && v.stale.length === 0 && v.notDeleted.length === 0 && v.mapperLag === 0 && v.sinkLag === 0
-    && v.storedOffsetGap <= 1 && v.dlqMapper === 0 && v.dlqSink === 0 && v.softDeleted === changed.deleted.length;
+  const ok =
+    v.lost.length === 0 &&
+    v.duplicated.length === 0 &&
+    v.stale.length === 0 &&
+    v.notDeleted.length === 0 &&
+    v.mapperLag === 0 &&
+    v.sinkLag === 0 &&
+    v.storedOffsetGap <= 1 &&
+    v.dlqMapper === 0 &&
+    v.dlqSink === 0 &&
+    v.softDeleted === changed.deleted.length;
   const seconds = (Date.now() - started) / 1000;
   const crashes = Object.values(procs).flatMap((p) => p.crashes.slice(crashesBefore[p.role]).map((c) => ({ role: p.role, ...c })));
-  for (const c of crashes) say(`UNPLANNED EXIT of ${c.role} at ${c.at} (code ${c.code}, signal ${c.signal}); restarted by the harness. Log tail:\n${c.logTail.split("\n").slice(-6).join("\n")}`);
-  say(`phase ${name} (${seconds.toFixed(0)} s, ${attempts} run request(s)): ${summarize(v, faults.length)}; unplanned exits ${crashes.length} => ${ok && crashes.length === 0 ? "OK" : "FAILED"}`);
-  return { phase: name, faults, attempts, seconds, verdict: { ...v, lost: v.lost.slice(0, 20), stale: v.stale.slice(0, 20) }, ok: ok && crashes.length === 0, notes, crashes };
+  for (const c of crashes)
+    say(
+      `UNPLANNED EXIT of ${c.role} at ${c.at} (code ${c.code}, signal ${c.signal}); restarted by the harness. Log tail:\n${c.logTail.split("\n").slice(-6).join("\n")}`,
+    );
+  say(
+    `phase ${name} (${seconds.toFixed(0)} s, ${attempts} run request(s)): ${summarize(v, faults.length)}; unplanned exits ${crashes.length} => ${ok && crashes.length === 0 ? "OK" : "FAILED"}`,
+  );
+  return {
+    phase: name,
+    faults,
+    attempts,
+    seconds,
+    verdict: { ...v, lost: v.lost.slice(0, 20), stale: v.stale.slice(0, 20) },
+    ok: ok && crashes.length === 0,
+    notes,
+    crashes,
+  };
 }
 
 export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id: string }> {
@@ -145,7 +210,14 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
           inject = async (runDone) => {
             // The mapper and the sink die every 1.5-4 s until the run is through; the producer once,
             // while it is reading the source (the run is then requested again if it failed).
-            const loop = faultLoop(procs, ["mapper", "sink"], { seed: SEED, everyMs: [1500, 4000], downMs: [300, 3000], max: 12, log: say, progress: progressCounters(s, rt.port) });
+            const loop = faultLoop(procs, ["mapper", "sink"], {
+              seed: SEED,
+              everyMs: [1500, 4000],
+              downMs: [300, 3000],
+              max: 12,
+              log: say,
+              progress: progressCounters(s, rt.port),
+            });
             await sleep(2000 + random() * 4000);
             await procs.producer.kill9();
             const producerFault: Fault = { at: new Date().toISOString(), kind: "SIGKILL", target: "producer", downMs: 2000, note: "while reading the source" };

@@ -40,17 +40,23 @@ async function burst(name: string, call: () => Promise<unknown>, refreshCount: (
   const settled = await Promise.allSettled(Array.from({ length: CONCURRENT }, () => call()));
   const failed = settled.filter((s) => s.status === "rejected") as PromiseRejectedResult[];
   results[name] = {
-    refreshes: refreshCount() - before, ok: settled.length - failed.length, failed: failed.length,
+    refreshes: refreshCount() - before,
+    ok: settled.length - failed.length,
+    failed: failed.length,
     errors: [...new Set(failed.map((f) => String((f.reason as Error)?.message ?? f.reason)))].slice(0, 3),
   };
 }
 
 // ---- Salesforce
 {
-  const sim = await startSalesforceSimulator({ data: generateSalesforceData({ opportunities: 20, accounts: 5, contacts: 5, leads: 2, tasks: 2, users: 2, commissions: 2, seed: 1 }), port: 0 });
+  const sim = await startSalesforceSimulator({
+    data: generateSalesforceData({ opportunities: 20, accounts: 5, contacts: 5, leads: 2, tasks: 2, users: 2, commissions: 2, seed: 1 }),
+    port: 0,
+  });
   const t = sim.state.issueTokens();
   for (const s of [t.accessToken, t.refreshToken, t.clientSecret]) secrets.add(s);
-  const config = parseConfig(`kafka: { brokers: ["127.0.0.1:9092"] }
+  const config = parseConfig(
+    `kafka: { brokers: ["127.0.0.1:9092"] }
 schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
 sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/x", defaultCurrency: EUR }
 connectors:
@@ -61,7 +67,10 @@ connectors:
     clientSecret: "${t.clientSecret}"
     refreshToken: "${t.refreshToken}"
     tables: [{ name: opportunities, object: Opportunity }]
-`, "chaos", {});
+`,
+    "chaos",
+    {},
+  );
   const client = new SalesforceClient(config.connectors[0] as SalesforceConnector, { tokenStore: new TokenStore({ dir: tokenDir, key: "chaos-key" }) });
   const conn = await client.connect();
   await client.request("GET", `${client.apiPath}/limits`); // the session works
@@ -82,16 +91,29 @@ for (const variant of ["server", "client"] as const) {
   let offset = 0;
   const clock: HubSpotClock = { now: () => realClock.now() + offset, sleep: (ms, signal) => realClock.sleep(ms, signal) };
   const api = new HubSpotApi({
-    connectorId: `hschaos${variant}`, baseUrl: sim.url, clientId: sim.settings.oauth.clientId, clientSecret: sim.settings.oauth.clientSecret,
-    refreshToken: refresh, rateLimits: { perTenSeconds: 100, searchPerSecond: 5 }, tokenStore: async () => null, clock,
+    connectorId: `hschaos${variant}`,
+    baseUrl: sim.url,
+    clientId: sim.settings.oauth.clientId,
+    clientSecret: sim.settings.oauth.clientSecret,
+    refreshToken: refresh,
+    rateLimits: { perTenSeconds: 100, searchPerSecond: 5 },
+    tokenStore: async () => null,
+    clock,
   });
   await api.listPage("deals", { archived: false, limit: 1 });
   const session = () => (api as unknown as { session: { token: string } | null }).session?.token;
   secrets.add(session()!);
   const grants = () => sim.counters()["POST /oauth/v1/token"] ?? 0;
   if (variant === "server") sim.expireAccessTokens();
-  else { offset = 1800_000; sim.advanceClock(1800_000); } // the token's 30 minutes are over, on both clocks
-  await burst(`hubspot: 50 calls after ${variant === "server" ? "server-side expiry (401)" : "expiry on the client's clock"}`, () => api.listPage("deals", { archived: false, limit: 1 }), grants);
+  else {
+    offset = 1800_000;
+    sim.advanceClock(1800_000);
+  } // the token's 30 minutes are over, on both clocks
+  await burst(
+    `hubspot: 50 calls after ${variant === "server" ? "server-side expiry (401)" : "expiry on the client's clock"}`,
+    () => api.listPage("deals", { archived: false, limit: 1 }),
+    grants,
+  );
   secrets.add(session()!);
   await sim.close();
 }

@@ -11,8 +11,17 @@ import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { readToEnd } from "../lib/topic-scan.ts";
 import type { DeadLetter } from "../schemas/index.ts";
 
-interface LetterFilter { stage?: "mapper" | "sink"; connector?: string; table?: string; run?: string }
-interface StoredLetter { dlqTopic: string; dlqOffset: number; letter: DeadLetter }
+interface LetterFilter {
+  stage?: "mapper" | "sink";
+  connector?: string;
+  table?: string;
+  run?: string;
+}
+interface StoredLetter {
+  dlqTopic: string;
+  dlqOffset: number;
+  letter: DeadLetter;
+}
 
 export async function readDeadLetters(rt: Runtime, filter: LetterFilter = {}): Promise<StoredLetter[]> {
   const stages = filter.stage ? [filter.stage] : (["mapper", "sink"] as const);
@@ -33,7 +42,11 @@ export async function readDeadLetters(rt: Runtime, filter: LetterFilter = {}): P
   return out.sort((a, b) => a.letter.at - b.letter.at);
 }
 
-interface ReplayOutcome { replayed: number; superseded: number; letters: number }
+interface ReplayOutcome {
+  replayed: number;
+  superseded: number;
+  letters: number;
+}
 
 /** Re-publishes each selected letter's original record to its original topic, unless superseded. */
 export async function replayDeadLetters(rt: Runtime, filter: LetterFilter = {}): Promise<ReplayOutcome> {
@@ -48,18 +61,29 @@ export async function replayDeadLetters(rt: Runtime, filter: LetterFilter = {}):
     latest.set(topic, keys);
   }
   const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
-  let replayed = 0, superseded = 0;
+  let replayed = 0,
+    superseded = 0;
   const seen = new Set<string>();
   try {
     for (const { letter } of letters) {
       const k = letter.key ? letter.key.toString("base64") : "";
       const newest = letter.key ? latest.get(letter.originalTopic)?.get(k) : undefined;
       const id = `${letter.originalTopic}\u0000${k}`;
-      if ((newest !== undefined && newest > letter.originalOffset) || seen.has(id)) { superseded++; continue; }
+      if ((newest !== undefined && newest > letter.originalOffset) || seen.has(id)) {
+        superseded++;
+        continue;
+      }
       seen.add(id);
       await producer.send({
-        topic: letter.originalTopic, acks: -1,
-        messages: [{ key: letter.key, value: letter.value, headers: { "qobra.replayed-from": `${letter.originalTopic}:${letter.originalPartition}:${letter.originalOffset}` } }],
+        topic: letter.originalTopic,
+        acks: -1,
+        messages: [
+          {
+            key: letter.key,
+            value: letter.value,
+            headers: { "qobra.replayed-from": `${letter.originalTopic}:${letter.originalPartition}:${letter.originalOffset}` },
+          },
+        ],
       });
       replayed++;
     }
@@ -71,11 +95,12 @@ export async function replayDeadLetters(rt: Runtime, filter: LetterFilter = {}):
 
 export function registerDlqCommands(program: Command, loadConfig: () => Config): void {
   const dlq = program.command("dlq").description("inspect and re-drive dead letters (records a stage could not process, with why)");
-  const filters = (c: Command) => c
-    .option("--stage <stage>", "mapper or sink (default: both)")
-    .option("--connector <id>", "only this connector")
-    .option("--table <name>", "only this table")
-    .option("--run <runId>", "only this run");
+  const filters = (c: Command) =>
+    c
+      .option("--stage <stage>", "mapper or sink (default: both)")
+      .option("--connector <id>", "only this connector")
+      .option("--table <name>", "only this table")
+      .option("--run <runId>", "only this run");
   const filterOf = (o: { stage?: string; connector?: string; table?: string; run?: string }): LetterFilter => {
     if (o.stage && o.stage !== "mapper" && o.stage !== "sink") throw new ConfigError(`--stage must be mapper or sink, got ${o.stage}`);
     return { stage: o.stage as LetterFilter["stage"], connector: o.connector, table: o.table, run: o.run };
@@ -92,7 +117,9 @@ export function registerDlqCommands(program: Command, loadConfig: () => Config):
           if (o.json) {
             console.log(JSON.stringify({ ...l, key: l.key?.toString() ?? null, value: undefined, dlqTopic, dlqOffset, at: new Date(l.at).toISOString() }));
           } else {
-            console.log(`${new Date(l.at).toISOString()} ${l.stage.padEnd(6)} ${l.connector ?? "?"}.${l.table ?? "?"} ${l.originalTopic}[${l.originalPartition}]@${l.originalOffset} key=${l.key?.toString() ?? "-"} run=${l.runId ?? "-"}`);
+            console.log(
+              `${new Date(l.at).toISOString()} ${l.stage.padEnd(6)} ${l.connector ?? "?"}.${l.table ?? "?"} ${l.originalTopic}[${l.originalPartition}]@${l.originalOffset} key=${l.key?.toString() ?? "-"} run=${l.runId ?? "-"}`,
+            );
             console.log(`    ${l.errorClass}: ${l.errorMessage}`);
             for (const i of l.issues) console.log(`    - ${i.path}: ${i.code}: ${i.message}`);
           }
@@ -108,7 +135,9 @@ export function registerDlqCommands(program: Command, loadConfig: () => Config):
       const rt = await openRuntime(loadConfig(), "cli");
       try {
         const r = await replayDeadLetters(rt, filterOf(o));
-        console.log(o.json ? JSON.stringify(r) : `${r.replayed} dead letter(s) re-driven, ${r.superseded} superseded by a newer version (skipped), of ${r.letters}`);
+        console.log(
+          o.json ? JSON.stringify(r) : `${r.replayed} dead letter(s) re-driven, ${r.superseded} superseded by a newer version (skipped), of ${r.letters}`,
+        );
       } finally {
         await rt.close();
       }

@@ -24,21 +24,30 @@ program
 
 const config = (): Config => loadConfig(program.opts<{ config?: string }>().config).config;
 
-program.command("run")
+program
+  .command("run")
   .description("run the pipeline's roles in this process (all of them by default)")
   .addOption(new Option("--roles <roles>", `comma-separated roles: ${ROLES.join(",")}`).default(ROLES.join(",")))
   .action(async (opts: { roles: string }) => {
-    const roles = opts.roles.split(",").map((r) => r.trim()).filter(Boolean);
+    const roles = opts.roles
+      .split(",")
+      .map((r) => r.trim())
+      .filter(Boolean);
     const bad = roles.filter((r) => !(ROLES as readonly string[]).includes(r));
     if (bad.length > 0) throw new ConfigError(`unknown role ${bad.join(", ")}; roles are ${ROLES.join(", ")}`);
     const handle = await runRoles(config(), roles as Role[]);
     await new Promise<void>((resolve) => {
       const stop = () => {
-        process.off("SIGINT", stop); process.off("SIGTERM", stop);
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
         // A second signal, or 30 s without a clean stop, ends the process anyway: nothing is
         // lost, since offsets only move after the data is durable.
-        const force = () => { logger.warn("forced exit before a clean stop"); process.exit(1); };
-        process.once("SIGINT", force); process.once("SIGTERM", force);
+        const force = () => {
+          logger.warn("forced exit before a clean stop");
+          process.exit(1);
+        };
+        process.once("SIGINT", force);
+        process.once("SIGTERM", force);
         setTimeout(force, 30_000).unref();
         handle.stop().finally(resolve);
       };
@@ -48,7 +57,8 @@ program.command("run")
     process.exit(0);
   });
 
-program.command("sync")
+program
+  .command("sync")
   .description("request a sync of one connector (served by a running `qobra-sync run`)")
   .argument("<connector>", "connector id from the config")
   .option("-t, --table <table...>", "only these Qobra tables")
@@ -61,7 +71,9 @@ program.command("sync")
     const cfg = config();
     const connector = findConnector(cfg, id);
     const tables = opts.table ?? [];
-    for (const t of tables) if (!connector.tables.some((x) => x.name === t)) throw new ConfigError(`connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
+    for (const t of tables)
+      if (!connector.tables.some((x) => x.name === t))
+        throw new ConfigError(`connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
     const rt = await openRuntime(cfg, "cli");
     try {
       const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -74,21 +86,26 @@ program.command("sync")
       }
       const progress = progressPrinter(opts.json);
       const done = await waitForRun(rt.port, rt.codec, cfg.topicPrefix, request.requestId, from, {
-        timeoutMs: Number(opts.timeout) * 1000, onProgress: progress,
+        timeoutMs: Number(opts.timeout) * 1000,
+        onProgress: progress,
         tables: (tables.length > 0 ? tables : connector.tables.map((t) => t.name)).map((table) => ({ connector: id, table })),
       });
       if (done.type === "RUN_FAILED") {
         print(opts.json, { runId: request.requestId, connector: id, status: "failed", error: done.error, counts: done.counts }, "");
         throw new RunFailedError(`run ${request.requestId} of ${id} failed: ${done.error}`);
       }
-      print(opts.json, { runId: request.requestId, connector: id, status: "completed", counts: done.counts },
-        `run ${request.requestId} of ${id} completed: ${done.counts.read ?? 0} records read and committed in the sink`);
+      print(
+        opts.json,
+        { runId: request.requestId, connector: id, status: "completed", counts: done.counts },
+        `run ${request.requestId} of ${id} completed: ${done.counts.read ?? 0} records read and committed in the sink`,
+      );
     } finally {
       await rt.close();
     }
   });
 
-program.command("check")
+program
+  .command("check")
   .description("check a connector: connection, permissions, table requirements")
   .argument("<connector>", "connector id from the config")
   .option("--json", "print the result as JSON", false)
@@ -97,11 +114,12 @@ program.command("check")
     try {
       const results = await connector.check();
       if (opts.json) console.log(JSON.stringify(results, null, 2));
-      else for (const r of results) {
-        console.log(`${r.ok ? "ok  " : "FAIL"} ${id}.${r.table}`);
-        for (const p of r.problems) console.log(`     problem: ${p}`);
-        for (const w of r.warnings) console.log(`     warning: ${w}`);
-      }
+      else
+        for (const r of results) {
+          console.log(`${r.ok ? "ok  " : "FAIL"} ${id}.${r.table}`);
+          for (const p of r.problems) console.log(`     problem: ${p}`);
+          for (const w of r.warnings) console.log(`     warning: ${w}`);
+        }
       if (results.some((r) => !r.ok)) process.exitCode = 1;
     } finally {
       await connector.close();
@@ -110,13 +128,19 @@ program.command("check")
 
 const stack = program.command("stack").description("the local stack: Kafka (KRaft) and Apicurio Registry from Maven Central, plus the local PostgreSQL");
 for (const action of ["up", "down", "status"] as const) {
-  stack.command(action)
-    .description({ up: "start Kafka and the registry (idempotent), and check PostgreSQL", down: "stop what `stack up` started", status: "show each service" }[action])
+  stack
+    .command(action)
+    .description(
+      { up: "start Kafka and the registry (idempotent), and check PostgreSQL", down: "stop what `stack up` started", status: "show each service" }[action],
+    )
     .action(async () => {
       const m = await import("../stack/stack.ts");
       const print = (line: string) => console.log(line);
       const statuses = action === "up" ? await m.stackUp({ print }) : action === "down" ? await m.stackDown({ print }) : await m.stackStatus();
-      for (const s of statuses) console.log(`${s.name.padEnd(9)} ${s.state.padEnd(11)} ${s.address}${s.pid ? ` pid ${s.pid}` : ""}${s.log ? ` log ${s.log}` : ""}${s.detail ? ` — ${s.detail}` : ""}`);
+      for (const s of statuses)
+        console.log(
+          `${s.name.padEnd(9)} ${s.state.padEnd(11)} ${s.address}${s.pid ? ` pid ${s.pid}` : ""}${s.log ? ` log ${s.log}` : ""}${s.detail ? ` — ${s.detail}` : ""}`,
+        );
       if (action === "up" && statuses.some((s) => s.state === "unavailable" || s.state === "stopped")) process.exitCode = 1;
     });
 }
@@ -124,7 +148,8 @@ for (const action of ["up", "down", "status"] as const) {
 registerDlqCommands(program, config);
 registerOpsCommands(program, config);
 
-program.command("auth")
+program
+  .command("auth")
   .description("run the OAuth authorization-code flow for a connector and store its refresh token (encrypted)")
   .argument("<connector>", "connector id from the config")
   .option("-p, --port <port>", "local port of the redirect listener (register http://127.0.0.1:PORT/oauth/callback in the app)", "1717")
@@ -136,7 +161,8 @@ program.command("auth")
     await auth.run(connector, { port: Number(opts.port), print });
   });
 
-program.command("simulate")
+program
+  .command("simulate")
   .description("run a local simulator of a source's API (for tests and the demo)")
   .argument("<api>", simulators.map((s) => s.name).join(" or "))
   .option("-p, --port <port>", "port to listen on (0 = any free port)", "0")

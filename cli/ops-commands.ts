@@ -11,7 +11,8 @@ import { parseSince, formatCount, formatDuration } from "../ops/time.ts";
 export { syncProgress } from "../ops/progress.ts";
 
 export function registerOpsCommands(program: Command, loadConfig: () => Config): void {
-  program.command("replay")
+  program
+    .command("replay")
     .description("full resync of the sink from the raw topic, without calling the source (the mapper must be stopped: see docs/operations.md)")
     .argument("<connector>", "connector id from the config")
     .option("-t, --table <table...>", "wait for these Qobra tables (the connector's raw topic is mapped again as a whole)")
@@ -24,25 +25,40 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       const since = opts.since !== undefined ? parseSince(opts.since) : undefined;
       const { replay } = await import("../app/replay.ts");
       const r = createRenderer({ tty: process.stdout.isTTY === true, json: opts.json });
-      if (!opts.json) console.log(`replaying ${id} from its raw topic${since !== undefined ? ` since ${new Date(since).toISOString()}` : ""} (no source call)…`);
+      if (!opts.json)
+        console.log(`replaying ${id} from its raw topic${since !== undefined ? ` since ${new Date(since).toISOString()}` : ""} (no source call)…`);
       const result = await replay(cfg, id, {
-        tables: opts.table, since, timeoutMs: Number(opts.timeout) * 1000, by: "cli",
-        onProgress: (p) => r.update({
-          phase: p.phase, read: p.total, mapped: p.mapped, written: p.phase === "done" ? p.total : Math.min(p.written, p.total), total: p.total,
-          note: p.sinkLag !== null && p.phase === "writing" ? `${formatCount(p.sinkLag)} left to write` : undefined,
-        }),
+        tables: opts.table,
+        since,
+        timeoutMs: Number(opts.timeout) * 1000,
+        by: "cli",
+        onProgress: (p) =>
+          r.update({
+            phase: p.phase,
+            read: p.total,
+            mapped: p.mapped,
+            written: p.phase === "done" ? p.total : Math.min(p.written, p.total),
+            total: p.total,
+            note: p.sinkLag !== null && p.phase === "writing" ? `${formatCount(p.sinkLag)} left to write` : undefined,
+          }),
       });
       r.end();
       if (opts.json) console.log(JSON.stringify(result));
       else {
-        console.log(`replay ${result.runId} of ${id}: ${formatCount(result.records)} raw records mapped and written again in ${formatDuration(result.durationMs)}`);
-        for (const [t, n] of Object.entries(result.rows)) console.log(`  ${cfg.sink.schema}.${id}__${t}: ${formatCount(n.live)} rows, ${formatCount(n.deleted)} soft-deleted`);
+        console.log(
+          `replay ${result.runId} of ${id}: ${formatCount(result.records)} raw records mapped and written again in ${formatDuration(result.durationMs)}`,
+        );
+        for (const [t, n] of Object.entries(result.rows))
+          console.log(`  ${cfg.sink.schema}.${id}__${t}: ${formatCount(n.live)} rows, ${formatCount(n.deleted)} soft-deleted`);
         console.log(`roles run by replay: ${result.ranRoles.join(", ")} (stopped again); start your \`qobra-sync run\` processes again`);
       }
     });
 
-  program.command("lag")
-    .description("consumer lag per group, topic and partition (with the age of the oldest unprocessed record), and per table the last successful run and its staleness")
+  program
+    .command("lag")
+    .description(
+      "consumer lag per group, topic and partition (with the age of the oldest unprocessed record), and per table the last successful run and its staleness",
+    )
     .option("--json", "print the report as JSON", false)
     .option("--no-age", "skip fetching the oldest unprocessed records' timestamps")
     .action(async (opts: { json: boolean; age: boolean }) => {
@@ -58,8 +74,11 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       }
     });
 
-  program.command("serve")
-    .description("serve the integration-settings page, /metrics and /healthz without running any role (`run` serves them too when the config has an http section)")
+  program
+    .command("serve")
+    .description(
+      "serve the integration-settings page, /metrics and /healthz without running any role (`run` serves them too when the config has an http section)",
+    )
     .option("-p, --port <port>", "port (default: http.port of the config, else 7070)")
     .option("--host <host>", "interface (default: http.host of the config, else 127.0.0.1)")
     .action(async (opts: { port?: string; host?: string }) => {
@@ -72,7 +91,11 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       const server = await startOpsServer(cfg, rt, { port, host: opts.host });
       console.log(`integration settings: ${server.url}/  ·  metrics: ${server.url}/metrics  ·  health: ${server.url}/healthz`);
       await new Promise<void>((resolve) => {
-        const stop = () => { process.off("SIGINT", stop); process.off("SIGTERM", stop); resolve(); };
+        const stop = () => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          resolve();
+        };
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);
       });

@@ -27,7 +27,8 @@ async function seedDemo(opts: { rows?: number; adminUrl?: string; database?: str
   const db = new pg.Client({ connectionString: url.toString() });
   await db.connect();
   try {
-    await db.query(`
+    await db.query(
+      `
       DROP TABLE IF EXISTS public.deals;
       CREATE TABLE public.deals (
         id bigint PRIMARY KEY,
@@ -60,7 +61,8 @@ async function seedDemo(opts: { rows?: number; adminUrl?: string; database?: str
       GRANT CONNECT ON DATABASE "${database}" TO "${reader}";
       GRANT USAGE ON SCHEMA public TO "${reader}";
       GRANT SELECT ON public.deals TO "${reader}";
-    `.replace("$1::int", String(Math.trunc(rows))));
+    `.replace("$1::int", String(Math.trunc(rows))),
+    );
   } finally {
     await db.end();
   }
@@ -93,5 +95,7 @@ async function seedQobraUsers(adminUrl: string): Promise<void> {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = process.argv[2] ? Number(process.argv[2]) : undefined;
   await seedDemo({ rows, adminUrl: process.argv[3] });
-  console.log(`demo source ready: qobra_demo_crm.public.deals (${rows ?? 10_000} rows), read by role qobra_demo_reader; sink database qobra with 24 Qobra users (qobra.users)`);
+  console.log(
+    `demo source ready: qobra_demo_crm.public.deals (${rows ?? 10_000} rows), read by role qobra_demo_reader; sink database qobra with 24 Qobra users (qobra.users)`,
+  );
 }

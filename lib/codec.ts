@@ -8,7 +8,9 @@ import type { Registry } from "./registry.ts";
 
 export class Codec {
   private readonly registry: Registry;
-  constructor(registry: Registry) { this.registry = registry; }
+  constructor(registry: Registry) {
+    this.registry = registry;
+  }
 
   async encode(topic: string, schema: SchemaName, value: unknown): Promise<Buffer> {
     const id = await this.registry.register(topic, schemas[schema]);

@@ -6,9 +6,7 @@
  */
 import { z } from "zod";
 
-const QOBRA_TYPES = [
-  "string", "picklist", "multipicklist", "user", "date", "number", "amount", "percentage", "bool", "object",
-] as const;
+const QOBRA_TYPES = ["string", "picklist", "multipicklist", "user", "date", "number", "amount", "percentage", "bool", "object"] as const;
 export type QobraType = (typeof QOBRA_TYPES)[number];
 
 export const SQL_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -26,33 +24,47 @@ const qobraType = z.enum(QOBRA_TYPES, {
 export const FieldSpec = z.strictObject({
   type: qobraType.describe("The Qobra type of the field."),
   currencyColumn: z.string().optional().describe("amount: the source column holding the ISO 4217 currency code of each record."),
-  currency: z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" }).optional()
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" })
+    .optional()
     .describe("amount: a fixed currency for this field (else the record's currencyColumn, else the connector's, else sink.defaultCurrency)."),
-  format: z.enum(["date", "datetime"]).optional()
-    .describe("date: force a calendar date or an instant; by default it follows the source column's type."),
+  format: z.enum(["date", "datetime"]).optional().describe("date: force a calendar date or an instant; by default it follows the source column's type."),
   userKey: z.string().optional().describe("user: the Qobra users column the value matches (default: email)."),
   references: TABLE_NAME.optional().describe("object: the Qobra table the value references."),
-  scale: z.enum(["points", "fraction"]).optional()
-    .describe("percentage: how the source writes it — points (12.5 means 12.5 %, the default and the unit of every mapped percentage) or fraction (0.125, multiplied by 100 exactly)."),
+  scale: z
+    .enum(["points", "fraction"])
+    .optional()
+    .describe(
+      "percentage: how the source writes it — points (12.5 means 12.5 %, the default and the unit of every mapped percentage) or fraction (0.125, multiplied by 100 exactly).",
+    ),
 });
 export type FieldSpec = z.infer<typeof FieldSpec>;
 
 /** A field is either a bare type name (`closed_on: date`) or an object with options. */
-export const FieldEntry = z.union([qobraType, FieldSpec], {
-  error: (iss) => `must be a Qobra type name (${QOBRA_TYPES.join(", ")}) or an object such as { type: amount, currencyColumn: currency }`
-    + (iss.input === undefined ? "" : ` (got ${JSON.stringify(iss.input)})`),
-}).transform((v): FieldSpec => (typeof v === "string" ? { type: v } : v));
+export const FieldEntry = z
+  .union([qobraType, FieldSpec], {
+    error: (iss) =>
+      `must be a Qobra type name (${QOBRA_TYPES.join(", ")}) or an object such as { type: amount, currencyColumn: currency }` +
+      (iss.input === undefined ? "" : ` (got ${JSON.stringify(iss.input)})`),
+  })
+  .transform((v): FieldSpec => (typeof v === "string" ? { type: v } : v));
 
 export const required = (what: string) => ({
   error: (iss: { input?: unknown }) => (iss.input === undefined ? `is required: ${what}` : `must be a string: ${what}`),
 });
 
-
-export const CONNECTOR_ID = z.string().regex(/^[a-z][a-z0-9_-]*$/, { error: "must be lower-case letters, digits, - and _, starting with a letter (it names Kafka topics)" })
+export const CONNECTOR_ID = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]*$/, { error: "must be lower-case letters, digits, - and _, starting with a letter (it names Kafka topics)" })
   .describe("The connector's id: it names its Kafka topics and its sink tables (<id>__<table>).");
-export const CURRENCY_CODE = z.string().regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" })
+export const CURRENCY_CODE = z
+  .string()
+  .regex(/^[A-Z]{3}$/, { error: "must be an ISO 4217 code such as EUR" })
   .describe("An ISO 4217 currency code, such as EUR.");
-export const TIME_ZONE = z.string().refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" })
+export const TIME_ZONE = z
+  .string()
+  .refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" })
   .describe("An IANA time zone, such as Europe/Paris.");
 
 /** Rules on a table's fields every connector applies (use in .superRefine). */
@@ -71,5 +83,10 @@ export function checkFields(fields: Record<string, FieldSpec>, ctx: z.Refinement
 }
 
 function isTimeZone(tz: string): boolean {
-  try { new Intl.DateTimeFormat("en-US", { timeZone: tz }); return true; } catch { return false; }
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -19,7 +19,10 @@ import { CURRENCY_CODE, SQL_IDENT, required, type FieldSpec } from "./config-com
 export { FieldSpec, type QobraType } from "./config-common.ts";
 
 /** What every connector's table config has: the Qobra table name and its fields. */
-export interface TableConfig { name: string; fields: Record<string, FieldSpec> }
+export interface TableConfig {
+  name: string;
+  fields: Record<string, FieldSpec>;
+}
 
 /**
  * What every connector config has, whatever its source: all the producer worker, the mapper, the
@@ -41,7 +44,10 @@ export interface ConnectorBase {
 export type ConnectorConfig = ConnectorBase;
 
 /** A source's connector schema, as the config file's schema needs it. */
-interface ConnectorSchema { type: string; configSchema: z.ZodType<ConnectorBase> }
+interface ConnectorSchema {
+  type: string;
+  configSchema: z.ZodType<ConnectorBase>;
+}
 
 /** The config file's schema, for the given connector types (in the order they are listed to users). */
 function buildConfigSchema(sources: readonly ConnectorSchema[]) {
@@ -57,64 +63,119 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
       return z.NEVER;
     }
     ctx.addIssue({
-      code: "custom", path: ["type"],
-      message: type === undefined
-        ? `is required: the connector type (${types.join(", ")})`
-        : `unknown connector type ${JSON.stringify(type)}; this version supports ${types.join(", ")}`,
+      code: "custom",
+      path: ["type"],
+      message:
+        type === undefined
+          ? `is required: the connector type (${types.join(", ")})`
+          : `unknown connector type ${JSON.stringify(type)}; this version supports ${types.join(", ")}`,
     });
     return z.NEVER;
   });
 
-  return z.strictObject({
-    kafka: z.strictObject({
-      brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, { error: "must be host:port" })).min(1, { error: "list at least one broker host:port" }).describe("The Kafka bootstrap brokers, as host:port."),
-      clientId: z.string().default("qobra-sync").describe("The Kafka client id of every connection (brokers' logs and quotas)."),
-      partitions: z.number().int().min(1).default(3).describe("Partitions of the topics the pipeline creates."),
-      replicationFactor: z.number().int().min(1).default(1).describe("Replicas of the topics the pipeline creates (3 on a production cluster)."),
-    }).describe("The Kafka cluster the pipeline runs on."),
-    schemaRegistry: z.strictObject({
-      url: z.string().url({ error: "must be the registry's Confluent-compatible base URL, e.g. http://127.0.0.1:8080/apis/ccompat/v7" })
-        .describe("The schema registry's Confluent-compatible base URL (Apicurio: /apis/ccompat/v7)."),
-      username: z.string().optional().describe("Basic-auth user of the registry, if it asks for one."),
-      password: z.string().optional().describe("Basic-auth password of the registry (use ${env:NAME})."),
-    }).describe("The schema registry holding the mapped topics' Avro schemas."),
-    topicPrefix: z.string().regex(/^[A-Za-z0-9._-]+$/, { error: "may hold letters, digits, '.', '_' and '-' only" }).default("qobra")
-      .describe("The prefix of every topic name (<prefix>.raw.<connector>, <prefix>.mapped.<connector>.<table>, …)."),
-    sink: z.strictObject({
-      databaseUrl: z.string(required("the postgres:// URL of Qobra's database")).regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" })
-        .describe("The postgres:// URL of Qobra's database, where the sink writes."),
-      schema: z.string().regex(SQL_IDENT, { error: "must be a plain SQL identifier" }).default("qobra_data").describe("The schema of the sink tables (<connector>__<table>) and the pipeline's own tables."),
-      defaultCurrency: CURRENCY_CODE.describe("The currency of amounts when neither the record, the field nor the connector tells one."),
-      batchSize: z.number().int().min(1).max(50_000).default(5000).describe("Records written per PostgreSQL transaction at most."),
-      users: z.strictObject({
-        query: z.string().default("SELECT id, email FROM qobra.users")
-          .describe("Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey)."),
-        refreshSeconds: z.number().int().min(5).default(300).describe("How often the in-memory user index is reloaded (also on a miss, at most once a minute)."),
-      }).default({ query: "SELECT id, email FROM qobra.users", refreshSeconds: 300 }).describe("How user fields are resolved against Qobra's users."),
-    }).describe("Qobra's PostgreSQL, which the sink keeps in step."),
-    producer: z.strictObject({
-      retryForSeconds: z.number().int().min(0).max(86_400).default(300)
-        .describe("How long a run waits out a failure that may pass (a refused connection, a source's 5xx, a broker or registry restart), retrying the table with backoff from its last saved cursor, before the run fails. 0: fail at once."),
-    }).default({ retryForSeconds: 300 }).describe("The producer workers' runs."),
-    connectors: z.array(connector).default([])
-      .describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
-    http: z.strictObject({
-      port: z.number().int().min(0).max(65535).default(7070).describe("Port of the HTTP server (0: any free port)."),
-      host: z.string().default("127.0.0.1").describe("Interface to listen on; the page publishes sync requests, so keep it private or behind an authenticating proxy."),
-      stallSeconds: z.number().int().min(1).default(60).describe("/healthz fails when a consumer group has lag and its committed offsets have not moved for this long."),
-    }).optional().describe("Serve /metrics, /healthz and the integration-settings page from `qobra-sync run` (see docs/operations.md)."),
-  }).superRefine((c, ctx) => {
-    const seen = new Set<string>();
-    c.connectors.forEach((conn, i) => {
-      if (seen.has(conn.id)) ctx.addIssue({ code: "custom", path: ["connectors", i, "id"], message: `duplicate connector id ${conn.id}` });
-      seen.add(conn.id);
-      const names = new Set<string>();
-      conn.tables.forEach((t, j) => {
-        if (names.has(t.name)) ctx.addIssue({ code: "custom", path: ["connectors", i, "tables", j, "name"], message: `duplicate table name ${t.name} in connector ${conn.id}` });
-        names.add(t.name);
+  return z
+    .strictObject({
+      kafka: z
+        .strictObject({
+          brokers: z
+            .array(z.string().regex(/^[^:\s]+:\d+$/, { error: "must be host:port" }))
+            .min(1, { error: "list at least one broker host:port" })
+            .describe("The Kafka bootstrap brokers, as host:port."),
+          clientId: z.string().default("qobra-sync").describe("The Kafka client id of every connection (brokers' logs and quotas)."),
+          partitions: z.number().int().min(1).default(3).describe("Partitions of the topics the pipeline creates."),
+          replicationFactor: z.number().int().min(1).default(1).describe("Replicas of the topics the pipeline creates (3 on a production cluster)."),
+        })
+        .describe("The Kafka cluster the pipeline runs on."),
+      schemaRegistry: z
+        .strictObject({
+          url: z
+            .string()
+            .url({ error: "must be the registry's Confluent-compatible base URL, e.g. http://127.0.0.1:8080/apis/ccompat/v7" })
+            .describe("The schema registry's Confluent-compatible base URL (Apicurio: /apis/ccompat/v7)."),
+          username: z.string().optional().describe("Basic-auth user of the registry, if it asks for one."),
+          password: z.string().optional().describe("Basic-auth password of the registry (use ${env:NAME})."),
+        })
+        .describe("The schema registry holding the mapped topics' Avro schemas."),
+      topicPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]+$/, { error: "may hold letters, digits, '.', '_' and '-' only" })
+        .default("qobra")
+        .describe("The prefix of every topic name (<prefix>.raw.<connector>, <prefix>.mapped.<connector>.<table>, …)."),
+      sink: z
+        .strictObject({
+          databaseUrl: z
+            .string(required("the postgres:// URL of Qobra's database"))
+            .regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" })
+            .describe("The postgres:// URL of Qobra's database, where the sink writes."),
+          schema: z
+            .string()
+            .regex(SQL_IDENT, { error: "must be a plain SQL identifier" })
+            .default("qobra_data")
+            .describe("The schema of the sink tables (<connector>__<table>) and the pipeline's own tables."),
+          defaultCurrency: CURRENCY_CODE.describe("The currency of amounts when neither the record, the field nor the connector tells one."),
+          batchSize: z.number().int().min(1).max(50_000).default(5000).describe("Records written per PostgreSQL transaction at most."),
+          users: z
+            .strictObject({
+              query: z
+                .string()
+                .default("SELECT id, email FROM qobra.users")
+                .describe("Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey)."),
+              refreshSeconds: z
+                .number()
+                .int()
+                .min(5)
+                .default(300)
+                .describe("How often the in-memory user index is reloaded (also on a miss, at most once a minute)."),
+            })
+            .default({ query: "SELECT id, email FROM qobra.users", refreshSeconds: 300 })
+            .describe("How user fields are resolved against Qobra's users."),
+        })
+        .describe("Qobra's PostgreSQL, which the sink keeps in step."),
+      producer: z
+        .strictObject({
+          retryForSeconds: z
+            .number()
+            .int()
+            .min(0)
+            .max(86_400)
+            .default(300)
+            .describe(
+              "How long a run waits out a failure that may pass (a refused connection, a source's 5xx, a broker or registry restart), retrying the table with backoff from its last saved cursor, before the run fails. 0: fail at once.",
+            ),
+        })
+        .default({ retryForSeconds: 300 })
+        .describe("The producer workers' runs."),
+      connectors: z.array(connector).default([]).describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
+      http: z
+        .strictObject({
+          port: z.number().int().min(0).max(65535).default(7070).describe("Port of the HTTP server (0: any free port)."),
+          host: z
+            .string()
+            .default("127.0.0.1")
+            .describe("Interface to listen on; the page publishes sync requests, so keep it private or behind an authenticating proxy."),
+          stallSeconds: z
+            .number()
+            .int()
+            .min(1)
+            .default(60)
+            .describe("/healthz fails when a consumer group has lag and its committed offsets have not moved for this long."),
+        })
+        .optional()
+        .describe("Serve /metrics, /healthz and the integration-settings page from `qobra-sync run` (see docs/operations.md)."),
+    })
+    .superRefine((c, ctx) => {
+      const seen = new Set<string>();
+      c.connectors.forEach((conn, i) => {
+        if (seen.has(conn.id)) ctx.addIssue({ code: "custom", path: ["connectors", i, "id"], message: `duplicate connector id ${conn.id}` });
+        seen.add(conn.id);
+        const names = new Set<string>();
+        conn.tables.forEach((t, j) => {
+          if (names.has(t.name))
+            ctx.addIssue({ code: "custom", path: ["connectors", i, "tables", j, "name"], message: `duplicate table name ${t.name} in connector ${conn.id}` });
+          names.add(t.name);
+        });
       });
     });
-  });
 }
 
 /** A parsed config; `C` is the connectors' type (the composition root narrows it to the plugins' union). */
@@ -125,7 +186,10 @@ function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | 
   if (typeof value === "string") {
     return value.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
       const v = env[name];
-      if (v === undefined) { missing.push(`${formatPath(path)}: environment variable ${name} is not set; export it or remove the reference`); return ""; }
+      if (v === undefined) {
+        missing.push(`${formatPath(path)}: environment variable ${name} is not set; export it or remove the reference`);
+        return "";
+      }
       return v;
     });
   }
@@ -170,7 +234,9 @@ export function configParser(sources: readonly ConnectorSchema[]) {
     try {
       text = readFileSync(path, "utf8");
     } catch (e) {
-      throw new ConfigError(`cannot read the config file ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)}); pass --config FILE or set QOBRA_SYNC_CONFIG`);
+      throw new ConfigError(
+        `cannot read the config file ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)}); pass --config FILE or set QOBRA_SYNC_CONFIG`,
+      );
     }
     return { config: parse(text, path, env), file: path };
   }
@@ -179,7 +245,8 @@ export function configParser(sources: readonly ConnectorSchema[]) {
 }
 
 function humanMessage(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}; check the spelling against the README's config reference`;
+  if (issue.code === "unrecognized_keys")
+    return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.join(", ")}; check the spelling against the README's config reference`;
   if (issue.code === "invalid_type" && issue.input === undefined) return `is required (${issue.message})`;
   return issue.message;
 }

@@ -18,8 +18,17 @@
 import type { DeadLetterIssue } from "../schemas/index.ts";
 
 export type ErrorCode =
-  | "CONFIG" | "SOURCE_UNAVAILABLE" | "SINK_UNAVAILABLE" | "REGISTRY_UNAVAILABLE" | "KAFKA_UNAVAILABLE" | "SOURCE_DATA" | "MAPPING" | "SINK_DATA"
-  | "SCHEMA_INCOMPATIBLE" | "RUN_FAILED" | "STACK";
+  | "CONFIG"
+  | "SOURCE_UNAVAILABLE"
+  | "SINK_UNAVAILABLE"
+  | "REGISTRY_UNAVAILABLE"
+  | "KAFKA_UNAVAILABLE"
+  | "SOURCE_DATA"
+  | "MAPPING"
+  | "SINK_DATA"
+  | "SCHEMA_INCOMPATIBLE"
+  | "RUN_FAILED"
+  | "STACK";
 
 export abstract class EtlError extends Error {
   readonly code: ErrorCode;
@@ -33,23 +42,35 @@ export abstract class EtlError extends Error {
 }
 
 export class ConfigError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("CONFIG", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("CONFIG", message, { cause });
+  }
 }
 export class SourceUnavailableError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SOURCE_UNAVAILABLE", message, { retriable: true, cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("SOURCE_UNAVAILABLE", message, { retriable: true, cause });
+  }
 }
 /** A source answered with an error that trying again will not fix (a 4xx other than auth and limits). */
 export class SourceRequestError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SOURCE_DATA", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("SOURCE_DATA", message, { cause });
+  }
 }
 export class SinkUnavailableError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SINK_UNAVAILABLE", message, { retriable: true, cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("SINK_UNAVAILABLE", message, { retriable: true, cause });
+  }
 }
 export class RegistryUnavailableError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("REGISTRY_UNAVAILABLE", message, { retriable: true, cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("REGISTRY_UNAVAILABLE", message, { retriable: true, cause });
+  }
 }
 export class SchemaIncompatibleError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SCHEMA_INCOMPATIBLE", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("SCHEMA_INCOMPATIBLE", message, { cause });
+  }
 }
 /** One record the mapper cannot map (`kind` names the rule, `issues` the fields): dead-lettered. */
 export class MappingError extends EtlError {
@@ -63,7 +84,9 @@ export class MappingError extends EtlError {
 }
 /** One row the sink database refuses (a constraint, a value out of range): dead-lettered. */
 export class SinkDataError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SINK_DATA", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("SINK_DATA", message, { cause });
+  }
 }
 /**
  * Thrown by a connector's `read` when a table cannot be read for a reason that must not stop the
@@ -71,17 +94,25 @@ export class SinkDataError extends EtlError {
  * the worker reports the table as skipped with this message, infers no deletes for it, and goes on.
  */
 export class TableSkippedError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("SOURCE_DATA", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("SOURCE_DATA", message, { cause });
+  }
 }
 export class RunFailedError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("RUN_FAILED", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("RUN_FAILED", message, { cause });
+  }
 }
 export class StackError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("STACK", message, { cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("STACK", message, { cause });
+  }
 }
 /** The Kafka cluster did not answer (a broker restart, a leader election that outlasted the client's own retries). */
 export class KafkaUnavailableError extends EtlError {
-  constructor(message: string, cause?: unknown) { super("KAFKA_UNAVAILABLE", message, { retriable: true, cause }); }
+  constructor(message: string, cause?: unknown) {
+    super("KAFKA_UNAVAILABLE", message, { retriable: true, cause });
+  }
 }
 
 /** PostgreSQL errors sorted by SQLSTATE class: 08 connection and 57P0x shutdown are retriable. */
@@ -91,8 +122,15 @@ export function isRetriablePgError(err: unknown): boolean {
     const msg = String((err as Error | null)?.message ?? "");
     return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|Connection terminated|timeout/i.test(msg);
   }
-  return code.startsWith("08") || code.startsWith("57P") || code === "53300" || code === "40001" || code === "40P01"
-    || code === "ECONNREFUSED" || code === "ECONNRESET";
+  return (
+    code.startsWith("08") ||
+    code.startsWith("57P") ||
+    code === "53300" ||
+    code === "40001" ||
+    code === "40P01" ||
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET"
+  );
 }
 
 /** One sentence for a human: the message, plus the cause's message where it adds something. */

@@ -30,7 +30,10 @@ interface FollowOptions {
   consumer?: Partial<Omit<ConsumerConfig, "groupId">>;
   onBatch(batch: FollowedBatch): Promise<void> | void;
   /** Called on each assignment of partitions to the follower, before they are fetched. */
-  onAssign?(assignment: Record<string, number[]>, control: { seek(topic: string, partition: number, offset: number): void; pause(topic: string, partition: number): void }): void;
+  onAssign?(
+    assignment: Record<string, number[]>,
+    control: { seek(topic: string, partition: number, offset: number): void; pause(topic: string, partition: number): void },
+  ): void;
 }
 
 export interface Follower {
@@ -50,7 +53,9 @@ export async function followTopics(port: KafkaPort, opts: FollowOptions): Promis
     }
   }
   let markCaughtUp!: () => void;
-  const caughtUp = new Promise<void>((r) => { markCaughtUp = r; });
+  const caughtUp = new Promise<void>((r) => {
+    markCaughtUp = r;
+  });
   // A scan of empty topics needs no consumer at all.
   if (pending.size === 0) {
     markCaughtUp();
@@ -84,7 +89,12 @@ export async function followTopics(port: KafkaPort, opts: FollowOptions): Promis
         const end = pending.get(k);
         if (opts.upToEnd === "stop" && end === undefined) return;
         const messages = opts.upToEnd === "stop" ? batch.messages.filter((m) => Number(m.offset) < end!) : batch.messages;
-        await opts.onBatch({ topic: batch.topic, partition: batch.partition, messages, pause: () => consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]) });
+        await opts.onBatch({
+          topic: batch.topic,
+          partition: batch.partition,
+          messages,
+          pause: () => consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]),
+        });
         await heartbeat();
         if (end !== undefined && Number(batch.lastOffset()) + 1 >= end) {
           pending.delete(k);

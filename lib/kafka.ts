@@ -2,7 +2,17 @@
  * The Kafka port: client construction, topic creation with the right policies, and offsets.
  * Roles never build topic names or clients themselves.
  */
-import kafkajs, { Kafka, logLevel, Partitioners, type Admin, type Consumer, type ITopicConfig, type Message, type Producer, type ProducerConfig } from "kafkajs";
+import kafkajs, {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Admin,
+  type Consumer,
+  type ITopicConfig,
+  type Message,
+  type Producer,
+  type ProducerConfig,
+} from "kafkajs";
 import type { Config } from "./config.ts";
 import { EtlError, KafkaUnavailableError } from "./errors.ts";
 import { logger } from "./log.ts";
@@ -17,8 +27,7 @@ export interface KafkaPort {
 }
 
 const kafkaLog = logger.child({ component: "kafkajs" });
-const toPino = (level: logLevel) =>
-  level === logLevel.ERROR ? "error" : level === logLevel.WARN ? "warn" : level === logLevel.INFO ? "info" : "debug";
+const toPino = (level: logLevel) => (level === logLevel.ERROR ? "error" : level === logLevel.WARN ? "warn" : level === logLevel.INFO ? "info" : "debug");
 
 export function createKafka(config: Config, clientSuffix = "", opts: { retries?: number } = {}): KafkaPort {
   const kafka = new Kafka({
@@ -27,17 +36,19 @@ export function createKafka(config: Config, clientSuffix = "", opts: { retries?:
     connectionTimeout: 5000,
     retry: { retries: opts.retries ?? 8, initialRetryTime: 200, maxRetryTime: 10_000 },
     logLevel: opts.retries !== undefined && opts.retries < 3 ? logLevel.NOTHING : logLevel.WARN,
-    logCreator: () => ({ namespace, level, log }) => {
-      const { message, ...extra } = log;
-      // Producers bound their retries on purpose: a dead broker fails the send (and the run,
-      // which is repeated as a whole) instead of hanging; nothing is acknowledged that wasn't written.
-      if (message.startsWith("Limiting retries for the idempotent producer")) return;
-      // CONCURRENT_TRANSACTIONS: the broker still writes the previous transaction's markers; kafkajs
-      // retries it, as it should. Not an error worth a line per occurrence.
-      if (/concurrent operation on the same transaction/i.test(String((extra as { error?: unknown }).error ?? ""))) return;
-      // kafkajs logs an ERROR for every retried request; keep them at warn unless final.
-      kafkaLog[toPino(level)]({ namespace, ...extra }, message);
-    },
+    logCreator:
+      () =>
+      ({ namespace, level, log }) => {
+        const { message, ...extra } = log;
+        // Producers bound their retries on purpose: a dead broker fails the send (and the run,
+        // which is repeated as a whole) instead of hanging; nothing is acknowledged that wasn't written.
+        if (message.startsWith("Limiting retries for the idempotent producer")) return;
+        // CONCURRENT_TRANSACTIONS: the broker still writes the previous transaction's markers; kafkajs
+        // retries it, as it should. Not an error worth a line per occurrence.
+        if (/concurrent operation on the same transaction/i.test(String((extra as { error?: unknown }).error ?? ""))) return;
+        // kafkajs logs an ERROR for every retried request; keep them at warn unless final.
+        kafkaLog[toPino(level)]({ namespace, ...extra }, message);
+      },
   });
   const t = topics(config.topicPrefix);
   const opened: Array<{ disconnect(): Promise<void> }> = [];
@@ -46,7 +57,11 @@ export function createKafka(config: Config, clientSuffix = "", opts: { retries?:
     kafka,
     topics: t,
     async admin() {
-      if (!admin) { admin = kafka.admin(); await admin.connect(); opened.push(admin); }
+      if (!admin) {
+        admin = kafka.admin();
+        await admin.connect();
+        opened.push(admin);
+      }
       return admin;
     },
     async producer(opts) {
@@ -66,9 +81,16 @@ export function createKafka(config: Config, clientSuffix = "", opts: { retries?:
 function topicSpecs(config: Config): ITopicConfig[] {
   const t = topics(config.topicPrefix);
   const { partitions, replicationFactor } = config.kafka;
-  const compacted = [{ name: "cleanup.policy", value: "compact" }, { name: "min.compaction.lag.ms", value: "60000" }];
-  const spec = (topic: string, configEntries: ITopicConfig["configEntries"] = [], numPartitions = partitions): ITopicConfig =>
-    ({ topic, numPartitions, replicationFactor, configEntries });
+  const compacted = [
+    { name: "cleanup.policy", value: "compact" },
+    { name: "min.compaction.lag.ms", value: "60000" },
+  ];
+  const spec = (topic: string, configEntries: ITopicConfig["configEntries"] = [], numPartitions = partitions): ITopicConfig => ({
+    topic,
+    numPartitions,
+    replicationFactor,
+    configEntries,
+  });
   return [
     spec(t.syncRequests),
     spec(t.syncTasks),
@@ -76,10 +98,7 @@ function topicSpecs(config: Config): ITopicConfig[] {
     spec(t.syncState, [{ name: "cleanup.policy", value: "compact" }], 1),
     spec(t.dlqMapper, [{ name: "retention.ms", value: "-1" }]),
     spec(t.dlqSink, [{ name: "retention.ms", value: "-1" }]),
-    ...config.connectors.flatMap((c) => [
-      spec(t.raw(c.id), compacted),
-      ...c.tables.map((table) => spec(t.mapped(c.id, table.name), compacted)),
-    ]),
+    ...config.connectors.flatMap((c) => [spec(t.raw(c.id), compacted), ...c.tables.map((table) => spec(t.mapped(c.id, table.name), compacted))]),
   ];
 }
 
@@ -105,7 +124,9 @@ const MAX_SEND_BYTES = 768 * 1024;
  * rows, or 10,000 Bulk API records, is far bigger than one request may be). Order is kept.
  */
 export async function sendInChunks(
-  send: (record: { topic: string; acks: number; messages: Message[] }) => Promise<unknown>, topic: string, messages: Message[],
+  send: (record: { topic: string; acks: number; messages: Message[] }) => Promise<unknown>,
+  topic: string,
+  messages: Message[],
 ): Promise<void> {
   let chunk: Message[] = [];
   let bytes = 0;
@@ -147,11 +168,24 @@ export async function committedOffsets(admin: Admin, groupId: string, topic: str
  */
 export function asKafkaFailure(e: unknown, what: string): unknown {
   // kafkajs is CommonJS: Node's ESM loader sees its error classes only on the default export.
-  const { KafkaJSBrokerNotFound, KafkaJSConnectionError, KafkaJSError, KafkaJSGroupCoordinatorNotFound, KafkaJSNumberOfRetriesExceeded, KafkaJSRequestTimeoutError, KafkaJSTimeout } = kafkajs;
+  const {
+    KafkaJSBrokerNotFound,
+    KafkaJSConnectionError,
+    KafkaJSError,
+    KafkaJSGroupCoordinatorNotFound,
+    KafkaJSNumberOfRetriesExceeded,
+    KafkaJSRequestTimeoutError,
+    KafkaJSTimeout,
+  } = kafkajs;
   if (!(e instanceof KafkaJSError) || e instanceof EtlError) return e;
-  const passes = e.retriable || e instanceof KafkaJSNumberOfRetriesExceeded || e instanceof KafkaJSConnectionError
-    || e instanceof KafkaJSRequestTimeoutError || e instanceof KafkaJSBrokerNotFound || e instanceof KafkaJSGroupCoordinatorNotFound
-    || e instanceof KafkaJSTimeout;
+  const passes =
+    e.retriable ||
+    e instanceof KafkaJSNumberOfRetriesExceeded ||
+    e instanceof KafkaJSConnectionError ||
+    e instanceof KafkaJSRequestTimeoutError ||
+    e instanceof KafkaJSBrokerNotFound ||
+    e instanceof KafkaJSGroupCoordinatorNotFound ||
+    e instanceof KafkaJSTimeout;
   return passes ? new KafkaUnavailableError(`${what}: Kafka did not answer (${e.message})`, e) : e;
 }
 
@@ -164,9 +198,18 @@ export function asKafkaFailure(e: unknown, what: string): unknown {
  */
 export function whenCrashed(consumers: Consumer[]): { crashed: Promise<Error>; dispose(): void } {
   let report!: (e: Error) => void;
-  const crashed = new Promise<Error>((resolve) => { report = resolve; });
-  const removers = consumers.map((c) => c.on(c.events.CRASH, (event) => {
-    if (!event.payload.restart) report(event.payload.error);
-  }));
-  return { crashed, dispose: () => { for (const remove of removers) remove(); } };
+  const crashed = new Promise<Error>((resolve) => {
+    report = resolve;
+  });
+  const removers = consumers.map((c) =>
+    c.on(c.events.CRASH, (event) => {
+      if (!event.payload.restart) report(event.payload.error);
+    }),
+  );
+  return {
+    crashed,
+    dispose: () => {
+      for (const remove of removers) remove();
+    },
+  };
 }

@@ -8,10 +8,25 @@ import { pino, type Logger } from "pino";
 export type { Logger };
 
 const REDACT_PATHS = [
-  "password", "*.password", "clientSecret", "*.clientSecret", "refreshToken", "*.refreshToken",
-  "accessToken", "*.accessToken", "access_token", "*.access_token", "refresh_token", "*.refresh_token",
-  "authorization", "*.authorization", "headers.authorization", "*.headers.authorization",
-  "connection.url", "databaseUrl", "*.databaseUrl",
+  "password",
+  "*.password",
+  "clientSecret",
+  "*.clientSecret",
+  "refreshToken",
+  "*.refreshToken",
+  "accessToken",
+  "*.accessToken",
+  "access_token",
+  "*.access_token",
+  "refresh_token",
+  "*.refresh_token",
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  "connection.url",
+  "databaseUrl",
+  "*.databaseUrl",
 ];
 
 /**
@@ -19,11 +34,14 @@ const REDACT_PATHS = [
  * standard output (scripts parse it), so its log lines (a broker warning at start-up, say) go to
  * standard error.
  */
-export const logger: Logger = pino({
-  level: process.env.QOBRA_SYNC_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "info",
-  base: { app: "qobra-sync" },
-  redact: { paths: REDACT_PATHS, censor: "[redacted]" },
-}, process.argv.includes("--json") ? pino.destination(2) : undefined);
+export const logger: Logger = pino(
+  {
+    level: process.env.QOBRA_SYNC_LOG_LEVEL ?? process.env.LOG_LEVEL ?? "info",
+    base: { app: "qobra-sync" },
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+  },
+  process.argv.includes("--json") ? pino.destination(2) : undefined,
+);
 
 /** Masks the password of a URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`). */
 export function redactUrl(url: string): string {

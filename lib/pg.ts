@@ -4,12 +4,16 @@ import { logger, redactUrl } from "./log.ts";
 
 export function createPool(url: string, opts: pg.PoolConfig = {}): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max: 4, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, ...opts });
-  pool.on("error", (err) => logger.warn({ component: "pg", db: redactUrl(url), err: err.message }, "idle PostgreSQL connection failed; the pool will reconnect"));
+  pool.on("error", (err) =>
+    logger.warn({ component: "pg", db: redactUrl(url), err: err.message }, "idle PostgreSQL connection failed; the pool will reconnect"),
+  );
   // A checked-out client whose connection drops (a server restart, pg_terminate_backend) emits
   // "error" too: without a listener that would crash the process. The query in flight fails and
   // is retried by its caller.
   pool.on("connect", (client) => {
-    client.on("error", (err) => logger.warn({ component: "pg", db: redactUrl(url), err: err.message }, "PostgreSQL connection lost; the query in flight is retried"));
+    client.on("error", (err) =>
+      logger.warn({ component: "pg", db: redactUrl(url), err: err.message }, "PostgreSQL connection lost; the query in flight is retried"),
+    );
   });
   return pool;
 }
@@ -34,7 +38,7 @@ export type TransactionSource = { connect(): Promise<pg.PoolClient> } | pg.PoolC
  */
 export async function withTransaction<T>(db: TransactionSource, fn: (client: pg.PoolClient) => Promise<T>, opts: { begin?: string } = {}): Promise<T> {
   const owned = typeof (db as pg.PoolClient).release !== "function";
-  const client = owned ? await db.connect() as pg.PoolClient : db as pg.PoolClient;
+  const client = owned ? ((await db.connect()) as pg.PoolClient) : (db as pg.PoolClient);
   try {
     await client.query(opts.begin ?? "BEGIN");
     const result = await fn(client);

@@ -21,7 +21,9 @@ export function parseRawKey(key: Buffer | string): { table: string; externalId: 
   try {
     const v = JSON.parse(key.toString()) as unknown;
     if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "string") return { table: v[0], externalId: v[1] };
-  } catch { /* not ours */ }
+  } catch {
+    /* not ours */
+  }
   return null;
 }
 
@@ -48,8 +50,13 @@ export function dlqHeaders(l: DeadLetter): Record<string, string> {
 
 export function newRequest(connector: string, opts: { full?: boolean; tables?: string[]; by: string; forceDeletes?: boolean }): SyncRequest {
   return {
-    requestId: randomUUID(), connector, tables: opts.tables ?? [], full: opts.full ?? false,
-    requestedAt: Date.now(), requestedBy: opts.by, forceDeletes: opts.forceDeletes ?? false,
+    requestId: randomUUID(),
+    connector,
+    tables: opts.tables ?? [],
+    full: opts.full ?? false,
+    requestedAt: Date.now(),
+    requestedBy: opts.by,
+    forceDeletes: opts.forceDeletes ?? false,
   };
 }
 

@@ -8,7 +8,11 @@ import type avro from "avsc";
 import { ConfigError, MappingError, RegistryUnavailableError, SchemaIncompatibleError } from "./errors.ts";
 import { redactUrl } from "./log.ts";
 
-interface RegistryConfig { url: string; username?: string | undefined; password?: string | undefined }
+interface RegistryConfig {
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+}
 
 export class Registry {
   readonly client: SchemaRegistry;
@@ -44,10 +48,7 @@ export class Registry {
 
   private async registerOnce(subject: string, schema: avro.Schema, attempt = 1): Promise<number> {
     try {
-      const { id } = await this.client.register(
-        { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-        { subject, compatibility: COMPATIBILITY.BACKWARD },
-      );
+      const { id } = await this.client.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject, compatibility: COMPATIBILITY.BACKWARD });
       return id;
     } catch (e) {
       const status = (e as { status?: number }).status;
@@ -61,10 +62,12 @@ export class Registry {
       }
       if (status === 409 || /incompatib/i.test(msg)) {
         throw new SchemaIncompatibleError(
-          `the schema registry refused the new schema of ${subject} as incompatible with the registered one (BACKWARD: fields may only be added, with defaults): ${msg}. `
-          + "A field's type cannot change in place: give the table a new name in the config (a new table version), "
-          + "run `qobra-sync replay <connector> --table <new name>` to fill it from the raw topic, then move readers to it; "
-          + "these records wait in the dead-letter topic (`qobra-sync dlq replay` after the change)", e);
+          `the schema registry refused the new schema of ${subject} as incompatible with the registered one (BACKWARD: fields may only be added, with defaults): ${msg}. ` +
+            "A field's type cannot change in place: give the table a new name in the config (a new table version), " +
+            "run `qobra-sync replay <connector> --table <new name>` to fill it from the raw topic, then move readers to it; " +
+            "these records wait in the dead-letter topic (`qobra-sync dlq replay` after the change)",
+          e,
+        );
       }
       throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} failed to register ${subject}: ${msg}`, e);
     }

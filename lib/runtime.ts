@@ -5,7 +5,13 @@ import { SinkUnavailableError, describeError } from "./errors.ts";
 import { createKafka, ensureTopics, type KafkaPort } from "./kafka.ts";
 import { Registry } from "./registry.ts";
 
-export interface Runtime { config: Config; port: KafkaPort; registry: Registry; codec: Codec; close(): Promise<void> }
+export interface Runtime {
+  config: Config;
+  port: KafkaPort;
+  registry: Registry;
+  codec: Codec;
+  close(): Promise<void>;
+}
 
 export async function openRuntime(config: Config, clientSuffix = ""): Promise<Runtime> {
   // Probe the brokers with few retries first, so a wrong address is reported in seconds.
@@ -13,7 +19,10 @@ export async function openRuntime(config: Config, clientSuffix = ""): Promise<Ru
   try {
     await probe.admin();
   } catch (e) {
-    throw new SinkUnavailableError(`cannot reach the Kafka broker at ${config.kafka.brokers.join(", ")} (${describeError(e)}); start it with \`qobra-sync stack up\` or fix kafka.brokers`, e);
+    throw new SinkUnavailableError(
+      `cannot reach the Kafka broker at ${config.kafka.brokers.join(", ")} (${describeError(e)}); start it with \`qobra-sync stack up\` or fix kafka.brokers`,
+      e,
+    );
   } finally {
     await probe.close();
   }

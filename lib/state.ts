@@ -25,4 +25,3 @@ export async function saveState(producer: Producer, port: KafkaPort, codec: Code
   const value = await codec.encode(topic, "syncState", s);
   await producer.send({ topic, acks: -1, messages: [{ key: stateKey(s.connector, s.table), value }] });
 }
-

@@ -5,11 +5,16 @@ import type { KafkaPort } from "./kafka.ts";
 
 /** `heartbeat` is called after each batch (a role's own, when the scan runs inside one of its handlers). */
 export async function readToEnd(
-  port: KafkaPort, topic: string, onBatch: (messages: KafkaMessage[], partition: number) => Promise<void> | void,
+  port: KafkaPort,
+  topic: string,
+  onBatch: (messages: KafkaMessage[], partition: number) => Promise<void> | void,
   opts: { heartbeat?: () => Promise<void> } = {},
 ): Promise<void> {
   const follower = await followTopics(port, {
-    topics: [topic], groupPrefix: `${topic}-scan`, from: "beginning", upToEnd: "stop",
+    topics: [topic],
+    groupPrefix: `${topic}-scan`,
+    from: "beginning",
+    upToEnd: "stop",
     consumer: { sessionTimeout: 30_000, maxBytesPerPartition: 8 * 1024 * 1024 },
     onBatch: async (b) => {
       await onBatch(b.messages, b.partition);

@@ -12,7 +12,13 @@ import { committedOffsets, endOffsets, type KafkaPort } from "./kafka.ts";
 import { groups } from "./topics.ts";
 import type { SyncEvent } from "../schemas/index.ts";
 
-export interface Progress { phase: "reading" | "mapping" | "writing" | "done"; read: number; mappedLag: number; sinkLag: number; event?: SyncEvent }
+export interface Progress {
+  phase: "reading" | "mapping" | "writing" | "done";
+  read: number;
+  mappedLag: number;
+  sinkLag: number;
+  event?: SyncEvent;
+}
 
 /** Snapshot of the events topic's end offsets: take it BEFORE publishing the request. */
 export async function eventsPosition(port: KafkaPort): Promise<Map<number, number>> {
@@ -20,7 +26,11 @@ export async function eventsPosition(port: KafkaPort): Promise<Map<number, numbe
 }
 
 export async function waitForRun(
-  port: KafkaPort, codec: Codec, prefix: string, runId: string, from: Map<number, number>,
+  port: KafkaPort,
+  codec: Codec,
+  prefix: string,
+  runId: string,
+  from: Map<number, number>,
   opts: { timeoutMs?: number; onProgress?: (p: Progress) => void; tables: Array<{ connector: string; table: string }> },
 ): Promise<SyncEvent> {
   const deadline = Date.now() + (opts.timeoutMs ?? 6 * 3600_000);
@@ -36,9 +46,13 @@ export async function waitForRun(
       // The follower may still be starting: it is stopped as soon as it exists.
       void started.then(() => follower?.stop()).finally(fn);
     };
-    const timer = setInterval(() => { if (Date.now() > deadline) finish(() => reject(new RunFailedError(`run ${runId} did not finish in time`))); }, 1000);
+    const timer = setInterval(() => {
+      if (Date.now() > deadline) finish(() => reject(new RunFailedError(`run ${runId} did not finish in time`)));
+    }, 1000);
     const started = followTopics(port, {
-      topics: [port.topics.syncEvents], groupPrefix: `${prefix}-wait`, from: new Map([[port.topics.syncEvents, from]]),
+      topics: [port.topics.syncEvents],
+      groupPrefix: `${prefix}-wait`,
+      from: new Map([[port.topics.syncEvents, from]]),
       consumer: { sessionTimeout: 10_000 },
       onBatch: async ({ messages }) => {
         for (const message of messages) {
@@ -50,14 +64,21 @@ export async function waitForRun(
           if (e.type === "RUN_COMPLETED" || e.type === "RUN_FAILED") finish(() => resolve(e));
         }
       },
-    }).then((f) => { follower = f; }, (e: unknown) => finish(() => reject(e)));
+    }).then(
+      (f) => {
+        follower = f;
+      },
+      (e: unknown) => finish(() => reject(e)),
+    );
   });
   if (final.type === "RUN_FAILED") return final;
 
   const g = groups(prefix);
   const rawTargets = new Map<string, Map<number, number>>();
   for (const o of final.offsets) {
-    let m = rawTargets.get(o.topic); if (!m) rawTargets.set(o.topic, (m = new Map())); m.set(o.partition, o.offset);
+    let m = rawTargets.get(o.topic);
+    if (!m) rawTargets.set(o.topic, (m = new Map()));
+    m.set(o.partition, o.offset);
   }
   await waitCaughtUp(admin, g.mapper, rawTargets, deadline, (lag) => opts.onProgress?.({ phase: "mapping", read, mappedLag: lag, sinkLag: 0 }));
   const mappedTargets = new Map<string, Map<number, number>>();
@@ -70,7 +91,13 @@ export async function waitForRun(
   return final;
 }
 
-async function waitCaughtUp(admin: Admin, groupId: string, targets: Map<string, Map<number, number>>, deadline: number, onLag: (lag: number) => void): Promise<void> {
+async function waitCaughtUp(
+  admin: Admin,
+  groupId: string,
+  targets: Map<string, Map<number, number>>,
+  deadline: number,
+  onLag: (lag: number) => void,
+): Promise<void> {
   for (;;) {
     let lag = 0;
     for (const [topic, parts] of targets) {

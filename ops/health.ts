@@ -19,9 +19,17 @@ interface GroupHealth {
   reason: string | null;
 }
 
-export interface Health { ok: boolean; at: number; groups: GroupHealth[]; problems: string[] }
+export interface Health {
+  ok: boolean;
+  at: number;
+  groups: GroupHealth[];
+  problems: string[];
+}
 
-interface HealthOptions { stallMs: number; producerStallMs: number }
+interface HealthOptions {
+  stallMs: number;
+  producerStallMs: number;
+}
 
 export class StallTracker {
   private readonly last = new Map<string, { committed: number; lag: number; progressAt: number }>();
@@ -30,7 +38,10 @@ export class StallTracker {
   private readonly opts: HealthOptions;
   private readonly startedAt: number;
 
-  constructor(opts: HealthOptions, now = Date.now()) { this.opts = opts; this.startedAt = now; }
+  constructor(opts: HealthOptions, now = Date.now()) {
+    this.opts = opts;
+    this.startedAt = now;
+  }
 
   /** Feeds a new lag snapshot. `producerActivityAt`: last sync.events message of a producer run. */
   observe(snapshot: LagSnapshot, producerActivityAt: number | null = null): void {
@@ -74,8 +85,8 @@ export class StallTracker {
       const stalledMs = t.lag > 0 ? Math.max(0, now - progressAt) : 0;
       const stuck = t.lag > 0 && stalledMs >= limit;
       const reason = stuck
-        ? `${g.group} (${g.role}) has ${t.lag} record(s) to process and its committed offsets have not moved for ${Math.round(stalledMs / 1000)} s`
-          + (g.members === 0 ? "; no consumer is running in the group" : `; ${g.members} member(s) are connected but not progressing`)
+        ? `${g.group} (${g.role}) has ${t.lag} record(s) to process and its committed offsets have not moved for ${Math.round(stalledMs / 1000)} s` +
+          (g.members === 0 ? "; no consumer is running in the group" : `; ${g.members} member(s) are connected but not progressing`)
         : null;
       if (reason) problems.push(reason);
       out.push({ group: g.group, role: g.role, ok: !stuck, lag: t.lag, members: g.members, lastProgressAt: progressAt, stalledMs, reason });

@@ -15,7 +15,11 @@ const log = logger.child({ component: "ops-lag" });
 
 export type Role = "producer" | "mapper" | "sink";
 
-export interface GroupSpec { group: string; role: Role; topics: Array<{ topic: string; connector: string | null; table: string | null }> }
+export interface GroupSpec {
+  group: string;
+  role: Role;
+  topics: Array<{ topic: string; connector: string | null; table: string | null }>;
+}
 
 export interface PartitionLag {
   group: string;
@@ -35,9 +39,19 @@ export interface PartitionLag {
   oldestUnprocessedAt: number | null;
 }
 
-export interface GroupState { group: string; role: Role; state: string; members: number; clients: string[] }
+export interface GroupState {
+  group: string;
+  role: Role;
+  state: string;
+  members: number;
+  clients: string[];
+}
 
-export interface LagSnapshot { at: number; partitions: PartitionLag[]; groups: GroupState[] }
+export interface LagSnapshot {
+  at: number;
+  partitions: PartitionLag[];
+  groups: GroupState[];
+}
 
 /** The consumer groups of the pipeline and the topics each one reads. */
 export function pipelineGroups(config: Config): GroupSpec[] {
@@ -46,7 +60,11 @@ export function pipelineGroups(config: Config): GroupSpec[] {
   return [
     { group: g.producers, role: "producer", topics: [{ topic: t.syncRequests, connector: null, table: null }] },
     { group: g.mapper, role: "mapper", topics: config.connectors.map((c) => ({ topic: t.raw(c.id), connector: c.id, table: null })) },
-    { group: g.sink, role: "sink", topics: config.connectors.flatMap((c) => c.tables.map((tb) => ({ topic: t.mapped(c.id, tb.name), connector: c.id, table: tb.name }))) },
+    {
+      group: g.sink,
+      role: "sink",
+      topics: config.connectors.flatMap((c) => c.tables.map((tb) => ({ topic: t.mapped(c.id, tb.name), connector: c.id, table: tb.name }))),
+    },
   ];
 }
 
@@ -63,31 +81,47 @@ export function computeLag(committed: number, low: number, end: number): number 
 export async function snapshotLag(admin: Admin, specs: GroupSpec[], now = Date.now()): Promise<LagSnapshot> {
   const topicSet = [...new Set(specs.flatMap((s) => s.topics.map((t) => t.topic)))];
   const offsets = new Map<string, Array<{ partition: number; low: number; high: number }>>();
-  await Promise.all(topicSet.map(async (topic) => {
-    try {
-      const o = await admin.fetchTopicOffsets(topic);
-      offsets.set(topic, o.map((p) => ({ partition: p.partition, low: Number(p.low), high: Number(p.high) })));
-    } catch (e) {
-      log.debug({ topic, err: (e as Error).message }, "no offsets for topic (not created yet?)");
-    }
-  }));
-  const partitions: PartitionLag[] = [];
-  await Promise.all(specs.map(async (spec) => {
-    const present = spec.topics.filter((t) => offsets.has(t.topic));
-    if (present.length === 0) return;
-    const committed = new Map<string, number>();
-    const res = await admin.fetchOffsets({ groupId: spec.group, topics: present.map((t) => t.topic) });
-    for (const t of res) for (const p of t.partitions) committed.set(`${t.topic}\u0000${p.partition}`, Number(p.offset));
-    for (const t of present) {
-      for (const p of offsets.get(t.topic)!) {
-        const c = committed.get(`${t.topic}\u0000${p.partition}`) ?? -1;
-        partitions.push({
-          group: spec.group, role: spec.role, topic: t.topic, connector: t.connector, table: t.table, partition: p.partition,
-          committed: c, low: p.low, end: p.high, lag: computeLag(c, p.low, p.high), oldestUnprocessedAt: null,
-        });
+  await Promise.all(
+    topicSet.map(async (topic) => {
+      try {
+        const o = await admin.fetchTopicOffsets(topic);
+        offsets.set(
+          topic,
+          o.map((p) => ({ partition: p.partition, low: Number(p.low), high: Number(p.high) })),
+        );
+      } catch (e) {
+        log.debug({ topic, err: (e as Error).message }, "no offsets for topic (not created yet?)");
       }
-    }
-  }));
+    }),
+  );
+  const partitions: PartitionLag[] = [];
+  await Promise.all(
+    specs.map(async (spec) => {
+      const present = spec.topics.filter((t) => offsets.has(t.topic));
+      if (present.length === 0) return;
+      const committed = new Map<string, number>();
+      const res = await admin.fetchOffsets({ groupId: spec.group, topics: present.map((t) => t.topic) });
+      for (const t of res) for (const p of t.partitions) committed.set(`${t.topic}\u0000${p.partition}`, Number(p.offset));
+      for (const t of present) {
+        for (const p of offsets.get(t.topic)!) {
+          const c = committed.get(`${t.topic}\u0000${p.partition}`) ?? -1;
+          partitions.push({
+            group: spec.group,
+            role: spec.role,
+            topic: t.topic,
+            connector: t.connector,
+            table: t.table,
+            partition: p.partition,
+            committed: c,
+            low: p.low,
+            end: p.high,
+            lag: computeLag(c, p.low, p.high),
+            oldestUnprocessedAt: null,
+          });
+        }
+      }
+    }),
+  );
   partitions.sort((a, b) => a.group.localeCompare(b.group) || a.topic.localeCompare(b.topic) || a.partition - b.partition);
   let described: GroupDescription[] = [];
   try {
@@ -98,7 +132,10 @@ export async function snapshotLag(admin: Admin, specs: GroupSpec[], now = Date.n
   const groupStates: GroupState[] = specs.map((s) => {
     const d = described.find((x) => x.groupId === s.group);
     return {
-      group: s.group, role: s.role, state: d?.state ?? "Unknown", members: d?.members.length ?? 0,
+      group: s.group,
+      role: s.role,
+      state: d?.state ?? "Unknown",
+      members: d?.members.length ?? 0,
       clients: (d?.members ?? []).map((m) => `${m.clientId}@${m.clientHost.replace(/^\//, "")}`),
     };
   });
@@ -106,7 +143,9 @@ export async function snapshotLag(admin: Admin, specs: GroupSpec[], now = Date.n
 }
 
 /** Sums per group: lag, committed offsets (what was processed), partitions lagging. */
-export function groupTotals(snapshot: LagSnapshot): Map<string, { role: Role; lag: number; committed: number; partitions: number; lagging: number; oldestUnprocessedAt: number | null }> {
+export function groupTotals(
+  snapshot: LagSnapshot,
+): Map<string, { role: Role; lag: number; committed: number; partitions: number; lagging: number; oldestUnprocessedAt: number | null }> {
   const out = new Map<string, { role: Role; lag: number; committed: number; partitions: number; lagging: number; oldestUnprocessedAt: number | null }>();
   for (const g of snapshot.groups) out.set(g.group, { role: g.role, lag: 0, committed: 0, partitions: 0, lagging: 0, oldestUnprocessedAt: null });
   for (const p of snapshot.partitions) {
@@ -115,7 +154,8 @@ export function groupTotals(snapshot: LagSnapshot): Map<string, { role: Role; la
     t.committed += Math.max(0, p.committed);
     t.partitions++;
     if (p.lag > 0) t.lagging++;
-    if (p.oldestUnprocessedAt !== null && (t.oldestUnprocessedAt === null || p.oldestUnprocessedAt < t.oldestUnprocessedAt)) t.oldestUnprocessedAt = p.oldestUnprocessedAt;
+    if (p.oldestUnprocessedAt !== null && (t.oldestUnprocessedAt === null || p.oldestUnprocessedAt < t.oldestUnprocessedAt))
+      t.oldestUnprocessedAt = p.oldestUnprocessedAt;
   }
   return out;
 }
@@ -131,7 +171,10 @@ export class OldestRecordProbe {
   private readonly cache = new Map<string, number>();
   private readonly port: KafkaPort;
   private readonly prefix: string;
-  constructor(port: KafkaPort, prefix: string) { this.port = port; this.prefix = prefix; }
+  constructor(port: KafkaPort, prefix: string) {
+    this.port = port;
+    this.prefix = prefix;
+  }
 
   /** Fills what the cache knows; returns true when some lagging partition is still unknown. */
   applyCached(partitions: PartitionLag[]): boolean {
@@ -139,7 +182,8 @@ export class OldestRecordProbe {
     for (const p of partitions) {
       if (p.lag <= 0) continue;
       const cached = this.cache.get(probeKey(p));
-      if (cached !== undefined) p.oldestUnprocessedAt = cached; else missing = true;
+      if (cached !== undefined) p.oldestUnprocessedAt = cached;
+      else missing = true;
     }
     return missing;
   }
@@ -151,9 +195,13 @@ export class OldestRecordProbe {
       const offset = p.committed < 0 ? p.low : Math.max(p.committed, p.low);
       const key = probeKey(p);
       const cached = this.cache.get(key);
-      if (cached !== undefined) { p.oldestUnprocessedAt = cached; continue; }
+      if (cached !== undefined) {
+        p.oldestUnprocessedAt = cached;
+        continue;
+      }
       const w = wanted.get(key);
-      if (w) w.rows.push(p); else wanted.set(key, { topic: p.topic, partition: p.partition, offset, rows: [p] });
+      if (w) w.rows.push(p);
+      else wanted.set(key, { topic: p.topic, partition: p.partition, offset, rows: [p] });
     }
     if (wanted.size === 0) return;
     const byTp = new Map<string, { offset: number; key: string }>();
@@ -167,15 +215,19 @@ export class OldestRecordProbe {
         timer = setTimeout(resolve, timeoutMs);
         const seeked = new Set<string>();
         starting = followTopics(this.port, {
-          topics: topicList, groupPrefix: `${this.prefix}-ops-probe`, from: "beginning",
+          topics: topicList,
+          groupPrefix: `${this.prefix}-ops-probe`,
+          from: "beginning",
           consumer: { sessionTimeout: 10_000, maxWaitTimeInMs: 200, maxBytesPerPartition: 64 * 1024 },
           onAssign: (assignment, control) => {
             for (const [topic, parts] of Object.entries(assignment)) {
               for (const partition of parts) {
                 const tp = `${topic}\u0000${partition}`;
                 const target = byTp.get(tp);
-                if (target && !seeked.has(tp)) { seeked.add(tp); control.seek(topic, partition, target.offset); }
-                else if (!target) control.pause(topic, partition);
+                if (target && !seeked.has(tp)) {
+                  seeked.add(tp);
+                  control.seek(topic, partition, target.offset);
+                } else if (!target) control.pause(topic, partition);
               }
             }
           },
@@ -200,7 +252,10 @@ export class OldestRecordProbe {
     } finally {
       if (timer) clearTimeout(timer);
       // A follower still starting when the time is up is stopped once it has started.
-      await starting?.then((f) => f.stop(), () => {});
+      await starting?.then(
+        (f) => f.stop(),
+        () => {},
+      );
     }
     if (this.cache.size > 10_000) this.cache.clear();
   }

@@ -60,8 +60,17 @@ interface ConnectorState {
 }
 
 interface GroupLagState {
-  group: string; role: string; state: string; members: number; clients: string[];
-  lag: number; lagging: number; partitions: number; oldestUnprocessedAt: number | null; healthy: boolean; stalledMs: number;
+  group: string;
+  role: string;
+  state: string;
+  members: number;
+  clients: string[];
+  lag: number;
+  lagging: number;
+  partitions: number;
+  oldestUnprocessedAt: number | null;
+  healthy: boolean;
+  stalledMs: number;
 }
 
 interface OpsState {
@@ -76,7 +85,10 @@ interface OpsState {
   errors: string[];
 }
 
-interface SinkTarget { targets: Map<string, number>; kind: "mapper" | "sink" }
+interface SinkTarget {
+  targets: Map<string, number>;
+  kind: "mapper" | "sink";
+}
 
 export class OpsMonitor {
   readonly config: Config;
@@ -111,8 +123,11 @@ export class OpsMonitor {
     this.config = config;
     this.rt = rt;
     this.opts = {
-      sampleMs: opts.sampleMs ?? 2000, dbSampleMs: opts.dbSampleMs ?? 10_000, stallMs: opts.stallMs ?? 60_000,
-      producerStallMs: opts.producerStallMs ?? 15 * 60_000, ageProbe: opts.ageProbe ?? true,
+      sampleMs: opts.sampleMs ?? 2000,
+      dbSampleMs: opts.dbSampleMs ?? 10_000,
+      stallMs: opts.stallMs ?? 60_000,
+      producerStallMs: opts.producerStallMs ?? 15 * 60_000,
+      ageProbe: opts.ageProbe ?? true,
       ageProbeMs: opts.ageProbeMs ?? 10_000,
     };
     this.specs = pipelineGroups(config);
@@ -127,7 +142,10 @@ export class OpsMonitor {
     // The operations view is rebuilt from Kafka at every start: the topics from their beginning,
     // in a throwaway group; a message it cannot read is skipped (and logged), never fatal.
     this.follower = await followTopics(this.rt.port, {
-      topics: [t.syncEvents, t.dlqMapper, t.dlqSink], groupPrefix: `${this.config.topicPrefix}-ops`, from: "beginning", upToEnd: "mark",
+      topics: [t.syncEvents, t.dlqMapper, t.dlqSink],
+      groupPrefix: `${this.config.topicPrefix}-ops`,
+      from: "beginning",
+      upToEnd: "mark",
       consumer: { sessionTimeout: 30_000, maxWaitTimeInMs: 500 },
       onBatch: async ({ topic, partition, messages }) => {
         for (const m of messages) {
@@ -139,10 +157,21 @@ export class OpsMonitor {
         }
       },
     });
-    void this.follower.caughtUp.then(() => { this.ready = true; log.info("operations view caught up with sync.events"); });
+    void this.follower.caughtUp.then(() => {
+      this.ready = true;
+      log.info("operations view caught up with sync.events");
+    });
     await Promise.all([this.sample(), this.sampleDb()]);
-    this.timers.push(setInterval(() => { void this.sample(); }, this.opts.sampleMs));
-    this.timers.push(setInterval(() => { void this.sampleDb(); }, this.opts.dbSampleMs));
+    this.timers.push(
+      setInterval(() => {
+        void this.sample();
+      }, this.opts.sampleMs),
+    );
+    this.timers.push(
+      setInterval(() => {
+        void this.sampleDb();
+      }, this.opts.dbSampleMs),
+    );
     for (const timer of this.timers) timer.unref();
   }
 
@@ -153,15 +182,20 @@ export class OpsMonitor {
     if (topic === t.syncEvents) {
       const e = await this.rt.codec.decode<SyncEvent>(m.value);
       this.book.apply(e);
-      if (e.stage === "producer" && e.type !== "RUN_COMPLETED" && e.type !== "RUN_FAILED") this.producerActivityAt = Math.max(this.producerActivityAt ?? 0, e.at);
+      if (e.stage === "producer" && e.type !== "RUN_COMPLETED" && e.type !== "RUN_FAILED")
+        this.producerActivityAt = Math.max(this.producerActivityAt ?? 0, e.at);
       return;
     }
     const stage = topic === t.dlqMapper ? "mapper" : "sink";
-    let connector = "", table = "";
+    let connector = "",
+      table = "";
     try {
       const l = await this.rt.codec.decode<DeadLetter>(m.value);
-      connector = l.connector ?? ""; table = l.table ?? "";
-    } catch { /* counted without its coordinates */ }
+      connector = l.connector ?? "";
+      table = l.table ?? "";
+    } catch {
+      /* counted without its coordinates */
+    }
     const key = `${stage}\u0000${connector}\u0000${table}`;
     this.dlqCounts.set(key, (this.dlqCounts.get(key) ?? 0) + 1);
   }
@@ -185,16 +219,24 @@ export class OpsMonitor {
 
   /** Takes a lag sample now (coalesced with one in flight). */
   sample(): Promise<void> {
-    this.sampling ??= this.doSample().finally(() => { this.sampling = undefined; });
+    this.sampling ??= this.doSample().finally(() => {
+      this.sampling = undefined;
+    });
     return this.sampling;
   }
 
   /** Reads the sink tables now; a request during a read in flight runs once more after it (fresh data). */
   sampleDb(): Promise<void> {
-    if (this.dbSampling) { this.dbAgain = true; return this.dbSampling; }
+    if (this.dbSampling) {
+      this.dbAgain = true;
+      return this.dbSampling;
+    }
     this.dbSampling = this.doSampleDb().finally(() => {
       this.dbSampling = undefined;
-      if (this.dbAgain) { this.dbAgain = false; void this.sampleDb(); }
+      if (this.dbAgain) {
+        this.dbAgain = false;
+        void this.sampleDb();
+      }
     });
     return this.dbSampling;
   }
@@ -224,10 +266,18 @@ export class OpsMonitor {
   private startProbe(snap: LagSnapshot): void {
     if (this.probing || Date.now() - this.lastProbeAt < this.opts.ageProbeMs) return;
     this.lastProbeAt = Date.now();
-    this.probing = this.probe.fill(snap.partitions.map((p) => ({ ...p })), 5000)
-      .then(() => { if (this.lagSnapshot) this.probe.applyCached(this.lagSnapshot.partitions); })
+    this.probing = this.probe
+      .fill(
+        snap.partitions.map((p) => ({ ...p })),
+        5000,
+      )
+      .then(() => {
+        if (this.lagSnapshot) this.probe.applyCached(this.lagSnapshot.partitions);
+      })
       .catch(() => {})
-      .finally(() => { this.probing = undefined; });
+      .finally(() => {
+        this.probing = undefined;
+      });
   }
 
   private async doSampleDb(): Promise<void> {
@@ -264,7 +314,10 @@ export class OpsMonitor {
     let landed = false;
     for (const run of this.book.list()) {
       if (run.kind !== "sync" || run.status !== "completed" || (run.phase !== "mapping" && run.phase !== "writing")) continue;
-      if (Date.now() - (run.endedAt ?? 0) > 86_400_000) { run.phase = "unknown"; continue; }
+      if (Date.now() - (run.endedAt ?? 0) > 86_400_000) {
+        run.phase = "unknown";
+        continue;
+      }
       let target = this.runTargets.get(run.runId);
       if (!target) {
         target = { kind: "mapper", targets: new Map(run.offsets.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset])) };
@@ -274,9 +327,15 @@ export class OpsMonitor {
       let remaining = 0;
       for (const [tp, end] of target.targets) remaining += Math.max(0, end - Math.max(0, committed.get(`${group}\u0000${tp}`) ?? 0));
       run.remaining = remaining;
-      if (remaining > 0) { run.phase = target.kind === "mapper" ? "mapping" : "writing"; continue; }
+      if (remaining > 0) {
+        run.phase = target.kind === "mapper" ? "mapping" : "writing";
+        continue;
+      }
       if (target.kind === "mapper") {
-        const tables = Object.keys(run.tables).length > 0 ? Object.keys(run.tables) : this.config.connectors.find((c) => c.id === run.connector)?.tables.map((t) => t.name) ?? [];
+        const tables =
+          Object.keys(run.tables).length > 0
+            ? Object.keys(run.tables)
+            : (this.config.connectors.find((c) => c.id === run.connector)?.tables.map((t) => t.name) ?? []);
         const topics = new Set(tables.map((t) => this.rt.port.topics.mapped(run.connector, t)));
         const sinkTargets = new Map<string, number>();
         for (const [tp, end] of ends) if (topics.has(tp.split("\u0000")[0]!)) sinkTargets.set(tp, end);
@@ -293,40 +352,62 @@ export class OpsMonitor {
     return landed;
   }
 
-  health(now = Date.now()): Health { return this.tracker.evaluate(this.lagSnapshot, now); }
-
-  lag(): LagSnapshot | null { return this.lagSnapshot; }
-
-  dlqTotals(): Array<{ stage: string; connector: string; table: string; count: number }> {
-    return [...this.dlqCounts].map(([k, count]) => { const [stage, connector, table] = k.split("\u0000") as [string, string, string]; return { stage, connector, table, count }; });
+  health(now = Date.now()): Health {
+    return this.tracker.evaluate(this.lagSnapshot, now);
   }
 
-  tables(): SinkTableStats[] { return this.tableStats; }
+  lag(): LagSnapshot | null {
+    return this.lagSnapshot;
+  }
+
+  dlqTotals(): Array<{ stage: string; connector: string; table: string; count: number }> {
+    return [...this.dlqCounts].map(([k, count]) => {
+      const [stage, connector, table] = k.split("\u0000") as [string, string, string];
+      return { stage, connector, table, count };
+    });
+  }
+
+  tables(): SinkTableStats[] {
+    return this.tableStats;
+  }
 
   /** The config with the page's schedule edits applied. */
-  effectiveConfig(): Config { return effectiveConfig(this.config, this.overrides); }
+  effectiveConfig(): Config {
+    return effectiveConfig(this.config, this.overrides);
+  }
 
-  async reloadOverrides(): Promise<void> { this.overrides = await this.schedules.list(); }
+  async reloadOverrides(): Promise<void> {
+    this.overrides = await this.schedules.list();
+  }
 
   state(now = Date.now()): OpsState {
     const health = this.health(now);
     const eff = this.effectiveConfig();
     const dlq = this.dlqTotals();
     const dlqOf = (stage: string, connector?: string, table?: string) =>
-      dlq.filter((d) => d.stage === stage && (connector === undefined || d.connector === connector) && (table === undefined || d.table === table)).reduce((n, d) => n + d.count, 0);
+      dlq
+        .filter((d) => d.stage === stage && (connector === undefined || d.connector === connector) && (table === undefined || d.table === table))
+        .reduce((n, d) => n + d.count, 0);
     const connectors: ConnectorState[] = eff.connectors.map((c) => {
       const o = this.overrides.find((x) => x.connector === c.id);
       const runs = this.book.list(c.id);
       return {
-        id: c.id, type: c.type,
+        id: c.id,
+        type: c.type,
         schedule: scheduleView(c, { overridden: !!o, updatedAt: o?.updatedAt ?? null, updatedBy: o?.updatedBy ?? null }),
         tables: c.tables.map((t) => {
           const s = this.tableStats.find((x) => x.connector === c.id && x.table === t.name);
           const success = this.book.lastSuccess(c.id, t.name);
           return {
-            name: t.name, relation: s?.relation ?? `${this.config.sink.schema}.${c.id}__${t.name}`, exists: s?.exists ?? false,
-            live: s ? s.live : null, deleted: s ? s.deleted : null, lastSyncedAt: s?.lastSyncedAt ?? null,
-            lastSuccess: success, stalenessMs: staleness(success, now), dlq: dlqOf("mapper", c.id, t.name) + dlqOf("sink", c.id, t.name),
+            name: t.name,
+            relation: s?.relation ?? `${this.config.sink.schema}.${c.id}__${t.name}`,
+            exists: s?.exists ?? false,
+            live: s ? s.live : null,
+            deleted: s ? s.deleted : null,
+            lastSyncedAt: s?.lastSyncedAt ?? null,
+            lastSuccess: success,
+            stalenessMs: staleness(success, now),
+            dlq: dlqOf("mapper", c.id, t.name) + dlqOf("sink", c.id, t.name),
           };
         }),
         runs: runs.slice(0, 10),
@@ -338,13 +419,26 @@ export class OpsMonitor {
     const snap = this.lagSnapshot;
     const totals = snap ? groupTotals(snap) : new Map();
     return {
-      generatedAt: now, ready: this.ready, topicPrefix: this.config.topicPrefix, sinkSchema: this.config.sink.schema, health, connectors,
+      generatedAt: now,
+      ready: this.ready,
+      topicPrefix: this.config.topicPrefix,
+      sinkSchema: this.config.sink.schema,
+      health,
+      connectors,
       lag: {
         at: snap?.at ?? null,
         groups: (snap?.groups ?? []).map((g) => {
           const t = totals.get(g.group);
           const h = health.groups.find((x) => x.group === g.group);
-          return { ...g, lag: t?.lag ?? 0, lagging: t?.lagging ?? 0, partitions: t?.partitions ?? 0, oldestUnprocessedAt: t?.oldestUnprocessedAt ?? null, healthy: h?.ok ?? true, stalledMs: h?.stalledMs ?? 0 };
+          return {
+            ...g,
+            lag: t?.lag ?? 0,
+            lagging: t?.lagging ?? 0,
+            partitions: t?.partitions ?? 0,
+            oldestUnprocessedAt: t?.oldestUnprocessedAt ?? null,
+            healthy: h?.ok ?? true,
+            stalledMs: h?.stalledMs ?? 0,
+          };
         }),
         partitions: snap?.partitions ?? [],
       },

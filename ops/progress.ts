@@ -6,7 +6,14 @@
 import type { Progress } from "../lib/wait.ts";
 import { formatCount, formatDuration } from "./time.ts";
 
-interface Counts { phase: string; read: number | null; mapped: number | null; written: number | null; total: number | null; note?: string }
+interface Counts {
+  phase: string;
+  read: number | null;
+  mapped: number | null;
+  written: number | null;
+  total: number | null;
+  note?: string;
+}
 
 export function bar(done: number, total: number, width = 24): string {
   const f = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
@@ -27,7 +34,10 @@ function formatCounts(c: Counts, elapsedMs: number, withBar: boolean): string {
   return c.note ? `${line} · ${c.note}` : line;
 }
 
-interface Renderer { update(c: Counts): void; end(): void }
+interface Renderer {
+  update(c: Counts): void;
+  end(): void;
+}
 
 export function createRenderer(opts: { tty: boolean; json: boolean; write?: (s: string) => void; plainEveryMs?: number; now?: () => number }): Renderer {
   const write = opts.write ?? ((s: string) => process.stdout.write(s));
@@ -46,17 +56,27 @@ export function createRenderer(opts: { tty: boolean; json: boolean; write?: (s: 
         lastLine = line;
         write(`\r\x1b[2K${line}`);
         open = true;
-        if (c.phase === "done") { write("\n"); open = false; }
+        if (c.phase === "done") {
+          write("\n");
+          open = false;
+        }
         return;
       }
       const t = now();
       if (c.phase !== lastPhase || c.phase === "done" || t - lastPlainAt >= (opts.plainEveryMs ?? 5000)) {
         if (line === lastLine) return;
-        lastPhase = c.phase; lastPlainAt = t; lastLine = line;
+        lastPhase = c.phase;
+        lastPlainAt = t;
+        lastLine = line;
         write(`${line}\n`);
       }
     },
-    end() { if (open) { write("\n"); open = false; } },
+    end() {
+      if (open) {
+        write("\n");
+        open = false;
+      }
+    },
   };
 }
 
@@ -64,17 +84,36 @@ export function createRenderer(opts: { tty: boolean; json: boolean; write?: (s: 
  * `sync --wait`: turns lib/wait.ts's Progress (events while the producer reads, then the mapper's
  * and the sink's remaining records) into read / mapped / written counts.
  */
-export function syncProgress(opts: { json: boolean; tty?: boolean; write?: (s: string) => void; plainEveryMs?: number; now?: () => number }): (p: Progress) => void {
-  const r = createRenderer({ tty: opts.tty ?? (process.stdout.isTTY === true), json: opts.json, write: opts.write, plainEveryMs: opts.plainEveryMs, now: opts.now });
-  let read = 0, mappedByEvents = 0, total: number | null = null;
+export function syncProgress(opts: {
+  json: boolean;
+  tty?: boolean;
+  write?: (s: string) => void;
+  plainEveryMs?: number;
+  now?: () => number;
+}): (p: Progress) => void {
+  const r = createRenderer({
+    tty: opts.tty ?? process.stdout.isTTY === true,
+    json: opts.json,
+    write: opts.write,
+    plainEveryMs: opts.plainEveryMs,
+    now: opts.now,
+  });
+  let read = 0,
+    mappedByEvents = 0,
+    total: number | null = null;
   let startMapLag: number | null = null;
   let table: string | null = null;
   return (p) => {
     const e = p.event;
     if (e?.type === "PROGRESS" && e.stage === "mapper") mappedByEvents += (e.counts.mapped ?? 0) + (e.counts.dlq ?? 0);
-    else if (e?.type === "PROGRESS" && e.counts.read !== undefined) { read = Math.max(read, e.counts.read); table = e.table; }
-    else if (e?.type === "TABLE_COMPLETED") table = null;
-    else if (e?.type === "RUN_COMPLETED") { read = e.counts.read ?? read; total = (e.counts.read ?? 0) + (e.counts.deleted ?? 0); }
+    else if (e?.type === "PROGRESS" && e.counts.read !== undefined) {
+      read = Math.max(read, e.counts.read);
+      table = e.table;
+    } else if (e?.type === "TABLE_COMPLETED") table = null;
+    else if (e?.type === "RUN_COMPLETED") {
+      read = e.counts.read ?? read;
+      total = (e.counts.read ?? 0) + (e.counts.deleted ?? 0);
+    }
     read = Math.max(read, p.read);
     if (p.phase === "reading") {
       r.update({ phase: "reading", read, mapped: mappedByEvents, written: null, total, note: table ? `table ${table}` : undefined });

@@ -84,7 +84,8 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
   const connector = findConnector(config, connectorId);
   const tables = opts.tables && opts.tables.length > 0 ? opts.tables : connector.tables.map((t) => t.name);
   for (const t of tables) {
-    if (!connector.tables.some((x) => x.name === t)) throw new ConfigError(`connector ${connectorId} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
+    if (!connector.tables.some((x) => x.name === t))
+      throw new ConfigError(`connector ${connectorId} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
   }
   const rt = await openRuntime(config, "replay");
   const g = groups(config.topicPrefix);
@@ -101,18 +102,24 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     const members = (id: string) => described.find((d) => d.groupId === id)?.members ?? [];
     const mapperMembers = members(g.mapper);
     if (mapperMembers.length > 0) {
-      throw new ReplayRefused(`replay needs the mapper stopped: consumer group ${g.mapper} has ${mapperMembers.length} running member(s) `
-        + `(${mapperMembers.map((m) => `${m.clientId} on ${m.clientHost.replace(/^\//, "")}`).join(", ")}), and Kafka resets a group's offsets only while none runs. `
-        + `Stop every \`qobra-sync run\` that runs the mapper role, run \`qobra-sync replay ${connectorId}\` again (it runs the mapper, and the sink when none is running, until the sink has caught up), then start them again`);
+      throw new ReplayRefused(
+        `replay needs the mapper stopped: consumer group ${g.mapper} has ${mapperMembers.length} running member(s) ` +
+          `(${mapperMembers.map((m) => `${m.clientId} on ${m.clientHost.replace(/^\//, "")}`).join(", ")}), and Kafka resets a group's offsets only while none runs. ` +
+          `Stop every \`qobra-sync run\` that runs the mapper role, run \`qobra-sync replay ${connectorId}\` again (it runs the mapper, and the sink when none is running, until the sink has caught up), then start them again`,
+      );
     }
     const sinkRunning = members(g.sink).length > 0;
     if (sinkRunning) {
       const pool = createPool(config.sink.databaseUrl, { max: 1 });
       try {
-        const missing = (await sinkTableStats(pool, config, { exactCounts: false })).filter((s) => s.connector === connectorId && tables.includes(s.table) && !s.exists);
+        const missing = (await sinkTableStats(pool, config, { exactCounts: false })).filter(
+          (s) => s.connector === connectorId && tables.includes(s.table) && !s.exists,
+        );
         if (missing.length > 0) {
-          throw new ReplayRefused(`the sink table${missing.length > 1 ? "s" : ""} ${missing.map((m) => m.relation).join(", ")} ${missing.length > 1 ? "are" : "is"} missing and a sink is running `
-            + `(group ${g.sink}); a running sink does not create a table it already knows. Stop the sink role too and run replay again`);
+          throw new ReplayRefused(
+            `the sink table${missing.length > 1 ? "s" : ""} ${missing.map((m) => m.relation).join(", ")} ${missing.length > 1 ? "are" : "is"} missing and a sink is running ` +
+              `(group ${g.sink}); a running sink does not create a table it already knows. Stop the sink role too and run replay again`,
+          );
         }
       } finally {
         await pool.end().catch(() => {});
@@ -125,16 +132,24 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     const end = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
     const start = new Map(low);
     if (opts.since !== undefined) {
-      for (const o of await admin.fetchTopicOffsetsByTimestamp(rawTopic, opts.since)) start.set(o.partition, Math.max(Number(o.offset), low.get(o.partition) ?? 0));
+      for (const o of await admin.fetchTopicOffsetsByTimestamp(rawTopic, opts.since))
+        start.set(o.partition, Math.max(Number(o.offset), low.get(o.partition) ?? 0));
     }
     const total = [...end].reduce((n, [p, e]) => n + Math.max(0, e - (start.get(p) ?? 0)), 0);
     const mappedTopics = tables.map((t) => rt.port.topics.mapped(connectorId, t));
     const sinkBaseline = new Map<string, Map<number, number>>();
     for (const topic of mappedTopics) sinkBaseline.set(topic, await endOffsets(admin, topic));
 
-    await publishEvent(producer, rt.codec, rt.port.topics.syncEvents, newEvent({
-      ...base, type: "RUN_STARTED", counts: { records: total, tables: tables.length, ...(opts.since !== undefined ? { since: opts.since } : {}) },
-    }));
+    await publishEvent(
+      producer,
+      rt.codec,
+      rt.port.topics.syncEvents,
+      newEvent({
+        ...base,
+        type: "RUN_STARTED",
+        counts: { records: total, tables: tables.length, ...(opts.since !== undefined ? { since: opts.since } : {}) },
+      }),
+    );
     published = true;
     log.info({ connector: connectorId, runId, total, since: opts.since }, "replay started");
 
@@ -144,7 +159,11 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     // Nothing written to the raw topic in the window: nothing to map, no role to run. One
     // runtime per role, so that they stop in parallel.
     const handles: Array<{ stop(): Promise<void> }> = [];
-    handle = { stop: async () => { await Promise.all(handles.map((h) => h.stop())); } };
+    handle = {
+      stop: async () => {
+        await Promise.all(handles.map((h) => h.stop()));
+      },
+    };
     for (const role of roles) handles.push(await startRoles({ ...config, http: undefined }, [role]));
     const deadline = Date.now() + (opts.timeoutMs ?? 6 * 3600_000);
     const poll = opts.pollMs ?? 500;
@@ -153,9 +172,16 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
       opts.onProgress?.(p);
       if (Date.now() - lastEvent > 2000) {
         lastEvent = Date.now();
-        await publishEvent(producer, rt.codec, rt.port.topics.syncEvents, newEvent({
-          ...base, type: "PROGRESS", counts: { records: total, mapped: p.mapped, ...(p.sinkLag !== null ? { sinkLag: p.sinkLag } : {}) },
-        })).catch(() => {});
+        await publishEvent(
+          producer,
+          rt.codec,
+          rt.port.topics.syncEvents,
+          newEvent({
+            ...base,
+            type: "PROGRESS",
+            counts: { records: total, mapped: p.mapped, ...(p.sinkLag !== null ? { sinkLag: p.sinkLag } : {}) },
+          }),
+        ).catch(() => {});
       }
     };
 
@@ -163,7 +189,8 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     for (;;) {
       if (total === 0) break;
       const c = await committedOffsets(admin, g.mapper, rawTopic);
-      let mapped = 0, left = 0;
+      let mapped = 0,
+        left = 0;
       for (const [p, e] of end) {
         const s = start.get(p) ?? 0;
         const at = Math.min(e, Math.max(c.get(p) ?? -1, s));
@@ -191,7 +218,8 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     const pool = createPool(config.sink.databaseUrl, { max: 1 });
     const rows: ReplayResult["rows"] = {};
     try {
-      for (const s of await sinkTableStats(pool, config)) if (s.connector === connectorId && tables.includes(s.table)) rows[s.table] = { live: s.live, deleted: s.deleted };
+      for (const s of await sinkTableStats(pool, config))
+        if (s.connector === connectorId && tables.includes(s.table)) rows[s.table] = { live: s.live, deleted: s.deleted };
     } finally {
       await pool.end().catch(() => {});
     }
@@ -202,12 +230,25 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     await publishEvent(producer, rt.codec, rt.port.topics.syncEvents, newEvent({ ...base, type: "RUN_COMPLETED", counts }));
     log.info({ connector: connectorId, runId, counts }, "replay completed");
     return {
-      runId, connector: connectorId, tables, since: opts.since !== undefined ? new Date(opts.since).toISOString() : null, records: total, durationMs, ranRoles: roles, rows,
-      from: [...start].map(([partition, offset]) => ({ partition, offset })), to: [...end].map(([partition, offset]) => ({ partition, offset })),
+      runId,
+      connector: connectorId,
+      tables,
+      since: opts.since !== undefined ? new Date(opts.since).toISOString() : null,
+      records: total,
+      durationMs,
+      ranRoles: roles,
+      rows,
+      from: [...start].map(([partition, offset]) => ({ partition, offset })),
+      to: [...end].map(([partition, offset]) => ({ partition, offset })),
     };
   } catch (e) {
     if (published) {
-      await publishEvent(producer, rt.codec, rt.port.topics.syncEvents, newEvent({ ...base, type: "RUN_FAILED", error: describeError(e), counts: { durationMs: Date.now() - started } })).catch(() => {});
+      await publishEvent(
+        producer,
+        rt.codec,
+        rt.port.topics.syncEvents,
+        newEvent({ ...base, type: "RUN_FAILED", error: describeError(e), counts: { durationMs: Date.now() - started } }),
+      ).catch(() => {});
     }
     throw e;
   } finally {
@@ -216,8 +257,14 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
   }
 }
 
-async function sinkProgress(admin: Admin, group: string, baseline: Map<string, Map<number, number>>, targets: Map<string, Map<number, number>> | null): Promise<{ done: number; left: number }> {
-  let done = 0, left = 0;
+async function sinkProgress(
+  admin: Admin,
+  group: string,
+  baseline: Map<string, Map<number, number>>,
+  targets: Map<string, Map<number, number>> | null,
+): Promise<{ done: number; left: number }> {
+  let done = 0,
+    left = 0;
   for (const [topic, base] of baseline) {
     const c = await committedOffsets(admin, group, topic);
     for (const [p, b] of base) done += Math.max(0, (c.get(p) ?? -1) - b);
@@ -236,14 +283,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 async function resetGroupOffsets(rt: Runtime, groupId: string, topic: string, offsets: Map<number, number>): Promise<void> {
   const admin = await rt.port.admin();
-  const { groups: [d] } = await admin.describeGroups([groupId]);
-  if (d && d.members.length > 0) throw new ReplayRefused(`a mapper joined group ${groupId} while replay was starting (${d.members.map((m) => m.clientId).join(", ")}); stop it and run replay again`);
+  const {
+    groups: [d],
+  } = await admin.describeGroups([groupId]);
+  if (d && d.members.length > 0)
+    throw new ReplayRefused(
+      `a mapper joined group ${groupId} while replay was starting (${d.members.map((m) => m.clientId).join(", ")}); stop it and run replay again`,
+    );
   const consumer = rt.port.kafka.consumer({ groupId, maxWaitTimeInMs: 100, sessionTimeout: 10_000 });
   try {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      consumer.on(consumer.events.FETCH, () => { consumer.stop().then(resolve, reject); });
+      consumer.on(consumer.events.FETCH, () => {
+        consumer.stop().then(resolve, reject);
+      });
       consumer.run({ eachBatchAutoResolve: false, eachBatch: async () => {} }).catch(reject);
       consumer.pause([{ topic }]);
       for (const [partition, offset] of offsets) consumer.seek({ topic, partition, offset: String(offset) });
@@ -253,5 +307,8 @@ async function resetGroupOffsets(rt: Runtime, groupId: string, topic: string, of
   }
   const committed = await committedOffsets(admin, groupId, topic);
   const wrong = [...offsets].filter(([p, o]) => committed.get(p) !== o);
-  if (wrong.length > 0) throw new RunFailedError(`could not move ${groupId}'s offsets on ${topic} (partition ${wrong.map(([p, o]) => `${p}: wanted ${o}, has ${committed.get(p)}`).join(", ")})`);
+  if (wrong.length > 0)
+    throw new RunFailedError(
+      `could not move ${groupId}'s offsets on ${topic} (partition ${wrong.map(([p, o]) => `${p}: wanted ${o}, has ${committed.get(p)}`).join(", ")})`,
+    );
 }

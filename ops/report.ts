@@ -18,10 +18,14 @@ export interface LagReport {
   groups: Array<GroupState & { lag: number; oldestUnprocessedAt: string | null; oldestUnprocessedAgeMs: number | null }>;
   partitions: Array<Omit<PartitionLag, "oldestUnprocessedAt"> & { oldestUnprocessedAt: string | null; oldestUnprocessedAgeMs: number | null }>;
   tables: Array<{
-    connector: string; table: string; relation: string;
+    connector: string;
+    table: string;
+    relation: string;
     lastSuccess: { runId: string; startedAt: string; endedAt: string; full: boolean; read: number } | null;
-    stalenessMs: number | null; lastRun: { runId: string; status: string; startedAt: string | null; error: string | null } | null;
-    sinkRows: number | null; lastSyncedAt: string | null;
+    stalenessMs: number | null;
+    lastRun: { runId: string; status: string; startedAt: string | null; error: string | null } | null;
+    sinkRows: number | null;
+    lastSyncedAt: string | null;
   }>;
 }
 
@@ -35,7 +39,13 @@ export async function collectLagReport(config: Config, rt: Runtime, opts: { age?
   });
   const pool = createPool(config.sink.databaseUrl, { max: 1 });
   let stats: Awaited<ReturnType<typeof sinkTableStats>> = [];
-  try { stats = await sinkTableStats(pool, config); } catch { /* reported as unknown */ } finally { await pool.end().catch(() => {}); }
+  try {
+    stats = await sinkTableStats(pool, config);
+  } catch {
+    /* reported as unknown */
+  } finally {
+    await pool.end().catch(() => {});
+  }
   const now = opts.now ?? Date.now();
   const totals = groupTotals(snap);
   const age = (t: number | null) => (t === null ? null : Math.max(0, now - t));
@@ -45,44 +55,90 @@ export async function collectLagReport(config: Config, rt: Runtime, opts: { age?
       const t = totals.get(g.group);
       return { ...g, lag: t?.lag ?? 0, oldestUnprocessedAt: isoOrNull(t?.oldestUnprocessedAt), oldestUnprocessedAgeMs: age(t?.oldestUnprocessedAt ?? null) };
     }),
-    partitions: snap.partitions.map((p) => ({ ...p, oldestUnprocessedAt: isoOrNull(p.oldestUnprocessedAt), oldestUnprocessedAgeMs: age(p.oldestUnprocessedAt) })),
-    tables: config.connectors.flatMap((c) => c.tables.map((t) => {
-      const s = book.lastSuccess(c.id, t.name);
-      const last = book.list(c.id).find((r) => r.kind === "sync" && (Object.keys(r.tables).length === 0 || t.name in r.tables) && r.status !== "coalesced");
-      const st = stats.find((x) => x.connector === c.id && x.table === t.name);
-      return {
-        connector: c.id, table: t.name, relation: st?.relation ?? `${config.sink.schema}.${c.id}__${t.name}`,
-        lastSuccess: s ? { runId: s.runId, startedAt: new Date(s.startedAt).toISOString(), endedAt: new Date(s.endedAt).toISOString(), full: s.full, read: s.read } : null,
-        stalenessMs: staleness(s, now),
-        lastRun: last ? { runId: last.runId, status: last.status, startedAt: isoOrNull(last.startedAt), error: last.error } : null,
-        sinkRows: st?.exists ? st.live : null, lastSyncedAt: isoOrNull(st?.lastSyncedAt ?? null),
-      };
+    partitions: snap.partitions.map((p) => ({
+      ...p,
+      oldestUnprocessedAt: isoOrNull(p.oldestUnprocessedAt),
+      oldestUnprocessedAgeMs: age(p.oldestUnprocessedAt),
     })),
+    tables: config.connectors.flatMap((c) =>
+      c.tables.map((t) => {
+        const s = book.lastSuccess(c.id, t.name);
+        const last = book.list(c.id).find((r) => r.kind === "sync" && (Object.keys(r.tables).length === 0 || t.name in r.tables) && r.status !== "coalesced");
+        const st = stats.find((x) => x.connector === c.id && x.table === t.name);
+        return {
+          connector: c.id,
+          table: t.name,
+          relation: st?.relation ?? `${config.sink.schema}.${c.id}__${t.name}`,
+          lastSuccess: s
+            ? { runId: s.runId, startedAt: new Date(s.startedAt).toISOString(), endedAt: new Date(s.endedAt).toISOString(), full: s.full, read: s.read }
+            : null,
+          stalenessMs: staleness(s, now),
+          lastRun: last ? { runId: last.runId, status: last.status, startedAt: isoOrNull(last.startedAt), error: last.error } : null,
+          sinkRows: st?.exists ? st.live : null,
+          lastSyncedAt: isoOrNull(st?.lastSyncedAt ?? null),
+        };
+      }),
+    ),
   };
 }
 
 function table(headers: string[], rows: string[][], right: Set<number>): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join("\n");
 }
 
 export function formatLagReport(r: LagReport): string {
   const out: string[] = [];
-  out.push(table(["GROUP", "ROLE", "MEMBERS", "STATE", "LAG", "OLDEST WAITING"],
-    r.groups.map((g) => [g.group, g.role, String(g.members), g.state, formatCount(g.lag), g.oldestUnprocessedAgeMs === null ? "—" : formatDuration(g.oldestUnprocessedAgeMs)]),
-    new Set([2, 4])));
+  out.push(
+    table(
+      ["GROUP", "ROLE", "MEMBERS", "STATE", "LAG", "OLDEST WAITING"],
+      r.groups.map((g) => [
+        g.group,
+        g.role,
+        String(g.members),
+        g.state,
+        formatCount(g.lag),
+        g.oldestUnprocessedAgeMs === null ? "—" : formatDuration(g.oldestUnprocessedAgeMs),
+      ]),
+      new Set([2, 4]),
+    ),
+  );
   out.push("");
-  out.push(table(["GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG", "OLDEST WAITING"],
-    r.partitions.map((p) => [p.group, p.topic, String(p.partition), p.committed < 0 ? "—" : formatCount(p.committed), formatCount(p.end), formatCount(p.lag),
-      p.lag === 0 ? "" : p.oldestUnprocessedAgeMs === null ? "?" : `${formatDuration(p.oldestUnprocessedAgeMs)} (${p.oldestUnprocessedAt})`]),
-    new Set([2, 3, 4, 5])));
+  out.push(
+    table(
+      ["GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG", "OLDEST WAITING"],
+      r.partitions.map((p) => [
+        p.group,
+        p.topic,
+        String(p.partition),
+        p.committed < 0 ? "—" : formatCount(p.committed),
+        formatCount(p.end),
+        formatCount(p.lag),
+        p.lag === 0 ? "" : p.oldestUnprocessedAgeMs === null ? "?" : `${formatDuration(p.oldestUnprocessedAgeMs)} (${p.oldestUnprocessedAt})`,
+      ]),
+      new Set([2, 3, 4, 5]),
+    ),
+  );
   out.push("");
-  out.push(table(["CONNECTOR", "TABLE", "LAST SUCCESS", "STALENESS", "LAST RUN", "SINK ROWS", "LAST WRITE"],
-    r.tables.map((t) => [t.connector, t.table, t.lastSuccess ? `${t.lastSuccess.startedAt} (${t.lastSuccess.full ? "full" : "incr."})` : "never",
-      t.stalenessMs === null ? "—" : formatDuration(t.stalenessMs),
-      t.lastRun ? `${t.lastRun.status}${t.lastRun.error ? `: ${t.lastRun.error.slice(0, 60)}` : ""}` : "—",
-      t.sinkRows === null ? "no table" : formatCount(t.sinkRows), t.lastSyncedAt ?? "—"]),
-    new Set([5])));
+  out.push(
+    table(
+      ["CONNECTOR", "TABLE", "LAST SUCCESS", "STALENESS", "LAST RUN", "SINK ROWS", "LAST WRITE"],
+      r.tables.map((t) => [
+        t.connector,
+        t.table,
+        t.lastSuccess ? `${t.lastSuccess.startedAt} (${t.lastSuccess.full ? "full" : "incr."})` : "never",
+        t.stalenessMs === null ? "—" : formatDuration(t.stalenessMs),
+        t.lastRun ? `${t.lastRun.status}${t.lastRun.error ? `: ${t.lastRun.error.slice(0, 60)}` : ""}` : "—",
+        t.sinkRows === null ? "no table" : formatCount(t.sinkRows),
+        t.lastSyncedAt ?? "—",
+      ]),
+      new Set([5]),
+    ),
+  );
   return out.join("\n");
 }

@@ -9,7 +9,14 @@ type RunStatus = "running" | "completed" | "failed" | "coalesced";
 /** Where the run's records are: read by the producer, mapped, written to the sink. */
 type SinkPhase = "reading" | "mapping" | "writing" | "done" | "failed" | "unknown";
 
-interface TableRun { read: number; deleted: number; unseen: number; completedAt: number; apiUsed: number | null; apiLimit: number | null }
+interface TableRun {
+  read: number;
+  deleted: number;
+  unseen: number;
+  completedAt: number;
+  apiUsed: number | null;
+  apiLimit: number | null;
+}
 
 export interface RunView {
   runId: string;
@@ -43,7 +50,13 @@ export interface RunView {
   remaining: number | null;
 }
 
-export interface TableSuccess { runId: string; startedAt: number; endedAt: number; read: number; full: boolean }
+export interface TableSuccess {
+  runId: string;
+  startedAt: number;
+  endedAt: number;
+  read: number;
+  full: boolean;
+}
 
 export interface ConnectorTotals {
   /** Source runs (replays are not counted here; they are in the duration histogram, kind "replay"). */
@@ -58,10 +71,23 @@ export interface ConnectorTotals {
   apiAt: number | null;
 }
 
-interface FinishedRun { connector: string; outcome: "completed" | "failed"; durationMs: number; kind: "sync" | "replay" }
+interface FinishedRun {
+  connector: string;
+  outcome: "completed" | "failed";
+  durationMs: number;
+  kind: "sync" | "replay";
+}
 
 const emptyTotals = (): ConnectorTotals => ({
-  runs: { completed: 0, failed: 0, coalesced: 0 }, read: 0, deleted: 0, mapped: 0, dlq: 0, unresolvedUsers: 0, apiUsed: null, apiLimit: null, apiAt: null,
+  runs: { completed: 0, failed: 0, coalesced: 0 },
+  read: 0,
+  deleted: 0,
+  mapped: 0,
+  dlq: 0,
+  unresolvedUsers: 0,
+  apiUsed: null,
+  apiLimit: null,
+  apiAt: null,
 });
 
 export class RunBook {
@@ -73,15 +99,21 @@ export class RunBook {
   /** Called once per finished run (for histograms). */
   onFinish: ((r: FinishedRun) => void) | undefined;
 
-  constructor(opts: { keepPerConnector?: number } = {}) { this.keepPerConnector = opts.keepPerConnector ?? 30; }
+  constructor(opts: { keepPerConnector?: number } = {}) {
+    this.keepPerConnector = opts.keepPerConnector ?? 30;
+  }
 
   apply(e: SyncEvent): void {
     const totals = this.totalsOf(e.connector);
     if (e.type === "PROGRESS" && e.stage === "mapper") {
       const c = { mapped: e.counts.mapped ?? 0, dlq: e.counts.dlq ?? 0, unresolvedUsers: e.counts.unresolvedUsers ?? 0 };
-      totals.mapped += c.mapped; totals.dlq += c.dlq; totals.unresolvedUsers += c.unresolvedUsers;
+      totals.mapped += c.mapped;
+      totals.dlq += c.dlq;
+      totals.unresolvedUsers += c.unresolvedUsers;
       const raw = this.rawMapper.get(e.runId) ?? { mapped: 0, dlq: 0, unresolvedUsers: 0 };
-      raw.mapped += c.mapped; raw.dlq += c.dlq; raw.unresolvedUsers += c.unresolvedUsers;
+      raw.mapped += c.mapped;
+      raw.dlq += c.dlq;
+      raw.unresolvedUsers += c.unresolvedUsers;
       this.rawMapper.set(e.runId, raw);
       const run = this.runs.get(e.runId);
       if (run) this.refreshMapper(run);
@@ -90,10 +122,30 @@ export class RunBook {
     let run = this.runs.get(e.runId);
     if (!run) {
       run = {
-        runId: e.runId, connector: e.connector, kind: e.stage === "replay" ? "replay" : "sync", full: e.full, status: "running",
-        startedAt: null, endedAt: null, durationMs: null, read: 0, deleted: 0, mapped: 0, dlq: 0, unresolvedUsers: 0, tablesPlanned: null,
-        tables: {}, currentTable: null, counts: {}, error: null, offsets: [], apiUsed: null, apiLimit: null, lastEventAt: e.at,
-        phase: e.stage === "replay" ? "mapping" : "reading", remaining: null,
+        runId: e.runId,
+        connector: e.connector,
+        kind: e.stage === "replay" ? "replay" : "sync",
+        full: e.full,
+        status: "running",
+        startedAt: null,
+        endedAt: null,
+        durationMs: null,
+        read: 0,
+        deleted: 0,
+        mapped: 0,
+        dlq: 0,
+        unresolvedUsers: 0,
+        tablesPlanned: null,
+        tables: {},
+        currentTable: null,
+        counts: {},
+        error: null,
+        offsets: [],
+        apiUsed: null,
+        apiLimit: null,
+        lastEventAt: e.at,
+        phase: e.stage === "replay" ? "mapping" : "reading",
+        remaining: null,
       };
       this.runs.set(e.runId, run);
       this.refreshMapper(run);
@@ -102,8 +154,13 @@ export class RunBook {
     run.lastEventAt = Math.max(run.lastEventAt, e.at);
     const api = apiOf(e.counts);
     if (api) {
-      run.apiUsed = api.used; run.apiLimit = api.limit;
-      if (totals.apiAt === null || e.at >= totals.apiAt) { totals.apiUsed = api.used; totals.apiLimit = api.limit; totals.apiAt = e.at; }
+      run.apiUsed = api.used;
+      run.apiLimit = api.limit;
+      if (totals.apiAt === null || e.at >= totals.apiAt) {
+        totals.apiUsed = api.used;
+        totals.apiLimit = api.limit;
+        totals.apiAt = e.at;
+      }
     }
     switch (e.type) {
       case "RUN_STARTED":
@@ -119,11 +176,18 @@ export class RunBook {
         break;
       case "TABLE_COMPLETED": {
         const t: TableRun = {
-          read: e.counts.read ?? 0, deleted: e.counts.deleted ?? 0, unseen: e.counts.unseen ?? 0, completedAt: e.at,
-          apiUsed: api?.used ?? null, apiLimit: api?.limit ?? null,
+          read: e.counts.read ?? 0,
+          deleted: e.counts.deleted ?? 0,
+          unseen: e.counts.unseen ?? 0,
+          completedAt: e.at,
+          apiUsed: api?.used ?? null,
+          apiLimit: api?.limit ?? null,
         };
         if (e.table) run.tables[e.table] = t;
-        run.read = Math.max(run.read, Object.values(run.tables).reduce((n, x) => n + x.read, 0));
+        run.read = Math.max(
+          run.read,
+          Object.values(run.tables).reduce((n, x) => n + x.read, 0),
+        );
         run.currentTable = null;
         break;
       }
@@ -146,9 +210,16 @@ export class RunBook {
         if (wasOpen) {
           if (run.kind === "sync") {
             totals.runs[run.status === "failed" ? "failed" : coalesced ? "coalesced" : "completed"]++;
-            totals.read += run.read; totals.deleted += run.deleted;
+            totals.read += run.read;
+            totals.deleted += run.deleted;
           }
-          if (!coalesced) this.onFinish?.({ connector: run.connector, outcome: run.status === "failed" ? "failed" : "completed", durationMs: run.durationMs ?? 0, kind: run.kind });
+          if (!coalesced)
+            this.onFinish?.({
+              connector: run.connector,
+              outcome: run.status === "failed" ? "failed" : "completed",
+              durationMs: run.durationMs ?? 0,
+              kind: run.kind,
+            });
         }
         if (run.status === "completed" && run.kind === "sync") {
           const startedAt = run.startedAt ?? e.at;
@@ -191,19 +262,28 @@ export class RunBook {
     }
   }
 
-  get(runId: string): RunView | undefined { return this.runs.get(runId); }
+  get(runId: string): RunView | undefined {
+    return this.runs.get(runId);
+  }
 
   /** Most recent first. */
   list(connector?: string): RunView[] {
-    return [...this.runs.values()].filter((r) => !connector || r.connector === connector)
+    return [...this.runs.values()]
+      .filter((r) => !connector || r.connector === connector)
       .sort((a, b) => (b.startedAt ?? b.lastEventAt) - (a.startedAt ?? a.lastEventAt));
   }
 
-  lastSuccess(connector: string, table: string): TableSuccess | null { return this.successes.get(`${connector}\u0000${table}`) ?? null; }
+  lastSuccess(connector: string, table: string): TableSuccess | null {
+    return this.successes.get(`${connector}\u0000${table}`) ?? null;
+  }
 
-  connectorTotals(connector: string): ConnectorTotals { return this.totals.get(connector) ?? emptyTotals(); }
+  connectorTotals(connector: string): ConnectorTotals {
+    return this.totals.get(connector) ?? emptyTotals();
+  }
 
-  connectors(): string[] { return [...this.totals.keys()]; }
+  connectors(): string[] {
+    return [...this.totals.keys()];
+  }
 }
 
 /** API budget a connector reported in an event's counts (apiUsed/apiLimit), if any. */

@@ -30,14 +30,28 @@ import { validateSchedule } from "../scheduler/schedules.ts";
 const log = logger.child({ component: "ops-http" });
 const PAGE = new URL("./web/index.html", import.meta.url);
 
-export interface OpsServer { url: string; port: number; monitor: OpsMonitor; metrics: PromRegistry; stop(): Promise<void> }
+export interface OpsServer {
+  url: string;
+  port: number;
+  monitor: OpsMonitor;
+  metrics: PromRegistry;
+  stop(): Promise<void>;
+}
 
-interface OpsServerOptions { port?: number; host?: string; monitor?: MonitorOptions; processMetrics?: boolean }
+interface OpsServerOptions {
+  port?: number;
+  host?: string;
+  monitor?: MonitorOptions;
+  processMetrics?: boolean;
+}
 
 /** An HTTP answer to a bad request (its status and text), not a pipeline error: deliberately not an EtlError. */
 class HttpError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) { super(message); this.status = status; }
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
 }
 
 export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServerOptions = {}): Promise<OpsServer> {
@@ -53,7 +67,9 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
     for (const res of streams) res.write(data);
   };
   monitor.listeners.add(push);
-  const keepAlive = setInterval(() => { for (const res of streams) res.write(": keep-alive\n\n"); }, 15_000);
+  const keepAlive = setInterval(() => {
+    for (const res of streams) res.write(": keep-alive\n\n");
+  }, 15_000);
   keepAlive.unref();
 
   const server = createServer((req, res) => {
@@ -71,7 +87,12 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
     const method = req.method ?? "GET";
     if (method === "GET" && (path === "/" || path === "/index.html" || path === "/settings")) {
       const html = await readFile(PAGE);
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store", "x-content-type-options": "nosniff", "x-frame-options": "DENY" });
+      res.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+      });
       res.end(html);
       return;
     }
@@ -86,7 +107,10 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
       json(res, h.ok ? 200 : 503, { status: h.ok ? "ok" : "unhealthy", problems: h.problems, groups: h.groups });
       return;
     }
-    if (method === "GET" && path === "/api/state") { json(res, 200, monitor.state()); return; }
+    if (method === "GET" && path === "/api/state") {
+      json(res, 200, monitor.state());
+      return;
+    }
     if (method === "GET" && path === "/api/stream") {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
       res.write(`event: state\ndata: ${JSON.stringify(monitor.state())}\n\n`);
@@ -114,7 +138,9 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
         const request = newRequest(id, { full, tables, by: "web" });
         await publishRequest(await getProducer(), rt.codec, rt.port.topics, request);
         log.info({ connector: id, runId: request.requestId, full }, "sync requested from the web page");
-        setTimeout(() => { void monitor.sample(); }, 300).unref();
+        setTimeout(() => {
+          void monitor.sample();
+        }, 300).unref();
         json(res, 202, { runId: request.requestId, connector: id, full, tables });
         return;
       }
@@ -142,15 +168,22 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
   const port = opts.port ?? config.http?.port ?? 7070;
   const host = opts.host ?? config.http?.host ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (e: NodeJS.ErrnoException) => reject(e.code === "EADDRINUSE"
-      ? new ConfigError(`http.port ${port} is taken on ${host}; choose another port in the config's http section`) : e));
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      reject(e.code === "EADDRINUSE" ? new ConfigError(`http.port ${port} is taken on ${host}; choose another port in the config's http section`) : e),
+    );
     server.listen(port, host, () => resolve());
-  }).catch(async (e: unknown) => { await monitor.stop(); throw e; });
+  }).catch(async (e: unknown) => {
+    await monitor.stop();
+    throw e;
+  });
   const actual = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${actual}`;
   log.info({ url }, "operations page, /metrics and /healthz listening");
   return {
-    url, port: actual, monitor, metrics,
+    url,
+    port: actual,
+    monitor,
+    metrics,
     async stop() {
       clearInterval(keepAlive);
       monitor.listeners.delete(push);
@@ -174,7 +207,11 @@ function checkWrite(req: IncomingMessage, needsJson = true): void {
   const origin = req.headers.origin;
   if (origin && origin !== "null") {
     let host: string;
-    try { host = new URL(origin).host; } catch { throw new HttpError(403, "bad Origin header"); }
+    try {
+      host = new URL(origin).host;
+    } catch {
+      throw new HttpError(403, "bad Origin header");
+    }
     if (host !== req.headers.host) throw new HttpError(403, `cross-origin write refused (Origin ${origin})`);
   } else if (origin === "null") throw new HttpError(403, "cross-origin write refused");
 }
@@ -191,7 +228,11 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   const text = Buffer.concat(chunks).toString("utf8");
   if (!text.trim()) return {};
   let body: unknown;
-  try { body = JSON.parse(text); } catch { throw new HttpError(400, "the body is not valid JSON"); }
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "the body is not valid JSON");
+  }
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, "the body must be a JSON object");
   return body as Record<string, unknown>;
 }

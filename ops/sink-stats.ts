@@ -25,19 +25,31 @@ export async function sinkTableStats(pool: pg.Pool, config: Config, opts: { exac
       const bare = `${c.id}__${t.name}`;
       const relation = `${ident(schema)}.${ident(bare)}`;
       const present = await pool.query<{ r: string | null }>("SELECT to_regclass($1)::text AS r", [relation]);
-      const row: SinkTableStats = { connector: c.id, table: t.name, relation: `${schema}.${bare}`, exists: present.rows[0]?.r != null, live: 0, deleted: 0, lastSyncedAt: null };
+      const row: SinkTableStats = {
+        connector: c.id,
+        table: t.name,
+        relation: `${schema}.${bare}`,
+        exists: present.rows[0]?.r != null,
+        live: 0,
+        deleted: 0,
+        lastSyncedAt: null,
+      };
       if (row.exists) {
         const r = await pool.query<{ live: string; deleted: string; last: Date | null }>(
           opts.exactCounts === false
             ? `SELECT greatest(c.reltuples, 0)::bigint AS live, 0 AS deleted, (SELECT max("_synced_at") FROM ${relation}) AS last FROM pg_class c WHERE c.oid = to_regclass($1)`
             : `SELECT count(*) FILTER (WHERE "_deleted_at" IS NULL) AS live, count(*) FILTER (WHERE "_deleted_at" IS NOT NULL) AS deleted, max("_synced_at") AS last FROM ${relation}`,
-          opts.exactCounts === false ? [relation] : []);
+          opts.exactCounts === false ? [relation] : [],
+        );
         const s = r.rows[0];
-        if (s) { row.live = Number(s.live); row.deleted = Number(s.deleted); row.lastSyncedAt = s.last ? s.last.getTime() : null; }
+        if (s) {
+          row.live = Number(s.live);
+          row.deleted = Number(s.deleted);
+          row.lastSyncedAt = s.last ? s.last.getTime() : null;
+        }
       }
       out.push(row);
     }
   }
   return out;
 }
-

@@ -23,7 +23,9 @@ export function parseSince(text: string, now = Date.now()): number {
     const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(t);
     return checked(Date.parse(`${t.replace(" ", "T")}${hasZone ? "" : "Z"}`), text);
   }
-  throw new ConfigError(`--since ${JSON.stringify(text)} is not a time: give an ISO date or date-time (2026-05-01, 2026-05-01T08:00:00+02:00), epoch milliseconds, or a duration ago (30m, 2h, 1d)`);
+  throw new ConfigError(
+    `--since ${JSON.stringify(text)} is not a time: give an ISO date or date-time (2026-05-01, 2026-05-01T08:00:00+02:00), epoch milliseconds, or a duration ago (30m, 2h, 1d)`,
+  );
 }
 
 function checked(ms: number, text: string): number {
@@ -47,7 +49,9 @@ export function formatDuration(ms: number | null | undefined): string {
 
 /** 1,234,567 */
 export function formatCount(n: number): string {
-  return Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return Math.round(n)
+    .toString()
+    .replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
 export function isoOrNull(ms: number | null | undefined): string | null {

@@ -75,10 +75,18 @@ export interface TableCheck {
   warnings: string[];
 }
 
-export interface ApiBudget { calls: number; used?: number; limit?: number; rateLimited?: number }
+export interface ApiBudget {
+  calls: number;
+  used?: number;
+  limit?: number;
+  rateLimited?: number;
+}
 
 /** A part of an incremental read that any producer worker may take (a time window). */
-export interface ReadSlice { from: string; to: string }
+export interface ReadSlice {
+  from: string;
+  to: string;
+}
 
 export interface SourceConnector {
   check(): Promise<TableCheck[]>;
@@ -110,8 +118,13 @@ export interface ConnectorContext {
  */
 export interface SharedBudgets {
   available(now?: number): boolean;
-  tryAcquire(key: string, max: number, intervalMs: number, staleMs: number, pollMs?: number):
-    Promise<{ id: string; waitMs: 0 } | { id: null; waitMs: number; reason: "paused" | "full" | "in-flight" }>;
+  tryAcquire(
+    key: string,
+    max: number,
+    intervalMs: number,
+    staleMs: number,
+    pollMs?: number,
+  ): Promise<{ id: string; waitMs: 0 } | { id: null; waitMs: number; reason: "paused" | "full" | "in-flight" }>;
   release(key: string, id: string): Promise<void>;
   pause(key: string, ms: number): Promise<void>;
 }
@@ -122,16 +135,29 @@ export interface SharedBudgets {
 export type ScheduleBase = NonNullable<ConnectorBase["schedule"]>;
 
 /** One cron rule (`minute hour * * *`) in a zone, and whether the sync it requests is a full one. */
-export interface CronRule { rule: string; tz: string; full: boolean }
+export interface CronRule {
+  rule: string;
+  tz: string;
+  full: boolean;
+}
 
 /** A time of day (HH:MM, local to the schedule's zone) at which a schedule requests a sync. */
-export interface ScheduleTime { at: string; full: boolean }
+export interface ScheduleTime {
+  at: string;
+  full: boolean;
+}
 
 /** What the scheduler computed of an enabled schedule, for the plugin's sentence about it. */
-export interface ScheduleSummaryInput { times: ScheduleTime[]; timezone: string }
+export interface ScheduleSummaryInput {
+  times: ScheduleTime[];
+  timezone: string;
+}
 
 /** `qobra-sync auth <connector>`: where the loopback listener listens, and where to print to the user. */
-export interface AuthRunOptions { port: number; print: (line: string) => void }
+export interface AuthRunOptions {
+  port: number;
+  print: (line: string) => void;
+}
 
 /**
  * A source, as the rest of the pipeline sees it: one object per source, exported by

@@ -74,9 +74,7 @@ const RATE_ACQUIRE_FUNCTION = "_qobra_sync_rate_acquire";
 /** After a PostgreSQL failure, calls use the in-process limiter alone for this long before trying again. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 
-type AcquireOutcome =
-  | { id: string; waitMs: 0 }
-  | { id: null; waitMs: number; reason: "paused" | "full" | "in-flight" };
+type AcquireOutcome = { id: string; waitMs: 0 } | { id: null; waitMs: number; reason: "paused" | "full" | "in-flight" };
 
 interface SharedRateLimitStoreOptions {
   /** A pool on the sink database; else one is made from `databaseUrl` (and closed by close()). */
@@ -169,9 +167,15 @@ export class SharedRateLimitStore implements BudgetStore {
     this.log = opts.log ?? logger.child({ component: "rate-limits" });
     this.retryAfterFailureMs = opts.retryAfterFailureMs ?? RETRY_AFTER_FAILURE_MS;
     this.ownsPool = !opts.pool;
-    this.pool = opts.pool ?? createPool(opts.databaseUrl!, {
-      max: 4, connectionTimeoutMillis: 2_000, statement_timeout: 5_000, query_timeout: 6_000, application_name: "qobra-sync rate limits",
-    });
+    this.pool =
+      opts.pool ??
+      createPool(opts.databaseUrl!, {
+        max: 4,
+        connectionTimeoutMillis: 2_000,
+        statement_timeout: 5_000,
+        query_timeout: 6_000,
+        application_name: "qobra-sync rate limits",
+      });
   }
 
   /** Creates the tables and the function once (idempotent; concurrent starts are serialised by an advisory lock). */
@@ -179,7 +183,9 @@ export class SharedRateLimitStore implements BudgetStore {
     if (!this.readyP) {
       const p = this.setup();
       this.readyP = p;
-      p.catch(() => { if (this.readyP === p) this.readyP = null; });
+      p.catch(() => {
+        if (this.readyP === p) this.readyP = null;
+      });
     }
     return this.readyP;
   }
@@ -194,7 +200,9 @@ export class SharedRateLimitStore implements BudgetStore {
       for (const sql of ddl(this.schema)) await client.query(sql);
       await client.query("COMMIT");
     } catch (e) {
-      await client.query("ROLLBACK").catch((err: Error) => { broken = err; });
+      await client.query("ROLLBACK").catch((err: Error) => {
+        broken = err;
+      });
       throw e;
     } finally {
       client.release(broken); // a connection that cannot even roll back leaves the pool
@@ -212,10 +220,14 @@ export class SharedRateLimitStore implements BudgetStore {
       await this.ready();
       const r = await this.pool.query<{ slot_id: string | null; wait_ms: number; reason: string | null }>(
         `SELECT slot_id, wait_ms, reason FROM ${ident(this.schema)}.${ident(RATE_ACQUIRE_FUNCTION)}($1, $2, $3, $4, $5, $6)`,
-        [key, Math.max(1, Math.floor(max)), Math.round(intervalMs), Math.round(staleMs), Math.round(pollMs), this.holder]);
+        [key, Math.max(1, Math.floor(max)), Math.round(intervalMs), Math.round(staleMs), Math.round(pollMs), this.holder],
+      );
       this.succeeded();
       const row = r.rows[0]!;
-      if (row.slot_id !== null) { this.stats.acquired++; return { id: String(row.slot_id), waitMs: 0 }; }
+      if (row.slot_id !== null) {
+        this.stats.acquired++;
+        return { id: String(row.slot_id), waitMs: 0 };
+      }
       this.stats.waits++;
       return { id: null, waitMs: Number(row.wait_ms), reason: (row.reason ?? "full") as "paused" | "full" | "in-flight" };
     } catch (e) {
@@ -226,17 +238,39 @@ export class SharedRateLimitStore implements BudgetStore {
 
   /** The request of slot `id` got its answer: it keeps counting for one interval from now. */
   release(key: string, id: string): Promise<void> {
-    return this.track(this.pool.query(`UPDATE ${ident(this.schema)}.${ident(RATE_SLOTS_TABLE)} SET answered_at = clock_timestamp() WHERE key = $1 AND id = $2`, [key, id])
-      .then(() => { this.succeeded(); }, (e: unknown) => { this.failed(e, "releasing a rate-limit slot"); }));
+    return this.track(
+      this.pool.query(`UPDATE ${ident(this.schema)}.${ident(RATE_SLOTS_TABLE)} SET answered_at = clock_timestamp() WHERE key = $1 AND id = $2`, [key, id]).then(
+        () => {
+          this.succeeded();
+        },
+        (e: unknown) => {
+          this.failed(e, "releasing a rate-limit slot");
+        },
+      ),
+    );
   }
 
   /** No request of budget `key` before now + ms (PostgreSQL's now; an existing later pause stays). */
   pause(key: string, ms: number): Promise<void> {
     const pauses = `${ident(this.schema)}.${ident(RATE_PAUSES_TABLE)}`;
-    return this.track(this.ready().then(() => this.pool.query(
-      `INSERT INTO ${pauses} AS p (key, until) VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond')
-       ON CONFLICT (key) DO UPDATE SET until = greatest(p.until, EXCLUDED.until)`, [key, Math.max(0, Math.round(ms))]))
-      .then(() => { this.succeeded(); }, (e: unknown) => { this.failed(e, "pausing a rate limit"); }));
+    return this.track(
+      this.ready()
+        .then(() =>
+          this.pool.query(
+            `INSERT INTO ${pauses} AS p (key, until) VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond')
+       ON CONFLICT (key) DO UPDATE SET until = greatest(p.until, EXCLUDED.until)`,
+            [key, Math.max(0, Math.round(ms))],
+          ),
+        )
+        .then(
+          () => {
+            this.succeeded();
+          },
+          (e: unknown) => {
+            this.failed(e, "pausing a rate limit");
+          },
+        ),
+    );
   }
 
   /** Waits for the releases and pauses in progress, then closes the pool (when the store made it). */
@@ -266,8 +300,10 @@ export class SharedRateLimitStore implements BudgetStore {
     this.readyP = null; // the next attempt sets the schema up again (a dropped schema, a rebuilt database)
     if (this.outage || this.closed) return;
     this.outage = true;
-    this.log.warn({ schema: this.schema, err: (e as Error)?.message ?? String(e) },
-      `shared rate limits: PostgreSQL failed while ${what}; each process counts its own budget until it answers again (429s are possible meanwhile, and retried)`);
+    this.log.warn(
+      { schema: this.schema, err: (e as Error)?.message ?? String(e) },
+      `shared rate limits: PostgreSQL failed while ${what}; each process counts its own budget until it answers again (429s are possible meanwhile, and retried)`,
+    );
   }
 }
 
@@ -313,9 +349,14 @@ export class SharedRollingLimiter implements PortalLimiter {
     this.pollMs = opts.pollMs ?? Math.max(20, Math.min(100, Math.floor(this.intervalMs / 20)));
   }
 
-  get max(): number { return this.maxValue; }
+  get max(): number {
+    return this.maxValue;
+  }
   /** Lowered from X-HubSpot-RateLimit-Max: both limiters follow. */
-  set max(v: number) { this.maxValue = v; this.local.max = v; }
+  set max(v: number) {
+    this.maxValue = v;
+    this.local.max = v;
+  }
 
   async acquire(signal?: AbortSignal): Promise<() => void> {
     const releaseLocal = await this.local.acquire(signal);
@@ -323,7 +364,10 @@ export class SharedRollingLimiter implements PortalLimiter {
       for (;;) {
         if (signal?.aborted) throw abortError(signal);
         const now = this.clock.now();
-        if (now < this.pausedUntil) { await this.clock.sleep(this.pausedUntil - now, signal); continue; }
+        if (now < this.pausedUntil) {
+          await this.clock.sleep(this.pausedUntil - now, signal);
+          continue;
+        }
         if (!this.store.available()) return releaseLocal; // PostgreSQL is failing: this process's budget only
         let outcome: AcquireOutcome;
         try {
@@ -338,7 +382,9 @@ export class SharedRollingLimiter implements PortalLimiter {
             if (done) return;
             done = true;
             releaseLocal();
-            void this.store.release(this.key, id).then(() => { for (const w of [...this.wakers]) w(); });
+            void this.store.release(this.key, id).then(() => {
+              for (const w of [...this.wakers]) w();
+            });
           };
         }
         await this.wait(outcome.waitMs, outcome.reason === "in-flight", signal);
@@ -358,7 +404,10 @@ export class SharedRollingLimiter implements PortalLimiter {
 
   /** Sleeps `ms`; a wait for in-flight slots also ends when this process releases one. */
   private async wait(ms: number, wakeOnRelease: boolean, signal?: AbortSignal): Promise<void> {
-    if (!wakeOnRelease) { await this.clock.sleep(ms, signal); return; }
+    if (!wakeOnRelease) {
+      await this.clock.sleep(ms, signal);
+      return;
+    }
     const wake = new AbortController();
     const waker = () => wake.abort();
     this.wakers.add(waker);

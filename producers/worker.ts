@@ -73,7 +73,8 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
 async function coalesce(port: KafkaPort, codec: Codec, producer: Producer, request: SyncRequest, coveringRunStart: number): Promise<void> {
   const run = { port, codec, producer, request, rawTopic: port.topics.raw(request.connector), heartbeat: async () => {} };
   await new RunEvents(run).publish({
-    type: "RUN_COMPLETED", offsets: await rawEndOffsets(run),
+    type: "RUN_COMPLETED",
+    offsets: await rawEndOffsets(run),
     counts: { read: 0, coalesced: 1, coveredByRunStartedAt: coveringRunStart },
   });
   log.info({ connector: request.connector, runId: request.requestId }, "request coalesced into a run that started after it was made");

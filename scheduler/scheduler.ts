@@ -25,7 +25,10 @@ export function cronRules(connector: ConnectorBase): CronRule[] {
   return pluginFor(connector.type).cronRules(connector.schedule);
 }
 
-interface Scheduler { stop(): void; jobs: schedule.Job[] }
+interface Scheduler {
+  stop(): void;
+  jobs: schedule.Job[];
+}
 
 export function startScheduler(config: Config, producer: Producer, codec: Codec, topics: Topics): Scheduler {
   const jobs: schedule.Job[] = [];
@@ -37,8 +40,16 @@ export function startScheduler(config: Config, producer: Producer, codec: Codec,
           .then(() => log.info({ connector: connector.id, runId: request.requestId }, "scheduled sync requested"))
           .catch((e: unknown) => log.error({ connector: connector.id, err: (e as Error).message }, "could not publish the scheduled sync request"));
       });
-      if (job) { jobs.push(job); log.info({ connector: connector.id, rule, tz, next: job.nextInvocation()?.toISOString() }, "schedule armed"); }
+      if (job) {
+        jobs.push(job);
+        log.info({ connector: connector.id, rule, tz, next: job.nextInvocation()?.toISOString() }, "schedule armed");
+      }
     }
   }
-  return { jobs, stop: () => { for (const j of jobs) j.cancel(); } };
+  return {
+    jobs,
+    stop: () => {
+      for (const j of jobs) j.cancel();
+    },
+  };
 }

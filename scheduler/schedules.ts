@@ -55,9 +55,15 @@ function expandField(field: string, min: number, max: number): number[] {
     const [range, stepText] = piece.split("/") as [string, string | undefined];
     const step = stepText === undefined ? 1 : Number(stepText);
     let lo: number, hi: number;
-    if (range === "*") { lo = min; hi = max; }
-    else if (range.includes("-")) { [lo, hi] = range.split("-").map(Number) as [number, number]; }
-    else { lo = Number(range); hi = stepText === undefined ? lo : max; }
+    if (range === "*") {
+      lo = min;
+      hi = max;
+    } else if (range.includes("-")) {
+      [lo, hi] = range.split("-").map(Number) as [number, number];
+    } else {
+      lo = Number(range);
+      hi = stepText === undefined ? lo : max;
+    }
     if (![lo, hi, step].every(Number.isInteger) || lo < min || hi > max || step < 1) throw new Error(`bad cron field ${field}`);
     for (let v = lo; v <= hi; v += step) out.add(v);
   }
@@ -67,7 +73,10 @@ function expandField(field: string, min: number, max: number): number[] {
 const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
 
 /** What a connector's schedule does, for people. */
-export function scheduleView(connector: ConnectorConfig, meta: { overridden?: boolean; updatedAt?: string | null; updatedBy?: string | null } = {}): ScheduleView {
+export function scheduleView(
+  connector: ConnectorConfig,
+  meta: { overridden?: boolean; updatedAt?: string | null; updatedBy?: string | null } = {},
+): ScheduleView {
   const s = (connector.schedule ?? null) as Record<string, unknown> | null;
   const rules = cronRules(connector);
   const byMinute = new Map<number, boolean>();
@@ -82,9 +91,17 @@ export function scheduleView(connector: ConnectorConfig, meta: { overridden?: bo
   else if (!enabled) summary = "schedule disabled: manual syncs only";
   else summary = plugin.describeSchedule(connector.schedule, { times, timezone });
   return {
-    type: connector.type, enabled, timezone, perDay: times.length, fullPerDay, times, summary,
-    settings: s ? { ...s } : { ...plugin.defaultSchedule }, overridden: meta.overridden ?? false,
-    updatedAt: meta.updatedAt ?? null, updatedBy: meta.updatedBy ?? null,
+    type: connector.type,
+    enabled,
+    timezone,
+    perDay: times.length,
+    fullPerDay,
+    times,
+    summary,
+    settings: s ? { ...s } : { ...plugin.defaultSchedule },
+    overridden: meta.overridden ?? false,
+    updatedAt: meta.updatedAt ?? null,
+    updatedBy: meta.updatedBy ?? null,
   };
 }
 
@@ -106,7 +123,12 @@ export function validateSchedule(connector: ConnectorConfig, input: unknown): Re
   return r.data as Record<string, unknown>;
 }
 
-export interface ScheduleOverride { connector: string; schedule: Record<string, unknown>; updatedAt: string; updatedBy: string }
+export interface ScheduleOverride {
+  connector: string;
+  schedule: Record<string, unknown>;
+  updatedAt: string;
+  updatedBy: string;
+}
 
 /** The config with the stored schedule edits applied (edits that no longer validate are ignored, with a warning). */
 export function effectiveConfig<C extends ConnectorConfig>(config: Config<C>, overrides: ScheduleOverride[]): Config<C> {
@@ -139,7 +161,9 @@ export class ScheduleStore {
     this.pool = pool ?? createPool(config.sink.databaseUrl, { max: 2 });
   }
 
-  private get table(): string { return `${ident(this.schema)}.${ident(SETTINGS_TABLE)}`; }
+  private get table(): string {
+    return `${ident(this.schema)}.${ident(SETTINGS_TABLE)}`;
+  }
 
   private ensure(): Promise<void> {
     this.ready ??= (async () => {
@@ -158,15 +182,23 @@ export class ScheduleStore {
         c.release();
       }
     })();
-    this.ready.catch(() => { this.ready = undefined; });
+    this.ready.catch(() => {
+      this.ready = undefined;
+    });
     return this.ready;
   }
 
   async list(): Promise<ScheduleOverride[]> {
     await this.ensure();
     const r = await this.pool.query<{ key: string; value: Record<string, unknown>; updated_at: Date; updated_by: string }>(
-      `SELECT key, value, updated_at, updated_by FROM ${this.table} WHERE key LIKE 'schedule:%' ORDER BY key`);
-    return r.rows.map((row) => ({ connector: row.key.slice("schedule:".length), schedule: row.value, updatedAt: row.updated_at.toISOString(), updatedBy: row.updated_by }));
+      `SELECT key, value, updated_at, updated_by FROM ${this.table} WHERE key LIKE 'schedule:%' ORDER BY key`,
+    );
+    return r.rows.map((row) => ({
+      connector: row.key.slice("schedule:".length),
+      schedule: row.value,
+      updatedAt: row.updated_at.toISOString(),
+      updatedBy: row.updated_by,
+    }));
   }
 
   async save(connector: string, schedule: Record<string, unknown>, by: string): Promise<void> {
@@ -174,7 +206,8 @@ export class ScheduleStore {
     await this.pool.query(
       `INSERT INTO ${this.table} (key, value, updated_at, updated_by) VALUES ($1, $2, now(), $3)
        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by`,
-      [`schedule:${connector}`, JSON.stringify(schedule), by]);
+      [`schedule:${connector}`, JSON.stringify(schedule), by],
+    );
   }
 
   async remove(connector: string): Promise<void> {
@@ -182,7 +215,9 @@ export class ScheduleStore {
     await this.pool.query(`DELETE FROM ${this.table} WHERE key = $1`, [`schedule:${connector}`]);
   }
 
-  async close(): Promise<void> { if (this.owned) await this.pool.end().catch(() => {}); }
+  async close(): Promise<void> {
+    if (this.owned) await this.pool.end().catch(() => {});
+  }
 }
 
 /**
@@ -191,7 +226,11 @@ export class ScheduleStore {
  * first (so an unreachable database never leaves a connector unscheduled); `onChange` is called
  * at once when edits are already stored. Returns a stop function.
  */
-export function watchScheduleOverrides<C extends ConnectorConfig>(config: Config<C>, onChange: (effective: Config<C>) => void, opts: { intervalMs?: number; store?: ScheduleStore } = {}): () => Promise<void> {
+export function watchScheduleOverrides<C extends ConnectorConfig>(
+  config: Config<C>,
+  onChange: (effective: Config<C>) => void,
+  opts: { intervalMs?: number; store?: ScheduleStore } = {},
+): () => Promise<void> {
   const store = opts.store ?? new ScheduleStore(config);
   let last = "[]";
   let stopped = false;
@@ -199,13 +238,22 @@ export function watchScheduleOverrides<C extends ConnectorConfig>(config: Config
     try {
       const overrides = await store.list();
       const key = JSON.stringify(overrides.map((o) => [o.connector, o.schedule]));
-      if (key !== last && !stopped) { last = key; onChange(effectiveConfig(config, overrides)); }
+      if (key !== last && !stopped) {
+        last = key;
+        onChange(effectiveConfig(config, overrides));
+      }
     } catch (e) {
       log.warn({ err: (e as Error).message }, "could not read the schedule edits; keeping the current schedules");
     }
   };
   void tick();
-  const timer = setInterval(() => { void tick(); }, opts.intervalMs ?? 30_000);
+  const timer = setInterval(() => {
+    void tick();
+  }, opts.intervalMs ?? 30_000);
   timer.unref();
-  return async () => { stopped = true; clearInterval(timer); if (!opts.store) await store.close(); };
+  return async () => {
+    stopped = true;
+    clearInterval(timer);
+    if (!opts.store) await store.close();
+  };
 }

@@ -6,8 +6,7 @@
 import { readFileSync } from "node:fs";
 import avro from "avsc";
 
-const load = (name: string): avro.Schema =>
-  JSON.parse(readFileSync(new URL(`./${name}.avsc`, import.meta.url), "utf8")) as avro.Schema;
+const load = (name: string): avro.Schema => JSON.parse(readFileSync(new URL(`./${name}.avsc`, import.meta.url), "utf8")) as avro.Schema;
 
 export const schemas = {
   syncRequest: load("sync-request"),
@@ -56,7 +55,11 @@ export interface RawRecord {
 }
 
 type SyncEventType = "RUN_STARTED" | "TABLE_COMPLETED" | "RUN_COMPLETED" | "RUN_FAILED" | "PROGRESS" | "TASK_COMPLETED" | "TASK_FAILED";
-export interface TopicPartitionOffset { topic: string; partition: number; offset: number }
+export interface TopicPartitionOffset {
+  topic: string;
+  partition: number;
+  offset: number;
+}
 export interface SyncEvent {
   runId: string;
   connector: string;
@@ -81,7 +84,11 @@ export interface SyncState {
   state: string;
 }
 
-export interface DeadLetterIssue { path: string; code: string; message: string }
+export interface DeadLetterIssue {
+  path: string;
+  code: string;
+  message: string;
+}
 export interface DeadLetter {
   stage: string;
   originalTopic: string;

@@ -15,10 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { basename, join } from "node:path";
 import { Kafka, logLevel } from "kafkajs";
@@ -154,14 +151,22 @@ function livePid(svc: Managed): number | undefined {
 
 async function stopPid(svc: Managed, pid: number): Promise<"stopped" | "killed"> {
   if (!isOurs(svc, pid)) return "stopped";
-  try { process.kill(pid, "SIGTERM"); } catch { return "stopped"; }
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return "stopped";
+  }
   const deadline = Date.now() + STOP_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (!isOurs(svc, pid)) return "stopped";
     await sleep(200);
   }
   if (isOurs(svc, pid)) {
-    try { process.kill(pid, "SIGKILL"); } catch { /* already gone */ }
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
   }
   const killDeadline = Date.now() + 5_000;
   while (Date.now() < killDeadline && isOurs(svc, pid)) await sleep(100);
@@ -203,7 +208,9 @@ function spawnJava(svc: Managed, java: string, args: string[], cwd: string): { c
   } finally {
     closeSync(fd);
   }
-  child.once("error", (err) => { exitInfo = `could not start java: ${err.message}`; });
+  child.once("error", (err) => {
+    exitInfo = `could not start java: ${err.message}`;
+  });
   child.once("exit", (code, signal) => {
     exitInfo = signal ? `the java process was killed by ${signal}` : `the java process exited with code ${code}`;
   });
@@ -239,14 +246,21 @@ function findJava(min: number, who: string): string {
   const candidates = ["java"];
   if (process.env.JAVA_HOME) candidates.push(join(process.env.JAVA_HOME, "bin", "java"));
   let jvms: string[] = [];
-  try { jvms = readdirSync("/usr/lib/jvm").map((d) => join("/usr/lib/jvm", d, "bin", "java")).filter((b) => existsSync(b)); } catch { /* none */ }
+  try {
+    jvms = readdirSync("/usr/lib/jvm")
+      .map((d) => join("/usr/lib/jvm", d, "bin", "java"))
+      .filter((b) => existsSync(b));
+  } catch {
+    /* none */
+  }
   const found: string[] = [];
   for (const bin of candidates) {
     const v = javaMajor(bin);
     if (v !== undefined && v >= min) return bin;
     if (v !== undefined) found.push(`${bin} is Java ${v}`);
   }
-  const ranked = jvms.map((bin) => ({ bin, v: javaMajor(bin) }))
+  const ranked = jvms
+    .map((bin) => ({ bin, v: javaMajor(bin) }))
     .filter((x): x is { bin: string; v: number } => x.v !== undefined)
     .sort((a, b) => b.v - a.v);
   const best = ranked[0];
@@ -254,8 +268,8 @@ function findJava(min: number, who: string): string {
   for (const x of ranked) found.push(`${x.bin} is Java ${x.v}`);
   const seen = found.length > 0 ? `Found: ${found.join("; ")}.` : "No java was found on PATH, in JAVA_HOME or under /usr/lib/jvm.";
   throw new StackError(
-    `${who} needs a Java ${min}+ runtime. ${seen} Install one (Debian/Ubuntu: \`apt-get install openjdk-${min === 17 ? 17 : 21}-jre-headless\` `
-    + "where the distribution has it, or a Temurin build from packages.adoptium.net) and put it on PATH or point JAVA_HOME at it.",
+    `${who} needs a Java ${min}+ runtime. ${seen} Install one (Debian/Ubuntu: \`apt-get install openjdk-${min === 17 ? 17 : 21}-jre-headless\` ` +
+      "where the distribution has it, or a Temurin build from packages.adoptium.net) and put it on PATH or point JAVA_HOME at it.",
   );
 }
 
@@ -263,8 +277,8 @@ function requireMaven(what: string): void {
   const r = spawnSync("mvn", ["-v"], { encoding: "utf8" });
   if (r.error) {
     throw new StackError(
-      `mvn was not found on PATH, and it is needed once to fetch ${what} from Maven Central into ${cacheDir}. `
-      + "Install Apache Maven 3.6.3 or later (Debian/Ubuntu: `apt-get install maven`), then run stack up again.",
+      `mvn was not found on PATH, and it is needed once to fetch ${what} from Maven Central into ${cacheDir}. ` +
+        "Install Apache Maven 3.6.3 or later (Debian/Ubuntu: `apt-get install maven`), then run stack up again.",
     );
   }
 }
@@ -286,7 +300,11 @@ function runMaven(args: string[], logFile: string): Promise<void> {
 /** Removes temporary fetch folders left by processes that no longer exist. */
 function removeStaleTemps(prefix: string): void {
   let entries: string[];
-  try { entries = readdirSync(cacheDir); } catch { return; }
+  try {
+    entries = readdirSync(cacheDir);
+  } catch {
+    return;
+  }
   for (const e of entries) {
     const m = new RegExp(`^\\.${prefix}\\.tmp-(\\d+)-`).exec(e);
     if (m && !existsSync(`/proc/${m[1]}`)) rmSync(join(cacheDir, e), { recursive: true, force: true });
@@ -298,8 +316,13 @@ function removeStaleTemps(prefix: string): void {
  * `target/` and markers never land in the project), and the result is renamed into place.
  */
 async function fetchOnce(opts: {
-  dest: string; pom: string; what: string; print: Print; logFile: string;
-  mavenArgs: (tmpPom: string, out: string) => string[]; complete: (dir: string) => boolean;
+  dest: string;
+  pom: string;
+  what: string;
+  print: Print;
+  logFile: string;
+  mavenArgs: (tmpPom: string, out: string) => string[];
+  complete: (dir: string) => boolean;
 }): Promise<void> {
   if (opts.complete(opts.dest)) return;
   requireMaven(opts.what);
@@ -318,8 +341,10 @@ async function fetchOnce(opts: {
       await runMaven(opts.mavenArgs(tmpPom, out), opts.logFile);
     } catch (e) {
       throw new StackError(
-        `fetching ${opts.what} with Maven failed (${describeError(e)}). Maven Central must be reachable (check proxy settings in ~/.m2/settings.xml).\n`
-        + `Log: ${opts.logFile}\n--- last ${LOG_TAIL_LINES} lines ---\n${tail(opts.logFile)}\n---`, e);
+        `fetching ${opts.what} with Maven failed (${describeError(e)}). Maven Central must be reachable (check proxy settings in ~/.m2/settings.xml).\n` +
+          `Log: ${opts.logFile}\n--- last ${LOG_TAIL_LINES} lines ---\n${tail(opts.logFile)}\n---`,
+        e,
+      );
     }
     if (!opts.complete(out)) {
       throw new StackError(`Maven finished but ${opts.what} is incomplete in ${out}. Log: ${opts.logFile}\n${tail(opts.logFile)}`);
@@ -336,23 +361,30 @@ async function fetchOnce(opts: {
   }
 }
 
-const kafkaComplete = (home: string) => existsSync(join(home, "lib", `kafka_2.13-${KAFKA_VERSION}.jar`))
-  && existsSync(join(home, "lib", `kafka-clients-${KAFKA_VERSION}.jar`));
-const apicurioComplete = (home: string) => existsSync(join(home, "quarkus-run.jar"))
-  && existsSync(join(home, "app")) && existsSync(join(home, "lib"));
+const kafkaComplete = (home: string) =>
+  existsSync(join(home, "lib", `kafka_2.13-${KAFKA_VERSION}.jar`)) && existsSync(join(home, "lib", `kafka-clients-${KAFKA_VERSION}.jar`));
+const apicurioComplete = (home: string) => existsSync(join(home, "quarkus-run.jar")) && existsSync(join(home, "app")) && existsSync(join(home, "lib"));
 
 function fetchKafka(print: Print): Promise<void> {
   return fetchOnce({
-    dest: kafkaHome, pom: join(projectRoot, "stack", "kafka", "pom.xml"), what: `Apache Kafka ${KAFKA_VERSION} jars`,
-    print, logFile: join(logsDir, "fetch-kafka.log"), complete: kafkaComplete,
+    dest: kafkaHome,
+    pom: join(projectRoot, "stack", "kafka", "pom.xml"),
+    what: `Apache Kafka ${KAFKA_VERSION} jars`,
+    print,
+    logFile: join(logsDir, "fetch-kafka.log"),
+    complete: kafkaComplete,
     mavenArgs: (pom, out) => ["-q", "-f", pom, "dependency:copy-dependencies", `-DoutputDirectory=${join(out, "lib")}`],
   });
 }
 
 function fetchApicurio(print: Print): Promise<void> {
   return fetchOnce({
-    dest: apicurioHome, pom: join(projectRoot, "stack", "apicurio", "pom.xml"), what: `Apicurio Registry ${APICURIO_VERSION}`,
-    print, logFile: join(logsDir, "fetch-registry.log"), complete: apicurioComplete,
+    dest: apicurioHome,
+    pom: join(projectRoot, "stack", "apicurio", "pom.xml"),
+    what: `Apicurio Registry ${APICURIO_VERSION}`,
+    print,
+    logFile: join(logsDir, "fetch-registry.log"),
+    complete: apicurioComplete,
     mavenArgs: (pom, out) => ["-q", "-f", pom, "dependency:unpack", `-Dapicurio.outputDirectory=${out}`],
   });
 }
@@ -364,7 +396,10 @@ function fetchApicurio(print: Print): Promise<void> {
 function portOpen(port: number, timeoutMs = 1_000): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const sock = connect({ host: "127.0.0.1", port });
-    const done = (v: boolean) => { sock.destroy(); resolvePromise(v); };
+    const done = (v: boolean) => {
+      sock.destroy();
+      resolvePromise(v);
+    };
     sock.setTimeout(timeoutMs, () => done(false));
     sock.once("connect", () => done(true));
     sock.once("error", () => done(false));
@@ -374,8 +409,12 @@ function portOpen(port: number, timeoutMs = 1_000): Promise<boolean> {
 /** Metadata round trip (describeCluster), listTopics and the group coordinator through kafkajs; throws when not ready. */
 async function kafkaProbe(opts: { warm?: boolean } = {}): Promise<{ brokers: number; topics: number }> {
   const kafka = new Kafka({
-    clientId: "qobra-sync-stack", brokers: stackDefaults.kafkaBrokers, logLevel: logLevel.NOTHING,
-    connectionTimeout: 1_500, requestTimeout: 5_000, retry: { retries: 0 },
+    clientId: "qobra-sync-stack",
+    brokers: stackDefaults.kafkaBrokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 1_500,
+    requestTimeout: 5_000,
+    retry: { retries: 0 },
   });
   const admin = kafka.admin();
   try {
@@ -390,7 +429,11 @@ async function kafkaProbe(opts: { warm?: boolean } = {}): Promise<{ brokers: num
       // InitProducerId (what an idempotent producer does on connect) fails while the producer-id
       // manager is still loading on a fresh broker; waiting here keeps that out of the first run.
       const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 } });
-      try { await producer.connect(); } finally { await producer.disconnect().catch(() => undefined); }
+      try {
+        await producer.connect();
+      } finally {
+        await producer.disconnect().catch(() => undefined);
+      }
     }
     return { brokers: cluster.brokers.length, topics: topics.length };
   } finally {
@@ -436,9 +479,7 @@ async function ensureBackward(print: Print): Promise<void> {
   print("registry: global compatibility set to BACKWARD through PUT /config");
 }
 
-async function waitReady(
-  svc: Managed, probe: () => Promise<unknown>, exited: () => string | undefined,
-): Promise<void> {
+async function waitReady(svc: Managed, probe: () => Promise<unknown>, exited: () => string | undefined): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last: unknown;
   for (;;) {
@@ -500,14 +541,17 @@ function formatKafkaStorage(java: string, print: Print): void {
   if (existsSync(join(kafkaDataDir, "meta.properties"))) return;
   const id = newClusterId();
   print(`kafka: formatting storage in ${kafkaDataDir} (cluster id ${id})`);
-  const r = spawnSync(java, [
-    `-Dlog4j2.configurationFile=${kafkaLog4j}`, "-cp", `${kafkaLib}/*`,
-    "kafka.tools.StorageTool", "format", "-t", id, "-c", kafkaProps, "--ignore-formatted",
-  ], { encoding: "utf8", timeout: 60_000 });
+  const r = spawnSync(
+    java,
+    [`-Dlog4j2.configurationFile=${kafkaLog4j}`, "-cp", `${kafkaLib}/*`, "kafka.tools.StorageTool", "format", "-t", id, "-c", kafkaProps, "--ignore-formatted"],
+    { encoding: "utf8", timeout: 60_000 },
+  );
   if (r.status !== 0) {
     const out = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n").slice(-LOG_TAIL_LINES).join("\n");
-    throw new StackError(`${KAFKA.label} failed: formatting its storage (kafka.tools.StorageTool format) `
-      + `${r.error ? `could not run: ${r.error.message}` : `exited with code ${r.status}`}\n${out}`);
+    throw new StackError(
+      `${KAFKA.label} failed: formatting its storage (kafka.tools.StorageTool format) ` +
+        `${r.error ? `could not run: ${r.error.message}` : `exited with code ${r.status}`}\n${out}`,
+    );
   }
 }
 
@@ -515,7 +559,11 @@ async function upKafka(print: Print): Promise<ServiceStatus> {
   const base = { name: "kafka" as const, address: KAFKA.address, log: KAFKA.logFile };
   const pid = livePid(KAFKA);
   if (pid !== undefined) {
-    await waitReady(KAFKA, () => kafkaProbe({ warm: true }), () => (isOurs(KAFKA, pid) ? undefined : "the java process is gone"));
+    await waitReady(
+      KAFKA,
+      () => kafkaProbe({ warm: true }),
+      () => (isOurs(KAFKA, pid) ? undefined : "the java process is gone"),
+    );
     print(`kafka: already running (pid ${pid}) at ${KAFKA.address}`);
     return { ...base, state: "running", pid, detail: "already running" };
   }
@@ -523,15 +571,20 @@ async function upKafka(print: Print): Promise<ServiceStatus> {
     try {
       await kafkaProbe();
     } catch (e) {
-      throw new StackError(`${KAFKA.label} failed: port ${kafkaPort} is taken by a program that does not answer as a Kafka broker `
-        + `(${describeError(e)}). Stop it, or set QOBRA_SYNC_KAFKA_PORT to a free port (the controller uses port+1).`, e);
+      throw new StackError(
+        `${KAFKA.label} failed: port ${kafkaPort} is taken by a program that does not answer as a Kafka broker ` +
+          `(${describeError(e)}). Stop it, or set QOBRA_SYNC_KAFKA_PORT to a free port (the controller uses port+1).`,
+        e,
+      );
     }
     print(`kafka: a broker already answers at ${KAFKA.address} (not started by qobra-sync); using it`);
     return { ...base, state: "external", log: undefined, detail: "answering, but not started by qobra-sync (left alone)" };
   }
   if (await portOpen(controllerPort)) {
-    throw new StackError(`${KAFKA.label} failed: its controller port ${controllerPort} (QOBRA_SYNC_KAFKA_PORT+1) is taken by another program. `
-      + "Free it, or set QOBRA_SYNC_KAFKA_PORT to another port.");
+    throw new StackError(
+      `${KAFKA.label} failed: its controller port ${controllerPort} (QOBRA_SYNC_KAFKA_PORT+1) is taken by another program. ` +
+        "Free it, or set QOBRA_SYNC_KAFKA_PORT to another port.",
+    );
   }
   const java = findJava(17, KAFKA.label);
   await fetchKafka(print);
@@ -540,11 +593,22 @@ async function upKafka(print: Print): Promise<ServiceStatus> {
   formatKafkaStorage(java, print);
   const started = Date.now();
   print(`kafka: starting ${KAFKA.label} at ${KAFKA.address} with ${java} (log: ${KAFKA.logFile})`);
-  const { child, exited } = spawnJava(KAFKA, java, [
-    "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-    `-Dlog4j2.configurationFile=${kafkaLog4j}`,
-    "-cp", `${kafkaLib}/*`, "kafka.Kafka", kafkaProps,
-  ], kafkaStateDir);
+  const { child, exited } = spawnJava(
+    KAFKA,
+    java,
+    [
+      "-Xms256m",
+      "-Xmx768m",
+      "-XX:+UseG1GC",
+      "-Djava.awt.headless=true",
+      `-Dlog4j2.configurationFile=${kafkaLog4j}`,
+      "-cp",
+      `${kafkaLib}/*`,
+      "kafka.Kafka",
+      kafkaProps,
+    ],
+    kafkaStateDir,
+  );
   try {
     await waitReady(KAFKA, () => kafkaProbe({ warm: true }), exited);
   } catch (e) {
@@ -565,7 +629,9 @@ async function upRegistry(print: Print): Promise<ServiceStatus> {
   const pid = livePid(REGISTRY);
   if (pid !== undefined) {
     await waitReady(REGISTRY, registryProbe, () => (isOurs(REGISTRY, pid) ? undefined : "the java process is gone"));
-    await ensureBackward(print).catch((e: unknown) => { throw failure(REGISTRY, describeError(e), e); });
+    await ensureBackward(print).catch((e: unknown) => {
+      throw failure(REGISTRY, describeError(e), e);
+    });
     print(`registry: already running (pid ${pid}) at ${REGISTRY.address}`);
     return { ...base, state: "running", pid, detail: "already running" };
   }
@@ -573,38 +639,56 @@ async function upRegistry(print: Print): Promise<ServiceStatus> {
     try {
       await registryProbe();
     } catch (e) {
-      throw new StackError(`${REGISTRY.label} failed: port ${registryPort} is taken by a program that does not answer `
-        + `GET /apis/ccompat/v7/subjects (${describeError(e)}). Stop it, or set QOBRA_SYNC_REGISTRY_PORT to a free port.`, e);
+      throw new StackError(
+        `${REGISTRY.label} failed: port ${registryPort} is taken by a program that does not answer ` +
+          `GET /apis/ccompat/v7/subjects (${describeError(e)}). Stop it, or set QOBRA_SYNC_REGISTRY_PORT to a free port.`,
+        e,
+      );
     }
     const compat = await registryCompatibility().catch(() => undefined);
     print(`registry: a schema registry already answers at ${REGISTRY.address} (not started by qobra-sync); using it`);
     return {
-      ...base, state: "external", log: undefined,
+      ...base,
+      state: "external",
+      log: undefined,
       detail: `answering, but not started by qobra-sync (left alone); global compatibility ${compat ?? "unknown"}`,
     };
   }
   if (await portOpen(registryMgmtPort)) {
-    throw new StackError(`${REGISTRY.label} failed: its management port ${registryMgmtPort} is taken by another program. `
-      + "Free it, or set QOBRA_SYNC_REGISTRY_MGMT_PORT to another port.");
+    throw new StackError(
+      `${REGISTRY.label} failed: its management port ${registryMgmtPort} is taken by another program. ` +
+        "Free it, or set QOBRA_SYNC_REGISTRY_MGMT_PORT to another port.",
+    );
   }
   const java = findJava(21, REGISTRY.label);
   await fetchApicurio(print);
   mkdirSync(registryDataDir, { recursive: true });
   const started = Date.now();
   print(`registry: starting ${REGISTRY.label} at ${REGISTRY.address} with ${java} (log: ${REGISTRY.logFile})`);
-  const { child, exited } = spawnJava(REGISTRY, java, [
-    "-Xms128m", "-Xmx512m",
-    "-Dquarkus.http.host=127.0.0.1", `-Dquarkus.http.port=${registryPort}`,
-    "-Dquarkus.management.host=127.0.0.1", `-Dquarkus.management.port=${registryMgmtPort}`,
-    "-Dapicurio.rules.global.compatibility=BACKWARD",
-    // Default storage is in-memory H2: every restart would forget the schemas (and reuse their ids)
-    // while Kafka keeps the messages that reference them. A file keeps the two in step.
-    `-Dapicurio.datasource.url=jdbc:h2:file:${join(registryDataDir, "registry")}`,
-    "-jar", "quarkus-run.jar",
-  ], apicurioHome);
+  const { child, exited } = spawnJava(
+    REGISTRY,
+    java,
+    [
+      "-Xms128m",
+      "-Xmx512m",
+      "-Dquarkus.http.host=127.0.0.1",
+      `-Dquarkus.http.port=${registryPort}`,
+      "-Dquarkus.management.host=127.0.0.1",
+      `-Dquarkus.management.port=${registryMgmtPort}`,
+      "-Dapicurio.rules.global.compatibility=BACKWARD",
+      // Default storage is in-memory H2: every restart would forget the schemas (and reuse their ids)
+      // while Kafka keeps the messages that reference them. A file keeps the two in step.
+      `-Dapicurio.datasource.url=jdbc:h2:file:${join(registryDataDir, "registry")}`,
+      "-jar",
+      "quarkus-run.jar",
+    ],
+    apicurioHome,
+  );
   try {
     await waitReady(REGISTRY, registryProbe, exited);
-    await ensureBackward(print).catch((e: unknown) => { throw failure(REGISTRY, describeError(e), e); });
+    await ensureBackward(print).catch((e: unknown) => {
+      throw failure(REGISTRY, describeError(e), e);
+    });
   } catch (e) {
     await stopPid(REGISTRY, child.pid!).catch(() => undefined);
     rmSync(REGISTRY.pidFile, { force: true });
@@ -638,10 +722,13 @@ async function postgresStatusOnce(): Promise<ServiceStatus> {
     return { name: "postgres", state: "external", address, detail: "answers SELECT 1 (not managed by qobra-sync)" };
   } catch (e) {
     return {
-      name: "postgres", state: "unavailable", address,
-      detail: `PostgreSQL at ${address} did not answer SELECT 1 (${describeError(e)}). qobra-sync does not start PostgreSQL: `
-        + "start the local server (e.g. `pg_ctlcluster 15 main start`), or point QOBRA_SYNC_PG_URL at a running one "
-        + "(e.g. one started with `docker compose up -d postgres`).",
+      name: "postgres",
+      state: "unavailable",
+      address,
+      detail:
+        `PostgreSQL at ${address} did not answer SELECT 1 (${describeError(e)}). qobra-sync does not start PostgreSQL: ` +
+        "start the local server (e.g. `pg_ctlcluster 15 main start`), or point QOBRA_SYNC_PG_URL at a running one " +
+        "(e.g. one started with `docker compose up -d postgres`).",
     };
   } finally {
     await client.end().catch(() => undefined);
@@ -709,9 +796,16 @@ export async function stackDown(opts: { print?: Print } = {}): Promise<ServiceSt
 async function statusOne(svc: Managed, probe: () => Promise<unknown>, port: number): Promise<ServiceStatus> {
   const pid = livePid(svc);
   if (pid !== undefined) {
-    const ok = await probe().then(() => true, () => false);
+    const ok = await probe().then(
+      () => true,
+      () => false,
+    );
     return {
-      name: svc.name, state: "running", pid, address: svc.address, log: svc.logFile,
+      name: svc.name,
+      state: "running",
+      pid,
+      address: svc.address,
+      log: svc.logFile,
       detail: ok ? "answering" : "process alive but not answering yet (starting, or unhealthy: see the log)",
     };
   }
@@ -723,9 +817,5 @@ async function statusOne(svc: Managed, probe: () => Promise<unknown>, port: numb
 
 /** Reports each service without changing anything (stale pid files are removed). */
 export async function stackStatus(): Promise<ServiceStatus[]> {
-  return Promise.all([
-    statusOne(KAFKA, () => kafkaProbe(), kafkaPort),
-    statusOne(REGISTRY, registryProbe, registryPort),
-    postgresStatus(),
-  ]);
+  return Promise.all([statusOne(KAFKA, () => kafkaProbe(), kafkaPort), statusOne(REGISTRY, registryProbe, registryPort), postgresStatus()]);
 }

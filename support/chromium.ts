@@ -15,7 +15,8 @@ const CHROMIUM = "/usr/bin/chromium";
 export function ensureChromium(): string | null {
   if (existsSync(CHROMIUM)) return null;
   if (process.platform !== "linux") return `${CHROMIUM} is missing and this is not Linux (${process.platform})`;
-  if (typeof process.getuid === "function" && process.getuid() !== 0) return `${CHROMIUM} is missing and installing Debian's chromium package needs root (apt-get install -y chromium)`;
+  if (typeof process.getuid === "function" && process.getuid() !== 0)
+    return `${CHROMIUM} is missing and installing Debian's chromium package needs root (apt-get install -y chromium)`;
   try {
     execFileSync("apt-get", ["--version"], { stdio: "ignore" });
   } catch {
@@ -41,8 +42,16 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1360, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   return {
     context,

@@ -35,8 +35,9 @@ export async function dockerEngine(timeoutMs = DETECT_TIMEOUT_MS): Promise<Engin
       return { found: true, detail: `${rt.operatingSystem} ${rt.serverVersion} at ${rt.host}` };
     } catch (e) {
       // testcontainers says only that no strategy worked: add where a local engine would be.
-      const where = `DOCKER_HOST ${process.env.DOCKER_HOST ? `is ${process.env.DOCKER_HOST}` : "unset"}, `
-        + `/var/run/docker.sock ${existsSync("/var/run/docker.sock") ? "present" : "absent"}`;
+      const where =
+        `DOCKER_HOST ${process.env.DOCKER_HOST ? `is ${process.env.DOCKER_HOST}` : "unset"}, ` +
+        `/var/run/docker.sock ${existsSync("/var/run/docker.sock") ? "present" : "absent"}`;
       return { found: false, reason: `${(e as Error).message ?? String(e)}; ${where}` };
     }
   })();
@@ -47,7 +48,10 @@ export async function dockerEngine(timeoutMs = DETECT_TIMEOUT_MS): Promise<Engin
   }
 }
 
-interface ComposeService { image: string; environment?: Record<string, string | number> }
+interface ComposeService {
+  image: string;
+  environment?: Record<string, string | number>;
+}
 
 function composeServices(): { kafka: ComposeService; registry: ComposeService } {
   const doc = parse(readFileSync(join(projectRoot, "docker-compose.yml"), "utf8")) as { services: Record<string, ComposeService> };
@@ -57,10 +61,12 @@ function composeServices(): { kafka: ComposeService; registry: ComposeService } 
 }
 
 const portOf = (address: string): number => Number(new URL(address.includes("://") ? address : `tcp://${address}`).port);
-const strings = (env: Record<string, string | number> = {}): Record<string, string> =>
-  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
+const strings = (env: Record<string, string | number> = {}): Record<string, string> => Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)]));
 
-export interface StackContainers { images: string[]; stop(): Promise<void> }
+export interface StackContainers {
+  images: string[];
+  stop(): Promise<void>;
+}
 
 /** Starts Kafka and the registry as containers and waits until both are ready. */
 export async function startStackContainers(print: (line: string) => void): Promise<StackContainers> {
@@ -71,8 +77,9 @@ export async function startStackContainers(print: (line: string) => void): Promi
 
   const kafkaEnv = { ...strings(compose.kafka.environment), KAFKA_ADVERTISED_LISTENERS: `PLAINTEXT://127.0.0.1:${kafkaPort}` };
   // The registry's SQL storage in compose is a PostgreSQL container of its own: in memory here.
-  const registryEnv = Object.fromEntries(Object.entries(strings(compose.registry.environment))
-    .filter(([k]) => !k.startsWith("APICURIO_STORAGE_") && !k.startsWith("APICURIO_DATASOURCE_")));
+  const registryEnv = Object.fromEntries(
+    Object.entries(strings(compose.registry.environment)).filter(([k]) => !k.startsWith("APICURIO_STORAGE_") && !k.startsWith("APICURIO_DATASOURCE_")),
+  );
 
   print(`starting ${compose.kafka.image} on 127.0.0.1:${kafkaPort} and ${compose.registry.image} on 127.0.0.1:${registryPort}`);
   const [kafka, registry] = await Promise.allSettled([
@@ -90,7 +97,9 @@ export async function startStackContainers(print: (line: string) => void): Promi
       .start(),
   ]);
   const started = [kafka, registry].flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-  const stop = async () => { await Promise.all(started.map((c) => c.stop().catch(() => undefined))); };
+  const stop = async () => {
+    await Promise.all(started.map((c) => c.stop().catch(() => undefined)));
+  };
   const failed = [kafka, registry].flatMap((r) => (r.status === "rejected" ? [r.reason as Error] : []));
   if (failed.length > 0) {
     await stop();

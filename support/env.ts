@@ -27,7 +27,10 @@ export async function ensureDatabase(name: string): Promise<void> {
   await c.connect();
   try {
     const r = await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
-    if (r.rowCount === 0) await c.query(`CREATE DATABASE "${name}"`).catch((e: { code?: string }) => { if (e.code !== "42P04" && e.code !== "23505") throw e; });
+    if (r.rowCount === 0)
+      await c.query(`CREATE DATABASE "${name}"`).catch((e: { code?: string }) => {
+        if (e.code !== "42P04" && e.code !== "23505") throw e;
+      });
   } finally {
     await c.end();
   }
@@ -46,8 +49,10 @@ export function useScratchTokenStore(prefix: string): { dir: string; restore(): 
   return {
     dir,
     restore() {
-      if (saved.dir === undefined) delete process.env.QOBRA_SYNC_TOKEN_DIR; else process.env.QOBRA_SYNC_TOKEN_DIR = saved.dir;
-      if (saved.key === undefined) delete process.env.QOBRA_SYNC_TOKEN_KEY; else process.env.QOBRA_SYNC_TOKEN_KEY = saved.key;
+      if (saved.dir === undefined) delete process.env.QOBRA_SYNC_TOKEN_DIR;
+      else process.env.QOBRA_SYNC_TOKEN_DIR = saved.dir;
+      if (saved.key === undefined) delete process.env.QOBRA_SYNC_TOKEN_KEY;
+      else process.env.QOBRA_SYNC_TOKEN_KEY = saved.key;
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -62,7 +67,11 @@ export async function withDb<T>(database: string, fn: (c: pg.Client) => Promise<
   const c = new pg.Client({ connectionString: dbUrl(database) });
   c.on("error", () => undefined);
   await c.connect();
-  try { return await fn(c); } finally { await c.end().catch(() => undefined); }
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
 }
 
 /** A config document for one PostgreSQL connector, with unique topic prefix and sink schema. */

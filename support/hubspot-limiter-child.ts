@@ -28,7 +28,11 @@ export interface ChildOptions {
   schema: string;
 }
 
-interface Attempt { start: number; end: number; status: number }
+interface Attempt {
+  start: number;
+  end: number;
+  status: number;
+}
 export interface ChildResult {
   pid: number;
   ok: number;
@@ -43,7 +47,12 @@ const say = (x: unknown) => process.stdout.write(`@@${JSON.stringify(x)}\n`);
 async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2] ?? "{}") as ChildOptions;
   const config = HubSpotConnector.parse({
-    id: "hs", type: "hubspot", baseUrl: o.baseUrl, clientId: o.clientId, clientSecret: o.clientSecret, refreshToken: o.refreshToken,
+    id: "hs",
+    type: "hubspot",
+    baseUrl: o.baseUrl,
+    clientId: o.clientId,
+    clientSecret: o.clientSecret,
+    refreshToken: o.refreshToken,
     rateLimits: { perTenSeconds: o.perTenSeconds, searchPerSecond: 5, shared: o.shared },
     tables: [{ name: "deals", object: "deals" }],
   });
@@ -53,40 +62,55 @@ async function main(): Promise<void> {
   if (o.shared) await store.ready();
   say({ ready: true });
   const lines = createInterface({ input: process.stdin });
-  await new Promise<void>((resolve) => lines.on("line", (l) => { if (l.trim() === "go") resolve(); }));
+  await new Promise<void>((resolve) =>
+    lines.on("line", (l) => {
+      if (l.trim() === "go") resolve();
+    }),
+  );
   lines.close();
 
   const attempts: Attempt[] = [];
   const failed: string[] = [];
   let ok = 0;
-  await Promise.all(Array.from({ length: o.calls }, async () => {
-    try {
-      await src.api.call("standard", "GET /account-info/v3/details", async (c) => {
-        const a: Attempt = { start: Date.now(), end: 0, status: 0 };
-        attempts.push(a);
-        const res = await c.apiRequest({ method: "GET", path: "/account-info/v3/details" });
-        a.end = Date.now();
-        a.status = res.status;
-        const headers: Record<string, string> = {};
-        res.headers.forEach((v, k) => { headers[k] = v; });
-        const text = await res.text();
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* keep the text */ }
-        if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { code: res.status, body, headers });
-        return { data: body, headers };
-      });
-      ok++;
-    } catch (e) {
-      failed.push((e as Error).message);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: o.calls }, async () => {
+      try {
+        await src.api.call("standard", "GET /account-info/v3/details", async (c) => {
+          const a: Attempt = { start: Date.now(), end: 0, status: 0 };
+          attempts.push(a);
+          const res = await c.apiRequest({ method: "GET", path: "/account-info/v3/details" });
+          a.end = Date.now();
+          a.status = res.status;
+          const headers: Record<string, string> = {};
+          res.headers.forEach((v, k) => {
+            headers[k] = v;
+          });
+          const text = await res.text();
+          let body: unknown = text;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            /* keep the text */
+          }
+          if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { code: res.status, body, headers });
+          return { data: body, headers };
+        });
+        ok++;
+      } catch (e) {
+        failed.push((e as Error).message);
+      }
+    }),
+  );
   await src.close();
   await store.close();
   const result: ChildResult = { pid: process.pid, ok, failed, attempts, api: { ...src.api.stats }, store: { ...store.stats } };
   say(result);
 }
 
-main().then(() => process.exit(0), (e: unknown) => {
-  say({ error: (e as Error)?.stack ?? String(e) });
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    say({ error: (e as Error)?.stack ?? String(e) });
+    process.exit(1);
+  },
+);

@@ -24,7 +24,15 @@ export function hubspotClient(basePath: string, accessToken: string): Client {
 /** A controllable clock for the `clock` option. */
 export function testClock(startIso = "2024-06-03T08:00:00.000Z"): { now: () => number; advance: (ms: number) => void; set: (ms: number) => void } {
   let t = Date.parse(startIso);
-  return { now: () => t, advance: (ms) => { t += ms; }, set: (ms) => { t = ms; } };
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+    },
+    set: (ms) => {
+      t = ms;
+    },
+  };
 }
 
 interface ApiErrorLike {

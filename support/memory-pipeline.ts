@@ -24,5 +24,7 @@ export class MemoryPipeline {
     for (const id of page.deletedIds ?? []) this.held.delete(id);
   }
 
-  get size(): number { return this.held.size; }
+  get size(): number {
+    return this.held.size;
+  }
 }

@@ -6,7 +6,13 @@ import { ensureDatabase, testConfig, testConfigYaml, uniqueId, withDb } from "./
 export const SOURCE_DB = "qobra_it_source";
 const SINK_DB = "qobra_it_sink";
 
-export interface OpsFixture { id: string; table: string; sinkSchema: string; config: Config; yaml: string }
+export interface OpsFixture {
+  id: string;
+  table: string;
+  sinkSchema: string;
+  config: Config;
+  yaml: string;
+}
 
 /** A source table `deals_<id>` with `rows` rows and a config syncing it as crm.deals. */
 export async function opsFixture(prefix: string, rows: number, extraYaml = ""): Promise<OpsFixture> {
@@ -15,25 +21,37 @@ export async function opsFixture(prefix: string, rows: number, extraYaml = ""): 
   const sinkSchema = `sink_${id}`;
   await ensureDatabase(SOURCE_DB);
   await ensureDatabase(SINK_DB);
-  await withDb(SOURCE_DB, (c) => c.query(`
+  await withDb(SOURCE_DB, (c) =>
+    c.query(`
     CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text NOT NULL, amount numeric(18,4), currency text, closed_on date);
-    INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 10.5, 'EUR', DATE '2026-01-01' + g % 30 FROM generate_series(1, ${rows}) g;`));
-  const yaml = testConfigYaml({
-    prefix: id, sinkSchema, sourceDb: SOURCE_DB, sinkDb: SINK_DB,
-    tables: `
+    INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 10.5, 'EUR', DATE '2026-01-01' + g % 30 FROM generate_series(1, ${rows}) g;`),
+  );
+  const yaml =
+    testConfigYaml({
+      prefix: id,
+      sinkSchema,
+      sourceDb: SOURCE_DB,
+      sinkDb: SINK_DB,
+      tables: `
       - name: deals
         source: public.${table}
         idColumn: id
         nameColumn: title
         fields: { amount: { type: amount, currencyColumn: currency }, closed_on: date }`,
-  // No Qobra users in these tests: an empty directory, without a failing query.
-  }).replace("  defaultCurrency: EUR\n", `  defaultCurrency: EUR\n  users: { query: "SELECT NULL::text AS id, NULL::text AS email WHERE false" }\n`) + extraYaml;
+      // No Qobra users in these tests: an empty directory, without a failing query.
+    }).replace("  defaultCurrency: EUR\n", `  defaultCurrency: EUR\n  users: { query: "SELECT NULL::text AS id, NULL::text AS email WHERE false" }\n`) +
+    extraYaml;
   const config = testConfig(yaml);
   return { id, table, sinkSchema, config, yaml };
 }
 
 export async function addRows(table: string, from: number, count: number): Promise<void> {
-  await withDb(SOURCE_DB, (c) => c.query(`INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 10.5, 'EUR', DATE '2026-01-01' + g % 30 FROM generate_series($1::int, $2::int) g`, [from, from + count - 1]));
+  await withDb(SOURCE_DB, (c) =>
+    c.query(`INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 10.5, 'EUR', DATE '2026-01-01' + g % 30 FROM generate_series($1::int, $2::int) g`, [
+      from,
+      from + count - 1,
+    ]),
+  );
 }
 
 export const sinkQuery = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
@@ -43,7 +61,10 @@ export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const port = (s.address() as { port: number }).port; s.close(() => resolve(port)); });
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
   });
 }
 
@@ -84,10 +105,14 @@ export async function cli(args: string[], configText: string, timeoutMs = 90_000
   const file = join(dir, "config.yaml");
   writeFileSync(file, configText);
   return new Promise((resolve) => {
-    execFile(process.execPath, ["bin/qobra-sync.js", "-c", file, ...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "silent" } },
+    execFile(
+      process.execPath,
+      ["bin/qobra-sync.js", "-c", file, ...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "silent" } },
       (err, stdout, stderr) => {
         rmSync(dir, { recursive: true, force: true });
         resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-      });
+      },
+    );
   });
 }

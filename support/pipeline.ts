@@ -4,7 +4,11 @@ import { eventsPosition, waitForRun } from "../lib/wait.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import type { SyncEvent } from "../schemas/index.ts";
 
-export async function syncAndWait(rt: Runtime, connector: string, opts: { full?: boolean; tables?: string[]; timeoutMs?: number; forceDeletes?: boolean } = {}): Promise<SyncEvent> {
+export async function syncAndWait(
+  rt: Runtime,
+  connector: string,
+  opts: { full?: boolean; tables?: string[]; timeoutMs?: number; forceDeletes?: boolean } = {},
+): Promise<SyncEvent> {
   const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
   try {
     const from = await eventsPosition(rt.port);

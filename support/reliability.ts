@@ -85,7 +85,8 @@ connectors:
 export async function seedSource(s: Scenario, rows: number): Promise<void> {
   await ensureDatabase(s.sourceDb);
   await ensureDatabase(s.sinkDb);
-  await withDb(s.sourceDb, (c) => c.query(`
+  await withDb(s.sourceDb, (c) =>
+    c.query(`
     DROP TABLE IF EXISTS public.${s.table};
     CREATE TABLE public.${s.table} (id bigint PRIMARY KEY, title text, amount numeric(18,4), currency char(3), closed_on date,
       owner_email text, stage text, won boolean, rev integer NOT NULL DEFAULT 1, updated_at timestamptz);
@@ -94,10 +95,13 @@ export async function seedSource(s: Scenario, rows: number): Promise<void> {
            'Rep' || (g % 40) || '@Example.com', (ARRAY['new','won','lost'])[1 + g % 3], g % 3 = 1, 1,
            TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * interval '1 second'
       FROM generate_series(1, ${rows}) g;
-    ANALYZE public.${s.table};`));
-  await withDb(s.sinkDb, (c) => c.query(`DROP TABLE IF EXISTS public."${s.usersTable}";
+    ANALYZE public.${s.table};`),
+  );
+  await withDb(s.sinkDb, (c) =>
+    c.query(`DROP TABLE IF EXISTS public."${s.usersTable}";
     CREATE TABLE public."${s.usersTable}" (id text, email text);
-    INSERT INTO public."${s.usersTable}" SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 29) g`));
+    INSERT INTO public."${s.usersTable}" SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 29) g`),
+  );
 }
 
 /** Changes `every`-th row (new amount, title, stage, rev + 1, updated_at now) and deletes `deletes` rows; returns what changed. */
@@ -105,14 +109,18 @@ export async function mutateSource(s: Scenario, opts: { every: number; deletes: 
   return withDb(s.sourceDb, async (c) => {
     const u = await c.query(`UPDATE public.${s.table} SET amount = amount + ${opts.round}.0001, title = title || ' r${opts.round}', rev = rev + 1,
         stage = CASE stage WHEN 'new' THEN 'won' ELSE 'new' END, updated_at = now() WHERE id % ${opts.every} = ${opts.round % opts.every}`);
-    const d = await c.query<{ id: string }>(`DELETE FROM public.${s.table} WHERE id IN (SELECT id FROM public.${s.table} WHERE id % 997 = ${opts.round} ORDER BY id LIMIT ${opts.deletes}) RETURNING id::text`);
+    const d = await c.query<{ id: string }>(
+      `DELETE FROM public.${s.table} WHERE id IN (SELECT id FROM public.${s.table} WHERE id % 997 = ${opts.round} ORDER BY id LIMIT ${opts.deletes}) RETURNING id::text`,
+    );
     return { updated: u.rowCount ?? 0, deleted: d.rows.map((r) => r.id) };
   });
 }
 
 export async function dropScenario(s: Scenario, port?: KafkaPort): Promise<void> {
   await withDb(s.sourceDb, (c) => c.query(`DROP TABLE IF EXISTS public.${s.table}`)).catch(() => undefined);
-  await withDb(s.sinkDb, (c) => c.query(`DROP SCHEMA IF EXISTS "${s.sinkSchema}" CASCADE; DROP TABLE IF EXISTS public."${s.usersTable}"`)).catch(() => undefined);
+  await withDb(s.sinkDb, (c) => c.query(`DROP SCHEMA IF EXISTS "${s.sinkSchema}" CASCADE; DROP TABLE IF EXISTS public."${s.usersTable}"`)).catch(
+    () => undefined,
+  );
   if (port) {
     const admin = await port.admin();
     const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${s.prefix}.`));
@@ -158,19 +166,30 @@ export class RoleProcess {
   supervise: boolean;
   private expectingExit = false;
 
-  constructor(role: RoleName, s: Scenario, opts: { supervise?: boolean } = {}) { this.role = role; this.s = s; this.supervise = opts.supervise ?? true; }
+  constructor(role: RoleName, s: Scenario, opts: { supervise?: boolean } = {}) {
+    this.role = role;
+    this.s = s;
+    this.supervise = opts.supervise ?? true;
+  }
 
-  get log(): string { return join(this.s.logDir, `${this.role}.log`); }
+  get log(): string {
+    return join(this.s.logDir, `${this.role}.log`);
+  }
 
   start(): void {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
     const fd = openSync(this.log, "a");
     writeFileSync(fd, `\n===== start #${++this.starts} of ${this.role} at ${new Date().toISOString()} =====\n`);
     try {
-      this.child = spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", this.s.configFile, "run", "--roles", this.role], {
-        cwd: ROOT, stdio: ["ignore", fd, fd],
-        env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "info", KAFKAJS_NO_PARTITIONER_WARNING: "1" },
-      });
+      this.child = spawn(
+        process.execPath,
+        ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", this.s.configFile, "run", "--roles", this.role],
+        {
+          cwd: ROOT,
+          stdio: ["ignore", fd, fd],
+          env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "info", KAFKAJS_NO_PARTITIONER_WARNING: "1" },
+        },
+      );
     } finally {
       closeSync(fd);
     }
@@ -181,12 +200,19 @@ export class RoleProcess {
       if (this.expectingExit || this.child !== child) return;
       const tail = existsSync(this.log) ? readFileSync(this.log, "utf8").split("\n").filter(Boolean).slice(-12).join("\n") : "";
       this.crashes.push({ at: new Date().toISOString(), code, signal, logTail: tail });
-      if (this.supervise) setTimeout(() => { if (!this.expectingExit && this.child === child) this.start(); }, 1000);
+      if (this.supervise)
+        setTimeout(() => {
+          if (!this.expectingExit && this.child === child) this.start();
+        }, 1000);
     });
   }
 
-  get running(): boolean { return !!this.child && this.child.exitCode === null && this.child.signalCode === null; }
-  get pid(): number | undefined { return this.child?.pid; }
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
 
   /** SIGKILLs the worker process (as an OOM kill or a power cut would), then the launcher if it is still there. */
   async kill9(): Promise<void> {
@@ -195,9 +221,22 @@ export class RoleProcess {
     this.expectingExit = true;
     // The worker appears a moment after the launcher starts; a kill that early hits the launcher alone.
     let worker = workerPid(launcher.pid);
-    for (let i = 0; i < 20 && worker === undefined && this.running; i++) { await sleep(50); worker = workerPid(launcher.pid); }
-    if (worker) { try { process.kill(worker, "SIGKILL"); } catch { /* gone */ } }
-    try { launcher.kill("SIGKILL"); } catch { /* gone */ }
+    for (let i = 0; i < 20 && worker === undefined && this.running; i++) {
+      await sleep(50);
+      worker = workerPid(launcher.pid);
+    }
+    if (worker) {
+      try {
+        process.kill(worker, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
+    try {
+      launcher.kill("SIGKILL");
+    } catch {
+      /* gone */
+    }
     const deadline = Date.now() + 10_000;
     while ((this.running || alive(worker)) && Date.now() < deadline) await sleep(50);
     if (alive(worker)) throw new Error(`${this.role} worker ${worker} survived SIGKILL`);
@@ -219,13 +258,24 @@ export class RoleProcess {
   /** The worker's log lines at error level or above (pino JSON, level >= 50). */
   errors(): string[] {
     if (!existsSync(this.log)) return [];
-    return readFileSync(this.log, "utf8").split("\n").filter((l) => { try { return (JSON.parse(l) as { level?: number }).level! >= 50; } catch { return false; } });
+    return readFileSync(this.log, "utf8")
+      .split("\n")
+      .filter((l) => {
+        try {
+          return (JSON.parse(l) as { level?: number }).level! >= 50;
+        } catch {
+          return false;
+        }
+      });
   }
 }
 
 export function startRoles(s: Scenario, roles: RoleName[], opts: { supervise?: boolean } = {}): Record<RoleName, RoleProcess> {
   const out = {} as Record<RoleName, RoleProcess>;
-  for (const r of roles) { out[r] = new RoleProcess(r, s, opts); out[r].start(); }
+  for (const r of roles) {
+    out[r] = new RoleProcess(r, s, opts);
+    out[r].start();
+  }
   return out;
 }
 
@@ -233,24 +283,39 @@ export function startRoles(s: Scenario, roles: RoleName[], opts: { supervise?: b
 // Faults
 
 export interface Fault {
-  at: string; kind: string; target: string; downMs: number; note?: string;
+  at: string;
+  kind: string;
+  target: string;
+  downMs: number;
+  note?: string;
   /** From the kill to the killed role's next progress (null: no progress seen, e.g. nothing left to do). */
   recoveryMs?: number | null;
 }
 
-interface FaultLoop { stop(): Promise<Fault[]>; faults: Fault[] }
+interface FaultLoop {
+  stop(): Promise<Fault[]>;
+  faults: Fault[];
+}
 
 /**
  * Kills one of `targets` with SIGKILL every `everyMs` (random within the range), keeps it down for
  * `downMs`, restarts it; until stopped. Stopping waits for the current fault to end (role restarted).
  */
-export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets: RoleName[], opts: {
-  seed: number; everyMs: [number, number]; downMs: [number, number]; max?: number; log?: (line: string) => void;
-  /** A role's progress counter (e.g. its committed offsets), to measure how long it takes to resume after a kill. */
-  progress?: Partial<Record<RoleName, () => Promise<number>>>;
-  /** How long recovery is still watched for once the loop is stopped (default 45 s). */
-  recoveryGraceMs?: number;
-}): FaultLoop {
+export function faultLoop(
+  procs: Partial<Record<RoleName, RoleProcess>>,
+  targets: RoleName[],
+  opts: {
+    seed: number;
+    everyMs: [number, number];
+    downMs: [number, number];
+    max?: number;
+    log?: (line: string) => void;
+    /** A role's progress counter (e.g. its committed offsets), to measure how long it takes to resume after a kill. */
+    progress?: Partial<Record<RoleName, () => Promise<number>>>;
+    /** How long recovery is still watched for once the loop is stopped (default 45 s). */
+    recoveryGraceMs?: number;
+  },
+): FaultLoop {
   const watchers: Promise<void>[] = [];
   let stopAt = Infinity;
   const random = rng(opts.seed);
@@ -258,7 +323,14 @@ export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets
   const faults: Fault[] = [];
   let stopped = false;
   let wake: (() => void) | undefined;
-  const nap = (ms: number) => new Promise<void>((r) => { const t = setTimeout(r, ms); wake = () => { clearTimeout(t); r(); }; });
+  const nap = (ms: number) =>
+    new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
   const done = (async () => {
     while (!stopped && faults.length < (opts.max ?? Infinity)) {
       await nap(between(opts.everyMs));
@@ -277,20 +349,32 @@ export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets
       p.start();
       if (progress) {
         fault.recoveryMs = null;
-        watchers.push((async () => {
-          const deadline = killedAt + 180_000;
-          while (Date.now() < deadline && !(stopped && Date.now() > stopAt + (opts.recoveryGraceMs ?? 45_000))) {
-            const now = await progress().catch(() => -1);
-            if (now > before && before >= 0) { fault.recoveryMs = Date.now() - killedAt; return; }
-            await sleep(250);
-          }
-        })());
+        watchers.push(
+          (async () => {
+            const deadline = killedAt + 180_000;
+            while (Date.now() < deadline && !(stopped && Date.now() > stopAt + (opts.recoveryGraceMs ?? 45_000))) {
+              const now = await progress().catch(() => -1);
+              if (now > before && before >= 0) {
+                fault.recoveryMs = Date.now() - killedAt;
+                return;
+              }
+              await sleep(250);
+            }
+          })(),
+        );
       }
     }
   })();
   return {
     faults,
-    async stop() { stopped = true; stopAt = Date.now(); wake?.(); await done; await Promise.all(watchers); return faults; },
+    async stop() {
+      stopped = true;
+      stopAt = Date.now();
+      wake?.();
+      await done;
+      await Promise.all(watchers);
+      return faults;
+    },
   };
 }
 
@@ -299,7 +383,10 @@ export function progressCounters(s: Scenario, port: KafkaPort): Partial<Record<R
   const g = groups(s.prefix);
   return {
     mapper: async () => [...(await committedOffsets(await port.admin(), g.mapper, port.topics.raw("crm"))).values()].reduce((a, b) => a + Math.max(0, b), 0),
-    sink: () => withDb(s.sinkDb, async (c) => Number((await c.query(`SELECT coalesce(sum(next_offset), 0) AS n FROM "${s.sinkSchema}"."_qobra_sync_offsets"`)).rows[0].n)),
+    sink: () =>
+      withDb(s.sinkDb, async (c) =>
+        Number((await c.query(`SELECT coalesce(sum(next_offset), 0) AS n FROM "${s.sinkSchema}"."_qobra_sync_offsets"`)).rows[0].n),
+      ),
     producer: async () => [...(await endOffsets(await port.admin(), port.topics.raw("crm"))).values()].reduce((a, b) => a + b, 0),
   };
 }
@@ -332,16 +419,27 @@ const SOURCE_DIGEST = `md5(concat_ws('|', title, trim_scale(amount)::text, upper
 const SINK_DIGEST = `md5(concat_ws('|', _name, trim_scale(amount)::text, amount_currency, closed_on::text, owner_email, stage, won::text, trim_scale(rev)::text, _source_updated_at::text))`;
 
 export async function verdict(s: Scenario, port: KafkaPort, deletedIds: Iterable<string> = []): Promise<Verdict> {
-  const source = await withDb(s.sourceDb, async (c) => (await c.query<{ id: string; d: string }>(`SELECT id::text AS id, ${SOURCE_DIGEST} AS d FROM public.${s.table}`)).rows);
-  const sink = await withDb(s.sinkDb, async (c) => (await c.query<{ id: string; d: string; deleted: boolean }>(
-    `SELECT _external_id AS id, ${SINK_DIGEST} AS d, _deleted_at IS NOT NULL AS deleted FROM "${s.sinkSchema}"."crm__deals"`)).rows);
+  const source = await withDb(
+    s.sourceDb,
+    async (c) => (await c.query<{ id: string; d: string }>(`SELECT id::text AS id, ${SOURCE_DIGEST} AS d FROM public.${s.table}`)).rows,
+  );
+  const sink = await withDb(
+    s.sinkDb,
+    async (c) =>
+      (
+        await c.query<{ id: string; d: string; deleted: boolean }>(
+          `SELECT _external_id AS id, ${SINK_DIGEST} AS d, _deleted_at IS NOT NULL AS deleted FROM "${s.sinkSchema}"."crm__deals"`,
+        )
+      ).rows,
+  );
   const sinkById = new Map<string, { d: string; deleted: boolean }>();
   const duplicated: string[] = [];
   for (const r of sink) {
     if (sinkById.has(r.id)) duplicated.push(r.id);
     sinkById.set(r.id, { d: r.d, deleted: r.deleted });
   }
-  const lost: string[] = [], stale: string[] = [];
+  const lost: string[] = [],
+    stale: string[] = [];
   const sourceIds = new Set<string>();
   for (const r of source) {
     sourceIds.add(r.id);
@@ -362,11 +460,20 @@ export async function verdict(s: Scenario, port: KafkaPort, deletedIds: Iterable
     for (const [p, e] of end) total += Math.max(0, e - Math.max(committed.get(p) ?? 0, 0));
     return total;
   };
-  const rawTopic = port.topics.raw("crm"), mappedTopic = port.topics.mapped("crm", "deals");
+  const rawTopic = port.topics.raw("crm"),
+    mappedTopic = port.topics.mapped("crm", "deals");
   const mapperLag = await lag(g.mapper, rawTopic);
   const sinkLag = await lag(g.sink, mappedTopic);
-  const stored = await withDb(s.sinkDb, async (c) => (await c.query<{ partition: number; next_offset: string }>(
-    `SELECT partition, next_offset FROM "${s.sinkSchema}"."_qobra_sync_offsets" WHERE consumer_group = $1 AND topic = $2`, [g.sink, mappedTopic])).rows);
+  const stored = await withDb(
+    s.sinkDb,
+    async (c) =>
+      (
+        await c.query<{ partition: number; next_offset: string }>(
+          `SELECT partition, next_offset FROM "${s.sinkSchema}"."_qobra_sync_offsets" WHERE consumer_group = $1 AND topic = $2`,
+          [g.sink, mappedTopic],
+        )
+      ).rows,
+  );
   let storedOffsetGap = 0;
   for (const [p, e] of await endOffsets(admin, mappedTopic)) {
     const st = Number(stored.find((r) => r.partition === p)?.next_offset ?? 0);
@@ -374,14 +481,25 @@ export async function verdict(s: Scenario, port: KafkaPort, deletedIds: Iterable
   }
   const count = async (topic: string) => [...(await endOffsets(admin, topic)).values()].reduce((a, b) => a + b, 0);
   return {
-    sourceRows: source.length, sinkLiveRows: sink.filter((r) => !r.deleted).length,
-    lost, duplicated, stale, notDeleted, softDeleted, mapperLag, sinkLag, storedOffsetGap,
-    dlqMapper: await count(port.topics.dlqMapper), dlqSink: await count(port.topics.dlqSink),
+    sourceRows: source.length,
+    sinkLiveRows: sink.filter((r) => !r.deleted).length,
+    lost,
+    duplicated,
+    stale,
+    notDeleted,
+    softDeleted,
+    mapperLag,
+    sinkLag,
+    storedOffsetGap,
+    dlqMapper: await count(port.topics.dlqMapper),
+    dlqSink: await count(port.topics.dlqSink),
   };
 }
 
 export function summarize(v: Verdict, faults: number): string {
-  return `${v.sourceRows} source records: ${v.lost.length} lost / ${v.duplicated.length} duplicated / ${v.stale.length} stale / ${v.notDeleted.length} not deleted; `
-    + `${v.softDeleted} soft-deleted as at the source; lag mapper ${v.mapperLag}, sink ${v.sinkLag}; stored offset gap ${v.storedOffsetGap}; `
-    + `DLQ mapper ${v.dlqMapper}, sink ${v.dlqSink}; faults injected: ${faults}`;
+  return (
+    `${v.sourceRows} source records: ${v.lost.length} lost / ${v.duplicated.length} duplicated / ${v.stale.length} stale / ${v.notDeleted.length} not deleted; ` +
+    `${v.softDeleted} soft-deleted as at the source; lag mapper ${v.mapperLag}, sink ${v.sinkLag}; stored offset gap ${v.storedOffsetGap}; ` +
+    `DLQ mapper ${v.dlqMapper}, sink ${v.dlqSink}; faults injected: ${faults}`
+  );
 }

@@ -31,7 +31,12 @@ export async function setup(): Promise<void> {
   const running = (n: string) => before.some((s) => s.name === n && (s.state === "running" || s.state === "external"));
   if (running("kafka") && running("registry")) {
     const docker = engine.found ? `Docker engine found (testcontainers: ${engine.detail})` : `no Docker engine (testcontainers: ${engine.reason})`;
-    print(`stack: ${docker}; Kafka and Apicurio already answer at ${before.filter((s) => s.name !== "postgres").map((s) => s.address).join(" and ")} -> used as they are`);
+    print(
+      `stack: ${docker}; Kafka and Apicurio already answer at ${before
+        .filter((s) => s.name !== "postgres")
+        .map((s) => s.address)
+        .join(" and ")} -> used as they are`,
+    );
     return;
   }
   if (engine.found) {

@@ -14,7 +14,9 @@ import { MappingError } from "../../lib/errors.ts";
 
 /** One value that cannot be converted; `kind` is the issue code (invalid_number, no_zone, …). */
 export class ConversionError extends MappingError {
-  constructor(code: string, message: string) { super(code, message); }
+  constructor(code: string, message: string) {
+    super(code, message);
+  }
 }
 
 const DECIMAL = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
@@ -36,8 +38,13 @@ export function toDecimal(value: RawValue | number): string {
   const exp = m[4] ? Number(m[4]) : 0;
   if (Math.abs(exp) > 10_000) throw new ConversionError("out_of_range", `${value} is out of range`);
   point += exp;
-  if (point < 0) { digits = "0".repeat(-point) + digits; point = 0; }
-  if (point > digits.length) { digits += "0".repeat(point - digits.length); }
+  if (point < 0) {
+    digits = "0".repeat(-point) + digits;
+    point = 0;
+  }
+  if (point > digits.length) {
+    digits += "0".repeat(point - digits.length);
+  }
   const int = digits.slice(0, point).replace(/^0+/, "") || "0";
   const frac = digits.slice(point).replace(/0+$/, "");
   const out = frac ? `${int}.${frac}` : int;
@@ -62,8 +69,16 @@ export function toText(value: RawValue): string {
 
 /** A multipicklist: a list stays a list; text is split on `;` (Salesforce and HubSpot's separator). */
 export function toList(value: RawValue): string[] {
-  if (Array.isArray(value)) return value.filter((v): v is string => v !== null).map((v) => v.trim()).filter((v) => v !== "");
-  if (typeof value === "string") return value.split(";").map((v) => v.trim()).filter((v) => v !== "");
+  if (Array.isArray(value))
+    return value
+      .filter((v): v is string => v !== null)
+      .map((v) => v.trim())
+      .filter((v) => v !== "");
+  if (typeof value === "string")
+    return value
+      .split(";")
+      .map((v) => v.trim())
+      .filter((v) => v !== "");
   throw new ConversionError("invalid_type", `expected a list, got ${describe(value)}`);
 }
 
@@ -124,7 +139,8 @@ export function toInstantMicros(value: RawValue): number {
   const check = new Date(utc(y, mo, d));
   if (check.getUTCDate() !== d) throw new ConversionError("invalid_datetime", `${text} is not a real date`);
   const total = ms * 1000 + micros;
-  if (!Number.isSafeInteger(total) || Math.abs(total) > MAX_MICROS) throw new ConversionError("out_of_range", `${text} is outside the representable range (years 1685-2255)`);
+  if (!Number.isSafeInteger(total) || Math.abs(total) > MAX_MICROS)
+    throw new ConversionError("out_of_range", `${text} is outside the representable range (years 1685-2255)`);
   return total;
 }
 
@@ -133,7 +149,8 @@ const CURRENCIES = new Set(Intl.supportedValuesOf("currency"));
 export function toCurrency(value: RawValue): string {
   if (typeof value !== "string") throw new ConversionError("invalid_currency", `expected an ISO 4217 currency code, got ${describe(value)}`);
   const code = value.trim().toUpperCase();
-  if (!/^[A-Z]{3}$/.test(code) || !CURRENCIES.has(code)) throw new ConversionError("invalid_currency", `${JSON.stringify(value)} is not an ISO 4217 currency code`);
+  if (!/^[A-Z]{3}$/.test(code) || !CURRENCIES.has(code))
+    throw new ConversionError("invalid_currency", `${JSON.stringify(value)} is not an ISO 4217 currency code`);
   return code;
 }
 

@@ -24,7 +24,10 @@ export function effectiveFields(configured: Record<string, FieldSpec>, sourceTyp
     if (name.startsWith("_") || /__(id|type|currency)$/.test(name) || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) continue;
     const qobra = defaultTypeOf(st);
     if (!qobra) continue;
-    if (sourceTypes[`${name}__id`] !== undefined) { out[name] = { type: "user" }; continue; }
+    if (sourceTypes[`${name}__id`] !== undefined) {
+      out[name] = { type: "user" };
+      continue;
+    }
     out[name] = qobra === "amount" && sourceTypes.CurrencyIsoCode !== undefined ? { type: "amount", currencyColumn: "CurrencyIsoCode" } : { type: qobra };
   }
   return out;

@@ -21,9 +21,7 @@ interface MapContext {
 }
 
 type MappedValue = Record<string, unknown>;
-type MapResult =
-  | { ok: true; value: MappedValue; unresolvedUsers: string[] }
-  | { ok: false; issues: DeadLetterIssue[] };
+type MapResult = { ok: true; value: MappedValue; unresolvedUsers: string[] } | { ok: false; issues: DeadLetterIssue[] };
 
 export function mapRecord(raw: RawRecord, ctx: MapContext): MapResult {
   const issues: DeadLetterIssue[] = [];
@@ -37,7 +35,11 @@ export function mapRecord(raw: RawRecord, ctx: MapContext): MapResult {
   };
   if (raw.externalId === "") issues.push({ path: "_external_id", code: "missing_id", message: "the record has an empty id" });
   if (raw.sourceUpdatedAt !== null) {
-    try { value._source_updated_at = toInstantMicros(raw.sourceUpdatedAt); } catch (e) { issues.push(issue("_source_updated_at", e)); }
+    try {
+      value._source_updated_at = toInstantMicros(raw.sourceUpdatedAt);
+    } catch (e) {
+      issues.push(issue("_source_updated_at", e));
+    }
   }
   for (const f of ctx.layout.fields) value[f.name] = null;
   const unresolvedUsers: string[] = [];
@@ -68,17 +70,28 @@ function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][stri
     return;
   }
   switch (spec.type) {
-    case "string": case "picklist": out[name] = Array.isArray(v) ? v.filter((x) => x !== null).join(";") : toText(v); return;
-    case "multipicklist": out[name] = toList(v); return;
+    case "string":
+    case "picklist":
+      out[name] = Array.isArray(v) ? v.filter((x) => x !== null).join(";") : toText(v);
+      return;
+    case "multipicklist":
+      out[name] = toList(v);
+      return;
     case "user": {
       const key = toText(v).trim();
-      out[name] = key === "" ? null : (spec.userKey ? key : key.toLowerCase());
+      out[name] = key === "" ? null : spec.userKey ? key : key.toLowerCase();
       return;
     }
-    case "number": out[name] = toDecimal(v as string); return;
+    case "number":
+      out[name] = toDecimal(v as string);
+      return;
     // Percentages are mapped in percent points for every source; a fraction (0.125) is shifted exactly.
-    case "percentage": out[name] = spec.scale === "fraction" ? toDecimal(`${toDecimal(v as string)}e2`) : toDecimal(v as string); return;
-    case "bool": out[name] = toBool(v); return;
+    case "percentage":
+      out[name] = spec.scale === "fraction" ? toDecimal(`${toDecimal(v as string)}e2`) : toDecimal(v as string);
+      return;
+    case "bool":
+      out[name] = toBool(v);
+      return;
     case "object": {
       // A polymorphic reference's resolved type comes from the source, as the raw field `<name>__type`.
       const resolved = raw.fields[`${name}__type`];
@@ -86,7 +99,9 @@ function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][stri
       out[`${name}_table`] = spec.references ?? (typeof resolved === "string" ? resolved : null);
       return;
     }
-    case "date": out[name] = ctx.layout.dateKinds[name] === "datetime" ? toInstantMicros(v) : toDate(v); return;
+    case "date":
+      out[name] = ctx.layout.dateKinds[name] === "datetime" ? toInstantMicros(v) : toDate(v);
+      return;
     case "amount": {
       out[name] = toDecimal(v as string);
       let currency: string;
@@ -95,7 +110,11 @@ function convertField(name: string, spec: FieldSpec, v: RawRecord["fields"][stri
         const c = raw.fields[spec.currencyColumn];
         if (c === undefined || c === null || c === "") currency = ctx.defaultCurrency;
         else {
-          try { currency = toCurrency(c); } catch (e) { throw new ConversionError("invalid_currency", `currency column ${spec.currencyColumn}: ${(e as Error).message}`); }
+          try {
+            currency = toCurrency(c);
+          } catch (e) {
+            throw new ConversionError("invalid_currency", `currency column ${spec.currencyColumn}: ${(e as Error).message}`);
+          }
         }
       } else currency = ctx.defaultCurrency;
       out[`${name}_currency`] = currency;

@@ -46,13 +46,32 @@ export function tableLayout(connector: string, table: string, fields: Record<str
   for (const [name, spec] of Object.entries(fields)) {
     const f = (col: string, qobraType: MappedField["qobraType"], t: avro.Schema) => out.push({ name: col, source: name, qobraType, avro: t });
     switch (spec.type) {
-      case "string": case "picklist": f(name, spec.type, "string"); break;
-      case "multipicklist": f(name, spec.type, { type: "array", items: "string" }); break;
-      case "user": f(name, "user", "string"); f(`${name}_user_id`, "user_id", "string"); break;
-      case "number": case "percentage": f(name, spec.type, DECIMAL_STRING); break;
-      case "amount": f(name, "amount", DECIMAL_STRING); f(`${name}_currency`, "currency", "string"); break;
-      case "bool": f(name, "bool", "boolean"); break;
-      case "object": f(name, "object", "string"); f(`${name}_table`, "object_table", "string"); break;
+      case "string":
+      case "picklist":
+        f(name, spec.type, "string");
+        break;
+      case "multipicklist":
+        f(name, spec.type, { type: "array", items: "string" });
+        break;
+      case "user":
+        f(name, "user", "string");
+        f(`${name}_user_id`, "user_id", "string");
+        break;
+      case "number":
+      case "percentage":
+        f(name, spec.type, DECIMAL_STRING);
+        break;
+      case "amount":
+        f(name, "amount", DECIMAL_STRING);
+        f(`${name}_currency`, "currency", "string");
+        break;
+      case "bool":
+        f(name, "bool", "boolean");
+        break;
+      case "object":
+        f(name, "object", "string");
+        f(`${name}_table`, "object_table", "string");
+        break;
       case "date": {
         const kind = dateKindOf(spec, sourceTypes[name]);
         dateKinds[name] = kind;

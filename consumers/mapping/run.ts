@@ -32,13 +32,19 @@ interface Mapper {
   crashed: Promise<Error>;
 }
 
-interface Target { topic: string; schemaId: number; layout: TableLayout }
+interface Target {
+  topic: string;
+  schemaId: number;
+  layout: TableLayout;
+}
 
 export async function startMapper(config: Config, port: KafkaPort, codec: Codec, registry: Registry): Promise<Mapper> {
   const prefix = config.topicPrefix;
   const producer: Producer = port.kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
-    transactionalId: `${prefix}-mapper-${randomUUID()}`, idempotent: true, maxInFlightRequests: 1,
+    transactionalId: `${prefix}-mapper-${randomUUID()}`,
+    idempotent: true,
+    maxInFlightRequests: 1,
     // A killed mapper's open transaction blocks read_committed readers until it times out: keep it short.
     transactionTimeout: 15_000,
   });
@@ -100,15 +106,22 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       const connector = connectorOf.get(batch.topic);
       if (!connector || batch.messages.length === 0) return;
       const out = new Map<string, Message[]>();
-      const push = (topic: string, m: Message) => { let l = out.get(topic); if (!l) out.set(topic, (l = [])); l.push(m); };
-      let mapped = 0, dead = 0;
+      const push = (topic: string, m: Message) => {
+        let l = out.get(topic);
+        if (!l) out.set(topic, (l = []));
+        l.push(m);
+      };
+      let mapped = 0,
+        dead = 0;
       const users = directory.snapshot();
       // Per run: what this batch mapped, dead-lettered and could not resolve (published as a
       // PROGRESS event in the same transaction, so the counts are exact too).
       const perRun = new Map<string, { mapped: number; dlq: number; unresolvedUsers: number }>();
       const count = (runId: string | undefined, k: "mapped" | "dlq" | "unresolvedUsers", n = 1) => {
         if (!runId || runId === "tombstone") return;
-        let c = perRun.get(runId); if (!c) perRun.set(runId, (c = { mapped: 0, dlq: 0, unresolvedUsers: 0 })); c[k] += n;
+        let c = perRun.get(runId);
+        if (!c) perRun.set(runId, (c = { mapped: 0, dlq: 0, unresolvedUsers: 0 }));
+        c[k] += n;
       };
       let previousDeleteKey: string | undefined;
       for (const message of batch.messages) {
@@ -122,17 +135,35 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
             // work (and carries the run); after compaction only the tombstone may remain, so alone it
             // maps to a delete too.
             if (!key || previousDeleteKey === message.key?.toString()) continue;
-            raw = { connector: connector.id, table: key.table, externalId: key.externalId, op: "DELETE", runId: "tombstone", readAt: 0, sourceUpdatedAt: null, name: null, fields: {}, sourceTypes: {} };
+            raw = {
+              connector: connector.id,
+              table: key.table,
+              externalId: key.externalId,
+              op: "DELETE",
+              runId: "tombstone",
+              readAt: 0,
+              sourceUpdatedAt: null,
+              name: null,
+              fields: {},
+              sourceTypes: {},
+            };
           } else {
             raw = await codec.decode<RawRecord>(message.value);
           }
           previousDeleteKey = raw.op === "DELETE" && message.value !== null ? message.key?.toString() : undefined;
           table = connector.tables.find((t) => t.name === raw!.table);
-          if (!table) throw new MappingError("unknown_table", `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`);
+          if (!table)
+            throw new MappingError(
+              "unknown_table",
+              `table ${raw.table} is not configured for connector ${connector.id}; add it to the config and replay, or ignore`,
+            );
           const target = await targetFor(connector, table, raw);
           const result = mapRecord(raw, {
-            fields: effectiveFields(table.fields, raw.sourceTypes), layout: target.layout, version: coords.offset,
-            defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency, users,
+            fields: effectiveFields(table.fields, raw.sourceTypes),
+            layout: target.layout,
+            version: coords.offset,
+            defaultCurrency: connector.defaultCurrency ?? config.sink.defaultCurrency,
+            users,
           });
           if (!result.ok) throw new MappingError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);
           push(target.topic, { key: raw.externalId, value: await codec.encodeWithId(target.schemaId, result.value) });
@@ -150,11 +181,25 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           if (!(e instanceof MappingError) && !(e instanceof SchemaIncompatibleError)) throw e;
           const issues = e instanceof MappingError ? e.issues : [];
           const letter: DeadLetter = {
-            stage: "mapper", originalTopic: coords.topic, originalPartition: coords.partition, originalOffset: coords.offset,
-            key: message.key ?? null, value: message.value ?? null, connector: connector.id, table: raw?.table ?? null, runId: raw?.runId ?? null,
-            errorClass: (e as Error).name, errorMessage: describeError(e), issues, at: Date.now(),
+            stage: "mapper",
+            originalTopic: coords.topic,
+            originalPartition: coords.partition,
+            originalOffset: coords.offset,
+            key: message.key ?? null,
+            value: message.value ?? null,
+            connector: connector.id,
+            table: raw?.table ?? null,
+            runId: raw?.runId ?? null,
+            errorClass: (e as Error).name,
+            errorMessage: describeError(e),
+            issues,
+            at: Date.now(),
           };
-          push(port.topics.dlqMapper, { key: message.key ?? null, value: await codec.encode(port.topics.dlqMapper, "deadLetter", letter), headers: dlqHeaders(letter) });
+          push(port.topics.dlqMapper, {
+            key: message.key ?? null,
+            value: await codec.encode(port.topics.dlqMapper, "deadLetter", letter),
+            headers: dlqHeaders(letter),
+          });
           dead++;
           count(raw?.runId, "dlq");
           log.warn({ ...coords, table: raw?.table, runId: raw?.runId, issues, err: describeError(e) }, "record sent to the dead-letter topic");
@@ -167,7 +212,10 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       // One transaction at a time per producer (kafkajs has one transaction state per producer);
       // the mapping above still runs concurrently across partitions.
       const release = await txnLock.acquire();
-      const txn = await producer.transaction().catch((e: unknown) => { release(); throw e; });
+      const txn = await producer.transaction().catch((e: unknown) => {
+        release();
+        throw e;
+      });
       try {
         for (const [topic, messages] of out) await sendInChunks((r) => txn.send(r), topic, messages);
         await txn.sendOffsets({
@@ -203,7 +251,9 @@ class Mutex {
   private tail: Promise<void> = Promise.resolve();
   acquire(): Promise<() => void> {
     let release!: () => void;
-    const next = new Promise<void>((r) => { release = r; });
+    const next = new Promise<void>((r) => {
+      release = r;
+    });
     const ready = this.tail.then(() => release);
     this.tail = this.tail.then(() => next);
     return ready;

@@ -57,13 +57,19 @@ export class UserDirectory {
 
   async start(): Promise<void> {
     await this.reload();
-    this.timer = setInterval(() => { void this.reload(); }, this.refreshMs);
+    this.timer = setInterval(() => {
+      void this.reload();
+    }, this.refreshMs);
     this.timer.unref();
   }
 
-  stop(): void { if (this.timer) clearInterval(this.timer); }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
 
-  snapshot(): UserIndex { return this.index; }
+  snapshot(): UserIndex {
+    return this.index;
+  }
 
   /** Reloads soon after a miss (a user created in Qobra since the last load), at most once a minute. */
   noteMiss(): void {

@@ -19,9 +19,18 @@ import { SinkSchemaError, type SinkTables, type TableState } from "./table-evolu
 const log = logger.child({ component: "sink" });
 
 /** A mapped record, decoded, with the offset it was read at and the schema it was written with. */
-export interface DecodedRow { offset: number; schemaId: number; value: Record<string, unknown> }
+export interface DecodedRow {
+  offset: number;
+  schemaId: number;
+  value: Record<string, unknown>;
+}
 
-interface SinkBatch { topic: string; partition: number; rows: DecodedRow[]; nextOffset: number }
+interface SinkBatch {
+  topic: string;
+  partition: number;
+  rows: DecodedRow[];
+  nextOffset: number;
+}
 
 export interface ApplyDeps {
   db: TransactionSource;
@@ -33,7 +42,11 @@ export interface ApplyDeps {
   deadLetter(topic: string, partition: number, items: Array<{ offset: number; error: unknown }>): Promise<void>;
 }
 
-interface Applied { written: number; dead: number; skipped: number }
+interface Applied {
+  written: number;
+  dead: number;
+  skipped: number;
+}
 
 export async function applyBatch(deps: ApplyDeps, batch: SinkBatch): Promise<Applied> {
   let safe = false;
@@ -53,7 +66,10 @@ export async function applyBatch(deps: ApplyDeps, batch: SinkBatch): Promise<App
         continue;
       }
       if (!safe && isDataError(e)) {
-        log.warn({ topic: batch.topic, partition: batch.partition, err: describeError(e) }, "PostgreSQL refused a batch; applying it row by row to isolate the bad rows");
+        log.warn(
+          { topic: batch.topic, partition: batch.partition, err: describeError(e) },
+          "PostgreSQL refused a batch; applying it row by row to isolate the bad rows",
+        );
         safe = true;
         continue;
       }
@@ -67,7 +83,11 @@ async function applyOnce(deps: ApplyDeps, client: pg.PoolClient, batch: SinkBatc
   const applied = await deps.offsets.lock(client, batch.topic, batch.partition);
   const fresh = batch.rows.filter((d) => d.offset >= applied);
   const bySchema = new Map<number, DecodedRow[]>();
-  for (const d of fresh) { let l = bySchema.get(d.schemaId); if (!l) bySchema.set(d.schemaId, (l = [])); l.push(d); }
+  for (const d of fresh) {
+    let l = bySchema.get(d.schemaId);
+    if (!l) bySchema.set(d.schemaId, (l = []));
+    l.push(d);
+  }
   const dead: Array<{ offset: number; error: unknown }> = [];
   let written = 0;
   for (const [schemaId, rows] of bySchema) {
@@ -80,7 +100,12 @@ async function applyOnce(deps: ApplyDeps, client: pg.PoolClient, batch: SinkBatc
       continue;
     }
     if (!safe) {
-      for (let i = 0; i < rows.length; i += deps.batchSize) written += await applyRows(client, t, rows.slice(i, i + deps.batchSize).map((r) => r.value));
+      for (let i = 0; i < rows.length; i += deps.batchSize)
+        written += await applyRows(
+          client,
+          t,
+          rows.slice(i, i + deps.batchSize).map((r) => r.value),
+        );
       continue;
     }
     for (const r of rows) {

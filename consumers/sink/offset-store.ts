@@ -22,7 +22,9 @@ export class OffsetStore {
   /** The next offset to apply of each partition of a topic that has one stored. */
   async stored(db: Queryable, topic: string): Promise<Map<number, number>> {
     const r = await db.query<{ partition: number; next_offset: string }>(
-      `SELECT partition, next_offset FROM ${this.table} WHERE consumer_group = $1 AND topic = $2`, [this.group, topic]);
+      `SELECT partition, next_offset FROM ${this.table} WHERE consumer_group = $1 AND topic = $2`,
+      [this.group, topic],
+    );
     return new Map(r.rows.map((x) => [x.partition, Number(x.next_offset)]));
   }
 
@@ -31,20 +33,26 @@ export class OffsetStore {
    * the commit, so two sinks never apply the same partition at once, and returns its next offset.
    */
   async lock(client: Queryable, topic: string, partition: number): Promise<number> {
-    await client.query(
-      `INSERT INTO ${this.table} (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
-      [this.group, topic, partition]);
+    await client.query(`INSERT INTO ${this.table} (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`, [
+      this.group,
+      topic,
+      partition,
+    ]);
     const cur = await client.query<{ next_offset: string }>(
       `SELECT next_offset FROM ${this.table} WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
-      [this.group, topic, partition]);
+      [this.group, topic, partition],
+    );
     return Number(cur.rows[0]?.next_offset ?? 0);
   }
 
   /** Inside the same transaction as the rows: the partition's next offset. */
   async advance(client: Queryable, topic: string, partition: number, nextOffset: number): Promise<void> {
-    await client.query(
-      `UPDATE ${this.table} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`,
-      [this.group, topic, partition, nextOffset]);
+    await client.query(`UPDATE ${this.table} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`, [
+      this.group,
+      topic,
+      partition,
+      nextOffset,
+    ]);
   }
 }
 
@@ -63,7 +71,9 @@ interface PositionerDeps {
 export class Positioner {
   private readonly positioned = new Set<string>();
   private readonly deps: PositionerDeps;
-  constructor(deps: PositionerDeps) { this.deps = deps; }
+  constructor(deps: PositionerDeps) {
+    this.deps = deps;
+  }
 
   /**
    * On a new assignment: every assigned partition at once, even those that receive nothing new

@@ -58,12 +58,14 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
   // The offsets stored with the data are the truth. On each new assignment the consumer goes to
   // them at once; the first batch of a partition the assignment missed checks them again.
   const positioner = new Positioner({
-    store: offsets, db: pool,
+    store: offsets,
+    db: pool,
     lowOffsets: async (topic) => new Map((await (await port.admin()).fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.low)])),
     seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset: String(offset) }),
   });
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
-    positioner.assigned(e.payload.memberAssignment, (topic) => byTopic.has(topic))
+    positioner
+      .assigned(e.payload.memberAssignment, (topic) => byTopic.has(topic))
       .catch((err: unknown) => log.warn({ err: describeError(err) }, "could not position on assignment; the first batch of each partition will"));
   });
   if (mappedTopics.length > 0) await consumer.subscribe({ topics: mappedTopics.map((m) => m.topic), fromBeginning: true });
@@ -79,7 +81,10 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
       const first = Number(batch.messages[0]!.offset);
       const positioned = await positioner.check(batch.topic, batch.partition, first);
       if (!positioned.ok) {
-        log.info({ topic: batch.topic, partition: batch.partition, from: first, to: positioned.target }, "sink repositioned to the offset stored with the data");
+        log.info(
+          { topic: batch.topic, partition: batch.partition, from: first, to: positioned.target },
+          "sink repositioned to the offset stored with the data",
+        );
         return;
       }
       // Last message per external id wins (they are in offset order within the partition).
@@ -91,11 +96,23 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
       }
       const byOffset = new Map([...latest.values()].map((m) => [Number(m.offset), m] as const));
       const origin = byTopic.get(batch.topic)!;
-      await applyBatch({
-        db, offsets, tables, batchSize: config.sink.batchSize,
-        deadLetter: (topic, partition, items) => sendDeadLetters(dlqProducer, codec, port.topics.dlqSink, { ...origin, topic, partition },
-          items.map((d) => ({ message: byOffset.get(d.offset)!, error: d.error }))),
-      }, { topic: batch.topic, partition: batch.partition, rows, nextOffset: Number(batch.lastOffset()) + 1 });
+      await applyBatch(
+        {
+          db,
+          offsets,
+          tables,
+          batchSize: config.sink.batchSize,
+          deadLetter: (topic, partition, items) =>
+            sendDeadLetters(
+              dlqProducer,
+              codec,
+              port.topics.dlqSink,
+              { ...origin, topic, partition },
+              items.map((d) => ({ message: byOffset.get(d.offset)!, error: d.error })),
+            ),
+        },
+        { topic: batch.topic, partition: batch.partition, rows, nextOffset: Number(batch.lastOffset()) + 1 },
+      );
       resolveOffset(batch.lastOffset());
       await heartbeat();
     },

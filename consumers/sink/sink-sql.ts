@@ -7,7 +7,11 @@ import type avro from "avsc";
 import { ident } from "../../lib/pg.ts";
 import { formatDate, microsToIso } from "../../lib/protocol.ts";
 
-export interface SinkColumn { name: string; pgType: string; kind: "text" | "numeric" | "bool" | "date" | "timestamptz" | "text[]" | "bigint" }
+export interface SinkColumn {
+  name: string;
+  pgType: string;
+  kind: "text" | "numeric" | "bool" | "date" | "timestamptz" | "text[]" | "bigint";
+}
 
 /** System columns every sink table has, in order. */
 const SYSTEM_COLUMNS: SinkColumn[] = [
@@ -38,7 +42,8 @@ function pgTypeOf(type: unknown): Pick<SinkColumn, "pgType" | "kind"> {
     const o = t as { type?: string; logicalType?: string; items?: unknown; "qobra.logical"?: string };
     if (o.type === "string") return o["qobra.logical"] === "decimal" ? { pgType: "numeric", kind: "numeric" } : { pgType: "text", kind: "text" };
     if (o.type === "int" && o.logicalType === "date") return { pgType: "date", kind: "date" };
-    if (o.type === "long" && (o.logicalType === "timestamp-micros" || o.logicalType === "timestamp-millis")) return { pgType: "timestamptz", kind: "timestamptz" };
+    if (o.type === "long" && (o.logicalType === "timestamp-micros" || o.logicalType === "timestamp-millis"))
+      return { pgType: "timestamptz", kind: "timestamptz" };
     if (o.type === "array") return { pgType: "text[]", kind: "text[]" };
   }
   throw new Error(`the sink cannot store Avro type ${JSON.stringify(type)}`);
@@ -49,7 +54,10 @@ export function tableName(schema: string, connector: string, table: string): str
 }
 
 export function createTableSql(qualifiedTable: string, columns: SinkColumn[]): string {
-  const cols = [...SYSTEM_COLUMNS, ...columns].map((c) => `${ident(c.name)} ${c.pgType}${c.name === "_external_id" ? " PRIMARY KEY" : c.name === "_version" || c.name === "_run_id" || c.name === "_synced_at" ? " NOT NULL" : ""}`);
+  const cols = [...SYSTEM_COLUMNS, ...columns].map(
+    (c) =>
+      `${ident(c.name)} ${c.pgType}${c.name === "_external_id" ? " PRIMARY KEY" : c.name === "_version" || c.name === "_run_id" || c.name === "_synced_at" ? " NOT NULL" : ""}`,
+  );
   return `CREATE TABLE IF NOT EXISTS ${qualifiedTable} (\n  ${cols.join(",\n  ")}\n)`;
 }
 
@@ -67,7 +75,11 @@ export function upsertSql(qualifiedTable: string, columns: SinkColumn[]): string
   const names = input.map((c) => ident(c.name));
   const arrays = input.map((c, i) => `$${i + 1}::${c.kind === "text[]" ? "text" : c.pgType}[]`);
   const select = input.map((c) => (c.kind === "text[]" ? `u.${ident(c.name)}::text[]` : `u.${ident(c.name)}`));
-  const updates = [...input.filter((c) => c.name !== "_external_id").map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`), "_synced_at = EXCLUDED._synced_at", "_deleted_at = NULL"];
+  const updates = [
+    ...input.filter((c) => c.name !== "_external_id").map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`),
+    "_synced_at = EXCLUDED._synced_at",
+    "_deleted_at = NULL",
+  ];
   return [
     `INSERT INTO ${qualifiedTable} AS t (${names.join(", ")}, "_synced_at", "_deleted_at")`,
     `SELECT ${select.join(", ")}, now(), NULL`,
@@ -90,10 +102,14 @@ export function upsertParams(columns: SinkColumn[], rows: Record<string, unknown
 function sqlValue(c: SinkColumn, v: unknown): unknown {
   if (v === null || v === undefined) return null;
   switch (c.kind) {
-    case "date": return formatDate(v as number);
-    case "timestamptz": return microsToIso(v as number);
-    case "text[]": return pgTextArray(v as string[]);
-    default: return v;
+    case "date":
+      return formatDate(v as number);
+    case "timestamptz":
+      return microsToIso(v as number);
+    case "text[]":
+      return pgTextArray(v as string[]);
+    default:
+      return v;
   }
 }
 
@@ -101,8 +117,8 @@ function sqlValue(c: SinkColumn, v: unknown): unknown {
 export function softDeleteSql(qualifiedTable: string): string {
   return [
     // An already deleted row keeps the run that deleted it (the tombstone after a DELETE repeats it).
-    `UPDATE ${qualifiedTable} AS t SET "_deleted_at" = COALESCE(t."_deleted_at", now()), "_synced_at" = now(),`
-    + ` "_run_id" = CASE WHEN t."_deleted_at" IS NULL THEN d.run_id ELSE t."_run_id" END, "_version" = d.version`,
+    `UPDATE ${qualifiedTable} AS t SET "_deleted_at" = COALESCE(t."_deleted_at", now()), "_synced_at" = now(),` +
+      ` "_run_id" = CASE WHEN t."_deleted_at" IS NULL THEN d.run_id ELSE t."_run_id" END, "_version" = d.version`,
     `FROM unnest($1::text[], $2::bigint[], $3::text[]) AS d(external_id, version, run_id)`,
     `WHERE t."_external_id" = d.external_id AND t."_version" <= d.version`,
   ].join("\n");

@@ -10,7 +10,12 @@ import { SchemaIncompatibleError, SinkUnavailableError, describeError } from "..
 import { ident, withTransaction, type TransactionSource } from "../../lib/pg.ts";
 import { addColumnSql, columnsOf, createTableSql, offsetsDdl, tableName, upsertSql, type SinkColumn } from "./sink-sql.ts";
 
-export interface TableState { qualified: string; columns: SinkColumn[]; upsert: string; schemaId: number }
+export interface TableState {
+  qualified: string;
+  columns: SinkColumn[];
+  upsert: string;
+  schemaId: number;
+}
 
 /** The sink table cannot take a schema (a field's type changed): its records are dead-lettered. */
 export class SinkSchemaError extends SchemaIncompatibleError {}
@@ -44,8 +49,16 @@ export class SinkTables {
   private readonly schemaJson: (schemaId: number) => Promise<avro.Schema>;
   private readonly byTopic: Map<string, { connector: string; table: string }>;
 
-  constructor(db: TransactionSource, schema: string, schemaJson: (schemaId: number) => Promise<avro.Schema>, byTopic: Map<string, { connector: string; table: string }>) {
-    this.db = db; this.schema = schema; this.schemaJson = schemaJson; this.byTopic = byTopic;
+  constructor(
+    db: TransactionSource,
+    schema: string,
+    schemaJson: (schemaId: number) => Promise<avro.Schema>,
+    byTopic: Map<string, { connector: string; table: string }>,
+  ) {
+    this.db = db;
+    this.schema = schema;
+    this.schemaJson = schemaJson;
+    this.byTopic = byTopic;
   }
 
   /** The table of a topic for records written with a schema: created or evolved on first use. */
@@ -76,20 +89,27 @@ async function evolveTable(db: TransactionSource, qualified: string, bareName: s
     await client.query(createTableSql(qualified, columns));
     const existing = await client.query<{ column_name: string; type: string }>(
       `SELECT a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
-        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, [qualified]);
+        WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
+      [qualified],
+    );
     const types = new Map(existing.rows.map((r) => [r.column_name, r.type]));
     for (const c of columns) {
       const have = types.get(c.name);
       if (have === undefined) await client.query(addColumnSql(qualified, c));
       else if (normalizeType(have) !== normalizeType(c.pgType)) {
-        throw new SinkSchemaError(`sink column ${schema}.${bareName}.${c.name} is ${have} but the mapped schema now says ${c.pgType}; `
-          + "changing a field's type needs a new table version: rename the Qobra table in the config (or drop the sink table) and run `qobra-sync replay`; "
-          + "these records wait in dlq.sink (`qobra-sync dlq replay --stage sink` once the table is fixed)");
+        throw new SinkSchemaError(
+          `sink column ${schema}.${bareName}.${c.name} is ${have} but the mapped schema now says ${c.pgType}; ` +
+            "changing a field's type needs a new table version: rename the Qobra table in the config (or drop the sink table) and run `qobra-sync replay`; " +
+            "these records wait in dlq.sink (`qobra-sync dlq replay --stage sink` once the table is fixed)",
+        );
       }
     }
   });
 }
 
 function normalizeType(t: string): string {
-  return t.replace("timestamp with time zone", "timestamptz").replace("text[]", "text[]").replace(/^numeric.*/, "numeric");
+  return t
+    .replace("timestamp with time zone", "timestamptz")
+    .replace("text[]", "text[]")
+    .replace(/^numeric.*/, "numeric");
 }

@@ -12,14 +12,10 @@ import { postgresPlugin } from "./postgres/index.ts";
 import { salesforcePlugin } from "./salesforce/index.ts";
 
 /** Every source, in the order they are listed to users. */
-export const sourcePlugins = [
-  postgresPlugin,
-  hubspotPlugin,
-  salesforcePlugin,
-] as const;
+export const sourcePlugins = [postgresPlugin, hubspotPlugin, salesforcePlugin] as const;
 
 /** A connector config of any listed source (the union of the plugins' config types). */
-export type ConnectorConfig = (typeof sourcePlugins)[number] extends infer P ? P extends SourcePlugin<infer C, infer _S> ? C : never : never;
+export type ConnectorConfig = (typeof sourcePlugins)[number] extends infer P ? (P extends SourcePlugin<infer C, infer _S> ? C : never) : never;
 
 /** The plugin of a connector type; a ConfigError names the known types otherwise. */
 export function pluginFor(type: string): SourcePlugin {

@@ -38,39 +38,74 @@ interface CallbackListener {
  * @param redirectHint where the user registers the redirect URL ("connected app's callback URL")
  */
 export async function listenForCallback(opts: {
-  provider: string; connectorId: string; redirectHint: string; port?: number; timeoutMs?: number; signal?: AbortSignal;
+  provider: string;
+  connectorId: string;
+  redirectHint: string;
+  port?: number;
+  timeoutMs?: number;
+  signal?: AbortSignal;
 }): Promise<CallbackListener> {
   const { provider, connectorId } = opts;
   const state = randomBytes(24).toString("base64url");
   let settle!: { resolve: (code: string) => void; reject: (e: Error) => void };
-  const code = new Promise<string>((resolve, reject) => { settle = { resolve, reject }; });
+  const code = new Promise<string>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
   code.catch(() => undefined); // awaited by the caller; this only keeps an early rejection from being "unhandled"
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (req.method !== "GET" || url.pathname !== CALLBACK_PATH) { res.writeHead(404, { "Content-Type": "text/plain" }).end("Not found"); return; }
-    const page = (status: number, text: string) => res.writeHead(status, { "Content-Type": "text/html; charset=utf-8" })
-      .end(`<!DOCTYPE html><html><head><title>qobra-sync</title></head><body><p>${escapeHtml(text)}</p></body></html>`);
-    if (url.searchParams.get("state") !== state) { page(400, "This callback does not belong to the running qobra-sync auth (state mismatch); start it again."); return; }
+    if (req.method !== "GET" || url.pathname !== CALLBACK_PATH) {
+      res.writeHead(404, { "Content-Type": "text/plain" }).end("Not found");
+      return;
+    }
+    const page = (status: number, text: string) =>
+      res
+        .writeHead(status, { "Content-Type": "text/html; charset=utf-8" })
+        .end(`<!DOCTYPE html><html><head><title>qobra-sync</title></head><body><p>${escapeHtml(text)}</p></body></html>`);
+    if (url.searchParams.get("state") !== state) {
+      page(400, "This callback does not belong to the running qobra-sync auth (state mismatch); start it again.");
+      return;
+    }
     const error = url.searchParams.get("error");
     if (error) {
       page(400, `${provider} did not grant access: ${error}. You can close this window.`);
-      settle.reject(new ConfigError(`connector ${connectorId}: ${provider} did not grant access (${error}: ${url.searchParams.get("error_description") ?? "no description"})`));
+      settle.reject(
+        new ConfigError(
+          `connector ${connectorId}: ${provider} did not grant access (${error}: ${url.searchParams.get("error_description") ?? "no description"})`,
+        ),
+      );
       return;
     }
     const received = url.searchParams.get("code");
-    if (!received) { page(400, "The callback has no authorization code."); return; }
+    if (!received) {
+      page(400, "The callback has no authorization code.");
+      return;
+    }
     page(200, `qobra-sync is connected to ${provider} for connector ${connectorId}. You can close this window.`);
     settle.resolve(received);
   });
   const port = opts.port ?? DEFAULT_AUTH_PORT;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (e: NodeJS.ErrnoException) => reject(e.code === "EADDRINUSE"
-      ? new ConfigError(`port ${port} on 127.0.0.1 is in use; pass another --port (and register http://127.0.0.1:<port>${CALLBACK_PATH} as the ${opts.redirectHint})`, e)
-      : e));
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === "EADDRINUSE"
+          ? new ConfigError(
+              `port ${port} on 127.0.0.1 is in use; pass another --port (and register http://127.0.0.1:<port>${CALLBACK_PATH} as the ${opts.redirectHint})`,
+              e,
+            )
+          : e,
+      ),
+    );
     server.listen(port, "127.0.0.1", () => resolve());
   });
   const timeoutMs = opts.timeoutMs ?? 300_000;
-  const timer = setTimeout(() => settle.reject(new ConfigError(`connector ${connectorId}: no answer from ${provider} within ${Math.round(timeoutMs / 1000)} s; run qobra-sync auth again`)), timeoutMs);
+  const timer = setTimeout(
+    () =>
+      settle.reject(
+        new ConfigError(`connector ${connectorId}: no answer from ${provider} within ${Math.round(timeoutMs / 1000)} s; run qobra-sync auth again`),
+      ),
+    timeoutMs,
+  );
   const onAbort = () => settle.reject(new Error("aborted"));
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   return {

@@ -33,7 +33,15 @@ export interface StoredToken {
   [key: string]: unknown;
 }
 
-interface Envelope { v: 1; alg: "aes-256-gcm"; kdf: "scrypt"; salt: string; iv: string; tag: string; data: string }
+interface Envelope {
+  v: 1;
+  alg: "aes-256-gcm";
+  kdf: "scrypt";
+  salt: string;
+  iv: string;
+  tag: string;
+  data: string;
+}
 
 const ID = /^[A-Za-z0-9_-]+$/;
 
@@ -73,7 +81,10 @@ export class TokenStore {
     const generated = randomBytes(32).toString("base64url");
     try {
       await writeFile(keyFile, generated, { mode: 0o600, flag: "wx" });
-      log.warn({ dir: this.dir }, "QOBRA_SYNC_TOKEN_KEY is not set: generated a token encryption key beside the tokens; set the variable to keep the key elsewhere");
+      log.warn(
+        { dir: this.dir },
+        "QOBRA_SYNC_TOKEN_KEY is not set: generated a token encryption key beside the tokens; set the variable to keep the key elsewhere",
+      );
       return generated;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
@@ -85,7 +96,10 @@ export class TokenStore {
     const secret = await this.secret();
     const cacheKey = `${salt.toString("base64")}:${createHash("sha256").update(secret).digest("base64")}`;
     let k = this.keyCache.get(cacheKey);
-    if (!k) { k = scryptSync(secret, salt, 32, { N: 1 << 14, r: 8, p: 1 }); this.keyCache.set(cacheKey, k); }
+    if (!k) {
+      k = scryptSync(secret, salt, 32, { N: 1 << 14, r: 8, p: 1 });
+      this.keyCache.set(cacheKey, k);
+    }
     return k;
   }
 
@@ -110,8 +124,10 @@ export class TokenStore {
       if (typeof token.refreshToken !== "string") throw new Error("no refresh token inside");
       return token;
     } catch (e) {
-      throw new ConfigError(`the stored OAuth token of connector ${connectorId} (${this.file(connectorId)}) cannot be read: ${(e as Error).message}; `
-        + "check QOBRA_SYNC_TOKEN_KEY (it must be the key the token was saved with) or run `qobra-sync auth` again");
+      throw new ConfigError(
+        `the stored OAuth token of connector ${connectorId} (${this.file(connectorId)}) cannot be read: ${(e as Error).message}; ` +
+          "check QOBRA_SYNC_TOKEN_KEY (it must be the key the token was saved with) or run `qobra-sync auth` again",
+      );
     }
   }
 
@@ -126,7 +142,15 @@ export class TokenStore {
     c.setAAD(Buffer.from(connectorId));
     const record: StoredToken = { ...token, savedAt: new Date().toISOString() };
     const data = Buffer.concat([c.update(JSON.stringify(record), "utf8"), c.final()]);
-    const env: Envelope = { v: 1, alg: "aes-256-gcm", kdf: "scrypt", salt: salt.toString("base64"), iv: iv.toString("base64"), tag: c.getAuthTag().toString("base64"), data: data.toString("base64") };
+    const env: Envelope = {
+      v: 1,
+      alg: "aes-256-gcm",
+      kdf: "scrypt",
+      salt: salt.toString("base64"),
+      iv: iv.toString("base64"),
+      tag: c.getAuthTag().toString("base64"),
+      data: data.toString("base64"),
+    };
     const target = this.file(connectorId);
     const tmp = `${target}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     const fh = await open(tmp, "w", 0o600);
@@ -144,7 +168,10 @@ export class TokenStore {
     }
     // The rename is durable once the folder's entry is flushed.
     const dh = await open(this.dir, "r").catch(() => null);
-    if (dh) { await dh.sync().catch(() => {}); await dh.close(); }
+    if (dh) {
+      await dh.sync().catch(() => {});
+      await dh.close();
+    }
   }
 
   async delete(connectorId: string): Promise<void> {
@@ -175,8 +202,14 @@ export class TokenStore {
         }
         if (code !== "EEXIST") throw e;
         const st = await stat(lock).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > staleMs) { await rm(lock, { force: true }); continue; }
-        if (Date.now() > deadline) throw new Error(`timed out waiting for the token lock of connector ${connectorId} (${lock}); remove the file if no qobra-sync process is refreshing it`);
+        if (st && Date.now() - st.mtimeMs > staleMs) {
+          await rm(lock, { force: true });
+          continue;
+        }
+        if (Date.now() > deadline)
+          throw new Error(
+            `timed out waiting for the token lock of connector ${connectorId} (${lock}); remove the file if no qobra-sync process is refreshing it`,
+          );
         await sleep(wait);
       }
     }
@@ -189,8 +222,7 @@ export class TokenStore {
 }
 
 function defaultDir(): string {
-  return process.env.QOBRA_SYNC_TOKEN_DIR
-    ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "qobra-sync", "tokens");
+  return process.env.QOBRA_SYNC_TOKEN_DIR ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), ".config"), "qobra-sync", "tokens");
 }
 
 /** The store configured by the environment (read at each call, so tests may change it). */
@@ -212,7 +244,9 @@ const inflight = new Map<string, Promise<unknown>>();
 export function singleFlight<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const running = inflight.get(key);
   if (running) return running as Promise<T>;
-  const p = fn().finally(() => { inflight.delete(key); });
+  const p = fn().finally(() => {
+    inflight.delete(key);
+  });
   inflight.set(key, p);
   return p;
 }

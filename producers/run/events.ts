@@ -14,14 +14,24 @@ type EventFields = Pick<SyncEvent, "type"> & Partial<Omit<SyncEvent, "runId" | "
 export class RunEvents {
   private readonly run: RunContext;
   private lastProgress = Date.now();
-  constructor(run: RunContext) { this.run = run; }
+  constructor(run: RunContext) {
+    this.run = run;
+  }
 
   /** Publishes one event of the run (run id, connector and full filled in). */
   async publish(e: EventFields): Promise<void> {
     const { request } = this.run;
-    await publishEvent(this.run.producer, this.run.codec, this.run.port.topics.syncEvents, newEvent({
-      runId: request.requestId, connector: request.connector, full: request.full, ...e,
-    }));
+    await publishEvent(
+      this.run.producer,
+      this.run.codec,
+      this.run.port.topics.syncEvents,
+      newEvent({
+        runId: request.requestId,
+        connector: request.connector,
+        full: request.full,
+        ...e,
+      }),
+    );
   }
 
   /** A PROGRESS event, unless one was published less than two seconds ago. */
@@ -45,6 +55,9 @@ export async function rawEndOffsets(run: Pick<RunContext, "port" | "rawTopic">):
 /** The source API budget a table's read used, as event counts (only what the connector knows). */
 export function apiCounts(budget: ApiBudget | undefined): Record<string, number> {
   if (!budget) return {};
-  return Object.fromEntries(Object.entries({ apiCalls: budget.calls, apiUsed: budget.used, apiLimit: budget.limit, apiRateLimited: budget.rateLimited })
-    .filter((e): e is [string, number] => e[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries({ apiCalls: budget.calls, apiUsed: budget.used, apiLimit: budget.limit, apiRateLimited: budget.rateLimited }).filter(
+      (e): e is [string, number] => e[1] !== undefined,
+    ),
+  );
 }

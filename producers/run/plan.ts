@@ -23,7 +23,11 @@ export function planRun(config: Config, request: SyncRequest): RunPlan {
 }
 
 /** The last completed run of a connector, as far as coalescing is concerned. */
-export interface LastRun { startedAt: number; full: boolean; tables: string[] }
+export interface LastRun {
+  startedAt: number;
+  full: boolean;
+  tables: string[];
+}
 
 /** True when a completed run that started after the request was made read everything it asks for. */
 export function coveredBy(request: SyncRequest, last: LastRun): boolean {

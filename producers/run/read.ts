@@ -14,37 +14,68 @@ import type { ReadOptions, SourcePage } from "../connector.ts";
 import type { RunContext } from "./context.ts";
 
 /** Publishes a page's records to the raw topic, acknowledged by all replicas. */
-export async function publishRecords(producer: Producer, codec: Codec, rawTopic: string, connector: string, table: string, runId: string, page: SourcePage): Promise<void> {
+export async function publishRecords(
+  producer: Producer,
+  codec: Codec,
+  rawTopic: string,
+  connector: string,
+  table: string,
+  runId: string,
+  page: SourcePage,
+): Promise<void> {
   if (page.records.length === 0) return;
   const readAt = Date.now();
   const envelopes: RawRecord[] = page.records.map((r) => ({
-    connector, table, externalId: r.externalId, op: "UPSERT", runId, readAt,
-    sourceUpdatedAt: r.sourceUpdatedAt, name: r.name, fields: r.fields, sourceTypes: page.sourceTypes,
+    connector,
+    table,
+    externalId: r.externalId,
+    op: "UPSERT",
+    runId,
+    readAt,
+    sourceUpdatedAt: r.sourceUpdatedAt,
+    name: r.name,
+    fields: r.fields,
+    sourceTypes: page.sourceTypes,
   }));
   const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
-  await sendInChunks((r) => producer.send(r), rawTopic, envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })));
+  await sendInChunks(
+    (r) => producer.send(r),
+    rawTopic,
+    envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })),
+  );
 }
 
 /** Every message of one table in the raw topic, oldest first per partition (value null: a tombstone). */
 export async function scanTable(
-  run: Pick<RunContext, "port" | "rawTopic" | "heartbeat">, table: string, onMessage: (externalId: string, value: Buffer | null) => Promise<void> | void,
+  run: Pick<RunContext, "port" | "rawTopic" | "heartbeat">,
+  table: string,
+  onMessage: (externalId: string, value: Buffer | null) => Promise<void> | void,
 ): Promise<void> {
   const prefix = rawKeyPrefix(table);
-  await readToEnd(run.port, run.rawTopic, async (messages) => {
-    for (const m of messages) {
-      const k = m.key?.toString();
-      if (!k?.startsWith(prefix)) continue;
-      const key = parseRawKey(k);
-      if (key && key.table === table) await onMessage(key.externalId, m.value);
-    }
-  }, { heartbeat: run.heartbeat });
+  await readToEnd(
+    run.port,
+    run.rawTopic,
+    async (messages) => {
+      for (const m of messages) {
+        const k = m.key?.toString();
+        if (!k?.startsWith(prefix)) continue;
+        const key = parseRawKey(k);
+        if (key && key.table === table) await onMessage(key.externalId, m.value);
+      }
+    },
+    { heartbeat: run.heartbeat },
+  );
 }
 
 /** ReadOptions.published: the table's records as the raw topic holds them, decoded. */
 export function publishedRecords(run: RunContext, table: string): NonNullable<ReadOptions["published"]> {
-  return (onRecord) => scanTable(run, table, async (externalId, value) => {
-    if (value === null) { onRecord({ externalId, fields: null, thisRun: false }); return; }
-    const r = await run.codec.decode<RawRecord>(value);
-    onRecord({ externalId, fields: r.op === "DELETE" ? null : r.fields, thisRun: r.runId === run.request.requestId });
-  });
+  return (onRecord) =>
+    scanTable(run, table, async (externalId, value) => {
+      if (value === null) {
+        onRecord({ externalId, fields: null, thisRun: false });
+        return;
+      }
+      const r = await run.codec.decode<RawRecord>(value);
+      onRecord({ externalId, fields: r.op === "DELETE" ? null : r.fields, thisRun: r.runId === run.request.requestId });
+    });
 }

@@ -10,11 +10,15 @@ import type { RunContext } from "./context.ts";
 export async function startingState(run: RunContext, table: string): Promise<unknown> {
   if (run.request.full) return null;
   const saved = await loadState(run.port, run.codec, run.request.connector, table);
-  return saved ? JSON.parse(saved.state) as unknown : null;
+  return saved ? (JSON.parse(saved.state) as unknown) : null;
 }
 
 export async function saveCursor(run: RunContext, table: string, state: unknown): Promise<void> {
   await saveState(run.producer, run.port, run.codec, {
-    connector: run.request.connector, table, runId: run.request.requestId, savedAt: Date.now(), state: JSON.stringify(state),
+    connector: run.request.connector,
+    table,
+    runId: run.request.requestId,
+    savedAt: Date.now(),
+    state: JSON.stringify(state),
   });
 }

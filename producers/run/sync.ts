@@ -31,7 +31,12 @@ const log = logger.child({ component: "producer" });
 
 /** Runs one sync request to its end and publishes its lifecycle. Never throws for a failed run. */
 export async function runSync(
-  config: Config, port: KafkaPort, codec: Codec, producer: Producer, request: SyncRequest, heartbeat: () => Promise<void> = async () => {},
+  config: Config,
+  port: KafkaPort,
+  codec: Codec,
+  producer: Producer,
+  request: SyncRequest,
+  heartbeat: () => Promise<void> = async () => {},
   ctx: ConnectorContext = {},
 ): Promise<"completed" | "failed"> {
   const run: RunContext = { port, codec, producer, request, rawTopic: port.topics.raw(request.connector), heartbeat };
@@ -57,10 +62,15 @@ export async function runSync(
     // source. Deletes are published only once every table of the run was read in full.
     const inference = new DeleteInference();
     for (const table of tables) {
-      let read = 0, deleted = 0, tracked = false;
+      let read = 0,
+        deleted = 0,
+        tracked = false;
       const handle = async (page: SourcePage): Promise<void> => {
         await publishRecords(producer, codec, run.rawTopic, request.connector, table, request.requestId, page);
-        inference.seen(table, page.records.map((r) => r.externalId));
+        inference.seen(
+          table,
+          page.records.map((r) => r.externalId),
+        );
         if (page.deletedIds && page.deletedIds.length > 0) {
           deleted += await publishDeletes(run, table, page.deletedIds);
           inference.seen(table, page.deletedIds);
@@ -75,12 +85,29 @@ export async function runSync(
       const readOnce = async (): Promise<void> => {
         if (request.full) read = 0;
         try {
-          if (request.full && !tracked) { inference.track(table, await liveIds(run, table)); tracked = true; }
+          if (request.full && !tracked) {
+            inference.track(table, await liveIds(run, table));
+            tracked = true;
+          }
           const readOpts: ReadOptions = {
-            full: request.full, signal: abort.signal, state: await startingState(run, table), runStartedAt: started, heartbeat,
+            full: request.full,
+            signal: abort.signal,
+            state: await startingState(run, table),
+            runStartedAt: started,
+            heartbeat,
             published: request.full ? undefined : publishedRecords(run, table),
           };
-          await readTable(run, source, table, readOpts, handle, (n) => { read += n; }, rlog);
+          await readTable(
+            run,
+            source,
+            table,
+            readOpts,
+            handle,
+            (n) => {
+              read += n;
+            },
+            rlog,
+          );
         } catch (e) {
           throw asKafkaFailure(e, `connector ${request.connector}, table ${table}`);
         }
@@ -92,7 +119,10 @@ export async function runSync(
           sleep: (ms, signal) => waitWithHeartbeat(ms, heartbeat, signal),
           onRetry: async (e, n, waitMs) => {
             retries++;
-            rlog.warn({ table, attempt: n, waitMs, err: describeError(e) }, "table read failed with an error that may pass; reading it again from its last cursor");
+            rlog.warn(
+              { table, attempt: n, waitMs, err: describeError(e) },
+              "table read failed with an error that may pass; reading it again from its last cursor",
+            );
             await events.publish({ type: "PROGRESS", table, counts: { read: totals.read! + read, retries } }).catch(() => {});
           },
         });
@@ -126,9 +156,10 @@ export async function runSync(
   } catch (e) {
     abort.abort();
     const retriable = e instanceof EtlError && e.retriable;
-    const error = retriable && retryFor > 0
-      ? `${describeError(e)} (may pass, but still failing after ${retries} retr${retries === 1 ? "y" : "ies"} within producer.retryForSeconds = ${retryFor / 1000})`
-      : describeError(e);
+    const error =
+      retriable && retryFor > 0
+        ? `${describeError(e)} (may pass, but still failing after ${retries} retr${retries === 1 ? "y" : "ies"} within producer.retryForSeconds = ${retryFor / 1000})`
+        : describeError(e);
     rlog.error({ err: error, retriable }, "run failed");
     await events.publish({ type: "RUN_FAILED", counts: { ...totals, retries }, error, retriable });
     return "failed";
@@ -143,8 +174,13 @@ export async function runSync(
  * `tasksRead` is told the records the tasks read (the pages handled here count themselves).
  */
 async function readTable(
-  run: RunContext, source: SourceConnector, table: string, readOpts: ReadOptions, handle: (page: SourcePage) => Promise<void>,
-  tasksRead: (n: number) => void, rlog: typeof log,
+  run: RunContext,
+  source: SourceConnector,
+  table: string,
+  readOpts: ReadOptions,
+  handle: (page: SourcePage) => Promise<void>,
+  tasksRead: (n: number) => void,
+  rlog: typeof log,
 ): Promise<void> {
   const slices = !run.request.full && source.planSlices && source.readSlice && source.finishSlices ? await source.planSlices(table, readOpts) : null;
   if (slices && source.finishSlices) {

@@ -32,11 +32,21 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
   const { port, codec, producer, request } = run;
   const from = await endOffsets(await port.admin(), port.topics.syncEvents);
   const tasks: SyncTask[] = slices.map((s) => ({
-    taskId: randomUUID(), runId: request.requestId, connector: request.connector, table, full: false, windowFrom: s.from, windowTo: s.to,
+    taskId: randomUUID(),
+    runId: request.requestId,
+    connector: request.connector,
+    table,
+    full: false,
+    windowFrom: s.from,
+    windowTo: s.to,
   }));
   const values = await codec.encodeMany(port.topics.syncTasks, "syncTask", tasks);
   const partitions = Math.max(1, (await endOffsets(await port.admin(), port.topics.syncTasks)).size);
-  await producer.send({ topic: port.topics.syncTasks, acks: -1, messages: tasks.map((t, i) => ({ key: t.taskId, value: values[i]!, partition: i % partitions })) });
+  await producer.send({
+    topic: port.topics.syncTasks,
+    acks: -1,
+    messages: tasks.map((t, i) => ({ key: t.taskId, value: values[i]!, partition: i % partitions })),
+  });
   rlog.info({ table, tasks: tasks.length }, "slices published as tasks");
   const pending = new Set(tasks.map((t) => t.taskId));
   let read = 0;
@@ -44,17 +54,40 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
   try {
     await new Promise<void>((resolve, reject) => {
       let settled = false;
-      const timer = setTimeout(() => done(() => reject(new RunFailedError(`table ${table}: ${pending.size} of ${tasks.length} tasks did not finish within ${TASK_TIMEOUT_MS / 1000} s; are producer workers running?`))), TASK_TIMEOUT_MS);
-      const beat = setInterval(() => { void run.heartbeat().catch(() => {}); }, 3000);
-      const done = (fn: () => void) => { if (settled) return; settled = true; clearTimeout(timer); clearInterval(beat); fn(); };
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            reject(
+              new RunFailedError(
+                `table ${table}: ${pending.size} of ${tasks.length} tasks did not finish within ${TASK_TIMEOUT_MS / 1000} s; are producer workers running?`,
+              ),
+            ),
+          ),
+        TASK_TIMEOUT_MS,
+      );
+      const beat = setInterval(() => {
+        void run.heartbeat().catch(() => {});
+      }, 3000);
+      const done = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        clearInterval(beat);
+        fn();
+      };
       followTopics(port, {
-        topics: [port.topics.syncEvents], groupPrefix: `${port.topics.syncEvents}-tasks`, from: new Map([[port.topics.syncEvents, from]]),
+        topics: [port.topics.syncEvents],
+        groupPrefix: `${port.topics.syncEvents}-tasks`,
+        from: new Map([[port.topics.syncEvents, from]]),
         onBatch: async ({ messages }) => {
           for (const message of messages) {
             if (message.key?.toString() !== request.requestId || !message.value) continue;
             const e = await codec.decode<SyncEvent>(message.value);
             if (!e.taskId || !pending.has(e.taskId)) continue;
-            if (e.type === "TASK_FAILED") { done(() => reject(new RunFailedError(`table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`))); return; }
+            if (e.type === "TASK_FAILED") {
+              done(() => reject(new RunFailedError(`table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`)));
+              return;
+            }
             if (e.type === "TASK_COMPLETED") {
               pending.delete(e.taskId);
               read += e.counts.read ?? 0;
@@ -62,7 +95,13 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
             }
           }
         },
-      }).then((f) => { follower = f; if (settled) void f.stop(); }, (err: unknown) => done(() => reject(err)));
+      }).then(
+        (f) => {
+          follower = f;
+          if (settled) void f.stop();
+        },
+        (err: unknown) => done(() => reject(err)),
+      );
     });
   } finally {
     await follower?.stop();
@@ -91,9 +130,17 @@ export async function startTaskWorker(config: Config, port: KafkaPort, codec: Co
       try {
         if (!source.readSlice) throw new ConfigError(`connector ${task.connector} cannot read slices`);
         const rawTopic = port.topics.raw(task.connector);
-        for await (const page of source.readSlice(task.table, { from: task.windowFrom ?? "", to: task.windowTo ?? "" }, {
-          full: false, signal: new AbortController().signal, state: null, runStartedAt: Date.now(), heartbeat,
-        })) {
+        for await (const page of source.readSlice(
+          task.table,
+          { from: task.windowFrom ?? "", to: task.windowTo ?? "" },
+          {
+            full: false,
+            signal: new AbortController().signal,
+            state: null,
+            runStartedAt: Date.now(),
+            heartbeat,
+          },
+        )) {
           await publishRecords(producer, codec, rawTopic, task.connector, task.table, task.runId, page);
           read += page.records.length;
           await heartbeat();

@@ -19,7 +19,11 @@ interface PreparedAssociation {
 }
 
 function snake(s: string): string {
-  return s.trim().toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "");
+  return s
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "_")
+    .replace(/^_|_$/g, "");
 }
 
 export class AssociationGraph {
@@ -44,7 +48,8 @@ export class AssociationGraph {
       };
       const out: AssociationData = { from: { type: ref.fromType, id: id(ref.fromId, "fromId") }, to: { type: ref.toType, id: id(ref.toId, "toId") } };
       if (ref.associationTypeId !== undefined && ref.associationTypeId !== null) {
-        if (typeof ref.associationTypeId !== "number" || !Number.isInteger(ref.associationTypeId)) throw new DataError(`${where}.associationTypeId must be an integer`);
+        if (typeof ref.associationTypeId !== "number" || !Number.isInteger(ref.associationTypeId))
+          throw new DataError(`${where}.associationTypeId must be an integer`);
         const t: AssociationTypeRef = { typeId: ref.associationTypeId };
         if (ref.category !== undefined) t.category = ref.category;
         if (ref.label !== undefined) t.label = ref.label;
@@ -64,7 +69,8 @@ export class AssociationGraph {
     let label = ref.label ?? null;
     const defined = category === "HUBSPOT_DEFINED" ? HUBSPOT_DEFINED.get(ref.typeId) : undefined;
     if (defined && (defined.from !== from || defined.to !== to)) {
-      if (!this.labelledType(from, to, ref.typeId)) throw new DataError(`${where}: HUBSPOT_DEFINED type ${ref.typeId} links ${defined.from}→${defined.to}, not ${from}→${to}`);
+      if (!this.labelledType(from, to, ref.typeId))
+        throw new DataError(`${where}: HUBSPOT_DEFINED type ${ref.typeId} links ${defined.from}→${defined.to}, not ${from}→${to}`);
       if (ref.label === undefined) label = this.labels.find((l) => l.from === from && l.to === to && l.typeId === ref.typeId)?.label ?? null;
     } else if (defined) {
       if (ref.label === undefined && defined.primary) label = "Primary";
@@ -167,7 +173,8 @@ export class AssociationGraph {
       });
       return { from, fromId: raw.from.id, to, toId: raw.to.id, typeIds };
     });
-    let added = 0, removed = 0;
+    let added = 0,
+      removed = 0;
     for (const p of adds) {
       const before = this.associationsOf(p.from.name, p.fromId, p.to.name).find((x) => x.toId === p.toId)?.types.length ?? 0;
       this.applyAssociation(p);
@@ -209,9 +216,9 @@ export class AssociationGraph {
   private link(fromType: string, fromId: string, toType: string, toId: string, types: AssocType[]): void {
     const key = `${fromType}|${fromId}`;
     let byType = this.assoc.get(key);
-    if (!byType) this.assoc.set(key, byType = new Map());
+    if (!byType) this.assoc.set(key, (byType = new Map()));
     let byId = byType.get(toType);
-    if (!byId) byType.set(toType, byId = new Map());
+    if (!byId) byType.set(toType, (byId = new Map()));
     const existing = byId.get(toId) ?? [];
     for (const t of types) if (!existing.some((e) => e.typeId === t.typeId && e.category === t.category)) existing.push(t);
     byId.set(toId, existing);
@@ -237,7 +244,12 @@ export class AssociationGraph {
       }
     }
     const seen = new Set<string>();
-    return out.filter((t) => { const k = `${t.category}:${t.typeId}`; if (seen.has(k)) return false; seen.add(k); return true; });
+    return out.filter((t) => {
+      const k = `${t.category}:${t.typeId}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
   }
 
   /** The v3 association type name (`deal_to_company`, `deal_to_company_unlabeled`, a label's snake case). */

@@ -69,8 +69,13 @@ export class TokenStore {
       const expiresAt = a.expiresAt ? Date.parse(a.expiresAt) : null;
       if (expiresAt !== null && Number.isNaN(expiresAt)) throw new Error(`portal.oauth.accessTokens: bad expiresAt ${a.expiresAt}`);
       this.ledger.addAccess({
-        token: a.token, kind, scopes: a.scopes ?? settings.grantedScopes, expiresAt, revoked: false,
-        app: kind === "oauth" ? settings.oauth.clientId : `private-app:${a.token.slice(0, 12)}`, userId: 1,
+        token: a.token,
+        kind,
+        scopes: a.scopes ?? settings.grantedScopes,
+        expiresAt,
+        revoked: false,
+        app: kind === "oauth" ? settings.oauth.clientId : `private-app:${a.token.slice(0, 12)}`,
+        userId: 1,
       });
     }
     void now;
@@ -86,13 +91,20 @@ export class TokenStore {
     return t;
   }
 
-  private mint(scopes: string[], now: number, opts: { refreshToken?: string; ttlSeconds?: number; kind?: "oauth" | "private_app"; userId?: number; app?: string } = {}): AccessToken {
+  private mint(
+    scopes: string[],
+    now: number,
+    opts: { refreshToken?: string; ttlSeconds?: number; kind?: "oauth" | "private_app"; userId?: number; app?: string } = {},
+  ): AccessToken {
     const kind = opts.kind ?? "oauth";
     const ttl = opts.ttlSeconds ?? this.settings.oauth.accessTokenTtlSeconds;
     const t: AccessToken = {
       token: kind === "oauth" ? opaqueToken("CO", 36) : `pat-na1-${randomUUID()}`,
-      kind, scopes: [...scopes], expiresAt: kind === "oauth" || opts.ttlSeconds !== undefined ? now + ttl * 1000 : null,
-      revoked: false, app: kind === "oauth" ? opts.app ?? this.settings.oauth.clientId : `private-app:${randomUUID()}`,
+      kind,
+      scopes: [...scopes],
+      expiresAt: kind === "oauth" || opts.ttlSeconds !== undefined ? now + ttl * 1000 : null,
+      revoked: false,
+      app: kind === "oauth" ? (opts.app ?? this.settings.oauth.clientId) : `private-app:${randomUUID()}`,
       userId: opts.userId ?? 1,
     };
     if (opts.refreshToken !== undefined) t.refreshToken = opts.refreshToken;
@@ -145,13 +157,15 @@ export class TokenStore {
     let refresh: RefreshToken;
     if (grant === "refresh_token") {
       const r = form.refresh_token ? this.refresh.get(form.refresh_token) : undefined;
-      if (!r || r.revoked || (r.clientId !== undefined && r.clientId !== app.clientId)) throw oauthError("BAD_REFRESH_TOKEN", "missing or invalid refresh token");
+      if (!r || r.revoked || (r.clientId !== undefined && r.clientId !== app.clientId))
+        throw oauthError("BAD_REFRESH_TOKEN", "missing or invalid refresh token");
       refresh = r;
     } else {
       const c = this.ledger.usableCode(form.code || undefined, now);
       if (!c) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
       const expected = c.redirectUri ?? app.redirectUri;
-      if (expected !== undefined && form.redirect_uri !== expected) throw oauthError("BAD_REDIRECT_URI", "redirect_uri does not match the one used to get the code");
+      if (expected !== undefined && form.redirect_uri !== expected)
+        throw oauthError("BAD_REDIRECT_URI", "redirect_uri does not match the one used to get the code");
       c.used = true;
       const token = this.addRefreshToken({ ...(c.refreshToken !== undefined ? { token: c.refreshToken } : {}), scopes: c.scopes, clientId: app.clientId });
       refresh = this.refresh.get(token)!;
@@ -174,9 +188,15 @@ export class TokenStore {
     const t = this.ledger.live(token, now);
     if (!t) return undefined;
     return {
-      token: t.token, token_type: "access", hub_id: this.settings.portalId, app_id: APP_ID, user_id: t.userId,
-      scopes: t.scopes, expires_in: t.expiresAt === null ? 0 : Math.floor((t.expiresAt - now) / 1000),
-      hub_domain: `sim-${this.settings.portalId}.hubspot.com`, is_private_distribution: false,
+      token: t.token,
+      token_type: "access",
+      hub_id: this.settings.portalId,
+      app_id: APP_ID,
+      user_id: t.userId,
+      scopes: t.scopes,
+      expires_in: t.expiresAt === null ? 0 : Math.floor((t.expiresAt - now) / 1000),
+      hub_domain: `sim-${this.settings.portalId}.hubspot.com`,
+      is_private_distribution: false,
     };
   }
 
@@ -185,8 +205,13 @@ export class TokenStore {
     const r = this.refresh.get(token);
     if (!r || r.revoked) return undefined;
     const info: Record<string, unknown> = {
-      token: r.token, token_type: "refresh", client_id: r.clientId ?? this.settings.oauth.clientId, hub_id: this.settings.portalId,
-      user_id: r.userId, scopes: r.scopes, hub_domain: `sim-${this.settings.portalId}.hubspot.com`,
+      token: r.token,
+      token_type: "refresh",
+      client_id: r.clientId ?? this.settings.oauth.clientId,
+      hub_id: this.settings.portalId,
+      user_id: r.userId,
+      scopes: r.scopes,
+      hub_domain: `sim-${this.settings.portalId}.hubspot.com`,
     };
     if (r.userEmail !== undefined) info.user = r.userEmail;
     return info;

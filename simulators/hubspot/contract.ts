@@ -19,8 +19,18 @@
 import { DEFAULT_DEAL_PIPELINE, GENERIC_STANDARD_TYPES, STANDARD_PROPERTIES, STANDARD_TYPES, TYPE_ALIASES } from "./catalog.ts";
 import { DataError } from "./store.ts";
 import type {
-  AssociationData, ContractApp, ContractAssociation, CustomObjectSchemaData, HubSpotContractData, HubSpotSimData,
-  ObjectTypeData, OwnerData, PipelineData, PortalSettings, PropertyData, RecordData,
+  AssociationData,
+  ContractApp,
+  ContractAssociation,
+  CustomObjectSchemaData,
+  HubSpotContractData,
+  HubSpotSimData,
+  ObjectTypeData,
+  OwnerData,
+  PipelineData,
+  PortalSettings,
+  PropertyData,
+  RecordData,
 } from "./types.ts";
 
 type Obj = Record<string, unknown>;
@@ -65,15 +75,18 @@ function associationFromContract(a: ContractAssociation, where: string, canonica
 function schemaFromContract(raw: unknown, i: number, props: Map<string, PropertyData[]>): CustomObjectSchemaData {
   if (!isObj(raw) || typeof raw.name !== "string" || raw.name === "") throw new DataError(`schemas[${i}] needs a name`);
   const name = raw.name;
-  const objectTypeId = typeof raw.objectTypeId === "string" ? raw.objectTypeId
-    : raw.id !== undefined ? `2-${String(raw.id)}` : undefined;
+  const objectTypeId = typeof raw.objectTypeId === "string" ? raw.objectTypeId : raw.id !== undefined ? `2-${String(raw.id)}` : undefined;
   if (objectTypeId === undefined) throw new DataError(`schemas[${i}] needs an objectTypeId like "2-1234567" (or an id)`);
-  const labels = isObj(raw.labels) && typeof raw.labels.singular === "string" && typeof raw.labels.plural === "string"
-    ? { singular: raw.labels.singular, plural: raw.labels.plural } : { singular: name, plural: name };
+  const labels =
+    isObj(raw.labels) && typeof raw.labels.singular === "string" && typeof raw.labels.plural === "string"
+      ? { singular: raw.labels.singular, plural: raw.labels.plural }
+      : { singular: name, plural: name };
   const required = Array.isArray(raw.requiredProperties) ? raw.requiredProperties.map(String) : undefined;
   const out: CustomObjectSchemaData = {
-    name, objectTypeId, labels,
-    primaryDisplayProperty: typeof raw.primaryDisplayProperty === "string" ? raw.primaryDisplayProperty : required?.[0] ?? "hs_object_id",
+    name,
+    objectTypeId,
+    labels,
+    primaryDisplayProperty: typeof raw.primaryDisplayProperty === "string" ? raw.primaryDisplayProperty : (required?.[0] ?? "hs_object_id"),
   };
   if (required) out.requiredProperties = required;
   for (const k of ["secondaryDisplayProperties", "searchableProperties", "associatedObjects"] as const) {
@@ -159,7 +172,8 @@ export function normalizeHubSpotData(input: HubSpotSimData | HubSpotContractData
       if (!isObj(a) || typeof a.clientId !== "string" || a.clientId === "" || typeof a.clientSecret !== "string") {
         throw new DataError(`apps[${i}] needs a string clientId and clientSecret`);
       }
-      if (a.scopes !== undefined && (!Array.isArray(a.scopes) || a.scopes.some((s) => typeof s !== "string"))) throw new DataError(`apps[${i}].scopes must be an array of scope names`);
+      if (a.scopes !== undefined && (!Array.isArray(a.scopes) || a.scopes.some((s) => typeof s !== "string")))
+        throw new DataError(`apps[${i}].scopes must be an array of scope names`);
       if (oauth.clientId === undefined) {
         oauth.clientId = a.clientId;
         oauth.clientSecret = a.clientSecret;
@@ -188,8 +202,9 @@ export function normalizeHubSpotData(input: HubSpotSimData | HubSpotContractData
     if (std) return std.name;
     const alias = TYPE_ALIASES[lower];
     if (alias) return alias;
-    const custom = schemas.find((s) => s.name === key || s.objectTypeId === key || `p_${s.name}` === lower
-      || (s.fullyQualifiedName ?? `p${portalId}_${s.name}`).toLowerCase() === lower);
+    const custom = schemas.find(
+      (s) => s.name === key || s.objectTypeId === key || `p_${s.name}` === lower || (s.fullyQualifiedName ?? `p${portalId}_${s.name}`).toLowerCase() === lower,
+    );
     return custom ? custom.name : key;
   };
 
@@ -221,7 +236,10 @@ export function normalizeHubSpotData(input: HubSpotSimData | HubSpotContractData
 
   // currencies in use: the portal's, then the records'
   const currencies = new Set<string>([portal.companyCurrency ?? "USD", ...(portal.additionalCurrencies ?? [])]);
-  for (const [type, prop] of [["deals", "deal_currency_code"], ["line_items", "hs_line_item_currency_code"]] as const) {
+  for (const [type, prop] of [
+    ["deals", "deal_currency_code"],
+    ["line_items", "hs_line_item_currency_code"],
+  ] as const) {
     for (const r of objects[type]?.records ?? []) {
       const v = r.properties?.[prop];
       if (typeof v === "string" && v !== "") currencies.add(v);
@@ -236,16 +254,22 @@ export function normalizeHubSpotData(input: HubSpotSimData | HubSpotContractData
     if (p.name === "pipeline" && typePipelines) return { ...p, options: typePipelines.map((x, i) => ({ label: x.label, value: x.id, displayOrder: i })) };
     if ((p.name === "dealstage" || p.name === "hs_pipeline_stage") && typePipelines) {
       const seen = new Set<string>();
-      const options = typePipelines.flatMap((x) => x.stages).filter((s) => !seen.has(s.id) && seen.add(s.id)).map((s, i) => ({ label: s.label, value: s.id, displayOrder: i }));
+      const options = typePipelines
+        .flatMap((x) => x.stages)
+        .filter((s) => !seen.has(s.id) && seen.add(s.id))
+        .map((s, i) => ({ label: s.label, value: s.id, displayOrder: i }));
       return { ...p, options };
     }
     return p;
   };
   for (const [name, def] of Object.entries(objects)) {
-    const standard = (STANDARD_PROPERTIES[name] ?? []).map((p): PropertyData => ({
-      ...p, hubspotDefined: true,
-      modificationMetadata: { archivable: false, readOnlyDefinition: true, readOnlyValue: p.calculated === true },
-    }));
+    const standard = (STANDARD_PROPERTIES[name] ?? []).map(
+      (p): PropertyData => ({
+        ...p,
+        hubspotDefined: true,
+        modificationMetadata: { archivable: false, readOnlyDefinition: true, readOnlyValue: p.calculated === true },
+      }),
+    );
     const merged = mergeProperties(standard, schemaProps.get(name), given.get(name), def.properties).map((p) => fillOptions(name, p));
     def.properties = merged;
   }
@@ -261,9 +285,9 @@ export function normalizeHubSpotData(input: HubSpotSimData | HubSpotContractData
   if (schemas.length > 0) out.schemas = schemas;
   if (c.associationLabels) out.associationLabels = c.associationLabels;
   if (c.associations) {
-    out.associations = (c.associations as unknown[]).map((a, i) => (isObj(a) && "fromType" in a
-      ? associationFromContract(a as unknown as ContractAssociation, `associations[${i}]`, canonical)
-      : a as AssociationData));
+    out.associations = (c.associations as unknown[]).map((a, i) =>
+      isObj(a) && "fromType" in a ? associationFromContract(a as unknown as ContractAssociation, `associations[${i}]`, canonical) : (a as AssociationData),
+    );
   }
   return out;
 }

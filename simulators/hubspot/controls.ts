@@ -86,14 +86,19 @@ export function createControls(s: SimState) {
   return {
     counters: (): Record<string, number> => s.counters.snapshot(),
     stats: (): AdminStats => ({ ...s.stats.stats(), rateLimited: s.rateLimited.count }),
-    resetStats: (): void => { s.stats.reset(); s.rateLimited.count = 0; },
+    resetStats: (): void => {
+      s.stats.reset();
+      s.rateLimited.count = 0;
+    },
     upsertRecords: (type: string, records: unknown): PublicRecord[] => store.adminUpsert(type, records, now()).map(publicRecord),
     archiveRecords: (type: string, ids: unknown) => store.adminArchive(type, ids, now()),
     changeAssociations: (change: { add?: unknown; remove?: unknown }): { added: number; removed: number } => {
       if (change === null || typeof change !== "object" || Array.isArray(change)) throw new DataError("the body must be { add?: [...], remove?: [...] }");
       return store.changeAssociations(change.add, change.remove);
     },
-    resetCounters: (): void => { s.counters.clear(); },
+    resetCounters: (): void => {
+      s.counters.clear();
+    },
     now,
     advanceClock: (ms: number): void => s.advanceClock(ms),
     issueAccessToken: (o: { scopes?: string[]; ttlSeconds?: number; kind?: "oauth" | "private_app" } = {}): string => tokens.issue(o, now()).token,
@@ -105,8 +110,11 @@ export function createControls(s: SimState) {
       if (!f || typeof f.path !== "string") throw new DataError("a fault needs a path");
       s.faults.add(f);
     },
-    clearFaults: (): void => { s.faults.clear(); },
-    upsertRecord: (type: string, rec: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string }): PublicRecord => publicRecord(store.upsertRecord(type, rec, now())),
+    clearFaults: (): void => {
+      s.faults.clear();
+    },
+    upsertRecord: (type: string, rec: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string }): PublicRecord =>
+      publicRecord(store.upsertRecord(type, rec, now())),
     archiveRecord: (type: string, id: string): void => store.archiveRecord(type, id, now()),
     resetRateLimits: (): void => limiter.reset(),
     rateLimitUsage: () => limiter.usage(),
@@ -121,38 +129,66 @@ export async function handleControl(s: SimState, controls: Controls, req: Incomi
   const method = (req.method ?? "GET").toUpperCase();
   const raw = await readRequestBody(req);
   let input: Record<string, unknown> = {};
-  try { if (raw.length > 0) input = JSON.parse(raw.toString("utf8")) as Record<string, unknown>; } catch { /* empty */ }
+  try {
+    if (raw.length > 0) input = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
+  } catch {
+    /* empty */
+  }
   const ok = (body: unknown, status = 200) => send(res, status, body, {});
   const sub = path.slice("/__simulator".length);
   try {
     let m: RegExpExecArray | null;
     if (method === "GET" && sub === "/counters") return ok(controls.counters());
-    if (method === "POST" && sub === "/reset-counters") { controls.resetCounters(); return ok({ ok: true }); }
+    if (method === "POST" && sub === "/reset-counters") {
+      controls.resetCounters();
+      return ok({ ok: true });
+    }
     if (method === "GET" && sub === "/faults") return ok(s.faults.list());
     if (method === "POST" && sub === "/faults") {
-      for (const f of Array.isArray(input) ? input as FaultSpec[] : [input as unknown as FaultSpec]) controls.injectFault(f);
+      for (const f of Array.isArray(input) ? (input as FaultSpec[]) : [input as unknown as FaultSpec]) controls.injectFault(f);
       return ok({ ok: true, faults: s.faults.list() });
     }
-    if (method === "DELETE" && sub === "/faults") { controls.clearFaults(); return ok({ ok: true }); }
+    if (method === "DELETE" && sub === "/faults") {
+      controls.clearFaults();
+      return ok({ ok: true });
+    }
     if (method === "GET" && sub === "/clock") return ok({ now: now(), iso: new Date(now()).toISOString() });
-    if (method === "POST" && sub === "/clock/advance") { controls.advanceClock(Number(input.ms ?? 0)); return ok({ now: now(), iso: new Date(now()).toISOString() }); }
+    if (method === "POST" && sub === "/clock/advance") {
+      controls.advanceClock(Number(input.ms ?? 0));
+      return ok({ now: now(), iso: new Date(now()).toISOString() });
+    }
     if (method === "POST" && sub === "/tokens") {
       const t = tokens.issue(input as { scopes?: string[]; ttlSeconds?: number; kind?: "oauth" | "private_app" }, now());
       return ok({ access_token: t.token, expires_in: t.expiresAt === null ? null : Math.round((t.expiresAt - now()) / 1000), scopes: t.scopes, kind: t.kind });
     }
     if (method === "POST" && sub === "/tokens/expire") return ok({ expired: controls.expireAccessTokens(input.token as string | undefined) });
     if (method === "POST" && sub === "/tokens/revoke") {
-      const r = typeof input.refreshToken === "string" ? controls.revokeRefreshToken(input.refreshToken, { revokeAccessTokens: input.revokeAccessTokens === true }) : false;
+      const r =
+        typeof input.refreshToken === "string"
+          ? controls.revokeRefreshToken(input.refreshToken, { revokeAccessTokens: input.revokeAccessTokens === true })
+          : false;
       const a = typeof input.accessToken === "string" ? controls.revokeAccessToken(input.accessToken) : false;
       return ok({ refreshTokenRevoked: r, accessTokenRevoked: a });
     }
-    if (method === "POST" && sub === "/reset-rate-limits") { controls.resetRateLimits(); return ok({ ok: true }); }
+    if (method === "POST" && sub === "/reset-rate-limits") {
+      controls.resetRateLimits();
+      return ok({ ok: true });
+    }
     if (method === "GET" && sub === "/rate-limits") return ok(controls.rateLimitUsage());
     if (method === "GET" && sub === "/requests") return ok(controls.requestLog());
     if (method === "GET" && sub === "/response-validation-failures") return ok(controls.responseValidationFailures());
-    if (method === "POST" && (m = /^\/records\/([^/]+)\/(\d+)\/archive$/.exec(sub))) { controls.archiveRecord(m[1]!, m[2]!); return ok({ ok: true }); }
-    if (method === "POST" && (m = /^\/records\/([^/]+)$/.exec(sub))) return ok(controls.upsertRecord(m[1]!, input as { id?: string; properties?: Record<string, PropertyValue> }));
-    return send(res, 404, { status: "error", message: `unknown simulator control ${method} ${path}`, correlationId: correlationId(), category: "OBJECT_NOT_FOUND" }, {});
+    if (method === "POST" && (m = /^\/records\/([^/]+)\/(\d+)\/archive$/.exec(sub))) {
+      controls.archiveRecord(m[1]!, m[2]!);
+      return ok({ ok: true });
+    }
+    if (method === "POST" && (m = /^\/records\/([^/]+)$/.exec(sub)))
+      return ok(controls.upsertRecord(m[1]!, input as { id?: string; properties?: Record<string, PropertyValue> }));
+    return send(
+      res,
+      404,
+      { status: "error", message: `unknown simulator control ${method} ${path}`, correlationId: correlationId(), category: "OBJECT_NOT_FOUND" },
+      {},
+    );
   } catch (e) {
     return send(res, 400, { status: "error", message: (e as Error).message, correlationId: correlationId(), category: "VALIDATION_ERROR" }, {});
   }
@@ -173,12 +209,28 @@ export async function handleAdmin(s: SimState, controls: Controls, req: Incoming
   if (match.kind === "wrong-method") return fail(405, `${method} is not allowed on ${path}.`, "VALIDATION_ERROR", { Allow: match.allow });
   try {
     if (sub === "/stats") return send(res, 200, controls.stats(), {});
-    if (sub === "/stats/reset") { controls.resetStats(); return send(res, 200, controls.stats(), {}); }
+    if (sub === "/stats/reset") {
+      controls.resetStats();
+      return send(res, 200, controls.stats(), {});
+    }
     let body: unknown;
-    try { body = JSON.parse(raw.toString("utf8")); } catch (e) { throw new DataError(`the body is not JSON: ${(e as Error).message}`); }
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch (e) {
+      throw new DataError(`the body is not JSON: ${(e as Error).message}`);
+    }
     if (body === null || typeof body !== "object" || Array.isArray(body)) throw new DataError("the body must be a JSON object");
     const b = body as Record<string, unknown>;
-    if (sub === "/records") return send(res, 200, { objectType: s.store.resolveType(String(b.objectType ?? ""))?.name ?? b.objectType, results: controls.upsertRecords(b.objectType as string, b.records) }, {});
+    if (sub === "/records")
+      return send(
+        res,
+        200,
+        {
+          objectType: s.store.resolveType(String(b.objectType ?? ""))?.name ?? b.objectType,
+          results: controls.upsertRecords(b.objectType as string, b.records),
+        },
+        {},
+      );
     if (sub === "/archive") return send(res, 200, controls.archiveRecords(b.objectType as string, b.ids), {});
     return send(res, 200, controls.changeAssociations(b as { add?: ContractAssociation[]; remove?: ContractAssociation[] }), {});
   } catch (e) {

@@ -40,20 +40,24 @@ export function apiError(status: number, category: string, message: string, extr
   return new HttpError(status, body);
 }
 
-export const validationError = (message: string, extras: ErrorExtras = {}): HttpError =>
-  apiError(400, "VALIDATION_ERROR", message, extras);
+export const validationError = (message: string, extras: ErrorExtras = {}): HttpError => apiError(400, "VALIDATION_ERROR", message, extras);
 
-export const notFound = (message: string, extras: ErrorExtras = {}): HttpError =>
-  apiError(404, "OBJECT_NOT_FOUND", message, extras);
+export const notFound = (message: string, extras: ErrorExtras = {}): HttpError => apiError(404, "OBJECT_NOT_FOUND", message, extras);
 
 export function missingAuthentication(): HttpError {
-  return apiError(401, "INVALID_AUTHENTICATION",
-    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview");
+  return apiError(
+    401,
+    "INVALID_AUTHENTICATION",
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+  );
 }
 
 export function invalidAuthentication(): HttpError {
-  return apiError(401, "INVALID_AUTHENTICATION",
-    "The OAuth token used to make this call is invalid or has been revoked. Refresh the token or re-authorize the app.");
+  return apiError(
+    401,
+    "INVALID_AUTHENTICATION",
+    "The OAuth token used to make this call is invalid or has been revoked. Refresh the token or re-authorize the app.",
+  );
 }
 
 export function expiredAuthentication(secondsAgo: number): HttpError {
@@ -61,12 +65,15 @@ export function expiredAuthentication(secondsAgo: number): HttpError {
 }
 
 export function missingScopes(requiredAnyOf: string[]): HttpError {
-  return apiError(403, "MISSING_SCOPES",
+  return apiError(
+    403,
+    "MISSING_SCOPES",
     "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
     {
       errors: [{ message: "One or more of the following scopes are required.", context: { requiredGranularScopes: requiredAnyOf } }],
       links: { scopes: "https://developers.hubspot.com/scopes" },
-    });
+    },
+  );
 }
 
 export type RatePolicy = "TEN_SECONDLY_ROLLING" | "SECONDLY" | "DAILY";
@@ -79,14 +86,18 @@ const RATE_MESSAGES: Record<RatePolicy, string> = {
 
 /** The 429 body of HubSpot's usage guidelines (the exact strings the v14 retry decorator matches). */
 export function rateLimited(policy: RatePolicy, headers: Record<string, string>, groupName: string): HttpError {
-  return new HttpError(429, {
-    status: "error",
-    message: RATE_MESSAGES[policy],
-    errorType: "RATE_LIMIT",
-    correlationId: correlationId(),
-    policyName: policy,
-    groupName,
-  }, headers);
+  return new HttpError(
+    429,
+    {
+      status: "error",
+      message: RATE_MESSAGES[policy],
+      errorType: "RATE_LIMIT",
+      correlationId: correlationId(),
+      policyName: policy,
+      groupName,
+    },
+    headers,
+  );
 }
 
 /** Errors of POST /oauth/v1/token: `{status: "BAD_REFRESH_TOKEN", message}` as HubSpot answers them. */

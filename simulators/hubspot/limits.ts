@@ -51,8 +51,14 @@ export class RateLimiter {
 
   private dayParts(now: number): { key: string; secondsToMidnight: number } {
     const parts = new Intl.DateTimeFormat("en-CA", {
-      timeZone: this.settings.timeZone, year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+      timeZone: this.settings.timeZone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
     }).formatToParts(new Date(now));
     const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "0";
     const elapsed = Number(get("hour")) * 3600 + Number(get("minute")) * 60 + Number(get("second"));
@@ -64,7 +70,10 @@ export class RateLimiter {
     const rl = this.settings.rateLimits;
     const headers: Record<string, string> = {};
     const { key, secondsToMidnight } = this.dayParts(now);
-    if (key !== this.day) { this.day = key; this.dailyCount = 0; }
+    if (key !== this.day) {
+      this.day = key;
+      this.dailyCount = 0;
+    }
     const dailyHeaders = (used: number) => {
       if (req.privateApp) {
         headers["X-HubSpot-RateLimit-Daily"] = String(rl.daily);
@@ -86,7 +95,7 @@ export class RateLimiter {
     let window: number[] | undefined;
     if (req.countsTenSecondly) {
       window = this.burst.get(req.bucket);
-      if (!window) this.burst.set(req.bucket, window = []);
+      if (!window) this.burst.set(req.bucket, (window = []));
       prune(window, now - rl.intervalMs);
       if (window.length >= rl.tenSecondly) {
         this.burstHeaders(headers, window, now, 0);

@@ -27,7 +27,9 @@ export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promis
     ? generateHubSpotData(parseGenerateSpec(argv.data.slice("generate:".length)))
     : normalizeHubSpotData(loadData(argv.data));
   const sim = await startHubSpotSimulator({
-    port: argv.port, data, validateResponses: argv.validateResponses ?? false,
+    port: argv.port,
+    data,
+    validateResponses: argv.validateResponses ?? false,
     log: (line) => process.stderr.write(`${line}\n`),
     ...(argv.host !== undefined ? { host: argv.host } : {}),
   });
@@ -35,12 +37,16 @@ export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promis
   argv.onListening?.(sim.url);
   const o = data.portal?.oauth;
   const tokens = (o?.accessTokens ?? []).map((t) => t.token);
-  process.stderr.write(`${[
-    `hubspot-sim: portal ${sim.settings.portalId}; basePath ${sim.url}`,
-    tokens.length ? `hubspot-sim: access tokens from the data file: ${tokens.join(", ")}` : "",
-    `hubspot-sim: a fresh OAuth token: POST ${sim.url}/__simulator/tokens ; counters: GET ${sim.url}/__simulator/counters ; stats: GET ${sim.url}/__admin/stats`,
-    `hubspot-sim: OAuth client ${sim.settings.oauth.clientId}; refresh tokens: ${(o?.refreshTokens ?? []).map((r) => (typeof r === "string" ? r : r.token)).join(", ") || "(none)"}`,
-  ].filter(Boolean).join("\n")}\n`);
+  process.stderr.write(
+    `${[
+      `hubspot-sim: portal ${sim.settings.portalId}; basePath ${sim.url}`,
+      tokens.length ? `hubspot-sim: access tokens from the data file: ${tokens.join(", ")}` : "",
+      `hubspot-sim: a fresh OAuth token: POST ${sim.url}/__simulator/tokens ; counters: GET ${sim.url}/__simulator/counters ; stats: GET ${sim.url}/__admin/stats`,
+      `hubspot-sim: OAuth client ${sim.settings.oauth.clientId}; refresh tokens: ${(o?.refreshTokens ?? []).map((r) => (typeof r === "string" ? r : r.token)).join(", ") || "(none)"}`,
+    ]
+      .filter(Boolean)
+      .join("\n")}\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off("SIGINT", stop);
@@ -62,10 +68,16 @@ function parseArgs(args: string[]): RunHubSpotSimulatorArgs {
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[i + 1];
-    if (a === "--port" && v !== undefined) { out.port = Number(v); i++; }
-    else if (a === "--data" && v !== undefined) { out.data = v; i++; }
-    else if (a === "--host" && v !== undefined) { out.host = v; i++; }
-    else if (a === "--validate-responses") out.validateResponses = true;
+    if (a === "--port" && v !== undefined) {
+      out.port = Number(v);
+      i++;
+    } else if (a === "--data" && v !== undefined) {
+      out.data = v;
+      i++;
+    } else if (a === "--host" && v !== undefined) {
+      out.host = v;
+      i++;
+    } else if (a === "--validate-responses") out.validateResponses = true;
     else throw new Error(`unknown argument ${a}; usage: main.ts --port P --data FILE [--host H] [--validate-responses]`);
   }
   return out;

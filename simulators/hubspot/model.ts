@@ -28,21 +28,41 @@ export interface Settings {
   };
   rateLimits: { tenSecondly: number; intervalMs: number; searchPerSecond: number; daily: number; specExemptions: boolean };
   search: {
-    indexDelayMs: number; maxResults: number; maxLimit: number; maxFilterGroups: number;
-    maxFiltersPerGroup: number; maxFilters: number; maxQueryLength: number;
+    indexDelayMs: number;
+    maxResults: number;
+    maxLimit: number;
+    maxFilterGroups: number;
+    maxFiltersPerGroup: number;
+    maxFilters: number;
+    maxQueryLength: number;
   };
   limits: {
-    listMaxLimit: number; listLimitBehavior: "clamp" | "reject"; batchReadMaxInputs: number;
-    associationsBatchMaxInputs: number; associationsPageSize: number; ownersMaxLimit: number;
+    listMaxLimit: number;
+    listLimitBehavior: "clamp" | "reject";
+    batchReadMaxInputs: number;
+    associationsBatchMaxInputs: number;
+    associationsPageSize: number;
+    ownersMaxLimit: number;
   };
 }
 
 /** Every scope the simulator knows about; the default grant when the data names none. */
 export const DEFAULT_SCOPES = [
-  "oauth", "crm.objects.contacts.read", "crm.objects.companies.read", "crm.objects.deals.read",
-  "crm.objects.line_items.read", "crm.objects.owners.read", "crm.objects.custom.read", "crm.schemas.custom.read",
-  "crm.objects.goals.read", "crm.schemas.deals.read", "crm.schemas.contacts.read", "crm.schemas.companies.read",
-  "crm.schemas.line_items.read", "crm.objects.users.read", "sales-email-read",
+  "oauth",
+  "crm.objects.contacts.read",
+  "crm.objects.companies.read",
+  "crm.objects.deals.read",
+  "crm.objects.line_items.read",
+  "crm.objects.owners.read",
+  "crm.objects.custom.read",
+  "crm.schemas.custom.read",
+  "crm.objects.goals.read",
+  "crm.schemas.deals.read",
+  "crm.schemas.contacts.read",
+  "crm.schemas.companies.read",
+  "crm.schemas.line_items.read",
+  "crm.objects.users.read",
+  "sales-email-read",
 ];
 
 export interface Property {
@@ -73,7 +93,6 @@ export interface Property {
   createdUserId?: string;
   updatedUserId?: string;
 }
-
 
 /** A record of POST /__admin/records, as GET /crm/v3/objects/{type}/{id} returns it. */
 export interface AdminRecordInput {
@@ -157,11 +176,16 @@ export interface Pipeline {
   updatedAt: string;
   archived: boolean;
   stages: Array<{
-    id: string; label: string; displayOrder: number; metadata: Record<string, string>;
-    createdAt: string; updatedAt: string; archived: boolean; writePermissions?: string;
+    id: string;
+    label: string;
+    displayOrder: number;
+    metadata: Record<string, string>;
+    createdAt: string;
+    updatedAt: string;
+    archived: boolean;
+    writePermissions?: string;
   }>;
 }
-
 
 const isoRe = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$/;
 
@@ -181,7 +205,8 @@ export function toIso(value: string | null | undefined): string | undefined {
 
 export function checkIso(value: string | undefined, where: string): string | undefined {
   if (value === undefined) return undefined;
-  if (!isoRe.test(value) || Number.isNaN(Date.parse(value))) throw new DataError(`${where} must be an ISO 8601 instant such as 2024-01-31T12:00:00.000Z (got ${JSON.stringify(value)})`);
+  if (!isoRe.test(value) || Number.isNaN(Date.parse(value)))
+    throw new DataError(`${where} must be an ISO 8601 instant such as 2024-01-31T12:00:00.000Z (got ${JSON.stringify(value)})`);
   return new Date(Date.parse(value)).toISOString();
 }
 

@@ -18,8 +18,10 @@ export function send(res: ServerResponse, status: number, body: unknown, headers
   if (corrupt === "truncated") text = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
   else if (corrupt === "malformed") text = `{"results": [${text.slice(0, 20)}<<not json>>`;
   else if (corrupt === "empty") text = "";
-  else if (corrupt === "html") { h["Content-Type"] = "text/html; charset=utf-8"; text = `<html><head><title>${status} Error</title></head><body><h1>${status}</h1><p>The server encountered a temporary error.</p></body></html>`; }
-  else if (corrupt === "no-content-type") delete h["Content-Type"];
+  else if (corrupt === "html") {
+    h["Content-Type"] = "text/html; charset=utf-8";
+    text = `<html><head><title>${status} Error</title></head><body><h1>${status}</h1><p>The server encountered a temporary error.</p></body></html>`;
+  } else if (corrupt === "no-content-type") delete h["Content-Type"];
   h["Content-Length"] = String(Buffer.byteLength(text));
   res.writeHead(status, h);
   res.end(text);

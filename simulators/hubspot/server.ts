@@ -16,7 +16,16 @@ import { StatsBook, Tally } from "../kit/counters.ts";
 import { FaultRules, prefixPathTest } from "../kit/faults.ts";
 import { closeServer, listen, serverUrl } from "../kit/http.ts";
 import { TokenStore, type AccessToken } from "./auth.ts";
-import { createControls, handleAdmin, handleControl, type AdminStats, type FaultSpec, type PublicRecord, type ResponseValidationFailure, type SimState } from "./controls.ts";
+import {
+  createControls,
+  handleAdmin,
+  handleControl,
+  type AdminStats,
+  type FaultSpec,
+  type PublicRecord,
+  type ResponseValidationFailure,
+  type SimState,
+} from "./controls.ts";
 import { HttpError, apiError, correlationId, missingScopes, notFound, rateLimited, validationError } from "./errors.ts";
 import { RateLimiter } from "./limits.ts";
 import { readRequestBody, send } from "./respond.ts";
@@ -78,7 +87,10 @@ export interface HubSpotSimulator {
   stats(): AdminStats;
   resetStats(): void;
   /** POST /__admin/records: upserts records in GET shape (all or nothing); see README. */
-  upsertRecords(type: string, records: Array<{ id?: string | number; properties?: Record<string, PropertyValue>; createdAt?: string; updatedAt?: string; archived?: boolean }>): PublicRecord[];
+  upsertRecords(
+    type: string,
+    records: Array<{ id?: string | number; properties?: Record<string, PropertyValue>; createdAt?: string; updatedAt?: string; archived?: boolean }>,
+  ): PublicRecord[];
   /** POST /__admin/archive. */
   archiveRecords(type: string, ids: Array<string | number>): { objectType: string; archived: string[]; notFound: string[] };
   /** POST /__admin/associations: adds/removes associations without touching last-modified dates. */
@@ -104,7 +116,9 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
   const tokens = new TokenStore(store.settings, data.portal?.oauth, now());
   const log = opts.log ?? (() => {});
   const state: SimState = {
-    store, tokens, limiter: new RateLimiter(store.settings),
+    store,
+    tokens,
+    limiter: new RateLimiter(store.settings),
     counters: new Tally(),
     /** /__admin/stats: per-route requests and 429s, reset independently of the counters. */
     stats: new StatsBook(),
@@ -113,20 +127,23 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
     failures: [],
     recent: [],
     now,
-    advanceClock: (ms) => { offset += ms; },
+    advanceClock: (ms) => {
+      offset += ms;
+    },
   };
   const { limiter } = state;
   const searchCache = new Map<string, { version: number; validUntil: number; hits: SearchHit[] }>();
 
   const rc: RouteContext = {
-    store, spec, tokens,
+    store,
+    spec,
+    tokens,
     typeOr400: (name: string): ObjectType => {
       const t = store.resolveType(name);
       if (!t) throw validationError(`Unable to infer object type from: ${decodeURIComponent(name)}`, { context: { objectType: [name] } });
       return t;
     },
-    objectsOp: (t: ObjectType, suffix: string, method: string): OpRef =>
-      ({ file: t.specFile, path: `/crm/v3/objects/${t.specSegment}${suffix}`, method }),
+    objectsOp: (t: ObjectType, suffix: string, method: string): OpRef => ({ file: t.specFile, path: `/crm/v3/objects/${t.specSegment}${suffix}`, method }),
     genericScopes: (t: ObjectType): ObjectType[] | undefined => (t.specSegment === "{objectType}" ? [t] : undefined),
     searchHits: (t: ObjectType, req: SearchRequest, at: number): SearchHit[] => {
       const key = `${t.name}|${JSON.stringify([req.filterGroups ?? [], req.sorts ?? [], req.query ?? ""])}`;
@@ -165,7 +182,8 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
     if (media.length === 0) return undefined;
     const ct = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
     if (raw.length === 0) {
-      if (spec.requestBodyRequired(ref)) throw validationError("Invalid input JSON: the request body is required.", { errors: [{ message: "request body is required", in: "body" }] });
+      if (spec.requestBodyRequired(ref))
+        throw validationError("Invalid input JSON: the request body is required.", { errors: [{ message: "request body is required", in: "body" }] });
       return undefined;
     }
     if (!media.includes(ct)) {
@@ -202,8 +220,11 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
       if (fault?.delayMs) await sleep(fault.delayMs);
       if (fault?.status !== undefined) {
         if (fault.status === 429) throw rateLimited(fault.policy ?? "TEN_SECONDLY_ROLLING", { "Retry-After": "1" }, "publicapi:simulator-fault");
-        throw apiError(fault.status, fault.status >= 500 ? "INTERNAL_ERROR" : "VALIDATION_ERROR",
-          fault.status >= 500 ? "internal error" : `simulated ${fault.status}`);
+        throw apiError(
+          fault.status,
+          fault.status >= 500 ? "INTERNAL_ERROR" : "VALIDATION_ERROR",
+          fault.status >= 500 ? "internal error" : `simulated ${fault.status}`,
+        );
       }
       if (raw instanceof Error) throw raw;
       if (!matched) {
@@ -216,12 +237,15 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
       let token: AccessToken | undefined;
       if (!matched.r.noAuth) {
         token = tokens.authenticate(req.headers.authorization, at);
-        const outcome = limiter.check({
-          bucket: token.app,
-          countsTenSecondly: !(store.settings.rateLimits.specExemptions && resolved.ref !== undefined && spec.exemptFromTenSecondly(resolved.ref)),
-          isSearch: resolved.search === true,
-          privateApp: token.kind === "private_app",
-        }, at);
+        const outcome = limiter.check(
+          {
+            bucket: token.app,
+            countsTenSecondly: !(store.settings.rateLimits.specExemptions && resolved.ref !== undefined && spec.exemptFromTenSecondly(resolved.ref)),
+            isSearch: resolved.search === true,
+            privateApp: token.kind === "private_app",
+          },
+          at,
+        );
         Object.assign(headers, outcome.headers);
         if (outcome.error) throw outcome.error;
         for (const alternatives of requiredScopes(resolved)) {
@@ -236,7 +260,10 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
         const problems = spec.validateRequestBody(resolved.ref, media, parsed);
         if (problems.length > 0) throw problemsError(problems, "body");
       }
-      const reply = matched.r.handle({ method, path, params: matched.params, query: q.values, rawQuery: url.searchParams, body: parsed, token, now: at }, resolved);
+      const reply = matched.r.handle(
+        { method, path, params: matched.params, query: q.values, rawQuery: url.searchParams, body: parsed, token, now: at },
+        resolved,
+      );
       status = reply.status;
       body = reply.body;
       Object.assign(headers, reply.headers ?? {});
@@ -276,8 +303,10 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
     const url = new URL(req.url ?? "/", "http://simulator.local");
     let path = url.pathname.replace(/\/{2,}/g, "/");
     if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
-    const work = path.startsWith("/__simulator") ? handleControl(state, controls, req, res, path)
-      : isAdminPath(path) ? handleAdmin(state, controls, req, res, path)
+    const work = path.startsWith("/__simulator")
+      ? handleControl(state, controls, req, res, path)
+      : isAdminPath(path)
+        ? handleAdmin(state, controls, req, res, path)
         : handleApi(req, res, url, path);
     work.catch((e: unknown) => {
       log(`hubspot-sim: unhandled ${(e as Error).stack ?? String(e)}`);

@@ -19,15 +19,20 @@ export function normalizeSettings(input: HubSpotSimData): Settings {
   const s = p.search ?? {};
   const l = p.limits ?? {};
   if (p.timeZone) {
-    try { new Intl.DateTimeFormat("en-US", { timeZone: p.timeZone }); } catch { throw new DataError(`portal.timeZone ${JSON.stringify(p.timeZone)} is not an IANA time zone`); }
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: p.timeZone });
+    } catch {
+      throw new DataError(`portal.timeZone ${JSON.stringify(p.timeZone)} is not an IANA time zone`);
+    }
   }
   if (l.listLimitBehavior !== undefined && l.listLimitBehavior !== "clamp" && l.listLimitBehavior !== "reject") {
-    throw new DataError("portal.limits.listLimitBehavior must be \"clamp\" or \"reject\"");
+    throw new DataError('portal.limits.listLimitBehavior must be "clamp" or "reject"');
   }
   const mainClientId = o.clientId ?? "sim-client-id";
   const apps: Settings["oauth"]["apps"] = [{ clientId: mainClientId, clientSecret: o.clientSecret ?? "sim-client-secret", redirectUri: o.redirectUri }];
   (o.apps ?? []).forEach((a, i) => {
-    if (!a || typeof a.clientId !== "string" || typeof a.clientSecret !== "string") throw new DataError(`portal.oauth.apps[${i}] needs clientId and clientSecret`);
+    if (!a || typeof a.clientId !== "string" || typeof a.clientSecret !== "string")
+      throw new DataError(`portal.oauth.apps[${i}] needs clientId and clientSecret`);
     if (!apps.some((x) => x.clientId === a.clientId)) apps.push({ clientId: a.clientId, clientSecret: a.clientSecret, redirectUri: a.redirectUri });
   });
   return {
@@ -76,7 +81,10 @@ export function normalizeOwner(o: OwnerData, where: string, loadTime: string): O
   const userId = o.userId === undefined ? null : o.userId;
   if (archived && userId !== null) throw new DataError(`${where}: an archived owner has userId null (keep the id in userIdIncludingInactive)`);
   const owner: Owner = {
-    id: o.id, userId, type: o.type ?? "PERSON", teams: o.teams ?? [],
+    id: o.id,
+    userId,
+    type: o.type ?? "PERSON",
+    teams: o.teams ?? [],
     createdAt: checkIso(o.createdAt, `${where}.createdAt`) ?? loadTime,
     updatedAt: checkIso(o.updatedAt, `${where}.updatedAt`) ?? checkIso(o.createdAt, `${where}.createdAt`) ?? loadTime,
     archived,
@@ -84,7 +92,7 @@ export function normalizeOwner(o: OwnerData, where: string, loadTime: string): O
   if (o.email !== undefined) owner.email = o.email;
   if (o.firstName !== undefined) owner.firstName = o.firstName;
   if (o.lastName !== undefined) owner.lastName = o.lastName;
-  const inactive = o.userIdIncludingInactive ?? (userId ?? undefined);
+  const inactive = o.userIdIncludingInactive ?? userId ?? undefined;
   if (inactive !== undefined) owner.userIdIncludingInactive = inactive;
   return owner;
 }
@@ -95,14 +103,18 @@ export function normalizePipeline(p: PipelineData, where: string): Pipeline {
   }
   const epoch = "1970-01-01T00:00:00.000Z";
   return {
-    id: p.id, label: p.label, displayOrder: p.displayOrder ?? 0,
+    id: p.id,
+    label: p.label,
+    displayOrder: p.displayOrder ?? 0,
     createdAt: checkIso(p.createdAt, `${where}.createdAt`) ?? epoch,
     updatedAt: checkIso(p.updatedAt, `${where}.updatedAt`) ?? epoch,
     archived: p.archived ?? false,
     stages: p.stages.map((s, i) => {
       if (typeof s.id !== "string" || typeof s.label !== "string") throw new DataError(`${where}.stages[${i}] needs id and label`);
       const stage: Pipeline["stages"][number] = {
-        id: s.id, label: s.label, displayOrder: s.displayOrder ?? i,
+        id: s.id,
+        label: s.label,
+        displayOrder: s.displayOrder ?? i,
         metadata: Object.fromEntries(Object.entries(s.metadata ?? {}).map(([k, v]) => [k, String(v)])),
         createdAt: checkIso(s.createdAt, `${where}.stages[${i}].createdAt`) ?? epoch,
         updatedAt: checkIso(s.updatedAt, `${where}.stages[${i}].updatedAt`) ?? epoch,

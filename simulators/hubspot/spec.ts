@@ -51,12 +51,17 @@ const NULLABLE_STRING: JsonSchema = { type: ["string", "null"] };
 /** Deviations from the published spec, each justified by HubSpot's docs or observed behaviour. */
 const SPEC_PATCHES: SpecPatch[] = [
   {
-    schema: "PublicObjectSearchRequest", view: "request",
-    reason: "The spec marks after/filterGroups/limit/properties/sorts required; HubSpot's search guide documents them as optional (limit defaults to 10, sorts to creation date) and @hubspot/api-client 14 types them optional.",
-    apply(s) { s.required = []; },
+    schema: "PublicObjectSearchRequest",
+    view: "request",
+    reason:
+      "The spec marks after/filterGroups/limit/properties/sorts required; HubSpot's search guide documents them as optional (limit defaults to 10, sorts to creation date) and @hubspot/api-client 14 types them optional.",
+    apply(s) {
+      s.required = [];
+    },
   },
   {
-    schema: "PublicObjectSearchRequest", view: "request",
+    schema: "PublicObjectSearchRequest",
+    view: "request",
     reason: "The spec types `sorts` as string[]; HubSpot's search guide sends objects {propertyName, direction} (and the v14 client passes them through).",
     apply(s) {
       const props = s.properties as JsonSchema;
@@ -66,7 +71,9 @@ const SPEC_PATCHES: SpecPatch[] = [
           anyOf: [
             { type: "string" },
             {
-              type: "object", required: ["propertyName"], additionalProperties: false,
+              type: "object",
+              required: ["propertyName"],
+              additionalProperties: false,
               properties: { propertyName: { type: "string" }, direction: { type: "string", enum: ["ASCENDING", "DESCENDING"] } },
             },
           ],
@@ -75,34 +82,54 @@ const SPEC_PATCHES: SpecPatch[] = [
     },
   },
   {
-    schema: "BatchReadInputSimplePublicObjectId", view: "request",
+    schema: "BatchReadInputSimplePublicObjectId",
+    view: "request",
     reason: "The spec requires properties and propertiesWithHistory; HubSpot's batch-read examples send only inputs (+ properties / idProperty).",
-    apply(s) { s.required = ["inputs"]; },
+    apply(s) {
+      s.required = ["inputs"];
+    },
   },
-  ...["SimplePublicObject", "SimplePublicObjectWithAssociations"].map((name): SpecPatch => ({
-    schema: name, view: "response",
-    reason: "HubSpot returns null for a requested property that has no value; the spec types property values as string only.",
-    apply(s) { ((s.properties as JsonSchema).properties as JsonSchema).additionalProperties = NULLABLE_STRING; },
-  })),
+  ...["SimplePublicObject", "SimplePublicObjectWithAssociations"].map(
+    (name): SpecPatch => ({
+      schema: name,
+      view: "response",
+      reason: "HubSpot returns null for a requested property that has no value; the spec types property values as string only.",
+      apply(s) {
+        ((s.properties as JsonSchema).properties as JsonSchema).additionalProperties = NULLABLE_STRING;
+      },
+    }),
+  ),
   {
-    schema: "PublicOwner", view: "response",
+    schema: "PublicOwner",
+    view: "response",
     reason: "Archived/deactivated owners have userId null (userIdIncludingInactive keeps the id); the spec types userId as integer.",
-    apply(s) { (s.properties as JsonSchema).userId = { type: ["integer", "null"] }; },
+    apply(s) {
+      (s.properties as JsonSchema).userId = { type: ["integer", "null"] };
+    },
   },
   {
-    schema: "MultiAssociatedObjectWithLabel", view: "response",
+    schema: "MultiAssociatedObjectWithLabel",
+    view: "response",
     reason: "v4 batch read sends toObjectId as a JSON number (older rollout 50914 says int32; rollout 130902 says string).",
-    apply(s) { (s.properties as JsonSchema).toObjectId = { type: ["integer", "string"] }; },
+    apply(s) {
+      (s.properties as JsonSchema).toObjectId = { type: ["integer", "string"] };
+    },
   },
   {
-    schema: "AssociationSpecWithLabel", view: "response",
-    reason: "Unlabeled associations carry \"label\": null.",
-    apply(s) { (s.properties as JsonSchema).label = NULLABLE_STRING; },
+    schema: "AssociationSpecWithLabel",
+    view: "response",
+    reason: 'Unlabeled associations carry "label": null.',
+    apply(s) {
+      (s.properties as JsonSchema).label = NULLABLE_STRING;
+    },
   },
   {
-    schema: "StandardError", view: "response",
+    schema: "StandardError",
+    view: "response",
     reason: "HubSpot sends subCategory as a string (e.g. crm.associations.NO_ASSOCIATIONS_FOUND); the spec declares an empty object.",
-    apply(s) { (s.properties as JsonSchema).subCategory = {}; },
+    apply(s) {
+      (s.properties as JsonSchema).subCategory = {};
+    },
   },
 ];
 
@@ -136,10 +163,19 @@ function deepClone<T>(v: T): T {
 
 /** Adds additionalProperties:false to every object schema that lists properties and says nothing else. */
 function closeObjects(node: Json): void {
-  if (Array.isArray(node)) { for (const n of node) closeObjects(n); return; }
+  if (Array.isArray(node)) {
+    for (const n of node) closeObjects(n);
+    return;
+  }
   if (node === null || typeof node !== "object") return;
-  if (node.type === "object" && node.properties && node.additionalProperties === undefined
-    && node.oneOf === undefined && node.anyOf === undefined && node.allOf === undefined) {
+  if (
+    node.type === "object" &&
+    node.properties &&
+    node.additionalProperties === undefined &&
+    node.oneOf === undefined &&
+    node.anyOf === undefined &&
+    node.allOf === undefined
+  ) {
     node.additionalProperties = false;
   }
   for (const v of Object.values(node)) closeObjects(v);
@@ -162,7 +198,13 @@ export interface ValidationProblem {
 
 function describe(errors: ErrorObject[] | null | undefined, where: string): ValidationProblem[] {
   return (errors ?? []).map((e) => {
-    const at = where + e.instancePath.split("/").slice(1).map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg}`)).join("");
+    const at =
+      where +
+      e.instancePath
+        .split("/")
+        .slice(1)
+        .map((seg) => (/^\d+$/.test(seg) ? `[${seg}]` : `.${seg}`))
+        .join("");
     let message = e.message ?? "is invalid";
     if (e.keyword === "additionalProperties") message = `has unrecognized field "${String((e.params as { additionalProperty?: string }).additionalProperty)}"`;
     if (e.keyword === "enum") message = `must be one of ${JSON.stringify((e.params as { allowedValues?: unknown }).allowedValues)}`;
@@ -258,7 +300,10 @@ export class SpecRegistry {
       let value: unknown;
       if (schema.type === "array") {
         const itemType = (schema.items as JsonSchema | undefined)?.type;
-        value = raw.flatMap((r) => r.split(",")).filter((s) => s !== "").map((s) => coerce(s, itemType));
+        value = raw
+          .flatMap((r) => r.split(","))
+          .filter((s) => s !== "")
+          .map((s) => coerce(s, itemType));
       } else {
         value = coerce(raw[raw.length - 1] ?? "", schema.type);
       }

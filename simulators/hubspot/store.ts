@@ -6,25 +6,30 @@
  * At about 440 lines it stays one class: type resolution, properties, records with their search-visible
  * versions and the admin upserts share the store's private maps and version counter.
  */
-import {
-  GENERIC_STANDARD_TYPES, KNOWN_PROPERTIES, STANDARD_TYPES, TYPE_ALIASES, type StandardType,
-} from "./catalog.ts";
+import { GENERIC_STANDARD_TYPES, KNOWN_PROPERTIES, STANDARD_TYPES, TYPE_ALIASES, type StandardType } from "./catalog.ts";
 import { AssociationGraph } from "./association-graph.ts";
 import {
-  DataError, checkIso, stringify, toIso,
-  type AdminRecordInput, type AssocType, type ObjectType, type Owner, type Pipeline, type Property, type RecordVersion, type Settings, type StoredRecord,
+  DataError,
+  checkIso,
+  stringify,
+  toIso,
+  type AdminRecordInput,
+  type AssocType,
+  type ObjectType,
+  type Owner,
+  type Pipeline,
+  type Property,
+  type RecordVersion,
+  type Settings,
+  type StoredRecord,
 } from "./model.ts";
 import { normalizeOwner, normalizePipeline, normalizeSettings } from "./settings.ts";
 
 export { loadData } from "./settings.ts";
-import type {
-  AssociationLabelData, CustomObjectSchemaData, HubSpotSimData, PropertyData, PropertyValue, RecordData,
-} from "./types.ts";
+import type { AssociationLabelData, CustomObjectSchemaData, HubSpotSimData, PropertyData, PropertyValue, RecordData } from "./types.ts";
 
 // The model's types and helpers are imported from here by the rest of the simulator (and its tests).
 export * from "./model.ts";
-
-
 
 export class Store {
   readonly settings: Settings;
@@ -56,16 +61,27 @@ export class Store {
     this.assignCustomAssociationTypes();
     for (const [name, def] of Object.entries(input.objects)) {
       const t = this.types.get(name)!;
-      (def.properties ?? []).forEach((p, i) => { this.addProperty(t, p, `objects.${name}.properties[${i}]`, false); });
+      (def.properties ?? []).forEach((p, i) => {
+        this.addProperty(t, p, `objects.${name}.properties[${i}]`, false);
+      });
       this.addKnownProperties(t);
-      (def.records ?? []).forEach((r, i) => { this.addRecord(t, r, `objects.${name}.records[${i}]`); });
+      (def.records ?? []).forEach((r, i) => {
+        this.addRecord(t, r, `objects.${name}.records[${i}]`);
+      });
     }
-    (input.owners ?? []).forEach((o, i) => { this.owners.push(normalizeOwner(o, `owners[${i}]`, this.loadTime)); });
+    (input.owners ?? []).forEach((o, i) => {
+      this.owners.push(normalizeOwner(o, `owners[${i}]`, this.loadTime));
+    });
     for (const [typeName, list] of Object.entries(input.pipelines ?? {})) {
       const key = this.resolveTypeName(typeName) ?? typeName;
-      this.pipelines.set(key, list.map((p, i) => normalizePipeline(p, `pipelines.${typeName}[${i}]`)));
+      this.pipelines.set(
+        key,
+        list.map((p, i) => normalizePipeline(p, `pipelines.${typeName}[${i}]`)),
+      );
     }
-    (input.associations ?? []).forEach((a, i) => { this.graph.add(a, `associations[${i}]`); });
+    (input.associations ?? []).forEach((a, i) => {
+      this.graph.add(a, `associations[${i}]`);
+    });
   }
 
   /** Accepts an association in the simulator's shape or the public flat one ({fromType, fromId, toType, toId, associationTypeId}). */
@@ -78,27 +94,51 @@ export class Store {
       t = fromStandard(std);
     } else if (generic) {
       t = {
-        name, objectTypeId: generic.objectTypeId, singular: generic.singular, custom: false,
-        specFile: "crm-objects-v3.json", specSegment: "{objectType}", idParam: "objectId",
-        createdProperty: "createdate", lastModifiedProperty: "hs_lastmodifieddate",
-        defaultProperties: ["createdate", "hs_lastmodifieddate", "hs_object_id"], queryProperties: [],
-        scopeKey: generic.scopeKey, properties: new Map(), records: new Map(), sortedIds: null,
+        name,
+        objectTypeId: generic.objectTypeId,
+        singular: generic.singular,
+        custom: false,
+        specFile: "crm-objects-v3.json",
+        specSegment: "{objectType}",
+        idParam: "objectId",
+        createdProperty: "createdate",
+        lastModifiedProperty: "hs_lastmodifieddate",
+        defaultProperties: ["createdate", "hs_lastmodifieddate", "hs_object_id"],
+        queryProperties: [],
+        scopeKey: generic.scopeKey,
+        properties: new Map(),
+        records: new Map(),
+        sortedIds: null,
       };
     } else {
-      if (!schema) throw new DataError(`objects.${name} is not a standard object type (${STANDARD_TYPES.map((s) => s.name).join(", ")}); a custom object needs an entry in schemas`);
+      if (!schema)
+        throw new DataError(
+          `objects.${name} is not a standard object type (${STANDARD_TYPES.map((s) => s.name).join(", ")}); a custom object needs an entry in schemas`,
+        );
       const fqn = schema.fullyQualifiedName ?? `p${this.settings.portalId}_${name}`;
       t = {
-        name, objectTypeId: schema.objectTypeId, singular: name, custom: true,
-        specFile: "crm-custom-objects-v3.json", specSegment: "{objectType}", idParam: "objectId",
-        createdProperty: "hs_createdate", lastModifiedProperty: "hs_lastmodifieddate",
+        name,
+        objectTypeId: schema.objectTypeId,
+        singular: name,
+        custom: true,
+        specFile: "crm-custom-objects-v3.json",
+        specSegment: "{objectType}",
+        idParam: "objectId",
+        createdProperty: "hs_createdate",
+        lastModifiedProperty: "hs_lastmodifieddate",
         defaultProperties: ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
         queryProperties: schema.searchableProperties ?? [schema.primaryDisplayProperty],
-        scopeKey: "custom", properties: new Map(), records: new Map(), sortedIds: null,
+        scopeKey: "custom",
+        properties: new Map(),
+        records: new Map(),
+        sortedIds: null,
         schema: {
-          ...schema, fullyQualifiedName: fqn,
+          ...schema,
+          fullyQualifiedName: fqn,
           createdAt: checkIso(schema.createdAt, `schemas(${name}).createdAt`) ?? this.loadTime,
           updatedAt: checkIso(schema.updatedAt, `schemas(${name}).updatedAt`) ?? this.loadTime,
-          archived: schema.archived ?? false, associationDefs: [],
+          archived: schema.archived ?? false,
+          associationDefs: [],
         },
       };
     }
@@ -136,14 +176,22 @@ export class Store {
         const typeId = forwardGiven ?? fresh();
         const inverse = inverseGiven ?? fresh();
         t.schema.associationDefs.push({
-          id: String(typeId), name: `${t.singular}_to_${o.singular}`, fromObjectTypeId: t.objectTypeId,
-          toObjectTypeId: o.objectTypeId, typeId, toName: o.name,
+          id: String(typeId),
+          name: `${t.singular}_to_${o.singular}`,
+          fromObjectTypeId: t.objectTypeId,
+          toObjectTypeId: o.objectTypeId,
+          typeId,
+          toName: o.name,
         });
         this.labels.push({ from: t.name, to: o.name, category: "HUBSPOT_DEFINED", typeId, label: null, inverseTypeId: inverse, inverseLabel: null });
         if (o.schema) {
           o.schema.associationDefs.push({
-            id: String(inverse), name: `${o.singular}_to_${t.singular}`, fromObjectTypeId: o.objectTypeId,
-            toObjectTypeId: t.objectTypeId, typeId: inverse, toName: t.name,
+            id: String(inverse),
+            name: `${o.singular}_to_${t.singular}`,
+            fromObjectTypeId: o.objectTypeId,
+            toObjectTypeId: t.objectTypeId,
+            typeId: inverse,
+            toName: t.name,
           });
         }
       }
@@ -199,7 +247,9 @@ export class Store {
       hubspotDefined: p.hubspotDefined ?? builtin,
       formField: p.formField ?? false,
       archived: p.archived ?? false,
-      modificationMetadata: p.modificationMetadata ? { ...p.modificationMetadata } : { archivable: !builtin, readOnlyDefinition: builtin, readOnlyValue: p.calculated ?? false },
+      modificationMetadata: p.modificationMetadata
+        ? { ...p.modificationMetadata }
+        : { archivable: !builtin, readOnlyDefinition: builtin, readOnlyValue: p.calculated ?? false },
       dataSensitivity: p.dataSensitivity ?? "non_sensitive",
     };
     if (p.createdAt) prop.createdAt = checkIso(p.createdAt, `${where}.createdAt`)!;
@@ -241,8 +291,14 @@ export class Store {
     properties[t.createdProperty] ??= createdAt;
     properties[t.lastModifiedProperty] ??= updatedAt;
     const rec: StoredRecord = {
-      id: r.id, idNum: Number(r.id), properties, createdAt, updatedAt, archived: r.archived ?? false,
-      changedAt: Number.NEGATIVE_INFINITY, indexed: null,
+      id: r.id,
+      idNum: Number(r.id),
+      properties,
+      createdAt,
+      updatedAt,
+      archived: r.archived ?? false,
+      changedAt: Number.NEGATIVE_INFINITY,
+      indexed: null,
     };
     if (rec.archived) rec.archivedAt = checkIso(r.archivedAt, `${where}.archivedAt`) ?? updatedAt;
     t.records.set(r.id, rec);
@@ -287,7 +343,11 @@ export class Store {
    * Creates or updates a record as HubSpot would after a UI/API write: properties merged,
    * updatedAt and the last-modified property set to `updatedAt` (default: now).
    */
-  upsertRecord(typeName: string, input: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string }, now: number): StoredRecord {
+  upsertRecord(
+    typeName: string,
+    input: { id?: string; properties?: Record<string, PropertyValue>; updatedAt?: string; createdAt?: string },
+    now: number,
+  ): StoredRecord {
     const t = this.resolveType(typeName);
     if (!t) throw new DataError(`unknown object type ${typeName}`);
     const at = checkIso(input.updatedAt, "updatedAt") ?? new Date(now).toISOString();
@@ -352,7 +412,10 @@ export class Store {
     const out: StoredRecord[] = [];
     for (const p of prepared) {
       const existing = p.id === undefined ? undefined : t.records.get(p.id);
-      const input: { id?: string; properties: Record<string, PropertyValue>; updatedAt: string; createdAt?: string } = { properties: p.properties, updatedAt: p.updatedAt };
+      const input: { id?: string; properties: Record<string, PropertyValue>; updatedAt: string; createdAt?: string } = {
+        properties: p.properties,
+        updatedAt: p.updatedAt,
+      };
       if (p.id !== undefined) input.id = p.id;
       if (p.createdAt !== undefined) input.createdAt = p.createdAt;
       const rec = this.upsertRecord(t.name, input, now);
@@ -384,7 +447,10 @@ export class Store {
     for (const raw of ids as Array<string | number>) {
       const id = String(raw);
       const rec = t.records.get(id);
-      if (!rec || rec.archived) { notFound.push(id); continue; }
+      if (!rec || rec.archived) {
+        notFound.push(id);
+        continue;
+      }
       this.archiveRecord(t.name, id, now);
       archived.push(id);
     }
@@ -401,7 +467,6 @@ export class Store {
     rec.updatedAt = rec.archivedAt;
     this.version++;
   }
-
 
   // ---- associations (association-graph.ts) ---------------------------------------------------
 
@@ -434,10 +499,20 @@ export class Store {
 
 function fromStandard(std: StandardType): ObjectType {
   return {
-    name: std.name, objectTypeId: std.objectTypeId, singular: std.singular, custom: false,
-    specFile: std.specFile, specSegment: std.pathSegment, idParam: std.idParam,
-    createdProperty: std.createdProperty, lastModifiedProperty: std.lastModifiedProperty,
-    defaultProperties: std.defaultProperties, queryProperties: std.queryProperties, scopeKey: std.scopeKey,
-    properties: new Map(), records: new Map(), sortedIds: null,
+    name: std.name,
+    objectTypeId: std.objectTypeId,
+    singular: std.singular,
+    custom: false,
+    specFile: std.specFile,
+    specSegment: std.pathSegment,
+    idParam: std.idParam,
+    createdProperty: std.createdProperty,
+    lastModifiedProperty: std.lastModifiedProperty,
+    defaultProperties: std.defaultProperties,
+    queryProperties: std.queryProperties,
+    scopeKey: std.scopeKey,
+    properties: new Map(),
+    records: new Map(),
+    sortedIds: null,
   };
 }

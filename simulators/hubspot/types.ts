@@ -51,7 +51,7 @@ export interface OAuthSettings {
   /** Lifetime of minted access tokens in seconds. Default 1800 (HubSpot's 30 minutes). */
   accessTokenTtlSeconds?: number;
   /** Refresh tokens accepted by POST /oauth/v1/token (grant_type=refresh_token). */
-  refreshTokens?: Array<string | { token: string; scopes?: string[]; userId?: number; userEmail?: string; /** Only this app may use it. */ clientId?: string }>;
+  refreshTokens?: Array<string | { token: string; scopes?: string[]; userId?: number; userEmail?: string /** Only this app may use it. */; clientId?: string }>;
   /**
    * More OAuth apps installed in the portal, besides `clientId`/`clientSecret` (which, when absent, are the
    * first app's). Each app has its own ten-secondly budget.

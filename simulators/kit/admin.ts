@@ -9,10 +9,7 @@ export function isAdminPath(path: string): boolean {
   return path === "/__admin" || path.startsWith("/__admin/");
 }
 
-type AdminRouteMatch =
-  | { kind: "route"; route: string }
-  | { kind: "unknown" }
-  | { kind: "wrong-method"; allow: string };
+type AdminRouteMatch = { kind: "route"; route: string } | { kind: "unknown" } | { kind: "wrong-method"; allow: string };
 
 /** Looks a route (the path after `/__admin`, as the table spells it) up in a `route → method` table. */
 export function matchAdminRoute(table: Record<string, string>, route: string, method: string): AdminRouteMatch {

@@ -53,8 +53,9 @@ export class FaultRules<R extends FaultRuleBase> {
 
   /** The first rule matching this request, now counted; undefined when none does. */
   take(method: string, path: string): R | undefined {
-    const i = this.rules.findIndex((f) => (this.opts.spentRules === "once" || f.remaining > 0)
-      && (!f.rule.method || f.rule.method.toUpperCase() === method) && f.test(path));
+    const i = this.rules.findIndex(
+      (f) => (this.opts.spentRules === "once" || f.remaining > 0) && (!f.rule.method || f.rule.method.toUpperCase() === method) && f.test(path),
+    );
     const f = this.rules[i];
     if (!f) return undefined;
     f.remaining--;
@@ -85,7 +86,10 @@ function globToRegExp(glob: string): RegExp {
   let re = "";
   for (let i = 0; i < glob.length; i++) {
     const ch = glob[i]!;
-    if (ch === "*" && glob[i + 1] === "*") { re += ".*"; i++; } else if (ch === "*") re += "[^/]*";
+    if (ch === "*" && glob[i + 1] === "*") {
+      re += ".*";
+      i++;
+    } else if (ch === "*") re += "[^/]*";
     else re += ch.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
   }
   return new RegExp(`^${re}$`);

@@ -20,7 +20,11 @@ export function readBody(req: IncomingMessage, limit?: BodyLimit): Promise<Buffe
     let size = 0;
     req.on("data", (c: Buffer) => {
       size += c.length;
-      if (limit && size > limit.maxBytes) { reject(limit.tooLarge()); req.destroy(); return; }
+      if (limit && size > limit.maxBytes) {
+        reject(limit.tooLarge());
+        req.destroy();
+        return;
+      }
       chunks.push(c);
     });
     req.on("end", () => resolve(Buffer.concat(chunks)));
@@ -32,7 +36,10 @@ export function readBody(req: IncomingMessage, limit?: BodyLimit): Promise<Buffe
 export async function listen(server: Server, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => { server.off("error", reject); resolve(); });
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   return (server.address() as AddressInfo).port;
 }

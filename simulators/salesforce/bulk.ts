@@ -1,18 +1,18 @@
 // Bulk API 2.0 query jobs: create, poll (UploadComplete → InProgress → JobComplete | Failed), paged CSV results
 // with Sforce-Locator ("null" on the last page), abort, delete, list.
 
-import { COLUMN_DELIMITERS, restDateTime } from './format.ts';
-import { IdFactory } from './ids.ts';
-import type { OrgModel } from './model.ts';
-import { compileQuery, csvHeader, csvRow, executeQuery, SfError } from './soql.ts';
-import type { CompiledQuery } from './soql.ts';
-import type { SimBulkSettings, SimRecord } from './types.ts';
+import { COLUMN_DELIMITERS, restDateTime } from "./format.ts";
+import { IdFactory } from "./ids.ts";
+import type { OrgModel } from "./model.ts";
+import { compileQuery, csvHeader, csvRow, executeQuery, SfError } from "./soql.ts";
+import type { CompiledQuery } from "./soql.ts";
+import type { SimBulkSettings, SimRecord } from "./types.ts";
 
-type JobState = 'UploadComplete' | 'InProgress' | 'JobComplete' | 'Failed' | 'Aborted';
+type JobState = "UploadComplete" | "InProgress" | "JobComplete" | "Failed" | "Aborted";
 
 interface BulkJob {
   id: string;
-  operation: 'query' | 'queryAll';
+  operation: "query" | "queryAll";
   object: string;
   soql: string;
   cq: CompiledQuery;
@@ -21,7 +21,7 @@ interface BulkJob {
   systemModstamp: number;
   state: JobState;
   apiVersion: string;
-  lineEnding: 'LF' | 'CRLF';
+  lineEnding: "LF" | "CRLF";
   columnDelimiter: string;
   polls: number;
   stateSince: number;
@@ -46,12 +46,12 @@ export function bulkBehaviour(s: SimBulkSettings | undefined): BulkBehaviour {
     pollsInProgress: s?.pollsInProgress ?? 1,
     minMsPerState: s?.minMsPerState ?? 0,
     resultsPageSize: s?.resultsPageSize ?? 10_000,
-    failQueriesMatching: s?.failQueriesMatching ? new RegExp(s.failQueriesMatching, 'i') : null,
+    failQueriesMatching: s?.failQueriesMatching ? new RegExp(s.failQueriesMatching, "i") : null,
     dailyQueryJobLimit: s?.dailyQueryJobLimit ?? 10_000,
   };
 }
 
-const NOT_FOUND = () => new SfError(404, 'NOT_FOUND', 'The requested resource does not exist');
+const NOT_FOUND = () => new SfError(404, "NOT_FOUND", "The requested resource does not exist");
 
 function jsonWithVersion(obj: Record<string, unknown>): string {
   // apiVersion is a JSON number written with its fractional digit, e.g. 62.0
@@ -61,8 +61,8 @@ function jsonWithVersion(obj: Record<string, unknown>): string {
 export class BulkJobs {
   readonly jobs = new Map<string, BulkJob>();
   behaviour: BulkBehaviour;
-  private failNext: { count: number; message: string } = { count: 0, message: '' };
-  private readonly ids = new IdFactory('Qb');
+  private failNext: { count: number; message: string } = { count: 0, message: "" };
+  private readonly ids = new IdFactory("Qb");
   private readonly org: OrgModel;
   private readonly clock: () => number;
   /** Timestamps of job creations (for the rolling 24 h DailyBulkV2QueryJobs figure). */
@@ -85,31 +85,46 @@ export class BulkJobs {
   }
 
   create(body: unknown, userId: string, version: string): string {
-    if (!body || typeof body !== 'object') throw new SfError(400, 'JSON_PARSER_ERROR', 'The request body is not a JSON object');
+    if (!body || typeof body !== "object") throw new SfError(400, "JSON_PARSER_ERROR", "The request body is not a JSON object");
     const b = body as Record<string, unknown>;
     const operation = b.operation;
-    if (operation !== 'query' && operation !== 'queryAll') {
-      throw new SfError(400, 'INVALIDJOB', `Invalid job operation: ${String(operation)}. Query jobs accept query or queryAll`);
+    if (operation !== "query" && operation !== "queryAll") {
+      throw new SfError(400, "INVALIDJOB", `Invalid job operation: ${String(operation)}. Query jobs accept query or queryAll`);
     }
-    if (typeof b.query !== 'string' || b.query.trim() === '') throw new SfError(400, 'INVALIDJOB', 'A query is required');
-    if (b.contentType !== undefined && b.contentType !== 'CSV') throw new SfError(400, 'INVALIDJOB', `Unsupported content type: ${String(b.contentType)}`);
-    const delim = (b.columnDelimiter as string | undefined) ?? 'COMMA';
-    if (!(delim in COLUMN_DELIMITERS)) throw new SfError(400, 'INVALIDJOB', `Invalid column delimiter: ${delim}`);
-    const le = (b.lineEnding as string | undefined) ?? 'LF';
-    if (le !== 'LF' && le !== 'CRLF') throw new SfError(400, 'INVALIDJOB', `Invalid line ending: ${le}`);
+    if (typeof b.query !== "string" || b.query.trim() === "") throw new SfError(400, "INVALIDJOB", "A query is required");
+    if (b.contentType !== undefined && b.contentType !== "CSV") throw new SfError(400, "INVALIDJOB", `Unsupported content type: ${String(b.contentType)}`);
+    const delim = (b.columnDelimiter as string | undefined) ?? "COMMA";
+    if (!(delim in COLUMN_DELIMITERS)) throw new SfError(400, "INVALIDJOB", `Invalid column delimiter: ${delim}`);
+    const le = (b.lineEnding as string | undefined) ?? "LF";
+    if (le !== "LF" && le !== "CRLF") throw new SfError(400, "INVALIDJOB", `Invalid line ending: ${le}`);
     const cq = compileQuery(this.org, b.query, { now: this.clock() });
-    if (cq.bulkUnsupported) throw new SfError(400, 'INVALIDJOB', `Bulk API 2.0 query jobs do not support ${cq.bulkUnsupported}`);
+    if (cq.bulkUnsupported) throw new SfError(400, "INVALIDJOB", `Bulk API 2.0 query jobs do not support ${cq.bulkUnsupported}`);
     const now = this.clock();
     const job: BulkJob = {
-      id: this.ids.next('750'), operation, object: cq.model.name, soql: b.query, cq, createdById: userId,
-      createdDate: now, systemModstamp: now, state: 'UploadComplete', apiVersion: version, lineEnding: le,
-      columnDelimiter: delim, polls: 0, stateSince: now, completedAt: null, rows: null, errorMessage: null, failWith: null,
+      id: this.ids.next("750"),
+      operation,
+      object: cq.model.name,
+      soql: b.query,
+      cq,
+      createdById: userId,
+      createdDate: now,
+      systemModstamp: now,
+      state: "UploadComplete",
+      apiVersion: version,
+      lineEnding: le,
+      columnDelimiter: delim,
+      polls: 0,
+      stateSince: now,
+      completedAt: null,
+      rows: null,
+      errorMessage: null,
+      failWith: null,
     };
     if (this.failNext.count > 0) {
       this.failNext.count--;
       job.failWith = this.failNext.message;
     } else if (this.behaviour.failQueriesMatching?.test(job.soql)) {
-      job.failWith = 'Simulated failure (failQueriesMatching)';
+      job.failWith = "Simulated failure (failQueriesMatching)";
     }
     this.jobs.set(job.id, job);
     this.created.push(now);
@@ -136,11 +151,11 @@ export class BulkJobs {
     job.polls++;
     for (;;) {
       const elapsed = this.clock() - job.stateSince;
-      if (job.state === 'UploadComplete' && job.polls >= this.behaviour.pollsInUploadComplete && elapsed >= this.behaviour.minMsPerState) {
-        this.transition(job, 'InProgress');
+      if (job.state === "UploadComplete" && job.polls >= this.behaviour.pollsInUploadComplete && elapsed >= this.behaviour.minMsPerState) {
+        this.transition(job, "InProgress");
         continue;
       }
-      if (job.state === 'InProgress' && job.polls >= this.behaviour.pollsInProgress && elapsed >= this.behaviour.minMsPerState) {
+      if (job.state === "InProgress" && job.polls >= this.behaviour.pollsInProgress && elapsed >= this.behaviour.minMsPerState) {
         this.complete(job);
       }
       break;
@@ -151,87 +166,94 @@ export class BulkJobs {
   private complete(job: BulkJob): void {
     if (job.failWith !== null) {
       job.errorMessage = job.failWith;
-      this.transition(job, 'Failed');
+      this.transition(job, "Failed");
       return;
     }
-    job.rows = executeQuery(job.cq, job.operation === 'queryAll');
+    job.rows = executeQuery(job.cq, job.operation === "queryAll");
     job.completedAt = this.clock();
-    this.transition(job, 'JobComplete');
+    this.transition(job, "JobComplete");
   }
 
   /** Test control: fail a job now (if it has not finished). */
   fail(id: string, message: string): boolean {
     const job = this.jobs.get(id);
-    if (!job || job.state === 'JobComplete' || job.state === 'Aborted' || job.state === 'Failed') return false;
+    if (!job || job.state === "JobComplete" || job.state === "Aborted" || job.state === "Failed") return false;
     job.errorMessage = message;
-    this.transition(job, 'Failed');
+    this.transition(job, "Failed");
     return true;
   }
 
   abort(id: string, body: unknown): string {
     const job = this.get(id);
     const state = (body as Record<string, unknown> | null)?.state;
-    if (state !== 'Aborted') throw new SfError(400, 'INVALIDJOBSTATE', `Invalid state: ${String(state)}. Only Aborted can be set on a query job`);
-    if (job.state !== 'UploadComplete' && job.state !== 'InProgress') {
-      throw new SfError(400, 'INVALIDJOBSTATE', `Job ${job.id} is ${job.state} and can no longer be aborted`);
+    if (state !== "Aborted") throw new SfError(400, "INVALIDJOBSTATE", `Invalid state: ${String(state)}. Only Aborted can be set on a query job`);
+    if (job.state !== "UploadComplete" && job.state !== "InProgress") {
+      throw new SfError(400, "INVALIDJOBSTATE", `Job ${job.id} is ${job.state} and can no longer be aborted`);
     }
-    this.transition(job, 'Aborted');
+    this.transition(job, "Aborted");
     return this.infoJson(job, false);
   }
 
   delete(id: string): void {
     const job = this.get(id);
     // Salesforce deletes jobs in UploadComplete, JobComplete, Aborted or Failed state
-    if (job.state === 'InProgress') {
-      throw new SfError(400, 'INVALIDJOBSTATE', `Job ${job.id} is InProgress: abort it before deleting it`);
+    if (job.state === "InProgress") {
+      throw new SfError(400, "INVALIDJOBSTATE", `Job ${job.id} is InProgress: abort it before deleting it`);
     }
     this.jobs.delete(id);
   }
 
   list(): string {
     const records = [...this.jobs.values()].map((j) => this.infoJson(j, false));
-    return `{"done":true,"records":[${records.join(',')}],"nextRecordsUrl":null}`;
+    return `{"done":true,"records":[${records.join(",")}],"nextRecordsUrl":null}`;
   }
 
   results(id: string, version: string, locator: string | null, maxRecordsRaw: string | null): { csv: string; locator: string; count: number } {
     const job = this.get(id);
     if (job.apiVersion !== version) {
-      throw new SfError(409, 'INVALIDVERSION', `Job ${job.id} was created with API version ${job.apiVersion}; get its results with the same version`);
+      throw new SfError(409, "INVALIDVERSION", `Job ${job.id} was created with API version ${job.apiVersion}; get its results with the same version`);
     }
-    if (job.state !== 'JobComplete' || !job.rows) {
-      throw new SfError(412, 'JOB_NOT_COMPLETE', `Job ${job.id} is ${job.state}: results are available once it is JobComplete`);
+    if (job.state !== "JobComplete" || !job.rows) {
+      throw new SfError(412, "JOB_NOT_COMPLETE", `Job ${job.id} is ${job.state}: results are available once it is JobComplete`);
     }
     let offset = 0;
-    if (locator !== null && locator !== '') {
-      const decoded = Buffer.from(locator, 'base64url').toString('utf8').split(':');
+    if (locator !== null && locator !== "") {
+      const decoded = Buffer.from(locator, "base64url").toString("utf8").split(":");
       const n = Number(decoded[2]);
       if (decoded.length !== 3 || decoded[1] !== job.id || !Number.isInteger(n) || n < 0 || n > job.rows.length) {
-        throw new SfError(400, 'INVALIDLOCATOR', `Invalid locator: ${locator}`);
+        throw new SfError(400, "INVALIDLOCATOR", `Invalid locator: ${locator}`);
       }
       offset = n;
     }
     let pageSize = this.behaviour.resultsPageSize;
     if (maxRecordsRaw !== null) {
       const m = Number(maxRecordsRaw);
-      if (!Number.isInteger(m) || m <= 0) throw new SfError(400, 'INVALID_PARAMETER', `maxRecords must be a positive integer: ${maxRecordsRaw}`);
+      if (!Number.isInteger(m) || m <= 0) throw new SfError(400, "INVALID_PARAMETER", `maxRecords must be a positive integer: ${maxRecordsRaw}`);
       pageSize = m;
     }
     const end = Math.min(job.rows.length, offset + pageSize);
-    const delim = COLUMN_DELIMITERS[job.columnDelimiter] ?? ',';
-    const eol = job.lineEnding === 'CRLF' ? '\r\n' : '\n';
+    const delim = COLUMN_DELIMITERS[job.columnDelimiter] ?? ",";
+    const eol = job.lineEnding === "CRLF" ? "\r\n" : "\n";
     const lines = [csvHeader(job.cq, delim)];
     for (let k = offset; k < end; k++) lines.push(csvRow(job.cq, job.rows[k]!, delim));
-    const next = end < job.rows.length ? Buffer.from(`${Math.floor(end / pageSize)}:${job.id}:${end}`).toString('base64url') : 'null';
+    const next = end < job.rows.length ? Buffer.from(`${Math.floor(end / pageSize)}:${job.id}:${end}`).toString("base64url") : "null";
     return { csv: lines.join(eol) + eol, locator: next, count: end - offset };
   }
 
   private info(job: BulkJob, detailed: boolean): Record<string, unknown> {
     const o: Record<string, unknown> = {
-      id: job.id, operation: job.operation, object: job.object, createdById: job.createdById,
-      createdDate: restDateTime(job.createdDate), systemModstamp: restDateTime(job.systemModstamp), state: job.state,
-      concurrencyMode: 'Parallel', contentType: 'CSV', apiVersion: job.apiVersion,
+      id: job.id,
+      operation: job.operation,
+      object: job.object,
+      createdById: job.createdById,
+      createdDate: restDateTime(job.createdDate),
+      systemModstamp: restDateTime(job.systemModstamp),
+      state: job.state,
+      concurrencyMode: "Parallel",
+      contentType: "CSV",
+      apiVersion: job.apiVersion,
     };
-    if (detailed) o.jobType = 'V2Query';
+    if (detailed) o.jobType = "V2Query";
     o.lineEnding = job.lineEnding;
     o.columnDelimiter = job.columnDelimiter;
     if (detailed) {

@@ -2,15 +2,15 @@
 // budget, fault rules, counters and admin stats, query cursors, and the record changes the controls and the
 // admin API make. The HTTP forms of these controls are in control-routes.ts.
 
-import { StatsBook, Tally, type RouteStats } from '../kit/counters.ts';
-import { FaultRules, globPathTest } from '../kit/faults.ts';
-import { bulkBehaviour, BulkJobs } from './bulk.ts';
-import type { BulkBehaviour } from './bulk.ts';
-import { IdFactory, isIdString, normalizeId } from './ids.ts';
-import { DataError, normalizeSimData, OrgModel } from './model.ts';
-import { OAuthStore } from './oauth.ts';
-import type { CompiledQuery } from './soql.ts';
-import type { SalesforceSimData, SimBulkSettings, SimFaultRule, SimRecord } from './types.ts';
+import { StatsBook, Tally, type RouteStats } from "../kit/counters.ts";
+import { FaultRules, globPathTest } from "../kit/faults.ts";
+import { bulkBehaviour, BulkJobs } from "./bulk.ts";
+import type { BulkBehaviour } from "./bulk.ts";
+import { IdFactory, isIdString, normalizeId } from "./ids.ts";
+import { DataError, normalizeSimData, OrgModel } from "./model.ts";
+import { OAuthStore } from "./oauth.ts";
+import type { CompiledQuery } from "./soql.ts";
+import type { SalesforceSimData, SimBulkSettings, SimFaultRule, SimRecord } from "./types.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -57,11 +57,15 @@ class ApiUsage {
 
 /** The answer a fault with this status gives when the rule names no error code or message. */
 export function defaultFaultError(status: number): { errorCode: string; message: string } {
-  if (status === 401) return { errorCode: 'INVALID_SESSION_ID', message: 'Session expired or invalid' };
-  if (status === 403) return { errorCode: 'REQUEST_LIMIT_EXCEEDED', message: 'TotalRequests Limit exceeded.' };
-  if (status === 503) return { errorCode: 'SERVER_UNAVAILABLE', message: 'Server temporarily unavailable. Please try again later.' };
-  if (status >= 500) return { errorCode: 'UNKNOWN_EXCEPTION', message: 'An unexpected error occurred. Please include this ErrorId if you contact support: 1949384578-12345 (-1234567890)' };
-  return { errorCode: 'SIMULATED_FAULT', message: `Simulated fault (HTTP ${status})` };
+  if (status === 401) return { errorCode: "INVALID_SESSION_ID", message: "Session expired or invalid" };
+  if (status === 403) return { errorCode: "REQUEST_LIMIT_EXCEEDED", message: "TotalRequests Limit exceeded." };
+  if (status === 503) return { errorCode: "SERVER_UNAVAILABLE", message: "Server temporarily unavailable. Please try again later." };
+  if (status >= 500)
+    return {
+      errorCode: "UNKNOWN_EXCEPTION",
+      message: "An unexpected error occurred. Please include this ErrorId if you contact support: 1949384578-12345 (-1234567890)",
+    };
+  return { errorCode: "SIMULATED_FAULT", message: `Simulated fault (HTTP ${status})` };
 }
 
 // ---------- query cursors ----------
@@ -83,7 +87,7 @@ export class SalesforceSimControls {
   readonly oauth: OAuthStore;
   readonly bulk: BulkJobs;
   readonly usage: ApiUsage;
-  readonly faultRules = new FaultRules<SimFaultRule>({ pathTest: globPathTest, spentRules: 'once' });
+  readonly faultRules = new FaultRules<SimFaultRule>({ pathTest: globPathTest, spentRules: "once" });
   queryPageSize: number;
   queryBatchSizeMin: number;
   queryBatchSizeMax: number;
@@ -92,9 +96,9 @@ export class SalesforceSimControls {
   /** Per-route request counts for /__admin/stats (reset independently of the counters). */
   readonly statCounts = new StatsBook();
   readonly cursors = new Map<string, Cursor>();
-  readonly cursorIds = new IdFactory('Qb');
+  readonly cursorIds = new IdFactory("Qb");
   /** Filled once listening. */
-  baseUrl = '';
+  baseUrl = "";
 
   readonly clock: () => number;
 
@@ -103,13 +107,13 @@ export class SalesforceSimControls {
     const data = normalizeSimData(input);
     this.org = new OrgModel(data, baseDir, clock);
     const o = data.org ?? {};
-    const users = this.org.model('User')!;
+    const users = this.org.model("User")!;
     const resolveUser = (ref: string): string | undefined => {
       if (isIdString(ref)) {
         const id = normalizeId(ref);
         return users.records.has(id) ? id : undefined;
       }
-      for (const u of users.records.values()) if (String(u.Username ?? '').toLowerCase() === ref.toLowerCase()) return u.Id as string;
+      for (const u of users.records.values()) if (String(u.Username ?? "").toLowerCase() === ref.toLowerCase()) return u.Id as string;
       return undefined;
     };
     this.oauth = new OAuthStore(data.oauth ?? {}, this.org.org.id, clock, resolveUser, () => this.org.defaultUserId);
@@ -124,49 +128,97 @@ export class SalesforceSimControls {
 
   // --- tokens ---
   /** Mints an access token and a refresh token for a user (id or Username; default the first user). */
-  issueTokens(opts: { user?: string; clientId?: string } = {}): { accessToken: string; refreshToken: string; instanceUrl: string; id: string; clientId: string; clientSecret: string } {
+  issueTokens(opts: { user?: string; clientId?: string } = {}): {
+    accessToken: string;
+    refreshToken: string;
+    instanceUrl: string;
+    id: string;
+    clientId: string;
+    clientSecret: string;
+  } {
     const client = opts.clientId ? this.oauth.clients.get(opts.clientId) : this.oauth.firstClient;
     if (!client) throw new Error(`unknown clientId ${String(opts.clientId)}`);
     let userId = this.org.defaultUserId;
     if (opts.user) {
-      const users = this.org.model('User')!;
-      const id = isIdString(opts.user) ? normalizeId(opts.user) : [...users.records.values()].find((u) => u.Username === opts.user)?.Id as string | undefined;
+      const users = this.org.model("User")!;
+      const id = isIdString(opts.user) ? normalizeId(opts.user) : ([...users.records.values()].find((u) => u.Username === opts.user)?.Id as string | undefined);
       if (!id || !users.records.has(id)) throw new Error(`unknown user ${opts.user}`);
       userId = id;
     }
     const rt = this.oauth.issueRefresh(userId, client.clientId);
     const at = this.oauth.issueAccess(userId, client.clientId, rt.token);
-    return { accessToken: at.token, refreshToken: rt.token, instanceUrl: this.baseUrl, id: `${this.baseUrl}/id/${this.org.org.id}/${userId}`, clientId: client.clientId, clientSecret: client.clientSecret };
+    return {
+      accessToken: at.token,
+      refreshToken: rt.token,
+      instanceUrl: this.baseUrl,
+      id: `${this.baseUrl}/id/${this.org.org.id}/${userId}`,
+      clientId: client.clientId,
+      clientSecret: client.clientSecret,
+    };
   }
-  expireAllAccessTokens(): number { return this.oauth.expireAllAccessTokens(); }
-  revokeRefreshToken(token: string): boolean { return this.oauth.revokeRefreshToken(token); }
-  revokeAllRefreshTokens(): number { return this.oauth.revokeAllRefreshTokens(); }
-  setRefreshTokenRotation(on: boolean): void { this.oauth.setRotation(on); }
-  setAccessTokenLifetime(seconds: number): void { this.oauth.accessTokenLifetimeMs = seconds * 1000; }
+  expireAllAccessTokens(): number {
+    return this.oauth.expireAllAccessTokens();
+  }
+  revokeRefreshToken(token: string): boolean {
+    return this.oauth.revokeRefreshToken(token);
+  }
+  revokeAllRefreshTokens(): number {
+    return this.oauth.revokeAllRefreshTokens();
+  }
+  setRefreshTokenRotation(on: boolean): void {
+    this.oauth.setRotation(on);
+  }
+  setAccessTokenLifetime(seconds: number): void {
+    this.oauth.accessTokenLifetimeMs = seconds * 1000;
+  }
 
   // --- limits ---
-  apiUsage(): { used: number; limit: number } { return { used: this.usage.used(), limit: this.usage.limit }; }
-  setApiUsage(used: number): void { this.usage.set(used); }
-  setDailyApiLimit(limit: number): void { this.usage.limit = limit; }
+  apiUsage(): { used: number; limit: number } {
+    return { used: this.usage.used(), limit: this.usage.limit };
+  }
+  setApiUsage(used: number): void {
+    this.usage.set(used);
+  }
+  setDailyApiLimit(limit: number): void {
+    this.usage.limit = limit;
+  }
 
   // --- faults ---
   addFault(rule: SimFaultRule): void {
-    if (!rule || typeof rule.path !== 'string') throw new Error('a fault rule needs a "path"');
+    if (!rule || typeof rule.path !== "string") throw new Error('a fault rule needs a "path"');
     this.faultRules.add(rule);
   }
-  clearFaults(): void { this.faultRules.clear(); }
-  faults(): (SimFaultRule & { remaining: number })[] { return this.faultRules.list(); }
-  takeFault(method: string, path: string): SimFaultRule | undefined { return this.faultRules.take(method, path); }
+  clearFaults(): void {
+    this.faultRules.clear();
+  }
+  faults(): (SimFaultRule & { remaining: number })[] {
+    return this.faultRules.list();
+  }
+  takeFault(method: string, path: string): SimFaultRule | undefined {
+    return this.faultRules.take(method, path);
+  }
 
   // --- counters ---
-  count(key: string): void { this.counts.add(key); }
-  counters(): Record<string, number> { return this.counts.snapshot(); }
-  resetCounters(): void { this.counts.clear(); }
+  count(key: string): void {
+    this.counts.add(key);
+  }
+  counters(): Record<string, number> {
+    return this.counts.snapshot();
+  }
+  resetCounters(): void {
+    this.counts.clear();
+  }
 
   // --- admin stats (/__admin/stats) ---
-  countRoute(route: string): void { this.statCounts.count(route); }
-  stats(): AdminStats { return this.statCounts.stats(); }
-  resetStats(): void { this.statCounts.reset(); }
+  countRoute(route: string): void {
+    this.statCounts.count(route);
+  }
+  stats(): AdminStats {
+    return this.statCounts.stats();
+  }
+  resetStats(): void {
+    this.statCounts.reset();
+  }
 
   // --- records ---
   private modelOrThrow(object: string) {
@@ -193,7 +245,7 @@ export class SalesforceSimControls {
    * nothing. New records and updates without SystemModstamp / LastModifiedDate get the current time in them.
    */
   adminUpsert(object: unknown, records: unknown): { object: string; ids: string[]; created: number; updated: number } {
-    if (typeof object !== 'string' || object === '') throw new DataError('"object" must be an sObject name');
+    if (typeof object !== "string" || object === "") throw new DataError('"object" must be an sObject name');
     if (!Array.isArray(records)) throw new DataError('"records" must be an array of records');
     const m = this.org.model(object);
     if (!m) throw new DataError(`unknown object ${object}`);
@@ -202,12 +254,13 @@ export class SalesforceSimControls {
     let created = 0;
     try {
       records.forEach((r: unknown, i) => {
-        if (r === null || typeof r !== 'object' || Array.isArray(r)) throw new DataError(`records[${i}] must be an object`);
+        if (r === null || typeof r !== "object" || Array.isArray(r)) throw new DataError(`records[${i}] must be an object`);
         const rec = r as SimRecord;
         const given = rec.Id ?? rec.id;
         let key: string | undefined;
-        if (given !== undefined && given !== null && given !== '') {
-          if (typeof given !== 'string' || !isIdString(given)) throw new DataError(`records[${i}].Id is not a 15- or 18-character id: ${JSON.stringify(given)}`);
+        if (given !== undefined && given !== null && given !== "") {
+          if (typeof given !== "string" || !isIdString(given))
+            throw new DataError(`records[${i}].Id is not a 15- or 18-character id: ${JSON.stringify(given)}`);
           key = normalizeId(given);
         }
         const before = key === undefined ? undefined : m.records.get(key);
@@ -233,8 +286,8 @@ export class SalesforceSimControls {
 
   /** `POST /__admin/delete`: moves records to the recycle bin (IsDeleted = true, seen by queryAll only). */
   adminDelete(object: unknown, ids: unknown): { object: string; deleted: string[]; notFound: string[] } {
-    if (typeof object !== 'string' || object === '') throw new DataError('"object" must be an sObject name');
-    if (!Array.isArray(ids) || ids.some((x) => typeof x !== 'string')) throw new DataError('"ids" must be an array of record ids');
+    if (typeof object !== "string" || object === "") throw new DataError('"object" must be an sObject name');
+    if (!Array.isArray(ids) || ids.some((x) => typeof x !== "string")) throw new DataError('"ids" must be an array of record ids');
     const m = this.org.model(object);
     if (!m) throw new DataError(`unknown object ${object}`);
     const deleted: string[] = [];
@@ -242,7 +295,10 @@ export class SalesforceSimControls {
     for (const id of ids as string[]) {
       const key = isIdString(id) ? normalizeId(id) : undefined;
       const rec = key === undefined ? undefined : m.records.get(key);
-      if (!rec || rec.IsDeleted === true || key === undefined) { notFound.push(id); continue; }
+      if (!rec || rec.IsDeleted === true || key === undefined) {
+        notFound.push(id);
+        continue;
+      }
       this.org.softDelete(m, key);
       deleted.push(key);
     }
@@ -267,8 +323,12 @@ export class SalesforceSimControls {
       dailyQueryJobLimit: s.dailyQueryJobLimit ?? cur.dailyQueryJobLimit,
     };
   }
-  failNextBulkJobs(count: number, message = 'Simulated failure'): void { this.bulk.failNextJobs(count, message); }
-  failBulkJob(id: string, message = 'Simulated failure'): boolean { return this.bulk.fail(id, message); }
+  failNextBulkJobs(count: number, message = "Simulated failure"): void {
+    this.bulk.failNextJobs(count, message);
+  }
+  failBulkJob(id: string, message = "Simulated failure"): boolean {
+    return this.bulk.fail(id, message);
+  }
 
   summary(): Record<string, unknown> {
     const objects: Record<string, { records: number; deleted: number; keyPrefix: string | null }> = {};
@@ -278,14 +338,19 @@ export class SalesforceSimControls {
       objects[m.name] = { records: m.records.size, deleted, keyPrefix: m.keyPrefix };
     }
     return {
-      url: this.baseUrl, org: this.org.org, objects, apiUsage: this.apiUsage(),
+      url: this.baseUrl,
+      org: this.org.org,
+      objects,
+      apiUsage: this.apiUsage(),
       oauth: {
         clients: [...this.oauth.clients.values()].map((c) => ({ clientId: c.clientId, rotateRefreshTokens: this.oauth.rotates(c) })),
-        rotateRefreshTokens: this.oauth.rotateRefreshTokens, accessTokenLifetimeSeconds: this.oauth.accessTokenLifetimeMs / 1000,
+        rotateRefreshTokens: this.oauth.rotateRefreshTokens,
+        accessTokenLifetimeSeconds: this.oauth.accessTokenLifetimeMs / 1000,
         refreshTokens: [...this.oauth.refresh.values()].filter((r) => !r.revoked).length,
       },
       bulk: { ...this.bulk.behaviour, failQueriesMatching: this.bulk.behaviour.failQueriesMatching?.source ?? null, jobs: this.bulk.jobs.size },
-      queryPageSize: this.queryPageSize, faults: this.faults(),
+      queryPageSize: this.queryPageSize,
+      faults: this.faults(),
     };
   }
 }

@@ -2,87 +2,233 @@
 // keys per field) to the full DescribeSObjectResult shape, builds describeGlobal entries, and synthesizes
 // describes for objects the data file declares without one (User when absent, CurrencyType, custom objects).
 
-import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { FieldDescribe, SObjectDescribe } from './types.ts';
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FieldDescribe, SObjectDescribe } from "./types.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const BUILTIN_DESCRIBE_DIR = join(HERE, 'describes');
+const BUILTIN_DESCRIBE_DIR = join(HERE, "describes");
 
 /** Key prefixes of standard objects (from real describes, Salesforce help 000385203, walling/sfid prefixes.json). */
 export const KNOWN_KEY_PREFIXES: Record<string, string> = {
-  Account: '001', Note: '002', Contact: '003', User: '005', Opportunity: '006', Lead: '00Q', Task: '00T',
-  Event: '00U', Case: '500', Campaign: '701', CampaignMember: '00v', OpportunityContactRole: '00K',
-  OpportunityLineItem: '00k', Organization: '00D', RecordType: '012', UserRole: '00E', Group: '00G',
-  Profile: '00e', Pricebook2: '01s', Product2: '01t', PricebookEntry: '01u', Asset: '02i', EmailMessage: '02s',
-  Contract: '800', Order: '801', OpportunityHistory: '008', DatedConversionRate: '04w',
+  Account: "001",
+  Note: "002",
+  Contact: "003",
+  User: "005",
+  Opportunity: "006",
+  Lead: "00Q",
+  Task: "00T",
+  Event: "00U",
+  Case: "500",
+  Campaign: "701",
+  CampaignMember: "00v",
+  OpportunityContactRole: "00K",
+  OpportunityLineItem: "00k",
+  Organization: "00D",
+  RecordType: "012",
+  UserRole: "00E",
+  Group: "00G",
+  Profile: "00e",
+  Pricebook2: "01s",
+  Product2: "01t",
+  PricebookEntry: "01u",
+  Asset: "02i",
+  EmailMessage: "02s",
+  Contract: "800",
+  Order: "801",
+  OpportunityHistory: "008",
+  DatedConversionRate: "04w",
 };
 
 const SOAP_TYPES: Record<string, string> = {
-  id: 'tns:ID', reference: 'tns:ID', boolean: 'xsd:boolean', int: 'xsd:int', long: 'xsd:long', double: 'xsd:double',
-  currency: 'xsd:double', percent: 'xsd:double', date: 'xsd:date', datetime: 'xsd:dateTime', time: 'xsd:time',
-  address: 'urn:address', location: 'urn:location', base64: 'xsd:base64Binary', anyType: 'xsd:anyType',
+  id: "tns:ID",
+  reference: "tns:ID",
+  boolean: "xsd:boolean",
+  int: "xsd:int",
+  long: "xsd:long",
+  double: "xsd:double",
+  currency: "xsd:double",
+  percent: "xsd:double",
+  date: "xsd:date",
+  datetime: "xsd:dateTime",
+  time: "xsd:time",
+  address: "urn:address",
+  location: "urn:location",
+  base64: "xsd:base64Binary",
+  anyType: "xsd:anyType",
 };
 
 const FIELD_DEFAULTS: Record<string, unknown> = {
-  aggregatable: true, aiPredictionField: false, autoNumber: false, byteLength: 0, calculated: false,
-  calculatedFormula: null, cascadeDelete: false, caseSensitive: false, compoundFieldName: null, controllerName: null,
-  createable: true, custom: false, defaultValue: null, defaultValueFormula: null, defaultedOnCreate: false,
-  dependentPicklist: false, deprecatedAndHidden: false, digits: 0, displayLocationInDecimal: false, encrypted: false,
-  externalId: false, extraTypeInfo: null, filterable: true, filteredLookupInfo: null,
-  formulaTreatNullNumberAsZero: false, groupable: true, highScaleNumber: false, htmlFormatted: false, idLookup: false,
-  inlineHelpText: null, label: '', length: 0, mask: null, maskType: null, name: '', nameField: false,
-  namePointing: false, nillable: true, permissionable: true, picklistValues: [], polymorphicForeignKey: false,
-  precision: 0, queryByDistance: false, referenceTargetField: null, referenceTo: [], relationshipName: null,
-  relationshipOrder: null, restrictedDelete: false, restrictedPicklist: false, scale: 0, searchPrefilterable: false,
-  soapType: 'xsd:string', sortable: true, type: 'string', unique: false, updateable: true,
+  aggregatable: true,
+  aiPredictionField: false,
+  autoNumber: false,
+  byteLength: 0,
+  calculated: false,
+  calculatedFormula: null,
+  cascadeDelete: false,
+  caseSensitive: false,
+  compoundFieldName: null,
+  controllerName: null,
+  createable: true,
+  custom: false,
+  defaultValue: null,
+  defaultValueFormula: null,
+  defaultedOnCreate: false,
+  dependentPicklist: false,
+  deprecatedAndHidden: false,
+  digits: 0,
+  displayLocationInDecimal: false,
+  encrypted: false,
+  externalId: false,
+  extraTypeInfo: null,
+  filterable: true,
+  filteredLookupInfo: null,
+  formulaTreatNullNumberAsZero: false,
+  groupable: true,
+  highScaleNumber: false,
+  htmlFormatted: false,
+  idLookup: false,
+  inlineHelpText: null,
+  label: "",
+  length: 0,
+  mask: null,
+  maskType: null,
+  name: "",
+  nameField: false,
+  namePointing: false,
+  nillable: true,
+  permissionable: true,
+  picklistValues: [],
+  polymorphicForeignKey: false,
+  precision: 0,
+  queryByDistance: false,
+  referenceTargetField: null,
+  referenceTo: [],
+  relationshipName: null,
+  relationshipOrder: null,
+  restrictedDelete: false,
+  restrictedPicklist: false,
+  scale: 0,
+  searchPrefilterable: false,
+  soapType: "xsd:string",
+  sortable: true,
+  type: "string",
+  unique: false,
+  updateable: true,
   writeRequiresMasterRead: false,
 };
 
 const OBJECT_DEFAULTS: Record<string, unknown> = {
-  actionOverrides: [], activateable: false, childRelationships: [], compactLayoutable: true, createable: true,
-  custom: false, customSetting: false, deepCloneable: false, defaultImplementation: null, deletable: true,
-  deprecatedAndHidden: false, extendedBy: null, extendsInterfaces: null, feedEnabled: false, hasSubtypes: false,
-  implementedBy: null, implementsInterfaces: null, isInterface: false, isSubtype: false, keyPrefix: null, label: '',
-  labelPlural: '', layoutable: true, listviewable: null, lookupLayoutable: null, mergeable: false, mruEnabled: true,
-  name: '', namedLayoutInfos: [], networkScopeFieldName: null, queryable: true, recordTypeInfos: [],
-  replicateable: true, retrieveable: true, searchLayoutable: true, searchable: true, supportedScopes: [],
-  triggerable: true, undeletable: true, updateable: true, urls: {},
+  actionOverrides: [],
+  activateable: false,
+  childRelationships: [],
+  compactLayoutable: true,
+  createable: true,
+  custom: false,
+  customSetting: false,
+  deepCloneable: false,
+  defaultImplementation: null,
+  deletable: true,
+  deprecatedAndHidden: false,
+  extendedBy: null,
+  extendsInterfaces: null,
+  feedEnabled: false,
+  hasSubtypes: false,
+  implementedBy: null,
+  implementsInterfaces: null,
+  isInterface: false,
+  isSubtype: false,
+  keyPrefix: null,
+  label: "",
+  labelPlural: "",
+  layoutable: true,
+  listviewable: null,
+  lookupLayoutable: null,
+  mergeable: false,
+  mruEnabled: true,
+  name: "",
+  namedLayoutInfos: [],
+  networkScopeFieldName: null,
+  queryable: true,
+  recordTypeInfos: [],
+  replicateable: true,
+  retrieveable: true,
+  searchLayoutable: true,
+  searchable: true,
+  supportedScopes: [],
+  triggerable: true,
+  undeletable: true,
+  updateable: true,
+  urls: {},
 };
 
 /** Keys of a describeGlobal entry, in the order of the real recording. */
 const GLOBAL_KEYS = [
-  'activateable', 'associateEntityType', 'associateParentEntity', 'createable', 'custom', 'customSetting',
-  'deepCloneable', 'deletable', 'deprecatedAndHidden', 'feedEnabled', 'hasSubtypes', 'isInterface', 'isSubtype',
-  'keyPrefix', 'label', 'labelPlural', 'layoutable', 'mergeable', 'mruEnabled', 'name', 'queryable', 'replicateable',
-  'retrieveable', 'searchable', 'triggerable', 'undeletable', 'updateable', 'urls',
+  "activateable",
+  "associateEntityType",
+  "associateParentEntity",
+  "createable",
+  "custom",
+  "customSetting",
+  "deepCloneable",
+  "deletable",
+  "deprecatedAndHidden",
+  "feedEnabled",
+  "hasSubtypes",
+  "isInterface",
+  "isSubtype",
+  "keyPrefix",
+  "label",
+  "labelPlural",
+  "layoutable",
+  "mergeable",
+  "mruEnabled",
+  "name",
+  "queryable",
+  "replicateable",
+  "retrieveable",
+  "searchable",
+  "triggerable",
+  "undeletable",
+  "updateable",
+  "urls",
 ];
 
 function typeDefaults(type: string): Record<string, unknown> {
-  const soapType = SOAP_TYPES[type] ?? 'xsd:string';
+  const soapType = SOAP_TYPES[type] ?? "xsd:string";
   switch (type) {
-    case 'id':
-      return { soapType, length: 18, byteLength: 18, nillable: false, idLookup: true, createable: false, updateable: false, defaultedOnCreate: true, permissionable: false };
-    case 'reference':
+    case "id":
+      return {
+        soapType,
+        length: 18,
+        byteLength: 18,
+        nillable: false,
+        idLookup: true,
+        createable: false,
+        updateable: false,
+        defaultedOnCreate: true,
+        permissionable: false,
+      };
+    case "reference":
       return { soapType, length: 18, byteLength: 18 };
-    case 'boolean':
+    case "boolean":
       return { soapType, nillable: false, defaultValue: false, defaultedOnCreate: true, groupable: true };
-    case 'int':
+    case "int":
       return { soapType, digits: 9, groupable: true };
-    case 'double':
-    case 'currency':
+    case "double":
+    case "currency":
       return { soapType, precision: 18, scale: 2, groupable: false };
-    case 'percent':
+    case "percent":
       return { soapType, precision: 3, scale: 0, groupable: false };
-    case 'date':
+    case "date":
       return { soapType, groupable: true };
-    case 'datetime':
+    case "datetime":
       return { soapType, groupable: false };
-    case 'textarea':
-      return { soapType, length: 32000, byteLength: 96000, groupable: false, sortable: false, filterable: false, extraTypeInfo: 'plaintextarea' };
-    case 'address':
-    case 'location':
+    case "textarea":
+      return { soapType, length: 32000, byteLength: 96000, groupable: false, sortable: false, filterable: false, extraTypeInfo: "plaintextarea" };
+    case "address":
+    case "location":
       return { soapType, aggregatable: false, groupable: false, sortable: false, createable: false, updateable: false };
     default:
       return { soapType, length: 255, byteLength: 765 };
@@ -94,7 +240,7 @@ function completeField(f: FieldDescribe): FieldDescribe {
   for (const [k, v] of Object.entries(f)) if (v !== undefined) out[k] = v;
   const refs = Array.isArray(out.referenceTo) ? (out.referenceTo as string[]) : [];
   if (f.polymorphicForeignKey === undefined) out.polymorphicForeignKey = refs.length > 1;
-  if (f.custom === undefined) out.custom = f.name.endsWith('__c');
+  if (f.custom === undefined) out.custom = f.name.endsWith("__c");
   return out as FieldDescribe;
 }
 
@@ -120,24 +266,25 @@ function versionedUrls(name: string, version: string, layoutable: boolean): Reco
 
 /** Completes a (possibly trimmed) describe; keeps every key the input has. */
 export function completeDescribe(d: SObjectDescribe, keyPrefix: string | null | undefined): SObjectDescribe {
-  if (!d || typeof d !== 'object' || typeof d.name !== 'string' || !Array.isArray(d.fields)) {
+  if (!d || typeof d !== "object" || typeof d.name !== "string" || !Array.isArray(d.fields)) {
     throw new Error('a describe needs at least "name" and "fields"');
   }
   const out: Record<string, unknown> = { ...OBJECT_DEFAULTS };
   for (const [k, v] of Object.entries(d)) if (v !== undefined) out[k] = v;
   out.label = d.label ?? d.name;
   out.labelPlural = d.labelPlural ?? `${String(out.label)}s`;
-  out.custom = d.custom ?? d.name.endsWith('__c');
+  out.custom = d.custom ?? d.name.endsWith("__c");
   if (keyPrefix !== undefined) out.keyPrefix = keyPrefix;
   else if (d.keyPrefix === undefined) out.keyPrefix = KNOWN_KEY_PREFIXES[d.name] ?? null;
-  if (!d.urls || Object.keys(d.urls).length === 0) out.urls = versionedUrls(d.name, '0.0', out.layoutable === true);
+  if (!d.urls || Object.keys(d.urls).length === 0) out.urls = versionedUrls(d.name, "0.0", out.layoutable === true);
   out.fields = d.fields.map(completeField);
   return out as unknown as SObjectDescribe;
 }
 
 /** Rewrites the API version in every `/services/data/vNN.N/` inside a JSON text (CumulusCI recordings use `vxx.0`). */
 export function rewriteVersion(jsonText: string, version: string): string {
-  return jsonText.replace(/\/services\/data\/v(?:[0-9]+\.[0-9]+|xx\.0|XX\.X)\//g, `/services/data/v${version}/`)
+  return jsonText
+    .replace(/\/services\/data\/v(?:[0-9]+\.[0-9]+|xx\.0|XX\.X)\//g, `/services/data/v${version}/`)
     .replace(/\/services\/data\/v(?:[0-9]+\.[0-9]+|xx\.0)"/g, `/services/data/v${version}"`);
 }
 
@@ -145,12 +292,12 @@ export function globalEntry(d: SObjectDescribe): Record<string, unknown> {
   const src = d as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of GLOBAL_KEYS) {
-    if (k === 'urls') {
+    if (k === "urls") {
       const urls = (src.urls ?? {}) as Record<string, string>;
       const keep: Record<string, string> = {};
-      for (const [uk, uv] of Object.entries(urls)) if (uv.startsWith('/services/')) keep[uk] = uv;
+      for (const [uk, uv] of Object.entries(urls)) if (uv.startsWith("/services/")) keep[uk] = uv;
       out.urls = keep;
-    } else if (k === 'associateEntityType' || k === 'associateParentEntity') {
+    } else if (k === "associateEntityType" || k === "associateParentEntity") {
       out[k] = src[k] ?? null;
     } else {
       out[k] = src[k] ?? OBJECT_DEFAULTS[k] ?? null;
@@ -161,9 +308,9 @@ export function globalEntry(d: SObjectDescribe): Record<string, unknown> {
 
 export function loadDescribeRef(ref: string, baseDir: string): SObjectDescribe {
   let path: string;
-  if (ref.startsWith('builtin:')) path = join(BUILTIN_DESCRIBE_DIR, `${ref.slice('builtin:'.length)}.json`);
+  if (ref.startsWith("builtin:")) path = join(BUILTIN_DESCRIBE_DIR, `${ref.slice("builtin:".length)}.json`);
   else path = isAbsolute(ref) ? ref : resolve(baseDir, ref);
-  const text = readFileSync(path, 'utf8');
+  const text = readFileSync(path, "utf8");
   return JSON.parse(text) as SObjectDescribe;
 }
 
@@ -186,10 +333,10 @@ export interface FieldSpec {
 }
 
 function field(spec: FieldSpec): FieldDescribe {
-  const f: FieldDescribe = { name: spec.name, type: spec.type, label: spec.label ?? spec.name.replace(/__c$/, '').replace(/_/g, ' ') };
+  const f: FieldDescribe = { name: spec.name, type: spec.type, label: spec.label ?? spec.name.replace(/__c$/, "").replace(/_/g, " ") };
   if (spec.referenceTo) {
     f.referenceTo = spec.referenceTo;
-    f.relationshipName = spec.relationshipName ?? (spec.name.endsWith('__c') ? spec.name.replace(/__c$/, '__r') : spec.name.replace(/Id$/, ''));
+    f.relationshipName = spec.relationshipName ?? (spec.name.endsWith("__c") ? spec.name.replace(/__c$/, "__r") : spec.name.replace(/Id$/, ""));
   }
   if (spec.nillable !== undefined) f.nillable = spec.nillable;
   if (spec.length !== undefined) f.length = spec.length;
@@ -199,85 +346,128 @@ function field(spec: FieldSpec): FieldDescribe {
   if (spec.compoundFieldName) f.compoundFieldName = spec.compoundFieldName;
   if (spec.extraTypeInfo) f.extraTypeInfo = spec.extraTypeInfo;
   if (spec.picklist) {
-    f.picklistValues = spec.picklist.map((v, i) => ({ active: true, defaultValue: i === 0 && spec.type === 'picklist' && spec.name === 'CurrencyIsoCode', label: v, validFor: null, value: v }));
-    f.restrictedPicklist = spec.name === 'CurrencyIsoCode';
+    f.picklistValues = spec.picklist.map((v, i) => ({
+      active: true,
+      defaultValue: i === 0 && spec.type === "picklist" && spec.name === "CurrencyIsoCode",
+      label: v,
+      validFor: null,
+      value: v,
+    }));
+    f.restrictedPicklist = spec.name === "CurrencyIsoCode";
   }
   return completeField(f);
 }
 
 function systemFields(): FieldDescribe[] {
   return [
-    field({ name: 'IsDeleted', type: 'boolean', label: 'Deleted' }),
-    field({ name: 'CreatedDate', type: 'datetime', label: 'Created Date', nillable: false }),
-    field({ name: 'CreatedById', type: 'reference', label: 'Created By ID', referenceTo: ['User'], relationshipName: 'CreatedBy', nillable: false }),
-    field({ name: 'LastModifiedDate', type: 'datetime', label: 'Last Modified Date', nillable: false }),
-    field({ name: 'LastModifiedById', type: 'reference', label: 'Last Modified By ID', referenceTo: ['User'], relationshipName: 'LastModifiedBy', nillable: false }),
-    field({ name: 'SystemModstamp', type: 'datetime', label: 'System Modstamp', nillable: false }),
+    field({ name: "IsDeleted", type: "boolean", label: "Deleted" }),
+    field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
+    field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
+    field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
+    field({
+      name: "LastModifiedById",
+      type: "reference",
+      label: "Last Modified By ID",
+      referenceTo: ["User"],
+      relationshipName: "LastModifiedBy",
+      nillable: false,
+    }),
+    field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
   ];
 }
 
 /** A custom object describe in the real shape: Id, OwnerId, Name, system fields, then the given fields. */
-export function buildCustomObjectDescribe(opts: { name: string; label?: string; labelPlural?: string; keyPrefix: string; fields: FieldSpec[] }): SObjectDescribe {
-  const label = opts.label ?? opts.name.replace(/__c$/, '').replace(/_/g, ' ');
+export function buildCustomObjectDescribe(opts: {
+  name: string;
+  label?: string;
+  labelPlural?: string;
+  keyPrefix: string;
+  fields: FieldSpec[];
+}): SObjectDescribe {
+  const label = opts.label ?? opts.name.replace(/__c$/, "").replace(/_/g, " ");
   const fields: FieldDescribe[] = [
-    field({ name: 'Id', type: 'id', label: 'Record ID' }),
-    field({ name: 'OwnerId', type: 'reference', label: 'Owner ID', referenceTo: ['Group', 'User'], relationshipName: 'Owner', nillable: false }),
+    field({ name: "Id", type: "id", label: "Record ID" }),
+    field({ name: "OwnerId", type: "reference", label: "Owner ID", referenceTo: ["Group", "User"], relationshipName: "Owner", nillable: false }),
     ...systemFields().slice(0, 1),
-    field({ name: 'Name', type: 'string', label: `${label} Name`, length: 80, nameField: true, nillable: true }),
+    field({ name: "Name", type: "string", label: `${label} Name`, length: 80, nameField: true, nillable: true }),
     ...systemFields().slice(1),
     ...opts.fields.map(field),
   ];
-  return completeDescribe({
-    name: opts.name, label, labelPlural: opts.labelPlural ?? `${label}s`, custom: true, keyPrefix: opts.keyPrefix,
-    mergeable: false, feedEnabled: false, fields, childRelationships: [],
-  }, opts.keyPrefix);
+  return completeDescribe(
+    {
+      name: opts.name,
+      label,
+      labelPlural: opts.labelPlural ?? `${label}s`,
+      custom: true,
+      keyPrefix: opts.keyPrefix,
+      mergeable: false,
+      feedEnabled: false,
+      fields,
+      childRelationships: [],
+    },
+    opts.keyPrefix,
+  );
 }
 
 /** Minimal User describe used when the data file gives users but no User describe. */
 export function builtinUserDescribe(): SObjectDescribe {
   const fields: FieldDescribe[] = [
-    field({ name: 'Id', type: 'id', label: 'User ID' }),
-    field({ name: 'Username', type: 'string', length: 80, nillable: false }),
-    field({ name: 'LastName', type: 'string', label: 'Last Name', length: 80, nillable: false }),
-    field({ name: 'FirstName', type: 'string', label: 'First Name', length: 40 }),
-    field({ name: 'Name', type: 'string', label: 'Full Name', length: 121, nameField: true }),
-    field({ name: 'Title', type: 'string', length: 80 }),
-    field({ name: 'Department', type: 'string', length: 80 }),
-    field({ name: 'Email', type: 'email', length: 128, nillable: false }),
-    field({ name: 'Alias', type: 'string', length: 8, nillable: false }),
-    field({ name: 'IsActive', type: 'boolean', label: 'Active' }),
-    field({ name: 'UserRoleId', type: 'reference', label: 'Role ID', referenceTo: ['UserRole'], relationshipName: 'UserRole' }),
-    field({ name: 'ProfileId', type: 'reference', label: 'Profile ID', referenceTo: ['Profile'], relationshipName: 'Profile', nillable: false }),
-    field({ name: 'ManagerId', type: 'reference', label: 'Manager ID', referenceTo: ['User'], relationshipName: 'Manager' }),
-    field({ name: 'TimeZoneSidKey', type: 'picklist', label: 'Time Zone', length: 40, nillable: false }),
-    field({ name: 'LastLoginDate', type: 'datetime', label: 'Last Login' }),
-    field({ name: 'CreatedDate', type: 'datetime', label: 'Created Date', nillable: false }),
-    field({ name: 'CreatedById', type: 'reference', label: 'Created By ID', referenceTo: ['User'], relationshipName: 'CreatedBy', nillable: false }),
-    field({ name: 'LastModifiedDate', type: 'datetime', label: 'Last Modified Date', nillable: false }),
-    field({ name: 'LastModifiedById', type: 'reference', label: 'Last Modified By ID', referenceTo: ['User'], relationshipName: 'LastModifiedBy', nillable: false }),
-    field({ name: 'SystemModstamp', type: 'datetime', label: 'System Modstamp', nillable: false }),
+    field({ name: "Id", type: "id", label: "User ID" }),
+    field({ name: "Username", type: "string", length: 80, nillable: false }),
+    field({ name: "LastName", type: "string", label: "Last Name", length: 80, nillable: false }),
+    field({ name: "FirstName", type: "string", label: "First Name", length: 40 }),
+    field({ name: "Name", type: "string", label: "Full Name", length: 121, nameField: true }),
+    field({ name: "Title", type: "string", length: 80 }),
+    field({ name: "Department", type: "string", length: 80 }),
+    field({ name: "Email", type: "email", length: 128, nillable: false }),
+    field({ name: "Alias", type: "string", length: 8, nillable: false }),
+    field({ name: "IsActive", type: "boolean", label: "Active" }),
+    field({ name: "UserRoleId", type: "reference", label: "Role ID", referenceTo: ["UserRole"], relationshipName: "UserRole" }),
+    field({ name: "ProfileId", type: "reference", label: "Profile ID", referenceTo: ["Profile"], relationshipName: "Profile", nillable: false }),
+    field({ name: "ManagerId", type: "reference", label: "Manager ID", referenceTo: ["User"], relationshipName: "Manager" }),
+    field({ name: "TimeZoneSidKey", type: "picklist", label: "Time Zone", length: 40, nillable: false }),
+    field({ name: "LastLoginDate", type: "datetime", label: "Last Login" }),
+    field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
+    field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
+    field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
+    field({
+      name: "LastModifiedById",
+      type: "reference",
+      label: "Last Modified By ID",
+      referenceTo: ["User"],
+      relationshipName: "LastModifiedBy",
+      nillable: false,
+    }),
+    field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
   ];
-  return completeDescribe({ name: 'User', label: 'User', labelPlural: 'Users', custom: false, keyPrefix: '005', fields }, '005');
+  return completeDescribe({ name: "User", label: "User", labelPlural: "Users", custom: false, keyPrefix: "005", fields }, "005");
 }
 
-export function currencyIsoCodeField(codes: string[], label = 'Currency ISO Code'): FieldDescribe {
-  return field({ name: 'CurrencyIsoCode', type: 'picklist', label, length: 3, nillable: true, picklist: codes });
+export function currencyIsoCodeField(codes: string[], label = "Currency ISO Code"): FieldDescribe {
+  return field({ name: "CurrencyIsoCode", type: "picklist", label, length: 3, nillable: true, picklist: codes });
 }
 
 /** CurrencyType, present in multi-currency orgs (its key prefix is not verified; null in the describe). */
 export function currencyTypeDescribe(codes: string[]): SObjectDescribe {
   const fields: FieldDescribe[] = [
-    field({ name: 'Id', type: 'id', label: 'Currency ID' }),
-    field({ name: 'IsoCode', type: 'picklist', label: 'Currency ISO Code', length: 3, nillable: false, picklist: codes }),
-    field({ name: 'ConversionRate', type: 'double', label: 'Conversion Rate', precision: 18, scale: 6, nillable: false }),
-    field({ name: 'DecimalPlaces', type: 'int', label: 'Decimal Places', nillable: false }),
-    field({ name: 'IsActive', type: 'boolean', label: 'Active' }),
-    field({ name: 'IsCorporate', type: 'boolean', label: 'Corporate' }),
-    field({ name: 'CreatedDate', type: 'datetime', label: 'Created Date', nillable: false }),
-    field({ name: 'CreatedById', type: 'reference', label: 'Created By ID', referenceTo: ['User'], relationshipName: 'CreatedBy', nillable: false }),
-    field({ name: 'LastModifiedDate', type: 'datetime', label: 'Last Modified Date', nillable: false }),
-    field({ name: 'LastModifiedById', type: 'reference', label: 'Last Modified By ID', referenceTo: ['User'], relationshipName: 'LastModifiedBy', nillable: false }),
-    field({ name: 'SystemModstamp', type: 'datetime', label: 'System Modstamp', nillable: false }),
+    field({ name: "Id", type: "id", label: "Currency ID" }),
+    field({ name: "IsoCode", type: "picklist", label: "Currency ISO Code", length: 3, nillable: false, picklist: codes }),
+    field({ name: "ConversionRate", type: "double", label: "Conversion Rate", precision: 18, scale: 6, nillable: false }),
+    field({ name: "DecimalPlaces", type: "int", label: "Decimal Places", nillable: false }),
+    field({ name: "IsActive", type: "boolean", label: "Active" }),
+    field({ name: "IsCorporate", type: "boolean", label: "Corporate" }),
+    field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
+    field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
+    field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
+    field({
+      name: "LastModifiedById",
+      type: "reference",
+      label: "Last Modified By ID",
+      referenceTo: ["User"],
+      relationshipName: "LastModifiedBy",
+      nillable: false,
+    }),
+    field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
   ];
-  return completeDescribe({ name: 'CurrencyType', label: 'Currency', labelPlural: 'Currencies', custom: false, layoutable: false, fields }, null);
+  return completeDescribe({ name: "CurrencyType", label: "Currency", labelPlural: "Currencies", custom: false, layoutable: false, fields }, null);
 }

@@ -1,7 +1,7 @@
 // CLI entry: `qobra-sync simulate salesforce --port P --data FILE` calls runSalesforceSimulator.
 // Prints the URL (and ready-to-use OAuth credentials), then serves until SIGINT/SIGTERM.
 
-import { startSalesforceSimulator } from './server.ts';
+import { startSalesforceSimulator } from "./server.ts";
 
 interface RunSalesforceSimulatorArgs {
   port: number;
@@ -22,17 +22,20 @@ export async function runSalesforceSimulator(argv: RunSalesforceSimulatorArgs): 
     `  refresh token      : ${tokens.refreshToken}`,
     `  counters           : GET ${sim.url}/__simulator/counters`,
     `  stats              : GET ${sim.url}/__admin/stats`,
-    'Press Ctrl+C to stop.',
+    "Press Ctrl+C to stop.",
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.join("\n")}\n`);
   await new Promise<void>((resolveStop) => {
     const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
       process.stdout.write(`Salesforce simulator: ${signal}, stopping\n`);
-      sim.close().then(() => resolveStop(), () => resolveStop());
+      sim.close().then(
+        () => resolveStop(),
+        () => resolveStop(),
+      );
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
   });
 }

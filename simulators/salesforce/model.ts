@@ -1,14 +1,10 @@
 // In-memory org: objects with their describes and records, an id index across objects, record mutation.
 
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import {
-  builtinUserDescribe, completeDescribe, currencyIsoCodeField, currencyTypeDescribe, KNOWN_KEY_PREFIXES, loadDescribeRef,
-} from './describes.ts';
-import { IdFactory, isIdString, normalizeId, to18 } from './ids.ts';
-import type {
-  FieldDescribe, SalesforceSimData, SimCurrency, SimOAuthClient, SimRecord, SimTokenSeed, SObjectDescribe,
-} from './types.ts';
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { builtinUserDescribe, completeDescribe, currencyIsoCodeField, currencyTypeDescribe, KNOWN_KEY_PREFIXES, loadDescribeRef } from "./describes.ts";
+import { IdFactory, isIdString, normalizeId, to18 } from "./ids.ts";
+import type { FieldDescribe, SalesforceSimData, SimCurrency, SimOAuthClient, SimRecord, SimTokenSeed, SObjectDescribe } from "./types.ts";
 
 export interface ObjectModel {
   name: string;
@@ -48,24 +44,26 @@ export class DataError extends Error {}
  * used by a record (conversion rate 1).
  */
 export function normalizeSimData(input: SalesforceSimData): SalesforceSimData {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new DataError('the data must be a JSON object');
-  if (input.objects !== undefined && (input.objects === null || typeof input.objects !== 'object' || Array.isArray(input.objects))) {
+  if (input === null || typeof input !== "object" || Array.isArray(input)) throw new DataError("the data must be a JSON object");
+  if (input.objects !== undefined && (input.objects === null || typeof input.objects !== "object" || Array.isArray(input.objects))) {
     throw new DataError('"objects" must be an object keyed by sObject name');
   }
   const out: SalesforceSimData = { ...input, objects: input.objects ?? {} };
   if (input.org) {
     const org = { ...input.org };
     if (org.organizationId !== undefined) {
-      if (typeof org.organizationId !== 'string' || !isIdString(org.organizationId)) throw new DataError(`org.organizationId is not a 15- or 18-character id: ${JSON.stringify(org.organizationId)}`);
-      if (org.id !== undefined && to18(org.id) !== to18(org.organizationId)) throw new DataError(`org.id ${org.id} and org.organizationId ${org.organizationId} differ`);
+      if (typeof org.organizationId !== "string" || !isIdString(org.organizationId))
+        throw new DataError(`org.organizationId is not a 15- or 18-character id: ${JSON.stringify(org.organizationId)}`);
+      if (org.id !== undefined && to18(org.id) !== to18(org.organizationId))
+        throw new DataError(`org.id ${org.id} and org.organizationId ${org.organizationId} differ`);
       org.id = org.organizationId;
       delete org.organizationId;
     }
     if (org.multiCurrency === true && (org.currencies === undefined || org.currencies.length === 0)) {
-      const corporate = org.corporateCurrency ?? 'USD';
+      const corporate = org.corporateCurrency ?? "USD";
       const codes = new Set<string>([corporate]);
       const scan = (recs: SimRecord[] | undefined) => {
-        for (const r of recs ?? []) if (typeof r.CurrencyIsoCode === 'string' && r.CurrencyIsoCode !== '') codes.add(r.CurrencyIsoCode);
+        for (const r of recs ?? []) if (typeof r.CurrencyIsoCode === "string" && r.CurrencyIsoCode !== "") codes.add(r.CurrencyIsoCode);
       };
       scan(input.users);
       for (const od of Object.values(out.objects)) scan(od?.records);
@@ -80,18 +78,18 @@ export function normalizeSimData(input: SalesforceSimData): SalesforceSimData {
     const clients: SimOAuthClient[] = [...(oauth.clients ?? [])];
     const refreshTokens: SimTokenSeed[] = [...(oauth.refreshTokens ?? [])];
     input.clients.forEach((c, i) => {
-      if (!c || typeof c.clientId !== 'string' || c.clientId === '' || typeof c.clientSecret !== 'string') {
+      if (!c || typeof c.clientId !== "string" || c.clientId === "" || typeof c.clientSecret !== "string") {
         throw new DataError(`clients[${i}] needs a string clientId and clientSecret`);
       }
       const client: SimOAuthClient = { clientId: c.clientId, clientSecret: c.clientSecret };
       if (c.redirectUris !== undefined) client.redirectUris = c.redirectUris;
       if (c.rotateRefreshTokens !== undefined) {
-        if (typeof c.rotateRefreshTokens !== 'boolean') throw new DataError(`clients[${i}].rotateRefreshTokens must be a boolean`);
+        if (typeof c.rotateRefreshTokens !== "boolean") throw new DataError(`clients[${i}].rotateRefreshTokens must be a boolean`);
         client.rotateRefreshTokens = c.rotateRefreshTokens;
       }
       clients.push(client);
       if (c.refreshToken !== undefined && c.refreshToken !== null) {
-        if (typeof c.refreshToken !== 'string' || c.refreshToken === '') throw new DataError(`clients[${i}].refreshToken must be a non-empty string`);
+        if (typeof c.refreshToken !== "string" || c.refreshToken === "") throw new DataError(`clients[${i}].refreshToken must be a non-empty string`);
         const seed: SimTokenSeed = { token: c.refreshToken, clientId: c.clientId };
         if (c.user !== undefined) seed.user = c.user;
         refreshTokens.push(seed);
@@ -105,18 +103,22 @@ export function normalizeSimData(input: SalesforceSimData): SalesforceSimData {
   return out;
 }
 
-const AUDIT_DATES: [string, string][] = [['createddate', 'CreatedDate'], ['lastmodifieddate', 'LastModifiedDate'], ['systemmodstamp', 'SystemModstamp']];
+const AUDIT_DATES: [string, string][] = [
+  ["createddate", "CreatedDate"],
+  ["lastmodifieddate", "LastModifiedDate"],
+  ["systemmodstamp", "SystemModstamp"],
+];
 
 const ISO_OFFSET_NO_COLON = /([+-]\d{2})(\d{2})$/;
 
 export function parseDateTime(v: unknown): number | null {
-  if (v === null || v === undefined || v === '') return null;
-  if (typeof v === 'number') return v;
+  if (v === null || v === undefined || v === "") return null;
+  if (typeof v === "number") return v;
   if (v instanceof Date) return v.getTime();
-  if (typeof v === 'string') {
+  if (typeof v === "string") {
     let s = v.trim();
-    if (/^\d{4}-\d{2}-\d{2}$/.test(s)) s += 'T00:00:00Z';
-    s = s.replace(ISO_OFFSET_NO_COLON, '$1:$2');
+    if (/^\d{4}-\d{2}-\d{2}$/.test(s)) s += "T00:00:00Z";
+    s = s.replace(ISO_OFFSET_NO_COLON, "$1:$2");
     const ms = Date.parse(s);
     if (!Number.isNaN(ms)) return ms;
   }
@@ -126,40 +128,40 @@ export function parseDateTime(v: unknown): number | null {
 function coerceValue(f: FieldDescribe, v: unknown): unknown {
   if (v === null || v === undefined) return null;
   switch (f.type) {
-    case 'id':
-    case 'reference': {
+    case "id":
+    case "reference": {
       const s = String(v);
-      if (s === '') return null;
+      if (s === "") return null;
       if (!isIdString(s)) throw new DataError(`field ${f.name}: not an id: ${s}`);
       return normalizeId(s);
     }
-    case 'datetime':
+    case "datetime":
       return parseDateTime(v);
-    case 'date': {
-      if (typeof v === 'number') return new Date(v).toISOString().slice(0, 10);
+    case "date": {
+      if (typeof v === "number") return new Date(v).toISOString().slice(0, 10);
       const s = String(v);
       if (/^\d{4}-\d{2}-\d{2}/.test(s)) return s.slice(0, 10);
       throw new DataError(`field ${f.name}: not a date: ${s}`);
     }
-    case 'boolean':
-      if (typeof v === 'boolean') return v;
-      if (v === 'true') return true;
-      if (v === 'false') return false;
+    case "boolean":
+      if (typeof v === "boolean") return v;
+      if (v === "true") return true;
+      if (v === "false") return false;
       throw new DataError(`field ${f.name}: not a boolean: ${JSON.stringify(v)}`);
-    case 'int':
-    case 'long':
-    case 'double':
-    case 'currency':
-    case 'percent': {
-      const n = typeof v === 'number' ? v : Number(String(v));
+    case "int":
+    case "long":
+    case "double":
+    case "currency":
+    case "percent": {
+      const n = typeof v === "number" ? v : Number(String(v));
       if (!Number.isFinite(n)) throw new DataError(`field ${f.name}: not a number: ${JSON.stringify(v)}`);
       return n;
     }
-    case 'address':
-    case 'location':
+    case "address":
+    case "location":
       return null; // compound fields are computed from their components
     default:
-      return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      return typeof v === "string" ? v : typeof v === "object" ? JSON.stringify(v) : String(v);
   }
 }
 
@@ -171,20 +173,20 @@ export class OrgModel {
   private readonly clock: () => number;
   private privatePrefixSeq = 0;
   /** First user's id once known ('' while there is none). */
-  private cachedDefaultUser = '';
+  private cachedDefaultUser = "";
   private readonly interned = new Map<string, string>();
 
   constructor(data: SalesforceSimData, baseDir: string, clock: () => number) {
     this.clock = clock;
     this.ids = new IdFactory();
     const o = data.org ?? {};
-    const corporate = o.corporateCurrency ?? o.currencies?.[0]?.isoCode ?? 'USD';
+    const corporate = o.corporateCurrency ?? o.currencies?.[0]?.isoCode ?? "USD";
     const currencies = o.currencies && o.currencies.length > 0 ? o.currencies : [{ isoCode: corporate, conversionRate: 1, decimalPlaces: 2 }];
     this.org = {
-      id: to18(o.id ?? '00DQb000000Xyz1'),
-      name: o.name ?? 'Qobra Sync Simulated Org',
-      apiVersion: o.apiVersion ?? '66.0',
-      minApiVersion: o.minApiVersion ?? '31.0',
+      id: to18(o.id ?? "00DQb000000Xyz1"),
+      name: o.name ?? "Qobra Sync Simulated Org",
+      apiVersion: o.apiVersion ?? "66.0",
+      minApiVersion: o.minApiVersion ?? "31.0",
       multiCurrency: o.multiCurrency ?? false,
       corporateCurrency: corporate,
       currencies,
@@ -193,40 +195,51 @@ export class OrgModel {
 
     // 1. Build object models (describes first, so references can be checked when records load).
     const objectEntries = Object.entries(data.objects ?? {});
-    const hasUser = objectEntries.some(([n]) => n.toLowerCase() === 'user');
+    const hasUser = objectEntries.some(([n]) => n.toLowerCase() === "user");
     for (const [name, od] of objectEntries) {
       let raw: SObjectDescribe;
       try {
-        raw = typeof od.describe === 'string' ? loadDescribeRef(od.describe, baseDir) : od.describe;
+        raw = typeof od.describe === "string" ? loadDescribeRef(od.describe, baseDir) : od.describe;
       } catch (e) {
         throw new DataError(`objects.${name}.describe: ${(e as Error).message}`);
       }
       if (raw.name !== name) throw new DataError(`objects.${name}: describe is for "${raw.name}"`);
       this.addModel(raw, od.keyPrefix);
     }
-    if (!hasUser) this.addModel(builtinUserDescribe(), '005');
-    if (this.org.multiCurrency && !this.objects.has('currencytype')) {
+    if (!hasUser) this.addModel(builtinUserDescribe(), "005");
+    if (this.org.multiCurrency && !this.objects.has("currencytype")) {
       this.addModel(currencyTypeDescribe(currencies.map((c) => c.isoCode)), undefined);
     }
 
     // 2. Records. Users first: other records default their owner to the first user.
-    const userModel = this.model('User')!;
+    const userModel = this.model("User")!;
     const users = [...(data.users ?? []), ...(data.objects?.User?.records ?? [])];
     for (const u of users) this.insert(userModel, u, true);
     if (userModel.records.size === 0) {
-      this.insert(userModel, { FirstName: 'Sim', LastName: 'Admin', Username: 'admin@sim.example.com', Email: 'admin@sim.example.com', Alias: 'sadmin', IsActive: true }, true);
+      this.insert(
+        userModel,
+        { FirstName: "Sim", LastName: "Admin", Username: "admin@sim.example.com", Email: "admin@sim.example.com", Alias: "sadmin", IsActive: true },
+        true,
+      );
     }
     if (this.org.multiCurrency && data.objects?.CurrencyType === undefined) {
-      const ct = this.model('CurrencyType')!;
+      const ct = this.model("CurrencyType")!;
       for (const c of currencies) {
-        this.insert(ct, {
-          IsoCode: c.isoCode, ConversionRate: c.conversionRate ?? 1, DecimalPlaces: c.decimalPlaces ?? 2,
-          IsActive: c.isActive ?? true, IsCorporate: c.isoCode === corporate,
-        }, true);
+        this.insert(
+          ct,
+          {
+            IsoCode: c.isoCode,
+            ConversionRate: c.conversionRate ?? 1,
+            DecimalPlaces: c.decimalPlaces ?? 2,
+            IsActive: c.isActive ?? true,
+            IsCorporate: c.isoCode === corporate,
+          },
+          true,
+        );
       }
     }
     for (const [name, od] of objectEntries) {
-      if (name === 'User') continue;
+      if (name === "User") continue;
       const m = this.model(name)!;
       for (const r of od.records ?? []) this.insert(m, r, true);
     }
@@ -234,13 +247,13 @@ export class OrgModel {
 
   static fromFile(path: string, clock: () => number): OrgModel {
     const abs = resolve(path);
-    const data = normalizeSimData(JSON.parse(readFileSync(abs, 'utf8')) as SalesforceSimData);
+    const data = normalizeSimData(JSON.parse(readFileSync(abs, "utf8")) as SalesforceSimData);
     return new OrgModel(data, dirname(abs), clock);
   }
 
   get defaultUserId(): string {
-    const first = this.model('User')!.records.keys().next();
-    return first.done ? '' : first.value;
+    const first = this.model("User")!.records.keys().next();
+    return first.done ? "" : first.value;
   }
 
   model(name: string): ObjectModel | undefined {
@@ -261,34 +274,34 @@ export class OrgModel {
   private addModel(raw: SObjectDescribe, keyPrefixOverride: string | undefined): void {
     const describe = completeDescribe(structuredClone(raw), keyPrefixOverride);
     const codes = this.org.currencies.map((c) => c.isoCode);
-    const hasCurrencyField = describe.fields.some((f) => f.name === 'CurrencyIsoCode');
-    if (this.org.multiCurrency && !hasCurrencyField && describe.name !== 'CurrencyType') {
-      const at = describe.fields.findIndex((f) => f.name === 'Name');
-      const label = describe.name === 'User' ? 'Currency' : `${describe.label ?? describe.name} Currency`;
+    const hasCurrencyField = describe.fields.some((f) => f.name === "CurrencyIsoCode");
+    if (this.org.multiCurrency && !hasCurrencyField && describe.name !== "CurrencyType") {
+      const at = describe.fields.findIndex((f) => f.name === "Name");
+      const label = describe.name === "User" ? "Currency" : `${describe.label ?? describe.name} Currency`;
       describe.fields.splice(at >= 0 ? at + 1 : 1, 0, currencyIsoCodeField(codes, label));
     } else if (!this.org.multiCurrency && hasCurrencyField) {
-      describe.fields = describe.fields.filter((f) => f.name !== 'CurrencyIsoCode');
+      describe.fields = describe.fields.filter((f) => f.name !== "CurrencyIsoCode");
     }
     const keyPrefix = (describe.keyPrefix as string | null | undefined) ?? null;
     let idPrefix = keyPrefix ?? KNOWN_KEY_PREFIXES[describe.name];
     if (!idPrefix || this.byPrefix.has(idPrefix)) {
       if (keyPrefix && this.byPrefix.has(keyPrefix)) throw new DataError(`key prefix ${keyPrefix} used by two objects`);
-      idPrefix = `z${String(this.privatePrefixSeq++).padStart(2, '0')}`;
+      idPrefix = `z${String(this.privatePrefixSeq++).padStart(2, "0")}`;
     }
     const fields = new Map<string, FieldDescribe>();
     const rels = new Map<string, FieldDescribe>();
     let nameField: FieldDescribe | undefined;
     for (const f of describe.fields) {
       fields.set(f.name.toLowerCase(), f);
-      if (f.type === 'reference' && f.relationshipName) rels.set(f.relationshipName.toLowerCase(), f);
+      if (f.type === "reference" && f.relationshipName) rels.set(f.relationshipName.toLowerCase(), f);
       if (f.nameField && !nameField) nameField = f;
     }
     if (!nameField) {
-      const fallbacks: Record<string, string> = { Task: 'subject', Event: 'subject', Case: 'casenumber' };
-      const fallback = fallbacks[describe.name] ?? 'name';
+      const fallbacks: Record<string, string> = { Task: "subject", Event: "subject", Case: "casenumber" };
+      const fallback = fallbacks[describe.name] ?? "name";
       nameField = fields.get(fallback);
     }
-    const booleanFields = describe.fields.filter((f) => f.type === 'boolean').map((f) => f.name);
+    const booleanFields = describe.fields.filter((f) => f.type === "boolean").map((f) => f.name);
     const m: ObjectModel = { name: describe.name, describe, keyPrefix, idPrefix, fields, rels, nameField, booleanFields, records: new Map() };
     this.objects.set(describe.name.toLowerCase(), m);
     this.byPrefix.set(idPrefix, m);
@@ -298,17 +311,17 @@ export class OrgModel {
   insert(m: ObjectModel, input: SimRecord, loading: boolean): SimRecord {
     const rec: SimRecord = {};
     for (const [k, v] of Object.entries(input)) {
-      if (k === 'attributes') continue;
+      if (k === "attributes") continue;
       const f = m.fields.get(k.toLowerCase());
       if (!f) {
-        if (k === 'CurrencyIsoCode' && !this.org.multiCurrency) continue;
+        if (k === "CurrencyIsoCode" && !this.org.multiCurrency) continue;
         // Records as the REST API returns them may carry parent relationships (`"Owner": {attributes, ...}` or null): ignored.
-        if ((v === null || (typeof v === 'object' && !Array.isArray(v))) && m.rels.has(k.toLowerCase())) continue;
-        throw new DataError(`${m.name} record${input.Id ? ` ${String(input.Id)}` : ''}: no field "${k}" in the ${m.name} describe`);
+        if ((v === null || (typeof v === "object" && !Array.isArray(v))) && m.rels.has(k.toLowerCase())) continue;
+        throw new DataError(`${m.name} record${input.Id ? ` ${String(input.Id)}` : ""}: no field "${k}" in the ${m.name} describe`);
       }
       try {
         let cv = coerceValue(f, v);
-        if (typeof cv === 'string' && (f.type === 'reference' || f.type === 'picklist')) {
+        if (typeof cv === "string" && (f.type === "reference" || f.type === "picklist")) {
           // share repeated ids/picklist values between records
           const hit = this.interned.get(cv);
           if (hit === undefined) this.interned.set(cv, cv);
@@ -316,7 +329,7 @@ export class OrgModel {
         }
         rec[f.name] = cv;
       } catch (e) {
-        throw new DataError(`${m.name} record${input.Id ? ` ${String(input.Id)}` : ''}: ${(e as Error).message}`);
+        throw new DataError(`${m.name} record${input.Id ? ` ${String(input.Id)}` : ""}: ${(e as Error).message}`);
       }
     }
     let id = rec.Id as string | undefined;
@@ -332,30 +345,30 @@ export class OrgModel {
     out.Id = id;
     for (const k in rec) out[k] = rec[k];
     const F = m.fields;
-    if (F.has('isdeleted') && out.IsDeleted === undefined) out.IsDeleted = false;
+    if (F.has("isdeleted") && out.IsDeleted === undefined) out.IsDeleted = false;
     for (const [lc, n] of AUDIT_DATES) {
       if (F.has(lc) && (out[n] === undefined || out[n] === null)) out[n] = now;
     }
     if (!loading && existing) {
       // An API-style update bumps the audit fields unless the caller set them.
-      if (F.has('lastmodifieddate') && rec.LastModifiedDate === undefined) out.LastModifiedDate = now;
-      if (F.has('systemmodstamp') && rec.SystemModstamp === undefined) out.SystemModstamp = now;
+      if (F.has("lastmodifieddate") && rec.LastModifiedDate === undefined) out.LastModifiedDate = now;
+      if (F.has("systemmodstamp") && rec.SystemModstamp === undefined) out.SystemModstamp = now;
     }
     if (!this.cachedDefaultUser) this.cachedDefaultUser = this.defaultUserId;
     const userId = this.cachedDefaultUser || id;
-    if (F.has('createdbyid') && (out.CreatedById === undefined || out.CreatedById === null)) out.CreatedById = userId;
-    if (F.has('lastmodifiedbyid') && (out.LastModifiedById === undefined || out.LastModifiedById === null)) out.LastModifiedById = userId;
-    const owner = F.get('ownerid');
-    if (owner && (out.OwnerId === undefined || out.OwnerId === null) && (owner.referenceTo ?? []).includes('User')) out.OwnerId = userId;
-    const nameParts = !('Name' in rec) && ('FirstName' in rec || 'LastName' in rec);
-    if ((out.Name === undefined || out.Name === null || nameParts) && F.has('name') && F.has('lastname') && F.has('firstname')) {
+    if (F.has("createdbyid") && (out.CreatedById === undefined || out.CreatedById === null)) out.CreatedById = userId;
+    if (F.has("lastmodifiedbyid") && (out.LastModifiedById === undefined || out.LastModifiedById === null)) out.LastModifiedById = userId;
+    const owner = F.get("ownerid");
+    if (owner && (out.OwnerId === undefined || out.OwnerId === null) && (owner.referenceTo ?? []).includes("User")) out.OwnerId = userId;
+    const nameParts = !("Name" in rec) && ("FirstName" in rec || "LastName" in rec);
+    if ((out.Name === undefined || out.Name === null || nameParts) && F.has("name") && F.has("lastname") && F.has("firstname")) {
       // Person names (User, Contact, Lead) are compound: Name is computed from its parts.
-      out.Name = [out.FirstName, out.LastName].filter((x) => typeof x === 'string' && x !== '').join(' ');
+      out.Name = [out.FirstName, out.LastName].filter((x) => typeof x === "string" && x !== "").join(" ");
     }
-    if (this.org.multiCurrency && F.has('currencyisocode') && (out.CurrencyIsoCode === undefined || out.CurrencyIsoCode === null)) {
+    if (this.org.multiCurrency && F.has("currencyisocode") && (out.CurrencyIsoCode === undefined || out.CurrencyIsoCode === null)) {
       out.CurrencyIsoCode = this.org.corporateCurrency;
     }
-    if (m.name === 'User' && F.has('isactive') && out.IsActive === undefined) out.IsActive = true;
+    if (m.name === "User" && F.has("isactive") && out.IsActive === undefined) out.IsActive = true;
     for (const b of m.booleanFields) if (out[b] === undefined) out[b] = false;
     m.records.set(id, out);
     return out;
@@ -368,8 +381,8 @@ export class OrgModel {
     if (!rec) return false;
     const now = this.clock();
     const out: SimRecord = { ...rec, IsDeleted: true };
-    if (m.fields.has('systemmodstamp')) out.SystemModstamp = now;
-    if (m.fields.has('lastmodifieddate')) out.LastModifiedDate = now;
+    if (m.fields.has("systemmodstamp")) out.SystemModstamp = now;
+    if (m.fields.has("lastmodifieddate")) out.LastModifiedDate = now;
     m.records.set(key, Object.freeze(out));
     return true;
   }
@@ -380,7 +393,7 @@ export class OrgModel {
     if (!rec) return false;
     const now = this.clock();
     const out: SimRecord = { ...rec, IsDeleted: false };
-    if (m.fields.has('systemmodstamp')) out.SystemModstamp = now;
+    if (m.fields.has("systemmodstamp")) out.SystemModstamp = now;
     m.records.set(key, Object.freeze(out));
     return true;
   }

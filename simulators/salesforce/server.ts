@@ -4,26 +4,26 @@
 // This file is the request dispatch (counting, faults, OAuth endpoints) and the server; the REST API is in
 // rest.ts, the OAuth pages in auth-routes.ts, the controls in controls.ts and control-routes.ts.
 
-import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { dirname, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { isAdminPath } from '../kit/admin.ts';
-import { closeServer, listen, serverUrl } from '../kit/http.ts';
-import { authorize, identity, versions } from './auth-routes.ts';
-import { adminRoute, controlRoute } from './control-routes.ts';
-import { defaultFaultError, SalesforceSimControls } from './controls.ts';
-import type { AdminStats } from './controls.ts';
-import { normalizeId } from './ids.ts';
-import { DataError } from './model.ts';
-import { bearer, errorReply, HTML_CT, JSON_CT, jsonReply, NOT_FOUND_ERR, readBody } from './reply.ts';
-import type { Reply } from './reply.ts';
-import { RestApi } from './rest.ts';
-import { SfError } from './soql.ts';
-import type { SalesforceSimData } from './types.ts';
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isAdminPath } from "../kit/admin.ts";
+import { closeServer, listen, serverUrl } from "../kit/http.ts";
+import { authorize, identity, versions } from "./auth-routes.ts";
+import { adminRoute, controlRoute } from "./control-routes.ts";
+import { defaultFaultError, SalesforceSimControls } from "./controls.ts";
+import type { AdminStats } from "./controls.ts";
+import { normalizeId } from "./ids.ts";
+import { DataError } from "./model.ts";
+import { bearer, errorReply, HTML_CT, JSON_CT, jsonReply, NOT_FOUND_ERR, readBody } from "./reply.ts";
+import type { Reply } from "./reply.ts";
+import { RestApi } from "./rest.ts";
+import { SfError } from "./soql.ts";
+import type { SalesforceSimData } from "./types.ts";
 
-export type { AdminStats } from './controls.ts';
+export type { AdminStats } from "./controls.ts";
 
 interface StartSalesforceSimulatorOptions {
   port?: number;
@@ -54,22 +54,24 @@ class SimServer {
     this.rest = new RestApi(c);
   }
 
-  private get base(): string { return this.c.baseUrl; }
+  private get base(): string {
+    return this.c.baseUrl;
+  }
 
   /** Route key used by the counters (path templates). */
   routeKey(method: string, path: string): string {
     let m: RegExpExecArray | null;
-    if (path === '/services/data' || path === '/services/data/') return `${method} /services/data`;
+    if (path === "/services/data" || path === "/services/data/") return `${method} /services/data`;
     if ((m = /^\/services\/data\/v[^/]+(\/.*)?$/.exec(path))) {
-      const rest = (m[1] ?? '').replace(/\/$/, '');
+      const rest = (m[1] ?? "").replace(/\/$/, "");
       const templates: [RegExp, string][] = [
-        [/^\/sobjects\/[^/]+\/describe$/, '/sobjects/{sobject}/describe'],
-        [/^\/sobjects\/[^/]+\/[^/]+$/, '/sobjects/{sobject}/{id}'],
-        [/^\/sobjects\/[^/]+$/, '/sobjects/{sobject}'],
-        [/^\/query\/[^/]+$/, '/query/{locator}'],
-        [/^\/queryAll\/[^/]+$/, '/queryAll/{locator}'],
-        [/^\/jobs\/query\/[^/]+\/results$/, '/jobs/query/{jobId}/results'],
-        [/^\/jobs\/query\/[^/]+$/, '/jobs/query/{jobId}'],
+        [/^\/sobjects\/[^/]+\/describe$/, "/sobjects/{sobject}/describe"],
+        [/^\/sobjects\/[^/]+\/[^/]+$/, "/sobjects/{sobject}/{id}"],
+        [/^\/sobjects\/[^/]+$/, "/sobjects/{sobject}"],
+        [/^\/query\/[^/]+$/, "/query/{locator}"],
+        [/^\/queryAll\/[^/]+$/, "/queryAll/{locator}"],
+        [/^\/jobs\/query\/[^/]+\/results$/, "/jobs/query/{jobId}/results"],
+        [/^\/jobs\/query\/[^/]+$/, "/jobs/query/{jobId}"],
       ];
       const t = templates.find(([re]) => re.test(rest))?.[1] ?? rest;
       return `${method} /services/data/vXX.X${t}`;
@@ -79,18 +81,18 @@ class SimServer {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    const method = (req.method ?? "GET").toUpperCase();
+    const url = new URL(req.url ?? "/", "http://sim.invalid");
     const path = url.pathname;
     let reply: Reply;
     try {
-      if (path.startsWith('/__simulator/')) {
-        reply = await controlRoute(this.c, method, path.slice('/__simulator/'.length), req);
+      if (path.startsWith("/__simulator/")) {
+        reply = await controlRoute(this.c, method, path.slice("/__simulator/".length), req);
         this.send(res, reply);
         return;
       }
       if (isAdminPath(path)) {
-        reply = await adminRoute(this.c, method, path.slice('/__admin'.length).replace(/^\/+|\/+$/g, ''), req);
+        reply = await adminRoute(this.c, method, path.slice("/__admin".length).replace(/^\/+|\/+$/g, ""), req);
         this.send(res, reply);
         return;
       }
@@ -99,16 +101,16 @@ class SimServer {
       this.c.countRoute(route);
       const fault = this.c.takeFault(method, path);
       if (fault) {
-        this.c.count('faults:injected');
+        this.c.count("faults:injected");
         if (fault.delayMs) await sleep(fault.delayMs);
-        if (fault.action === 'reset') {
+        if (fault.action === "reset") {
           req.socket.destroy();
           return;
         }
         if (fault.status !== undefined) {
           const def = defaultFaultError(fault.status);
           const body = fault.body !== undefined ? fault.body : [{ message: fault.message ?? def.message, errorCode: fault.errorCode ?? def.errorCode }];
-          reply = typeof body === 'string' ? { status: fault.status, body, contentType: HTML_CT } : jsonReply(fault.status, body);
+          reply = typeof body === "string" ? { status: fault.status, body, contentType: HTML_CT } : jsonReply(fault.status, body);
           this.count(reply);
           this.send(res, reply);
           return;
@@ -117,7 +119,7 @@ class SimServer {
       reply = await this.route(method, path, url, req);
     } catch (e) {
       if (e instanceof SfError) reply = errorReply(e);
-      else reply = jsonReply(500, [{ message: `Simulator error: ${(e as Error).message}`, errorCode: 'UNKNOWN_EXCEPTION' }]);
+      else reply = jsonReply(500, [{ message: `Simulator error: ${(e as Error).message}`, errorCode: "UNKNOWN_EXCEPTION" }]);
     }
     this.count(reply);
     this.send(res, reply);
@@ -128,47 +130,48 @@ class SimServer {
   }
 
   private send(res: ServerResponse, r: Reply): void {
-    const headers: Record<string, string> = { 'Content-Type': r.contentType ?? JSON_CT, ...(r.headers ?? {}) };
+    const headers: Record<string, string> = { "Content-Type": r.contentType ?? JSON_CT, ...(r.headers ?? {}) };
     res.writeHead(r.status, headers);
     res.end(r.status === 204 ? undefined : r.body);
   }
 
   private async route(method: string, path: string, url: URL, req: IncomingMessage): Promise<Reply> {
-    if (path === '/services/data' || path === '/services/data/') {
-      if (method !== 'GET') throw NOT_FOUND_ERR();
+    if (path === "/services/data" || path === "/services/data/") {
+      if (method !== "GET") throw NOT_FOUND_ERR();
       return versions(this.c);
     }
-    if (path === '/services/oauth2/token') {
-      if (method !== 'POST') return jsonReply(400, { error: 'invalid_request', error_description: 'must use HTTP POST' });
+    if (path === "/services/oauth2/token") {
+      if (method !== "POST") return jsonReply(400, { error: "invalid_request", error_description: "must use HTTP POST" });
       const params = new URLSearchParams(await readBody(req));
-      this.c.count(`oauth:grant:${params.get('grant_type') ?? '(none)'}`);
+      this.c.count(`oauth:grant:${params.get("grant_type") ?? "(none)"}`);
       const r = this.c.oauth.token(params, this.base);
       return jsonReply(r.status, r.body);
     }
-    if (path === '/services/oauth2/authorize') return authorize(this.c, method, url, req);
-    if (path === '/services/oauth2/revoke') {
-      const params = method === 'POST' ? new URLSearchParams(await readBody(req)) : url.searchParams;
-      const t = params.get('token') ?? '';
+    if (path === "/services/oauth2/authorize") return authorize(this.c, method, url, req);
+    if (path === "/services/oauth2/revoke") {
+      const params = method === "POST" ? new URLSearchParams(await readBody(req)) : url.searchParams;
+      const t = params.get("token") ?? "";
       const ok = this.c.oauth.revokeRefreshToken(t) || this.c.oauth.revokeAccessToken(t);
-      return ok ? { status: 200, body: '', contentType: JSON_CT } : jsonReply(400, { error: 'unsupported_token_type', error_description: 'this token type is not supported' });
+      return ok
+        ? { status: 200, body: "", contentType: JSON_CT }
+        : jsonReply(400, { error: "unsupported_token_type", error_description: "this token type is not supported" });
     }
     const idm = /^\/id\/([^/]+)\/([^/]+)$/.exec(path);
-    if (idm || path === '/services/oauth2/userinfo') {
+    if (idm || path === "/services/oauth2/userinfo") {
       const tok = this.c.oauth.validateAccess(bearer(req));
-      if (!tok) return { status: 403, body: 'Bad_OAuth_Token', contentType: 'text/plain;charset=UTF-8' };
+      if (!tok) return { status: 403, body: "Bad_OAuth_Token", contentType: "text/plain;charset=UTF-8" };
       return jsonReply(200, identity(this.c, idm ? normalizeId(idm[2]!) : tok.userId));
     }
     const m = /^\/services\/data\/v([^/]+)(\/.*)?$/.exec(path);
-    if (m) return this.rest.api(method, m[1]!, (m[2] ?? '').replace(/\/$/, ''), url, req);
+    if (m) return this.rest.api(method, m[1]!, (m[2] ?? "").replace(/\/$/, ""), url, req);
     throw NOT_FOUND_ERR();
   }
-
 }
 
 function loadData(data: SalesforceSimData | string): { data: SalesforceSimData; baseDir: string } {
-  if (typeof data === 'string') {
+  if (typeof data === "string") {
     const abs = resolve(data);
-    return { data: JSON.parse(readFileSync(abs, 'utf8')) as SalesforceSimData, baseDir: dirname(abs) };
+    return { data: JSON.parse(readFileSync(abs, "utf8")) as SalesforceSimData, baseDir: dirname(abs) };
   }
   return { data, baseDir: process.cwd() };
 }
@@ -187,15 +190,15 @@ export async function startSalesforceSimulator(opts: StartSalesforceSimulatorOpt
   const server: Server = createServer((req, res) => {
     sim.handle(req, res).catch((e: unknown) => {
       if (!res.headersSent) {
-        res.writeHead(500, { 'Content-Type': JSON_CT });
-        res.end(JSON.stringify([{ message: `Simulator error: ${(e as Error).message}`, errorCode: 'UNKNOWN_EXCEPTION' }]));
+        res.writeHead(500, { "Content-Type": JSON_CT });
+        res.end(JSON.stringify([{ message: `Simulator error: ${(e as Error).message}`, errorCode: "UNKNOWN_EXCEPTION" }]));
       }
     });
   });
-  const host = opts.host ?? '127.0.0.1';
+  const host = opts.host ?? "127.0.0.1";
   const port = await listen(server, opts.port ?? 0, host);
   const url = serverUrl(host, port, true);
-  controls.baseUrl = (opts.publicUrl ?? url).replace(/\/$/, '');
+  controls.baseUrl = (opts.publicUrl ?? url).replace(/\/$/, "");
   return {
     url,
     state: controls,

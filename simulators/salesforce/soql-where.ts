@@ -2,14 +2,14 @@
 // (with semi-join sub-selects), INCLUDES/EXCLUDES, date literals (TODAY, LAST_N_DAYS:n, ...), with Salesforce's
 // error codes for a field that cannot be filtered, a value of the wrong type, and so on.
 
-import { composeQuery } from '@jetstreamapp/soql-parser-js';
-import type { Query, WhereClause } from '@jetstreamapp/soql-parser-js';
-import { isIdString, normalizeId } from './ids.ts';
-import { parseDateTime } from './model.ts';
-import type { ObjectModel, OrgModel } from './model.ts';
-import type { SimRecord } from './types.ts';
-import { compareValues, positionOf, queryError, resolvePath, splitPath, unsupported } from './soql-base.ts';
-import type { CompileOptions, CompiledQuery } from './soql-base.ts';
+import { composeQuery } from "@jetstreamapp/soql-parser-js";
+import type { Query, WhereClause } from "@jetstreamapp/soql-parser-js";
+import { isIdString, normalizeId } from "./ids.ts";
+import { parseDateTime } from "./model.ts";
+import type { ObjectModel, OrgModel } from "./model.ts";
+import type { SimRecord } from "./types.ts";
+import { compareValues, positionOf, queryError, resolvePath, splitPath, unsupported } from "./soql-base.ts";
+import type { CompileOptions, CompiledQuery } from "./soql-base.ts";
 
 /** What the WHERE compiler needs besides the clock: sub-selects are compiled and run by soql.ts (passed in, so the modules do not import each other). */
 interface WhereOptions extends CompileOptions {
@@ -19,65 +19,78 @@ interface WhereOptions extends CompileOptions {
 
 // ---------- WHERE ----------
 
-type Tok = { t: '(' } | { t: ')' } | { t: 'AND' } | { t: 'OR' } | { t: 'NOT' } | { t: 'cond'; c: Record<string, unknown> };
+type Tok = { t: "(" } | { t: ")" } | { t: "AND" } | { t: "OR" } | { t: "NOT" } | { t: "cond"; c: Record<string, unknown> };
 
 function flattenWhere(w: WhereClause | undefined, out: Tok[]): void {
   if (!w) return;
   const left = (w as { left: Record<string, unknown> | null }).left;
   if (left) {
     const open = Number(left.openParen ?? 0);
-    for (let i = 0; i < open; i++) out.push({ t: '(' });
-    if ('field' in left || 'fn' in left) {
-      out.push({ t: 'cond', c: left });
+    for (let i = 0; i < open; i++) out.push({ t: "(" });
+    if ("field" in left || "fn" in left) {
+      out.push({ t: "cond", c: left });
       const close = Number(left.closeParen ?? 0);
-      for (let i = 0; i < close; i++) out.push({ t: ')' });
+      for (let i = 0; i < close; i++) out.push({ t: ")" });
     }
   }
   const op = (w as { operator?: string }).operator;
-  if (op === 'AND' || op === 'OR' || op === 'NOT') out.push({ t: op });
+  if (op === "AND" || op === "OR" || op === "NOT") out.push({ t: op });
   flattenWhere((w as { right?: WhereClause }).right, out);
 }
 
 type Pred = (rec: SimRecord) => boolean;
 
-export function compileWhere(org: OrgModel, model: ObjectModel, alias: string | undefined, w: WhereClause, soql: string, wherePos: number, opts: WhereOptions): Pred {
+export function compileWhere(
+  org: OrgModel,
+  model: ObjectModel,
+  alias: string | undefined,
+  w: WhereClause,
+  soql: string,
+  wherePos: number,
+  opts: WhereOptions,
+): Pred {
   const toks: Tok[] = [];
   flattenWhere(w, toks);
   let i = 0;
   const malformed = (tok: Tok | undefined): never => {
-    const name = tok ? (tok.t === 'cond' ? String(tok.c.field ?? '') : tok.t) : '';
-    throw queryError('MALFORMED_QUERY', soql, tok ? positionOf(soql, name, wherePos) : soql.length, tok ? `unexpected token: '${name}'` : 'unexpected token: <EOF>');
+    const name = tok ? (tok.t === "cond" ? String(tok.c.field ?? "") : tok.t) : "";
+    throw queryError(
+      "MALFORMED_QUERY",
+      soql,
+      tok ? positionOf(soql, name, wherePos) : soql.length,
+      tok ? `unexpected token: '${name}'` : "unexpected token: <EOF>",
+    );
   };
   const parseExpr = (): Pred => {
     const first = parseUnary();
     const preds = [first];
-    let op: 'AND' | 'OR' | null = null;
-    while (i < toks.length && (toks[i]!.t === 'AND' || toks[i]!.t === 'OR')) {
-      const t = toks[i]!.t as 'AND' | 'OR';
+    let op: "AND" | "OR" | null = null;
+    while (i < toks.length && (toks[i]!.t === "AND" || toks[i]!.t === "OR")) {
+      const t = toks[i]!.t as "AND" | "OR";
       if (op && op !== t) malformed(toks[i]);
       op = t;
       i++;
       preds.push(parseUnary());
     }
     if (preds.length === 1) return first;
-    return op === 'AND' ? (r) => preds.every((p) => p(r)) : (r) => preds.some((p) => p(r));
+    return op === "AND" ? (r) => preds.every((p) => p(r)) : (r) => preds.some((p) => p(r));
   };
   const parseUnary = (): Pred => {
     const tok = toks[i];
     if (!tok) return malformed(undefined);
-    if (tok.t === 'NOT') {
+    if (tok.t === "NOT") {
       i++;
       const inner = parseUnary();
       return (r) => !inner(r);
     }
-    if (tok.t === '(') {
+    if (tok.t === "(") {
       i++;
       const e = parseExpr();
-      if (toks[i]?.t !== ')') malformed(toks[i]);
+      if (toks[i]?.t !== ")") malformed(toks[i]);
       i++;
       return e;
     }
-    if (tok.t === 'cond') {
+    if (tok.t === "cond") {
       i++;
       return compileCondition(org, model, alias, tok.c, soql, wherePos, opts);
     }
@@ -88,38 +101,63 @@ export function compileWhere(org: OrgModel, model: ObjectModel, alias: string | 
   return pred;
 }
 
-const STRINGISH = new Set(['string', 'picklist', 'multipicklist', 'textarea', 'email', 'phone', 'url', 'combobox', 'encryptedstring', 'id', 'reference']);
+const STRINGISH = new Set(["string", "picklist", "multipicklist", "textarea", "email", "phone", "url", "combobox", "encryptedstring", "id", "reference"]);
 
 function unescapeSoqlString(raw: string, keepLikeEscapes: boolean): string {
   const body = raw.startsWith("'") && raw.endsWith("'") ? raw.slice(1, -1) : raw;
-  let out = '';
+  let out = "";
   for (let k = 0; k < body.length; k++) {
     const ch = body[k]!;
-    if (ch !== '\\') { out += ch; continue; }
-    const nx = body[++k] ?? '';
+    if (ch !== "\\") {
+      out += ch;
+      continue;
+    }
+    const nx = body[++k] ?? "";
     switch (nx) {
-      case 'n': case 'N': out += '\n'; break;
-      case 'r': case 'R': out += '\r'; break;
-      case 't': case 'T': out += '\t'; break;
-      case 'b': case 'B': out += '\b'; break;
-      case 'f': case 'F': out += '\f'; break;
-      case '%': case '_': out += keepLikeEscapes ? `\\${nx}` : `\\${nx}`; break;
-      default: out += nx;
+      case "n":
+      case "N":
+        out += "\n";
+        break;
+      case "r":
+      case "R":
+        out += "\r";
+        break;
+      case "t":
+      case "T":
+        out += "\t";
+        break;
+      case "b":
+      case "B":
+        out += "\b";
+        break;
+      case "f":
+      case "F":
+        out += "\f";
+        break;
+      case "%":
+      case "_":
+        out += keepLikeEscapes ? `\\${nx}` : `\\${nx}`;
+        break;
+      default:
+        out += nx;
     }
   }
   return out;
 }
 
 function likeToRegExp(pattern: string): RegExp {
-  let re = '';
+  let re = "";
   for (let k = 0; k < pattern.length; k++) {
     const ch = pattern[k]!;
-    if (ch === '\\' && (pattern[k + 1] === '%' || pattern[k + 1] === '_')) { re += pattern[++k]; continue; }
-    if (ch === '%') re += '.*';
-    else if (ch === '_') re += '.';
-    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    if (ch === "\\" && (pattern[k + 1] === "%" || pattern[k + 1] === "_")) {
+      re += pattern[++k];
+      continue;
+    }
+    if (ch === "%") re += ".*";
+    else if (ch === "_") re += ".";
+    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   }
-  return new RegExp(`^${re}$`, 'is');
+  return new RegExp(`^${re}$`, "is");
 }
 
 type Range = [number, number];
@@ -135,56 +173,106 @@ function shiftMonths(ms: number, months: number): number {
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + months, 1);
 }
 
-function unitStart(now: number, unit: 'DAY' | 'WEEK' | 'MONTH' | 'QUARTER' | 'YEAR', offset: number): number {
+function unitStart(now: number, unit: "DAY" | "WEEK" | "MONTH" | "QUARTER" | "YEAR", offset: number): number {
   const d = new Date(now);
   switch (unit) {
-    case 'DAY': return startOfDay(now) + offset * DAY;
-    case 'WEEK': return startOfDay(now) - d.getUTCDay() * DAY + offset * 7 * DAY;
-    case 'MONTH': return shiftMonths(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), offset);
-    case 'QUARTER': return shiftMonths(Date.UTC(d.getUTCFullYear(), Math.floor(d.getUTCMonth() / 3) * 3, 1), offset * 3);
-    case 'YEAR': return Date.UTC(d.getUTCFullYear() + offset, 0, 1);
+    case "DAY":
+      return startOfDay(now) + offset * DAY;
+    case "WEEK":
+      return startOfDay(now) - d.getUTCDay() * DAY + offset * 7 * DAY;
+    case "MONTH":
+      return shiftMonths(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), offset);
+    case "QUARTER":
+      return shiftMonths(Date.UTC(d.getUTCFullYear(), Math.floor(d.getUTCMonth() / 3) * 3, 1), offset * 3);
+    case "YEAR":
+      return Date.UTC(d.getUTCFullYear() + offset, 0, 1);
   }
 }
 
 /** [start, end) in UTC ms for a SOQL date literal (org time zone taken as UTC, fiscal year = calendar year). */
 function dateLiteralRange(lit: string, n: number | undefined, now: number): Range | null {
-  const L = lit.toUpperCase().split(':')[0]!;
+  const L = lit.toUpperCase().split(":")[0]!;
   const u = (unit: Parameters<typeof unitStart>[1], from: number, to: number): Range => [unitStart(now, unit, from), unitStart(now, unit, to)];
   const k = n ?? 0;
   switch (L) {
-    case 'YESTERDAY': return u('DAY', -1, 0);
-    case 'TODAY': return u('DAY', 0, 1);
-    case 'TOMORROW': return u('DAY', 1, 2);
-    case 'LAST_WEEK': return u('WEEK', -1, 0);
-    case 'THIS_WEEK': return u('WEEK', 0, 1);
-    case 'NEXT_WEEK': return u('WEEK', 1, 2);
-    case 'LAST_MONTH': return u('MONTH', -1, 0);
-    case 'THIS_MONTH': return u('MONTH', 0, 1);
-    case 'NEXT_MONTH': return u('MONTH', 1, 2);
-    case 'LAST_90_DAYS': return u('DAY', -90, 1);
-    case 'NEXT_90_DAYS': return u('DAY', 1, 91);
-    case 'THIS_QUARTER': case 'THIS_FISCAL_QUARTER': return u('QUARTER', 0, 1);
-    case 'LAST_QUARTER': case 'LAST_FISCAL_QUARTER': return u('QUARTER', -1, 0);
-    case 'NEXT_QUARTER': case 'NEXT_FISCAL_QUARTER': return u('QUARTER', 1, 2);
-    case 'THIS_YEAR': case 'THIS_FISCAL_YEAR': return u('YEAR', 0, 1);
-    case 'LAST_YEAR': case 'LAST_FISCAL_YEAR': return u('YEAR', -1, 0);
-    case 'NEXT_YEAR': case 'NEXT_FISCAL_YEAR': return u('YEAR', 1, 2);
-    case 'LAST_N_DAYS': return u('DAY', -k, 1);
-    case 'NEXT_N_DAYS': return u('DAY', 1, k + 1);
-    case 'N_DAYS_AGO': return u('DAY', -k, -k + 1);
-    case 'LAST_N_WEEKS': return u('WEEK', -k, 0);
-    case 'NEXT_N_WEEKS': return u('WEEK', 1, k + 1);
-    case 'N_WEEKS_AGO': return u('WEEK', -k, -k + 1);
-    case 'LAST_N_MONTHS': return u('MONTH', -k, 0);
-    case 'NEXT_N_MONTHS': return u('MONTH', 1, k + 1);
-    case 'N_MONTHS_AGO': return u('MONTH', -k, -k + 1);
-    case 'LAST_N_QUARTERS': case 'LAST_N_FISCAL_QUARTERS': return u('QUARTER', -k, 0);
-    case 'NEXT_N_QUARTERS': case 'NEXT_N_FISCAL_QUARTERS': return u('QUARTER', 1, k + 1);
-    case 'N_QUARTERS_AGO': case 'N_FISCAL_QUARTERS_AGO': return u('QUARTER', -k, -k + 1);
-    case 'LAST_N_YEARS': case 'LAST_N_FISCAL_YEARS': return u('YEAR', -k, 0);
-    case 'NEXT_N_YEARS': case 'NEXT_N_FISCAL_YEARS': return u('YEAR', 1, k + 1);
-    case 'N_YEARS_AGO': case 'N_FISCAL_YEARS_AGO': return u('YEAR', -k, -k + 1);
-    default: return null;
+    case "YESTERDAY":
+      return u("DAY", -1, 0);
+    case "TODAY":
+      return u("DAY", 0, 1);
+    case "TOMORROW":
+      return u("DAY", 1, 2);
+    case "LAST_WEEK":
+      return u("WEEK", -1, 0);
+    case "THIS_WEEK":
+      return u("WEEK", 0, 1);
+    case "NEXT_WEEK":
+      return u("WEEK", 1, 2);
+    case "LAST_MONTH":
+      return u("MONTH", -1, 0);
+    case "THIS_MONTH":
+      return u("MONTH", 0, 1);
+    case "NEXT_MONTH":
+      return u("MONTH", 1, 2);
+    case "LAST_90_DAYS":
+      return u("DAY", -90, 1);
+    case "NEXT_90_DAYS":
+      return u("DAY", 1, 91);
+    case "THIS_QUARTER":
+    case "THIS_FISCAL_QUARTER":
+      return u("QUARTER", 0, 1);
+    case "LAST_QUARTER":
+    case "LAST_FISCAL_QUARTER":
+      return u("QUARTER", -1, 0);
+    case "NEXT_QUARTER":
+    case "NEXT_FISCAL_QUARTER":
+      return u("QUARTER", 1, 2);
+    case "THIS_YEAR":
+    case "THIS_FISCAL_YEAR":
+      return u("YEAR", 0, 1);
+    case "LAST_YEAR":
+    case "LAST_FISCAL_YEAR":
+      return u("YEAR", -1, 0);
+    case "NEXT_YEAR":
+    case "NEXT_FISCAL_YEAR":
+      return u("YEAR", 1, 2);
+    case "LAST_N_DAYS":
+      return u("DAY", -k, 1);
+    case "NEXT_N_DAYS":
+      return u("DAY", 1, k + 1);
+    case "N_DAYS_AGO":
+      return u("DAY", -k, -k + 1);
+    case "LAST_N_WEEKS":
+      return u("WEEK", -k, 0);
+    case "NEXT_N_WEEKS":
+      return u("WEEK", 1, k + 1);
+    case "N_WEEKS_AGO":
+      return u("WEEK", -k, -k + 1);
+    case "LAST_N_MONTHS":
+      return u("MONTH", -k, 0);
+    case "NEXT_N_MONTHS":
+      return u("MONTH", 1, k + 1);
+    case "N_MONTHS_AGO":
+      return u("MONTH", -k, -k + 1);
+    case "LAST_N_QUARTERS":
+    case "LAST_N_FISCAL_QUARTERS":
+      return u("QUARTER", -k, 0);
+    case "NEXT_N_QUARTERS":
+    case "NEXT_N_FISCAL_QUARTERS":
+      return u("QUARTER", 1, k + 1);
+    case "N_QUARTERS_AGO":
+    case "N_FISCAL_QUARTERS_AGO":
+      return u("QUARTER", -k, -k + 1);
+    case "LAST_N_YEARS":
+    case "LAST_N_FISCAL_YEARS":
+      return u("YEAR", -k, 0);
+    case "NEXT_N_YEARS":
+    case "NEXT_N_FISCAL_YEARS":
+      return u("YEAR", 1, k + 1);
+    case "N_YEARS_AGO":
+    case "N_FISCAL_YEARS_AGO":
+      return u("YEAR", -k, -k + 1);
+    default:
+      return null;
   }
 }
 
@@ -192,28 +280,42 @@ function isoDate(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-function compileCondition(org: OrgModel, model: ObjectModel, alias: string | undefined, c: Record<string, unknown>, soql: string, wherePos: number, opts: WhereOptions): Pred {
-  if ('fn' in c) throw unsupported('functions in WHERE');
+function compileCondition(
+  org: OrgModel,
+  model: ObjectModel,
+  alias: string | undefined,
+  c: Record<string, unknown>,
+  soql: string,
+  wherePos: number,
+  opts: WhereOptions,
+): Pred {
+  if ("fn" in c) throw unsupported("functions in WHERE");
   const rawField = String(c.field);
   const parts = splitPath(rawField, alias, model.name);
   const lastPart = parts[parts.length - 1]!;
   const path = resolvePath(org, model, parts, soql, wherePos, lastPart);
   const f = path.field;
-  const type = f?.type ?? 'string';
+  const type = f?.type ?? "string";
   const fpos = () => positionOf(soql, lastPart, wherePos);
-  if (f && f.filterable === false) throw queryError('INVALID_FIELD', soql, fpos(), `field '${path.name}' can not be filtered in a query call`);
+  if (f && f.filterable === false) throw queryError("INVALID_FIELD", soql, fpos(), `field '${path.name}' can not be filtered in a query call`);
   const operator = String(c.operator).toUpperCase();
   const get = path.get;
 
   if (c.valueQuery) {
-    if (operator !== 'IN' && operator !== 'NOT IN') throw unsupported(`${operator} with a subquery`);
+    if (operator !== "IN" && operator !== "NOT IN") throw unsupported(`${operator} with a subquery`);
     const inner = opts.compileSubquery(composeQuery(c.valueQuery as Query));
     const col = inner.columns[0];
-    if (inner.kind !== 'records' || inner.columns.length !== 1 || !col) {
-      throw queryError('MALFORMED_QUERY', soql, fpos(), 'semi join sub-selects must select exactly one field');
+    if (inner.kind !== "records" || inner.columns.length !== 1 || !col) {
+      throw queryError("MALFORMED_QUERY", soql, fpos(), "semi join sub-selects must select exactly one field");
     }
-    const set = new Set(opts.runSubquery(inner).map((r) => col.get(r)).filter((v) => v !== null && v !== undefined).map((v) => String(v).toUpperCase()));
-    const neg = operator === 'NOT IN';
+    const set = new Set(
+      opts
+        .runSubquery(inner)
+        .map((r) => col.get(r))
+        .filter((v) => v !== null && v !== undefined)
+        .map((v) => String(v).toUpperCase()),
+    );
+    const neg = operator === "NOT IN";
     return (rec) => {
       const x = get(rec);
       const hit = x !== null && x !== undefined && set.has(String(x).toUpperCase());
@@ -226,140 +328,169 @@ function compileCondition(org: OrgModel, model: ObjectModel, alias: string | und
   const lts = (Array.isArray(ltRaw) ? ltRaw : values.map(() => ltRaw)) as (string | undefined)[];
   const dateVars = Array.isArray(c.dateLiteralVariable) ? (c.dateLiteralVariable as number[]) : values.map(() => c.dateLiteralVariable as number | undefined);
 
-  const typeName = type === 'datetime' ? 'dateTime' : type === 'int' ? 'integer' : ['double', 'currency', 'percent', 'long'].includes(type) ? 'double' : type;
+  const typeName = type === "datetime" ? "dateTime" : type === "int" ? "integer" : ["double", "currency", "percent", "long"].includes(type) ? "double" : type;
   const literal = (raw: string, lt: string | undefined, k: number): { v: unknown; range?: Range } => {
-    const L = (lt ?? 'STRING').toUpperCase();
-    if (L === 'NULL') return { v: null };
+    const L = (lt ?? "STRING").toUpperCase();
+    if (L === "NULL") return { v: null };
     const bad = (quoted: boolean) => {
       const needQuotes = STRINGISH.has(type);
       const text = needQuotes
-        ? `value of filter criterion for field '${path.name}' must be of type ${type === 'id' || type === 'reference' ? 'id' : 'string'} and should be enclosed in quotes`
+        ? `value of filter criterion for field '${path.name}' must be of type ${type === "id" || type === "reference" ? "id" : "string"} and should be enclosed in quotes`
         : `value of filter criterion for field '${path.name}' must be of type ${typeName} and should not be enclosed in quotes`;
       void quoted;
-      return queryError('INVALID_FIELD', soql, positionOf(soql, raw, wherePos), text);
+      return queryError("INVALID_FIELD", soql, positionOf(soql, raw, wherePos), text);
     };
-    if (L === 'APEX_BIND_VARIABLE') throw queryError('MALFORMED_QUERY', soql, positionOf(soql, raw, wherePos), `unexpected token: '${raw}'`);
+    if (L === "APEX_BIND_VARIABLE") throw queryError("MALFORMED_QUERY", soql, positionOf(soql, raw, wherePos), `unexpected token: '${raw}'`);
     switch (type) {
-      case 'datetime':
-        if (L === 'DATETIME') return { v: parseDateTime(raw) };
-        if (L === 'DATE_LITERAL' || L === 'DATE_N_LITERAL') {
+      case "datetime":
+        if (L === "DATETIME") return { v: parseDateTime(raw) };
+        if (L === "DATE_LITERAL" || L === "DATE_N_LITERAL") {
           const r = dateLiteralRange(raw, dateVars[k], opts.now);
           if (!r) throw unsupported(`the date literal ${raw}`);
           return { v: null, range: r };
         }
-        throw bad(L === 'STRING');
-      case 'date':
-        if (L === 'DATE') return { v: raw };
-        if (L === 'DATE_LITERAL' || L === 'DATE_N_LITERAL') {
+        throw bad(L === "STRING");
+      case "date":
+        if (L === "DATE") return { v: raw };
+        if (L === "DATE_LITERAL" || L === "DATE_N_LITERAL") {
           const r = dateLiteralRange(raw, dateVars[k], opts.now);
           if (!r) throw unsupported(`the date literal ${raw}`);
           return { v: null, range: r };
         }
-        throw bad(L === 'STRING');
-      case 'boolean':
-        if (L === 'BOOLEAN') return { v: raw.toUpperCase() === 'TRUE' };
-        throw bad(L === 'STRING');
-      case 'int': case 'long': case 'double': case 'currency': case 'percent':
-        if (L === 'INTEGER' || L === 'DECIMAL') return { v: Number(raw) };
-        if ((L === 'INTEGER_WITH_CURRENCY_PREFIX' || L === 'DECIMAL_WITH_CURRENCY_PREFIX') && type === 'currency') return { v: Number(raw.slice(3)) };
-        throw bad(L === 'STRING');
+        throw bad(L === "STRING");
+      case "boolean":
+        if (L === "BOOLEAN") return { v: raw.toUpperCase() === "TRUE" };
+        throw bad(L === "STRING");
+      case "int":
+      case "long":
+      case "double":
+      case "currency":
+      case "percent":
+        if (L === "INTEGER" || L === "DECIMAL") return { v: Number(raw) };
+        if ((L === "INTEGER_WITH_CURRENCY_PREFIX" || L === "DECIMAL_WITH_CURRENCY_PREFIX") && type === "currency") return { v: Number(raw.slice(3)) };
+        throw bad(L === "STRING");
       default:
-        if (L !== 'STRING') throw bad(false);
-        if (type === 'id' || type === 'reference') {
+        if (L !== "STRING") throw bad(false);
+        if (type === "id" || type === "reference") {
           const s = unescapeSoqlString(raw, false);
-          if (operator === 'LIKE') return { v: s };
+          if (operator === "LIKE") return { v: s };
           if (!isIdString(s)) {
-            if (s === '') return { v: null };
-            throw queryError('INVALID_QUERY_FILTER_OPERATOR', soql, positionOf(soql, raw, wherePos), `invalid ID field: ${s}`);
+            if (s === "") return { v: null };
+            throw queryError("INVALID_QUERY_FILTER_OPERATOR", soql, positionOf(soql, raw, wherePos), `invalid ID field: ${s}`);
           }
           return { v: normalizeId(s) };
         }
-        return { v: unescapeSoqlString(raw, operator === 'LIKE') };
+        return { v: unescapeSoqlString(raw, operator === "LIKE") };
     }
   };
 
   const lits = values.map((raw, k) => literal(raw, lts[k], k));
-  const isStr = STRINGISH.has(type) && type !== 'id' && type !== 'reference';
+  const isStr = STRINGISH.has(type) && type !== "id" && type !== "reference";
   const eq = (a: unknown, b: unknown): boolean => {
     if (a === null || a === undefined) return b === null;
     if (b === null) return false;
     if (isStr) return String(a).toUpperCase() === String(b).toUpperCase();
-    if (type === 'id' || type === 'reference') return String(a).toUpperCase() === String(b).toUpperCase();
+    if (type === "id" || type === "reference") return String(a).toUpperCase() === String(b).toUpperCase();
     return a === b;
   };
   const inRange = (v: unknown, r: Range): boolean => {
     if (v === null || v === undefined) return false;
-    if (type === 'date') return String(v) >= isoDate(r[0]) && String(v) < isoDate(r[1]);
+    if (type === "date") return String(v) >= isoDate(r[0]) && String(v) < isoDate(r[1]);
     return (v as number) >= r[0] && (v as number) < r[1];
   };
   const rangeCmp = (v: unknown, r: Range, op: string): boolean => {
-    if (v === null || v === undefined) return op === '!=';
-    const lo = type === 'date' ? isoDate(r[0]) : r[0];
-    const hi = type === 'date' ? isoDate(r[1]) : r[1];
+    if (v === null || v === undefined) return op === "!=";
+    const lo = type === "date" ? isoDate(r[0]) : r[0];
+    const hi = type === "date" ? isoDate(r[1]) : r[1];
     const x = v as number | string;
     switch (op) {
-      case '=': return x >= lo && x < hi;
-      case '!=': return !(x >= lo && x < hi);
-      case '<': return x < lo;
-      case '<=': return x < hi;
-      case '>': return x >= hi;
-      case '>=': return x >= lo;
-      default: return false;
+      case "=":
+        return x >= lo && x < hi;
+      case "!=":
+        return !(x >= lo && x < hi);
+      case "<":
+        return x < lo;
+      case "<=":
+        return x < hi;
+      case ">":
+        return x >= hi;
+      case ">=":
+        return x >= lo;
+      default:
+        return false;
     }
   };
   const cmp = (a: unknown, b: unknown): number => (isStr ? compareValues(a, b) : compareValues(a, b));
 
   const one = lits[0]!;
   switch (operator) {
-    case '=':
-    case '!=': {
-      const neg = operator === '!=';
-      if (one.range) { const r = one.range; return (rec) => rangeCmp(get(rec), r, operator); }
+    case "=":
+    case "!=": {
+      const neg = operator === "!=";
+      if (one.range) {
+        const r = one.range;
+        return (rec) => rangeCmp(get(rec), r, operator);
+      }
       const v = one.v;
       return (rec) => eq(get(rec), v) !== neg;
     }
-    case '<': case '<=': case '>': case '>=': {
-      if (one.range) { const r = one.range; return (rec) => rangeCmp(get(rec), r, operator); }
+    case "<":
+    case "<=":
+    case ">":
+    case ">=": {
+      if (one.range) {
+        const r = one.range;
+        return (rec) => rangeCmp(get(rec), r, operator);
+      }
       const v = one.v;
       if (v === null) return () => false;
       return (rec) => {
         const x = get(rec);
         if (x === null || x === undefined) return false;
         const c2 = cmp(x, v);
-        return operator === '<' ? c2 < 0 : operator === '<=' ? c2 <= 0 : operator === '>' ? c2 > 0 : c2 >= 0;
+        return operator === "<" ? c2 < 0 : operator === "<=" ? c2 <= 0 : operator === ">" ? c2 > 0 : c2 >= 0;
       };
     }
-    case 'LIKE': {
-      if (!STRINGISH.has(type)) throw queryError('INVALID_FIELD', soql, fpos(), `invalid operator on field '${path.name}' of type ${typeName}`);
-      const re = likeToRegExp(String(one.v ?? ''));
+    case "LIKE": {
+      if (!STRINGISH.has(type)) throw queryError("INVALID_FIELD", soql, fpos(), `invalid operator on field '${path.name}' of type ${typeName}`);
+      const re = likeToRegExp(String(one.v ?? ""));
       return (rec) => {
         const x = get(rec);
         return x !== null && x !== undefined && re.test(String(x));
       };
     }
-    case 'IN':
-    case 'NOT IN': {
-      const neg = operator === 'NOT IN';
+    case "IN":
+    case "NOT IN": {
+      const neg = operator === "NOT IN";
       return (rec) => {
         const x = get(rec);
         const hit = lits.some((l) => (l.range ? inRange(x, l.range) : eq(x, l.v)));
         return hit !== neg;
       };
     }
-    case 'INCLUDES':
-    case 'EXCLUDES': {
-      if (type !== 'multipicklist') throw queryError('INVALID_FIELD', soql, fpos(), `invalid operator on field '${path.name}' of type ${typeName}`);
-      const sets = lits.map((l) => String(l.v ?? '').split(';').map((s) => s.trim().toUpperCase()));
-      const neg = operator === 'EXCLUDES';
+    case "INCLUDES":
+    case "EXCLUDES": {
+      if (type !== "multipicklist") throw queryError("INVALID_FIELD", soql, fpos(), `invalid operator on field '${path.name}' of type ${typeName}`);
+      const sets = lits.map((l) =>
+        String(l.v ?? "")
+          .split(";")
+          .map((s) => s.trim().toUpperCase()),
+      );
+      const neg = operator === "EXCLUDES";
       return (rec) => {
         const x = get(rec);
-        const have = new Set(x === null || x === undefined ? [] : String(x).split(';').map((s) => s.trim().toUpperCase()));
+        const have = new Set(
+          x === null || x === undefined
+            ? []
+            : String(x)
+                .split(";")
+                .map((s) => s.trim().toUpperCase()),
+        );
         const hit = sets.some((s) => s.every((v) => have.has(v)));
         return hit !== neg;
       };
     }
     default:
-      throw queryError('MALFORMED_QUERY', soql, fpos(), `unexpected token: '${operator}'`);
+      throw queryError("MALFORMED_QUERY", soql, fpos(), `unexpected token: '${operator}'`);
   }
 }
-

@@ -133,7 +133,7 @@ export interface SimFaultRule {
   body?: Json;
   delayMs?: number;
   /** 'reset' destroys the socket (client sees ECONNRESET / socket hang up). */
-  action?: 'reset';
+  action?: "reset";
 }
 
 export interface SimOrgSettings {

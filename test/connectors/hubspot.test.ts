@@ -38,17 +38,38 @@ function simClock(startIso = "2024-06-03T08:00:00.000Z"): ReturnType<typeof test
 
 function hubspotConfig(url: string, tables: unknown[], extra: Record<string, unknown> = {}): HubSpotConnector {
   return HubSpotConnector.parse({
-    id: "hs", type: "hubspot", baseUrl: url, clientId: "demo-client-id", clientSecret: "demo-client-secret", refreshToken: "demo-refresh-token",
-    tables, ...extra,
+    id: "hs",
+    type: "hubspot",
+    baseUrl: url,
+    clientId: "demo-client-id",
+    clientSecret: "demo-client-secret",
+    refreshToken: "demo-refresh-token",
+    tables,
+    ...extra,
   });
 }
 
-interface ReadResult { pages: SourcePage[]; records: SourceRecord[]; deleted: string[]; state: unknown }
+interface ReadResult {
+  pages: SourcePage[];
+  records: SourceRecord[];
+  deleted: string[];
+  state: unknown;
+}
 
-async function readAll(src: HubSpotSource, table: string, opts: { full?: boolean; state?: unknown; runStartedAt: number; onPage?: (n: number) => void; pipeline?: MemoryPipeline }): Promise<ReadResult> {
+async function readAll(
+  src: HubSpotSource,
+  table: string,
+  opts: { full?: boolean; state?: unknown; runStartedAt: number; onPage?: (n: number) => void; pipeline?: MemoryPipeline },
+): Promise<ReadResult> {
   const out: ReadResult = { pages: [], records: [], deleted: [], state: undefined };
   const published = opts.pipeline?.startRun();
-  for await (const page of src.read(table, { full: opts.full ?? false, signal: new AbortController().signal, state: opts.state ?? null, runStartedAt: opts.runStartedAt, published })) {
+  for await (const page of src.read(table, {
+    full: opts.full ?? false,
+    signal: new AbortController().signal,
+    state: opts.state ?? null,
+    runStartedAt: opts.runStartedAt,
+    published,
+  })) {
     opts.pipeline?.apply(page);
     out.pages.push(page);
     out.records.push(...page.records);
@@ -74,7 +95,16 @@ describe("full read of the demo portal", () => {
     const deals = data.objects.deals!;
     deals.properties!.push(
       { name: "contract_start", type: "date", fieldType: "date", label: "Contract start" },
-      { name: "is_renewal", type: "bool", fieldType: "booleancheckbox", label: "Renewal?", options: [{ label: "Yes", value: "true" }, { label: "No", value: "false" }] },
+      {
+        name: "is_renewal",
+        type: "bool",
+        fieldType: "booleancheckbox",
+        label: "Renewal?",
+        options: [
+          { label: "Yes", value: "true" },
+          { label: "No", value: "false" },
+        ],
+      },
     );
     const rec = (id: string) => deals.records!.find((r) => r.id === id)!;
     Object.assign(rec("1001").properties, { contract_start: "2024-03-01", is_renewal: "false" });
@@ -83,31 +113,57 @@ describe("full read of the demo portal", () => {
     delete rec("1004").properties.deal_currency_code;
     data.associations!.push({ from: { type: "deals", id: "1001" }, to: { type: "companies", id: "2002" } });
     data.objects.goal_targets!.records!.push({
-      id: "6003", createdAt: "2024-01-01T00:00:00.000Z", updatedAt: "2024-01-15T00:00:00.000Z",
+      id: "6003",
+      createdAt: "2024-01-01T00:00:00.000Z",
+      updatedAt: "2024-01-15T00:00:00.000Z",
       properties: { hs_goal_name: "Q1 2024 quota - Chloé", hs_target_amount: "99999.999999999999", hs_assignee_user_id: "9003" },
     });
     data.objects.contacts!.records!.push({ id: "3005", createdAt: "2024-01-09T09:00:00.000Z", properties: { firstname: "No", lastname: "Email" } });
     sim = await startHubSpotSimulator({ data, clock: clock.now, validateResponses: true });
-    src = createHubSpotSource(hubspotConfig(sim.url, [
-      {
-        name: "deals", object: "deals",
-        fields: {
-          dealname: "string", amount: "amount", hs_tcv: { type: "amount", currency: "USD" }, closedate: "date", contract_start: "date", is_renewal: "bool",
-          dealstage: "picklist", pipeline: "picklist", hubspot_owner_id: "user", deal_tags: "multipicklist", commission_rate: "percentage",
-          companies: "object", contacts: "object",
+    src = createHubSpotSource(
+      hubspotConfig(sim.url, [
+        {
+          name: "deals",
+          object: "deals",
+          fields: {
+            dealname: "string",
+            amount: "amount",
+            hs_tcv: { type: "amount", currency: "USD" },
+            closedate: "date",
+            contract_start: "date",
+            is_renewal: "bool",
+            dealstage: "picklist",
+            pipeline: "picklist",
+            hubspot_owner_id: "user",
+            deal_tags: "multipicklist",
+            commission_rate: "percentage",
+            companies: "object",
+            contacts: "object",
+          },
         },
-      },
-      { name: "deals_by_day", object: "deals", pipelineLabels: false, fields: { closedate: { type: "date", format: "date" }, dealstage: "picklist", companies: "multipicklist", contacts: "string" } },
-      { name: "companies", object: "companies" },
-      { name: "contacts", object: "contacts" },
-      { name: "line_items", object: "line_items" },
-      { name: "goals", object: "goals" },
-      { name: "plans", object: "commission_plans", fields: { plan_name: "string", rate: "number", plan_year: "number", deals: "object" } },
-      {
-        name: "won_or_sent", object: "deals", fields: { dealname: "string", amount: "amount" },
-        filter: [{ filters: [{ propertyName: "dealstage", operator: "IN", values: ["closedwon", "contractsent"] }] }, { filters: [{ propertyName: "amount", operator: "LT", value: "0.001" }] }],
-      },
-    ]), { clock });
+        {
+          name: "deals_by_day",
+          object: "deals",
+          pipelineLabels: false,
+          fields: { closedate: { type: "date", format: "date" }, dealstage: "picklist", companies: "multipicklist", contacts: "string" },
+        },
+        { name: "companies", object: "companies" },
+        { name: "contacts", object: "contacts" },
+        { name: "line_items", object: "line_items" },
+        { name: "goals", object: "goals" },
+        { name: "plans", object: "commission_plans", fields: { plan_name: "string", rate: "number", plan_year: "number", deals: "object" } },
+        {
+          name: "won_or_sent",
+          object: "deals",
+          fields: { dealname: "string", amount: "amount" },
+          filter: [
+            { filters: [{ propertyName: "dealstage", operator: "IN", values: ["closedwon", "contractsent"] }] },
+            { filters: [{ propertyName: "amount", operator: "LT", value: "0.001" }] },
+          ],
+        },
+      ]),
+      { clock },
+    );
   });
   afterAll(async () => {
     expect(sim.responseValidationFailures()).toEqual([]);
@@ -117,8 +173,14 @@ describe("full read of the demo portal", () => {
   it("check() passes every table", async () => {
     const checks = await src.check();
     expect(checks.map((c) => [c.table, c.ok, c.problems])).toEqual([
-      ["deals", true, []], ["deals_by_day", true, []], ["companies", true, []], ["contacts", true, []],
-      ["line_items", true, []], ["goals", true, []], ["plans", true, []], ["won_or_sent", true, []],
+      ["deals", true, []],
+      ["deals_by_day", true, []],
+      ["companies", true, []],
+      ["contacts", true, []],
+      ["line_items", true, []],
+      ["goals", true, []],
+      ["plans", true, []],
+      ["won_or_sent", true, []],
     ]);
   });
 
@@ -128,24 +190,62 @@ describe("full read of the demo portal", () => {
     expect([...deals.keys()]).toEqual(["1001", "1002", "1003", "1004"]);
     expect(r.deleted).toEqual(["1005"]); // archived
     expect(deals.get("1001")).toEqual({
-      externalId: "1001", name: "Acme - Platform licence", sourceUpdatedAt: "2024-04-01T10:00:00.000Z",
+      externalId: "1001",
+      name: "Acme - Platform licence",
+      sourceUpdatedAt: "2024-04-01T10:00:00.000Z",
       fields: {
-        dealname: "Acme - Platform licence", amount: "125000.123456789012", hs_tcv: "375000.370370367036", closedate: "2024-03-29T00:00:00.000Z",
-        contract_start: "2024-03-01", is_renewal: false, dealstage: "Closed Won", pipeline: "Sales Pipeline", hubspot_owner_id: "alice.martin@example.com",
-        deal_tags: "strategic;upsell", commission_rate: "0.075",
+        dealname: "Acme - Platform licence",
+        amount: "125000.123456789012",
+        hs_tcv: "375000.370370367036",
+        closedate: "2024-03-29T00:00:00.000Z",
+        contract_start: "2024-03-01",
+        is_renewal: false,
+        dealstage: "Closed Won",
+        pipeline: "Sales Pipeline",
+        hubspot_owner_id: "alice.martin@example.com",
+        deal_tags: "strategic;upsell",
+        commission_rate: "0.075",
         companies: "2001", // the primary company, although 2002 is associated too
-        contacts: "3001", __currency: "EUR",
+        contacts: "3001",
+        __currency: "EUR",
       },
     });
-    expect(deals.get("1002")!.fields).toMatchObject({ amount: "98765.4321", contract_start: "2024-03-01", is_renewal: true, closedate: "2024-04-30T23:30:00.000Z", __currency: "USD", companies: "2002" });
+    expect(deals.get("1002")!.fields).toMatchObject({
+      amount: "98765.4321",
+      contract_start: "2024-03-01",
+      is_renewal: true,
+      closedate: "2024-04-30T23:30:00.000Z",
+      __currency: "USD",
+      companies: "2002",
+    });
     // owner 103 is archived: still resolved through the archived owners
-    expect(deals.get("1003")!.fields).toMatchObject({ amount: "0.000000001", hubspot_owner_id: "chloe.bernard@example.com", contract_start: "2024-02-29", dealstage: "Renewal due", pipeline: "Renewals", companies: "2003", contacts: null, is_renewal: null, __currency: "GBP" });
+    expect(deals.get("1003")!.fields).toMatchObject({
+      amount: "0.000000001",
+      hubspot_owner_id: "chloe.bernard@example.com",
+      contract_start: "2024-02-29",
+      dealstage: "Renewal due",
+      pipeline: "Renewals",
+      companies: "2003",
+      contacts: null,
+      is_renewal: null,
+      __currency: "GBP",
+    });
     // no deal currency: the portal's company currency
     expect(deals.get("1004")!.fields).toMatchObject({ amount: "18000.5", __currency: "CHF", commission_rate: null });
     expect(r.pages[0]!.sourceTypes).toEqual({
-      dealname: "hs:string", amount: "hs:number", hs_tcv: "hs:number", closedate: "hs:datetime", contract_start: "hs:date", is_renewal: "hs:bool",
-      dealstage: "hs:enumeration", pipeline: "hs:enumeration", hubspot_owner_id: "hs:enumeration", deal_tags: "hs:enumeration", commission_rate: "hs:number",
-      companies: "hs:association", contacts: "hs:association",
+      dealname: "hs:string",
+      amount: "hs:number",
+      hs_tcv: "hs:number",
+      closedate: "hs:datetime",
+      contract_start: "hs:date",
+      is_renewal: "hs:bool",
+      dealstage: "hs:enumeration",
+      pipeline: "hs:enumeration",
+      hubspot_owner_id: "hs:enumeration",
+      deal_tags: "hs:enumeration",
+      commission_rate: "hs:number",
+      companies: "hs:association",
+      contacts: "hs:association",
     });
     expect(r.state).toEqual({ v: 1, cursor: clock.now(), cursorAt: new Date(clock.now()).toISOString() }); // small: no snapshot, the raw topic is one
   });
@@ -163,7 +263,12 @@ describe("full read of the demo portal", () => {
     const contacts = byId((await readAll(src, "contacts", { full: true, runStartedAt: clock.now() })).records);
     expect(contacts.get("3001")!.name).toBe("jeanne.roux@acme.example");
     expect(contacts.get("3005")!.name).toBe("No Email");
-    expect(contacts.get("3001")!.fields).toMatchObject({ companies: "2001", hubspot_owner_id: "alice.martin@example.com", meetings: "5001", meetings__type: "meetings" });
+    expect(contacts.get("3001")!.fields).toMatchObject({
+      companies: "2001",
+      hubspot_owner_id: "alice.martin@example.com",
+      meetings: "5001",
+      meetings__type: "meetings",
+    });
     expect(Object.keys(contacts.get("3001")!.fields)).not.toContain("companies__type"); // the companies table is its reference
     const goals = byId((await readAll(src, "goals", { full: true, runStartedAt: clock.now() })).records);
     expect(goals.get("6001")!.fields).toMatchObject({ hs_assignee_user_id: "alice.martin@example.com", hs_target_amount: "150000.00", __currency: "CHF" });
@@ -174,7 +279,15 @@ describe("full read of the demo portal", () => {
   it("reads line items in their own currency, and a custom object named by its primaryDisplayProperty", async () => {
     const items = byId((await readAll(src, "line_items", { full: true, runStartedAt: clock.now() })).records);
     // two tables sync deals here, so the reference is not fixed by config: the raw field says the object type
-    expect(items.get("4001")!.fields).toEqual({ name: "Platform licence (3 years)", quantity: "3", price: "41666.707818929670", amount: "125000.123456789012", deals: "1001", deals__type: "deals", __currency: "EUR" });
+    expect(items.get("4001")!.fields).toEqual({
+      name: "Platform licence (3 years)",
+      quantity: "3",
+      price: "41666.707818929670",
+      amount: "125000.123456789012",
+      deals: "1001",
+      deals__type: "deals",
+      __currency: "EUR",
+    });
     expect(items.get("4002")!.fields).toMatchObject({ price: "8230.452675", __currency: "USD" });
     const plans = await readAll(src, "plans", { full: true, runStartedAt: clock.now() });
     expect(plans.records.map((p) => [p.externalId, p.name, p.fields])).toEqual([
@@ -205,11 +318,22 @@ describe("full read of the demo portal", () => {
   });
 
   it("check() rejects unknown properties, incompatible types and bad filters, naming each", async () => {
-    const bad = createHubSpotSource(hubspotConfig(sim.url, [
-      { name: "deals", object: "deals", fields: { dealnme: "string", amount: "bool", closedate: "number", dealstage: "object", widgets: "object" } },
-      { name: "filtered", object: "deals", filter: [{ propertyName: "amount", operator: "GT", value: "lots" }, { propertyName: "no_such", operator: "HAS_PROPERTY" }], fields: { dealname: "string" } },
-      { name: "nothing", object: "widgets", fields: { a: "string" } },
-    ]), { clock });
+    const bad = createHubSpotSource(
+      hubspotConfig(sim.url, [
+        { name: "deals", object: "deals", fields: { dealnme: "string", amount: "bool", closedate: "number", dealstage: "object", widgets: "object" } },
+        {
+          name: "filtered",
+          object: "deals",
+          filter: [
+            { propertyName: "amount", operator: "GT", value: "lots" },
+            { propertyName: "no_such", operator: "HAS_PROPERTY" },
+          ],
+          fields: { dealname: "string" },
+        },
+        { name: "nothing", object: "widgets", fields: { a: "string" } },
+      ]),
+      { clock },
+    );
     const [deals, filtered, nothing] = await bad.check();
     expect(deals!.ok).toBe(false);
     expect(deals!.problems).toEqual([
@@ -219,10 +343,7 @@ describe("full read of the demo portal", () => {
       "field dealstage: object fields are associations named after the associated object type (companies, contacts, deals, line_items, meetings, or a custom object's name), and HubSpot has no object dealstage",
       "field widgets: object fields are associations named after the associated object type (companies, contacts, deals, line_items, meetings, or a custom object's name), and HubSpot has no object widgets",
     ]);
-    expect(filtered!.problems).toEqual([
-      'filter 1: "lots" is not a number (amount is a number)',
-      "filter 2: no_such is not a property",
-    ]);
+    expect(filtered!.problems).toEqual(['filter 1: "lots" is not a number (amount is a number)', "filter 2: no_such is not a property"]);
     expect(nothing!.problems).toEqual(['HubSpot has no object "widgets"']);
     await expect(readAll(bad, "deals", { full: true, runStartedAt: clock.now() })).rejects.toThrow(/field dealnme is not a property of deals/);
   });
@@ -234,27 +355,31 @@ describe("incremental reads past the 10,000-result cap", () => {
   const clock = simClock("2024-06-03T08:00:00.000Z");
   const hourStart = Date.parse("2024-06-03T06:00:00.000Z");
   const shared = "2024-06-03T06:30:00.000Z";
-  const N = 14_000, SHARED = 11_000;
+  const N = 14_000,
+    SHARED = 11_000;
   let sim: HubSpotSimulator;
   let data: HubSpotSimData;
   const fields = { dealname: "string", amount: "amount", hubspot_owner_id: "user", companies: "object", contacts: "object" };
   // (association sweeps are tested on their own below: these tests measure the windows)
   const table = { name: "deals", object: "deals", fields, associationChanges: false };
-  const newSource = () => createHubSpotSource(hubspotConfig(sim.url, [table], { clientId: "sim-client-id", clientSecret: "sim-client-secret", refreshToken: "rt" }), { clock });
+  const newSource = () =>
+    createHubSpotSource(hubspotConfig(sim.url, [table], { clientId: "sim-client-id", clientSecret: "sim-client-secret", refreshToken: "rt" }), { clock });
   const lastRun = { v: 1, cursor: hourStart - 10 * 60_000 };
 
   beforeAll(async () => {
     data = generateHubSpotData({ deals: N, companies: 30, contacts: 30, start: "2024-06-03T05:00:00.000Z", stepMs: 100 });
     // every deal modified within one hour; 11,000 of them at the same millisecond (a bulk update)
     data.objects.deals!.records!.forEach((d, i) => {
-      const lm = i % 14 < 11 ? shared : new Date(hourStart + Math.floor(i * 3_600_000 / N) + 1).toISOString();
+      const lm = i % 14 < 11 ? shared : new Date(hourStart + Math.floor((i * 3_600_000) / N) + 1).toISOString();
       d.updatedAt = lm;
       d.properties.hs_lastmodifieddate = lm;
     });
     data.portal!.oauth = { refreshTokens: ["rt"] };
     sim = await startHubSpotSimulator({ data, clock: clock.now });
   });
-  afterAll(async () => { await sim.close(); });
+  afterAll(async () => {
+    await sim.close();
+  });
 
   it("reads every record exactly once, cutting windows by total and paging 11,000 same-timestamp records by id, near the minimum of requests", async () => {
     sim.resetCounters();
@@ -313,8 +438,11 @@ describe("incremental reads past the 10,000-result cap", () => {
     const src = newSource();
     sim.resetCounters();
     const r = await readAll(src, "deals", {
-      state: lastRun, runStartedAt: clock.now(),
-      onPage: (n) => { if (n === 2) expect(sim.expireAccessTokens()).toBeGreaterThan(0); },
+      state: lastRun,
+      runStartedAt: clock.now(),
+      onPage: (n) => {
+        if (n === 2) expect(sim.expireAccessTokens()).toBeGreaterThan(0);
+      },
     });
     expect(r.records).toHaveLength(N);
     expect(sim.counters()["POST /oauth/v1/token"]).toBe(2); // the first token, and one refresh
@@ -324,9 +452,14 @@ describe("incremental reads past the 10,000-result cap", () => {
   });
 
   it("fails clearly when 429s outlast the retries", async () => {
-    const src = createHubSpotSource(hubspotConfig(sim.url, [table], { clientId: "sim-client-id", clientSecret: "sim-client-secret", refreshToken: "rt" }), { clock, maxRateLimitRetries: 2 });
+    const src = createHubSpotSource(hubspotConfig(sim.url, [table], { clientId: "sim-client-id", clientSecret: "sim-client-secret", refreshToken: "rt" }), {
+      clock,
+      maxRateLimitRetries: 2,
+    });
     sim.injectFault({ path: "/crm/v3/properties/deals", method: "GET", count: 3, status: 429, policy: "TEN_SECONDLY_ROLLING" });
-    await expect(readAll(src, "deals", { state: lastRun, runStartedAt: clock.now() })).rejects.toThrow(/still rate limited by HubSpot \(TEN_SECONDLY_ROLLING\) after 2 retries/);
+    await expect(readAll(src, "deals", { state: lastRun, runStartedAt: clock.now() })).rejects.toThrow(
+      /still rate limited by HubSpot \(TEN_SECONDLY_ROLLING\) after 2 retries/,
+    );
     sim.clearFaults();
   });
 });
@@ -336,7 +469,9 @@ describe("incremental reads past the 10,000-result cap", () => {
 describe("association-only changes", () => {
   const clock = simClock();
   const sims: HubSpotSimulator[] = [];
-  afterAll(async () => { for (const s of sims) await s.close(); });
+  afterAll(async () => {
+    for (const s of sims) await s.close();
+  });
   const tables = [{ name: "deals", object: "deals", fields: { dealname: "string", companies: "object", contacts: "multipicklist" } }];
   const source = (sim: HubSpotSimulator) => createHubSpotSource(hubspotConfig(sim.url, tables), { clock });
 
@@ -362,7 +497,9 @@ describe("association-only changes", () => {
     after.resetCounters();
     const next = await readAll(src, "deals", { state: full.state, runStartedAt: clock.now(), pipeline });
     expect(next.records.map((r) => [r.externalId, r.fields.companies, r.fields.contacts]).sort()).toEqual([
-      ["1002", "2002", []], ["1003", "2003", ["3003"]], ["1004", "2002", []],
+      ["1002", "2002", []],
+      ["1003", "2003", ["3003"]],
+      ["1004", "2002", []],
     ]);
     expect(src.lastRead.get("deals")!.sweep).toEqual({ held: 4, changed: 3, republished: 3 });
     // the sweep's cost: no listing (the pipeline knows the ids), one association read per associated type, one batch read
@@ -376,16 +513,21 @@ describe("association-only changes", () => {
 
     // a record this run read through search is not swept again (its associations are current)
     after.upsertRecord("deals", { id: "1002", properties: { dealname: "Renamed" } });
-    after.changeAssociations({ add: [
-      { fromType: "deals", fromId: "1003", toType: "contacts", toId: "3001", associationTypeId: 3 },
-      { fromType: "deals", fromId: "1002", toType: "contacts", toId: "3001", associationTypeId: 3 },
-    ] });
+    after.changeAssociations({
+      add: [
+        { fromType: "deals", fromId: "1003", toType: "contacts", toId: "3001", associationTypeId: 3 },
+        { fromType: "deals", fromId: "1002", toType: "contacts", toId: "3001", associationTypeId: 3 },
+      ],
+    });
     clock.advance(3_600_000);
     after.resetCounters();
     const third = await readAll(src, "deals", { state: quiet.state, runStartedAt: clock.now(), pipeline });
-    expect(third.records.map((r) => [r.externalId, r.fields.dealname, r.fields.contacts]).sort()).toEqual([
-      ["1002", "Renamed", ["3001"]], ["1003", "Closed deal 1003", ["3001", "3003"]],
-    ].map((x) => [x[0], x[0] === "1003" ? byId(next.records).get("1003")!.fields.dealname : x[1], x[2]]));
+    expect(third.records.map((r) => [r.externalId, r.fields.dealname, r.fields.contacts]).sort()).toEqual(
+      [
+        ["1002", "Renamed", ["3001"]],
+        ["1003", "Closed deal 1003", ["3001", "3003"]],
+      ].map((x) => [x[0], x[0] === "1003" ? byId(next.records).get("1003")!.fields.dealname : x[1], x[2]]),
+    );
     expect(src.lastRead.get("deals")!.sweep).toEqual({ held: 3, changed: 1, republished: 1 });
     expect(after.counters()["POST /crm/v4/associations/deals/contacts/batch/read"]).toBe(2); // the searched page's, and the sweep's
   });
@@ -402,10 +544,15 @@ describe("search index lag", () => {
     data.portal!.search = { indexDelayMs: 60_000 };
     sim = await startHubSpotSimulator({ data, clock: clock.now });
   });
-  afterAll(async () => { await sim.close(); });
+  afterAll(async () => {
+    await sim.close();
+  });
 
   const run = async (lookbackSeconds: number, state: unknown) => {
-    const src = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals", fields: { dealname: "string", amount: "amount" } }], { lookbackSeconds }), { clock });
+    const src = createHubSpotSource(
+      hubspotConfig(sim.url, [{ name: "deals", object: "deals", fields: { dealname: "string", amount: "amount" } }], { lookbackSeconds }),
+      { clock },
+    );
     return readAll(src, "deals", { state, runStartedAt: clock.now() });
   };
 
@@ -448,28 +595,50 @@ describe("scopes", () => {
     data.portal!.grantedScopes = data.portal!.grantedScopes!.filter((s) => s !== "crm.objects.line_items.read");
     sim = await startHubSpotSimulator({ data, clock: clock.now });
   });
-  afterAll(async () => { await sim.close(); });
+  afterAll(async () => {
+    await sim.close();
+  });
 
   it("reports the missing scope per table, and the others pass", async () => {
-    const src = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals" }, { name: "line_items", object: "line_items" }]), { clock });
+    const src = createHubSpotSource(
+      hubspotConfig(sim.url, [
+        { name: "deals", object: "deals" },
+        { name: "line_items", object: "line_items" },
+      ]),
+      { clock },
+    );
     const [deals, items] = await src.check();
     expect(deals).toMatchObject({ ok: true, problems: [] });
     expect(items!.ok).toBe(false);
     expect(items!.problems).toHaveLength(1);
-    expect(items!.problems[0]).toMatch(/^connector hs: the HubSpot app lacks a scope: HubSpot asks for one of .*crm\.objects\.line_items\.read.*, needed for GET \/crm\/v3\/properties\/line_items; grant it to the app and run `qobra-sync auth hs` again \(granted: .*crm\.objects\.deals\.read/);
+    expect(items!.problems[0]).toMatch(
+      /^connector hs: the HubSpot app lacks a scope: HubSpot asks for one of .*crm\.objects\.line_items\.read.*, needed for GET \/crm\/v3\/properties\/line_items; grant it to the app and run `qobra-sync auth hs` again \(granted: .*crm\.objects\.deals\.read/,
+    );
     // line items need an OPTIONAL scope: the read skips the table (the worker reports it and goes on)
     const err = await readAll(src, "line_items", { full: true, runStartedAt: clock.now() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TableSkippedError);
-    expect((err as Error).message).toMatch(/lacks a scope: HubSpot asks for one of .*crm\.objects\.line_items\.read.*table line_items is skipped \(its scope is optional\)/);
+    expect((err as Error).message).toMatch(
+      /lacks a scope: HubSpot asks for one of .*crm\.objects\.line_items\.read.*table line_items is skipped \(its scope is optional\)/,
+    );
   });
 
   it("says what to do when the refresh token is refused or missing", async () => {
     const revoked = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals" }], { refreshToken: "not-a-token" }), { clock });
     const [c] = await revoked.check();
-    expect(c!.problems[0]).toBe("connector hs: HubSpot refused to refresh the access token (BAD_REFRESH_TOKEN: missing or invalid refresh token); check clientId/clientSecret, or run `qobra-sync auth hs` again");
-    const none = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals" }], { refreshToken: undefined }), { clock, tokenStore: async () => ({ loadToken: async () => null }) });
-    await expect(readAll(none, "deals", { full: true, runStartedAt: clock.now() })).rejects.toThrow("connector hs: no HubSpot refresh token: set refreshToken in the config, or run `qobra-sync auth hs`");
-    const stored = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals" }], { refreshToken: undefined }), { clock, tokenStore: async () => ({ loadToken: async () => ({ refreshToken: "demo-refresh-token" }) }) });
+    expect(c!.problems[0]).toBe(
+      "connector hs: HubSpot refused to refresh the access token (BAD_REFRESH_TOKEN: missing or invalid refresh token); check clientId/clientSecret, or run `qobra-sync auth hs` again",
+    );
+    const none = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals" }], { refreshToken: undefined }), {
+      clock,
+      tokenStore: async () => ({ loadToken: async () => null }),
+    });
+    await expect(readAll(none, "deals", { full: true, runStartedAt: clock.now() })).rejects.toThrow(
+      "connector hs: no HubSpot refresh token: set refreshToken in the config, or run `qobra-sync auth hs`",
+    );
+    const stored = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals" }], { refreshToken: undefined }), {
+      clock,
+      tokenStore: async () => ({ loadToken: async () => ({ refreshToken: "demo-refresh-token" }) }),
+    });
     expect((await readAll(stored, "deals", { full: true, runStartedAt: clock.now() })).records).toHaveLength(4);
   });
 });
@@ -484,11 +653,20 @@ describe("the ten-secondly budget", () => {
     const data = generateHubSpotData({ deals: 2_000, companies: 10, portal: { rateLimits: { tenSecondly: 10 }, oauth: { refreshTokens: ["rt"] } } });
     sim = await startHubSpotSimulator({ data, clock: clock.now });
   });
-  afterAll(async () => { await sim.close(); });
+  afterAll(async () => {
+    await sim.close();
+  });
 
   it("learns the portal's budget from X-HubSpot-RateLimit-Max and stays under it: no 429", async () => {
-    const src = createHubSpotSource(hubspotConfig(sim.url, [{ name: "deals", object: "deals", fields: { dealname: "string", amount: "amount", companies: "object" } }],
-      { clientId: "sim-client-id", clientSecret: "sim-client-secret", refreshToken: "rt", rateLimits: { perTenSeconds: 100, searchPerSecond: 5 } }), { clock });
+    const src = createHubSpotSource(
+      hubspotConfig(sim.url, [{ name: "deals", object: "deals", fields: { dealname: "string", amount: "amount", companies: "object" } }], {
+        clientId: "sim-client-id",
+        clientSecret: "sim-client-secret",
+        refreshToken: "rt",
+        rateLimits: { perTenSeconds: 100, searchPerSecond: 5 },
+      }),
+      { clock },
+    );
     const started = clock.now();
     const r = await readAll(src, "deals", { full: true, runStartedAt: clock.now() });
     expect(r.records).toHaveLength(2_000);
@@ -520,7 +698,11 @@ describe("auth flow pieces (qobra-sync auth)", () => {
   });
 
   it("builds the authorize URL with the required and the tables' optional scopes", () => {
-    const config = hubspotConfig(sim.url, [{ name: "deals", object: "deals" }, { name: "items", object: "line_items" }, { name: "plans", object: "commission_plans", fields: { plan_name: "string" } }]);
+    const config = hubspotConfig(sim.url, [
+      { name: "deals", object: "deals" },
+      { name: "items", object: "line_items" },
+      { name: "plans", object: "commission_plans", fields: { plan_name: "string" } },
+    ]);
     const u = new URL(hubspotAuthorizeUrl(config, { redirectUri: "http://localhost:3000/oauth/callback", state: "xyz" }));
     expect(u.origin + u.pathname).toBe("https://app.hubspot.com/oauth/authorize");
     expect(u.searchParams.get("scope")!.split(" ")).toContain("crm.objects.deals.read");
@@ -534,8 +716,9 @@ describe("auth flow pieces (qobra-sync auth)", () => {
     expect((await readFile(join(dir, "hs.json"), "utf8")).includes("demo-refresh-token")).toBe(false);
     const src = createHubSpotSource(config, { clock, tokenStore: async () => ({ loadToken: (id) => store.load(id) }) });
     expect((await readAll(src, "deals", { full: true, runStartedAt: clock.now() })).records).toHaveLength(4);
-    await expect(exchangeHubSpotCode(config, { code: "demo-auth-code", redirectUri: "http://localhost:3000/oauth/callback", save: (id, t) => store.save(id, t) }))
-      .rejects.toThrow(/HubSpot refused the authorization code \(BAD_AUTH_CODE/);
+    await expect(
+      exchangeHubSpotCode(config, { code: "demo-auth-code", redirectUri: "http://localhost:3000/oauth/callback", save: (id, t) => store.save(id, t) }),
+    ).rejects.toThrow(/HubSpot refused the authorization code \(BAD_AUTH_CODE/);
   });
 
   it("runs the loopback flow end to end (the browser is a fetch of the redirect)", async () => {
@@ -544,7 +727,9 @@ describe("auth flow pieces (qobra-sync auth)", () => {
     const lines: string[] = [];
     let visited: Promise<Response> | undefined;
     await runHubSpotAuth(config, {
-      port: 0, tokenStore: store, print: (l) => lines.push(l),
+      port: 0,
+      tokenStore: store,
+      print: (l) => lines.push(l),
       open: (url) => {
         const u = new URL(url);
         expect(u.searchParams.get("redirect_uri")).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/oauth\/callback$/);
@@ -568,36 +753,61 @@ describe("configuration", () => {
   };
 
   it("fills the standard fields, the currency column and association references", () => {
-    const c = HubSpotConnector.parse({ ...base, tables: [{ name: "deals", object: "deals" }, { name: "companies", object: "company" }] });
+    const c = HubSpotConnector.parse({
+      ...base,
+      tables: [
+        { name: "deals", object: "deals" },
+        { name: "companies", object: "company" },
+      ],
+    });
     expect(c.baseUrl).toBe("https://api.hubapi.com");
     expect(c.tables[0]!.fields).toEqual({
-      dealname: { type: "string" }, amount: { type: "amount", currencyColumn: "__currency" }, closedate: { type: "date" },
-      pipeline: { type: "picklist" }, dealstage: { type: "picklist" }, hubspot_owner_id: { type: "user" },
-      companies: { type: "object", references: "companies" }, contacts: { type: "object" },
+      dealname: { type: "string" },
+      amount: { type: "amount", currencyColumn: "__currency" },
+      closedate: { type: "date" },
+      pipeline: { type: "picklist" },
+      dealstage: { type: "picklist" },
+      hubspot_owner_id: { type: "user" },
+      companies: { type: "object", references: "companies" },
+      contacts: { type: "object" },
     });
     expect(c.rateLimits).toEqual({ perTenSeconds: 100, searchPerSecond: 5 });
   });
 
   it("validates filters against HubSpot's operators and limits, leaving room for the connector's own filters", () => {
     expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "dealstage", operator: "IN", values: ["closedwon"] }] }])).toEqual([]);
-    expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "amount", operator: "BIGGER", value: 1 }] }]))
-      .toEqual(["tables.0.filter.0.operator: unknown operator \"BIGGER\"; HubSpot accepts EQ, NEQ, LT, LTE, GT, GTE, BETWEEN, IN, NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY, CONTAINS_TOKEN, NOT_CONTAINS_TOKEN"]);
-    expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "amount", operator: "IN", value: "1" }] }]))
-      .toEqual(["tables.0.filter.0.values: is required: IN compares with a non-empty list", "tables.0.filter.0.value: is not used by operator IN; remove it"]);
-    expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "amount", operator: "BETWEEN", value: 1 }] }]))
-      .toEqual(["tables.0.filter.0.highValue: is required: BETWEEN's upper bound"]);
+    expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "amount", operator: "BIGGER", value: 1 }] }])).toEqual([
+      'tables.0.filter.0.operator: unknown operator "BIGGER"; HubSpot accepts EQ, NEQ, LT, LTE, GT, GTE, BETWEEN, IN, NOT_IN, HAS_PROPERTY, NOT_HAS_PROPERTY, CONTAINS_TOKEN, NOT_CONTAINS_TOKEN',
+    ]);
+    expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "amount", operator: "IN", value: "1" }] }])).toEqual([
+      "tables.0.filter.0.values: is required: IN compares with a non-empty list",
+      "tables.0.filter.0.value: is not used by operator IN; remove it",
+    ]);
+    expect(problems([{ name: "d", object: "deals", filter: [{ propertyName: "amount", operator: "BETWEEN", value: 1 }] }])).toEqual([
+      "tables.0.filter.0.highValue: is required: BETWEEN's upper bound",
+    ]);
     const five = Array.from({ length: 5 }, (_, i) => ({ propertyName: `p${i}`, operator: "HAS_PROPERTY" }));
-    expect(problems([{ name: "d", object: "deals", filter: five }]))
-      .toEqual(["tables.0.filter: has 5 filters in one group; HubSpot allows 6 per group and the connector adds 2 (the date window and the id keyset), so at most 4"]);
+    expect(problems([{ name: "d", object: "deals", filter: five }])).toEqual([
+      "tables.0.filter: has 5 filters in one group; HubSpot allows 6 per group and the connector adds 2 (the date window and the id keyset), so at most 4",
+    ]);
     const groups = Array.from({ length: 6 }, () => ({ filters: [{ propertyName: "a", operator: "HAS_PROPERTY" }] }));
     expect(problems([{ name: "d", object: "deals", filter: groups }])).toEqual(["tables.0.filter: has 6 filter groups; HubSpot's search accepts at most 5"]);
-    const heavy = Array.from({ length: 5 }, () => ({ filters: [{ propertyName: "a", operator: "HAS_PROPERTY" }, { propertyName: "b", operator: "HAS_PROPERTY" }] }));
-    expect(problems([{ name: "d", object: "deals", filter: heavy }]))
-      .toEqual(["tables.0.filter: needs 20 filters in total once the connector adds 2 per group; HubSpot allows 18: use fewer groups or filters"]);
+    const heavy = Array.from({ length: 5 }, () => ({
+      filters: [
+        { propertyName: "a", operator: "HAS_PROPERTY" },
+        { propertyName: "b", operator: "HAS_PROPERTY" },
+      ],
+    }));
+    expect(problems([{ name: "d", object: "deals", filter: heavy }])).toEqual([
+      "tables.0.filter: needs 20 filters in total once the connector adds 2 per group; HubSpot allows 18: use fewer groups or filters",
+    ]);
   });
 
   it("schedules incrementals every N minutes in the schedule's zone, and no full run", () => {
-    const at = (minutes: number) => cronRules(HubSpotConnector.parse({ ...base, schedule: { incrementalEveryMinutes: minutes, timezone: "Europe/Paris" }, tables: [{ name: "d", object: "deals" }] }));
+    const at = (minutes: number) =>
+      cronRules(
+        HubSpotConnector.parse({ ...base, schedule: { incrementalEveryMinutes: minutes, timezone: "Europe/Paris" }, tables: [{ name: "d", object: "deals" }] }),
+      );
     expect(at(15)).toEqual([{ rule: "*/15 * * * *", tz: "Europe/Paris", full: false }]);
     expect(at(120)).toEqual([{ rule: "0 */2 * * *", tz: "Europe/Paris", full: false }]);
     expect(at(1440)).toEqual([{ rule: "0 0 * * *", tz: "Europe/Paris", full: false }]);
@@ -605,8 +815,9 @@ describe("configuration", () => {
   });
 
   it("requires fields for custom objects and a schedulable interval", () => {
-    expect(problems([{ name: "plans", object: "commission_plans" }]))
-      .toEqual(["tables.0.fields: is required for the custom object commission_plans: list the properties to sync (e.g. { plan_name: string, rate: number })"]);
+    expect(problems([{ name: "plans", object: "commission_plans" }])).toEqual([
+      "tables.0.fields: is required for the custom object commission_plans: list the properties to sync (e.g. { plan_name: string, rate: number })",
+    ]);
     const r = HubSpotConnector.safeParse({ ...base, schedule: { incrementalEveryMinutes: 7 }, tables: [{ name: "d", object: "deals" }] });
     expect(r.success).toBe(false);
   });

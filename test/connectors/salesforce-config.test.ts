@@ -36,16 +36,32 @@ const parse = (text: string, env: NodeJS.ProcessEnv = { SF_CLIENT_SECRET: "s", S
   parseConfig(doc(text), "x", env).connectors[0] as SalesforceConnector;
 
 function configError(text: string): string {
-  try { parse(text); } catch (e) { expect(e).toBeInstanceOf(ConfigError); return (e as Error).message; }
+  try {
+    parse(text);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
   throw new Error("expected a ConfigError");
 }
 
 describe("Salesforce configuration", () => {
   it("parses the issue's example with defaults; amounts default to the record's CurrencyIsoCode", () => {
     const c = parse(issueExample);
-    expect(c).toMatchObject({ type: "salesforce", apiVersion: "62.0", lookbackSeconds: 600, bulkThreshold: 10_000, clientSecret: "s", refreshToken: "r", maxApiUsagePercent: 100 });
+    expect(c).toMatchObject({
+      type: "salesforce",
+      apiVersion: "62.0",
+      lookbackSeconds: 600,
+      bulkThreshold: 10_000,
+      clientSecret: "s",
+      refreshToken: "r",
+      maxApiUsagePercent: 100,
+    });
     expect(c.tables[0]!.fields).toEqual({
-      Amount: { type: "amount", currencyColumn: "CurrencyIsoCode" }, CloseDate: { type: "date" }, OwnerId: { type: "user" }, AccountId: { type: "object" },
+      Amount: { type: "amount", currencyColumn: "CurrencyIsoCode" },
+      CloseDate: { type: "date" },
+      OwnerId: { type: "user" },
+      AccountId: { type: "object" },
     });
     expect(c.tables[0]!.api).toBe("auto");
     // refreshToken is optional (the stored one is used), fields too (every field)
@@ -55,10 +71,12 @@ describe("Salesforce configuration", () => {
   });
 
   it("rejects what it cannot use, by path", () => {
-    expect(configError(issueExample.replace("object: Opportunity", "object: \"Opportunity; DROP\""))).toMatch(/tables\[0\]\.object: must be a Salesforce API name/);
+    expect(configError(issueExample.replace("object: Opportunity", 'object: "Opportunity; DROP"'))).toMatch(
+      /tables\[0\]\.object: must be a Salesforce API name/,
+    );
     expect(configError(issueExample.replace('fullAt: "02:00"', 'fullAt: "2am"'))).toMatch(/schedule\.fullAt: must be a local time HH:MM/);
     expect(configError(issueExample.replace("Europe/Paris", "Mars/Olympus"))).toMatch(/schedule\.timezone/);
-    expect(configError(issueExample.replace("clientId: \"3MVG9...\"", ""))).toMatch(/clientId: is required/);
+    expect(configError(issueExample.replace('clientId: "3MVG9..."', ""))).toMatch(/clientId: is required/);
     expect(configError(`${issueExample}\n    apiVersion: "40.0"`)).toMatch(/apiVersion: must be 47\.0 or later/);
     expect(configError(`${issueExample}\n    lookback: 10`)).toMatch(/unknown key lookback/);
   });
@@ -109,8 +127,9 @@ describe("Salesforce types and values", () => {
   });
 
   it("validates and re-composes the custom where; refuses what is not one condition", () => {
-    expect(normalizeWhere("Opportunity", "StageName = 'Closed Won' AND (Amount > 1000 OR Type IN ('a','b'))"))
-      .toBe("StageName = 'Closed Won' AND (Amount > 1000 OR Type IN ('a', 'b'))");
+    expect(normalizeWhere("Opportunity", "StageName = 'Closed Won' AND (Amount > 1000 OR Type IN ('a','b'))")).toBe(
+      "StageName = 'Closed Won' AND (Amount > 1000 OR Type IN ('a', 'b'))",
+    );
     expect(normalizeWhere("Opportunity", "CloseDate = LAST_N_DAYS:30")).toBe("CloseDate = LAST_N_DAYS:30");
     for (const [where, why] of [
       ["StageName = 'x') OR (Id != null", /not a valid SOQL condition/],
@@ -126,7 +145,9 @@ describe("Salesforce types and values", () => {
   it("builds the incremental bound: inclusive with a lookback, (timestamp, Id) tie-break without", () => {
     const s = { v: 1 as const, field: "SystemModstamp", ts: "2025-06-01T12:00:00.000Z", id: "006Gn00000002bJIAQ", sig: "x" };
     expect(cursorCondition("SystemModstamp", s, 600)).toBe("SystemModstamp >= 2025-06-01T11:50:00Z");
-    expect(cursorCondition("SystemModstamp", s, 0)).toBe("(SystemModstamp > 2025-06-01T12:00:00Z OR (SystemModstamp = 2025-06-01T12:00:00Z AND Id > '006Gn00000002bJIAQ'))");
+    expect(cursorCondition("SystemModstamp", s, 0)).toBe(
+      "(SystemModstamp > 2025-06-01T12:00:00Z OR (SystemModstamp = 2025-06-01T12:00:00Z AND Id > '006Gn00000002bJIAQ'))",
+    );
     expect(cursorCondition("SystemModstamp", { ...s, ts: "2025-06-01T12:00:00.250Z" }, 0)).toBe("SystemModstamp >= 2025-06-01T12:00:00Z");
     expect(cursorCondition("LastModifiedDate", { ...s, id: "x' OR Name != '" }, 0)).toBe("LastModifiedDate >= 2025-06-01T12:00:00Z");
   });
@@ -134,8 +155,12 @@ describe("Salesforce types and values", () => {
 
 describe("OAuth token store", () => {
   let dir: string;
-  beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), "qobra-token-store-")); });
-  afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "qobra-token-store-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it("stores tokens encrypted, atomically, private to the user; loads them back", async () => {
     const store = new TokenStore({ dir, key: "k1" });
@@ -169,11 +194,20 @@ describe("OAuth token store", () => {
   it("serialises work on one credential: a lock across processes, single flight within one", async () => {
     const store = new TokenStore({ dir, key: "k1" });
     const order: string[] = [];
-    const job = (name: string) => store.withLock("sf", async () => { order.push(`${name}+`); await new Promise((r) => setTimeout(r, 30)); order.push(`${name}-`); });
+    const job = (name: string) =>
+      store.withLock("sf", async () => {
+        order.push(`${name}+`);
+        await new Promise((r) => setTimeout(r, 30));
+        order.push(`${name}-`);
+      });
     await Promise.all([job("a"), job("b")]);
     expect(order.join(" ")).toMatch(/^(a\+ a- b\+ b-|b\+ b- a\+ a-)$/);
     let calls = 0;
-    const fn = async () => { calls++; await new Promise((r) => setTimeout(r, 20)); return calls; };
+    const fn = async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 20));
+      return calls;
+    };
     const [x, y] = await Promise.all([singleFlight("k", fn), singleFlight("k", fn)]);
     expect([x, y, calls]).toEqual([1, 1, 1]);
   });

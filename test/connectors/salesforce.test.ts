@@ -24,7 +24,9 @@ import { startSalesforceSimulator, type SalesforceSimulator } from "../../simula
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
 
 // Demo org ids (simulators/salesforce/demo-data.json)
-const ADA = "ada.lovelace@example.com", GRACE = "grace.thompson@example.com", ALAN = "alan.sprckjones@example.com";
+const ADA = "ada.lovelace@example.com",
+  GRACE = "grace.thompson@example.com",
+  ALAN = "alan.sprckjones@example.com";
 const OPP = { d1: "006Gn00000002bJIAQ", d2: "006Gn00000002bKIAQ", d3: "006Gn00000002bLIAQ", d4: "006Gn00000002bMIAQ", d7: "006Gn00000002bPIAQ" };
 
 let dir: string;
@@ -32,33 +34,65 @@ let store: TokenStore;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "qobra-sf-tokens-"));
 });
-afterAll(async () => { await rm(dir, { recursive: true, force: true }); });
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 function connectorConfig(sim: SalesforceSimulator, over: Record<string, unknown> = {}, tokens = sim.state.issueTokens()): SalesforceConnector {
   return SalesforceConnector.parse({
-    id: "sf", type: "salesforce", loginUrl: sim.url, clientId: tokens.clientId, clientSecret: tokens.clientSecret, refreshToken: tokens.refreshToken,
+    id: "sf",
+    type: "salesforce",
+    loginUrl: sim.url,
+    clientId: tokens.clientId,
+    clientSecret: tokens.clientSecret,
+    refreshToken: tokens.refreshToken,
     bulkPollIntervalMs: 50,
     tables: [
       {
-        name: "opportunities", object: "Opportunity",
+        name: "opportunities",
+        object: "Opportunity",
         fields: {
-          Amount: "amount", CloseDate: "date", CreatedDate: "date", OwnerId: "user", AccountId: "object", StageName: "picklist",
-          Probability: "percentage", IsWon: "bool",
+          Amount: "amount",
+          CloseDate: "date",
+          CreatedDate: "date",
+          OwnerId: "user",
+          AccountId: "object",
+          StageName: "picklist",
+          Probability: "percentage",
+          IsWon: "bool",
         },
       },
       { name: "tasks", object: "Task", fields: { Subject: "string", WhoId: "object", WhatId: "object", OwnerId: "user", ActivityDate: "date" } },
-      { name: "commissions", object: "Commission__c", fields: { Amount__c: "amount", Rate__c: "percentage", Payee__c: "user", Opportunity__c: "object", Paid__c: "bool" } },
+      {
+        name: "commissions",
+        object: "Commission__c",
+        fields: { Amount__c: "amount", Rate__c: "percentage", Payee__c: "user", Opportunity__c: "object", Paid__c: "bool" },
+      },
     ],
     ...over,
   });
 }
 
-interface Collected { records: SourceRecord[]; deletedIds: string[]; states: SalesforceState[]; pages: SourcePage[] }
+interface Collected {
+  records: SourceRecord[];
+  deletedIds: string[];
+  states: SalesforceState[];
+  pages: SourcePage[];
+}
 
-async function collect(src: SalesforceSource, table: string, opts: { full?: boolean; state?: unknown; onPage?: (p: SourcePage, i: number) => void | Promise<void> } = {}): Promise<Collected> {
+async function collect(
+  src: SalesforceSource,
+  table: string,
+  opts: { full?: boolean; state?: unknown; onPage?: (p: SourcePage, i: number) => void | Promise<void> } = {},
+): Promise<Collected> {
   const out: Collected = { records: [], deletedIds: [], states: [], pages: [] };
   let i = 0;
-  for await (const p of src.read(table, { full: opts.full ?? true, signal: new AbortController().signal, state: opts.state ?? null, runStartedAt: Date.now() })) {
+  for await (const p of src.read(table, {
+    full: opts.full ?? true,
+    signal: new AbortController().signal,
+    state: opts.state ?? null,
+    runStartedAt: Date.now(),
+  })) {
     out.pages.push(p);
     out.records.push(...p.records);
     out.deletedIds.push(...(p.deletedIds ?? []));
@@ -71,7 +105,11 @@ async function collect(src: SalesforceSource, table: string, opts: { full?: bool
 const byId = (rs: SourceRecord[]) => new Map(rs.map((r) => [r.externalId, r]));
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
-  try { await p; } catch (e) { return e as Error; }
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
   throw new Error("expected a rejection");
 }
 
@@ -83,7 +121,9 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     sim = await startSalesforceSimulator({ data: DEMO, port: 0, clock: () => now });
     store = new TokenStore({ dir: await mkdtemp(join(dir, "s-")), key: "test-key" });
   });
-  afterEach(async () => { await sim.close(); });
+  afterEach(async () => {
+    await sim.close();
+  });
   const source = (over: Record<string, unknown> = {}) => new SalesforceSource(connectorConfig(sim, over), { tokenStore: store });
 
   it("reads opportunities in full with exact decimals, dates, datetimes, user emails, references and currencies", async () => {
@@ -100,14 +140,30 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     expect(recs.get(OPP.d4)!.fields.CurrencyIsoCode).toBe("GBP");
     const d1 = recs.get(OPP.d1)!;
     expect(d1.fields).toMatchObject({
-      CloseDate: "2024-01-19", CreatedDate: "2024-01-09T19:44:31.000Z", OwnerId: ALAN, OwnerId__id: "005Gn00000002bLIAQ",
-      AccountId: "001Gn00000002bKIAQ", AccountId__type: "Account", StageName: "Qualification", Probability: "20", IsWon: false,
+      CloseDate: "2024-01-19",
+      CreatedDate: "2024-01-09T19:44:31.000Z",
+      OwnerId: ALAN,
+      OwnerId__id: "005Gn00000002bLIAQ",
+      AccountId: "001Gn00000002bKIAQ",
+      AccountId__type: "Account",
+      StageName: "Qualification",
+      Probability: "20",
+      IsWon: false,
     });
     expect(d1.sourceUpdatedAt).toBe("2024-01-09T19:44:31.000Z");
-    expect(r.pages[0]!.sourceTypes).toMatchObject({ Amount: "sf:currency", CloseDate: "sf:date", CreatedDate: "sf:datetime", OwnerId: "sf:reference", CurrencyIsoCode: "sf:picklist" });
+    expect(r.pages[0]!.sourceTypes).toMatchObject({
+      Amount: "sf:currency",
+      CloseDate: "sf:date",
+      CreatedDate: "sf:datetime",
+      OwnerId: "sf:reference",
+      CurrencyIsoCode: "sf:picklist",
+    });
     // a full run ends with a cursor: the newest SystemModstamp it saw
     expect(r.states).toHaveLength(1);
-    const newest = [...recs.values()].map((x) => x.sourceUpdatedAt!).sort().at(-1)!;
+    const newest = [...recs.values()]
+      .map((x) => x.sourceUpdatedAt!)
+      .sort()
+      .at(-1)!;
     expect(r.states[0]).toMatchObject({ v: 1, field: "SystemModstamp", ts: newest });
     // amounts default to the record's CurrencyIsoCode
     expect(src.config.tables[0]!.fields.Amount).toEqual({ type: "amount", currencyColumn: "CurrencyIsoCode" });
@@ -136,16 +192,47 @@ describe("Salesforce connector against the simulator (demo org)", () => {
 
   it("keeps numbers beyond 2^53 and long decimals exact (REST JSON read from its text)", async () => {
     const id = OPP.d1;
-    const body = `{"totalSize":1,"done":true,"records":[{"attributes":{"type":"Opportunity","url":"/x"},"Id":"${id}","Name":"Big",`
-      + `"SystemModstamp":"2025-01-01T00:00:00.000+0000","IsDeleted":false,"CurrencyIsoCode":"EUR","Amount":90071992547409931.25,`
-      + `"CloseDate":"2025-01-31","CreatedDate":"2025-01-01T00:00:00.000+0000","OwnerId":"005Gn00000002bJIAQ","AccountId":null,`
-      + `"StageName":"Closed Won","Probability":1.0E-7,"IsWon":true}]}`;
+    const body =
+      `{"totalSize":1,"done":true,"records":[{"attributes":{"type":"Opportunity","url":"/x"},"Id":"${id}","Name":"Big",` +
+      `"SystemModstamp":"2025-01-01T00:00:00.000+0000","IsDeleted":false,"CurrencyIsoCode":"EUR","Amount":90071992547409931.25,` +
+      `"CloseDate":"2025-01-31","CreatedDate":"2025-01-01T00:00:00.000+0000","OwnerId":"005Gn00000002bJIAQ","AccountId":null,` +
+      `"StageName":"Closed Won","Probability":1.0E-7,"IsWon":true}]}`;
     sim.state.addFault({ method: "GET", path: "/services/data/*/queryAll", status: 200, body });
-    const r = await collect(source({ tables: [{ name: "opportunities", object: "Opportunity", api: "rest", fields: { Amount: "amount", CloseDate: "date", CreatedDate: "date", OwnerId: "user", AccountId: "object", StageName: "picklist", Probability: "percentage", IsWon: "bool" } }] }), "opportunities");
+    const r = await collect(
+      source({
+        tables: [
+          {
+            name: "opportunities",
+            object: "Opportunity",
+            api: "rest",
+            fields: {
+              Amount: "amount",
+              CloseDate: "date",
+              CreatedDate: "date",
+              OwnerId: "user",
+              AccountId: "object",
+              StageName: "picklist",
+              Probability: "percentage",
+              IsWon: "bool",
+            },
+          },
+        ],
+      }),
+      "opportunities",
+    );
     expect(r.records).toHaveLength(1);
-    expect(r.records[0]!.fields).toMatchObject({ Amount: "90071992547409931.25", Probability: "0.0000001", OwnerId: ADA, AccountId: null, AccountId__type: null, IsWon: true });
+    expect(r.records[0]!.fields).toMatchObject({
+      Amount: "90071992547409931.25",
+      Probability: "0.0000001",
+      OwnerId: ADA,
+      AccountId: null,
+      AccountId__type: null,
+      IsWon: true,
+    });
     // the pieces, directly
-    expect((parseJsonLossless('{"a":123456789012345678901234567890.123456789}') as { a: { text: string } }).a.text).toBe("123456789012345678901234567890.123456789");
+    expect((parseJsonLossless('{"a":123456789012345678901234567890.123456789}') as { a: { text: string } }).a.text).toBe(
+      "123456789012345678901234567890.123456789",
+    );
     expect(plainDecimal("1.5E7")).toBe("15000000");
     expect(plainDecimal("-2.5e-3")).toBe("-0.0025");
     expect(plainDecimal("15000.0")).toBe("15000");
@@ -180,36 +267,58 @@ describe("Salesforce connector against the simulator (demo org)", () => {
 
   it("incremental: records on the cursor edge (same SystemModstamp, greater Id) are not missed; a record changed during the run is read next time", async () => {
     const edge = "2025-06-01T12:00:00.000Z";
-    const [a, b, c] = sim.state.upsert("Opportunity", [
-      { Name: "Edge A", StageName: "Prospecting", CloseDate: "2025-07-01", Amount: 1, SystemModstamp: edge, LastModifiedDate: edge },
-      { Name: "Edge B", StageName: "Prospecting", CloseDate: "2025-07-01", Amount: 2, SystemModstamp: edge, LastModifiedDate: edge },
-      { Name: "Edge C", StageName: "Prospecting", CloseDate: "2025-07-01", Amount: 3, SystemModstamp: edge, LastModifiedDate: edge },
-    ]).map((r) => String(r.Id)).sort();
+    const [a, b, c] = sim.state
+      .upsert("Opportunity", [
+        { Name: "Edge A", StageName: "Prospecting", CloseDate: "2025-07-01", Amount: 1, SystemModstamp: edge, LastModifiedDate: edge },
+        { Name: "Edge B", StageName: "Prospecting", CloseDate: "2025-07-01", Amount: 2, SystemModstamp: edge, LastModifiedDate: edge },
+        { Name: "Edge C", StageName: "Prospecting", CloseDate: "2025-07-01", Amount: 3, SystemModstamp: edge, LastModifiedDate: edge },
+      ])
+      .map((r) => String(r.Id))
+      .sort();
     // a run that stopped after acknowledging the page that ended with record A
-    const cut: SalesforceState = { v: 1, field: "SystemModstamp", ts: edge, id: a!, sig: (await collect(source({ lookbackSeconds: 0 }), "opportunities")).states[0]!.sig };
+    const cut: SalesforceState = {
+      v: 1,
+      field: "SystemModstamp",
+      ts: edge,
+      id: a!,
+      sig: (await collect(source({ lookbackSeconds: 0 }), "opportunities")).states[0]!.sig,
+    };
     sim.state.queryPageSize = 1; // one record per REST page: a state after each
     let changedDuringRun = "";
     const inc = await collect(source({ lookbackSeconds: 0 }), "opportunities", {
-      full: false, state: cut,
+      full: false,
+      state: cut,
       onPage: (_p, i) => {
-        if (i === 0) { now += 1000; changedDuringRun = String(sim.state.upsert("Opportunity", [{ Id: a!, Amount: 11 }])[0]!.Id); }
+        if (i === 0) {
+          now += 1000;
+          changedDuringRun = String(sim.state.upsert("Opportunity", [{ Id: a!, Amount: 11 }])[0]!.Id);
+        }
       },
     });
     expect(inc.records.map((r) => r.externalId)).toEqual([b, c]);
-    expect(inc.states.map((s) => [s.ts, s.id])).toEqual([[edge, b], [edge, c]]);
+    expect(inc.states.map((s) => [s.ts, s.id])).toEqual([
+      [edge, b],
+      [edge, c],
+    ]);
     now += 1000;
     const next = await collect(source({ lookbackSeconds: 0 }), "opportunities", { full: false, state: inc.states.at(-1) });
     expect(next.records.map((r) => [r.externalId, r.fields.Amount])).toEqual([[changedDuringRun, "11"]]);
   });
 
   it("incremental with a where: rows that stop matching it are deleted; a changed where restarts from the complete history", async () => {
-    const won = { tables: [{ name: "opportunities", object: "Opportunity", where: "StageName = 'Closed Won'", fields: { Amount: "amount", StageName: "picklist" } }], lookbackSeconds: 0 };
+    const won = {
+      tables: [{ name: "opportunities", object: "Opportunity", where: "StageName = 'Closed Won'", fields: { Amount: "amount", StageName: "picklist" } }],
+      lookbackSeconds: 0,
+    };
     sim.state.upsert("Opportunity", [{ Id: OPP.d2, StageName: "Closed Won" }]);
     now += 1000;
     const full = await collect(source(won), "opportunities");
     expect(full.records.map((r) => r.externalId)).toContain(OPP.d2);
     now += 60_000;
-    sim.state.upsert("Opportunity", [{ Id: OPP.d2, StageName: "Closed Lost" }, { Id: OPP.d3, StageName: "Closed Won" }]);
+    sim.state.upsert("Opportunity", [
+      { Id: OPP.d2, StageName: "Closed Lost" },
+      { Id: OPP.d3, StageName: "Closed Won" },
+    ]);
     now += 1000;
     const inc = await collect(source(won), "opportunities", { full: false, state: full.states.at(-1) });
     expect(inc.records.map((r) => r.externalId)).toEqual([OPP.d3]);
@@ -217,7 +326,11 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     // another where: the saved cursor no longer applies, every matching record (and every deleted one) is read
     const other = { ...won, tables: [{ ...won.tables[0], where: "Amount > 100000" }] };
     const restart = await collect(source(other), "opportunities", { full: false, state: inc.states.at(-1) });
-    const big = sim.state.records("Opportunity").filter((o) => Number(o.Amount) > 100000).map((o) => String(o.Id)).sort();
+    const big = sim.state
+      .records("Opportunity")
+      .filter((o) => Number(o.Amount) > 100000)
+      .map((o) => String(o.Id))
+      .sort();
     expect(restart.records.map((r) => r.externalId).sort()).toEqual(big);
     expect(big.length).toBeGreaterThanOrEqual(3);
   });
@@ -226,7 +339,11 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     sim.state.queryPageSize = 2;
     const src = source({ tables: [{ name: "opportunities", object: "Opportunity", api: "rest", fields: { Amount: "amount" } }] });
     const before = sim.counters()["oauth:grant:refresh_token"] ?? 0;
-    const r = await collect(src, "opportunities", { onPage: (_p, i) => { if (i === 0) sim.state.expireAllAccessTokens(); } });
+    const r = await collect(src, "opportunities", {
+      onPage: (_p, i) => {
+        if (i === 0) sim.state.expireAllAccessTokens();
+      },
+    });
     expect(r.records).toHaveLength(7);
     expect(src.apiUsage().refreshes).toBe(1);
     expect((sim.counters()["oauth:grant:refresh_token"] ?? 0) - before).toBe(2); // the login, then the one refresh
@@ -248,7 +365,11 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     const cfg = () => connectorConfig(sim, { tables: [{ name: "opportunities", object: "Opportunity", fields: { Amount: "amount" } }] }, tokens);
     const first = new SalesforceSource(cfg(), { tokenStore: store });
     sim.state.queryPageSize = 3;
-    await collect(first, "opportunities", { onPage: (_p, i) => { if (i === 0) sim.state.expireAllAccessTokens(); } });
+    await collect(first, "opportunities", {
+      onPage: (_p, i) => {
+        if (i === 0) sim.state.expireAllAccessTokens();
+      },
+    });
     expect(first.apiUsage().rotations).toBe(2); // login + mid-run refresh, each rotated and stored
     const stored = await store.load("sf");
     expect(stored!.refreshToken).not.toBe(tokens.refreshToken);
@@ -275,7 +396,14 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     const src = source({ tables: [{ name: "opportunities", object: "Opportunity", api: "rest", fields: { Amount: "amount" } }] });
     const limit = sim.state.apiUsage().limit;
     let pages = 0;
-    const e = await rejection(collect(src, "opportunities", { onPage: () => { pages++; sim.state.setApiUsage(limit); } }));
+    const e = await rejection(
+      collect(src, "opportunities", {
+        onPage: () => {
+          pages++;
+          sim.state.setApiUsage(limit);
+        },
+      }),
+    );
     expect(e).toBeInstanceOf(SalesforceLimitError);
     expect(e.message).toMatch(/REQUEST_LIMIT_EXCEEDED.*stale/);
     expect(pages).toBe(1);
@@ -340,7 +468,9 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     const cfg = { ...connectorConfig(sim), refreshToken: undefined };
     const printed: string[] = [];
     await runSalesforceAuth(cfg, {
-      port: 0, tokenStore: store, print: (s) => printed.push(s),
+      port: 0,
+      tokenStore: store,
+      print: (s) => printed.push(s),
       open: (url) => {
         void (async () => {
           // the user's browser: the consent page, "Allow", then Salesforce's redirect to our callback
@@ -372,9 +502,20 @@ describe("Salesforce connector: Bulk API 2.0 for large reads", () => {
     sim = await startSalesforceSimulator({ data, port: 0 });
     store = new TokenStore({ dir: await mkdtemp(join(dir, "b-")), key: "test-key" });
   });
-  afterAll(async () => { await sim.close(); });
+  afterAll(async () => {
+    await sim.close();
+  });
 
-  const opportunities = (api: string) => ({ tables: [{ name: "opportunities", object: "Opportunity", api, fields: { Amount: "amount", CloseDate: "date", OwnerId: "user", AccountId: "object", Probability: "percentage", StageName: "picklist" } }] });
+  const opportunities = (api: string) => ({
+    tables: [
+      {
+        name: "opportunities",
+        object: "Opportunity",
+        api,
+        fields: { Amount: "amount", CloseDate: "date", OwnerId: "user", AccountId: "object", Probability: "percentage", StageName: "picklist" },
+      },
+    ],
+  });
 
   it("reads 25,000 records through Bulk API 2.0 pages (the multi-page case jsforce breaks on) with few API calls, and REST agrees value for value", async () => {
     const live = sim.state.records("Opportunity").length;
@@ -406,10 +547,12 @@ describe("Salesforce connector: Bulk API 2.0 for large reads", () => {
     sim.state.failNextBulkJobs(1, "simulated failure");
     const r = await collect(new SalesforceSource(connectorConfig(sim, opportunities("auto")), { tokenStore: store }), "opportunities");
     expect(r.records).toHaveLength(sim.state.records("Opportunity").length);
-    const forced = await rejection((async () => {
-      sim.state.failNextBulkJobs(1, "simulated failure");
-      await collect(new SalesforceSource(connectorConfig(sim, opportunities("bulk")), { tokenStore: store }), "opportunities");
-    })());
+    const forced = await rejection(
+      (async () => {
+        sim.state.failNextBulkJobs(1, "simulated failure");
+        await collect(new SalesforceSource(connectorConfig(sim, opportunities("bulk")), { tokenStore: store }), "opportunities");
+      })(),
+    );
     expect(forced).toBeInstanceOf(ConfigError);
     expect(forced.message).toMatch(/BULK_JOB_FAILED.*simulated failure/);
   });

@@ -14,7 +14,10 @@ async function cli(args: string[], configText?: string): Promise<{ code: number;
   const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
   if (configText !== undefined) writeFileSync(file, configText);
   try {
-    const r = await run(process.execPath, ["bin/qobra-sync.js", ...(configText !== undefined ? ["-c", file] : []), ...args], { timeout: 60_000, env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "silent" } });
+    const r = await run(process.execPath, ["bin/qobra-sync.js", ...(configText !== undefined ? ["-c", file] : []), ...args], {
+      timeout: 60_000,
+      env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "silent" },
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -22,7 +25,8 @@ async function cli(args: string[], configText?: string): Promise<{ code: number;
   }
 }
 
-const good = (patch: (s: string) => string = (s) => s) => patch(`
+const good = (patch: (s: string) => string = (s) => s) =>
+  patch(`
 kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)} }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
 sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/qobra", defaultCurrency: EUR }
@@ -36,14 +40,20 @@ connectors:
 
 describe("qobra-sync CLI", () => {
   it("rejects an unknown connector type with one clear line and exit 2", async () => {
-    const r = await cli(["sync", "crm"], good((s) => s.replace("type: postgres", "type: oracle")));
+    const r = await cli(
+      ["sync", "crm"],
+      good((s) => s.replace("type: postgres", "type: oracle")),
+    );
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toMatch(/^qobra-sync: .*connectors\[0\]\.type: unknown connector type "oracle"; this version supports postgres/);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 
   it("rejects a table without idColumn, naming the path", async () => {
-    const r = await cli(["sync", "crm"], good((s) => s.replace("idColumn: id, ", "")));
+    const r = await cli(
+      ["sync", "crm"],
+      good((s) => s.replace("idColumn: id, ", "")),
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/connectors\[0\]\.tables\[0\]\.idColumn: is required/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -51,7 +61,10 @@ describe("qobra-sync CLI", () => {
 
   it("reports an unreachable broker in seconds, non-zero", async () => {
     const started = Date.now();
-    const r = await cli(["sync", "crm", "--wait"], good((s) => s.replace(stackDefaults.kafkaBrokers[0]!, "127.0.0.1:1")));
+    const r = await cli(
+      ["sync", "crm", "--wait"],
+      good((s) => s.replace(stackDefaults.kafkaBrokers[0]!, "127.0.0.1:1")),
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot reach the Kafka broker at 127\.0\.0\.1:1/);
     expect(Date.now() - started).toBeLessThan(20_000);

@@ -15,8 +15,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
 import {
-  dropScenario, faultLoop, mutateSource, progressCounters, scenario, seedSource, startRoles, summarize, verdict,
-  type Fault, type RoleName, type RoleProcess, type Scenario,
+  dropScenario,
+  faultLoop,
+  mutateSource,
+  progressCounters,
+  scenario,
+  seedSource,
+  startRoles,
+  summarize,
+  verdict,
+  type Fault,
+  type RoleName,
+  type RoleProcess,
+  type Scenario,
 } from "../../support/reliability.ts";
 import { syncAndWait } from "../../support/pipeline.ts";
 import { uniqueId, withDb } from "../../support/env.ts";
@@ -45,7 +56,15 @@ afterAll(async () => {
 
 /** One full run while the fault loop SIGKILLs the mapper and the sink. */
 async function runUnderFire(round: number): Promise<SyncEvent> {
-  const loop = faultLoop(procs, ["mapper", "sink"], { seed: SEED + round, everyMs: [2500, 6000], downMs: [200, 2500], max: 4, log, progress: progressCounters(s, rt.port), recoveryGraceMs: 3000 });
+  const loop = faultLoop(procs, ["mapper", "sink"], {
+    seed: SEED + round,
+    everyMs: [2500, 6000],
+    downMs: [200, 2500],
+    max: 4,
+    log,
+    progress: progressCounters(s, rt.port),
+    recoveryGraceMs: 3000,
+  });
   try {
     return await syncAndWait(rt, "crm", { full: true, timeoutMs: 270_000 });
   } finally {
@@ -67,26 +86,49 @@ describe("SIGKILL of the mapper and the sink during large runs", () => {
     expect(second.type, second.error ?? "").toBe("RUN_COMPLETED");
     expect(second.counts.read).toBe(ROWS - changed.deleted.length);
     expect(second.counts.deleted).toBe(changed.deleted.length);
-    log(`run 2 (${changed.updated} rows updated, ${changed.deleted.length} deleted) completed in ${((Date.now() - t2) / 1000).toFixed(0)} s; ${faults.length} faults in all`);
+    log(
+      `run 2 (${changed.updated} rows updated, ${changed.deleted.length} deleted) completed in ${((Date.now() - t2) / 1000).toFixed(0)} s; ${faults.length} faults in all`,
+    );
 
     const v = await verdict(s, rt.port, changed.deleted);
     const line = summarize(v, faults.length);
     log(line);
-    log(`recovery after each kill (kill to the role's next progress): ${faults.map((f) => `${f.target} ${f.recoveryMs == null ? "n/a" : `${(f.recoveryMs / 1000).toFixed(1)} s`}`).join(", ")}`);
-    writeFileSync(`${s.logDir}/verdict.json`, JSON.stringify({ seed: SEED, rows: ROWS, faults, verdict: { ...v, lost: v.lost.slice(0, 20), stale: v.stale.slice(0, 20) }, seconds: (Date.now() - started) / 1000 }, null, 2));
+    log(
+      `recovery after each kill (kill to the role's next progress): ${faults.map((f) => `${f.target} ${f.recoveryMs == null ? "n/a" : `${(f.recoveryMs / 1000).toFixed(1)} s`}`).join(", ")}`,
+    );
+    writeFileSync(
+      `${s.logDir}/verdict.json`,
+      JSON.stringify(
+        { seed: SEED, rows: ROWS, faults, verdict: { ...v, lost: v.lost.slice(0, 20), stale: v.stale.slice(0, 20) }, seconds: (Date.now() - started) / 1000 },
+        null,
+        2,
+      ),
+    );
     expect(faults.length, "faults injected").toBeGreaterThanOrEqual(4);
-    expect(Object.values(procs).flatMap((p) => p.crashes.map((c) => `${p.role}: ${c.logTail}`)), "unplanned exits").toEqual([]);
+    expect(
+      Object.values(procs).flatMap((p) => p.crashes.map((c) => `${p.role}: ${c.logTail}`)),
+      "unplanned exits",
+    ).toEqual([]);
     expect(v.lost.slice(0, 10), "lost").toEqual([]);
     expect(v.duplicated, "duplicated").toEqual([]);
     expect(v.stale.slice(0, 10), "stale").toEqual([]);
     expect(v.notDeleted, "not deleted").toEqual([]);
     expect(v.sinkLiveRows).toBe(v.sourceRows);
     expect(v.softDeleted).toBe(changed.deleted.length);
-    expect({ mapperLag: v.mapperLag, sinkLag: v.sinkLag, dlqMapper: v.dlqMapper, dlqSink: v.dlqSink }).toEqual({ mapperLag: 0, sinkLag: 0, dlqMapper: 0, dlqSink: 0 });
+    expect({ mapperLag: v.mapperLag, sinkLag: v.sinkLag, dlqMapper: v.dlqMapper, dlqSink: v.dlqSink }).toEqual({
+      mapperLag: 0,
+      sinkLag: 0,
+      dlqMapper: 0,
+      dlqSink: 0,
+    });
     expect(v.storedOffsetGap).toBeLessThanOrEqual(1);
     // every live row carries the second run's id: the newest version won everywhere
-    const runs = await withDb(s.sinkDb, async (c) =>
-      (await c.query<{ r: string; n: string }>(`SELECT _run_id AS r, count(*) AS n FROM "${s.sinkSchema}"."crm__deals" WHERE _deleted_at IS NULL GROUP BY 1`)).rows);
+    const runs = await withDb(
+      s.sinkDb,
+      async (c) =>
+        (await c.query<{ r: string; n: string }>(`SELECT _run_id AS r, count(*) AS n FROM "${s.sinkSchema}"."crm__deals" WHERE _deleted_at IS NULL GROUP BY 1`))
+          .rows,
+    );
     expect(runs).toEqual([{ r: second.runId, n: String(ROWS - changed.deleted.length) }]);
   }, 600_000);
 });

@@ -23,8 +23,7 @@ let rt: Runtime;
 let pipeline: RunHandle;
 let sinkSchema: string;
 
-const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-  withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
+const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) => withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
 
 beforeAll(async () => {
   const data = demoData();
@@ -35,7 +34,8 @@ beforeAll(async () => {
   const id = uniqueId("iths");
   sinkSchema = `sink_${id}`;
   await ensureDatabase(SINK_DB);
-  config = parseConfig(`
+  config = parseConfig(
+    `
 kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
 topicPrefix: ${id}
@@ -68,7 +68,10 @@ connectors:
         object: companies
       - name: line_items
         object: line_items
-`, "hubspot test config", { HS_CLIENT_SECRET: "demo-client-secret" });
+`,
+    "hubspot test config",
+    { HS_CLIENT_SECRET: "demo-client-secret" },
+  );
   rt = await openRuntime(config, "test");
   pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
 });
@@ -92,34 +95,80 @@ describe("HubSpot → Kafka → PostgreSQL", () => {
       FROM "${sinkSchema}"."hs__deals" ORDER BY _external_id`);
     expect(rows).toEqual([
       {
-        _external_id: "1001", _name: "Acme - Platform licence", amount: "125000.123456789012", amount_currency: "EUR",
-        closedate: new Date("2024-03-29T00:00:00.000Z"), dealstage: "Closed Won", hubspot_owner_id: "alice.martin@example.com",
-        deal_tags: ["strategic", "upsell"], commission_rate: "0.075", companies: "2001", companies_table: "companies",
-        contacts: "3001", contacts_table: "contacts", _source_updated_at: new Date("2024-04-01T10:00:00.000Z"), _deleted_at: null,
+        _external_id: "1001",
+        _name: "Acme - Platform licence",
+        amount: "125000.123456789012",
+        amount_currency: "EUR",
+        closedate: new Date("2024-03-29T00:00:00.000Z"),
+        dealstage: "Closed Won",
+        hubspot_owner_id: "alice.martin@example.com",
+        deal_tags: ["strategic", "upsell"],
+        commission_rate: "0.075",
+        companies: "2001",
+        companies_table: "companies",
+        contacts: "3001",
+        contacts_table: "contacts",
+        _source_updated_at: new Date("2024-04-01T10:00:00.000Z"),
+        _deleted_at: null,
       },
       {
-        _external_id: "1002", _name: "Globex - Expansion", amount: "98765.4321", amount_currency: "USD",
-        closedate: new Date("2024-04-30T00:00:00.000Z"), dealstage: "Contract Sent", hubspot_owner_id: "bruno.dupont@example.com",
-        deal_tags: ["partner"], commission_rate: "0.05", companies: "2002", companies_table: "companies",
-        contacts: "3002", contacts_table: "contacts", _source_updated_at: new Date("2024-04-02T10:00:00.000Z"), _deleted_at: null,
+        _external_id: "1002",
+        _name: "Globex - Expansion",
+        amount: "98765.4321",
+        amount_currency: "USD",
+        closedate: new Date("2024-04-30T00:00:00.000Z"),
+        dealstage: "Contract Sent",
+        hubspot_owner_id: "bruno.dupont@example.com",
+        deal_tags: ["partner"],
+        commission_rate: "0.05",
+        companies: "2002",
+        companies_table: "companies",
+        contacts: "3002",
+        contacts_table: "contacts",
+        _source_updated_at: new Date("2024-04-02T10:00:00.000Z"),
+        _deleted_at: null,
       },
       {
         // owner 103 is archived in HubSpot: still resolved to an email
-        _external_id: "1003", _name: "Initech - Renewal 2024", amount: "0.000000001", amount_currency: "GBP",
-        closedate: new Date("2024-06-30T00:00:00.000Z"), dealstage: "Renewal due", hubspot_owner_id: "chloe.bernard@example.com",
-        deal_tags: null, commission_rate: null, companies: "2003", companies_table: "companies",
-        contacts: null, contacts_table: null, _source_updated_at: new Date("2024-04-03T10:00:00.000Z"), _deleted_at: null,
+        _external_id: "1003",
+        _name: "Initech - Renewal 2024",
+        amount: "0.000000001",
+        amount_currency: "GBP",
+        closedate: new Date("2024-06-30T00:00:00.000Z"),
+        dealstage: "Renewal due",
+        hubspot_owner_id: "chloe.bernard@example.com",
+        deal_tags: null,
+        commission_rate: null,
+        companies: "2003",
+        companies_table: "companies",
+        contacts: null,
+        contacts_table: null,
+        _source_updated_at: new Date("2024-04-03T10:00:00.000Z"),
+        _deleted_at: null,
       },
       {
-        _external_id: "1004", _name: "Acme - Services", amount: "18000.5", amount_currency: "EUR",
-        closedate: new Date("2024-02-28T00:00:00.000Z"), dealstage: "Closed Lost", hubspot_owner_id: "alice.martin@example.com",
-        deal_tags: null, commission_rate: null, companies: "2001", companies_table: "companies",
-        contacts: null, contacts_table: null, _source_updated_at: new Date("2024-04-04T10:00:00.000Z"), _deleted_at: null,
+        _external_id: "1004",
+        _name: "Acme - Services",
+        amount: "18000.5",
+        amount_currency: "EUR",
+        closedate: new Date("2024-02-28T00:00:00.000Z"),
+        dealstage: "Closed Lost",
+        hubspot_owner_id: "alice.martin@example.com",
+        deal_tags: null,
+        commission_rate: null,
+        companies: "2001",
+        companies_table: "companies",
+        contacts: null,
+        contacts_table: null,
+        _source_updated_at: new Date("2024-04-04T10:00:00.000Z"),
+        _deleted_at: null,
       },
     ]);
     const companies = await sink(`SELECT _external_id, _name, hubspot_owner_id FROM "${sinkSchema}"."hs__companies" ORDER BY 1`);
     expect(companies.map((c) => [c._external_id, c._name, c.hubspot_owner_id])).toEqual([
-      ["2001", "Acme SAS", "alice.martin@example.com"], ["2002", "Globex GmbH", "bruno.dupont@example.com"], ["2003", "Initech Ltd", "chloe.bernard@example.com"],
+      ["2001", "Acme SAS", "alice.martin@example.com"],
+      ["2002", "Globex GmbH", "bruno.dupont@example.com"],
+      ["2003", "Initech Ltd", "chloe.bernard@example.com"],
     ]);
   });
 
@@ -133,7 +182,9 @@ describe("HubSpot → Kafka → PostgreSQL", () => {
     expect(run.counts.deleted).toBe(1);
     // one search page: the changes' (planning the run read it, the read reused it); the association sweep lists nothing (the raw topic knows the ids)
     expect((sim.counters()["POST /crm/v3/objects/deals/search"] ?? 0) - requestsBefore).toBe(1);
-    const rows = await sink(`SELECT _external_id, amount::text, dealstage, _deleted_at IS NOT NULL AS deleted, _run_id FROM "${sinkSchema}"."hs__deals" ORDER BY 1`);
+    const rows = await sink(
+      `SELECT _external_id, amount::text, dealstage, _deleted_at IS NOT NULL AS deleted, _run_id FROM "${sinkSchema}"."hs__deals" ORDER BY 1`,
+    );
     expect(rows.map((r) => [r._external_id, r.amount, r.dealstage, r.deleted, r._run_id === run.runId])).toEqual([
       ["1001", "125000.123456789012", "Closed Won", false, false],
       ["1002", "1.000000000000000001", "Closed Won", false, true],
@@ -150,10 +201,13 @@ describe("HubSpot → Kafka → PostgreSQL", () => {
 
   it("an association added without any property change reaches the sink on the next incremental", async () => {
     const lastModified = (await sink<{ t: Date }>(`SELECT _source_updated_at AS t FROM "${sinkSchema}"."hs__deals" WHERE _external_id = '1003'`))[0]!.t;
-    expect(sim.changeAssociations({ add: [{ fromType: "deals", fromId: "1003", toType: "contacts", toId: "3001", associationTypeId: 3 }] }).added).toBeGreaterThan(0);
+    expect(
+      sim.changeAssociations({ add: [{ fromType: "deals", fromId: "1003", toType: "contacts", toId: "3001", associationTypeId: 3 }] }).added,
+    ).toBeGreaterThan(0);
     const run = await syncAndWait(rt, "hs", { timeoutMs: 60_000 });
     expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
-    expect(await sink(`SELECT contacts, contacts_table, _source_updated_at AS t FROM "${sinkSchema}"."hs__deals" WHERE _external_id = '1003'`))
-      .toEqual([{ contacts: "3001", contacts_table: "contacts", t: lastModified }]);
+    expect(await sink(`SELECT contacts, contacts_table, _source_updated_at AS t FROM "${sinkSchema}"."hs__deals" WHERE _external_id = '1003'`)).toEqual([
+      { contacts: "3001", contacts_table: "contacts", t: lastModified },
+    ]);
   });
 });

@@ -30,27 +30,41 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** `p`, or a failure after `ms` (a limiter that never grants must fail the test, not hang it). */
 const within = <T>(ms: number, p: Promise<T>): Promise<T> => {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no slot within ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no slot within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 };
 
-beforeAll(async () => { await ensureDatabase(database); });
+beforeAll(async () => {
+  await ensureDatabase(database);
+});
 afterAll(async () => {
   const c = new pg.Client({ connectionString: adminUrl });
   await c.connect();
   try {
     // A closed pool's backends may take a moment to go; FORCE would make their clients log a lost connection.
-    for (let i = 0; i < 40 && Number((await c.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [database])).rows[0].n) > 0; i++) await sleep(50);
+    for (let i = 0; i < 40 && Number((await c.query("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1", [database])).rows[0].n) > 0; i++)
+      await sleep(50);
     await c.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-  } finally { await c.end(); }
+  } finally {
+    await c.end();
+  }
 });
 
 /** Starts one worker process per entry, lets them go together once all are ready, and collects their results. */
 async function runWorkers(options: ChildOptions[]): Promise<ChildResult[]> {
   const children = options.map((o) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(o)], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "warn" } });
+    const child = spawn(process.execPath, [CHILD, JSON.stringify(o)], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "warn" },
+    });
     let stderr = "";
-    child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
     const messages: unknown[] = [];
     const waiters: Array<() => void> = [];
     let buf = "";
@@ -60,12 +74,22 @@ async function runWorkers(options: ChildOptions[]): Promise<ChildResult[]> {
       while ((i = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        if (line.startsWith("@@")) { messages.push(JSON.parse(line.slice(2))); for (const w of waiters.splice(0)) w(); }
+        if (line.startsWith("@@")) {
+          messages.push(JSON.parse(line.slice(2)));
+          for (const w of waiters.splice(0)) w();
+        }
       }
     });
-    const exited = new Promise<number>((resolve) => child.on("exit", (code) => { for (const w of waiters.splice(0)) w(); resolve(code ?? -1); }));
+    const exited = new Promise<number>((resolve) =>
+      child.on("exit", (code) => {
+        for (const w of waiters.splice(0)) w();
+        resolve(code ?? -1);
+      }),
+    );
     let done = false;
-    void exited.then(() => { done = true; });
+    void exited.then(() => {
+      done = true;
+    });
     const next = async (n: number): Promise<Record<string, unknown>> => {
       while (messages.length < n) {
         if (done) throw new Error(`worker ${child.pid} exited early: ${stderr}`);
@@ -92,8 +116,15 @@ describe("two worker processes sharing a portal's budget of 10 per 10 s", () => 
   const CALLS = 10; // per process: 20 in all, twice the budget
   let sim: HubSpotSimulator;
   const options = (shared: boolean): ChildOptions => ({
-    baseUrl: sim.url, clientId: "demo-client-id", clientSecret: "demo-client-secret", refreshToken: "demo-refresh-token",
-    calls: CALLS, perTenSeconds: 10, shared, databaseUrl: url, schema: SCHEMA,
+    baseUrl: sim.url,
+    clientId: "demo-client-id",
+    clientSecret: "demo-client-secret",
+    refreshToken: "demo-refresh-token",
+    calls: CALLS,
+    perTenSeconds: 10,
+    shared,
+    databaseUrl: url,
+    schema: SCHEMA,
   });
 
   beforeAll(async () => {
@@ -101,7 +132,9 @@ describe("two worker processes sharing a portal's budget of 10 per 10 s", () => 
     data.portal!.rateLimits = { tenSecondly: 10, intervalMs: 10_000 };
     sim = await startHubSpotSimulator({ data }); // the real clock: two processes, one budget
   });
-  afterAll(async () => { await sim.close(); });
+  afterAll(async () => {
+    await sim.close();
+  });
 
   it("shared through PostgreSQL: no 429, every call succeeds, and the calls take the time the shared budget needs", async () => {
     sim.resetRateLimits();
@@ -111,7 +144,9 @@ describe("two worker processes sharing a portal's budget of 10 per 10 s", () => 
     const wall = Date.now() - t0;
     const attempts = results.flatMap((r) => r.attempts);
     const elapsed = Math.max(...attempts.map((a) => a.end)) - Math.min(...attempts.map((a) => a.start));
-    console.log(`shared: ${attempts.length} requests in ${elapsed} ms (wall ${wall} ms), simulator 429s: ${sim.stats().rateLimited}, stores: ${JSON.stringify(results.map((r) => r.store))}`);
+    console.log(
+      `shared: ${attempts.length} requests in ${elapsed} ms (wall ${wall} ms), simulator 429s: ${sim.stats().rateLimited}, stores: ${JSON.stringify(results.map((r) => r.store))}`,
+    );
     expect(sim.stats().rateLimited).toBe(0);
     expect(results.map((r) => r.failed)).toEqual([[], []]);
     expect(results.map((r) => r.ok)).toEqual([CALLS, CALLS]);
@@ -134,7 +169,9 @@ describe("two worker processes sharing a portal's budget of 10 per 10 s", () => 
     sim.resetStats();
     const t0 = Date.now();
     const results = await runWorkers([options(false), options(false)]);
-    console.log(`not shared: ${results.flatMap((r) => r.attempts).length} requests in ${Date.now() - t0} ms (wall), simulator 429s: ${sim.stats().rateLimited}`);
+    console.log(
+      `not shared: ${results.flatMap((r) => r.attempts).length} requests in ${Date.now() - t0} ms (wall), simulator 429s: ${sim.stats().rateLimited}`,
+    );
     expect(sim.stats().rateLimited).toBeGreaterThan(0);
     expect(results.reduce((n, r) => n + r.api.rateLimited, 0)).toBe(sim.stats().rateLimited);
     for (const r of results) expect(r.store).toEqual({ acquired: 0, waits: 0, failures: 0 }); // PostgreSQL never consulted
@@ -150,7 +187,9 @@ describe("SharedRateLimitStore", () => {
   };
   const limiter = (store: SharedRateLimitStore, key: string, max: number, intervalMs: number, staleMs = 60_000) =>
     new SharedRollingLimiter({ store, key, local: new RollingLimiter(max, intervalMs, realClock), clock: realClock, staleMs });
-  afterAll(async () => { await Promise.all(stores.map((s) => s.close())); });
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+  });
 
   it("creates its tables and function once when many processes start at the same time", async () => {
     const schema = uniqueId("rl_");
@@ -160,7 +199,9 @@ describe("SharedRateLimitStore", () => {
     try {
       const t = await c.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1", [schema]);
       expect(t.rows.map((r) => r.table_name)).toEqual(["_qobra_sync_rate_pauses", "_qobra_sync_rate_slots"]);
-    } finally { await c.end(); }
+    } finally {
+      await c.end();
+    }
   });
 
   it("never lets two pools exceed the budget in any interval (a request counts from its start until an interval after its answer)", async () => {
@@ -169,14 +210,16 @@ describe("SharedRateLimitStore", () => {
     const b = limiter(newStore(), key, 3, 500);
     const log: Array<{ start: number; end: number }> = [];
     const t0 = Date.now();
-    await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-      const release = await (i % 2 === 0 ? a : b).acquire();
-      const start = Date.now();
-      await sleep(5 + (i * 7) % 30); // the "request"
-      const end = Date.now();
-      release();
-      log.push({ start, end });
-    }));
+    await Promise.all(
+      Array.from({ length: 12 }, async (_, i) => {
+        const release = await (i % 2 === 0 ? a : b).acquire();
+        const start = Date.now();
+        await sleep(5 + ((i * 7) % 30)); // the "request"
+        const end = Date.now();
+        release();
+        log.push({ start, end });
+      }),
+    );
     const took = Date.now() - t0;
     // At each request's start, at most 3 requests are counting: started at or before it, answered less than 500 ms before.
     for (const r of log) {
@@ -211,7 +254,9 @@ describe("SharedRateLimitStore", () => {
     try {
       const r = await c.query(`SELECT holder FROM "${SCHEMA}"."${RATE_SLOTS_TABLE}" WHERE key = $1`, [key]);
       expect(r.rows.map((x) => x.holder)).not.toContain("crashed-worker");
-    } finally { await c.end(); }
+    } finally {
+      await c.end();
+    }
   });
 
   it("rejects an acquire whose signal aborts while it waits for the shared budget", async () => {
@@ -230,7 +275,12 @@ describe("SharedRateLimitStore", () => {
 
   it("falls back to the in-process limiter when PostgreSQL fails, with one warning, and does not hang", async () => {
     const warnings: string[] = [];
-    const log = { warn: (_o: unknown, msg: string) => { warnings.push(msg); }, info: () => {} } as unknown as Logger;
+    const log = {
+      warn: (_o: unknown, msg: string) => {
+        warnings.push(msg);
+      },
+      info: () => {},
+    } as unknown as Logger;
     const down = newStore({ databaseUrl: "postgres://postgres@127.0.0.1:1/nowhere", log });
     const l = limiter(down, "k-down", 2, 400);
     const t0 = Date.now();

@@ -30,8 +30,15 @@ const hourStart = Date.now() - 7_200_000;
 const expected = new Map<string, { dealname: string; owner: string | null; company: string | null; contacts: string[] }>();
 
 async function mismatches(): Promise<string[]> {
-  const rows = await withDb(SINK_DB, async (c) => (await c.query<{ _external_id: string; dealname: string; hubspot_owner_id: string | null; companies: string | null; contacts: string[] | null }>(
-    `SELECT _external_id, dealname, hubspot_owner_id, companies, contacts FROM "${sinkSchema}"."hs__deals" WHERE _deleted_at IS NULL`)).rows);
+  const rows = await withDb(
+    SINK_DB,
+    async (c) =>
+      (
+        await c.query<{ _external_id: string; dealname: string; hubspot_owner_id: string | null; companies: string | null; contacts: string[] | null }>(
+          `SELECT _external_id, dealname, hubspot_owner_id, companies, contacts FROM "${sinkSchema}"."hs__deals" WHERE _deleted_at IS NULL`,
+        )
+      ).rows,
+  );
   const out: string[] = [];
   if (rows.length !== expected.size) out.push(`${rows.length} rows, ${expected.size} expected`);
   for (const r of rows) {
@@ -53,7 +60,9 @@ beforeAll(async () => {
   });
   // every 10th deal belongs to the archived owner; every 3rd has a second contact
   const archivedOwner = data.owners!.find((o) => o.archived)!;
-  data.objects.deals!.records!.forEach((d, i) => { if (i % 10 === 0) d.properties.hubspot_owner_id = archivedOwner.id; });
+  data.objects.deals!.records!.forEach((d, i) => {
+    if (i % 10 === 0) d.properties.hubspot_owner_id = archivedOwner.id;
+  });
   const contactIds = data.objects.contacts!.records!.map((c) => c.id);
   data.objects.deals!.records!.forEach((d, i) => {
     if (i % 3 === 0) data.associations!.push({ from: { type: "deals", id: d.id }, to: { type: "contacts", id: contactIds[(i + 1) % contactIds.length]! } });
@@ -62,9 +71,13 @@ beforeAll(async () => {
   for (const d of data.objects.deals!.records!) {
     const assoc = data.associations!.filter((a) => a.from.type === "deals" && a.from.id === d.id);
     expected.set(d.id, {
-      dealname: String(d.properties.dealname), owner: emails.get(String(d.properties.hubspot_owner_id)) ?? null,
+      dealname: String(d.properties.dealname),
+      owner: emails.get(String(d.properties.hubspot_owner_id)) ?? null,
       company: assoc.find((a) => a.to.type === "companies")?.to.id ?? null,
-      contacts: assoc.filter((a) => a.to.type === "contacts").map((a) => a.to.id).sort(),
+      contacts: assoc
+        .filter((a) => a.to.type === "contacts")
+        .map((a) => a.to.id)
+        .sort(),
     });
   }
   data.portal!.oauth = { ...(data.portal!.oauth ?? {}), refreshTokens: ["rt"] };
@@ -73,7 +86,8 @@ beforeAll(async () => {
   const id = uniqueId("ittask");
   sinkSchema = `sink_${id}`;
   await ensureDatabase(SINK_DB);
-  config = parseConfig(`
+  config = parseConfig(
+    `
 kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
 topicPrefix: ${id}
@@ -90,11 +104,20 @@ connectors:
       - name: deals
         object: deals
         fields: { dealname: string, amount: amount, hubspot_owner_id: user, companies: object, contacts: multipicklist }
-`, "tasks test", {});
+`,
+    "tasks test",
+    {},
+  );
   rt = await openRuntime(config, "test");
   // The last successful import started ten minutes before the hour of changes.
   const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await saveState(producer, rt.port, rt.codec, { connector: "hs", table: "deals", runId: "seed", savedAt: Date.now(), state: JSON.stringify({ v: 1, cursor: hourStart - 600_000, cursorAt: new Date(hourStart - 600_000).toISOString() }) });
+  await saveState(producer, rt.port, rt.codec, {
+    connector: "hs",
+    table: "deals",
+    runId: "seed",
+    savedAt: Date.now(),
+    state: JSON.stringify({ v: 1, cursor: hourStart - 600_000, cursorAt: new Date(hourStart - 600_000).toISOString() }),
+  });
   await producer.disconnect();
   roles.push(await runRoles(config, ["mapper", "sink"]), await runRoles(config, ["producer"]), await runRoles(config, ["producer"]));
   // both producer workers own a partition of sync.tasks before the run starts
@@ -118,7 +141,10 @@ describe("HubSpot incremental run as tasks over several workers", () => {
     const run = await syncAndWait(rt, "hs", { timeoutMs: 150_000 });
     expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
     expect(run.counts.read).toBe(N);
-    const [row] = await withDb(SINK_DB, async (c) => (await c.query(`SELECT count(*)::int AS n, count(DISTINCT _external_id)::int AS d FROM "${sinkSchema}"."hs__deals"`)).rows);
+    const [row] = await withDb(
+      SINK_DB,
+      async (c) => (await c.query(`SELECT count(*)::int AS n, count(DISTINCT _external_id)::int AS d FROM "${sinkSchema}"."hs__deals"`)).rows,
+    );
     expect(row).toEqual({ n: N, d: N });
     const tasks: SyncEvent[] = [];
     await readToEnd(rt.port, rt.port.topics.syncEvents, async (messages) => {

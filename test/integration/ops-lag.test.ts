@@ -42,7 +42,11 @@ beforeAll(async () => {
   rt = await openRuntime(fx.config, "test");
   upstream = await runRoles(fx.config, ["producer", "mapper"]);
   sink = await runRoles(fx.config, ["sink"]);
-  server = await startOpsServer(fx.config, rt, { port: 0, monitor: { sampleMs: 500, dbSampleMs: 1000, stallMs: 3000, ageProbeMs: 1000 }, processMetrics: false });
+  server = await startOpsServer(fx.config, rt, {
+    port: 0,
+    monitor: { sampleMs: 500, dbSampleMs: 1000, stallMs: 3000, ageProbeMs: 1000 },
+    processMetrics: false,
+  });
 });
 
 afterAll(async () => {
@@ -64,22 +68,46 @@ describe("lag, /metrics and /healthz", () => {
     await addRows(fx.table, 201, 100);
     expect((await syncWithoutSink()).type).toBe("RUN_COMPLETED");
     // the 300 records of that run (its mapped offsets: records and transaction markers) wait for the sink
-    const lag1 = await eventually(async () => { const v = metricValue(await metrics(), "qobra_sync_consumer_group_lag", { group: sinkGroup() }); return v !== null && v >= 300 ? v : null; }, { what: "sink lag in /metrics" });
+    const lag1 = await eventually(
+      async () => {
+        const v = metricValue(await metrics(), "qobra_sync_consumer_group_lag", { group: sinkGroup() });
+        return v !== null && v >= 300 ? v : null;
+      },
+      { what: "sink lag in /metrics" },
+    );
     await addRows(fx.table, 301, 100);
     expect((await syncWithoutSink()).type).toBe("RUN_COMPLETED");
-    const lag2 = await eventually(async () => { const v = metricValue(await metrics(), "qobra_sync_consumer_group_lag", { group: sinkGroup() }); return v !== null && v >= lag1 + 400 ? v : null; }, { what: "growing sink lag" });
+    const lag2 = await eventually(
+      async () => {
+        const v = metricValue(await metrics(), "qobra_sync_consumer_group_lag", { group: sinkGroup() });
+        return v !== null && v >= lag1 + 400 ? v : null;
+      },
+      { what: "growing sink lag" },
+    );
     expect(lag2).toBeGreaterThan(lag1);
-    const age = await eventually(async () => metricValue(await metrics(), "qobra_sync_consumer_oldest_unprocessed_age_seconds", { group: sinkGroup() }), { what: "the oldest waiting record's age" });
+    const age = await eventually(async () => metricValue(await metrics(), "qobra_sync_consumer_oldest_unprocessed_age_seconds", { group: sinkGroup() }), {
+      what: "the oldest waiting record's age",
+    });
     expect(age).toBeGreaterThan(0);
     const text = await metrics();
     expect(metricValue(text, "qobra_sync_consumer_group_members", { group: sinkGroup() })).toBe(0);
     expect(metricValue(text, "qobra_sync_stage_records_total", { stage: "read", connector: "crm" })).toBe(200 + 300 + 400);
 
     // /healthz fails within the (test) threshold of 3 s, naming the stuck group
-    const unhealthy = await eventually(async () => { const h = await getText(`${server.url}/healthz`); return h.status === 503 ? h : null; }, { timeoutMs: 15_000, what: "/healthz 503" });
+    const unhealthy = await eventually(
+      async () => {
+        const h = await getText(`${server.url}/healthz`);
+        return h.status === 503 ? h : null;
+      },
+      { timeoutMs: 15_000, what: "/healthz 503" },
+    );
     const body = JSON.parse(unhealthy.text) as { status: string; problems: string[] };
     expect(body.status).toBe("unhealthy");
-    expect(body.problems.join("\n")).toMatch(new RegExp(`${sinkGroup()} \\(sink\\) has \\d+ record\\(s\\) to process and its committed offsets have not moved for \\d+ s; no consumer is running in the group`));
+    expect(body.problems.join("\n")).toMatch(
+      new RegExp(
+        `${sinkGroup()} \\(sink\\) has \\d+ record\\(s\\) to process and its committed offsets have not moved for \\d+ s; no consumer is running in the group`,
+      ),
+    );
     expect(metricValue(await metrics(), "qobra_sync_healthy")).toBe(0);
 
     // `qobra-sync lag --json`: per group/topic/partition, with the oldest waiting record
@@ -96,14 +124,19 @@ describe("lag, /metrics and /healthz", () => {
       expect(Date.parse(p.oldestUnprocessedAt!)).toBeGreaterThan(Number(first.at)); // written after the first run
       expect(p.oldestUnprocessedAgeMs).toBeGreaterThan(0);
     }
-    expect(report.tables).toEqual([expect.objectContaining({ connector: "crm", table: "deals", sinkRows: 200, lastRun: expect.objectContaining({ status: "completed" }) })]);
+    expect(report.tables).toEqual([
+      expect.objectContaining({ connector: "crm", table: "deals", sinkRows: 200, lastRun: expect.objectContaining({ status: "completed" }) }),
+    ]);
     expect(report.tables[0]!.stalenessMs).toBeGreaterThan(0);
     const human = await cli(["lag"], fx.yaml);
     expect(human.stdout).toMatch(new RegExp(`${sinkGroup()}\\s+sink\\s+0\\s+\\w+\\s+[\\d,]+\\s+\\d`));
 
     // the sink comes back: the lag drains to zero, the rows are there, /healthz recovers
     sink = await runRoles(fx.config, ["sink"]);
-    await eventually(async () => metricValue(await metrics(), "qobra_sync_consumer_group_lag", { group: sinkGroup() }) === 0, { timeoutMs: 60_000, what: "the lag drained" });
+    await eventually(async () => metricValue(await metrics(), "qobra_sync_consumer_group_lag", { group: sinkGroup() }) === 0, {
+      timeoutMs: 60_000,
+      what: "the lag drained",
+    });
     const [n] = await sinkQuery<{ n: string }>(`SELECT count(*) AS n FROM "${fx.sinkSchema}"."crm__deals" WHERE _deleted_at IS NULL`);
     expect(n!.n).toBe("400");
     await eventually(async () => (await getText(`${server.url}/healthz`)).status === 200, { timeoutMs: 10_000, what: "/healthz 200 again" });

@@ -34,7 +34,9 @@ async function sourceScans(table: string): Promise<number> {
   return withDb(SOURCE_DB, async (c) => {
     await c.query("SELECT pg_stat_force_next_flush()").catch(() => {});
     await c.query("SELECT pg_stat_clear_snapshot()");
-    const r = await c.query<{ n: string }>("SELECT (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::text AS n FROM pg_stat_user_tables WHERE relname = $1", [table]);
+    const r = await c.query<{ n: string }>("SELECT (coalesce(seq_scan, 0) + coalesce(idx_scan, 0))::text AS n FROM pg_stat_user_tables WHERE relname = $1", [
+      table,
+    ]);
     return Number(r.rows[0]?.n ?? 0);
   });
 }
@@ -44,7 +46,10 @@ beforeAll(async () => {
   tokens = useScratchTokenStore("qobra-replay-it-");
   sim = await startSalesforceSimulator({ data: DEMO, port: 0 });
   const t = sim.state.issueTokens();
-  fx = await opsFixture("rpl", 60, `
+  fx = await opsFixture(
+    "rpl",
+    60,
+    `
   - id: sf
     type: salesforce
     loginUrl: "${sim.url}"
@@ -55,7 +60,8 @@ beforeAll(async () => {
       - name: opportunities
         object: Opportunity
         fields: { Amount: amount, CloseDate: date, StageName: picklist, IsWon: bool }
-`);
+`,
+  );
   rt = await openRuntime(fx.config, "test");
   pipeline = await runRoles(fx.config, ["producer", "mapper", "sink"]);
 });
@@ -79,13 +85,20 @@ describe("replay", () => {
     expect((await syncAndWait(rt, "sf", { full: false, timeoutMs: 60_000 })).counts.deleted).toBeGreaterThanOrEqual(1);
     const before = { crm: await rowsOf(crmTable), sf: await rowsOf(sfTable) };
     expect(live(before.crm)).toHaveLength(58);
-    expect(before.crm.filter((r) => r._deleted_at !== null).map((r) => r._external_id).sort()).toEqual(["7", "8"]);
+    expect(
+      before.crm
+        .filter((r) => r._deleted_at !== null)
+        .map((r) => r._external_id)
+        .sort(),
+    ).toEqual(["7", "8"]);
     expect(before.sf.find((r) => r._external_id === DELETED_OPP)?._deleted_at).toBeInstanceOf(Date);
 
     // Replay refuses while a mapper runs, and names it.
     const refused = await replay(fx.config, "crm").catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(ReplayRefused);
-    expect((refused as Error).message).toMatch(new RegExp(`replay needs the mapper stopped: consumer group ${fx.config.topicPrefix}-mapper has 1 running member`));
+    expect((refused as Error).message).toMatch(
+      new RegExp(`replay needs the mapper stopped: consumer group ${fx.config.topicPrefix}-mapper has 1 running member`),
+    );
 
     // Stop the mapper and the sink; keep a producer worker running (it must receive nothing).
     await pipeline!.stop();
@@ -128,7 +141,10 @@ describe("replay", () => {
         if (e.stage === "replay" && e.type === "RUN_COMPLETED") replays.push(e);
       }
     });
-    expect(replays.map((e) => [e.connector, e.counts["rows.deals"] ?? e.counts["rows.opportunities"]]).sort()).toEqual([["crm", 58], ["sf", live(before.sf).length]]);
+    expect(replays.map((e) => [e.connector, e.counts["rows.deals"] ?? e.counts["rows.opportunities"]]).sort()).toEqual([
+      ["crm", 58],
+      ["sf", live(before.sf).length],
+    ]);
   });
 
   it("--since replays only what the raw topic received since then", async () => {

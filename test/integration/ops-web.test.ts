@@ -91,13 +91,25 @@ describe.skipIf(skipReason !== null)("integration-settings page in headless Chro
     const stored = await sinkQuery<{ value: unknown }>(`SELECT value FROM "${fx.sinkSchema}"."_qobra_sync_settings" WHERE key = 'schedule:crm'`);
     expect(stored[0]!.value).toMatchObject({ timesPerDay: 2, hours: [7, 19], timezone: "Europe/Paris", enabled: true });
     // a bad edit is refused with the reason (the API validates like the config file)
-    const bad = await fetch(`${base}/api/connectors/crm/schedule`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ hours: [7, 31] }) });
+    const bad = await fetch(`${base}/api/connectors/crm/schedule`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ hours: [7, 31] }),
+    });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(/schedule\.hours\.1/);
     // writes need JSON and the same origin
-    const form2 = await fetch(`${base}/api/connectors/crm/sync`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "full=true" });
+    const form2 = await fetch(`${base}/api/connectors/crm/sync`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "full=true",
+    });
     expect(form2.status).toBe(415);
-    const cross = await fetch(`${base}/api/connectors/crm/sync`, { method: "POST", headers: { "content-type": "application/json", origin: "http://evil.example" }, body: "{}" });
+    const cross = await fetch(`${base}/api/connectors/crm/sync`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: "http://evil.example" },
+      body: "{}",
+    });
     expect(cross.status).toBe(403);
     await page.close();
   });
@@ -115,5 +127,16 @@ describe.skipIf(skipReason !== null)("integration-settings page in headless Chro
 });
 
 async function expectText(locator: import("playwright-core").Locator, text: string, timeoutMs = 20_000): Promise<void> {
-  await expect.poll(async () => ((await locator.first().textContent().catch(() => null)) ?? "").trim(), { timeout: timeoutMs }).toBe(text);
+  await expect
+    .poll(
+      async () =>
+        (
+          (await locator
+            .first()
+            .textContent()
+            .catch(() => null)) ?? ""
+        ).trim(),
+      { timeout: timeoutMs },
+    )
+    .toBe(text);
 }

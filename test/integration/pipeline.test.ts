@@ -24,8 +24,7 @@ let id: string;
 
 const sync = (full = true): Promise<SyncEvent> => syncAndWait(rt, "crm", { full });
 
-const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-  withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
+const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) => withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
 
 beforeAll(async () => {
   id = uniqueId("it");
@@ -33,7 +32,8 @@ beforeAll(async () => {
   sinkSchema = `sink_${id}`;
   await ensureDatabase(SOURCE_DB);
   await ensureDatabase(SINK_DB);
-  await withDb(SOURCE_DB, (c) => c.query(`
+  await withDb(SOURCE_DB, (c) =>
+    c.query(`
     CREATE TABLE public.${table} (
       id bigint PRIMARY KEY, title text, amount numeric(20,6), cur text, closed_on date, closed_at timestamp,
       seen_at timestamptz, owner_email text, tags text, won boolean, price money, ratio double precision, qty integer
@@ -43,10 +43,15 @@ beforeAll(async () => {
            DATE '2026-03-29' + (g % 3), TIMESTAMP '2026-03-29 01:30:00' + g * interval '1 minute',
            TIMESTAMPTZ '2026-01-01 00:00:00.123456+00' + g * interval '1 second',
            'Rep' || (g % 7) || '@Example.COM', CASE WHEN g % 2 = 0 THEN 'a;b' END, g % 2 = 0, (g || '.25')::money, g / 8.0, g
-      FROM generate_series(1, ${ROWS}) g;`));
-  config = testConfig(testConfigYaml({
-    prefix: id, sinkSchema, sourceDb: SOURCE_DB, sinkDb: SINK_DB,
-    tables: `
+      FROM generate_series(1, ${ROWS}) g;`),
+  );
+  config = testConfig(
+    testConfigYaml({
+      prefix: id,
+      sinkSchema,
+      sourceDb: SOURCE_DB,
+      sinkDb: SINK_DB,
+      tables: `
       - name: deals
         source: public.${table}
         idColumn: id
@@ -62,10 +67,13 @@ beforeAll(async () => {
           price: { type: amount, currency: USD }
           ratio: number
           qty: number`,
-  }));
+    }),
+  );
   // Qobra's users: reps 0-5 exist (mixed case and spaces on purpose), rep 6 does not.
-  await withDb(SINK_DB, (c) => c.query(`CREATE TABLE public."users_${id}" (id text, email text);
-    INSERT INTO public."users_${id}" SELECT 'u' || g, CASE WHEN g = 1 THEN ' REP1@example.com ' ELSE 'rep' || g || '@example.com' END FROM generate_series(0, 5) g`));
+  await withDb(SINK_DB, (c) =>
+    c.query(`CREATE TABLE public."users_${id}" (id text, email text);
+    INSERT INTO public."users_${id}" SELECT 'u' || g, CASE WHEN g = 1 THEN ' REP1@example.com ' ELSE 'rep' || g || '@example.com' END FROM generate_series(0, 5) g`),
+  );
   config.sink.users.query = `SELECT id, email FROM public."users_${id}"`;
   rt = await openRuntime(config, "test");
   pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
@@ -87,7 +95,9 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     expect(count).toEqual({ n: String(ROWS), runs: "1" });
     expect(await deadLettersOf(firstRun.runId)).toEqual([]);
     // users resolved against Qobra's users by e-mail (trimmed, case-insensitive); unknown ones kept with a null id and counted
-    const users = await sink<{ e: string; u: string | null; n: number }>(`SELECT owner_email AS e, owner_email_user_id AS u, count(*)::int AS n FROM "${sinkSchema}"."crm__deals" GROUP BY 1, 2 ORDER BY 1`);
+    const users = await sink<{ e: string; u: string | null; n: number }>(
+      `SELECT owner_email AS e, owner_email_user_id AS u, count(*)::int AS n FROM "${sinkSchema}"."crm__deals" GROUP BY 1, 2 ORDER BY 1`,
+    );
     expect(users.map((r) => [r.e, r.u])).toEqual([0, 1, 2, 3, 4, 5, 6].map((g) => [`rep${g}@example.com`, g === 6 ? null : `u${g}`]));
     const unresolved = users.find((r) => r.u === null)!.n;
     const mapperCounts = await mapperProgress(firstRun.runId);
@@ -95,10 +105,22 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     const [row] = await sink(`SELECT _external_id, _name, amount::text, amount_currency, closed_on::text, closed_at, owner_email, tags, won, price::text,
         price_currency, ratio::text, qty::text, _source_updated_at, _deleted_at FROM "${sinkSchema}"."crm__deals" WHERE _external_id = '9007199254740994'`);
     expect(row).toEqual({
-      _external_id: "9007199254740994", _name: "Deal 1", amount: "1000.000001", amount_currency: "USD", closed_on: "2026-03-30",
+      _external_id: "9007199254740994",
+      _name: "Deal 1",
+      amount: "1000.000001",
+      amount_currency: "USD",
+      closed_on: "2026-03-30",
       // 01:31 in Paris on 2026-03-29 is before the 02:00 switch to summer time: 00:31 UTC
-      closed_at: new Date("2026-03-29T00:31:00.000Z"), owner_email: "rep1@example.com", tags: null, won: false, price: "1.25", price_currency: "USD",
-      ratio: "0.125", qty: "1", _source_updated_at: new Date("2026-01-01T00:00:01.123Z"), _deleted_at: null,
+      closed_at: new Date("2026-03-29T00:31:00.000Z"),
+      owner_email: "rep1@example.com",
+      tags: null,
+      won: false,
+      price: "1.25",
+      price_currency: "USD",
+      ratio: "0.125",
+      qty: "1",
+      _source_updated_at: new Date("2026-01-01T00:00:01.123Z"),
+      _deleted_at: null,
     });
     const [evenRow] = await sink(`SELECT tags, amount_currency, closed_at FROM "${sinkSchema}"."crm__deals" WHERE _external_id = '9007199254740995'`);
     expect(evenRow).toEqual({ tags: ["a", "b"], amount_currency: "GBP", closed_at: new Date("2026-03-29T00:32:00.000Z") });
@@ -116,7 +138,9 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     expect(second.type).toBe("RUN_COMPLETED");
     const [after] = await sink<{ d: string }>(digest);
     expect(after!.d).toBe(before!.d);
-    const runs = await sink<{ r: string; n: string; oldest: Date }>(`SELECT _run_id AS r, count(*) AS n, min(_synced_at) AS oldest FROM "${sinkSchema}"."crm__deals" GROUP BY 1`);
+    const runs = await sink<{ r: string; n: string; oldest: Date }>(
+      `SELECT _run_id AS r, count(*) AS n, min(_synced_at) AS oldest FROM "${sinkSchema}"."crm__deals" GROUP BY 1`,
+    );
     expect(runs).toHaveLength(1);
     expect(runs[0]!.r).toBe(second.runId);
     expect(runs[0]!.n).toBe(String(ROWS));
@@ -125,10 +149,15 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
 
   it("stores the sink's offsets with the data, equal to what Kafka has committed", async () => {
     const stored = await sink<{ partition: number; next_offset: string }>(
-      `SELECT partition, next_offset FROM "${sinkSchema}"."_qobra_sync_offsets" WHERE topic = $1 ORDER BY partition`, [rt.port.topics.mapped("crm", "deals")]);
+      `SELECT partition, next_offset FROM "${sinkSchema}"."_qobra_sync_offsets" WHERE topic = $1 ORDER BY partition`,
+      [rt.port.topics.mapped("crm", "deals")],
+    );
     const admin = await rt.port.admin();
     const committed = await admin.fetchOffsets({ groupId: `${config.topicPrefix}-sink`, topics: [rt.port.topics.mapped("crm", "deals")] });
-    const kafka = committed[0]!.partitions.filter((p) => Number(p.offset) > 0).map((p) => ({ partition: p.partition, next_offset: p.offset })).sort((a, b) => a.partition - b.partition);
+    const kafka = committed[0]!.partitions
+      .filter((p) => Number(p.offset) > 0)
+      .map((p) => ({ partition: p.partition, next_offset: p.offset }))
+      .sort((a, b) => a.partition - b.partition);
     expect(stored.length).toBeGreaterThan(0);
     for (const s of stored) {
       const k = kafka.find((x) => x.partition === s.partition);
@@ -139,9 +168,11 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
   });
 
   it("sends bad values to the dead-letter topic with the reason, and keeps going", async () => {
-    await withDb(SOURCE_DB, (c) => c.query(`
+    await withDb(SOURCE_DB, (c) =>
+      c.query(`
       INSERT INTO public.${table} (id, title, amount, cur, closed_on, won) VALUES
-        (1, 'bad date', 1, 'EUR', 'infinity', true), (2, 'bad currency', 5, 'EURO', '2026-01-01', true), (3, 'fine', 7.5, NULL, '2026-01-01', false)`));
+        (1, 'bad date', 1, 'EUR', 'infinity', true), (2, 'bad currency', 5, 'EURO', '2026-01-01', true), (3, 'fine', 7.5, NULL, '2026-01-01', false)`),
+    );
     const run = await sync(true);
     expect(run.type).toBe("RUN_COMPLETED");
     expect(run.counts.read).toBe(ROWS + 3);
@@ -151,7 +182,8 @@ describe("PostgreSQL → Kafka → PostgreSQL", () => {
     expect(bad).toEqual([]);
     const letters = await deadLettersOf(run.runId);
     expect(letters.map((l) => [l.table, l.issues.map((i) => `${i.path}:${i.code}`).join(",")]).sort()).toEqual([
-      ["deals", "amount:invalid_currency"], ["deals", "closed_on:out_of_range"],
+      ["deals", "amount:invalid_currency"],
+      ["deals", "closed_on:out_of_range"],
     ]);
     expect(letters[0]!.originalTopic).toBe(rt.port.topics.raw("crm"));
   });

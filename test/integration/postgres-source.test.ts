@@ -27,7 +27,10 @@ const source = (sql: string) => withDb(SOURCE_DB, (c) => c.query(sql));
 
 function yaml(where?: string, extraTables = ""): string {
   return testConfigYaml({
-    prefix: id, sinkSchema: `sink_${id}`, sourceDb: SOURCE_DB, sinkDb: SINK_DB,
+    prefix: id,
+    sinkSchema: `sink_${id}`,
+    sourceDb: SOURCE_DB,
+    sinkDb: SINK_DB,
     tables: `
       - name: types
         source: public.types_${id}
@@ -100,23 +103,80 @@ describe("PostgreSQL source", () => {
         t_varbit, t_email FROM "sink_${id}"."crm__types" ORDER BY _external_id`);
     expect(rows).toEqual([
       {
-        _external_id: "1", _name: "Zoë 🚀 ünïcode", t_text: "plain", t_char: "ab" /* CHARACTER(n) padding is not significant in PostgreSQL */, t_varchar: ["a", "b", "c"], t_date: "1969-07-20",
+        _external_id: "1",
+        _name: "Zoë 🚀 ünïcode",
+        t_text: "plain",
+        t_char: "ab" /* CHARACTER(n) padding is not significant in PostgreSQL */,
+        t_varchar: ["a", "b", "c"],
+        t_date: "1969-07-20",
         // 02:30 on 2026-03-29 does not exist in Paris (clocks jump to 03:30): PostgreSQL reads it as 03:30 CEST = 01:30Z
-        t_ts: new Date("2026-03-29T01:30:00Z"), t_tstz: new Date("2026-10-25T00:30:00Z"),
-        t_int: "2147483647", t_small: "-32768", t_big: "9223372036854775807", t_big_user: "9007199254740993", t_double: "0.1",
-        t_numeric: "0.30000000000000000000000000001", t_numeric_currency: "EUR", t_float: "0.0000001", t_real: "340000000000000000000000000000000000000",
-        t_money: "-92233720368547758.08", t_money_currency: "EUR", t_bool: true, t_bit: "1010", t_varbit: "101", t_email: "rep@example.com",
+        t_ts: new Date("2026-03-29T01:30:00Z"),
+        t_tstz: new Date("2026-10-25T00:30:00Z"),
+        t_int: "2147483647",
+        t_small: "-32768",
+        t_big: "9223372036854775807",
+        t_big_user: "9007199254740993",
+        t_double: "0.1",
+        t_numeric: "0.30000000000000000000000000001",
+        t_numeric_currency: "EUR",
+        t_float: "0.0000001",
+        t_real: "340000000000000000000000000000000000000",
+        t_money: "-92233720368547758.08",
+        t_money_currency: "EUR",
+        t_bool: true,
+        t_bit: "1010",
+        t_varbit: "101",
+        t_email: "rep@example.com",
       },
       {
-        _external_id: "2", _name: null, t_text: null, t_char: null, t_varchar: null, t_date: "0001-01-01", t_ts: new Date("1969-12-31T23:00:00Z"),
-        t_tstz: new Date("1900-01-01T00:00:00Z"), t_int: "-2147483648", t_small: "0", t_big: "-9223372036854775808", t_big_user: "1", t_double: "0",
-        t_numeric: "12345678901234567890.123456789012345678", t_numeric_currency: "EUR", t_float: "2.5", t_real: "-1.5", t_money: "0.01", t_money_currency: "EUR",
-        t_bool: false, t_bit: "0000", t_varbit: "", t_email: null,
+        _external_id: "2",
+        _name: null,
+        t_text: null,
+        t_char: null,
+        t_varchar: null,
+        t_date: "0001-01-01",
+        t_ts: new Date("1969-12-31T23:00:00Z"),
+        t_tstz: new Date("1900-01-01T00:00:00Z"),
+        t_int: "-2147483648",
+        t_small: "0",
+        t_big: "-9223372036854775808",
+        t_big_user: "1",
+        t_double: "0",
+        t_numeric: "12345678901234567890.123456789012345678",
+        t_numeric_currency: "EUR",
+        t_float: "2.5",
+        t_real: "-1.5",
+        t_money: "0.01",
+        t_money_currency: "EUR",
+        t_bool: false,
+        t_bit: "0000",
+        t_varbit: "",
+        t_email: null,
       },
       {
-        _external_id: "3", _name: "nulls", t_text: null, t_char: null, t_varchar: null, t_date: null, t_ts: null, t_tstz: null, t_int: null, t_small: null,
-        t_big: null, t_big_user: null, t_double: null, t_numeric: null, t_numeric_currency: null, t_float: null, t_real: null, t_money: null, t_money_currency: null,
-        t_bool: null, t_bit: null, t_varbit: null, t_email: null,
+        _external_id: "3",
+        _name: "nulls",
+        t_text: null,
+        t_char: null,
+        t_varchar: null,
+        t_date: null,
+        t_ts: null,
+        t_tstz: null,
+        t_int: null,
+        t_small: null,
+        t_big: null,
+        t_big_user: null,
+        t_double: null,
+        t_numeric: null,
+        t_numeric_currency: null,
+        t_float: null,
+        t_real: null,
+        t_money: null,
+        t_money_currency: null,
+        t_bool: null,
+        t_bit: null,
+        t_varbit: null,
+        t_email: null,
       },
     ]);
   });
@@ -134,13 +194,22 @@ describe("PostgreSQL source", () => {
   });
 
   it("refuses hostile conditions before running anything, and syncs a benign one", async () => {
-    const canary = ATTACKS.filter((a) => a.includes("pg_sleep") || a.includes("DROP")).slice(0, 5).map((a) => a.replace("pg_sleep(10)", `canary_${id}()`));
+    const canary = ATTACKS.filter((a) => a.includes("pg_sleep") || a.includes("DROP"))
+      .slice(0, 5)
+      .map((a) => a.replace("pg_sleep(10)", `canary_${id}()`));
     canary.push(`canary_${id}()`, `stage = 'won' OR public.canary_${id}()`, `stage = 'won'; SELECT canary_${id}()`);
     for (const where of [...canary, ...ATTACKS.slice(0, 20)]) {
       const conn = createConnector(testConfig(yaml(where)).connectors[0]!);
       try {
         const pages = conn.read("deals", { full: true, signal: new AbortController().signal, state: null, runStartedAt: Date.now() });
-        await expect((async () => { for await (const _ of pages) { /* drain */ } })(), where).rejects.toThrow(/the where condition is refused/);
+        await expect(
+          (async () => {
+            for await (const _ of pages) {
+              /* drain */
+            }
+          })(),
+          where,
+        ).rejects.toThrow(/the where condition is refused/);
       } finally {
         await conn.close();
       }
@@ -155,7 +224,8 @@ describe("PostgreSQL source", () => {
     const conn = createConnector(benign.connectors[0]!);
     let read = 0;
     try {
-      for await (const page of conn.read("deals", { full: true, signal: new AbortController().signal, state: null, runStartedAt: Date.now() })) read += page.records.length;
+      for await (const page of conn.read("deals", { full: true, signal: new AbortController().signal, state: null, runStartedAt: Date.now() }))
+        read += page.records.length;
     } finally {
       await conn.close();
     }
@@ -196,7 +266,8 @@ describe("PostgreSQL source", () => {
     await publishRequest(producer, rt.codec, rt.port.topics, first);
     await publishRequest(producer, rt.codec, rt.port.topics, second);
     await producer.disconnect();
-    const wait = (runId: string) => waitForRun(rt.port, rt.codec, config.topicPrefix, runId, from, { timeoutMs: 60_000, tables: [{ connector: "crm", table: "deals" }] });
+    const wait = (runId: string) =>
+      waitForRun(rt.port, rt.codec, config.topicPrefix, runId, from, { timeoutMs: 60_000, tables: [{ connector: "crm", table: "deals" }] });
     const a = await wait(first.requestId);
     const b = await wait(second.requestId);
     expect(a.type).toBe("RUN_COMPLETED");

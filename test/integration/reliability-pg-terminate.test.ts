@@ -40,8 +40,12 @@ describe("the sink's PostgreSQL connections terminated during a run", () => {
     const terminator = (async () => {
       await sleep(3000);
       for (let i = 0; i < 40 && !stop; i++) {
-        terminated += await withDb("postgres", async (c) => (await c.query(
-          "SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [SINK_DB])).rows[0].n as number);
+        terminated += await withDb(
+          "postgres",
+          async (c) =>
+            (await c.query("SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", [SINK_DB]))
+              .rows[0].n as number,
+        );
         await sleep(250);
       }
     })();
@@ -49,7 +53,10 @@ describe("the sink's PostgreSQL connections terminated during a run", () => {
     try {
       run = await Promise.race([
         syncAndWait(rt, "crm", { full: true, timeoutMs: 150_000 }),
-        (async () => { while (procs.sink.running) await sleep(200); throw new Error(`the sink process exited (${JSON.stringify(procs.sink.lastExit)}):\n${procs.sink.crashes[0]?.logTail ?? ""}`); })(),
+        (async () => {
+          while (procs.sink.running) await sleep(200);
+          throw new Error(`the sink process exited (${JSON.stringify(procs.sink.lastExit)}):\n${procs.sink.crashes[0]?.logTail ?? ""}`);
+        })(),
       ]);
     } finally {
       stop = true;

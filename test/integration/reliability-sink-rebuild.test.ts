@@ -27,17 +27,24 @@ beforeAll(async () => {
   sinkSchema = `sink_${id}`;
   await ensureDatabase(SOURCE_DB);
   await ensureDatabase(SINK_DB);
-  await withDb(SOURCE_DB, (c) => c.query(`CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text, amount numeric);
-    INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 1.5 FROM generate_series(1, ${ROWS}) g`));
-  config = testConfig(testConfigYaml({
-    prefix: id, sinkSchema, sourceDb: SOURCE_DB, sinkDb: SINK_DB,
-    tables: `
+  await withDb(SOURCE_DB, (c) =>
+    c.query(`CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text, amount numeric);
+    INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 1.5 FROM generate_series(1, ${ROWS}) g`),
+  );
+  config = testConfig(
+    testConfigYaml({
+      prefix: id,
+      sinkSchema,
+      sourceDb: SOURCE_DB,
+      sinkDb: SINK_DB,
+      tables: `
       - name: deals
         source: public.${table}
         idColumn: id
         nameColumn: title
         fields: { amount: number }`,
-  }));
+    }),
+  );
   rt = await openRuntime(config, "test");
 });
 
@@ -63,7 +70,10 @@ describe("a sink database lost and recreated empty", () => {
     try {
       const deadline = Date.now() + 45_000;
       let n = await count();
-      while (n !== ROWS && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 1000)); n = await count(); }
+      while (n !== ROWS && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 1000));
+        n = await count();
+      }
       expect(n, "rows back in the sink 45 s after the sink restarted (-1: the table was not even recreated)").toBe(ROWS);
     } finally {
       await pipeline.stop();

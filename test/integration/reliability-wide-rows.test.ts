@@ -29,17 +29,24 @@ beforeAll(async () => {
   sinkSchema = `sink_${id}`;
   await ensureDatabase(SOURCE_DB);
   await ensureDatabase(SINK_DB);
-  await withDb(SOURCE_DB, (c) => c.query(`CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text, notes text);
-    INSERT INTO public.${table} SELECT g, 'Deal ' || g, repeat(md5(g::text), 47) FROM generate_series(1, ${ROWS}) g`));
-  const config = testConfig(testConfigYaml({
-    prefix: id, sinkSchema, sourceDb: SOURCE_DB, sinkDb: SINK_DB,
-    tables: `
+  await withDb(SOURCE_DB, (c) =>
+    c.query(`CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text, notes text);
+    INSERT INTO public.${table} SELECT g, 'Deal ' || g, repeat(md5(g::text), 47) FROM generate_series(1, ${ROWS}) g`),
+  );
+  const config = testConfig(
+    testConfigYaml({
+      prefix: id,
+      sinkSchema,
+      sourceDb: SOURCE_DB,
+      sinkDb: SINK_DB,
+      tables: `
       - name: deals
         source: public.${table}
         idColumn: id
         nameColumn: title
         fields: { notes: string }`,
-  }));
+    }),
+  );
   rt = await openRuntime(config, "test");
   pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
 });
@@ -54,7 +61,10 @@ describe("rows with a long text column", () => {
   it("sync completely (no record batch over the broker's size limit)", async () => {
     const run = await syncAndWait(rt, "crm", { full: true, timeoutMs: 120_000 });
     expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
-    const [n] = await withDb(SINK_DB, async (c) => (await c.query<{ n: string; len: number }>(`SELECT count(*) AS n, min(length(notes)) AS len FROM "${sinkSchema}"."crm__deals"`)).rows);
+    const [n] = await withDb(
+      SINK_DB,
+      async (c) => (await c.query<{ n: string; len: number }>(`SELECT count(*) AS n, min(length(notes)) AS len FROM "${sinkSchema}"."crm__deals"`)).rows,
+    );
     expect(n).toEqual({ n: String(ROWS), len: 32 * 47 });
   });
 });
@@ -70,7 +80,20 @@ describe("a Salesforce object read through Bulk API 2.0", () => {
     const id = uniqueId("sfbulk");
     schema = `sink_${id}`;
     tokens = useScratchTokenStore("qobra-sfbulk-");
-    sim = await startSalesforceSimulator({ data: generateSalesforceData({ opportunities: 15_000, accounts: 200, contacts: 200, leads: 20, tasks: 20, users: 10, commissions: 10, deletedRatio: 0, seed: 5 }), port: 0 });
+    sim = await startSalesforceSimulator({
+      data: generateSalesforceData({
+        opportunities: 15_000,
+        accounts: 200,
+        contacts: 200,
+        leads: 20,
+        tasks: 20,
+        users: 10,
+        commissions: 10,
+        deletedRatio: 0,
+        seed: 5,
+      }),
+      port: 0,
+    });
     const t = sim.state.issueTokens();
     const config = testConfig(`
 kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 3 }

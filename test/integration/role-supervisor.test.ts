@@ -32,7 +32,9 @@ connectors: []
   await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1 }] });
 });
 
-afterAll(async () => { await rt?.close(); });
+afterAll(async () => {
+  await rt?.close();
+});
 
 describe("a role whose Kafka consumer crashes for good", () => {
   it("is restarted by its supervisor and goes on with its work", async () => {
@@ -48,11 +50,20 @@ describe("a role whose Kafka consumer crashes for good", () => {
       await consumer.run({
         eachMessage: async ({ message }) => {
           // The first start meets an error kafkajs will not restart from.
-          if (starts === 1) { crashes++; throw new kafkajs.KafkaJSNonRetriableError("simulated: Failed to find group coordinator"); }
+          if (starts === 1) {
+            crashes++;
+            throw new kafkajs.KafkaJSNonRetriableError("simulated: Failed to find group coordinator");
+          }
           processed.push(message.value!.toString());
         },
       });
-      return { crashed: crash.crashed, stop: async () => { crash.dispose(); await consumer.disconnect().catch(() => {}); } };
+      return {
+        crashed: crash.crashed,
+        stop: async () => {
+          crash.dispose();
+          await consumer.disconnect().catch(() => {});
+        },
+      };
     };
     const role = await supervise("test-role", start, { backoff: { initialMs: 200, maxMs: 1000 } });
     try {

@@ -59,8 +59,10 @@ beforeAll(async () => {
   expect(sourceUrl(relayPort)).toContain(`:${relayPort}/`);
   await ensureDatabase(SOURCE_DB);
   await ensureDatabase(SINK_DB);
-  await withDb(SOURCE_DB, (c) => c.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, title text, amount numeric(12,2));
-    INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 10.25 FROM generate_series(1, ${ROWS}) g;`));
+  await withDb(SOURCE_DB, (c) =>
+    c.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, title text, amount numeric(12,2));
+    INSERT INTO public.${table} SELECT g, 'Deal ' || g, g * 10.25 FROM generate_series(1, ${ROWS}) g;`),
+  );
   const tables = (source: string) => `
       - name: deals
         source: ${source}
@@ -107,7 +109,14 @@ async function runEvents(runId: string): Promise<SyncEvent[]> {
 
 describe("a run meeting a failure", () => {
   it("that may pass (the source refuses connections for a few seconds) waits it out and completes", async () => {
-    const opened = new Promise<void>((resolve) => setTimeout(() => { void openRelay(relayPort).then((s) => { relay = s; resolve(); }); }, 4000));
+    const opened = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        void openRelay(relayPort).then((s) => {
+          relay = s;
+          resolve();
+        });
+      }, 4000),
+    );
     const started = Date.now();
     const done = await syncAndWait(rt, "late", { full: true, timeoutMs: 90_000 });
     await opened;
@@ -117,8 +126,12 @@ describe("a run meeting a failure", () => {
     const retried = events.filter((e) => e.type === "PROGRESS" && (e.counts.retries ?? 0) > 0);
     expect(retried.length).toBeGreaterThan(0);
     expect(events.find((e) => e.type === "TABLE_COMPLETED")?.counts.read).toBe(ROWS);
-    const rows = await withDb(SINK_DB, async (c) => (await c.query<{ n: string; total: string }>(
-      `SELECT count(*) AS n, sum(amount)::text AS total FROM sink_${id}.late__deals WHERE _deleted_at IS NULL`)).rows[0]!);
+    const rows = await withDb(
+      SINK_DB,
+      async (c) =>
+        (await c.query<{ n: string; total: string }>(`SELECT count(*) AS n, sum(amount)::text AS total FROM sink_${id}.late__deals WHERE _deleted_at IS NULL`))
+          .rows[0]!,
+    );
     expect(Number(rows.n)).toBe(ROWS);
     expect(rows.total).toBe(((10.25 * ROWS * (ROWS + 1)) / 2).toFixed(2));
   });

@@ -27,8 +27,7 @@ let pipeline: RunHandle;
 let sinkSchema: string;
 let tokens: ReturnType<typeof useScratchTokenStore> | undefined;
 
-const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-  withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
+const sink = <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) => withDb(SINK_DB, async (c) => (await c.query<T>(sql, params)).rows);
 
 beforeAll(async () => {
   const id = uniqueId("sfit");
@@ -95,7 +94,9 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(opp.counts.apiCalls).toBeGreaterThan(0);
     expect(opp.counts.apiLimit).toBeGreaterThan(0);
     expect(opp.counts.apiUsed).toBeGreaterThanOrEqual(opp.counts.apiCalls!);
-    const rows = await sink<Record<string, unknown>>(`SELECT _external_id, _name, "Amount"::text AS amount, "Amount_currency" AS cur, "CloseDate"::text AS close,
+    const rows = await sink<
+      Record<string, unknown>
+    >(`SELECT _external_id, _name, "Amount"::text AS amount, "Amount_currency" AS cur, "CloseDate"::text AS close,
         "CreatedDate" AS created, "OwnerId" AS owner, "AccountId" AS account, "AccountId_table" AS account_table, "StageName" AS stage,
         "Probability"::text AS prob, "IsWon" AS won, _deleted_at FROM "${sinkSchema}"."sf__opportunities" ORDER BY _external_id`);
     expect(rows).toHaveLength(7);
@@ -105,18 +106,33 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(byId.get(OPP.d3)).toMatchObject({ amount: "15000000", cur: "USD" });
     expect(byId.get(OPP.d4)).toMatchObject({ cur: "GBP" });
     expect(byId.get(OPP.d1)).toMatchObject({
-      close: "2024-01-19", created: new Date("2024-01-09T19:44:31.000Z"), owner: "alan.sprckjones@example.com",
-      account: "001Gn00000002bKIAQ", account_table: "Account", stage: "Qualification", prob: "20", won: false,
+      close: "2024-01-19",
+      created: new Date("2024-01-09T19:44:31.000Z"),
+      owner: "alan.sprckjones@example.com",
+      account: "001Gn00000002bKIAQ",
+      account_table: "Account",
+      stage: "Qualification",
+      prob: "20",
+      won: false,
     });
-    const tasks = await sink<{ who: string | null; what: string | null; owner: string }>(`SELECT "WhoId_table" AS who, "WhatId_table" AS what, "OwnerId" AS owner FROM "${sinkSchema}"."sf__tasks"`);
+    const tasks = await sink<{ who: string | null; what: string | null; owner: string }>(
+      `SELECT "WhoId_table" AS who, "WhatId_table" AS what, "OwnerId" AS owner FROM "${sinkSchema}"."sf__tasks"`,
+    );
     expect(tasks).toHaveLength(7);
-    expect(tasks.map((t) => [t.who, t.what])).toEqual(expect.arrayContaining([["Lead", null], ["Contact", "Opportunity"], ["Contact", "Account"]]));
+    expect(tasks.map((t) => [t.who, t.what])).toEqual(
+      expect.arrayContaining([
+        ["Lead", null],
+        ["Contact", "Opportunity"],
+        ["Contact", "Account"],
+      ]),
+    );
     for (const t of tasks) expect(t.owner).toMatch(/@example\.com$/);
   });
 
   it("a table without fields syncs every readable field with its default Qobra type", async () => {
     const cols = await sink<{ column_name: string; data_type: string }>(
-      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '${sinkSchema}' AND table_name = 'sf__accounts_all_fields'`);
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = '${sinkSchema}' AND table_name = 'sf__accounts_all_fields'`,
+    );
     const types = new Map(cols.map((c) => [c.column_name, c.data_type]));
     expect(types.get("Name")).toBe("text");
     expect(types.get("OwnerId")).toBe("text");
@@ -124,7 +140,9 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(types.get("CreatedDate")).toBe("timestamp with time zone");
     expect(types.get("IsDeleted")).toBe("boolean");
     expect(cols.length).toBeGreaterThan(20);
-    const [acct] = await sink<{ n: number; owner: string }>(`SELECT count(*)::int AS n, min("OwnerId") AS owner FROM "${sinkSchema}"."sf__accounts_all_fields"`);
+    const [acct] = await sink<{ n: number; owner: string }>(
+      `SELECT count(*)::int AS n, min("OwnerId") AS owner FROM "${sinkSchema}"."sf__accounts_all_fields"`,
+    );
     expect(acct!.n).toBeGreaterThan(0);
     expect(acct!.owner).toMatch(/@example\.com$/);
   });
@@ -136,9 +154,15 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
     expect(run.counts["read.opportunities"]).toBeLessThan(7); // only what changed (and the cursor edge)
     expect(run.counts.deleted).toBeGreaterThanOrEqual(1);
-    const [d1] = await sink(`SELECT "Amount"::text AS amount, "StageName" AS stage, "IsWon" AS won, _run_id FROM "${sinkSchema}"."sf__opportunities" WHERE _external_id = $1`, [OPP.d1]);
+    const [d1] = await sink(
+      `SELECT "Amount"::text AS amount, "StageName" AS stage, "IsWon" AS won, _run_id FROM "${sinkSchema}"."sf__opportunities" WHERE _external_id = $1`,
+      [OPP.d1],
+    );
     expect(d1).toEqual({ amount: "1234567.891234", stage: "Closed Won", won: true, _run_id: run.runId });
-    const [d4] = await sink<{ _deleted_at: Date | null; amount: string }>(`SELECT _deleted_at, "Amount"::text AS amount FROM "${sinkSchema}"."sf__opportunities" WHERE _external_id = $1`, [OPP.d4]);
+    const [d4] = await sink<{ _deleted_at: Date | null; amount: string }>(
+      `SELECT _deleted_at, "Amount"::text AS amount FROM "${sinkSchema}"."sf__opportunities" WHERE _external_id = $1`,
+      [OPP.d4],
+    );
     expect(d4!._deleted_at).toBeInstanceOf(Date);
     expect(d4!.amount).toBe("241157.45083"); // soft delete keeps the last values
     const [live] = await sink<{ n: string }>(`SELECT count(*) AS n FROM "${sinkSchema}"."sf__opportunities" WHERE _deleted_at IS NULL`);

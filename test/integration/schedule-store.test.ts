@@ -5,7 +5,9 @@ import type { Config } from "../../app/config.ts";
 import { opsFixture, sinkQuery } from "../../support/ops.ts";
 
 const stops: Array<() => Promise<void>> = [];
-afterAll(async () => { for (const s of stops) await s(); });
+afterAll(async () => {
+  for (const s of stops) await s();
+});
 
 describe("schedule edits", () => {
   it("are stored per connector and reach the scheduler's callback as an effective config", async () => {
@@ -21,7 +23,9 @@ describe("schedule edits", () => {
     await store.save("crm", { timesPerDay: 2, hours: [7, 19], timezone: "Europe/Paris", enabled: true }, "test");
     await expect.poll(() => seen.length, { timeout: 5000 }).toBe(1);
     expect(scheduleView(seen[0]!.connectors[0]!).times.map((t) => t.at)).toEqual(["07:00", "19:00"]);
-    expect(await store.list()).toEqual([expect.objectContaining({ connector: "crm", updatedBy: "test", schedule: { timesPerDay: 2, hours: [7, 19], timezone: "Europe/Paris", enabled: true } })]);
+    expect(await store.list()).toEqual([
+      expect.objectContaining({ connector: "crm", updatedBy: "test", schedule: { timesPerDay: 2, hours: [7, 19], timezone: "Europe/Paris", enabled: true } }),
+    ]);
     await store.remove("crm");
     await expect.poll(() => seen.length, { timeout: 5000 }).toBe(2);
     expect(seen[1]!.connectors[0]!.schedule).toEqual({ timesPerDay: 4, timezone: "UTC", enabled: true });

@@ -16,7 +16,10 @@ describe("local stack", () => {
     const status = await stackStatus();
     const kafka = status.find((s) => s.name === "kafka");
     const registry = status.find((s) => s.name === "registry");
-    for (const [s, address] of [[kafka, stackDefaults.kafkaBrokers[0]], [registry, stackDefaults.registryUrl]] as const) {
+    for (const [s, address] of [
+      [kafka, stackDefaults.kafkaBrokers[0]],
+      [registry, stackDefaults.registryUrl],
+    ] as const) {
       expect(s?.address).toBe(address);
       if (s?.state === "external") {
         console.log(`${s.name} is external (started outside this clone): pid checks do not apply`);

@@ -35,7 +35,11 @@ describe("OAuth", () => {
     await api.crm.deals.basicApi.getPage(1);
     clock.advance(1_000);
     const expired = await expectApiError(api.crm.deals.basicApi.getPage(1), 401);
-    expect(expired.body).toMatchObject({ status: "error", category: "EXPIRED_AUTHENTICATION", message: "The OAuth token used to make this call expired 0 second(s) ago." });
+    expect(expired.body).toMatchObject({
+      status: "error",
+      category: "EXPIRED_AUTHENTICATION",
+      message: "The OAuth token used to make this call expired 0 second(s) ago.",
+    });
     expect(expired.body.correlationId).toMatch(UUID_RE);
     clock.advance(75_000);
     const later = await expectApiError(api.crm.deals.basicApi.getPage(1), 401);
@@ -72,7 +76,9 @@ describe("OAuth", () => {
     expect(info).toMatchObject({ hubId: 24681357, scopes: ["crm.objects.deals.read"], expiresIn: 1800 });
     expect((await oauth.oauth.refreshTokensApi.get(rt)).clientId).toBe("demo-client-id");
     await oauth.oauth.refreshTokensApi.archive(rt);
-    expect((await expectApiError(oauth.oauth.tokensApi.create("refresh_token", undefined, undefined, "demo-client-id", "demo-client-secret", rt), 400)).body.status).toBe("BAD_REFRESH_TOKEN");
+    expect(
+      (await expectApiError(oauth.oauth.tokensApi.create("refresh_token", undefined, undefined, "demo-client-id", "demo-client-secret", rt), 400)).body.status,
+    ).toBe("BAD_REFRESH_TOKEN");
     await expectApiError(hubspotClient(sim.url, t.accessToken).crm.deals.basicApi.getPage(1), 401); // uninstall-like: its access tokens go too
   });
 
@@ -83,12 +89,19 @@ describe("OAuth", () => {
     expect(t.refreshToken).toBeTruthy();
     const refreshed = await oauth.oauth.tokensApi.create("refresh_token", undefined, undefined, "demo-client-id", "demo-client-secret", t.refreshToken);
     await hubspotClient(sim.url, refreshed.accessToken).crm.contacts.basicApi.getPage(1);
-    const reused = await expectApiError(oauth.oauth.tokensApi.create("authorization_code", "demo-auth-code", redirect, "demo-client-id", "demo-client-secret"), 400);
+    const reused = await expectApiError(
+      oauth.oauth.tokensApi.create("authorization_code", "demo-auth-code", redirect, "demo-client-id", "demo-client-secret"),
+      400,
+    );
     expect(reused.body.status).toBe("BAD_AUTH_CODE");
   });
 
   it("rejects a form without the form content type, and missing / unknown / expired bearer tokens with 401", async () => {
-    const json = await fetch(`${sim.url}/oauth/v1/token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ grant_type: "refresh_token" }) });
+    const json = await fetch(`${sim.url}/oauth/v1/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ grant_type: "refresh_token" }),
+    });
     expect(json.status).toBe(415);
     const none = await fetch(`${sim.url}/crm/v3/objects/deals`);
     expect(none.status).toBe(401);
@@ -123,7 +136,14 @@ describe("OAuth", () => {
     data.portal!.grantedScopes = (data.portal!.grantedScopes ?? []).filter((s) => s !== "crm.objects.owners.read");
     const noOwners = await startHubSpotSimulator({ data, clock: clock.now, validateResponses: true });
     try {
-      const t = await hubspotClient(noOwners.url, "unused").oauth.tokensApi.create("refresh_token", undefined, undefined, "demo-client-id", "demo-client-secret", "demo-refresh-token");
+      const t = await hubspotClient(noOwners.url, "unused").oauth.tokensApi.create(
+        "refresh_token",
+        undefined,
+        undefined,
+        "demo-client-id",
+        "demo-client-secret",
+        "demo-refresh-token",
+      );
       const c = hubspotClient(noOwners.url, t.accessToken);
       await c.crm.deals.basicApi.getPage(1);
       const owners = await expectApiError(c.crm.owners.ownersApi.getPage(), 403);
@@ -139,7 +159,10 @@ describe("rate limits", () => {
   beforeAll(async () => {
     sim = await startHubSpotSimulator({ data: TINY_PORTAL_PATH, clock: clock.now, validateResponses: true });
   });
-  afterEach(() => { sim.resetRateLimits(); clock.advance(60_000); });
+  afterEach(() => {
+    sim.resetRateLimits();
+    clock.advance(60_000);
+  });
   afterAll(async () => {
     expect(sim.responseValidationFailures()).toEqual([]);
     await sim.close();
@@ -160,7 +183,10 @@ describe("rate limits", () => {
     }
     const e = await expectApiError(c.crm.deals.basicApi.getPage(1), 429);
     expect(e.body).toMatchObject({
-      status: "error", message: "You have reached your ten_secondly_rolling limit.", errorType: "RATE_LIMIT", policyName: "TEN_SECONDLY_ROLLING",
+      status: "error",
+      message: "You have reached your ten_secondly_rolling limit.",
+      errorType: "RATE_LIMIT",
+      policyName: "TEN_SECONDLY_ROLLING",
     });
     expect(e.body.correlationId).toMatch(UUID_RE);
     expect(e.headers["content-type"]).toMatch(/^application\/json/);
@@ -246,7 +272,10 @@ describe("simulator controls", () => {
   beforeAll(async () => {
     sim = await startHubSpotSimulator({ data: TINY_PORTAL_PATH, clock: clock.now, validateResponses: true });
   });
-  afterEach(() => { sim.resetRateLimits(); sim.clearFaults(); });
+  afterEach(() => {
+    sim.resetRateLimits();
+    sim.clearFaults();
+  });
   afterAll(async () => {
     expect(sim.responseValidationFailures()).toEqual([]);
     await sim.close();
@@ -271,7 +300,11 @@ describe("simulator controls", () => {
 
   it("injects 5xx, 429, delays and broken bodies for the next N calls to a path", async () => {
     const c = hubspotClient(sim.url, "tiny-private-app");
-    const post = await fetch(`${sim.url}/__simulator/faults`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path: "/crm/v3/objects/deals", status: 503, count: 2 }) });
+    const post = await fetch(`${sim.url}/__simulator/faults`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path: "/crm/v3/objects/deals", status: 503, count: 2 }),
+    });
     expect(post.status).toBe(200);
     for (let i = 0; i < 2; i++) {
       const e = await expectApiError(c.crm.deals.basicApi.getPage(1), 503);
@@ -294,18 +327,34 @@ describe("simulator controls", () => {
     const started = Date.now();
     expect((await c.crm.deals.basicApi.getPage(1)).results).toHaveLength(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
-    expect((await (await fetch(`${sim.url}/__simulator/faults`)).json())).toEqual([]);
+    expect(await (await fetch(`${sim.url}/__simulator/faults`)).json()).toEqual([]);
   });
 
   it("exposes clock, token and record controls over HTTP for out-of-process use", async () => {
-    const token = await (await fetch(`${sim.url}/__simulator/tokens`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ scopes: ["crm.objects.deals.read"] }) })).json();
+    const token = await (
+      await fetch(`${sim.url}/__simulator/tokens`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ scopes: ["crm.objects.deals.read"] }),
+      })
+    ).json();
     expect(token).toMatchObject({ expires_in: 1800, kind: "oauth" });
     const c = hubspotClient(sim.url, token.access_token);
-    const created = await (await fetch(`${sim.url}/__simulator/records/deals`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ id: "99", properties: { dealname: "via http", amount: "1.23456789" } }) })).json();
+    const created = await (
+      await fetch(`${sim.url}/__simulator/records/deals`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ id: "99", properties: { dealname: "via http", amount: "1.23456789" } }),
+      })
+    ).json();
     expect(created).toMatchObject({ id: "99", properties: { dealname: "via http", amount: "1.23456789", hs_object_id: "99" } });
     expect((await c.crm.deals.basicApi.getById("99", ["amount"])).properties.amount).toBe("1.23456789");
     const before = sim.now();
-    await fetch(`${sim.url}/__simulator/clock/advance`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ms: 1_800_000 }) });
+    await fetch(`${sim.url}/__simulator/clock/advance`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ms: 1_800_000 }),
+    });
     expect(sim.now() - before).toBe(1_800_000);
     await expectApiError(c.crm.deals.basicApi.getPage(1), 401);
     await fetch(`${sim.url}/__simulator/records/deals/99/archive`, { method: "POST" });
@@ -321,7 +370,14 @@ describe("CLI entry point (runHubSpotSimulator)", () => {
     try {
       const ac = new AbortController();
       let url = "";
-      const running = runHubSpotSimulator({ port: 0, data: DEMO_DATA_PATH, signal: ac.signal, onListening: (u) => { url = u; } });
+      const running = runHubSpotSimulator({
+        port: 0,
+        data: DEMO_DATA_PATH,
+        signal: ac.signal,
+        onListening: (u) => {
+          url = u;
+        },
+      });
       await vi.waitFor(() => expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/));
       expect(out.mock.calls.map((c) => String(c[0]))).toContain(`${url}\n`);
       const page = await hubspotClient(url, "demo-private-app-token").crm.companies.basicApi.getPage(10);
@@ -331,7 +387,14 @@ describe("CLI entry point (runHubSpotSimulator)", () => {
       await expect(fetch(`${url}/crm/v3/objects/deals`)).rejects.toThrow();
       const generated = new AbortController();
       let genUrl = "";
-      const gen = runHubSpotSimulator({ port: 0, data: "generate:deals=120,companies=3,seed=7", signal: generated.signal, onListening: (u) => { genUrl = u; } });
+      const gen = runHubSpotSimulator({
+        port: 0,
+        data: "generate:deals=120,companies=3,seed=7",
+        signal: generated.signal,
+        onListening: (u) => {
+          genUrl = u;
+        },
+      });
       await vi.waitFor(() => expect(genUrl).not.toBe(""));
       const token = await (await fetch(`${genUrl}/__simulator/tokens`, { method: "POST" })).json();
       expect((await hubspotClient(genUrl, token.access_token).crm.deals.getAll(100)).length).toBe(120);

@@ -36,7 +36,11 @@ describe("generateHubSpotData", () => {
 
   it("loads into the simulator and serves associations both ways", async () => {
     const clock = testClock();
-    const sim = await startHubSpotSimulator({ data: generateHubSpotData({ deals: 20, companies: 2, lineItemsPerDeal: 1, customRecords: 2 }), clock: clock.now, validateResponses: true });
+    const sim = await startHubSpotSimulator({
+      data: generateHubSpotData({ deals: 20, companies: 2, lineItemsPerDeal: 1, customRecords: 2 }),
+      clock: clock.now,
+      validateResponses: true,
+    });
     try {
       const c = hubspotClient(sim.url, sim.issueAccessToken());
       const r = await c.crm.associations.v4.batchApi.getPage("deals", "line_items", { inputs: [{ id: "3000001" }] });
@@ -59,12 +63,36 @@ describe("data file checks", () => {
   };
 
   it("names the offending path", async () => {
-    await expect(load((d) => { d.objects.deals!.records![0]!.id = "abc"; })).rejects.toThrow(/objects\.deals\.records\[0\]\.id must be a numeric string/);
-    await expect(load((d) => { d.objects.deals!.records![0]!.updatedAt = "yesterday"; })).rejects.toThrow(/updatedAt must be an ISO 8601 instant/);
-    await expect(load((d) => { d.objects.unicorns = { records: [] }; })).rejects.toThrow(/objects\.unicorns is not a standard object type/);
-    await expect(load((d) => { d.owners![2]!.userId = 9003; })).rejects.toThrow(/archived owner has userId null/);
-    await expect(load((d) => { d.associations!.push({ from: { type: "deals", id: "1001" }, to: { type: "companies", id: "404" } }); })).rejects.toThrow(/no companies record 404/);
-    await expect(load((d) => { d.associations!.push({ from: { type: "deals", id: "1001" }, to: { type: "companies", id: "2002" }, types: [{ typeId: 3 }] }); })).rejects.toThrow(/HUBSPOT_DEFINED type 3 links deals→contacts/);
+    await expect(
+      load((d) => {
+        d.objects.deals!.records![0]!.id = "abc";
+      }),
+    ).rejects.toThrow(/objects\.deals\.records\[0\]\.id must be a numeric string/);
+    await expect(
+      load((d) => {
+        d.objects.deals!.records![0]!.updatedAt = "yesterday";
+      }),
+    ).rejects.toThrow(/updatedAt must be an ISO 8601 instant/);
+    await expect(
+      load((d) => {
+        d.objects.unicorns = { records: [] };
+      }),
+    ).rejects.toThrow(/objects\.unicorns is not a standard object type/);
+    await expect(
+      load((d) => {
+        d.owners![2]!.userId = 9003;
+      }),
+    ).rejects.toThrow(/archived owner has userId null/);
+    await expect(
+      load((d) => {
+        d.associations!.push({ from: { type: "deals", id: "1001" }, to: { type: "companies", id: "404" } });
+      }),
+    ).rejects.toThrow(/no companies record 404/);
+    await expect(
+      load((d) => {
+        d.associations!.push({ from: { type: "deals", id: "1001" }, to: { type: "companies", id: "2002" }, types: [{ typeId: 3 }] });
+      }),
+    ).rejects.toThrow(/HUBSPOT_DEFINED type 3 links deals→contacts/);
     await expect(startHubSpotSimulator({ data: "/nonexistent/hubspot.json" })).rejects.toThrow(DataError);
   });
 });

@@ -11,9 +11,7 @@ import type { FormatsPlugin } from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHubSpotSimulator, generateHubSpotData, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
 import { specRegistry, type OpRef } from "../../simulators/hubspot/spec.ts";
-import {
-  DEMO_DATA_PATH, TINY_PORTAL_PATH, demoData, expectApiError, hubspotClient, sortBy, testClock, UUID_RE,
-} from "../../support/hubspot.ts";
+import { DEMO_DATA_PATH, TINY_PORTAL_PATH, demoData, expectApiError, hubspotClient, sortBy, testClock, UUID_RE } from "../../support/hubspot.ts";
 
 const clock = testClock();
 let sim: HubSpotSimulator;
@@ -34,7 +32,12 @@ afterAll(async () => {
 });
 
 /** Raw HTTP, for what the client cannot send or hides. */
-async function raw(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: any }> {
+async function raw(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; json: any }> {
   const init: RequestInit = { method, headers: { Authorization: `Bearer ${TOKEN}`, ...headers } };
   if (body !== undefined) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
@@ -49,7 +52,12 @@ describe("objects list (GET /crm/v3/objects/{type})", () => {
   it("pages with limit and the opaque after cursor until paging disappears", async () => {
     const p1 = await client.crm.deals.basicApi.getPage(2, undefined, ["dealname", "amount", "deal_currency_code"]);
     expect(p1.results.map((r) => r.id)).toEqual(["1001", "1002"]);
-    expect(p1.results[0]!.properties).toMatchObject({ dealname: "Acme - Platform licence", amount: "125000.123456789012", deal_currency_code: "EUR", hs_object_id: "1001" });
+    expect(p1.results[0]!.properties).toMatchObject({
+      dealname: "Acme - Platform licence",
+      amount: "125000.123456789012",
+      deal_currency_code: "EUR",
+      hs_object_id: "1001",
+    });
     expect(p1.results[0]!.createdAt).toBeInstanceOf(Date);
     const after = p1.paging?.next?.after;
     expect(after).toMatch(/%3D$/); // HubSpot-style token the client re-encodes on the wire
@@ -62,12 +70,25 @@ describe("objects list (GET /crm/v3/objects/{type})", () => {
 
   it("returns default properties when none are asked and null for asked properties without a value", async () => {
     const p = await client.crm.deals.basicApi.getPage(10);
-    expect(Object.keys(p.results[0]!.properties).sort()).toEqual(
-      ["amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate", "hs_object_id", "pipeline"]);
+    expect(Object.keys(p.results[0]!.properties).sort()).toEqual([
+      "amount",
+      "closedate",
+      "createdate",
+      "dealname",
+      "dealstage",
+      "hs_lastmodifieddate",
+      "hs_object_id",
+      "pipeline",
+    ]);
     const r = await raw("GET", "/crm/v3/objects/deals?properties=commission_rate&properties=no_such_property&limit=10");
     expect(r.status).toBe(200);
     const d1004 = r.json.results.find((x: { id: string }) => x.id === "1004");
-    expect(d1004.properties).toEqual({ commission_rate: null, createdate: "2024-02-04T10:00:00.000Z", hs_lastmodifieddate: "2024-04-04T10:00:00.000Z", hs_object_id: "1004" });
+    expect(d1004.properties).toEqual({
+      commission_rate: null,
+      createdate: "2024-02-04T10:00:00.000Z",
+      hs_lastmodifieddate: "2024-04-04T10:00:00.000Z",
+      hs_object_id: "1004",
+    });
   });
 
   it("archived=true returns only archived records, with archivedAt", async () => {
@@ -81,8 +102,14 @@ describe("objects list (GET /crm/v3/objects/{type})", () => {
   it("includes associations when asked (v3 type names) for standard and engagement types", async () => {
     const p = await client.crm.deals.basicApi.getPage(1, undefined, undefined, undefined, ["companies", "contacts"]);
     const assoc = p.results[0]!.associations!;
-    expect(assoc.companies!.results).toEqual([{ id: "2001", type: "deal_to_company" }, { id: "2001", type: "deal_to_company_unlabeled" }]);
-    expect(assoc.contacts!.results).toEqual([{ id: "3001", type: "deal_to_contact" }, { id: "3001", type: "decision_maker" }]);
+    expect(assoc.companies!.results).toEqual([
+      { id: "2001", type: "deal_to_company" },
+      { id: "2001", type: "deal_to_company_unlabeled" },
+    ]);
+    expect(assoc.contacts!.results).toEqual([
+      { id: "3001", type: "deal_to_contact" },
+      { id: "3001", type: "decision_maker" },
+    ]);
     const meetings = await client.crm.objects.meetings.basicApi.getPage(10, undefined, ["hs_meeting_title"], undefined, ["deals"]);
     expect(meetings.results[0]!.associations!.deals!.results).toEqual([{ id: "1001", type: "meeting_to_deal" }]);
   });
@@ -124,7 +151,11 @@ describe("batch read (POST /crm/v3/objects/{type}/batch/read)", () => {
     const ok = await client.crm.deals.batchApi.read({ inputs: [{ id: "1002" }, { id: "1001" }], properties: ["amount"], propertiesWithHistory: [] });
     expect(ok.status).toBe("COMPLETE");
     expect(ok.results.map((r) => r.properties.amount)).toEqual(["98765.4321", "125000.123456789012"]);
-    const partial = await client.crm.deals.batchApi.read({ inputs: [{ id: "1001" }, { id: "424242" }, { id: "1005" }], properties: ["amount"], propertiesWithHistory: [] });
+    const partial = await client.crm.deals.batchApi.read({
+      inputs: [{ id: "1001" }, { id: "424242" }, { id: "1005" }],
+      properties: ["amount"],
+      propertiesWithHistory: [],
+    });
     expect(partial.results.map((r) => r.id)).toEqual(["1001"]);
     const withErrors = partial as typeof partial & { numErrors?: number; errors?: Array<{ category: string; context: { ids: string[] } }> };
     expect(withErrors.numErrors).toBe(1);
@@ -134,7 +165,12 @@ describe("batch read (POST /crm/v3/objects/{type}/batch/read)", () => {
   });
 
   it("reads by a unique property with idProperty", async () => {
-    const r = await client.crm.contacts.batchApi.read({ inputs: [{ id: "max.weber@globex.example" }], idProperty: "email", properties: ["firstname"], propertiesWithHistory: [] });
+    const r = await client.crm.contacts.batchApi.read({
+      inputs: [{ id: "max.weber@globex.example" }],
+      idProperty: "email",
+      properties: ["firstname"],
+      propertiesWithHistory: [],
+    });
     expect(r.results.map((x) => [x.id, x.properties.firstname])).toEqual([["3002", "Max"]]);
   });
 
@@ -151,10 +187,17 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
   it("filters with typed operators, sorts, reports total", async () => {
     const s = await client.crm.deals.searchApi.doSearch({
       filterGroups: [{ filters: [{ propertyName: "amount", operator: "GT" as never, value: "1000" }] }],
-      sorts: sortBy("amount", "DESCENDING"), properties: ["dealname", "amount"], limit: 200, after: "0",
+      sorts: sortBy("amount", "DESCENDING"),
+      properties: ["dealname", "amount"],
+      limit: 200,
+      after: "0",
     });
     expect(s.total).toBe(3);
-    expect(s.results.map((r) => [r.id, r.properties.amount])).toEqual([["1001", "125000.123456789012"], ["1002", "98765.4321"], ["1004", "18000.5"]]);
+    expect(s.results.map((r) => [r.id, r.properties.amount])).toEqual([
+      ["1001", "125000.123456789012"],
+      ["1002", "98765.4321"],
+      ["1004", "18000.5"],
+    ]);
     expect(s.paging).toBeUndefined();
 
     const search = (filters: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}) =>
@@ -163,7 +206,13 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
     expect(ids(await search([{ propertyName: "dealstage", operator: "NOT_IN", values: ["closedwon", "closedlost"] }]))).toEqual(["1002", "1003"]);
     expect(ids(await search([{ propertyName: "deal_currency_code", operator: "EQ", value: "EUR" }]))).toEqual(["1001", "1004"]);
     expect(ids(await search([{ propertyName: "deal_currency_code", operator: "NEQ", value: "EUR" }]))).toEqual(["1002", "1003"]);
-    expect(ids(await search([{ propertyName: "closedate", operator: "BETWEEN", value: String(Date.parse("2024-03-01T00:00:00Z")), highValue: "2024-05-01T00:00:00.000Z" }]))).toEqual(["1001", "1002"]);
+    expect(
+      ids(
+        await search([
+          { propertyName: "closedate", operator: "BETWEEN", value: String(Date.parse("2024-03-01T00:00:00Z")), highValue: "2024-05-01T00:00:00.000Z" },
+        ]),
+      ),
+    ).toEqual(["1001", "1002"]);
     expect(ids(await search([{ propertyName: "closedate", operator: "LT", value: String(Date.parse("2024-03-29T00:00:00Z")) }]))).toEqual(["1004"]);
     expect(ids(await search([{ propertyName: "closedate", operator: "LTE", value: String(Date.parse("2024-03-29T00:00:00Z")) }]))).toEqual(["1001", "1004"]);
     expect(ids(await search([{ propertyName: "amount", operator: "GTE", value: "98765.4321" }]))).toEqual(["1001", "1002"]);
@@ -180,7 +229,12 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
     const or = await client.crm.deals.searchApi.doSearch({
       filterGroups: [
         { filters: [{ propertyName: "dealstage", operator: "EQ" as never, value: "closedwon" }] },
-        { filters: [{ propertyName: "deal_currency_code", operator: "EQ" as never, value: "GBP" }, { propertyName: "pipeline", operator: "EQ" as never, value: "renewals" }] },
+        {
+          filters: [
+            { propertyName: "deal_currency_code", operator: "EQ" as never, value: "GBP" },
+            { propertyName: "pipeline", operator: "EQ" as never, value: "renewals" },
+          ],
+        },
       ],
       sorts: sortBy("createdate"),
     });
@@ -192,12 +246,19 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
     const since = String(Date.parse("2024-03-06T00:00:00Z"));
     const contacts = await client.crm.contacts.searchApi.doSearch({
       filterGroups: [{ filters: [{ propertyName: "lastmodifieddate", operator: "GTE" as never, value: since }] }],
-      sorts: sortBy("lastmodifieddate"), properties: ["email"],
+      sorts: sortBy("lastmodifieddate"),
+      properties: ["email"],
     });
-    expect(contacts.results.map((r) => [r.id, r.properties.lastmodifieddate])).toEqual([["3002", "2024-03-06T09:00:00.000Z"], ["3003", "2024-03-07T09:00:00.000Z"]]);
-    const e = await expectApiError(client.crm.contacts.searchApi.doSearch({
-      filterGroups: [{ filters: [{ propertyName: "hs_lastmodifieddate", operator: "GTE" as never, value: since }] }],
-    }), 400);
+    expect(contacts.results.map((r) => [r.id, r.properties.lastmodifieddate])).toEqual([
+      ["3002", "2024-03-06T09:00:00.000Z"],
+      ["3003", "2024-03-07T09:00:00.000Z"],
+    ]);
+    const e = await expectApiError(
+      client.crm.contacts.searchApi.doSearch({
+        filterGroups: [{ filters: [{ propertyName: "hs_lastmodifieddate", operator: "GTE" as never, value: since }] }],
+      }),
+      400,
+    );
     expect(e.body.category).toBe("VALIDATION_ERROR");
     const companies = await client.crm.companies.searchApi.doSearch({
       filterGroups: [{ filters: [{ propertyName: "hs_lastmodifieddate", operator: "GTE" as never, value: String(Date.parse("2024-03-02T00:00:00Z")) }] }],
@@ -216,24 +277,37 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
     }
     await expectApiError(client.crm.deals.searchApi.doSearch({ limit: 201 }), 400);
     await expectApiError(client.crm.deals.searchApi.doSearch({ sorts: [...sortBy("amount"), ...sortBy("dealname")] }), 400);
-    await expectApiError(client.crm.deals.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: "no_such_prop", operator: "EQ" as never, value: "x" }] }] }), 400);
+    await expectApiError(
+      client.crm.deals.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: "no_such_prop", operator: "EQ" as never, value: "x" }] }] }),
+      400,
+    );
     await expectApiError(client.crm.deals.searchApi.doSearch({ query: "x".repeat(3001) }), 400);
   });
 
   it("never shows archived records", async () => {
-    const s = await client.crm.deals.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: "dealname", operator: "CONTAINS_TOKEN" as never, value: "duplicate" }] }] });
+    const s = await client.crm.deals.searchApi.doSearch({
+      filterGroups: [{ filters: [{ propertyName: "dealname", operator: "CONTAINS_TOKEN" as never, value: "duplicate" }] }],
+    });
     expect(s.total).toBe(0);
   });
 
   it("pages 200 at a time and answers 400 past 10,000 results, total still counting everything", async () => {
     const stamp = "2024-05-01T00:00:00.000Z";
-    const big = await startHubSpotSimulator({ data: generateHubSpotData({ deals: 10_050, sameLastModified: stamp }), clock: clock.now, validateResponses: true });
+    const big = await startHubSpotSimulator({
+      data: generateHubSpotData({ deals: 10_050, sameLastModified: stamp }),
+      clock: clock.now,
+      validateResponses: true,
+    });
     try {
       const c = hubspotClient(big.url, big.issueAccessToken());
-      const request = (after: string) => c.crm.deals.searchApi.doSearch({
-        filterGroups: [{ filters: [{ propertyName: "hs_lastmodifieddate", operator: "EQ" as never, value: String(Date.parse(stamp)) }] }],
-        sorts: sortBy("hs_lastmodifieddate"), properties: ["amount"], limit: 200, after,
-      });
+      const request = (after: string) =>
+        c.crm.deals.searchApi.doSearch({
+          filterGroups: [{ filters: [{ propertyName: "hs_lastmodifieddate", operator: "EQ" as never, value: String(Date.parse(stamp)) }] }],
+          sorts: sortBy("hs_lastmodifieddate"),
+          properties: ["amount"],
+          limit: 200,
+          after,
+        });
       const seen = new Set<string>();
       let after: string | undefined = "0";
       let pages = 0;
@@ -260,9 +334,11 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
 
   it("sees a change only after the index delay (lists and batch read see it at once)", async () => {
     clock.advance(5_000);
-    const search = () => client.crm.deals.searchApi.doSearch({
-      filterGroups: [{ filters: [{ propertyName: "amount", operator: "GTE" as never, value: "500000" }] }], properties: ["amount"],
-    });
+    const search = () =>
+      client.crm.deals.searchApi.doSearch({
+        filterGroups: [{ filters: [{ propertyName: "amount", operator: "GTE" as never, value: "500000" }] }],
+        properties: ["amount"],
+      });
     expect((await search()).total).toBe(0);
     const before = Date.parse("2024-04-05T10:00:00.000Z"); // after every existing deal
     const updated = sim.upsertRecord("deals", { id: "1002", properties: { amount: "500000.5" } });
@@ -270,7 +346,10 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
     expect(Date.parse(updated.updatedAt)).toBeGreaterThan(before);
     // immediately: search still has the old version, reads have the new one
     expect((await search()).total).toBe(0);
-    const stale = await client.crm.deals.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: "hs_object_id", operator: "EQ" as never, value: "1002" }] }], properties: ["amount"] });
+    const stale = await client.crm.deals.searchApi.doSearch({
+      filterGroups: [{ filters: [{ propertyName: "hs_object_id", operator: "EQ" as never, value: "1002" }] }],
+      properties: ["amount"],
+    });
     expect(stale.results[0]!.properties.amount).toBe("98765.4321");
     expect((await client.crm.deals.basicApi.getById("1002", ["amount"])).properties.amount).toBe("500000.5");
     // a new record is not searchable yet either
@@ -279,7 +358,10 @@ describe("search (POST /crm/v3/objects/{type}/search)", () => {
     expect((await search()).total).toBe(0);
     clock.advance(1);
     const fresh = await search();
-    expect(fresh.results.map((r) => [r.id, r.properties.amount])).toEqual([["1002", "500000.5"], ["1006", "600000"]]);
+    expect(fresh.results.map((r) => [r.id, r.properties.amount])).toEqual([
+      ["1002", "500000.5"],
+      ["1006", "600000"],
+    ]);
     const modified = await client.crm.deals.searchApi.doSearch({
       filterGroups: [{ filters: [{ propertyName: "hs_lastmodifieddate", operator: "GT" as never, value: String(before) }] }],
     });
@@ -327,7 +409,12 @@ describe("properties, owners, schemas, pipelines", () => {
     const schemas = await client.crm.schemas.coreApi.getAll();
     expect(schemas.results).toHaveLength(1);
     const s = schemas.results[0]!;
-    expect(s).toMatchObject({ name: "commission_plans", objectTypeId: "2-9876543", primaryDisplayProperty: "plan_name", fullyQualifiedName: "p24681357_commission_plans" });
+    expect(s).toMatchObject({
+      name: "commission_plans",
+      objectTypeId: "2-9876543",
+      primaryDisplayProperty: "plan_name",
+      fullyQualifiedName: "p24681357_commission_plans",
+    });
     expect(s.labels).toEqual({ singular: "Commission plan", plural: "Commission plans" });
     expect(s.associations.map((a) => a.toObjectTypeId)).toEqual(["0-3"]);
     expect(s.properties.map((p) => p.name)).toContain("rate");
@@ -337,14 +424,23 @@ describe("properties, owners, schemas, pipelines", () => {
       const page = await client.crm.objects.basicApi.getPage(type, 10, undefined, ["plan_name", "rate"]);
       expect(page.results.map((r) => r.properties.plan_name)).toEqual(["AE plan 2024", "Partner plan 2024"]);
     }
-    const found = await client.crm.objects.searchApi.doSearch("2-9876543", { filterGroups: [{ filters: [{ propertyName: "rate", operator: "LT" as never, value: "0.06" }] }], properties: ["plan_name"] });
+    const found = await client.crm.objects.searchApi.doSearch("2-9876543", {
+      filterGroups: [{ filters: [{ propertyName: "rate", operator: "LT" as never, value: "0.06" }] }],
+      properties: ["plan_name"],
+    });
     expect(found.results.map((r) => r.id)).toEqual(["7002"]);
   });
 
   it("serves the account details (company currency, time zone)", async () => {
     const r = await client.apiRequest({ method: "GET", path: "/account-info/v3/details" });
     expect(r.headers.get("content-type")).toMatch(/^application\/json/);
-    expect(await r.json()).toMatchObject({ portalId: 24681357, companyCurrency: "EUR", additionalCurrencies: ["USD", "GBP"], timeZone: "Europe/Paris", utcOffset: "+02:00" });
+    expect(await r.json()).toMatchObject({
+      portalId: 24681357,
+      companyCurrency: "EUR",
+      additionalCurrencies: ["USD", "GBP"],
+      timeZone: "Europe/Paris",
+      utcOffset: "+02:00",
+    });
   });
 
   it("lists pipelines and their stages", async () => {
@@ -363,12 +459,26 @@ describe("associations v4 batch read (POST /crm/v4/associations/{from}/{to}/batc
     const r = await client.crm.associations.v4.batchApi.getPage("deals", "companies", { inputs: [{ id: "1001" }, { id: "1003" }] });
     expect(r.status).toBe("COMPLETE");
     const byFrom = new Map(r.results.map((x) => [x._from.id, x.to]));
-    expect(byFrom.get("1001")).toEqual([{ toObjectId: 2001, associationTypes: [{ category: "HUBSPOT_DEFINED", typeId: 5, label: "Primary" }, { category: "HUBSPOT_DEFINED", typeId: 341, label: null }] }]);
+    expect(byFrom.get("1001")).toEqual([
+      {
+        toObjectId: 2001,
+        associationTypes: [
+          { category: "HUBSPOT_DEFINED", typeId: 5, label: "Primary" },
+          { category: "HUBSPOT_DEFINED", typeId: 341, label: null },
+        ],
+      },
+    ]);
     expect(byFrom.get("1003")).toEqual([{ toObjectId: 2003, associationTypes: [{ category: "HUBSPOT_DEFINED", typeId: 341, label: null }] }]);
     const inverse = await client.crm.associations.v4.batchApi.getPage("companies", "deals", { inputs: [{ id: "2001" }] });
-    expect(inverse.results[0]!.to.map((t) => [t.toObjectId, t.associationTypes.map((a) => a.typeId)])).toEqual([[1001, [6, 342]], [1004, [342]]]);
+    expect(inverse.results[0]!.to.map((t) => [t.toObjectId, t.associationTypes.map((a) => a.typeId)])).toEqual([
+      [1001, [6, 342]],
+      [1004, [342]],
+    ]);
     const labelled = await client.crm.associations.v4.batchApi.getPage("contacts", "deals", { inputs: [{ id: "3001" }] });
-    expect(labelled.results[0]!.to[0]!.associationTypes).toEqual([{ category: "HUBSPOT_DEFINED", typeId: 4, label: null }, { category: "USER_DEFINED", typeId: 38, label: "Decision maker" }]);
+    expect(labelled.results[0]!.to[0]!.associationTypes).toEqual([
+      { category: "HUBSPOT_DEFINED", typeId: 4, label: null },
+      { category: "USER_DEFINED", typeId: 38, label: "Decision maker" },
+    ]);
     const partial = await client.crm.associations.v4.batchApi.getPage("deals", "contacts", { inputs: [{ id: "1001" }, { id: "1004" }] });
     const withErrors = partial as typeof partial & { numErrors?: number; errors?: Array<Record<string, unknown>> };
     expect(partial.results.map((x) => x._from.id)).toEqual(["1001"]);
@@ -380,9 +490,22 @@ describe("associations v4 batch read (POST /crm/v4/associations/{from}/{to}/batc
 
   it("serves one record's associations and the label definitions", async () => {
     const one = await client.crm.associations.v4.basicApi.getPage("deals", "1001", "contacts");
-    expect(one.results).toEqual([{ toObjectId: 3001, associationTypes: [{ category: "HUBSPOT_DEFINED", typeId: 3, label: null }, { category: "USER_DEFINED", typeId: 37, label: "Decision maker" }] }]);
+    expect(one.results).toEqual([
+      {
+        toObjectId: 3001,
+        associationTypes: [
+          { category: "HUBSPOT_DEFINED", typeId: 3, label: null },
+          { category: "USER_DEFINED", typeId: 37, label: "Decision maker" },
+        ],
+      },
+    ]);
     const labels = await client.crm.associations.v4.schema.definitionsApi.getAll("deals", "contacts");
-    expect(labels.results).toEqual(expect.arrayContaining([{ category: "HUBSPOT_DEFINED", typeId: 3, label: null }, { category: "USER_DEFINED", typeId: 37, label: "Decision maker" }]));
+    expect(labels.results).toEqual(
+      expect.arrayContaining([
+        { category: "HUBSPOT_DEFINED", typeId: 3, label: null },
+        { category: "USER_DEFINED", typeId: 37, label: "Decision maker" },
+      ]),
+    );
   });
 
   it("accepts 1,000 inputs and refuses 1,001", async () => {
@@ -413,7 +536,10 @@ describe("associations v4 batch read (POST /crm/v4/associations/{from}/{to}/batc
 
 describe("OpenAPI validation", () => {
   it("rejects bad request bodies and parameters with HubSpot's 400 shape", async () => {
-    const badOp = await expectApiError(client.crm.deals.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: "amount", operator: "LIKE" as never, value: "1" }] }] }), 400);
+    const badOp = await expectApiError(
+      client.crm.deals.searchApi.doSearch({ filterGroups: [{ filters: [{ propertyName: "amount", operator: "LIKE" as never, value: "1" }] }] }),
+      400,
+    );
     expect(badOp.body).toMatchObject({ status: "error", category: "VALIDATION_ERROR" });
     expect(String(badOp.body.message)).toContain("operator");
     expect(badOp.body.correlationId).toMatch(UUID_RE);
@@ -437,19 +563,54 @@ describe("OpenAPI validation", () => {
   it("every response validates against the official spec (ajv) and carries a JSON Content-Type", async () => {
     const spec = specRegistry();
     const checks: Array<[string, string, unknown, OpRef]> = [
-      ["GET", "/crm/v3/objects/deals?limit=2&properties=amount&associations=companies", undefined, { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3", method: "GET" }],
-      ["GET", "/crm/v3/objects/deals/1001?associations=contacts", undefined, { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3/{dealId}", method: "GET" }],
-      ["POST", "/crm/v3/objects/deals/search", { limit: 2, properties: ["commission_rate"] }, { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3/search", method: "POST" }],
-      ["POST", "/crm/v3/objects/deals/batch/read", { inputs: [{ id: "1001" }, { id: "1" }] }, { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3/batch/read", method: "POST" }],
+      [
+        "GET",
+        "/crm/v3/objects/deals?limit=2&properties=amount&associations=companies",
+        undefined,
+        { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3", method: "GET" },
+      ],
+      [
+        "GET",
+        "/crm/v3/objects/deals/1001?associations=contacts",
+        undefined,
+        { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3/{dealId}", method: "GET" },
+      ],
+      [
+        "POST",
+        "/crm/v3/objects/deals/search",
+        { limit: 2, properties: ["commission_rate"] },
+        { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3/search", method: "POST" },
+      ],
+      [
+        "POST",
+        "/crm/v3/objects/deals/batch/read",
+        { inputs: [{ id: "1001" }, { id: "1" }] },
+        { file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3/batch/read", method: "POST" },
+      ],
       ["GET", "/crm/v3/objects/contacts?limit=100", undefined, { file: "crm-contacts-v3.json", path: "/crm/v3/objects/contacts", method: "GET" }],
-      ["GET", "/crm/v3/objects/line_items?limit=100&properties=hs_line_item_currency_code", undefined, { file: "crm-line-items-v3.json", path: "/crm/v3/objects/line_items", method: "GET" }],
+      [
+        "GET",
+        "/crm/v3/objects/line_items?limit=100&properties=hs_line_item_currency_code",
+        undefined,
+        { file: "crm-line-items-v3.json", path: "/crm/v3/objects/line_items", method: "GET" },
+      ],
       ["GET", "/crm/v3/objects/meetings?associations=deals", undefined, { file: "crm-meetings-v3.json", path: "/crm/v3/objects/meetings", method: "GET" }],
       ["GET", "/crm/v3/objects/goal_targets", undefined, { file: "crm-goal-targets-v3.json", path: "/crm/v3/objects/goal_targets", method: "GET" }],
       ["GET", "/crm/v3/objects/2-9876543", undefined, { file: "crm-custom-objects-v3.json", path: "/crm/v3/objects/{objectType}", method: "GET" }],
       ["GET", "/crm/v3/properties/deals", undefined, { file: "crm-properties-v3.json", path: "/crm/v3/properties/{objectType}", method: "GET" }],
       ["GET", "/crm/v3/owners/?archived=true", undefined, { file: "crm-owners-v3.json", path: "/crm/v3/owners", method: "GET" }],
-      ["POST", "/crm/v4/associations/deals/contacts/batch/read", { inputs: [{ id: "1001" }, { id: "1004" }] }, { file: "crm-associations-v4.json", path: "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", method: "POST" }],
-      ["GET", "/crm/v4/associations/deals/contacts/labels", undefined, { file: "crm-associations-schema-v4.json", path: "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels", method: "GET" }],
+      [
+        "POST",
+        "/crm/v4/associations/deals/contacts/batch/read",
+        { inputs: [{ id: "1001" }, { id: "1004" }] },
+        { file: "crm-associations-v4.json", path: "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", method: "POST" },
+      ],
+      [
+        "GET",
+        "/crm/v4/associations/deals/contacts/labels",
+        undefined,
+        { file: "crm-associations-schema-v4.json", path: "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels", method: "GET" },
+      ],
       ["GET", "/crm-object-schemas/v3/schemas", undefined, { file: "crm-schemas-v3.json", path: "/crm-object-schemas/v3/schemas", method: "GET" }],
       ["GET", "/crm/v3/pipelines/deals", undefined, { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}", method: "GET" }],
       ["GET", "/crm/v3/objects/unicorns", undefined, { file: "crm-objects-v3.json", path: "/crm/v3/objects/{objectType}", method: "GET" }],
@@ -465,7 +626,7 @@ describe("OpenAPI validation", () => {
   it("a list page validates against the unpatched published schema too", async () => {
     const doc = JSON.parse(readFileSync(fileURLToPath(new URL("../../simulators/hubspot/specs/crm-deals-v3.json", import.meta.url)), "utf8"));
     const ajv = new Ajv({ strict: false, allErrors: true });
-    ((formatsModule as unknown as { default?: FormatsPlugin }).default ?? formatsModule as unknown as FormatsPlugin)(ajv);
+    ((formatsModule as unknown as { default?: FormatsPlugin }).default ?? (formatsModule as unknown as FormatsPlugin))(ajv);
     ajv.addFormat("int32", { type: "number", validate: (n: number) => Number.isInteger(n) });
     ajv.addSchema({ $id: "https://test.local/deals", components: doc.components }, "https://test.local/deals");
     const validate = ajv.compile({ $ref: "https://test.local/deals#/components/schemas/CollectionResponseSimplePublicObjectWithAssociationsForwardPaging" });
@@ -490,7 +651,9 @@ describe("OpenAPI validation", () => {
     } finally {
       await broken.close();
     }
-    expect(specRegistry().validateResponse({ file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3", method: "GET" }, 200, { results: [{ id: 1 }] }).length).toBeGreaterThan(0);
+    expect(
+      specRegistry().validateResponse({ file: "crm-deals-v3.json", path: "/crm/v3/objects/0-3", method: "GET" }, 200, { results: [{ id: 1 }] }).length,
+    ).toBeGreaterThan(0);
   });
 
   it("serves the demo data file as-is (path form of the data option)", async () => {

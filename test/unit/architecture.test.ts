@@ -62,7 +62,9 @@ function sourceFiles(dir: string, out: string[] = []): string[] {
 
 /** Relative imports of a file: static imports and re-exports, `import type`, and dynamic `import("…")`. */
 function importsOf(file: string): string[] {
-  const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const text = readFileSync(file, "utf8")
+    .replace(/\/\*[\s\S]*?\*\//g, "")
+    .replace(/^\s*\/\/.*$/gm, "");
   const specs = new Set<string>();
   for (const m of text.matchAll(/(?:^|[;\s])(?:import|export)\s[^;"'`]*?from\s*["']([^"']+)["']/g)) specs.add(m[1]!);
   for (const m of text.matchAll(/(?:^|[;\s])import\s*["']([^"']+)["']/g)) specs.add(m[1]!);
@@ -70,7 +72,9 @@ function importsOf(file: string): string[] {
   return [...specs].filter((s) => s.startsWith(".")).map((s) => relative(ROOT, resolve(dirname(file), s)));
 }
 
-const files = sourceFiles(ROOT).map((f) => relative(ROOT, f)).filter((f) => !f.startsWith("node_modules/"));
+const files = sourceFiles(ROOT)
+  .map((f) => relative(ROOT, f))
+  .filter((f) => !f.startsWith("node_modules/"));
 const graph = new Map(files.map((f) => [f, importsOf(join(ROOT, f)).filter((t) => files.includes(t))]));
 
 /** Tarjan's strongly connected components: every component of two or more files is a cycle. */
@@ -82,16 +86,25 @@ function findCycles(g: Map<string, string[]>): string[][] {
   const onStack = new Set<string>();
   const cycles: string[][] = [];
   const visit = (v: string) => {
-    idx.set(v, index); low.set(v, index); index++;
-    stack.push(v); onStack.add(v);
+    idx.set(v, index);
+    low.set(v, index);
+    index++;
+    stack.push(v);
+    onStack.add(v);
     for (const w of g.get(v) ?? []) {
-      if (!idx.has(w)) { visit(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); }
-      else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
+      if (!idx.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, idx.get(w)!));
     }
     if (low.get(v) === idx.get(v)) {
       const scc: string[] = [];
       let w: string;
-      do { w = stack.pop()!; onStack.delete(w); scc.push(w); } while (w !== v);
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        scc.push(w);
+      } while (w !== v);
       if (scc.length > 1 || (g.get(v) ?? []).includes(v)) cycles.push(scc.sort());
     }
   };
@@ -138,7 +151,9 @@ describe("import graph", () => {
 
   it("the checks catch a cycle, a backwards edge, a role-to-role edge and a tool importing test/", () => {
     const g = new Map<string, string[]>([
-      ["lib/a.ts", ["lib/b.ts"]], ["lib/b.ts", ["lib/c.ts"]], ["lib/c.ts", ["lib/a.ts"]],
+      ["lib/a.ts", ["lib/b.ts"]],
+      ["lib/b.ts", ["lib/c.ts"]],
+      ["lib/c.ts", ["lib/a.ts"]],
       ["lib/d.ts", ["producers/worker.ts"]],
       ["consumers/sink/run.ts", ["producers/worker.ts", "lib/d.ts"]],
       ["bench/x.ts", ["test/helpers/y.ts", "support/z.ts"]],
@@ -146,7 +161,9 @@ describe("import graph", () => {
     ]);
     expect(findCycles(g)).toEqual([["lib/a.ts", "lib/b.ts", "lib/c.ts"]]);
     expect(wrongEdges(g).map((w) => w.split(" (")[0])).toEqual([
-      "lib/d.ts → producers/worker.ts", "consumers/sink/run.ts → producers/worker.ts", "bench/x.ts → test/helpers/y.ts",
+      "lib/d.ts → producers/worker.ts",
+      "consumers/sink/run.ts → producers/worker.ts",
+      "bench/x.ts → test/helpers/y.ts",
     ]);
     expect(importsOf(join(ROOT, "test/unit/architecture.test.ts"))).toEqual([]);
   });

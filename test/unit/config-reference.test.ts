@@ -15,7 +15,14 @@ describe("configuration reference", () => {
 
   it("documents every key of every source", () => {
     const text = renderConfigReference();
-    for (const key of ["`kafka.brokers`", "`sink.databaseUrl`", "`connection.url`", "`tables[].object`", "`schedule.incrementalEveryMinutes`", "`schedule.fullAt`"]) {
+    for (const key of [
+      "`kafka.brokers`",
+      "`sink.databaseUrl`",
+      "`connection.url`",
+      "`tables[].object`",
+      "`schedule.incrementalEveryMinutes`",
+      "`schedule.fullAt`",
+    ]) {
       expect(text).toContain(key);
     }
     // Every key row carries a description.

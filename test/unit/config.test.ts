@@ -26,7 +26,12 @@ const pgConnector = `
         fields: { amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, tags: multipicklist }`;
 
 function error(text: string, env: NodeJS.ProcessEnv = { CRM_PASSWORD: "x" }): string {
-  try { parseConfig(text, "qobra-sync.yaml", env); } catch (e) { expect(e).toBeInstanceOf(ConfigError); return (e as Error).message; }
+  try {
+    parseConfig(text, "qobra-sync.yaml", env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
   throw new Error("expected a ConfigError");
 }
 
@@ -44,7 +49,9 @@ describe("config", () => {
     expect(error(base(pgConnector), {})).toMatch(/connectors\[0\]\.connection\.url: environment variable CRM_PASSWORD is not set/);
   });
   it("rejects an unknown connector type with the supported ones", () => {
-    expect(error(base(pgConnector.replace("type: postgres", "type: mysql")))).toMatch(/connectors\[0\]\.type: unknown connector type "mysql"; this version supports postgres/);
+    expect(error(base(pgConnector.replace("type: postgres", "type: mysql")))).toMatch(
+      /connectors\[0\]\.type: unknown connector type "mysql"; this version supports postgres/,
+    );
   });
   it("rejects a missing idColumn by path", () => {
     expect(error(base(pgConnector.replace("idColumn: id", "")))).toMatch(/connectors\[0\]\.tables\[0\]\.idColumn: is required/);
@@ -59,13 +66,29 @@ describe("config", () => {
     expect(error("kafka: [")).toMatch(/not valid YAML/);
   });
   it("takes a URL, discrete fields with TLS, or a Cloud SQL instance — exactly one", () => {
-    const host = base(pgConnector.replace(/connection: \{[^\n]*\}/, 'connection: { host: db.internal, database: crm, user: reader, password: "${env:CRM_PASSWORD}", ssl: { mode: require } }'));
+    const host = base(
+      pgConnector.replace(
+        /connection: \{[^\n]*\}/,
+        'connection: { host: db.internal, database: crm, user: reader, password: "${env:CRM_PASSWORD}", ssl: { mode: require } }',
+      ),
+    );
     const c = parseConfig(host, "x", { CRM_PASSWORD: "p" }).connectors[0] as PostgresConnector;
     expect(c.connection).toMatchObject({ host: "db.internal", port: 5432, ssl: { mode: "require" } });
-    const cloud = base(pgConnector.replace(/connection: \{[^\n]*\}/, 'connection: { cloudSql: { instanceConnectionName: "acme-prod:europe-west1:crm" }, database: crm, user: "etl@acme-prod.iam" }'));
-    expect((parseConfig(cloud, "x", {}).connectors[0] as PostgresConnector).connection.cloudSql).toEqual({ instanceConnectionName: "acme-prod:europe-west1:crm", ipType: "PUBLIC", iamAuth: true });
+    const cloud = base(
+      pgConnector.replace(
+        /connection: \{[^\n]*\}/,
+        'connection: { cloudSql: { instanceConnectionName: "acme-prod:europe-west1:crm" }, database: crm, user: "etl@acme-prod.iam" }',
+      ),
+    );
+    expect((parseConfig(cloud, "x", {}).connectors[0] as PostgresConnector).connection.cloudSql).toEqual({
+      instanceConnectionName: "acme-prod:europe-west1:crm",
+      ipType: "PUBLIC",
+      iamAuth: true,
+    });
     expect(error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { host: h, url: 'postgres://x' }")))).toMatch(/give exactly one of url, host/);
-    expect(error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { cloudSql: { instanceConnectionName: crm }, database: d, user: u }")))).toMatch(/must be project:region:instance/);
+    expect(
+      error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { cloudSql: { instanceConnectionName: crm }, database: d, user: u }"))),
+    ).toMatch(/must be project:region:instance/);
     expect(error(base(pgConnector.replace(/connection: \{[^\n]*\}/, "connection: { host: h, user: u }")))).toMatch(/database and user are required/);
   });
 

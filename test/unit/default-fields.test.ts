@@ -12,14 +12,33 @@ describe("effectiveFields", () => {
   });
 
   it("maps Salesforce fields by their type, users by their __id companion, amounts with the record's currency", () => {
-    expect(effectiveFields({}, {
-      Amount: "sf:currency", CurrencyIsoCode: "sf:picklist", Probability: "sf:percent", CloseDate: "sf:date",
-      OwnerId: "sf:reference", OwnerId__id: "sf:reference", AccountId: "sf:reference", AccountId__type: "sf:sobjecttype",
-      IsWon: "sf:boolean", Tags__c: "sf:multipicklist", Opens__c: "sf:time", Secret__c: "sf:encryptedstring",
-    })).toEqual({
-      Amount: { type: "amount", currencyColumn: "CurrencyIsoCode" }, CurrencyIsoCode: { type: "picklist" },
-      Probability: { type: "percentage" }, CloseDate: { type: "date" }, OwnerId: { type: "user" },
-      AccountId: { type: "object" }, IsWon: { type: "bool" }, Tags__c: { type: "multipicklist" },
+    expect(
+      effectiveFields(
+        {},
+        {
+          Amount: "sf:currency",
+          CurrencyIsoCode: "sf:picklist",
+          Probability: "sf:percent",
+          CloseDate: "sf:date",
+          OwnerId: "sf:reference",
+          OwnerId__id: "sf:reference",
+          AccountId: "sf:reference",
+          AccountId__type: "sf:sobjecttype",
+          IsWon: "sf:boolean",
+          Tags__c: "sf:multipicklist",
+          Opens__c: "sf:time",
+          Secret__c: "sf:encryptedstring",
+        },
+      ),
+    ).toEqual({
+      Amount: { type: "amount", currencyColumn: "CurrencyIsoCode" },
+      CurrencyIsoCode: { type: "picklist" },
+      Probability: { type: "percentage" },
+      CloseDate: { type: "date" },
+      OwnerId: { type: "user" },
+      AccountId: { type: "object" },
+      IsWon: { type: "bool" },
+      Tags__c: { type: "multipicklist" },
     });
   });
 

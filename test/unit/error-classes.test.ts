@@ -7,7 +7,14 @@
 import avro from "avsc";
 import { describe, expect, it } from "vitest";
 import {
-  ConfigError, EtlError, MappingError, RegistryUnavailableError, RunFailedError, SchemaIncompatibleError, SourceRequestError, SourceUnavailableError,
+  ConfigError,
+  EtlError,
+  MappingError,
+  RegistryUnavailableError,
+  RunFailedError,
+  SchemaIncompatibleError,
+  SourceRequestError,
+  SourceUnavailableError,
 } from "../../lib/errors.ts";
 import { Registry } from "../../lib/registry.ts";
 import { isRetriable } from "../../lib/retry.ts";
@@ -16,13 +23,25 @@ import { SinkSchemaError } from "../../consumers/sink/table-evolution.ts";
 import { WhereError } from "../../producers/connectors/postgres/where.ts";
 import { HubSpotApi, RETRY } from "../../producers/connectors/hubspot/api.ts";
 import {
-  HubSpotDailyLimitError, HubSpotRateLimitError, HubSpotRequestError, HubSpotUnauthorizedError, HubSpotUnavailableError, TimeoutError,
+  HubSpotDailyLimitError,
+  HubSpotRateLimitError,
+  HubSpotRequestError,
+  HubSpotUnauthorizedError,
+  HubSpotUnavailableError,
+  TimeoutError,
 } from "../../producers/connectors/hubspot/errors.ts";
 import { SalesforceConnector } from "../../producers/connectors/salesforce/config.ts";
 import { SalesforceApiError, SalesforceClient, SalesforceUnavailableError } from "../../producers/connectors/salesforce/client.ts";
 import { TokenStore } from "../../producers/oauth/token-store.ts";
 
-const RECORD = avro.Type.forSchema({ type: "record", name: "R", fields: [{ name: "a", type: "string" }, { name: "n", type: "long" }] });
+const RECORD = avro.Type.forSchema({
+  type: "record",
+  name: "R",
+  fields: [
+    { name: "a", type: "string" },
+    { name: "n", type: "long" },
+  ],
+});
 
 /** A Confluent frame: magic byte 0, the schema id, the Avro body. */
 function framed(id: number, body: Buffer): Buffer {
@@ -39,7 +58,11 @@ function registryWith(getSchema: (id: number) => Promise<unknown>): Registry {
 }
 
 async function caught(p: Promise<unknown>): Promise<unknown> {
-  try { await p; } catch (e) { return e; }
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
   throw new Error("expected a rejection");
 }
 
@@ -51,7 +74,12 @@ describe("registry decode: classified where it happens", () => {
 
   it("bytes that are not a frame, or do not match the writer schema, are a MappingError of kind decode (not retriable)", async () => {
     const r = registryWith(async () => RECORD);
-    for (const bytes of [Buffer.from("{\"json\":true}"), Buffer.from([0, 0]), framed(7, RECORD.toBuffer({ a: "x", n: 3 }).subarray(0, 2)), framed(7, Buffer.from([0xff, 0xff, 0xff]))]) {
+    for (const bytes of [
+      Buffer.from('{"json":true}'),
+      Buffer.from([0, 0]),
+      framed(7, RECORD.toBuffer({ a: "x", n: 3 }).subarray(0, 2)),
+      framed(7, Buffer.from([0xff, 0xff, 0xff])),
+    ]) {
       const e = await caught(r.decode(bytes));
       expect(e).toBeInstanceOf(MappingError);
       expect((e as MappingError).kind).toBe("decode");
@@ -61,7 +89,9 @@ describe("registry decode: classified where it happens", () => {
 
   it("a schema lookup the registry does not answer is RegistryUnavailableError (retriable), whatever the text says", async () => {
     for (const status of [400, 408, 500, 503, 404]) {
-      const r = registryWith(async () => { throw Object.assign(new Error("magic byte truncated buffer"), { name: "ResponseError", status }); });
+      const r = registryWith(async () => {
+        throw Object.assign(new Error("magic byte truncated buffer"), { name: "ResponseError", status });
+      });
       const e = await caught(r.decode(framed(7, RECORD.toBuffer({ a: "x", n: 3 }))));
       expect(e, String(status)).toBeInstanceOf(RegistryUnavailableError);
       expect(isRetriable(e)).toBe(true);
@@ -69,7 +99,9 @@ describe("registry decode: classified where it happens", () => {
   });
 
   it("refused registry credentials are a ConfigError", async () => {
-    const r = registryWith(async () => { throw Object.assign(new Error("unauthorized"), { status: 401 }); });
+    const r = registryWith(async () => {
+      throw Object.assign(new Error("unauthorized"), { status: 401 });
+    });
     expect(await caught(r.decode(framed(7, RECORD.toBuffer({ a: "x", n: 3 }))))).toBeInstanceOf(ConfigError);
   });
 
@@ -109,7 +141,10 @@ describe("every pipeline error is an EtlError whose class decides retriable", ()
 });
 
 describe("Salesforce answers classified by status", () => {
-  const client = new SalesforceClient(SalesforceConnector.parse({ id: "sf", type: "salesforce", clientId: "c", clientSecret: "s", tables: [{ name: "opps", object: "Opportunity" }] }), { tokenStore: new TokenStore({ dir: "/nonexistent" }) });
+  const client = new SalesforceClient(
+    SalesforceConnector.parse({ id: "sf", type: "salesforce", clientId: "c", clientSecret: "s", tables: [{ name: "opps", object: "Opportunity" }] }),
+    { tokenStore: new TokenStore({ dir: "/nonexistent" }) },
+  );
   const body = (code: string) => JSON.stringify([{ errorCode: code, message: "m" }]);
 
   it("5xx and no answer are SalesforceUnavailableError (retriable); other answers SalesforceApiError (not)", () => {
@@ -128,28 +163,56 @@ describe("HubSpot call: retry policies by class, on the client's clock", () => {
   function fakeApi(opts: { maxTransientRetries?: number; maxRateLimitRetries?: number } = {}) {
     let t = 1_000_000;
     const waits: number[] = [];
-    const clock = { now: () => t, sleep: async (ms: number) => { if (ms > 0) waits.push(ms); t += Math.max(0, ms); } };
-    const api = new HubSpotApi({ connectorId: "hs", baseUrl: `http://fake-${Math.random()}`, clientId: "c", clientSecret: "s", refreshToken: "r", clock, rateLimits: { perTenSeconds: 1000, searchPerSecond: 100 }, ...opts });
+    const clock = {
+      now: () => t,
+      sleep: async (ms: number) => {
+        if (ms > 0) waits.push(ms);
+        t += Math.max(0, ms);
+      },
+    };
+    const api = new HubSpotApi({
+      connectorId: "hs",
+      baseUrl: `http://fake-${Math.random()}`,
+      clientId: "c",
+      clientSecret: "s",
+      refreshToken: "r",
+      clock,
+      rateLimits: { perTenSeconds: 1000, searchPerSecond: 100 },
+      ...opts,
+    });
     let generation = 1;
     const renewed: number[] = [];
     // The token refresh is the simulator tests' business: here a session is always at hand.
     Object.assign(api, {
       getSession: async () => ({ client: {}, token: "t", expiresAt: Infinity, generation }),
-      renew: async (stale: number) => { renewed.push(stale); generation++; },
+      renew: async (stale: number) => {
+        renewed.push(stale);
+        generation++;
+      },
     });
     return { api, waits, renewed };
   }
   const answer = (code: number, body: unknown = {}, headers: Record<string, string> = {}) => Object.assign(new Error(`HTTP ${code}`), { code, body, headers });
   const scripted = (script: unknown[]) => {
     let i = 0;
-    return async () => { const next = script[i++]; if (next instanceof Error) throw next; return { data: "ok", headers: {} }; };
+    return async () => {
+      const next = script[i++];
+      if (next instanceof Error) throw next;
+      return { data: "ok", headers: {} };
+    };
   };
 
   it("waits Retry-After on a 429 and backoff on a 5xx, each counted on its own", async () => {
     const { api, waits } = fakeApi();
-    const out = await api.call("standard", "GET x", scripted([
-      answer(429, { policyName: "SECONDLY" }, { "Retry-After": "2" }), answer(502), answer(429, { policyName: "TEN_SECONDLY_ROLLING" }, { "Retry-After": "3" }),
-    ]));
+    const out = await api.call(
+      "standard",
+      "GET x",
+      scripted([
+        answer(429, { policyName: "SECONDLY" }, { "Retry-After": "2" }),
+        answer(502),
+        answer(429, { policyName: "TEN_SECONDLY_ROLLING" }, { "Retry-After": "3" }),
+      ]),
+    );
     expect(out).toBe("ok");
     expect(waits[0]).toBe(2000);
     expect(waits[1]).toBeGreaterThanOrEqual(RETRY.transient.initialMs / 2);
@@ -165,7 +228,9 @@ describe("HubSpot call: retry policies by class, on the client's clock", () => {
     expect(daily.waits).toEqual([]);
     const limited = fakeApi({ maxRateLimitRetries: 2 });
     const r429 = answer(429, { policyName: "TEN_SECONDLY_ROLLING" }, { "Retry-After": "1" });
-    await expect(limited.api.call("standard", "GET x", scripted([r429, r429, r429, r429]))).rejects.toThrow(/still rate limited by HubSpot \(TEN_SECONDLY_ROLLING\) after 2 retries/);
+    await expect(limited.api.call("standard", "GET x", scripted([r429, r429, r429, r429]))).rejects.toThrow(
+      /still rate limited by HubSpot \(TEN_SECONDLY_ROLLING\) after 2 retries/,
+    );
   });
 
   it("5xx up to maxTransientRetries, then HubSpotUnavailableError; a 400 is not retried", async () => {

@@ -2,8 +2,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 
-const script = "const { logger } = await import('./lib/log.ts'); logger.warn({ password: 'hunter2' }, 'a warning'); console.log(JSON.stringify({ answer: 42 }));";
-const run = (extra: string[]) => spawnSync(process.execPath, ["--input-type=module", "-e", script, ...extra], { encoding: "utf8", env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "warn" } });
+const script =
+  "const { logger } = await import('./lib/log.ts'); logger.warn({ password: 'hunter2' }, 'a warning'); console.log(JSON.stringify({ answer: 42 }));";
+const run = (extra: string[]) =>
+  spawnSync(process.execPath, ["--input-type=module", "-e", script, ...extra], { encoding: "utf8", env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "warn" } });
 
 describe("log destination", () => {
   it("a --json command's standard output is its answer alone; the log line is on standard error, redacted", () => {
@@ -15,7 +17,10 @@ describe("log destination", () => {
   });
 
   it("other commands log to standard output", () => {
-    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "warn" } });
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "warn" },
+    });
     expect(out.split("\n")[0]).toMatch(/"msg":"a warning"/);
   });
 });

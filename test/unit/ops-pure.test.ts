@@ -35,12 +35,29 @@ describe("--since", () => {
 });
 
 const part = (o: Partial<PartitionLag>): PartitionLag => ({
-  group: "p-sink", role: "sink", topic: "p.mapped.crm.deals", connector: "crm", table: "deals", partition: 0,
-  committed: 0, low: 0, end: 0, lag: 0, oldestUnprocessedAt: null, ...o,
+  group: "p-sink",
+  role: "sink",
+  topic: "p.mapped.crm.deals",
+  connector: "crm",
+  table: "deals",
+  partition: 0,
+  committed: 0,
+  low: 0,
+  end: 0,
+  lag: 0,
+  oldestUnprocessedAt: null,
+  ...o,
 });
 const snap = (at: number, parts: PartitionLag[], members = 1): LagSnapshot => ({
-  at, partitions: parts.map((p) => ({ ...p, lag: computeLag(p.committed, p.low, p.end) })),
-  groups: [...new Set(parts.map((p) => p.group))].map((g) => ({ group: g, role: parts.find((p) => p.group === g)!.role, state: members ? "Stable" : "Empty", members, clients: [] })),
+  at,
+  partitions: parts.map((p) => ({ ...p, lag: computeLag(p.committed, p.low, p.end) })),
+  groups: [...new Set(parts.map((p) => p.group))].map((g) => ({
+    group: g,
+    role: parts.find((p) => p.group === g)!.role,
+    state: members ? "Stable" : "Empty",
+    members,
+    clients: [],
+  })),
 });
 
 describe("lag", () => {
@@ -52,7 +69,11 @@ describe("lag", () => {
     expect(computeLag(20, 0, 15)).toBe(0);
   });
   it("sums per group", () => {
-    const s = snap(NOW, [part({ partition: 0, committed: 5, end: 10 }), part({ partition: 1, committed: 10, end: 10 }), part({ group: "p-mapper", role: "mapper", topic: "p.raw.crm", committed: -1, end: 4 })]);
+    const s = snap(NOW, [
+      part({ partition: 0, committed: 5, end: 10 }),
+      part({ partition: 1, committed: 10, end: 10 }),
+      part({ group: "p-mapper", role: "mapper", topic: "p.raw.crm", committed: -1, end: 4 }),
+    ]);
     const t = groupTotals(s);
     expect(t.get("p-sink")).toMatchObject({ lag: 5, committed: 15, partitions: 2, lagging: 1 });
     expect(t.get("p-mapper")).toMatchObject({ lag: 4, committed: 0, lagging: 1 });
@@ -113,8 +134,17 @@ describe("health", () => {
   });
 });
 
-const ev = (e: Partial<SyncEvent> & Pick<SyncEvent, "type" | "runId">): SyncEvent =>
-  ({ connector: "crm", at: NOW, stage: "producer", table: null, full: false, counts: {}, offsets: [], error: null, ...e });
+const ev = (e: Partial<SyncEvent> & Pick<SyncEvent, "type" | "runId">): SyncEvent => ({
+  connector: "crm",
+  at: NOW,
+  stage: "producer",
+  table: null,
+  full: false,
+  counts: {},
+  offsets: [],
+  error: null,
+  ...e,
+});
 
 describe("run book", () => {
   it("folds a run's lifecycle, its tables, the mapper's counts and the API budget", () => {
@@ -127,14 +157,41 @@ describe("run book", () => {
     b.apply(ev({ type: "PROGRESS", runId: "r1", stage: "mapper", counts: { mapped: 400, dlq: 2, unresolvedUsers: 3 } }));
     b.apply(ev({ type: "TABLE_COMPLETED", runId: "r1", table: "deals", counts: { read: 1000, deleted: 1, apiUsed: 120, apiLimit: 15000 }, at: NOW + 2000 }));
     b.apply(ev({ type: "TABLE_COMPLETED", runId: "r1", table: "users", counts: { read: 10, deleted: 0 }, at: NOW + 3000 }));
-    b.apply(ev({ type: "RUN_COMPLETED", runId: "r1", counts: { read: 1010, deleted: 1, durationMs: 4000 }, offsets: [{ topic: "t", partition: 0, offset: 1011 }], at: NOW + 4000 }));
+    b.apply(
+      ev({
+        type: "RUN_COMPLETED",
+        runId: "r1",
+        counts: { read: 1010, deleted: 1, durationMs: 4000 },
+        offsets: [{ topic: "t", partition: 0, offset: 1011 }],
+        at: NOW + 4000,
+      }),
+    );
     b.apply(ev({ type: "PROGRESS", runId: "r1", stage: "mapper", counts: { mapped: 609, dlq: 0, unresolvedUsers: 0 } }));
     const r = b.get("r1")!;
-    expect(r).toMatchObject({ status: "completed", phase: "mapping", read: 1010, deleted: 1, mapped: 1009, dlq: 2, unresolvedUsers: 3, durationMs: 4000, apiUsed: 120, apiLimit: 15000 });
+    expect(r).toMatchObject({
+      status: "completed",
+      phase: "mapping",
+      read: 1010,
+      deleted: 1,
+      mapped: 1009,
+      dlq: 2,
+      unresolvedUsers: 3,
+      durationMs: 4000,
+      apiUsed: 120,
+      apiLimit: 15000,
+    });
     expect(r.tables.deals).toMatchObject({ read: 1000, deleted: 1, apiUsed: 120 });
     expect(b.lastSuccess("crm", "deals")).toMatchObject({ runId: "r1", startedAt: NOW, read: 1000, full: true });
     expect(staleness(b.lastSuccess("crm", "deals"), NOW + 60_000)).toBe(60_000);
-    expect(b.connectorTotals("crm")).toMatchObject({ runs: { completed: 1, failed: 0, coalesced: 0 }, read: 1010, mapped: 1009, dlq: 2, unresolvedUsers: 3, apiUsed: 120, apiLimit: 15000 });
+    expect(b.connectorTotals("crm")).toMatchObject({
+      runs: { completed: 1, failed: 0, coalesced: 0 },
+      read: 1010,
+      mapped: 1009,
+      dlq: 2,
+      unresolvedUsers: 3,
+      apiUsed: 120,
+      apiLimit: 15000,
+    });
     expect(finished).toEqual([{ connector: "crm", outcome: "completed", durationMs: 4000, kind: "sync" }]);
     // a replay re-maps r1's records: its per-run counts stay capped at what it published
     b.apply(ev({ type: "PROGRESS", runId: "r1", stage: "mapper", counts: { mapped: 1011, dlq: 0, unresolvedUsers: 0 } }));
@@ -170,7 +227,8 @@ describe("run book", () => {
   });
 });
 
-const config = parseConfig(`
+const config = parseConfig(
+  `
 kafka: { brokers: ["127.0.0.1:9092"] }
 schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
 sink: { databaseUrl: "postgres://x@127.0.0.1/q", defaultCurrency: EUR }
@@ -196,7 +254,10 @@ connectors:
     type: postgres
     connection: { url: "postgres://r@127.0.0.1/crm" }
     tables: [{ name: deals, source: public.deals, idColumn: id, nameColumn: title }]
-`, "test", {});
+`,
+  "test",
+  {},
+);
 const conn = (id: string) => config.connectors.find((c) => c.id === id) as ConnectorConfig;
 
 describe("schedules", () => {
@@ -209,15 +270,33 @@ describe("schedules", () => {
   });
   it("shows the count of daily refreshes and their hours, per source", () => {
     expect(scheduleView(conn("crm"))).toMatchObject({
-      enabled: true, perDay: 4, fullPerDay: 4, timezone: "Europe/Paris",
-      times: [{ at: "00:00", full: true }, { at: "06:00", full: true }, { at: "12:00", full: true }, { at: "18:00", full: true }],
+      enabled: true,
+      perDay: 4,
+      fullPerDay: 4,
+      timezone: "Europe/Paris",
+      times: [
+        { at: "00:00", full: true },
+        { at: "06:00", full: true },
+        { at: "12:00", full: true },
+        { at: "18:00", full: true },
+      ],
       summary: "4 full refreshes a day at 00:00, 06:00, 12:00, 18:00 (Europe/Paris)",
     });
     const sf = scheduleView(conn("sf"));
-    expect(sf.times).toEqual([{ at: "02:30", full: true }, { at: "08:30", full: false }, { at: "14:30", full: false }, { at: "20:30", full: false }]);
+    expect(sf.times).toEqual([
+      { at: "02:30", full: true },
+      { at: "08:30", full: false },
+      { at: "14:30", full: false },
+      { at: "20:30", full: false },
+    ]);
     expect(sf.summary).toBe("full refresh at 02:30, incremental 3 times a day (08:30, 14:30, 20:30) (Europe/Paris)");
     expect(scheduleView(conn("hs"))).toMatchObject({ perDay: 96, fullPerDay: 0, summary: "incremental every 15 minutes (96 a day); full syncs are manual" });
-    expect(scheduleView(conn("manual"))).toMatchObject({ enabled: false, perDay: 0, summary: "no schedule: manual syncs only", settings: { enabled: false, timesPerDay: 4 } });
+    expect(scheduleView(conn("manual"))).toMatchObject({
+      enabled: false,
+      perDay: 0,
+      summary: "no schedule: manual syncs only",
+      settings: { enabled: false, timesPerDay: 4 },
+    });
   });
   it("validates edits with the config file's rules", () => {
     expect(validateSchedule(conn("crm"), { timesPerDay: 2, hours: [19, 7, 7], timezone: "Europe/Paris" })).toMatchObject({ timesPerDay: 2, hours: [19, 7] });
@@ -249,7 +328,14 @@ describe("progress", () => {
   it("sync --wait: redraws one line on a terminal, with read, mapped and written", () => {
     let out = "";
     let t = 0;
-    const p = syncProgress({ json: false, tty: true, write: (s) => { out += s; }, now: () => t });
+    const p = syncProgress({
+      json: false,
+      tty: true,
+      write: (s) => {
+        out += s;
+      },
+      now: () => t,
+    });
     p({ phase: "reading", read: 0, mappedLag: 0, sinkLag: 0, event: ev({ type: "PROGRESS", runId: "r", table: "deals", counts: { read: 600 } }) });
     p({ phase: "reading", read: 0, mappedLag: 0, sinkLag: 0, event: ev({ type: "PROGRESS", runId: "r", stage: "mapper", counts: { mapped: 400, dlq: 0 } }) });
     p({ phase: "reading", read: 1000, mappedLag: 0, sinkLag: 0, event: ev({ type: "RUN_COMPLETED", runId: "r", counts: { read: 1000, deleted: 0 } }) });
@@ -269,9 +355,12 @@ describe("progress", () => {
     let t = 0;
     const r = createRenderer({ tty: false, json: false, write: (s) => lines.push(s), plainEveryMs: 5000, now: () => t });
     r.update({ phase: "reading", read: 1, mapped: 0, written: null, total: null });
-    t = 1000; r.update({ phase: "reading", read: 2, mapped: 0, written: null, total: null });
-    t = 6000; r.update({ phase: "reading", read: 3, mapped: 0, written: null, total: null });
-    t = 6500; r.update({ phase: "mapping", read: 3, mapped: 1, written: null, total: 3 });
+    t = 1000;
+    r.update({ phase: "reading", read: 2, mapped: 0, written: null, total: null });
+    t = 6000;
+    r.update({ phase: "reading", read: 3, mapped: 0, written: null, total: null });
+    t = 6500;
+    r.update({ phase: "mapping", read: 3, mapped: 1, written: null, total: 3 });
     expect(lines.map((l) => l.slice(0, 20))).toEqual(["reading · read 1 · m", "reading · read 3 · m", "mapping · read 3 · m"]);
     expect(lines.every((l) => !l.includes("\r") && l.endsWith("\n"))).toBe(true);
     const silent: string[] = [];
@@ -285,9 +374,46 @@ describe("lag report", () => {
   it("prints groups, partitions with the oldest waiting record, and tables with staleness", () => {
     const report: LagReport = {
       at: "2026-05-04T12:00:00.000Z",
-      groups: [{ group: "q-sink", role: "sink", state: "Empty", members: 0, clients: [], lag: 1234, oldestUnprocessedAt: "2026-05-04T11:58:00.000Z", oldestUnprocessedAgeMs: 120_000 }],
-      partitions: [{ group: "q-sink", role: "sink", topic: "q.mapped.crm.deals", connector: "crm", table: "deals", partition: 0, committed: 10, low: 0, end: 1244, lag: 1234, oldestUnprocessedAt: "2026-05-04T11:58:00.000Z", oldestUnprocessedAgeMs: 120_000 }],
-      tables: [{ connector: "crm", table: "deals", relation: "qobra_data.crm__deals", lastSuccess: { runId: "r", startedAt: "2026-05-04T06:00:00.000Z", endedAt: "2026-05-04T06:01:00.000Z", full: true, read: 5 }, stalenessMs: 6 * 3600_000, lastRun: { runId: "r", status: "completed", startedAt: "2026-05-04T06:00:00.000Z", error: null }, sinkRows: 10_000, lastSyncedAt: "2026-05-04T06:01:00.000Z" }],
+      groups: [
+        {
+          group: "q-sink",
+          role: "sink",
+          state: "Empty",
+          members: 0,
+          clients: [],
+          lag: 1234,
+          oldestUnprocessedAt: "2026-05-04T11:58:00.000Z",
+          oldestUnprocessedAgeMs: 120_000,
+        },
+      ],
+      partitions: [
+        {
+          group: "q-sink",
+          role: "sink",
+          topic: "q.mapped.crm.deals",
+          connector: "crm",
+          table: "deals",
+          partition: 0,
+          committed: 10,
+          low: 0,
+          end: 1244,
+          lag: 1234,
+          oldestUnprocessedAt: "2026-05-04T11:58:00.000Z",
+          oldestUnprocessedAgeMs: 120_000,
+        },
+      ],
+      tables: [
+        {
+          connector: "crm",
+          table: "deals",
+          relation: "qobra_data.crm__deals",
+          lastSuccess: { runId: "r", startedAt: "2026-05-04T06:00:00.000Z", endedAt: "2026-05-04T06:01:00.000Z", full: true, read: 5 },
+          stalenessMs: 6 * 3600_000,
+          lastRun: { runId: "r", status: "completed", startedAt: "2026-05-04T06:00:00.000Z", error: null },
+          sinkRows: 10_000,
+          lastSyncedAt: "2026-05-04T06:01:00.000Z",
+        },
+      ],
     };
     const text = formatLagReport(report);
     expect(text).toContain("q-sink  sink        0  Empty  1,234  2 m 00 s");

@@ -8,7 +8,6 @@ import { ATTACKS } from "../fixtures/postgres/where-attacks.ts";
 
 const COLUMNS = new Set(["id", "stage", "amount", "closed_on", "owner_email", "title", "updated_at", "won", "Mixed Case"]);
 
-
 const BENIGN: Array<[string, RegExp]> = [
   ["stage = 'won'", /^stage = 'won'$/],
   ["stage = 'it''s'", /'it''s'/],

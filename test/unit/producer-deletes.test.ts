@@ -20,7 +20,10 @@ describe("delete inference", () => {
     d.track("users", new Set(ids(2)));
     d.seen("users", ids(2));
     expect(d.unseenCount("deals")).toBe(1);
-    expect(d.pending().map(([t, s]) => [t, [...s]])).toEqual([["deals", ["id4"]], ["users", []]]);
+    expect(d.pending().map(([t, s]) => [t, [...s]])).toEqual([
+      ["deals", ["id4"]],
+      ["users", []],
+    ]);
   });
 
   it("infers nothing for a skipped table, or for a table not tracked (incremental runs)", () => {
@@ -49,7 +52,9 @@ describe("mass-delete guard", () => {
   it("refuses above it, says how many and how to force", () => {
     const run = guarded(10, 6);
     expect(run).toThrow(MassDeleteError);
-    expect(run).toThrow("table deals: this full run would delete 4 of 10 records (40%, above the 30% guard); nothing was deleted. If the source really lost them, run `qobra-sync sync crm --full --force-deletes`");
+    expect(run).toThrow(
+      "table deals: this full run would delete 4 of 10 records (40%, above the 30% guard); nothing was deleted. If the source really lost them, run `qobra-sync sync crm --full --force-deletes`",
+    );
   });
 
   it("lets a forced run delete everything, and follows the connector's threshold", () => {
@@ -59,8 +64,28 @@ describe("mass-delete guard", () => {
 });
 
 describe("run plan", () => {
-  const config = { connectors: [{ id: "crm", type: "postgres", tables: [{ name: "deals", fields: {} }, { name: "users", fields: {} }] }] } as unknown as Config;
-  const request = (r: Partial<SyncRequest>): SyncRequest => ({ requestId: "r", connector: "crm", tables: [], full: false, requestedAt: 1, requestedBy: "t", forceDeletes: false, ...r });
+  const config = {
+    connectors: [
+      {
+        id: "crm",
+        type: "postgres",
+        tables: [
+          { name: "deals", fields: {} },
+          { name: "users", fields: {} },
+        ],
+      },
+    ],
+  } as unknown as Config;
+  const request = (r: Partial<SyncRequest>): SyncRequest => ({
+    requestId: "r",
+    connector: "crm",
+    tables: [],
+    full: false,
+    requestedAt: 1,
+    requestedBy: "t",
+    forceDeletes: false,
+    ...r,
+  });
 
   it("takes every table by default and refuses unknown connectors and tables", () => {
     expect(planRun(config, request({}))).toMatchObject({ ok: true, tables: ["deals", "users"] });

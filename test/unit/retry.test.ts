@@ -6,7 +6,14 @@ import { backoffMs, retry, type RetryPolicy } from "../../lib/retry.ts";
 function fakeTime() {
   let t = 0;
   const waits: number[] = [];
-  return { waits, now: () => t, sleep: async (ms: number) => { waits.push(ms); t += ms; } };
+  return {
+    waits,
+    now: () => t,
+    sleep: async (ms: number) => {
+      waits.push(ms);
+      t += ms;
+    },
+  };
 }
 
 const FAST: RetryPolicy = { retries: 3, initialMs: 100, maxMs: 1_000 };
@@ -15,7 +22,14 @@ describe("retry", () => {
   it("retries a retriable error with growing jittered waits, then succeeds", async () => {
     const time = fakeTime();
     let calls = 0;
-    const out = await retry(async () => { if (++calls < 3) throw new SourceUnavailableError("down"); return "ok"; }, FAST, time);
+    const out = await retry(
+      async () => {
+        if (++calls < 3) throw new SourceUnavailableError("down");
+        return "ok";
+      },
+      FAST,
+      time,
+    );
     expect(out).toBe("ok");
     expect(calls).toBe(3);
     expect(time.waits).toHaveLength(2);
@@ -28,8 +42,26 @@ describe("retry", () => {
   it("throws a non-retriable error at once, whatever its message says", async () => {
     const time = fakeTime();
     let calls = 0;
-    await expect(retry(async () => { calls++; throw new ConfigError("ECONNREFUSED timeout"); }, FAST, time)).rejects.toBeInstanceOf(ConfigError);
-    await expect(retry(async () => { calls++; throw new Error("ECONNREFUSED"); }, FAST, time)).rejects.toThrow("ECONNREFUSED");
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw new ConfigError("ECONNREFUSED timeout");
+        },
+        FAST,
+        time,
+      ),
+    ).rejects.toBeInstanceOf(ConfigError);
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw new Error("ECONNREFUSED");
+        },
+        FAST,
+        time,
+      ),
+    ).rejects.toThrow("ECONNREFUSED");
     expect(calls).toBe(2);
     expect(time.waits).toEqual([]);
   });
@@ -37,7 +69,15 @@ describe("retry", () => {
   it("gives up after the policy's retries with the last error", async () => {
     const time = fakeTime();
     let calls = 0;
-    await expect(retry(async () => { throw new SourceUnavailableError(`down ${++calls}`); }, FAST, time)).rejects.toThrow("down 4");
+    await expect(
+      retry(
+        async () => {
+          throw new SourceUnavailableError(`down ${++calls}`);
+        },
+        FAST,
+        time,
+      ),
+    ).rejects.toThrow("down 4");
     expect(time.waits).toHaveLength(3);
   });
 
@@ -47,7 +87,16 @@ describe("retry", () => {
     time.waits.length = 0;
     let calls = 0;
     const policy: RetryPolicy = { retries: 1_000, initialMs: 1_000, maxMs: 1_000, maxElapsedMs: 5_000 };
-    await expect(retry(async () => { calls++; throw new SourceUnavailableError("down"); }, policy, time)).rejects.toThrow("down");
+    await expect(
+      retry(
+        async () => {
+          calls++;
+          throw new SourceUnavailableError("down");
+        },
+        policy,
+        time,
+      ),
+    ).rejects.toThrow("down");
     expect(time.now() - 60_000).toBeLessThanOrEqual(5_000);
     expect(calls).toBeGreaterThanOrEqual(5);
     expect(calls).toBeLessThanOrEqual(11);
@@ -55,16 +104,30 @@ describe("retry", () => {
 
   it("counts attempts per policy and waits what the server asked for", async () => {
     const time = fakeTime();
-    class Limited extends SourceUnavailableError { readonly retryAfterMs: number; constructor(ms: number) { super("429"); this.retryAfterMs = ms; } }
+    class Limited extends SourceUnavailableError {
+      readonly retryAfterMs: number;
+      constructor(ms: number) {
+        super("429");
+        this.retryAfterMs = ms;
+      }
+    }
     const RATE: RetryPolicy = { retries: 5, initialMs: 1, maxMs: 1 };
     const TRANSIENT: RetryPolicy = { retries: 1, initialMs: 10, maxMs: 10 };
     const script = [new Limited(2_000), new Limited(3_000), new SourceUnavailableError("503"), new Limited(1_000)];
     let calls = 0;
-    const out = await retry(async () => { const e = script[calls++]; if (e) throw e; return calls; }, TRANSIENT, {
-      ...time,
-      policyOf: (e) => (e instanceof Limited ? RATE : e instanceof SourceUnavailableError ? TRANSIENT : undefined),
-      waitFor: (e) => (e instanceof Limited ? e.retryAfterMs : undefined),
-    });
+    const out = await retry(
+      async () => {
+        const e = script[calls++];
+        if (e) throw e;
+        return calls;
+      },
+      TRANSIENT,
+      {
+        ...time,
+        policyOf: (e) => (e instanceof Limited ? RATE : e instanceof SourceUnavailableError ? TRANSIENT : undefined),
+        waitFor: (e) => (e instanceof Limited ? e.retryAfterMs : undefined),
+      },
+    );
     expect(out).toBe(5);
     expect(time.waits[0]).toBe(2_000);
     expect(time.waits[1]).toBe(3_000);
@@ -75,9 +138,22 @@ describe("retry", () => {
     const time = fakeTime();
     const seen: number[] = [];
     const ac = new AbortController();
-    await expect(retry(async () => { throw new SourceUnavailableError("down"); }, FAST, {
-      ...time, signal: ac.signal, onRetry: (_e, n) => { seen.push(n); if (n === 2) ac.abort(); },
-    })).rejects.toThrow("down");
+    await expect(
+      retry(
+        async () => {
+          throw new SourceUnavailableError("down");
+        },
+        FAST,
+        {
+          ...time,
+          signal: ac.signal,
+          onRetry: (_e, n) => {
+            seen.push(n);
+            if (n === 2) ac.abort();
+          },
+        },
+      ),
+    ).rejects.toThrow("down");
     expect(seen).toEqual([1, 2]);
   });
 

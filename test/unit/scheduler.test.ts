@@ -5,7 +5,9 @@ import type { Config } from "../../app/config.ts";
 import { refreshHours } from "../../producers/connectors/postgres/schedule.ts";
 
 describe("schedules", () => {
-  afterEach(() => { vi.useRealTimers(); });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it("spreads N daily refreshes evenly, or uses the given hours", () => {
     expect(refreshHours({ timesPerDay: 4, timezone: "UTC", enabled: true })).toEqual([0, 6, 12, 18]);
@@ -14,7 +16,10 @@ describe("schedules", () => {
   });
 
   it("fires at the same local hour across a DST change", () => {
-    const connector = { type: "postgres", schedule: { timesPerDay: 1, hours: [9], timezone: "Europe/Paris", enabled: true } } as unknown as Config["connectors"][number];
+    const connector = {
+      type: "postgres",
+      schedule: { timesPerDay: 1, hours: [9], timezone: "Europe/Paris", enabled: true },
+    } as unknown as Config["connectors"][number];
     const [r] = cronRules(connector);
     expect(r).toEqual({ rule: "0 9 * * *", tz: "Europe/Paris", full: true });
     // Paris moves to summer time on 2027-03-28: 09:00 local is 08:00Z the day before, 07:00Z that day.

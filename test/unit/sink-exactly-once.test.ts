@@ -12,7 +12,10 @@ import { OffsetStore, Positioner } from "../../consumers/sink/offset-store.ts";
 import type { TableState } from "../../consumers/sink/table-evolution.ts";
 import { upsertSql } from "../../consumers/sink/sink-sql.ts";
 
-interface Data { offsets: Map<string, number>; rows: Map<string, { version: number; value: string }> }
+interface Data {
+  offsets: Map<string, number>;
+  rows: Map<string, { version: number; value: string }>;
+}
 const copy = (d: Data): Data => ({ offsets: new Map(d.offsets), rows: new Map(d.rows) });
 
 /** An in-memory stand-in of the sink database: one client, transactions and savepoints. */
@@ -33,27 +36,71 @@ class FakeDb {
   }
 
   pool(): { connect(): Promise<pg.PoolClient> } {
-    return { connect: async () => ({ ...this.client(), release: () => { this.log.push("release"); } }) as unknown as pg.PoolClient };
+    return {
+      connect: async () =>
+        ({
+          ...this.client(),
+          release: () => {
+            this.log.push("release");
+          },
+        }) as unknown as pg.PoolClient,
+    };
   }
 
   private async query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> {
     const sql = text.trim();
     this.log.push(sql.split(/\s+/).slice(0, 2).join(" "));
-    if (this.breakOn?.test(sql)) { this.breakOn = undefined; throw Object.assign(new Error("connection terminated"), { code: "57P01" }); }
-    if (sql === "BEGIN") { this.tx = copy(this.data); return { rows: [] }; }
-    if (sql === "COMMIT") { this.data = this.tx!; this.tx = undefined; this.commits++; return { rows: [] }; }
-    if (sql === "ROLLBACK") { this.tx = undefined; return { rows: [] }; }
-    if (sql === "SAVEPOINT qobra_row") { this.savepoint = copy(this.live()); return { rows: [] }; }
-    if (sql === "RELEASE SAVEPOINT qobra_row") { this.savepoint = undefined; return { rows: [] }; }
-    if (sql === "ROLLBACK TO SAVEPOINT qobra_row") { this.tx = this.savepoint; return { rows: [] }; }
+    if (this.breakOn?.test(sql)) {
+      this.breakOn = undefined;
+      throw Object.assign(new Error("connection terminated"), { code: "57P01" });
+    }
+    if (sql === "BEGIN") {
+      this.tx = copy(this.data);
+      return { rows: [] };
+    }
+    if (sql === "COMMIT") {
+      this.data = this.tx!;
+      this.tx = undefined;
+      this.commits++;
+      return { rows: [] };
+    }
+    if (sql === "ROLLBACK") {
+      this.tx = undefined;
+      return { rows: [] };
+    }
+    if (sql === "SAVEPOINT qobra_row") {
+      this.savepoint = copy(this.live());
+      return { rows: [] };
+    }
+    if (sql === "RELEASE SAVEPOINT qobra_row") {
+      this.savepoint = undefined;
+      return { rows: [] };
+    }
+    if (sql === "ROLLBACK TO SAVEPOINT qobra_row") {
+      this.tx = this.savepoint;
+      return { rows: [] };
+    }
     const d = this.live();
     if (sql.includes("_qobra_sync_offsets")) {
       const [group, topic, partition, next] = params as [string, string, number?, number?];
       const k = (p: number) => `${group}|${topic}|${p}`;
-      if (sql.startsWith("INSERT")) { if (!d.offsets.has(k(partition!))) d.offsets.set(k(partition!), 0); return { rows: [] }; }
-      if (sql.startsWith("UPDATE")) { d.offsets.set(k(partition!), next!); return { rows: [] }; }
-      if (sql.includes("FOR UPDATE")) { const v = d.offsets.get(k(partition!)); return { rows: v === undefined ? [] : [{ next_offset: String(v) }] }; }
-      return { rows: [...d.offsets].filter(([key]) => key.startsWith(`${group}|${topic}|`)).map(([key, v]) => ({ partition: Number(key.split("|")[2]), next_offset: String(v) })) };
+      if (sql.startsWith("INSERT")) {
+        if (!d.offsets.has(k(partition!))) d.offsets.set(k(partition!), 0);
+        return { rows: [] };
+      }
+      if (sql.startsWith("UPDATE")) {
+        d.offsets.set(k(partition!), next!);
+        return { rows: [] };
+      }
+      if (sql.includes("FOR UPDATE")) {
+        const v = d.offsets.get(k(partition!));
+        return { rows: v === undefined ? [] : [{ next_offset: String(v) }] };
+      }
+      return {
+        rows: [...d.offsets]
+          .filter(([key]) => key.startsWith(`${group}|${topic}|`))
+          .map(([key, v]) => ({ partition: Number(key.split("|")[2]), next_offset: String(v) })),
+      };
     }
     if (sql.startsWith("INSERT INTO")) {
       const [ids, , , , versions, values] = params as [string[], unknown, unknown, unknown, number[], string[]];
@@ -75,11 +122,15 @@ class FakeDb {
 
 // One data column (text) after the system columns: _external_id, _name, _source_updated_at, _run_id, _version, amount.
 const table: TableState = {
-  qualified: '"s"."crm__deals"', columns: [{ name: "amount", pgType: "text", kind: "text" }], schemaId: 1,
+  qualified: '"s"."crm__deals"',
+  columns: [{ name: "amount", pgType: "text", kind: "text" }],
+  schemaId: 1,
   upsert: upsertSql('"s"."crm__deals"', [{ name: "amount", pgType: "text", kind: "text" }]),
 };
 const row = (offset: number, id: string, amount = `${offset}`): DecodedRow => ({
-  offset, schemaId: 1, value: { _external_id: id, _name: null, _source_updated_at: null, _run_id: "r1", _version: offset, _deleted: false, amount },
+  offset,
+  schemaId: 1,
+  value: { _external_id: id, _name: null, _source_updated_at: null, _run_id: "r1", _version: offset, _deleted: false, amount },
 });
 
 function setup() {
@@ -88,9 +139,18 @@ function setup() {
   const dead: Array<{ offset: number; error: unknown }> = [];
   let forgotten = 0;
   const deps: ApplyDeps = {
-    db: db.pool(), offsets, batchSize: 1000,
-    tables: { tableFor: async () => table, forget: () => { forgotten++; } },
-    deadLetter: async (_t, _p, items) => { dead.push(...items); },
+    db: db.pool(),
+    offsets,
+    batchSize: 1000,
+    tables: {
+      tableFor: async () => table,
+      forget: () => {
+        forgotten++;
+      },
+    },
+    deadLetter: async (_t, _p, items) => {
+      dead.push(...items);
+    },
   };
   return { db, offsets, dead, deps, forgotten: () => forgotten };
 }
@@ -103,12 +163,24 @@ describe("sink offset store", () => {
     expect([...db.data.rows.keys()]).toEqual(["a", "b"]);
     expect(db.data.offsets.get("g|t|0")).toBe(2);
     // The transaction is one: BEGIN, lock, rows, offset, COMMIT, then the client goes back.
-    expect(db.log).toEqual(["BEGIN", "INSERT INTO", "SELECT next_offset", "INSERT INTO", "UPDATE \"s\".\"_qobra_sync_offsets\"", "COMMIT", "release"]);
+    expect(db.log).toEqual(["BEGIN", "INSERT INTO", "SELECT next_offset", "INSERT INTO", 'UPDATE "s"."_qobra_sync_offsets"', "COMMIT", "release"]);
 
     const seeks: Array<[string, number, number]> = [];
-    const positioner = new Positioner({ store: offsets, db: db.client(), lowOffsets: async () => new Map([[0, 0], [1, 5]]), seek: (t, p, o) => seeks.push([t, p, o]) });
+    const positioner = new Positioner({
+      store: offsets,
+      db: db.client(),
+      lowOffsets: async () =>
+        new Map([
+          [0, 0],
+          [1, 5],
+        ]),
+      seek: (t, p, o) => seeks.push([t, p, o]),
+    });
     await positioner.assigned({ t: [0, 1], other: [0] }, (topic) => topic === "t");
-    expect(seeks).toEqual([["t", 0, 2], ["t", 1, 5]]); // stored offset; log start where none is stored
+    expect(seeks).toEqual([
+      ["t", 0, 2],
+      ["t", 1, 5],
+    ]); // stored offset; log start where none is stored
     // A partition positioned on assignment takes its first batch as it is.
     expect(await positioner.check("t", 0, 7)).toEqual({ ok: true });
   });
@@ -155,7 +227,7 @@ describe("sink batch → row by row fallback", () => {
     expect(db.data.offsets.get("g|t|0")).toBe(7);
     // The refused batch was rolled back, then the batch applied again under savepoints: one commit.
     expect(db.commits).toBe(1);
-    expect(db.log.filter((l) => l === "UPDATE \"s\".\"_qobra_sync_offsets\"")).toHaveLength(1);
+    expect(db.log.filter((l) => l === 'UPDATE "s"."_qobra_sync_offsets"')).toHaveLength(1);
     expect(db.log.filter((l) => l === "ROLLBACK TO")).toHaveLength(1);
   });
 

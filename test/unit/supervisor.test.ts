@@ -6,10 +6,20 @@ function fakeRole(opts: { failStarts?: number } = {}) {
   let failStarts = opts.failStarts ?? 0;
   const state = { starts: 0, stops: 0, crash: (_e: Error) => {} };
   const start = async (): Promise<RoleHandle> => {
-    if (state.starts > 0 && failStarts > 0) { failStarts--; throw new Error("broker still down"); }
+    if (state.starts > 0 && failStarts > 0) {
+      failStarts--;
+      throw new Error("broker still down");
+    }
     state.starts++;
-    const crashed = new Promise<Error>((resolve) => { state.crash = resolve; });
-    return { crashed, stop: async () => { state.stops++; } };
+    const crashed = new Promise<Error>((resolve) => {
+      state.crash = resolve;
+    });
+    return {
+      crashed,
+      stop: async () => {
+        state.stops++;
+      },
+    };
   };
   return { state, start };
 }
@@ -20,7 +30,11 @@ describe("supervise", () => {
   it("restarts a role whose Kafka client crashed, stopping what was left of it first", async () => {
     const role = fakeRole();
     const waits: number[] = [];
-    const s = await supervise("mapper", role.start, { sleep: async (ms) => { waits.push(ms); } });
+    const s = await supervise("mapper", role.start, {
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    });
     expect(role.state.starts).toBe(1);
     role.state.crash(new Error("Failed to find group coordinator"));
     await tick();
@@ -39,7 +53,12 @@ describe("supervise", () => {
   it("keeps trying to start again while the start fails, with growing waits", async () => {
     const role = fakeRole({ failStarts: 3 });
     const waits: number[] = [];
-    const s = await supervise("sink", role.start, { sleep: async (ms) => { waits.push(ms); }, backoff: { initialMs: 100, maxMs: 1000 } });
+    const s = await supervise("sink", role.start, {
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      backoff: { initialMs: 100, maxMs: 1000 },
+    });
     role.state.crash(new Error("crash"));
     for (let i = 0; i < 10 && role.state.starts < 2; i++) await tick();
     expect(role.state.starts).toBe(2);
@@ -53,9 +72,17 @@ describe("supervise", () => {
     let t = 0;
     const waits: number[] = [];
     const s = await supervise("producer", role.start, {
-      sleep: async (ms) => { waits.push(ms); }, now: () => t, backoff: { initialMs: 1000, maxMs: 60_000 }, healthyAfterMs: 60_000,
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      now: () => t,
+      backoff: { initialMs: 1000, maxMs: 60_000 },
+      healthyAfterMs: 60_000,
     });
-    for (let i = 0; i < 4; i++) { role.state.crash(new Error("crash")); await tick(); }
+    for (let i = 0; i < 4; i++) {
+      role.state.crash(new Error("crash"));
+      await tick();
+    }
     t += 120_000;
     role.state.crash(new Error("crash after a long healthy run"));
     await tick();
@@ -67,9 +94,17 @@ describe("supervise", () => {
 
   it("a role without Kafka consumers is only stopped; a failing first start is thrown", async () => {
     let stops = 0;
-    const s = await supervise("scheduler", async () => ({ stop: async () => { stops++; } }));
+    const s = await supervise("scheduler", async () => ({
+      stop: async () => {
+        stops++;
+      },
+    }));
     await s.stop();
     expect(stops).toBe(1);
-    await expect(supervise("sink", async () => { throw new Error("no broker"); })).rejects.toThrow("no broker");
+    await expect(
+      supervise("sink", async () => {
+        throw new Error("no broker");
+      }),
+    ).rejects.toThrow("no broker");
   });
 });

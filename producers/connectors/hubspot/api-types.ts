@@ -11,8 +11,15 @@ export interface HubSpotObject {
   archived?: boolean;
   archivedAt?: Date | string;
 }
-export interface ListPage { results: HubSpotObject[]; paging?: { next?: { after?: string } } }
-export interface SearchPage { total: number; results: HubSpotObject[]; paging?: { next?: { after?: string } } }
+export interface ListPage {
+  results: HubSpotObject[];
+  paging?: { next?: { after?: string } };
+}
+export interface SearchPage {
+  total: number;
+  results: HubSpotObject[];
+  paging?: { next?: { after?: string } };
+}
 export interface SearchBody {
   filterGroups: Array<{ filters: Array<{ propertyName: string; operator: string; value?: string; highValue?: string; values?: string[] }> }>;
   sorts: Array<{ propertyName: string; direction: "ASCENDING" | "DESCENDING" }>;
@@ -47,9 +54,21 @@ export interface SchemaDef {
   primaryDisplayProperty?: string;
   labels?: { singular?: string; plural?: string };
 }
-export interface PipelineDef { id: string; label: string; stages: Array<{ id: string; label: string }> }
-export interface AccountInfo { portalId?: number; timeZone?: string; companyCurrency?: string; additionalCurrencies?: string[] }
-export interface AssociationTarget { id: string; types: Array<{ category: string; typeId: number; label: string | null }> }
+export interface PipelineDef {
+  id: string;
+  label: string;
+  stages: Array<{ id: string; label: string }>;
+}
+export interface AccountInfo {
+  portalId?: number;
+  timeZone?: string;
+  companyCurrency?: string;
+  additionalCurrencies?: string[];
+}
+export interface AssociationTarget {
+  id: string;
+  types: Array<{ category: string; typeId: number; label: string | null }>;
+}
 export interface AssociationBatch {
   results?: Array<{
     to?: Array<{ toObjectId: number | string; associationTypes?: Array<{ category?: string; typeId?: number; label?: string | null }> }>;

@@ -25,7 +25,6 @@ export interface SweepContext {
   convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, assoc?: Associations): Promise<SourceRecord[]>;
 }
 
-
 /**
  * A 53-bit digest of a record's association fields (cyrb53 over their JSON in the plan's order):
  * the sweep keeps one number per record instead of its association lists, and two digests differ
@@ -33,7 +32,8 @@ export interface SweepContext {
  */
 function associationDigest(values: RawValue[]): number {
   const s = JSON.stringify(values);
-  let h1 = 0xdeadbeef, h2 = 0x41c6ce57;
+  let h1 = 0xdeadbeef,
+    h2 = 0x41c6ce57;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     h1 = Math.imul(h1 ^ c, 2654435761);
@@ -45,7 +45,13 @@ function associationDigest(values: RawValue[]): number {
 }
 
 /** Associations of up to 1,000 records: one batch read per associated type. */
-export async function readAssociations(api: HubSpotApi, plan: TablePlan, ids: string[], stats: ReadStats, signal: AbortSignal): Promise<Map<string, Map<string, AssociationTarget[]>>> {
+export async function readAssociations(
+  api: HubSpotApi,
+  plan: TablePlan,
+  ids: string[],
+  stats: ReadStats,
+  signal: AbortSignal,
+): Promise<Map<string, Map<string, AssociationTarget[]>>> {
   const assoc = new Map<string, Map<string, AssociationTarget[]>>();
   if (ids.length === 0) return assoc;
   for (const target of new Set(plan.associationFields.map((a) => a.target.api))) {
@@ -89,7 +95,10 @@ function associationList(plan: TablePlan, fields: Record<string, RawValue>): Raw
  */
 export async function* sweepAssociations(s: SweepContext, plan: TablePlan, stats: ReadStats, opts: ReadOptions): AsyncGenerator<SourcePage> {
   if (!opts.published) {
-    s.log.warn({ table: plan.table.name }, "association-only changes cannot be detected: the caller gave no published records (run the table through the producer worker)");
+    s.log.warn(
+      { table: plan.table.name },
+      "association-only changes cannot be detected: the caller gave no published records (run the table through the producer worker)",
+    );
     return;
   }
   const held = new Map<string, number>();
@@ -103,7 +112,7 @@ export async function* sweepAssociations(s: SweepContext, plan: TablePlan, stats
   let changedAssoc = new Map<string, Map<string, AssociationTarget[]>>();
   const republish = async (): Promise<SourcePage | null> => {
     const objects: HubSpotObject[] = [];
-    for (let i = 0; i < changed.length; i += 100) objects.push(...await s.api.batchRead(plan.object.api, changed.slice(i, i + 100), plan.fetch, opts.signal));
+    for (let i = 0; i < changed.length; i += 100) objects.push(...(await s.api.batchRead(plan.object.api, changed.slice(i, i + 100), plan.fetch, opts.signal)));
     changed = [];
     const assoc = changedAssoc;
     changedAssoc = new Map();
@@ -126,10 +135,15 @@ export async function* sweepAssociations(s: SweepContext, plan: TablePlan, stats
         m.set(id, byId.get(id) ?? []);
       }
     }
-    if (changed.length >= BATCH) { const page = await republish(); if (page) yield page; }
+    if (changed.length >= BATCH) {
+      const page = await republish();
+      if (page) yield page;
+    }
     await opts.heartbeat?.();
   }
-  if (changed.length > 0) { const page = await republish(); if (page) yield page; }
+  if (changed.length > 0) {
+    const page = await republish();
+    if (page) yield page;
+  }
   if (sweep.changed > 0) s.log.info({ table: plan.table.name, ...sweep }, "association changes found by the sweep");
 }
-

@@ -13,22 +13,35 @@ import { TokenStore, saveToken } from "../../oauth/token-store.ts";
 import { standardObject } from "./catalog.ts";
 import type { HubSpotConnector } from "./config.ts";
 
-
 /** Scopes every HubSpot connector needs (Qobra's HubSpot page). */
 const HUBSPOT_REQUIRED_SCOPES = [
   "oauth",
-  "crm.objects.companies.read", "crm.objects.contacts.read", "crm.objects.deals.read", "crm.objects.owners.read",
-  "crm.schemas.companies.read", "crm.schemas.contacts.read", "crm.schemas.deals.read",
+  "crm.objects.companies.read",
+  "crm.objects.contacts.read",
+  "crm.objects.deals.read",
+  "crm.objects.owners.read",
+  "crm.schemas.companies.read",
+  "crm.schemas.contacts.read",
+  "crm.schemas.deals.read",
 ] as const;
 
 /** Optional scopes the connector's tables use (custom objects, goals, e-commerce / line items). */
 function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string[] {
   const out = new Set<string>();
   for (const t of config.tables) {
-    const objects = [t.object, ...Object.entries(t.fields).filter(([, s]) => s.type === "object").map(([name]) => name)];
+    const objects = [
+      t.object,
+      ...Object.entries(t.fields)
+        .filter(([, s]) => s.type === "object")
+        .map(([name]) => name),
+    ];
     for (const o of objects) {
       const std = standardObject(o);
-      if (!std) { out.add("crm.objects.custom.read"); out.add("crm.schemas.custom.read"); continue; }
+      if (!std) {
+        out.add("crm.objects.custom.read");
+        out.add("crm.schemas.custom.read");
+        continue;
+      }
       if (std.object === "line_items") out.add("crm.objects.line_items.read");
       if (std.object === "goal_targets") out.add("crm.objects.goals.read");
       if (std.object === "tickets") out.add("tickets");
@@ -39,7 +52,10 @@ function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string
 }
 
 /** The URL the user opens to install the app and grant the scopes (HubSpot's authorization code flow). */
-export function hubspotAuthorizeUrl(config: Pick<HubSpotConnector, "clientId" | "tables">, opts: { redirectUri: string; state: string; appUrl?: string }): string {
+export function hubspotAuthorizeUrl(
+  config: Pick<HubSpotConnector, "clientId" | "tables">,
+  opts: { redirectUri: string; state: string; appUrl?: string },
+): string {
   const u = new URL("/oauth/authorize", opts.appUrl ?? "https://app.hubspot.com");
   u.searchParams.set("client_id", config.clientId);
   u.searchParams.set("redirect_uri", opts.redirectUri);
@@ -61,7 +77,9 @@ export async function exchangeHubSpotCode(
     t = await oauth.oauth.tokensApi.create("authorization_code", opts.code, opts.redirectUri, config.clientId, config.clientSecret);
   } catch (e) {
     const body = (e as { body?: { status?: string; message?: string } }).body;
-    throw new ConfigError(`connector ${config.id}: HubSpot refused the authorization code (${body?.status ?? (e as { code?: number }).code ?? "error"}${body?.message ? `: ${body.message}` : ""}); start \`qobra-sync auth ${config.id}\` again`);
+    throw new ConfigError(
+      `connector ${config.id}: HubSpot refused the authorization code (${body?.status ?? (e as { code?: number }).code ?? "error"}${body?.message ? `: ${body.message}` : ""}); start \`qobra-sync auth ${config.id}\` again`,
+    );
   }
   if (!t.refreshToken) throw new ConfigError(`connector ${config.id}: HubSpot returned no refresh token`);
   await (opts.save ?? ((id, token) => saveToken(id, token)))(config.id, { refreshToken: t.refreshToken });
@@ -77,7 +95,12 @@ interface HubSpotAuthOptions extends AuthFlowOptions {
 export async function runHubSpotAuth(connector: HubSpotConnector, opts: HubSpotAuthOptions): Promise<void> {
   const store = opts.tokenStore ?? new TokenStore();
   const listener = await listenForCallback({
-    provider: "HubSpot", connectorId: connector.id, redirectHint: "app's redirect URL", port: opts.port, timeoutMs: opts.timeoutMs, signal: opts.signal,
+    provider: "HubSpot",
+    connectorId: connector.id,
+    redirectHint: "app's redirect URL",
+    port: opts.port,
+    timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
   });
   const { redirectUri, state } = listener;
   try {

@@ -7,7 +7,11 @@
  */
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
 
-interface ApiExceptionLike { code: number; body: unknown; headers: Record<string, string> }
+interface ApiExceptionLike {
+  code: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
 
 export function asApiException(e: unknown): ApiExceptionLike | null {
   if (e && typeof e === "object" && typeof (e as { code?: unknown }).code === "number" && "body" in e) return e as ApiExceptionLike;
@@ -48,14 +52,21 @@ export function missingScopesOf(body: unknown): string[] {
 /** A 403 for missing scopes: names the scopes the app lacks and what to do. */
 export class MissingScopesError extends ConfigError {
   readonly scopes: string[];
-  constructor(message: string, scopes: string[]) { super(message); this.scopes = scopes; }
+  constructor(message: string, scopes: string[]) {
+    super(message);
+    this.scopes = scopes;
+  }
 }
 
 /** HubSpot answered an error that is not retried (4xx other than 401/429). */
 export class HubSpotRequestError extends ConfigError {
   readonly status: number;
   readonly category: string | undefined;
-  constructor(message: string, status: number, category: string | undefined) { super(message); this.status = status; this.category = category; }
+  constructor(message: string, status: number, category: string | undefined) {
+    super(message);
+    this.status = status;
+    this.category = category;
+  }
 }
 
 export function abortError(signal: AbortSignal): Error {
@@ -73,7 +84,10 @@ export class TimeoutError extends SourceUnavailableError {}
 export class HubSpotUnauthorizedError extends ConfigError {
   /** The session the refused call used: a refresh is only needed if no newer one exists. */
   readonly generation: number;
-  constructor(message: string, generation: number) { super(message); this.generation = generation; }
+  constructor(message: string, generation: number) {
+    super(message);
+    this.generation = generation;
+  }
 }
 
 /** A 429: wait (Retry-After when HubSpot gives one, else backoff) and try again. */
@@ -96,7 +110,9 @@ export class HubSpotUnavailableError extends SourceUnavailableError {}
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new TimeoutError(`${what} got no answer within ${ms} ms`)), ms); });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(`${what} got no answer within ${ms} ms`)), ms);
+  });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 

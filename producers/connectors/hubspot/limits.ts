@@ -13,12 +13,20 @@ export type HubSpotClock = LimiterClock;
 
 export const realClock: HubSpotClock = {
   now: () => Date.now(),
-  sleep: (ms, signal) => new Promise((resolve) => {
-    if (signal?.aborted) { resolve(); return; }
-    const t = setTimeout(done, Math.max(0, ms));
-    function done() { signal?.removeEventListener("abort", done); clearTimeout(t); resolve(); }
-    signal?.addEventListener("abort", done, { once: true });
-  }),
+  sleep: (ms, signal) =>
+    new Promise((resolve) => {
+      if (signal?.aborted) {
+        resolve();
+        return;
+      }
+      const t = setTimeout(done, Math.max(0, ms));
+      function done() {
+        signal?.removeEventListener("abort", done);
+        clearTimeout(t);
+        resolve();
+      }
+      signal?.addEventListener("abort", done, { once: true });
+    }),
 };
 
 /**
@@ -59,13 +67,22 @@ export class RollingLimiter implements PortalLimiter {
           for (const r of this.released.splice(0)) r();
         };
       }
-      if (now < this.pausedUntil) { await this.clock.sleep(this.pausedUntil - now, signal); continue; }
+      if (now < this.pausedUntil) {
+        await this.clock.sleep(this.pausedUntil - now, signal);
+        continue;
+      }
       const answered = this.slots.filter((x) => x.t !== Infinity).map((x) => x.t);
-      if (answered.length > 0) { await this.clock.sleep(Math.max(1, Math.min(...answered) + this.intervalMs + 1 - now), signal); continue; }
+      if (answered.length > 0) {
+        await this.clock.sleep(Math.max(1, Math.min(...answered) + this.intervalMs + 1 - now), signal);
+        continue;
+      }
       // Every slot is in flight: wait for an answer.
       await new Promise<void>((resolve) => {
         const onAbort = () => resolve();
-        this.released.push(() => { signal?.removeEventListener("abort", onAbort); resolve(); });
+        this.released.push(() => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        });
         signal?.addEventListener("abort", onAbort, { once: true });
       });
     }
@@ -77,7 +94,10 @@ export class RollingLimiter implements PortalLimiter {
   }
 }
 
-export interface PortalLimiters { standard: PortalLimiter; search: PortalLimiter }
+export interface PortalLimiters {
+  standard: PortalLimiter;
+  search: PortalLimiter;
+}
 
 /** One pair of limiters per portal (base URL + app) and clock, shared by every connector instance of the process. */
 const limiterRegistry = new WeakMap<HubSpotClock, Map<string, { standard: RollingLimiter; search: RollingLimiter }>>();
@@ -90,7 +110,9 @@ const sharedRegistry = new WeakMap<BudgetStore, WeakMap<HubSpotClock, Map<string
  * pair stays in front and takes over while PostgreSQL fails); else in this process only.
  */
 export function portalLimiters(
-  key: string, clock: HubSpotClock, limits: { perTenSeconds: number; searchPerSecond: number },
+  key: string,
+  clock: HubSpotClock,
+  limits: { perTenSeconds: number; searchPerSecond: number },
   shared?: { store: BudgetStore; staleMs: number },
 ): PortalLimiters {
   let byKey = limiterRegistry.get(clock);

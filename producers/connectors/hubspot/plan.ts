@@ -30,8 +30,17 @@ interface ResolvedObject {
 }
 
 type AssociationMode = "primary" | "list" | "text";
-interface AssociationField { field: string; spec: FieldSpec; target: ResolvedObject; mode: AssociationMode }
-interface PropertyField { field: string; spec: FieldSpec; prop: PropertyDef }
+interface AssociationField {
+  field: string;
+  spec: FieldSpec;
+  target: ResolvedObject;
+  mode: AssociationMode;
+}
+interface PropertyField {
+  field: string;
+  spec: FieldSpec;
+  prop: PropertyDef;
+}
 
 export interface TablePlan {
   table: HubSpotTable;
@@ -85,11 +94,15 @@ export class HubSpotMetadata {
   }
 
   /** True once the archived owners were added to the owner index (they are read at most once). */
-  get archivedOwnersRead(): boolean { return this.archivedOwnersP !== null; }
+  get archivedOwnersRead(): boolean {
+    return this.archivedOwnersP !== null;
+  }
 
   private schemas(signal?: AbortSignal): Promise<SchemaDef[]> {
     this.schemasP ??= this.api.schemas(signal);
-    this.schemasP.catch(() => { this.schemasP = null; });
+    this.schemasP.catch(() => {
+      this.schemasP = null;
+    });
     return this.schemasP;
   }
 
@@ -97,21 +110,35 @@ export class HubSpotMetadata {
   async resolveObject(name: string, signal?: AbortSignal): Promise<ResolvedObject | null> {
     const std = standardObject(name);
     if (std) {
-      return { api: std.object, key: std.object, lastModifiedProperty: std.lastModifiedProperty, nameProperties: std.nameProperties, currencyProperty: std.currencyProperty, custom: false };
+      return {
+        api: std.object,
+        key: std.object,
+        lastModifiedProperty: std.lastModifiedProperty,
+        nameProperties: std.nameProperties,
+        currencyProperty: std.currencyProperty,
+        custom: false,
+      };
     }
     const wanted = name.trim().toLowerCase();
-    const schema = (await this.schemas(signal)).find((s) => [s.name, s.objectTypeId, s.fullyQualifiedName, s.id ? `2-${s.id}` : undefined]
-      .some((x) => typeof x === "string" && x.toLowerCase() === wanted));
+    const schema = (await this.schemas(signal)).find((s) =>
+      [s.name, s.objectTypeId, s.fullyQualifiedName, s.id ? `2-${s.id}` : undefined].some((x) => typeof x === "string" && x.toLowerCase() === wanted),
+    );
     if (!schema) return null;
     return {
-      api: schema.objectTypeId, key: schema.name, lastModifiedProperty: "hs_lastmodifieddate",
-      nameProperties: schema.primaryDisplayProperty ? [schema.primaryDisplayProperty] : [], custom: true,
+      api: schema.objectTypeId,
+      key: schema.name,
+      lastModifiedProperty: "hs_lastmodifieddate",
+      nameProperties: schema.primaryDisplayProperty ? [schema.primaryDisplayProperty] : [],
+      custom: true,
     };
   }
 
   async requireObject(table: HubSpotTable, signal?: AbortSignal): Promise<ResolvedObject> {
     const o = await this.resolveObject(table.object, signal);
-    if (!o) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: HubSpot has no object ${JSON.stringify(table.object)} (standard: deals, companies, contacts, line_items, meetings, calls, emails, tasks, goals, tickets, products, notes; or a custom object's name)`);
+    if (!o)
+      throw new ConfigError(
+        `connector ${this.config.id}, table ${table.name}: HubSpot has no object ${JSON.stringify(table.object)} (standard: deals, companies, contacts, line_items, meetings, calls, emails, tasks, goals, tickets, products, notes; or a custom object's name)`,
+      );
     return o;
   }
 
@@ -128,7 +155,9 @@ export class HubSpotMetadata {
   /** The active owners; archived ones are added by archivedOwners() when a record names an id the active ones lack. */
   owners(signal?: AbortSignal): Promise<OwnerIndex> {
     this.ownersP ??= this.api.owners(false, signal).then((active) => ownerIndex(active as OwnerDef[]));
-    this.ownersP.catch(() => { this.ownersP = null; });
+    this.ownersP.catch(() => {
+      this.ownersP = null;
+    });
     return this.ownersP;
   }
 
@@ -140,7 +169,9 @@ export class HubSpotMetadata {
       for (const [k, v] of more.byOwnerId) if (!index.byOwnerId.has(k)) index.byOwnerId.set(k, v);
       for (const [k, v] of more.byUserId) if (!index.byUserId.has(k)) index.byUserId.set(k, v);
     })();
-    this.archivedOwnersP.catch(() => { this.archivedOwnersP = null; });
+    this.archivedOwnersP.catch(() => {
+      this.archivedOwnersP = null;
+    });
     return this.archivedOwnersP;
   }
 
@@ -150,12 +181,16 @@ export class HubSpotMetadata {
       (a) => ({ currency: typeof a.companyCurrency === "string" && a.companyCurrency !== "" ? a.companyCurrency : null, timeZone: a.timeZone || "UTC" }),
       (e: unknown) => {
         if (e instanceof ConfigError) {
-          this.log.warn({ err: (e as Error).message }, "cannot read the portal's account details; amounts without a currency fall back to defaultCurrency / sink.defaultCurrency, datetimes read as dates use UTC");
+          this.log.warn(
+            { err: (e as Error).message },
+            "cannot read the portal's account details; amounts without a currency fall back to defaultCurrency / sink.defaultCurrency, datetimes read as dates use UTC",
+          );
           return { currency: null, timeZone: "UTC" };
         }
         this.accountP = null;
         throw e;
-      });
+      },
+    );
     return this.accountP;
   }
 
@@ -186,8 +221,12 @@ export class HubSpotMetadata {
   // ---- planning ---------------------------------------------------------------------------------
 
   /** Resolves a table's fields against the object's properties; collects every problem. */
-  async resolveFields(table: HubSpotTable, object: ResolvedObject, props: Map<string, PropertyDef>, signal?: AbortSignal):
-    Promise<{ propertyFields: PropertyField[]; associationFields: AssociationField[]; currencyColumns: PropertyDef[]; problems: string[] }> {
+  async resolveFields(
+    table: HubSpotTable,
+    object: ResolvedObject,
+    props: Map<string, PropertyDef>,
+    signal?: AbortSignal,
+  ): Promise<{ propertyFields: PropertyField[]; associationFields: AssociationField[]; currencyColumns: PropertyDef[]; problems: string[] }> {
     const propertyFields: PropertyField[] = [];
     const associationFields: AssociationField[] = [];
     const currencyColumns: PropertyDef[] = [];
@@ -197,17 +236,25 @@ export class HubSpotMetadata {
       if (spec.type === "object" || (!prop && (spec.type === "multipicklist" || spec.type === "string"))) {
         const target = await this.resolveObject(field, signal);
         if (!target) {
-          problems.push(spec.type === "object"
-            ? `field ${field}: object fields are associations named after the associated object type (companies, contacts, deals, line_items, meetings, or a custom object's name), and HubSpot has no object ${field}`
-            : `field ${field} is not a property of ${object.key}${suggest(field, props)}`);
+          problems.push(
+            spec.type === "object"
+              ? `field ${field}: object fields are associations named after the associated object type (companies, contacts, deals, line_items, meetings, or a custom object's name), and HubSpot has no object ${field}`
+              : `field ${field} is not a property of ${object.key}${suggest(field, props)}`,
+          );
           continue;
         }
         associationFields.push({ field, spec, target, mode: spec.type === "object" ? "primary" : spec.type === "multipicklist" ? "list" : "text" });
         continue;
       }
-      if (!prop) { problems.push(`field ${field} is not a property of ${object.key}${suggest(field, props)}`); continue; }
+      if (!prop) {
+        problems.push(`field ${field} is not a property of ${object.key}${suggest(field, props)}`);
+        continue;
+      }
       const bad = incompatibility(prop, spec.type);
-      if (bad) { problems.push(`field ${field}: ${bad}`); continue; }
+      if (bad) {
+        problems.push(`field ${field}: ${bad}`);
+        continue;
+      }
       propertyFields.push({ field, spec, prop });
       if (spec.currencyColumn && spec.currencyColumn !== CURRENCY_FIELD) {
         const c = props.get(spec.currencyColumn);
@@ -236,7 +283,10 @@ export class HubSpotMetadata {
     const labels = table.pipelineLabels ? await this.pipelineLabels(object, propertyFields, signal) : new Map<string, Map<string, string>>();
 
     const fetch = new Set<string>([object.lastModifiedProperty, "hs_object_id", ...nameProperties]);
-    if (object.key === "contacts") { fetch.add("firstname"); fetch.add("lastname"); }
+    if (object.key === "contacts") {
+      fetch.add("firstname");
+      fetch.add("lastname");
+    }
     for (const f of propertyFields) fetch.add(f.prop.name);
     for (const c of currencyColumns) fetch.add(c.name);
     if (needsCurrency && object.currencyProperty && props.has(object.currencyProperty)) fetch.add(object.currencyProperty);
@@ -248,14 +298,20 @@ export class HubSpotMetadata {
     for (const a of associationFields) sourceTypes[a.field] = "hs:association";
 
     return {
-      table, object, propertyFields, associationFields, currencyColumns, needsCurrency,
+      table,
+      object,
+      propertyFields,
+      associationFields,
+      currencyColumns,
+      needsCurrency,
       currencyFallback: this.config.defaultCurrency ?? account.currency,
-      fetch: [...fetch].sort(), sourceTypes, nameProperties,
+      fetch: [...fetch].sort(),
+      sourceTypes,
+      nameProperties,
       ctx: { owners, labels, timeZone: account.timeZone, unresolved: new Set() },
     };
   }
 }
-
 
 export function suggest(name: string, props: Map<string, PropertyDef>): string {
   const lower = name.toLowerCase();
@@ -263,6 +319,7 @@ export function suggest(name: string, props: Map<string, PropertyDef>): string {
     .map((k) => ({ k, d: k.toLowerCase() === lower ? 0 : editDistance(lower, k.toLowerCase()) }))
     .filter((x) => x.d <= Math.max(1, Math.floor(name.length / 4)))
     .sort((a, b) => a.d - b.d || a.k.localeCompare(b.k))
-    .slice(0, 3).map((x) => x.k);
+    .slice(0, 3)
+    .map((x) => x.k);
   return close.length > 0 ? ` (did you mean ${close.join(", ")}?)` : "";
 }

@@ -11,9 +11,14 @@ import type { CronRule, ScheduleSummaryInput } from "../../connector.ts";
 export const INCREMENTAL_MINUTES = [5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440] as const;
 
 export const HubSpotSchedule = z.strictObject({
-  incrementalEveryMinutes: z.number().int().refine((n) => (INCREMENTAL_MINUTES as readonly number[]).includes(n), {
-    error: `must be one of ${INCREMENTAL_MINUTES.join(", ")} (a divisor of an hour, or whole hours dividing a day)`,
-  }).default(60).describe("Minutes between incremental syncs."),
+  incrementalEveryMinutes: z
+    .number()
+    .int()
+    .refine((n) => (INCREMENTAL_MINUTES as readonly number[]).includes(n), {
+      error: `must be one of ${INCREMENTAL_MINUTES.join(", ")} (a divisor of an hour, or whole hours dividing a day)`,
+    })
+    .default(60)
+    .describe("Minutes between incremental syncs."),
   timezone: TIME_ZONE.default("UTC").describe("The zone the schedule's hours are counted in."),
   enabled: z.boolean().default(true).describe("false keeps the settings but arms no sync (manual syncs only)."),
 });

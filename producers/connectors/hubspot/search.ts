@@ -58,10 +58,18 @@ export function newWindowStats(): WindowStats {
   return { windows: 0, splits: 0, probes: 0, searchPages: 0, records: 0, largestUnsplittable: 0 };
 }
 
-interface Window { from: number; to: number }
+interface Window {
+  from: number;
+  to: number;
+}
 
 /** The search body of one page of a window: every group AND (lastmodified in [from, to)) AND (id > afterId). */
-export function windowSearchBody(o: Pick<WindowReadOptions, "lastModifiedProperty" | "properties" | "filterGroups">, w: Window, afterId: string, limit = SEARCH_PAGE_SIZE): SearchBody {
+export function windowSearchBody(
+  o: Pick<WindowReadOptions, "lastModifiedProperty" | "properties" | "filterGroups">,
+  w: Window,
+  afterId: string,
+  limit = SEARCH_PAGE_SIZE,
+): SearchBody {
   const groups = o.filterGroups.length > 0 ? o.filterGroups : [{ filters: [] }];
   const added = [
     { propertyName: o.lastModifiedProperty, operator: "BETWEEN", value: String(w.from), highValue: String(w.to - 1) },
@@ -85,7 +93,9 @@ class PageChannel<T> {
   private closed = false;
   private error: unknown = undefined;
 
-  constructor(capacity: number) { this.capacity = capacity; }
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
 
   async push(item: T): Promise<void> {
     while (this.items.length >= this.capacity && !this.closed) await new Promise<void>((r) => this.waitingWriters.push(r));
@@ -119,7 +129,9 @@ class PageChannel<T> {
         if (this.error !== undefined) throw this.error;
         return undefined;
       }
-      await new Promise<void>((r) => { this.waitingReader = r; });
+      await new Promise<void>((r) => {
+        this.waitingReader = r;
+      });
     }
   }
 }
@@ -144,8 +156,13 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
   const queue: Task[] = [{ kind: "read", w: { from, to }, check: true }];
   let active = 0;
   const idle: Array<() => void> = [];
-  const wake = () => { for (const r of idle.splice(0)) r(); };
-  const push = (...tasks: Task[]) => { queue.push(...tasks); wake(); };
+  const wake = () => {
+    for (const r of idle.splice(0)) r();
+  };
+  const push = (...tasks: Task[]) => {
+    queue.push(...tasks);
+    wake();
+  };
 
   /**
    * Cuts a window at its maxWindowRecords-th record by last-modified (t*, read with one probe of
@@ -212,13 +229,17 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
       const i = queue.findIndex((t) => t.kind === "cut");
       const task = i >= 0 ? queue.splice(i, 1)[0] : queue.shift();
       if (!task) {
-        if (active === 0) { wake(); return; }
+        if (active === 0) {
+          wake();
+          return;
+        }
         await new Promise<void>((r) => idle.push(r));
         continue;
       }
       active++;
       try {
-        if (task.kind === "cut") await cut(task.w); else await read(task.w, task.check);
+        if (task.kind === "cut") await cut(task.w);
+        else await read(task.w, task.check);
       } finally {
         active--;
         wake();
@@ -227,7 +248,13 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
   }
 
   const workers = Array.from({ length: Math.max(1, o.concurrency) }, () => worker());
-  const all = Promise.all(workers).then(() => channel.close(), (e: unknown) => { stop.abort(e); channel.close(e); });
+  const all = Promise.all(workers).then(
+    () => channel.close(),
+    (e: unknown) => {
+      stop.abort(e);
+      channel.close(e);
+    },
+  );
   try {
     for (;;) {
       const page = await channel.next();
@@ -263,7 +290,10 @@ export async function planWindows(o: Omit<WindowReadOptions, "concurrency">, fro
     stats.probes++;
     const hit = probe.results[0];
     const at = hit ? instantMs(String(hit.properties?.[o.lastModifiedProperty] ?? "")) : undefined;
-    if (probe.total <= o.maxWindowRecords || at === undefined || at >= w.to) { windows.push(w); break; }
+    if (probe.total <= o.maxWindowRecords || at === undefined || at >= w.to) {
+      windows.push(w);
+      break;
+    }
     stats.splits++;
     const cutAt = at <= w.from ? w.from + 1 : at; // the first maxWindowRecords records share w.from: that millisecond alone
     windows.push({ from: w.from, to: cutAt });
@@ -274,7 +304,13 @@ export async function planWindows(o: Omit<WindowReadOptions, "concurrency">, fro
 }
 
 /** Yields every page of the list endpoint (100 records each), archived or not. */
-export async function* listAll(api: HubSpotApi, objectType: string, properties: string[], archived: boolean, signal: AbortSignal): AsyncGenerator<HubSpotObject[]> {
+export async function* listAll(
+  api: HubSpotApi,
+  objectType: string,
+  properties: string[],
+  archived: boolean,
+  signal: AbortSignal,
+): AsyncGenerator<HubSpotObject[]> {
   let after: string | undefined;
   do {
     const page = await api.listPage(objectType, { after, properties, archived, limit: 100 }, signal);

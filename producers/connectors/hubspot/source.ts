@@ -61,7 +61,11 @@ export function createHubSpotSource(config: HubSpotConnector, options: HubSpotSo
  * (States of earlier versions also held an association snapshot; it is ignored: the raw topic is
  * the snapshot now.)
  */
-interface HubSpotState { v: 1; cursor: number; cursorAt: string }
+interface HubSpotState {
+  v: 1;
+  cursor: number;
+  cursorAt: string;
+}
 
 function parseState(state: unknown): HubSpotState | null {
   if (state && typeof state === "object") {
@@ -90,9 +94,18 @@ export class HubSpotSource implements SourceConnector {
     this.clock = options.clock ?? realClock;
     this.log = options.log ?? logger.child({ component: "hubspot", connector: config.id });
     this.api = new HubSpotApi({
-      connectorId: config.id, baseUrl: config.baseUrl, clientId: config.clientId, clientSecret: config.clientSecret,
-      refreshToken: config.refreshToken, clock: this.clock, rateLimits: config.rateLimits, requestTimeoutMs: config.requestTimeoutMs,
-      tokenStore: options.tokenStore, log: this.log, maxRateLimitRetries: options.maxRateLimitRetries, maxTransientRetries: options.maxTransientRetries,
+      connectorId: config.id,
+      baseUrl: config.baseUrl,
+      clientId: config.clientId,
+      clientSecret: config.clientSecret,
+      refreshToken: config.refreshToken,
+      clock: this.clock,
+      rateLimits: config.rateLimits,
+      requestTimeoutMs: config.requestTimeoutMs,
+      tokenStore: options.tokenStore,
+      log: this.log,
+      maxRateLimitRetries: options.maxRateLimitRetries,
+      maxTransientRetries: options.maxTransientRetries,
       sharedLimits: config.rateLimits.shared === false ? undefined : options.sharedLimits,
     });
     this.metadata = new HubSpotMetadata(config, this.api, this.log);
@@ -126,7 +139,10 @@ export class HubSpotSource implements SourceConnector {
     const std = table ? standardObject(table.object) : undefined;
     const optional = !std || ["line_items", "goal_targets", "products"].includes(std.object);
     if (e instanceof MissingScopesError && optional) {
-      return new TableSkippedError(`${(e as Error).message} — table ${tableName} is skipped (its scope is optional); grant the scope and reconnect with \`qobra-sync auth ${this.config.id}\` to sync it`, e);
+      return new TableSkippedError(
+        `${(e as Error).message} — table ${tableName} is skipped (its scope is optional); grant the scope and reconnect with \`qobra-sync auth ${this.config.id}\` to sync it`,
+        e,
+      );
     }
     return e;
   }
@@ -150,10 +166,19 @@ export class HubSpotSource implements SourceConnector {
     if (!state) return null; // a first run lists the table
     const from = Math.max(0, state.cursor - this.config.lookbackSeconds * 1000);
     const to = opts.runStartedAt;
-    const { windows, firstPage } = await planWindows({
-      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
-      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, signal: opts.signal,
-    }, from, to);
+    const { windows, firstPage } = await planWindows(
+      {
+        api: this.api,
+        objectType: plan.object.api,
+        lastModifiedProperty: plan.object.lastModifiedProperty,
+        properties: plan.fetch,
+        filterGroups: table.filter ?? [],
+        maxWindowRecords: this.config.maxWindowRecords,
+        signal: opts.signal,
+      },
+      from,
+      to,
+    );
     if (windows.length > 1) return windows.map((w) => ({ from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() }));
     if (firstPage) this.firstPages.set(table.name, { from, to, page: firstPage });
     return null;
@@ -163,11 +188,31 @@ export class HubSpotSource implements SourceConnector {
     const table = this.config.tables.find((t) => t.name === tableName);
     if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
     const plan = await this.metadata.plan(table, opts.signal);
-    const stats: ReadStats = { ...newWindowStats(), mode: "incremental", from: Date.parse(slice.from), to: Date.parse(slice.to), deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
-    const pages = searchRange({
-      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
-      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: 1, signal: opts.signal, stats,
-    }, Date.parse(slice.from), Date.parse(slice.to));
+    const stats: ReadStats = {
+      ...newWindowStats(),
+      mode: "incremental",
+      from: Date.parse(slice.from),
+      to: Date.parse(slice.to),
+      deleted: 0,
+      associationCalls: 0,
+      unresolvedOwners: [],
+      sweep: null,
+    };
+    const pages = searchRange(
+      {
+        api: this.api,
+        objectType: plan.object.api,
+        lastModifiedProperty: plan.object.lastModifiedProperty,
+        properties: plan.fetch,
+        filterGroups: table.filter ?? [],
+        maxWindowRecords: this.config.maxWindowRecords,
+        concurrency: 1,
+        signal: opts.signal,
+        stats,
+      },
+      Date.parse(slice.from),
+      Date.parse(slice.to),
+    );
     for await (const batch of inBatches(pages, opts.heartbeat)) {
       yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
     }
@@ -181,7 +226,16 @@ export class HubSpotSource implements SourceConnector {
     const state = parseState(opts.state);
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : 0;
     if (table.associationChanges && plan.associationFields.length > 0) {
-      const stats: ReadStats = { ...newWindowStats(), mode: "incremental", from, to: opts.runStartedAt, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+      const stats: ReadStats = {
+        ...newWindowStats(),
+        mode: "incremental",
+        from,
+        to: opts.runStartedAt,
+        deleted: 0,
+        associationCalls: 0,
+        unresolvedOwners: [],
+        sweep: null,
+      };
       this.lastRead.set(table.name, stats);
       yield* sweepAssociations(this.sweepContext, plan, stats, opts);
     }
@@ -191,7 +245,10 @@ export class HubSpotSource implements SourceConnector {
         const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
         if (at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
       }
-      if (deleted.length >= BATCH) { yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes }; deleted = []; }
+      if (deleted.length >= BATCH) {
+        yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+        deleted = [];
+      }
     }
     if (deleted.length > 0) yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
     const next: HubSpotState = { v: 1, cursor: opts.runStartedAt, cursorAt: new Date(opts.runStartedAt).toISOString() };
@@ -206,21 +263,43 @@ export class HubSpotSource implements SourceConnector {
     if (!opts.full && opts.state != null && !state) this.log.warn({ table: table.name }, "unreadable saved cursor; reading the whole table");
     const to = opts.runStartedAt;
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : null;
-    const stats: ReadStats = { ...newWindowStats(), mode: from === null ? "full" : "incremental", from, to, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+    const stats: ReadStats = {
+      ...newWindowStats(),
+      mode: from === null ? "full" : "incremental",
+      from,
+      to,
+      deleted: 0,
+      associationCalls: 0,
+      unresolvedOwners: [],
+      sweep: null,
+    };
     const trackAssociations = table.associationChanges && plan.associationFields.length > 0;
     this.lastRead.set(table.name, stats);
-    this.log.info({ table: table.name, mode: stats.mode, from: from === null ? null : new Date(from).toISOString(), to: new Date(to).toISOString() }, "reading HubSpot");
+    this.log.info(
+      { table: table.name, mode: stats.mode, from: from === null ? null : new Date(from).toISOString(), to: new Date(to).toISOString() },
+      "reading HubSpot",
+    );
 
     const planned = this.firstPages.get(table.name);
     this.firstPages.delete(table.name);
-    const windows = (lo: number) => searchRange({
-      api: this.api, objectType: plan.object.api, lastModifiedProperty: plan.object.lastModifiedProperty, properties: plan.fetch,
-      filterGroups: table.filter ?? [], maxWindowRecords: this.config.maxWindowRecords, concurrency: this.config.concurrency, signal: opts.signal, stats,
-      firstPage: planned && planned.from === lo && planned.to === to ? planned.page : undefined,
-    }, lo, to);
-    const source = from !== null ? windows(from)
-      : table.filter ? windows(0)
-        : listAll(this.api, plan.object.api, plan.fetch, false, opts.signal);
+    const windows = (lo: number) =>
+      searchRange(
+        {
+          api: this.api,
+          objectType: plan.object.api,
+          lastModifiedProperty: plan.object.lastModifiedProperty,
+          properties: plan.fetch,
+          filterGroups: table.filter ?? [],
+          maxWindowRecords: this.config.maxWindowRecords,
+          concurrency: this.config.concurrency,
+          signal: opts.signal,
+          stats,
+          firstPage: planned && planned.from === lo && planned.to === to ? planned.page : undefined,
+        },
+        lo,
+        to,
+      );
+    const source = from !== null ? windows(from) : table.filter ? windows(0) : listAll(this.api, plan.object.api, plan.fetch, false, opts.signal);
 
     for await (const batch of inBatches(source, opts.heartbeat)) {
       if (from === null && !table.filter) stats.records += batch.length;
@@ -249,16 +328,36 @@ export class HubSpotSource implements SourceConnector {
     }
     stats.unresolvedOwners = [...plan.ctx.unresolved].sort();
     if (stats.unresolvedOwners.length > 0) {
-      this.log.warn({ table: table.name, ownerIds: stats.unresolvedOwners.slice(0, 20), count: stats.unresolvedOwners.length }, "owner ids with no owner email: kept as ids");
+      this.log.warn(
+        { table: table.name, ownerIds: stats.unresolvedOwners.slice(0, 20), count: stats.unresolvedOwners.length },
+        "owner ids with no owner email: kept as ids",
+      );
     }
     const next: HubSpotState = { v: 1, cursor: to, cursorAt: new Date(to).toISOString() };
-    this.log.info({ table: table.name, mode: stats.mode, records: stats.records, deleted: stats.deleted, windows: stats.windows, splits: stats.splits, api: { ...this.api.stats } }, "HubSpot table read");
+    this.log.info(
+      {
+        table: table.name,
+        mode: stats.mode,
+        records: stats.records,
+        deleted: stats.deleted,
+        windows: stats.windows,
+        splits: stats.splits,
+        api: { ...this.api.stats },
+      },
+      "HubSpot table read",
+    );
     yield { records: [], sourceTypes: plan.sourceTypes, state: next };
   }
 
   /** Enriches and converts one batch (≤ 1,000 records); `assoc`: their associations when already read. */
   private async convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, assoc?: Associations): Promise<SourceRecord[]> {
-    assoc ??= await readAssociations(this.api, plan, objects.map((o) => o.id), stats, signal);
+    assoc ??= await readAssociations(
+      this.api,
+      plan,
+      objects.map((o) => o.id),
+      stats,
+      signal,
+    );
     const currencyProp = plan.object.currencyProperty;
     const ownCurrency = (props: Record<string, unknown>): string | null => {
       const own = currencyProp ? props[currencyProp] : null;
@@ -278,7 +377,12 @@ export class HubSpotSource implements SourceConnector {
     return records;
   }
 
-  private convertBatch(plan: TablePlan, objects: HubSpotObject[], assoc: Associations, ownCurrency: (props: Record<string, unknown>) => string | null): SourceRecord[] {
+  private convertBatch(
+    plan: TablePlan,
+    objects: HubSpotObject[],
+    assoc: Associations,
+    ownCurrency: (props: Record<string, unknown>) => string | null,
+  ): SourceRecord[] {
     return objects.map((o) => {
       const props = o.properties ?? {};
       const fields: Record<string, RawValue> = {};
@@ -288,8 +392,7 @@ export class HubSpotSource implements SourceConnector {
       Object.assign(fields, associated);
       if (plan.needsCurrency) fields[CURRENCY_FIELD] = ownCurrency(props) ?? plan.currencyFallback ?? null;
       const modified = props[plan.object.lastModifiedProperty];
-      const updatedAt = typeof modified === "string" && modified !== "" ? toIsoInstant(modified)
-        : o.updatedAt ? new Date(o.updatedAt).toISOString() : null;
+      const updatedAt = typeof modified === "string" && modified !== "" ? toIsoInstant(modified) : o.updatedAt ? new Date(o.updatedAt).toISOString() : null;
       return { externalId: o.id, name: recordName(plan.object.key, props, plan.nameProperties), sourceUpdatedAt: updatedAt, fields };
     });
   }

@@ -88,7 +88,7 @@ function ownerEmail(id: string, prop: PropertyDef, ctx: ValueContext): string {
   const v = id.trim();
   if (v.includes("@") || !ctx.owners) return v;
   const { byOwnerId, byUserId } = ctx.owners;
-  const email = holdsUserIds(prop) ? byUserId.get(v) ?? byOwnerId.get(v) : byOwnerId.get(v) ?? byUserId.get(v);
+  const email = holdsUserIds(prop) ? (byUserId.get(v) ?? byOwnerId.get(v)) : (byOwnerId.get(v) ?? byUserId.get(v));
   if (email) return email;
   ctx.unresolved.add(v);
   return v;
@@ -109,7 +109,8 @@ export function incompatibility(prop: PropertyDef, qobraType: FieldSpec["type"])
     json: ["string"],
   };
   const allowed = ok[t] ?? ["string"];
-  if (qobraType === "object") return `${prop.name} is a property (${t}); object fields are associations, named after the associated object type (companies, contacts, deals, …)`;
+  if (qobraType === "object")
+    return `${prop.name} is a property (${t}); object fields are associations, named after the associated object type (companies, contacts, deals, …)`;
   if (!allowed.includes(qobraType)) return `property ${prop.name} is a HubSpot ${t}, which cannot be a Qobra ${qobraType} (use ${allowed.join(" or ")})`;
   return null;
 }
@@ -141,7 +142,10 @@ export function convertProperty(value: string | null | undefined, prop: Property
     }
     default: {
       if (spec.type === "user") {
-        const parts = value.split(";").map((p) => p.trim()).filter((p) => p !== "");
+        const parts = value
+          .split(";")
+          .map((p) => p.trim())
+          .filter((p) => p !== "");
         return parts.length === 0 ? null : parts.map((p) => ownerEmail(p, prop, ctx)).join(";");
       }
       if (prop.type === "enumeration" && value.trim() === "") return null;
@@ -164,7 +168,7 @@ function isPrimary(t: AssociationTarget): boolean {
   return t.types.some((ty) => ty.label === "Primary" || (ty.category === "HUBSPOT_DEFINED" && PRIMARY_TYPE_IDS.has(ty.typeId)));
 }
 
-const byIdNum = (a: string, b: string) => (a.length - b.length) || (a < b ? -1 : a > b ? 1 : 0);
+const byIdNum = (a: string, b: string) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * The associated id an `object` field carries: the primary association if there is one (several:
@@ -172,7 +176,10 @@ const byIdNum = (a: string, b: string) => (a.length - b.length) || (a < b ? -1 :
  */
 export function primaryAssociation(targets: AssociationTarget[] | undefined): string | null {
   if (!targets || targets.length === 0) return null;
-  const primary = targets.filter(isPrimary).map((t) => t.id).sort(byIdNum);
+  const primary = targets
+    .filter(isPrimary)
+    .map((t) => t.id)
+    .sort(byIdNum);
   if (primary.length > 0) return primary[0]!;
   return targets.map((t) => t.id).sort(byIdNum)[0]!;
 }

@@ -18,7 +18,11 @@ import { compileWhere } from "./where.ts";
 
 const FETCH_SIZE = 2000;
 
-interface ColumnInfo { name: string; type: string; category: string }
+interface ColumnInfo {
+  name: string;
+  type: string;
+  category: string;
+}
 
 /** Types returned as text by the driver: we do the parsing where the meaning is known. */
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
@@ -28,7 +32,9 @@ export class PostgresSource implements SourceConnector {
   private client: pg.Client | undefined;
   private closeTransport: () => Promise<void> = async () => {};
 
-  constructor(config: PostgresConnector) { this.config = config; }
+  constructor(config: PostgresConnector) {
+    this.config = config;
+  }
 
   private async connect(): Promise<pg.Client> {
     if (this.client) return this.client;
@@ -39,9 +45,13 @@ export class PostgresSource implements SourceConnector {
       const { config, close } = await pgClientConfig(this.config.connection, this.config.id);
       closeTransport = close;
       client = new pg.Client({ ...config, types: TEXT_TYPES, connectionTimeoutMillis: 10_000, application_name: "qobra-sync" });
-      client.on("error", () => { this.client = undefined; });
+      client.on("error", () => {
+        this.client = undefined;
+      });
       await client.connect();
-      await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`);
+      await client.query(
+        `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`,
+      );
     } catch (e) {
       await client?.end().catch(() => {});
       await closeTransport();
@@ -69,7 +79,9 @@ export class PostgresSource implements SourceConnector {
          JOIN pg_type t ON t.oid = a.atttypid
          JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attnum`, [source]);
+        ORDER BY a.attnum`,
+      [source],
+    );
     return { rel: relName, columns: new Map(cols.rows.map((r) => [r.attname, { name: r.attname, type: r.typname, category: r.typcategory }])) };
   }
 
@@ -85,7 +97,11 @@ export class PostgresSource implements SourceConnector {
       } else {
         const priv = await client.query<{ ok: string }>("SELECT has_table_privilege($1, 'SELECT')::text AS ok", [d.rel]);
         if (priv.rows[0]?.ok !== "true") problems.push(`the user cannot SELECT from ${d.rel}; GRANT SELECT ON ${d.rel} TO the connector's user`);
-        for (const [role, col] of [["idColumn", table.idColumn], ["nameColumn", table.nameColumn], ["updatedAtColumn", table.updatedAtColumn]] as const) {
+        for (const [role, col] of [
+          ["idColumn", table.idColumn],
+          ["nameColumn", table.nameColumn],
+          ["updatedAtColumn", table.updatedAtColumn],
+        ] as const) {
           if (col && !d.columns.has(col)) problems.push(`${role} ${col} is not a column of ${d.rel} (columns: ${[...d.columns.keys()].join(", ")})`);
         }
         for (const [field, spec] of Object.entries(table.fields)) {
@@ -95,36 +111,50 @@ export class PostgresSource implements SourceConnector {
             const problem = typeProblem(field, col, spec.type);
             if (problem) problems.push(problem);
           }
-          if (spec.currencyColumn && !d.columns.has(spec.currencyColumn)) problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a column of ${d.rel}`);
+          if (spec.currencyColumn && !d.columns.has(spec.currencyColumn))
+            problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a column of ${d.rel}`);
         }
         if (table.where) {
-          try { await compileWhere(table.where, new Set(d.columns.keys())); } catch (e) { problems.push(`where ${JSON.stringify(table.where)} is refused: ${(e as Error).message}`); }
+          try {
+            await compileWhere(table.where, new Set(d.columns.keys()));
+          } catch (e) {
+            problems.push(`where ${JSON.stringify(table.where)} is refused: ${(e as Error).message}`);
+          }
         }
         for (const [field, spec] of Object.entries(table.fields)) {
           if (spec.type !== "user" || spec.userKey || !d.columns.has(field) || problems.length > 0) continue;
           const bad = await client.query<{ n: string; sample: string | null }>(
             `SELECT count(*)::text AS n, min(v) AS sample FROM (SELECT ${ident(field)}::text AS v FROM ${d.rel} LIMIT 10000) s
-              WHERE v IS NOT NULL AND btrim(v) !~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'`);
+              WHERE v IS NOT NULL AND btrim(v) !~ '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$'`,
+          );
           if (Number(bad.rows[0]?.n ?? 0) > 0) {
-            problems.push(`user field ${field} should hold e-mails, but ${bad.rows[0]!.n} of the first 10,000 values do not (e.g. ${JSON.stringify(bad.rows[0]!.sample)}); set userKey to the Qobra user column it matches`);
+            problems.push(
+              `user field ${field} should hold e-mails, but ${bad.rows[0]!.n} of the first 10,000 values do not (e.g. ${JSON.stringify(bad.rows[0]!.sample)}); set userKey to the Qobra user column it matches`,
+            );
           }
         }
         const write = await client.query<{ w: string }>(
           `SELECT (has_table_privilege($1, 'INSERT') OR has_table_privilege($1, 'UPDATE') OR has_table_privilege($1, 'DELETE') OR has_table_privilege($1, 'TRUNCATE')
-                   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS w`, [d.rel]);
+                   OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))::text AS w`,
+          [d.rel],
+        );
         if (write.rows[0]?.w === "true") {
-          warnings.push(`THE CONNECTOR'S ACCOUNT CAN WRITE to ${d.rel} (or is a superuser): qobra-sync only reads; give it a read-only role (GRANT SELECT only)`);
+          warnings.push(
+            `THE CONNECTOR'S ACCOUNT CAN WRITE to ${d.rel} (or is a superuser): qobra-sync only reads; give it a read-only role (GRANT SELECT only)`,
+          );
         }
         if (d.columns.has(table.idColumn)) {
           const uniq = await client.query<{ ok: string }>(
             `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2)::text AS ok`,
-            [d.rel, table.idColumn]);
+            [d.rel, table.idColumn],
+          );
           if (uniq.rows[0]?.ok !== "true") {
             const dup = await client.query<{ dups: string }>(`SELECT (count(*) - count(DISTINCT ${ident(table.idColumn)}))::text AS dups FROM ${d.rel}`);
             const dups = Number(dup.rows[0]?.dups ?? 0);
             if (dups > 0) problems.push(`idColumn ${table.idColumn} is not unique in ${d.rel} (${dups} duplicate rows); choose a unique column`);
-            else warnings.push(`idColumn ${table.idColumn} has no primary key or unique index; it is unique today (checked by a query) but nothing guarantees it`);
+            else
+              warnings.push(`idColumn ${table.idColumn} has no primary key or unique index; it is unique today (checked by a query) but nothing guarantees it`);
           }
         }
       }
@@ -195,10 +225,15 @@ export class PostgresSource implements SourceConnector {
       await client.query("COMMIT");
     } catch (e) {
       await client.query("ROLLBACK").catch(() => {});
-      if (isRetriablePgError(e)) throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
+      if (isRetriablePgError(e))
+        throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
       const code = (e as { code?: string }).code ?? "";
       if (code === "42501") throw connectionError(e, this.config.id, describeTarget(this.config.connection), table.name);
-      if (code.startsWith("42")) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: the source query failed: ${(e as Error).message}; check the table's where and columns`, e);
+      if (code.startsWith("42"))
+        throw new ConfigError(
+          `connector ${this.config.id}, table ${table.name}: the source query failed: ${(e as Error).message}; check the table's where and columns`,
+          e,
+        );
       throw e;
     }
   }
@@ -216,14 +251,17 @@ function valueExpr(c: ColumnInfo, timestampZone: string): string {
   const col = ident(c.name);
   if (c.category === "A") return `array_to_json(${col})::text`;
   switch (c.type) {
-    case "money": return `${col}::numeric::text`;
-    case "timestamp": return `(${col} AT TIME ZONE ${literal(timestampZone)})::text`;
-    default: return `${col}::text`;
+    case "money":
+      return `${col}::numeric::text`;
+    case "timestamp":
+      return `(${col} AT TIME ZONE ${literal(timestampZone)})::text`;
+    default:
+      return `${col}::text`;
   }
 }
 
 function jsonArray(text: string): (string | null)[] {
-  const flat = (v: unknown): (string | null)[] => Array.isArray(v) ? v.flatMap(flat) : [v === null ? null : typeof v === "string" ? v : JSON.stringify(v)];
+  const flat = (v: unknown): (string | null)[] => (Array.isArray(v) ? v.flatMap(flat) : [v === null ? null : typeof v === "string" ? v : JSON.stringify(v)]);
   return flat(JSON.parse(text));
 }
 
@@ -234,15 +272,37 @@ function jsonArray(text: string): (string | null)[] {
 function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly QobraType[] {
   const TEXT: QobraType[] = ["string", "picklist", "multipicklist", "user"];
   switch (c.type) {
-    case "text": case "varchar": case "bpchar": case "citext": case "name": return TEXT;
-    case "date": case "timestamp": case "timestamptz": return ["date"];
-    case "int2": case "int4": case "int8": return ["number", "amount", "percentage", "user"];
-    case "float4": case "float8": case "numeric": return ["number", "amount", "percentage"];
-    case "money": return ["amount"];
-    case "bool": return ["bool"];
-    case "bit": case "varbit": return ["string"];
-    case "uuid": return ["string", "picklist", "user"];
-    case "json": case "jsonb": case "xml": return ["string"];
+    case "text":
+    case "varchar":
+    case "bpchar":
+    case "citext":
+    case "name":
+      return TEXT;
+    case "date":
+    case "timestamp":
+    case "timestamptz":
+      return ["date"];
+    case "int2":
+    case "int4":
+    case "int8":
+      return ["number", "amount", "percentage", "user"];
+    case "float4":
+    case "float8":
+    case "numeric":
+      return ["number", "amount", "percentage"];
+    case "money":
+      return ["amount"];
+    case "bool":
+      return ["bool"];
+    case "bit":
+    case "varbit":
+      return ["string"];
+    case "uuid":
+      return ["string", "picklist", "user"];
+    case "json":
+    case "jsonb":
+    case "xml":
+      return ["string"];
   }
   if (c.category === "E") return ["string", "picklist", "multipicklist"];
   if (c.category === "A") return ["multipicklist", "string"];
@@ -251,7 +311,8 @@ function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly Q
 
 function typeProblem(field: string, col: ColumnInfo, type: QobraType): string | null {
   const allowed = allowedQobraTypes(col);
-  if (allowed.length === 0) return `field ${field} has PostgreSQL type ${col.type}, which qobra-sync does not support (see the README's type table); cast it in a view`;
+  if (allowed.length === 0)
+    return `field ${field} has PostgreSQL type ${col.type}, which qobra-sync does not support (see the README's type table); cast it in a view`;
   if (!allowed.includes(type)) return `field ${field} has PostgreSQL type ${col.type}, which maps to ${allowed.join(", ")}, not ${type}`;
   return null;
 }

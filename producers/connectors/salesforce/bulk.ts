@@ -26,7 +26,12 @@ export class BulkJobFailedError extends SalesforceApiError {
   }
 }
 
-interface JobInfo { id: string; state: string; errorMessage?: string | null; numberRecordsProcessed?: number }
+interface JobInfo {
+  id: string;
+  state: string;
+  errorMessage?: string | null;
+  numberRecordsProcessed?: number;
+}
 
 interface BulkQueryOptions {
   all: boolean;
@@ -45,7 +50,7 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
   });
   let info: JobInfo;
   try {
-    info = await job.open() as unknown as JobInfo;
+    info = (await job.open()) as unknown as JobInfo;
   } catch (e) {
     const err = client.translate(e);
     if (err instanceof SalesforceApiError && err.errorCode !== "REQUEST_LIMIT_EXCEEDED") {
@@ -59,7 +64,7 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
     const deadline = Date.now() + opts.timeoutMs;
     for (let wait = Math.min(250, opts.pollIntervalMs); ; wait = Math.min(wait * 2, opts.pollIntervalMs)) {
       try {
-        info = await job.check() as unknown as JobInfo;
+        info = (await job.check()) as unknown as JobInfo;
       } catch (e) {
         throw client.translate(e);
       }
@@ -68,7 +73,11 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
       if (info.state === "Failed") throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} failed: ${info.errorMessage ?? "no reason given"}`, jobId);
       if (info.state === "Aborted") throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} was aborted`, jobId);
       if (opts.signal.aborted) return;
-      if (Date.now() + wait > deadline) throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} did not complete within ${opts.timeoutMs} ms (state ${info.state}); raise bulkTimeoutMs`, jobId);
+      if (Date.now() + wait > deadline)
+        throw new BulkJobFailedError(
+          `Bulk API 2.0 job ${jobId} did not complete within ${opts.timeoutMs} ms (state ${info.state}); raise bulkTimeoutMs`,
+          jobId,
+        );
       await opts.heartbeat?.();
       await sleep(wait, opts.signal);
     }
@@ -86,15 +95,24 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
       const next = res.headers["sforce-locator"];
       if (next === undefined || next === "" || next === "null") {
         if (next === undefined && expected !== null && rows < expected) {
-          throw new SalesforceUnavailableError(502, "BULK_NO_LOCATOR", `Bulk API 2.0 job ${jobId}: a results page came without Sforce-Locator after ${rows} of ${expected} rows`);
+          throw new SalesforceUnavailableError(
+            502,
+            "BULK_NO_LOCATOR",
+            `Bulk API 2.0 job ${jobId}: a results page came without Sforce-Locator after ${rows} of ${expected} rows`,
+          );
         }
         break;
       }
-      if (next === locator) throw new SalesforceUnavailableError(502, "BULK_LOCATOR_LOOP", `Bulk API 2.0 job ${jobId}: the results locator did not advance (${next})`);
+      if (next === locator)
+        throw new SalesforceUnavailableError(502, "BULK_LOCATOR_LOOP", `Bulk API 2.0 job ${jobId}: the results locator did not advance (${next})`);
       locator = next;
     }
     if (expected !== null && rows !== expected) {
-      throw new SalesforceUnavailableError(502, "BULK_COUNT_MISMATCH", `Bulk API 2.0 job ${jobId}: read ${rows} rows but the job processed ${expected}; the run is retried rather than trusted`);
+      throw new SalesforceUnavailableError(
+        502,
+        "BULK_COUNT_MISMATCH",
+        `Bulk API 2.0 job ${jobId}: read ${rows} rows but the job processed ${expected}; the run is retried rather than trusted`,
+      );
     }
     finished = true;
   } finally {

@@ -68,18 +68,39 @@ export class SalesforceUnavailableError extends SourceUnavailableError {
 /** The org's daily API budget is spent (or reached maxApiUsagePercent): the run must fail, visibly. */
 export class SalesforceLimitError extends SourceUnavailableError {
   readonly usage: ApiUsage | null;
-  constructor(message: string, usage: ApiUsage | null, cause?: unknown) { super(message, cause); this.usage = usage; }
+  constructor(message: string, usage: ApiUsage | null, cause?: unknown) {
+    super(message, cause);
+    this.usage = usage;
+  }
 }
 
-export interface ApiUsage { used: number; limit: number }
+export interface ApiUsage {
+  used: number;
+  limit: number;
+}
 
-interface RawResponse { status: number; headers: Record<string, string>; body: string }
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
 
-interface HttpResponse { statusCode: number; headers: Record<string, string>; body: string }
-interface Transport { httpRequest(req: unknown, options?: unknown): Promise<HttpResponse> }
+interface HttpResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+interface Transport {
+  httpRequest(req: unknown, options?: unknown): Promise<HttpResponse>;
+}
 type RefreshCallback = (err?: Error | null, accessToken?: string, res?: unknown) => void;
 
-interface TokenResponse { access_token: string; refresh_token?: string; instance_url: string; id?: string }
+interface TokenResponse {
+  access_token: string;
+  refresh_token?: string;
+  instance_url: string;
+  id?: string;
+}
 
 interface SalesforceClientOptions {
   /** Token store (default: the one configured by the environment). */
@@ -108,12 +129,16 @@ export class SalesforceClient {
     this.store = opts.tokenStore ?? new TokenStore();
   }
 
-  get apiPath(): string { return `/services/data/v${this.config.apiVersion}`; }
+  get apiPath(): string {
+    return `/services/data/v${this.config.apiVersion}`;
+  }
 
   /** Logs in (a refresh-token grant) once; later calls reuse the session. */
   async connect(): Promise<Connection> {
     if (this.conn) return this.conn;
-    this.connecting ??= this.open().finally(() => { this.connecting = undefined; });
+    this.connecting ??= this.open().finally(() => {
+      this.connecting = undefined;
+    });
     return this.connecting;
   }
 
@@ -124,7 +149,9 @@ export class SalesforceClient {
       instanceUrl: c.loginUrl,
       version: c.apiVersion,
       oauth2: { clientId: c.clientId, clientSecret: c.clientSecret, loginUrl: c.loginUrl },
-      refreshFn: (cn: Connection, callback: RefreshCallback) => { void this.refreshFn(cn, callback); },
+      refreshFn: (cn: Connection, callback: RefreshCallback) => {
+        void this.refreshFn(cn, callback);
+      },
     } as ConstructorParameters<typeof jsforce.Connection>[0]);
     // Observe every response jsforce receives (ours, describe, Bulk API): API usage, and whether
     // the current access token has been accepted since the last refresh.
@@ -133,11 +160,16 @@ export class SalesforceClient {
     internal._transport = {
       httpRequest: (req, options) => {
         const p = base.httpRequest(req, { ...(options as object), retry: JSFORCE_RETRY });
-        p.then((res) => this.observe(res), () => undefined);
+        p.then(
+          (res) => this.observe(res),
+          () => undefined,
+        );
         return p;
       },
     };
-    conn.on("refresh", () => { this.refreshes++; });
+    conn.on("refresh", () => {
+      this.refreshes++;
+    });
     const token = await this.refreshAccessToken();
     conn.accessToken = token.access_token;
     conn.instanceUrl = originOf(token.instance_url);
@@ -157,8 +189,10 @@ export class SalesforceClient {
   /** jsforce's session refresh hook (first argument unused: the connection is ours). */
   private async refreshFn(conn: Connection, callback: RefreshCallback): Promise<void> {
     if (this.refreshedWithoutSuccess) {
-      const e = new ConfigError(`connector ${this.config.id}: Salesforce refused a freshly issued access token (INVALID_SESSION_ID right after a refresh); `
-        + "check that the connected app's API access is enabled for this user and that the token's scopes include api");
+      const e = new ConfigError(
+        `connector ${this.config.id}: Salesforce refused a freshly issued access token (INVALID_SESSION_ID right after a refresh); ` +
+          "check that the connected app's API access is enabled for this user and that the token's scopes include api",
+      );
       this.lastRefreshError = e;
       callback(e);
       return;
@@ -185,7 +219,9 @@ export class SalesforceClient {
       return { token: configured, seed, stored };
     }
     if (stored) return { token: stored.refreshToken, seed: typeof stored.seed === "string" ? stored.seed : undefined, stored };
-    throw new ConfigError(`connector ${this.config.id} has no Salesforce refresh token: run \`qobra-sync auth ${this.config.id}\` (or set refreshToken in its config)`);
+    throw new ConfigError(
+      `connector ${this.config.id} has no Salesforce refresh token: run \`qobra-sync auth ${this.config.id}\` (or set refreshToken in its config)`,
+    );
   }
 
   /**
@@ -196,28 +232,40 @@ export class SalesforceClient {
    */
   refreshAccessToken(): Promise<TokenResponse> {
     const id = this.config.id;
-    return singleFlight(`salesforce:${id}`, () => this.store.withLock(id, async () => {
-      const { token, seed, stored } = await this.currentRefreshToken();
-      const oauth2 = new jsforce.OAuth2({ clientId: this.config.clientId, clientSecret: this.config.clientSecret, loginUrl: this.config.loginUrl });
-      let res: TokenResponse;
-      try {
-        res = await oauth2.refreshToken(token) as unknown as TokenResponse;
-      } catch (e) {
-        throw this.refreshError(e);
-      }
-      if (!res.access_token || !res.instance_url) throw new SourceUnavailableError(`connector ${id}: Salesforce's token endpoint answered without an access token or instance_url`);
-      if (res.refresh_token && res.refresh_token !== token) {
+    return singleFlight(`salesforce:${id}`, () =>
+      this.store.withLock(id, async () => {
+        const { token, seed, stored } = await this.currentRefreshToken();
+        const oauth2 = new jsforce.OAuth2({ clientId: this.config.clientId, clientSecret: this.config.clientSecret, loginUrl: this.config.loginUrl });
+        let res: TokenResponse;
         try {
-          await this.store.save(id, { ...(stored ?? {}), refreshToken: res.refresh_token, instanceUrl: res.instance_url, seed, rotatedAt: new Date().toISOString() });
+          res = (await oauth2.refreshToken(token)) as unknown as TokenResponse;
         } catch (e) {
-          throw new ConfigError(`connector ${id}: Salesforce rotated the refresh token but the new one cannot be stored in ${this.store.dir} (${(e as Error).message}); `
-            + `make the folder writable (QOBRA_SYNC_TOKEN_DIR) and reconnect with \`qobra-sync auth ${id}\``, e);
+          throw this.refreshError(e);
         }
-        this.rotations++;
-        log.info({ connector: id }, "Salesforce rotated the refresh token; the new one is stored");
-      }
-      return res;
-    }));
+        if (!res.access_token || !res.instance_url)
+          throw new SourceUnavailableError(`connector ${id}: Salesforce's token endpoint answered without an access token or instance_url`);
+        if (res.refresh_token && res.refresh_token !== token) {
+          try {
+            await this.store.save(id, {
+              ...(stored ?? {}),
+              refreshToken: res.refresh_token,
+              instanceUrl: res.instance_url,
+              seed,
+              rotatedAt: new Date().toISOString(),
+            });
+          } catch (e) {
+            throw new ConfigError(
+              `connector ${id}: Salesforce rotated the refresh token but the new one cannot be stored in ${this.store.dir} (${(e as Error).message}); ` +
+                `make the folder writable (QOBRA_SYNC_TOKEN_DIR) and reconnect with \`qobra-sync auth ${id}\``,
+              e,
+            );
+          }
+          this.rotations++;
+          log.info({ connector: id }, "Salesforce rotated the refresh token; the new one is stored");
+        }
+        return res;
+      }),
+    );
   }
 
   private refreshError(e: unknown): Error {
@@ -225,7 +273,10 @@ export class SalesforceClient {
     const msg = (e as Error)?.message ?? String(e);
     const id = this.config.id;
     if (name === "invalid_grant") {
-      return new ConfigError(`connector ${id}: Salesforce refused the refresh token (${msg}): it was revoked, expired or already used; reconnect with \`qobra-sync auth ${id}\``, e);
+      return new ConfigError(
+        `connector ${id}: Salesforce refused the refresh token (${msg}): it was revoked, expired or already used; reconnect with \`qobra-sync auth ${id}\``,
+        e,
+      );
     }
     if (name === "invalid_client_id" || name === "invalid_client" || name === "unauthorized_client") {
       return new ConfigError(`connector ${id}: Salesforce refused the connected app (${name}: ${msg}); check clientId and clientSecret`, e);
@@ -233,21 +284,33 @@ export class SalesforceClient {
     if (/^ERROR_HTTP_5\d\d$/.test(name) || isNetworkError(e)) {
       return new SourceUnavailableError(`connector ${id}: cannot reach Salesforce's token endpoint at ${this.config.loginUrl}: ${msg}`, e);
     }
-    return new ConfigError(`connector ${id}: the Salesforce login failed (${name}: ${msg}); check loginUrl, clientId and clientSecret, or reconnect with \`qobra-sync auth ${id}\``, e);
+    return new ConfigError(
+      `connector ${id}: the Salesforce login failed (${name}: ${msg}); check loginUrl, clientId and clientSecret, or reconnect with \`qobra-sync auth ${id}\``,
+      e,
+    );
   }
 
   /**
    * One REST call; the body comes back as text, untouched. jsforce refreshes the session on
    * INVALID_SESSION_ID (once, see refreshFn) and retries GETs on 5xx.
    */
-  async request(method: "GET" | "POST" | "PATCH" | "DELETE", path: string, opts: { body?: string; headers?: Record<string, string> } = {}): Promise<RawResponse> {
+  async request(
+    method: "GET" | "POST" | "PATCH" | "DELETE",
+    path: string,
+    opts: { body?: string; headers?: Record<string, string> } = {},
+  ): Promise<RawResponse> {
     const conn = await this.connect();
     const base = (conn as unknown as { _transport: Transport })._transport;
     let last: HttpResponse | undefined;
     const transport: Transport = {
       httpRequest: (req, options) => {
         const p = base.httpRequest(req, options);
-        p.then((res) => { last = res; }, () => undefined);
+        p.then(
+          (res) => {
+            last = res;
+          },
+          () => undefined,
+        );
         return p;
       },
     };
@@ -258,7 +321,11 @@ export class SalesforceClient {
       throw this.translate(e, last);
     }
     this.checkBudget();
-    return { status: last?.statusCode ?? 200, headers: last?.headers ?? {}, body: typeof body === "string" ? body : body === undefined ? "" : JSON.stringify(body) };
+    return {
+      status: last?.statusCode ?? 200,
+      headers: last?.headers ?? {},
+      body: typeof body === "string" ? body : body === undefined ? "" : JSON.stringify(body),
+    };
   }
 
   /** Fails the run once the org's usage reaches maxApiUsagePercent (when set below 100). */
@@ -267,8 +334,11 @@ export class SalesforceClient {
     const max = this.config.maxApiUsagePercent;
     if (!u || max >= 100 || u.limit <= 0) return;
     if ((u.used / u.limit) * 100 >= max) {
-      throw new SalesforceLimitError(`connector ${this.config.id}: stopped because the org's daily Salesforce API usage reached ${u.used}/${u.limit} `
-        + `(${Math.round((u.used / u.limit) * 100)}%, maxApiUsagePercent is ${max}); the run is incomplete and the data stale until the budget recovers (rolling 24 h)`, u);
+      throw new SalesforceLimitError(
+        `connector ${this.config.id}: stopped because the org's daily Salesforce API usage reached ${u.used}/${u.limit} ` +
+          `(${Math.round((u.used / u.limit) * 100)}%, maxApiUsagePercent is ${max}); the run is incomplete and the data stale until the budget recovers (rolling 24 h)`,
+        u,
+      );
     }
   }
 
@@ -278,19 +348,28 @@ export class SalesforceClient {
     const err = e as Error & { errorCode?: string; data?: unknown };
     const id = this.config.id;
     if (typeof err?.message === "string" && err.message.startsWith("Unable to refresh session due to:")) {
-      return this.lastRefreshError instanceof EtlError ? this.lastRefreshError
+      return this.lastRefreshError instanceof EtlError
+        ? this.lastRefreshError
         : new ConfigError(`connector ${id}: the Salesforce session could not be refreshed (${err.message}); reconnect with \`qobra-sync auth ${id}\``, e);
     }
-    if (isNetworkError(e)) return new SourceUnavailableError(`connector ${id}: cannot reach Salesforce at ${this.conn?.instanceUrl ?? this.config.loginUrl}: ${err.message}`, e);
+    if (isNetworkError(e))
+      return new SourceUnavailableError(`connector ${id}: cannot reach Salesforce at ${this.conn?.instanceUrl ?? this.config.loginUrl}: ${err.message}`, e);
     const status = res?.statusCode ?? statusOf(err);
     let code = err?.errorCode ?? err?.name ?? "ERROR";
     let message = err?.message ?? String(e);
     const parsed = parseErrorBody(res?.body ?? (code.startsWith("ERROR_HTTP_") ? message : undefined));
-    if (parsed) { code = parsed.errorCode; message = parsed.message; }
+    if (parsed) {
+      code = parsed.errorCode;
+      message = parsed.message;
+    }
     if (code === "REQUEST_LIMIT_EXCEEDED") {
       const u = this.usage;
-      return new SalesforceLimitError(`connector ${id}: the org's daily Salesforce API request limit is exhausted (REQUEST_LIMIT_EXCEEDED${u ? `, api-usage=${u.used}/${u.limit}` : ""}: ${message}); `
-        + "the run stopped before finishing and the synced data is stale until the budget recovers (rolling 24 h) or the limit is raised", this.usage, e);
+      return new SalesforceLimitError(
+        `connector ${id}: the org's daily Salesforce API request limit is exhausted (REQUEST_LIMIT_EXCEEDED${u ? `, api-usage=${u.used}/${u.limit}` : ""}: ${message}); ` +
+          "the run stopped before finishing and the synced data is stale until the budget recovers (rolling 24 h) or the limit is raised",
+        this.usage,
+        e,
+      );
     }
     if (code === "INVALID_SESSION_ID") {
       return new ConfigError(`connector ${id}: Salesforce rejected the session (INVALID_SESSION_ID: ${message}); reconnect with \`qobra-sync auth ${id}\``, e);
@@ -309,7 +388,11 @@ export class SalesforceClient {
 }
 
 function originOf(url: string): string {
-  try { return new URL(url).origin; } catch { return url.replace(/\/+$/, ""); }
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url.replace(/\/+$/, "");
+  }
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -332,7 +415,9 @@ function parseErrorBody(text: string | undefined): { errorCode: string; message:
     if (first && typeof first === "object" && typeof (first as { errorCode?: unknown }).errorCode === "string") {
       return { errorCode: (first as { errorCode: string }).errorCode, message: String((first as { message?: unknown }).message ?? "") };
     }
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   return null;
 }
 

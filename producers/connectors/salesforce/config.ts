@@ -9,59 +9,84 @@
  * falls back to the connector's (else the sink's) defaultCurrency.
  */
 import { z } from "zod";
-import {
-  CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, checkFields, required, type FieldSpec,
-} from "../../../lib/config-common.ts";
+import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, checkFields, required, type FieldSpec } from "../../../lib/config-common.ts";
 import { SalesforceSchedule } from "./schedule.ts";
 
 /** A Salesforce API name: Account, Commission__c, ns__Thing__c, Owner_Email__c. */
 const SF_API_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 
-export const SalesforceTable = z.strictObject({
-  name: TABLE_NAME.describe("The Qobra table name."),
-  object: z.string(required("the Salesforce object's API name, such as Opportunity or Commission__c"))
-    .regex(SF_API_NAME, { error: "must be a Salesforce API name such as Opportunity or Commission__c" })
-    .describe("The Salesforce object's API name, such as Opportunity or Commission__c."),
-  where: z.string().min(1).optional().describe("A SOQL WHERE condition (without the WHERE keyword) limiting the records synced."),
-  nameField: z.string().regex(SF_API_NAME, { error: "must be a field API name" }).optional()
-    .describe("The field holding each record's display name (default: Name, else the object's name field)."),
-  api: z.enum(["auto", "rest", "bulk"]).default("auto")
-    .describe("auto: REST below bulkThreshold records, Bulk API 2.0 above; rest or bulk force one."),
-  fields: z.record(FIELD_NAME, FieldEntry).default({})
-    .describe("Field API name → Qobra type. Empty: every readable field, with its default type."),
-}).superRefine((t, ctx) => checkFields(t.fields, ctx))
+export const SalesforceTable = z
+  .strictObject({
+    name: TABLE_NAME.describe("The Qobra table name."),
+    object: z
+      .string(required("the Salesforce object's API name, such as Opportunity or Commission__c"))
+      .regex(SF_API_NAME, { error: "must be a Salesforce API name such as Opportunity or Commission__c" })
+      .describe("The Salesforce object's API name, such as Opportunity or Commission__c."),
+    where: z.string().min(1).optional().describe("A SOQL WHERE condition (without the WHERE keyword) limiting the records synced."),
+    nameField: z
+      .string()
+      .regex(SF_API_NAME, { error: "must be a field API name" })
+      .optional()
+      .describe("The field holding each record's display name (default: Name, else the object's name field)."),
+    api: z.enum(["auto", "rest", "bulk"]).default("auto").describe("auto: REST below bulkThreshold records, Bulk API 2.0 above; rest or bulk force one."),
+    fields: z.record(FIELD_NAME, FieldEntry).default({}).describe("Field API name → Qobra type. Empty: every readable field, with its default type."),
+  })
+  .superRefine((t, ctx) => checkFields(t.fields, ctx))
   .transform((t) => ({ ...t, fields: withCurrencyDefaults(t.fields) }));
 export type SalesforceTable = z.infer<typeof SalesforceTable>;
 
 export const SalesforceConnector = z.strictObject({
   id: CONNECTOR_ID,
   type: z.literal("salesforce").describe("salesforce: a Salesforce org, read through the REST and Bulk 2.0 APIs with a connected app."),
-  loginUrl: z.string().url({ error: "must be a URL such as https://login.salesforce.com, https://test.salesforce.com or https://MyDomain.my.salesforce.com" })
-    .transform((u) => u.replace(/\/+$/, "")).default("https://login.salesforce.com")
+  loginUrl: z
+    .string()
+    .url({ error: "must be a URL such as https://login.salesforce.com, https://test.salesforce.com or https://MyDomain.my.salesforce.com" })
+    .transform((u) => u.replace(/\/+$/, ""))
+    .default("https://login.salesforce.com")
     .describe("The org's login URL: https://login.salesforce.com, https://test.salesforce.com (sandboxes) or its My Domain URL."),
   clientId: z.string(required("the connected app's consumer key")).min(1).describe("The connected app's consumer key."),
   clientSecret: z.string(required("the connected app's consumer secret")).min(1).describe("The connected app's consumer secret (use ${env:NAME})."),
-  refreshToken: z.string().min(1).optional()
-    .describe("A refresh token; without it, the one stored by `qobra-sync auth <connector>` is used."),
-  apiVersion: z.string().regex(/^\d{2,3}\.0$/, { error: "must look like 62.0" })
-    .refine((v) => Number(v) >= 47, { error: "must be 47.0 or later (Bulk API 2.0 queries)" }).default("62.0")
+  refreshToken: z.string().min(1).optional().describe("A refresh token; without it, the one stored by `qobra-sync auth <connector>` is used."),
+  apiVersion: z
+    .string()
+    .regex(/^\d{2,3}\.0$/, { error: "must look like 62.0" })
+    .refine((v) => Number(v) >= 47, { error: "must be 47.0 or later (Bulk API 2.0 queries)" })
+    .default("62.0")
     .describe("The Salesforce API version the connector calls (47.0 or later)."),
   schedule: SalesforceSchedule.optional().describe("A nightly full refresh and incremental syncs between; without it, manual syncs only."),
-  lookbackSeconds: z.number().int().min(0).max(86_400).default(600)
+  lookbackSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(86_400)
+    .default(600)
     .describe("Incremental runs re-read this many seconds before the saved cursor (late commits, clock skew)."),
-  bulkThreshold: z.number().int().min(0).default(10_000)
-    .describe("Reads of at least this many records use Bulk API 2.0 (api: auto)."),
-  bulkPollIntervalMs: z.number().int().min(50).max(60_000).default(2000)
+  bulkThreshold: z.number().int().min(0).default(10_000).describe("Reads of at least this many records use Bulk API 2.0 (api: auto)."),
+  bulkPollIntervalMs: z
+    .number()
+    .int()
+    .min(50)
+    .max(60_000)
+    .default(2000)
     .describe("Longest wait between two status polls of a Bulk API 2.0 job (polls start faster and back off)."),
-  bulkTimeoutMs: z.number().int().min(1000).default(3_600_000)
-    .describe("A Bulk API 2.0 job not complete after this long fails the run."),
-  maxApiUsagePercent: z.number().min(1).max(100).default(100)
+  bulkTimeoutMs: z.number().int().min(1000).default(3_600_000).describe("A Bulk API 2.0 job not complete after this long fails the run."),
+  maxApiUsagePercent: z
+    .number()
+    .min(1)
+    .max(100)
+    .default(100)
     .describe("Stop the run (failed) once the org's daily API usage reaches this share, leaving the rest to other integrations."),
-  defaultCurrency: CURRENCY_CODE.optional()
-    .describe("Currency of amounts when neither the record nor the org tells it (else sink.defaultCurrency)."),
-  massDeleteThreshold: z.number().min(0).max(1).default(0.3)
+  defaultCurrency: CURRENCY_CODE.optional().describe("Currency of amounts when neither the record nor the org tells it (else sink.defaultCurrency)."),
+  massDeleteThreshold: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(0.3)
     .describe("A full run that would delete more than this share of a table's records stops and asks (sync --full --force-deletes)."),
-  tables: z.array(SalesforceTable).min(1, { error: "list at least one table to sync" }).describe("The Qobra tables this connector fills, one Salesforce object each."),
+  tables: z
+    .array(SalesforceTable)
+    .min(1, { error: "list at least one table to sync" })
+    .describe("The Qobra tables this connector fills, one Salesforce object each."),
 });
 export type SalesforceConnector = z.infer<typeof SalesforceConnector>;
 

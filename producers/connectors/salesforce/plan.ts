@@ -16,8 +16,17 @@ import type { SalesforceConnector, SalesforceTable } from "./config.ts";
 import { normalizeWhere, queryPath } from "./soql.ts";
 import { defaultQobraType, incompatibility, parseJsonLossless, type SfField } from "./types.ts";
 
-interface GlobalObject { name: string; keyPrefix: string | null; queryable: boolean; retrieveable?: boolean; custom?: boolean }
-interface Global { byName: Map<string, GlobalObject>; byPrefix: Map<string, string> }
+interface GlobalObject {
+  name: string;
+  keyPrefix: string | null;
+  queryable: boolean;
+  retrieveable?: boolean;
+  custom?: boolean;
+}
+interface Global {
+  byName: Map<string, GlobalObject>;
+  byPrefix: Map<string, string>;
+}
 
 interface SObjectDescribe {
   name: string;
@@ -29,7 +38,12 @@ interface SObjectDescribe {
   fields: SfField[];
 }
 
-interface OutField { key: string; field: SfField; type: QobraType; userKey: string | undefined }
+interface OutField {
+  key: string;
+  field: SfField;
+  type: QobraType;
+  userKey: string | undefined;
+}
 
 export interface TablePlan {
   table: SalesforceTable;
@@ -73,7 +87,7 @@ export class SalesforceMetadata {
 
   async global(): Promise<Global> {
     if (this.globalCache) return this.globalCache;
-    const g = await this.getJson(`${this.client.apiPath}/sobjects`) as { sobjects: GlobalObject[] };
+    const g = (await this.getJson(`${this.client.apiPath}/sobjects`)) as { sobjects: GlobalObject[] };
     const byName = new Map<string, GlobalObject>();
     const byPrefix = new Map<string, string>();
     for (const o of g.sobjects ?? []) {
@@ -88,8 +102,13 @@ export class SalesforceMetadata {
     const g = await this.global();
     const o = g.byName.get(object.toLowerCase());
     if (!o) {
-      const near = [...g.byName.values()].map((x) => x.name).filter((n) => n.toLowerCase().includes(object.toLowerCase().replace(/__c$/, ""))).slice(0, 5);
-      throw new ConfigError(`connector ${this.config.id}: Salesforce object ${object} does not exist or the connected user cannot see it${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}`);
+      const near = [...g.byName.values()]
+        .map((x) => x.name)
+        .filter((n) => n.toLowerCase().includes(object.toLowerCase().replace(/__c$/, "")))
+        .slice(0, 5);
+      throw new ConfigError(
+        `connector ${this.config.id}: Salesforce object ${object} does not exist or the connected user cannot see it${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}`,
+      );
     }
     if (!o.queryable) throw new ConfigError(`connector ${this.config.id}: Salesforce object ${o.name} is not queryable`);
     return o;
@@ -100,9 +119,10 @@ export class SalesforceMetadata {
     let d = this.describes.get(o.name);
     if (!d) {
       try {
-        d = await this.getJson(`${this.client.apiPath}/sobjects/${encodeURIComponent(o.name)}/describe`) as SObjectDescribe;
+        d = (await this.getJson(`${this.client.apiPath}/sobjects/${encodeURIComponent(o.name)}/describe`)) as SObjectDescribe;
       } catch (e) {
-        if (e instanceof SalesforceApiError && e.errorCode === "NOT_FOUND") throw new ConfigError(`connector ${this.config.id}: Salesforce object ${o.name} cannot be described by the connected user`, e);
+        if (e instanceof SalesforceApiError && e.errorCode === "NOT_FOUND")
+          throw new ConfigError(`connector ${this.config.id}: Salesforce object ${o.name} cannot be described by the connected user`, e);
         throw e;
       }
       this.describes.set(o.name, d);
@@ -127,9 +147,15 @@ export class SalesforceMetadata {
     } else {
       for (const [key, spec] of configured) {
         const f = get(key);
-        if (!f) { problems.push(`field ${key} is not a field of ${d.name} (or the connected user cannot read it)${suggest(key, d.fields)}`); continue; }
+        if (!f) {
+          problems.push(`field ${key} is not a field of ${d.name} (or the connected user cannot read it)${suggest(key, d.fields)}`);
+          continue;
+        }
         const bad = incompatibility(f, spec.type);
-        if (bad) { problems.push(bad); continue; }
+        if (bad) {
+          problems.push(bad);
+          continue;
+        }
         fields.push({ key, field: f, type: spec.type, userKey: spec.userKey });
       }
     }
@@ -139,7 +165,10 @@ export class SalesforceMetadata {
     for (const [key, spec] of configured) {
       if (spec.type !== "amount" || !spec.currencyColumn) continue;
       const col = spec.currencyColumn;
-      if (col === "CurrencyIsoCode") { if (!currencyField) wantsCorporateCurrency = true; continue; }
+      if (col === "CurrencyIsoCode") {
+        if (!currencyField) wantsCorporateCurrency = true;
+        continue;
+      }
       const f = get(col);
       if (!f) problems.push(`currencyColumn ${col} of field ${key} is not a field of ${d.name}`);
       else if (!currencyColumns.some((c) => c.key === col)) currencyColumns.push({ key: col, field: f });
@@ -154,15 +183,22 @@ export class SalesforceMetadata {
       if (!nameField) warnings.push(`${d.name} has no Name field; records get no display name (set nameField)`);
     }
     const cursorField = get("SystemModstamp") ?? get("LastModifiedDate") ?? null;
-    if (!cursorField) warnings.push(`${d.name} has neither SystemModstamp nor LastModifiedDate: incremental runs read every record (deletes are seen by full runs only)`);
+    if (!cursorField)
+      warnings.push(`${d.name} has neither SystemModstamp nor LastModifiedDate: incremental runs read every record (deletes are seen by full runs only)`);
     let where: string | null = null;
     if (table.where) {
-      try { where = normalizeWhere(d.name, table.where); } catch (e) { problems.push((e as Error).message); }
+      try {
+        where = normalizeWhere(d.name, table.where);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
     }
     if (problems.length > 0) return { plan: null, problems, warnings };
 
     const select: string[] = [];
-    const add = (f: SfField | null | undefined) => { if (f && !select.some((s) => s.toLowerCase() === f.name.toLowerCase())) select.push(f.name); };
+    const add = (f: SfField | null | undefined) => {
+      if (f && !select.some((s) => s.toLowerCase() === f.name.toLowerCase())) select.push(f.name);
+    };
     add(get("Id"));
     add(nameField);
     add(cursorField);
@@ -180,13 +216,28 @@ export class SalesforceMetadata {
     for (const c of currencyColumns) sourceTypes[c.key] = `sf:${c.field.type}`;
     const sig = createHash("sha256")
       .update(JSON.stringify([d.name, cursorField?.name ?? null, where, fields.map((f) => [f.key, f.type, f.userKey ?? null]).sort()]))
-      .digest("hex").slice(0, 16);
+      .digest("hex")
+      .slice(0, 16);
     return {
       plan: {
-        table, object: d.name, describe: d, byName, fields, select, nameField, cursorField,
-        hasIsDeleted: !!get("IsDeleted"), currencyField, currencyColumns, wantsCorporateCurrency, where, sourceTypes, sig,
+        table,
+        object: d.name,
+        describe: d,
+        byName,
+        fields,
+        select,
+        nameField,
+        cursorField,
+        hasIsDeleted: !!get("IsDeleted"),
+        currencyField,
+        currencyColumns,
+        wantsCorporateCurrency,
+        where,
+        sourceTypes,
+        sig,
       },
-      problems, warnings,
+      problems,
+      warnings,
     };
   }
 
@@ -200,7 +251,9 @@ export class SalesforceMetadata {
   async corporateCurrency(): Promise<string | null> {
     if (this.corporate !== undefined) return this.corporate;
     try {
-      const body = await this.getJson(queryPath(this.client.apiPath, "SELECT DefaultCurrencyIsoCode FROM Organization", false)) as { records?: Array<Record<string, unknown>> };
+      const body = (await this.getJson(queryPath(this.client.apiPath, "SELECT DefaultCurrencyIsoCode FROM Organization", false))) as {
+        records?: Array<Record<string, unknown>>;
+      };
       const v = body.records?.[0]?.DefaultCurrencyIsoCode;
       this.corporate = typeof v === "string" && /^[A-Z]{3}$/.test(v) ? v : null;
     } catch (e) {
@@ -214,8 +267,12 @@ export class SalesforceMetadata {
 
 function suggest(name: string, fields: SfField[]): string {
   const n = name.toLowerCase();
-  const near = fields.map((f) => f.name)
-    .filter((f) => { const l = f.toLowerCase(); return l.includes(n) || n.includes(l) || editDistance(l, n) <= 2; })
+  const near = fields
+    .map((f) => f.name)
+    .filter((f) => {
+      const l = f.toLowerCase();
+      return l.includes(n) || n.includes(l) || editDistance(l, n) <= 2;
+    })
     .slice(0, 4);
   return near.length ? `; did you mean ${near.join(", ")}?` : "";
 }

@@ -10,9 +10,17 @@ import type { CronRule, ScheduleSummaryInput } from "../../connector.ts";
 const HH_MM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
 export const SalesforceSchedule = z.strictObject({
-  fullAt: z.string().regex(HH_MM, { error: "must be a local time HH:MM, such as 02:00" }).default("02:00")
+  fullAt: z
+    .string()
+    .regex(HH_MM, { error: "must be a local time HH:MM, such as 02:00" })
+    .default("02:00")
     .describe("Local time (in timezone) of the nightly full refresh."),
-  incrementalEveryHours: z.number().int().min(1).max(24).default(2)
+  incrementalEveryHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24)
+    .default(2)
     .describe("Hours between incremental syncs, counted from fullAt (24 = none but the nightly full)."),
   timezone: TIME_ZONE.default("UTC").describe("The zone fullAt is local to."),
   enabled: z.boolean().default(true).describe("false keeps the settings but arms no sync (manual syncs only)."),
@@ -36,5 +44,10 @@ export function salesforceCronRules(s: SalesforceSchedule): CronRule[] {
 /** What an enabled schedule does, for people. */
 export function describeSalesforceSchedule(_s: SalesforceSchedule, { times, timezone }: ScheduleSummaryInput): string {
   const inc = times.filter((t) => !t.full);
-  return `full refresh at ${times.filter((t) => t.full).map((t) => t.at).join(", ")}${inc.length > 0 ? `, incremental ${inc.length} time${inc.length > 1 ? "s" : ""} a day (${inc.map((t) => t.at).join(", ")})` : ""} (${timezone})`;
+  return `full refresh at ${times
+    .filter((t) => t.full)
+    .map((t) => t.at)
+    .join(
+      ", ",
+    )}${inc.length > 0 ? `, incremental ${inc.length} time${inc.length > 1 ? "s" : ""} a day (${inc.map((t) => t.at).join(", ")})` : ""} (${timezone})`;
 }

@@ -20,7 +20,10 @@ export interface SalesforceState {
 }
 
 /** A position in the cursor order: (timestamp, Id). */
-export interface Cursor { ms: number; id: string }
+export interface Cursor {
+  ms: number;
+  id: string;
+}
 
 export function maxCursor(a: Cursor | null, b: Cursor | null): Cursor | null {
   if (!a) return b;
@@ -77,6 +80,17 @@ export function normalizeWhere(object: string, where: string): string {
 }
 
 function clauseName(key: string): string {
-  const names: Record<string, string> = { limit: "LIMIT", offset: "OFFSET", orderBy: "ORDER BY", groupBy: "GROUP BY", having: "HAVING", for: "FOR …", update: "UPDATE …", withSecurityEnforced: "WITH SECURITY_ENFORCED", withAccessLevel: "WITH …", withDataCategory: "WITH DATA CATEGORY" };
+  const names: Record<string, string> = {
+    limit: "LIMIT",
+    offset: "OFFSET",
+    orderBy: "ORDER BY",
+    groupBy: "GROUP BY",
+    having: "HAVING",
+    for: "FOR …",
+    update: "UPDATE …",
+    withSecurityEnforced: "WITH SECURITY_ENFORCED",
+    withAccessLevel: "WITH …",
+    withDataCategory: "WITH DATA CATEGORY",
+  };
   return names[key] ?? key;
 }

@@ -41,9 +41,15 @@ const log = logger.child({ component: "salesforce" });
 const MAX_REST_URL = 15_000;
 
 type Row = Record<string, unknown>;
-interface Batch { rows: Row[]; csv: boolean; ordered: boolean }
+interface Batch {
+  rows: Row[];
+  csv: boolean;
+  ordered: boolean;
+}
 
-interface SalesforceSourceOptions { tokenStore?: TokenStore }
+interface SalesforceSourceOptions {
+  tokenStore?: TokenStore;
+}
 
 export class SalesforceSource implements SourceConnector {
   readonly config: SalesforceConnector;
@@ -87,16 +93,22 @@ export class SalesforceSource implements SourceConnector {
           const p = r.plan;
           const d = p.describe;
           const can = [d.createable && "create", d.updateable && "edit", d.deletable && "delete"].filter(Boolean);
-          if (can.length > 0) warnings.push(`the connected user can ${can.join(", ")} ${d.name} records; qobra-sync only reads: prefer a read-only user or permission set`);
+          if (can.length > 0)
+            warnings.push(`the connected user can ${can.join(", ")} ${d.name} records; qobra-sync only reads: prefer a read-only user or permission set`);
           if (p.wantsCorporateCurrency && !(await this.metadata.corporateCurrency()) && !this.config.defaultCurrency) {
-            warnings.push(`${d.name} has no CurrencyIsoCode (single-currency org) and the org's corporate currency could not be read: amounts use the sink's defaultCurrency (set defaultCurrency to be explicit)`);
+            warnings.push(
+              `${d.name} has no CurrencyIsoCode (single-currency org) and the org's corporate currency could not be read: amounts use the sink's defaultCurrency (set defaultCurrency to be explicit)`,
+            );
           }
           // The exact query a read sends, limited to one row: field access, the where's fields and values.
           const soql = `SELECT ${p.select.join(", ")} FROM ${p.object}${p.where ? ` WHERE (${p.where})` : ""} LIMIT 1`;
           try {
             await this.client.request("GET", this.queryPath(soql, false));
           } catch (e) {
-            if (e instanceof SalesforceApiError) problems.push(`Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_]+: /, "")}`);
+            if (e instanceof SalesforceApiError)
+              problems.push(
+                `Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_]+: /, "")}`,
+              );
             else throw e;
           }
         }
@@ -129,9 +141,15 @@ export class SalesforceSource implements SourceConnector {
 
   private contextualize(table: SalesforceTable, e: unknown): unknown {
     if (e instanceof SalesforceLimitError || !(e instanceof EtlError)) return e;
-    if (e instanceof SalesforceApiError && /^(MALFORMED_QUERY|INVALID_FIELD|INVALID_TYPE|INVALID_QUERY_FILTER_OPERATOR|INSUFFICIENT_ACCESS\w*|BULK_JOB_FAILED)$/.test(e.errorCode)) {
-      return new ConfigError(`connector ${this.config.id}, table ${table.name} (${table.object}): Salesforce rejected the query (${e.errorCode}): `
-        + `${e.message.replace(/^connector [^:]+: (Salesforce answered [A-Z_]+: )?/, "")}; check the table's where and fields (qobra-sync check ${this.config.id})`, e);
+    if (
+      e instanceof SalesforceApiError &&
+      /^(MALFORMED_QUERY|INVALID_FIELD|INVALID_TYPE|INVALID_QUERY_FILTER_OPERATOR|INSUFFICIENT_ACCESS\w*|BULK_JOB_FAILED)$/.test(e.errorCode)
+    ) {
+      return new ConfigError(
+        `connector ${this.config.id}, table ${table.name} (${table.object}): Salesforce rejected the query (${e.errorCode}): ` +
+          `${e.message.replace(/^connector [^:]+: (Salesforce answered [A-Z_]+: )?/, "")}; check the table's where and fields (qobra-sync check ${this.config.id})`,
+        e,
+      );
     }
     return e;
   }
@@ -189,14 +207,22 @@ export class SalesforceSource implements SourceConnector {
   private validState(plan: TablePlan, raw: unknown): SalesforceState | null {
     if (raw === null || raw === undefined) return null;
     const s = raw as Partial<SalesforceState>;
-    const ok = s && s.v === 1 && s.field === plan.cursorField?.name && typeof s.ts === "string" && !Number.isNaN(Date.parse(s.ts))
-      && (s.id === null || (typeof s.id === "string" && /^[A-Za-z0-9]{15,18}$/.test(s.id)));
+    const ok =
+      s &&
+      s.v === 1 &&
+      s.field === plan.cursorField?.name &&
+      typeof s.ts === "string" &&
+      !Number.isNaN(Date.parse(s.ts)) &&
+      (s.id === null || (typeof s.id === "string" && /^[A-Za-z0-9]{15,18}$/.test(s.id)));
     if (!ok) {
       log.warn({ connector: this.config.id, table: plan.table.name }, "the saved cursor is unreadable: reading the complete history");
       return null;
     }
     if (s.sig !== plan.sig) {
-      log.info({ connector: this.config.id, table: plan.table.name }, "the table's object, where or fields changed since the saved cursor: reading the complete history");
+      log.info(
+        { connector: this.config.id, table: plan.table.name },
+        "the table's object, where or fields changed since the saved cursor: reading the complete history",
+      );
       return null;
     }
     return s as SalesforceState;
@@ -224,7 +250,9 @@ export class SalesforceSource implements SourceConnector {
     const first = this.queryPath(soql.rest, all);
     const tooLong = first.length > MAX_REST_URL;
     if (mode === "rest" && tooLong) {
-      throw new ConfigError(`connector ${this.config.id}, table ${plan.table.name}: the query selects too many fields for a REST URL (${first.length} characters); use api: bulk or list fewer fields`);
+      throw new ConfigError(
+        `connector ${this.config.id}, table ${plan.table.name}: the query selects too many fields for a REST URL (${first.length} characters); use api: bulk or list fewer fields`,
+      );
     }
     if (mode === "bulk" || tooLong) {
       yield* this.bulkBatches(plan, soql.bulk, all, opts);
@@ -234,7 +262,10 @@ export class SalesforceSource implements SourceConnector {
     if (mode === "auto" && !page.done && page.totalSize >= this.config.bulkThreshold) {
       let yielded = false;
       try {
-        for await (const b of this.bulkBatches(plan, soql.bulk, all, opts)) { yielded = true; yield b; }
+        for await (const b of this.bulkBatches(plan, soql.bulk, all, opts)) {
+          yielded = true;
+          yield b;
+        }
         return;
       } catch (e) {
         if (!(e instanceof BulkJobFailedError) || yielded) throw e;
@@ -251,7 +282,11 @@ export class SalesforceSource implements SourceConnector {
 
   private async *bulkBatches(plan: TablePlan, soql: string, all: boolean, opts: ReadOptions): AsyncGenerator<Batch> {
     const pages = bulkQuery(this.client, soql, {
-      all, signal: opts.signal, heartbeat: opts.heartbeat, pollIntervalMs: this.config.bulkPollIntervalMs, timeoutMs: this.config.bulkTimeoutMs,
+      all,
+      signal: opts.signal,
+      heartbeat: opts.heartbeat,
+      pollIntervalMs: this.config.bulkPollIntervalMs,
+      timeoutMs: this.config.bulkTimeoutMs,
     });
     for await (const p of pages) {
       const names = p.columns.map((c) => plan.byName.get(c.toLowerCase())?.name ?? c);
@@ -265,7 +300,7 @@ export class SalesforceSource implements SourceConnector {
   }
 
   private async restPage(path: string): Promise<{ records: Row[]; totalSize: number; done: boolean; nextRecordsUrl?: string }> {
-    const body = await this.metadata.getJson(path) as { records?: Row[]; totalSize?: JsonNumber | number; done?: boolean; nextRecordsUrl?: string };
+    const body = (await this.metadata.getJson(path)) as { records?: Row[]; totalSize?: JsonNumber | number; done?: boolean; nextRecordsUrl?: string };
     const total = body.totalSize instanceof JsonNumber ? Number(body.totalSize.text) : Number(body.totalSize ?? 0);
     return { records: body.records ?? [], totalSize: total, done: body.done !== false, nextRecordsUrl: body.nextRecordsUrl };
   }
@@ -286,7 +321,11 @@ export class SalesforceSource implements SourceConnector {
     const userRefs = plan.fields.filter((f) => f.type === "user" && f.field.type === "reference" && (!f.userKey || f.userKey === "email"));
     if (userRefs.length > 0) {
       const ids = new Set<string>();
-      for (const r of rows) for (const f of userRefs) { const v = r[f.field.name]; if (typeof v === "string" && v !== "") ids.add(v); }
+      for (const r of rows)
+        for (const f of userRefs) {
+          const v = r[f.field.name];
+          if (typeof v === "string" && v !== "") ids.add(v);
+        }
       await this.resolveUsers(ids);
     }
     const corporate = plan.wantsCorporateCurrency ? await this.metadata.corporateCurrency() : null;
@@ -308,7 +347,10 @@ export class SalesforceSource implements SourceConnector {
         }
       }
       max = maxCursor(max, cursor);
-      if (isDeleted && rawValue(isDeleted, r[isDeleted.name], csv) === true) { deletedIds.push(id); continue; }
+      if (isDeleted && rawValue(isDeleted, r[isDeleted.name], csv) === true) {
+        deletedIds.push(id);
+        continue;
+      }
       const fields: Record<string, RawValue> = {};
       for (const f of plan.fields) {
         const v = rawValue(f.field, r[f.field.name], csv);
@@ -316,7 +358,7 @@ export class SalesforceSource implements SourceConnector {
           const ref = typeof v === "string" && v !== "" ? v : null;
           if (f.type === "user") {
             fields[`${f.key}__id`] = ref;
-            fields[f.key] = ref === null ? null : (!f.userKey || f.userKey === "email") ? (this.userEmails?.get(ref) ?? null) : ref;
+            fields[f.key] = ref === null ? null : !f.userKey || f.userKey === "email" ? (this.userEmails?.get(ref) ?? null) : ref;
           } else {
             fields[f.key] = ref;
             fields[`${f.key}__type`] = ref === null ? null : (byPrefix.get(ref.slice(0, 3)) ?? null);

@@ -26,7 +26,11 @@ export interface SfField {
 }
 
 /** The Qobra types a field may be configured as (the default first), or why it cannot be synced. */
-interface TypeRule { allowed: readonly QobraType[]; default: QobraType | null; excluded?: string }
+interface TypeRule {
+  allowed: readonly QobraType[];
+  default: QobraType | null;
+  excluded?: string;
+}
 
 const excluded = (reason: string): TypeRule => ({ allowed: [], default: null, excluded: reason });
 
@@ -83,9 +87,7 @@ export function incompatibility(f: SfField, type: QobraType): string | null {
   const rule = ruleOf(f);
   if (rule.excluded) return `${f.name} cannot be synced: ${rule.excluded}`;
   if (rule.allowed.includes(type)) return null;
-  const why = f.type === "reference" && type === "user"
-    ? ` (it references ${(f.referenceTo ?? []).join(", ") || "no object"}, not User)`
-    : "";
+  const why = f.type === "reference" && type === "user" ? ` (it references ${(f.referenceTo ?? []).join(", ") || "no object"}, not User)` : "";
   return `${f.name} is a Salesforce ${f.type} field and cannot be a Qobra ${type}${why}; allowed: ${rule.allowed.join(", ")}`;
 }
 
@@ -111,8 +113,12 @@ export function defaultFieldType(type: string): QobraType | undefined {
 /** A JSON number as it was written in the response text (never converted to a float). */
 export class JsonNumber {
   readonly text: string;
-  constructor(text: string) { this.text = text; }
-  toJSON(): string { return this.text; }
+  constructor(text: string) {
+    this.text = text;
+  }
+  toJSON(): string {
+    return this.text;
+  }
 }
 
 /**
@@ -145,7 +151,10 @@ export function plainDecimal(text: string): string {
   const sign = m[1] === "-" ? "-" : "";
   let digits = (m[2] ?? "") + (m[3] ?? "");
   let point = (m[2] ?? "").length + exp;
-  if (point < 0) { digits = "0".repeat(-point) + digits; point = 0; }
+  if (point < 0) {
+    digits = "0".repeat(-point) + digits;
+    point = 0;
+  }
   if (point > digits.length) digits += "0".repeat(point - digits.length);
   const int = digits.slice(0, point).replace(/^0+/, "") || "0";
   const frac = digits.slice(point).replace(/0+$/, "");
@@ -173,10 +182,22 @@ export function rawValue(f: SfField, v: unknown, fromCsv: boolean): RawValue {
   if (typeof v === "object") return JSON.stringify(v);
   const s = String(v);
   switch (f.type) {
-    case "int": case "long": case "double": case "currency": case "percent": return plainDecimal(s);
-    case "boolean": return s.toLowerCase() === "true" ? true : s.toLowerCase() === "false" ? false : s;
-    case "datetime": return normalizeDateTime(s);
-    case "multipicklist": return s.split(";").map((x) => x.trim()).filter((x) => x !== "");
-    default: return s;
+    case "int":
+    case "long":
+    case "double":
+    case "currency":
+    case "percent":
+      return plainDecimal(s);
+    case "boolean":
+      return s.toLowerCase() === "true" ? true : s.toLowerCase() === "false" ? false : s;
+    case "datetime":
+      return normalizeDateTime(s);
+    case "multipicklist":
+      return s
+        .split(";")
+        .map((x) => x.trim())
+        .filter((x) => x !== "");
+    default:
+      return s;
   }
 }

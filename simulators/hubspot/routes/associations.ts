@@ -11,19 +11,25 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
   table.add("POST", "/crm/v4/associations/{from}/{to}/batch/read", {
     key: "POST /crm/v4/associations/<from>/<to>/batch/read",
     resolve: (p) => {
-      const from = typeOr400(p.from ?? ""), to = typeOr400(p.to ?? "");
+      const from = typeOr400(p.from ?? ""),
+        to = typeOr400(p.to ?? "");
       return {
         ref: { file: "crm-associations-v4.json", path: "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", method: "POST" },
-        type: from, toType: to, scopeTypes: [from, to],
+        type: from,
+        toType: to,
+        scopeTypes: [from, to],
       };
     },
     handle: (ctx, r) => {
-      const from = r.type!, to = r.toType!;
+      const from = r.type!,
+        to = r.toType!;
       const startedAt = new Date(ctx.now).toISOString();
       const inputs = (ctx.body as { inputs: Array<{ id: string; after?: string }> }).inputs;
       const max = store.settings.limits.associationsBatchMaxInputs;
       if (inputs.length > max) {
-        throw validationError(`Batch input of ${inputs.length} exceeds the maximum of ${max} inputs.`, { context: { inputs: [String(inputs.length)], max: [String(max)] } });
+        throw validationError(`Batch input of ${inputs.length} exceeds the maximum of ${max} inputs.`, {
+          context: { inputs: [String(inputs.length)], max: [String(max)] },
+        });
       }
       const pageSize = store.settings.limits.associationsPageSize;
       const results: JsonObject[] = [];
@@ -32,9 +38,13 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
         const all = from.records.get(input.id)?.archived === false ? store.associationsOf(from.name, input.id, to.name) : [];
         if (all.length === 0) {
           errors.push({
-            status: "error", category: "OBJECT_NOT_FOUND", subCategory: "crm.associations.NO_ASSOCIATIONS_FOUND",
+            status: "error",
+            category: "OBJECT_NOT_FOUND",
+            subCategory: "crm.associations.NO_ASSOCIATIONS_FOUND",
             message: `No ${to.singular} is associated with ${from.singular} ${input.id}.`,
-            context: { fromObjectId: [input.id] }, errors: [], links: {},
+            context: { fromObjectId: [input.id] },
+            errors: [],
+            links: {},
           });
           continue;
         }
@@ -42,7 +52,10 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
         const slice = all.slice(start, start + pageSize);
         const item: JsonObject = {
           from: { id: input.id },
-          to: slice.map((a) => ({ toObjectId: Number(a.toId), associationTypes: a.types.map((ty) => ({ category: ty.category, typeId: ty.typeId, label: ty.label })) })),
+          to: slice.map((a) => ({
+            toObjectId: Number(a.toId),
+            associationTypes: a.types.map((ty) => ({ category: ty.category, typeId: ty.typeId, label: ty.label })),
+          })),
         };
         if (start + pageSize < all.length) item.paging = nextPage(start + pageSize);
         results.push(item);
@@ -59,14 +72,18 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
   table.add("GET", "/crm/v4/objects/{type}/{id}/associations/{to}", {
     key: "GET /crm/v4/objects/<type>/{objectId}/associations/<to>",
     resolve: (p) => {
-      const from = typeOr400(p.type ?? ""), to = typeOr400(p.to ?? "");
+      const from = typeOr400(p.type ?? ""),
+        to = typeOr400(p.to ?? "");
       return {
         ref: { file: "crm-associations-v4.json", path: "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}", method: "GET" },
-        type: from, toType: to, scopeTypes: [from, to],
+        type: from,
+        toType: to,
+        scopeTypes: [from, to],
       };
     },
     handle: (ctx, r) => {
-      const from = r.type!, to = r.toType!;
+      const from = r.type!,
+        to = r.toType!;
       const id = ctx.params.id ?? "";
       if (!from.records.get(id)) throw notFound("resource not found", { context: { objectId: [id] } });
       const all = store.associationsOf(from.name, id, to.name);
@@ -75,7 +92,8 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
       const start = after ? decodeCursor(after, "associations") : 0;
       const body: JsonObject = {
         results: all.slice(start, start + limit).map((a) => ({
-          toObjectId: Number(a.toId), associationTypes: a.types.map((ty) => ({ category: ty.category, typeId: ty.typeId, label: ty.label })),
+          toObjectId: Number(a.toId),
+          associationTypes: a.types.map((ty) => ({ category: ty.category, typeId: ty.typeId, label: ty.label })),
         })),
       };
       if (start + limit < all.length) body.paging = nextPage(start + limit);
@@ -86,10 +104,13 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
     table.add("GET", labelsPath, {
       key: `GET ${labelsPath.replace("{from}", "<from>").replace("{to}", "<to>")}`,
       resolve: (p) => {
-        const from = typeOr400(p.from ?? ""), to = typeOr400(p.to ?? "");
+        const from = typeOr400(p.from ?? ""),
+          to = typeOr400(p.to ?? "");
         return {
           ref: { file: "crm-associations-schema-v4.json", path: "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels", method: "GET" },
-          type: from, toType: to, scopeTypes: [from, to],
+          type: from,
+          toType: to,
+          scopeTypes: [from, to],
         };
       },
       handle: (_ctx, r) => ({

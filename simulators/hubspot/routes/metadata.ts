@@ -31,7 +31,14 @@ function publicOwner(o: Owner): JsonObject {
 /** Offset of a time zone from UTC at an instant, in ms. */
 function utcOffsetMs(timeZone: string, at: number): number {
   const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    timeZone,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
   }).formatToParts(new Date(at));
   const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? "0");
   const local = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
@@ -44,11 +51,22 @@ export function metadataRoutes(table: RouteTable, rc: RouteContext): void {
   const propertiesOp: OpRef = { file: "crm-properties-v3.json", path: "/crm/v3/properties/{objectType}", method: "GET" };
   table.add("GET", "/crm/v3/properties/{type}", {
     key: "GET /crm/v3/properties/<type>",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: propertiesOp, type: t, scopeTypes: [t] }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: propertiesOp, type: t, scopeTypes: [t] };
+    },
     handle: (ctx, r) => {
       const t = r.type!;
       const archived = ctx.query.archived === true;
-      const names = typeof ctx.query.properties === "string" ? new Set(ctx.query.properties.split(",").map((s) => s.trim()).filter(Boolean)) : undefined;
+      const names =
+        typeof ctx.query.properties === "string"
+          ? new Set(
+              ctx.query.properties
+                .split(",")
+                .map((s) => s.trim())
+                .filter(Boolean),
+            )
+          : undefined;
       const sensitivity = (ctx.query.dataSensitivity as string | undefined) ?? "non_sensitive";
       const results = [...t.properties.values()]
         .filter((p) => p.archived === archived && p.dataSensitivity === sensitivity && (!names || names.size === 0 || names.has(p.name)))
@@ -64,7 +82,8 @@ export function metadataRoutes(table: RouteTable, rc: RouteContext): void {
     },
     handle: (ctx, r) => {
       const p = r.type!.properties.get(decodeURIComponent(ctx.params.name ?? ""));
-      if (!p || p.archived !== (ctx.query.archived === true)) throw notFound(`Property ${ctx.params.name} does not exist`, { context: { propertyName: [ctx.params.name ?? ""] } });
+      if (!p || p.archived !== (ctx.query.archived === true))
+        throw notFound(`Property ${ctx.params.name} does not exist`, { context: { propertyName: [ctx.params.name ?? ""] } });
       return { status: 200, body: publicProperty(p) };
     },
   });
@@ -118,13 +137,24 @@ export function metadataRoutes(table: RouteTable, rc: RouteContext): void {
       requiredProperties: s.requiredProperties ?? [s.primaryDisplayProperty],
       searchableProperties: s.searchableProperties ?? [s.primaryDisplayProperty],
       properties: q.includePropertyDefinitions === false ? [] : [...t.properties.values()].filter((p) => !p.archived).map(publicProperty),
-      associations: q.includeAssociationDefinitions === false ? [] : s.associationDefs.map((a) => ({
-        id: a.id, name: a.name, fromObjectTypeId: a.fromObjectTypeId, toObjectTypeId: a.toObjectTypeId, createdAt: s.createdAt, updatedAt: s.updatedAt,
-      })),
+      associations:
+        q.includeAssociationDefinitions === false
+          ? []
+          : s.associationDefs.map((a) => ({
+              id: a.id,
+              name: a.name,
+              fromObjectTypeId: a.fromObjectTypeId,
+              toObjectTypeId: a.toObjectTypeId,
+              createdAt: s.createdAt,
+              updatedAt: s.updatedAt,
+            })),
       archived: s.archived,
     };
     if (s.description !== undefined) out.description = s.description;
-    if (q.includeAuditMetadata !== false) { out.createdAt = s.createdAt; out.updatedAt = s.updatedAt; }
+    if (q.includeAuditMetadata !== false) {
+      out.createdAt = s.createdAt;
+      out.updatedAt = s.updatedAt;
+    }
     return out;
   };
   for (const base of ["/crm-object-schemas/v3/schemas", "/crm/v3/schemas"]) {
@@ -158,10 +188,15 @@ export function metadataRoutes(table: RouteTable, rc: RouteContext): void {
       return {
         status: 200,
         body: {
-          portalId: store.settings.portalId, accountType: "STANDARD", timeZone: tz,
-          companyCurrency: store.settings.companyCurrency, additionalCurrencies: store.settings.additionalCurrencies,
+          portalId: store.settings.portalId,
+          accountType: "STANDARD",
+          timeZone: tz,
+          companyCurrency: store.settings.companyCurrency,
+          additionalCurrencies: store.settings.additionalCurrencies,
           utcOffset: `${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`,
-          utcOffsetMilliseconds: offsetMs, uiDomain: "app.hubspot.com", dataHostingLocation: "na1",
+          utcOffsetMilliseconds: offsetMs,
+          uiDomain: "app.hubspot.com",
+          dataHostingLocation: "na1",
         },
       };
     },
@@ -176,12 +211,18 @@ export function metadataRoutes(table: RouteTable, rc: RouteContext): void {
   };
   table.add("GET", "/crm/v3/pipelines/{type}", {
     key: "GET /crm/v3/pipelines/<type>",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}", method: "GET" }, type: t, scopeTypes: [t] }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}", method: "GET" }, type: t, scopeTypes: [t] };
+    },
     handle: (_ctx, r) => ({ status: 200, body: { results: (store.pipelines.get(r.type!.name) ?? []).filter((p) => !p.archived).map(pipelineBody) } }),
   });
   table.add("GET", "/crm/v3/pipelines/{type}/{pipelineId}", {
     key: "GET /crm/v3/pipelines/<type>/{pipelineId}",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}/{pipelineId}", method: "GET" }, type: t, scopeTypes: [t] }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}/{pipelineId}", method: "GET" }, type: t, scopeTypes: [t] };
+    },
     handle: (ctx, r) => {
       const p = pipelineOr404(r.type!, ctx.params.pipelineId);
       return { status: 200, body: pipelineBody(p) };
@@ -189,7 +230,10 @@ export function metadataRoutes(table: RouteTable, rc: RouteContext): void {
   });
   table.add("GET", "/crm/v3/pipelines/{type}/{pipelineId}/stages", {
     key: "GET /crm/v3/pipelines/<type>/{pipelineId}/stages",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}/{pipelineId}/stages", method: "GET" }, type: t, scopeTypes: [t] }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: { file: "crm-pipelines-v3.json", path: "/crm/v3/pipelines/{objectType}/{pipelineId}/stages", method: "GET" }, type: t, scopeTypes: [t] };
+    },
     handle: (ctx, r) => {
       const p = pipelineOr404(r.type!, ctx.params.pipelineId);
       return { status: 200, body: { results: p.stages.filter((s) => !s.archived) } };

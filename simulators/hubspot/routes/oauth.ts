@@ -23,7 +23,8 @@ export function oauthRoutes(table: RouteTable, rc: RouteContext): void {
     },
   });
   table.add("GET", "/oauth/v1/access-tokens/{token}", {
-    noAuth: true, key: "GET /oauth/v1/access-tokens/{token}",
+    noAuth: true,
+    key: "GET /oauth/v1/access-tokens/{token}",
     resolve: () => ({ ref: { file: "oauth-v1.json", path: "/oauth/v1/access-tokens/{token}", method: "GET" } }),
     handle: (ctx) => {
       const info = tokens.accessTokenInfo(ctx.params.token ?? "", ctx.now);
@@ -32,7 +33,8 @@ export function oauthRoutes(table: RouteTable, rc: RouteContext): void {
     },
   });
   table.add("GET", "/oauth/v1/refresh-tokens/{token}", {
-    noAuth: true, key: "GET /oauth/v1/refresh-tokens/{token}",
+    noAuth: true,
+    key: "GET /oauth/v1/refresh-tokens/{token}",
     resolve: () => ({ ref: { file: "oauth-v1.json", path: "/oauth/v1/refresh-tokens/{token}", method: "GET" } }),
     handle: (ctx) => {
       const info = tokens.refreshTokenInfo(ctx.params.token ?? "");
@@ -41,7 +43,8 @@ export function oauthRoutes(table: RouteTable, rc: RouteContext): void {
     },
   });
   table.add("DELETE", "/oauth/v1/refresh-tokens/{token}", {
-    noAuth: true, key: "DELETE /oauth/v1/refresh-tokens/{token}",
+    noAuth: true,
+    key: "DELETE /oauth/v1/refresh-tokens/{token}",
     resolve: () => ({ ref: { file: "oauth-v1.json", path: "/oauth/v1/refresh-tokens/{token}", method: "DELETE" } }),
     handle: (ctx) => {
       if (!tokens.revokeRefreshToken(ctx.params.token ?? "", true)) throw notFound("Refresh token not found.");

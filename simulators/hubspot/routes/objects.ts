@@ -12,10 +12,12 @@ import { decodeCursor, nextPage, stringArray, type RouteContext, type RouteTable
 const HISTORY_MAX_LIMIT = 50;
 
 function lowerBound(list: StoredRecord[], idNum: number): number {
-  let lo = 0, hi = list.length;
+  let lo = 0,
+    hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if ((list[mid]?.idNum ?? 0) < idNum) lo = mid + 1; else hi = mid;
+    if ((list[mid]?.idNum ?? 0) < idNum) lo = mid + 1;
+    else hi = mid;
   }
   return lo;
 }
@@ -69,14 +71,18 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
   const { store, typeOr400, objectsOp, genericScopes, searchHits } = rc;
   table.add("GET", "/crm/v3/objects/{type}", {
     key: "GET /crm/v3/objects/<type>",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: objectsOp(t, "", "GET"), type: t, scopeTypes: genericScopes(t) }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: objectsOp(t, "", "GET"), type: t, scopeTypes: genericScopes(t) };
+    },
     handle: (ctx, r) => {
       const t = r.type!;
       const lim = store.settings.limits;
       let limit = (ctx.query.limit as number | undefined) ?? 10;
       if (limit < 1) throw validationError(`limit must be at least 1 (got ${limit}).`, { context: { limit: [String(limit)] } });
       if (limit > lim.listMaxLimit) {
-        if (lim.listLimitBehavior === "reject") throw validationError(`limit must be at most ${lim.listMaxLimit} (got ${limit}).`, { context: { limit: [String(limit)] } });
+        if (lim.listLimitBehavior === "reject")
+          throw validationError(`limit must be at most ${lim.listMaxLimit} (got ${limit}).`, { context: { limit: [String(limit)] } });
         limit = lim.listMaxLimit;
       }
       const withHistory = (stringArray(ctx.query.propertiesWithHistory) ?? []).filter((p) => t.properties.has(p));
@@ -90,12 +96,14 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
       for (; i < sorted.length; i++) {
         const rec = sorted[i]!;
         if (rec.archived !== archived) continue;
-        if (page.length === limit) { next = rec; break; }
+        if (page.length === limit) {
+          next = rec;
+          break;
+        }
         page.push(rec);
       }
       const props = stringArray(ctx.query.properties);
-      const assocTypes = (stringArray(ctx.query.associations) ?? []).map((a) => store.resolveType(a))
-        .filter((x): x is ObjectType => x !== undefined);
+      const assocTypes = (stringArray(ctx.query.associations) ?? []).map((a) => store.resolveType(a)).filter((x): x is ObjectType => x !== undefined);
       const results = page.map((rec) => {
         const o = publicObject(t, rec, rec, props);
         if (withHistory.length > 0) o.propertiesWithHistory = historyOf(rec, withHistory);
@@ -111,7 +119,10 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
 
   table.add("GET", "/crm/v3/objects/{type}/{id}", {
     key: "GET /crm/v3/objects/<type>/{id}",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: objectsOp(t, `/{${t.idParam}}`, "GET"), type: t, scopeTypes: genericScopes(t) }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: objectsOp(t, `/{${t.idParam}}`, "GET"), type: t, scopeTypes: genericScopes(t) };
+    },
     handle: (ctx, r) => {
       const t = r.type!;
       const id = decodeURIComponent(ctx.params.id ?? "");
@@ -126,8 +137,7 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
       }
       if (!rec || rec.archived !== archived) throw notFound("resource not found", { context: { id: [id] } });
       const o = publicObject(t, rec, rec, stringArray(ctx.query.properties));
-      const others = (stringArray(ctx.query.associations) ?? []).map((name) => store.resolveType(name))
-        .filter((x): x is ObjectType => x !== undefined);
+      const others = (stringArray(ctx.query.associations) ?? []).map((name) => store.resolveType(name)).filter((x): x is ObjectType => x !== undefined);
       const assocs = v3Associations(store, t, rec, others);
       if (assocs) o.associations = assocs;
       return { status: 200, body: o };
@@ -136,14 +146,19 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
 
   table.add("POST", "/crm/v3/objects/{type}/batch/read", {
     key: "POST /crm/v3/objects/<type>/batch/read",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: objectsOp(t, "/batch/read", "POST"), type: t, scopeTypes: genericScopes(t) }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: objectsOp(t, "/batch/read", "POST"), type: t, scopeTypes: genericScopes(t) };
+    },
     handle: (ctx, r) => {
       const t = r.type!;
       const startedAt = new Date(ctx.now).toISOString();
       const body = ctx.body as { inputs: Array<{ id: string }>; properties?: string[]; idProperty?: string };
       const max = store.settings.limits.batchReadMaxInputs;
       if (body.inputs.length > max) {
-        throw validationError(`Batch input of ${body.inputs.length} exceeds the maximum of ${max} inputs.`, { context: { inputs: [String(body.inputs.length)], max: [String(max)] } });
+        throw validationError(`Batch input of ${body.inputs.length} exceeds the maximum of ${max} inputs.`, {
+          context: { inputs: [String(body.inputs.length)], max: [String(max)] },
+        });
       }
       const archived = ctx.query.archived === true;
       const results: JsonObject[] = [];
@@ -158,17 +173,25 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
         } else {
           rec = t.records.get(input.id);
         }
-        if (!rec || rec.archived !== archived) { missing.push(input.id); continue; }
+        if (!rec || rec.archived !== archived) {
+          missing.push(input.id);
+          continue;
+        }
         results.push(publicObject(t, rec, rec, body.properties));
       }
       const out: JsonObject = { status: "COMPLETE", results, startedAt, completedAt: new Date(ctx.now).toISOString() };
       if (missing.length > 0) {
         out.numErrors = 1;
-        out.errors = [{
-          status: "error", category: "OBJECT_NOT_FOUND",
-          message: `Could not get some ${t.singular.toUpperCase()} objects, they may be deleted or not exist. Check that ids are valid.`,
-          context: { ids: missing }, errors: [], links: {},
-        }];
+        out.errors = [
+          {
+            status: "error",
+            category: "OBJECT_NOT_FOUND",
+            message: `Could not get some ${t.singular.toUpperCase()} objects, they may be deleted or not exist. Check that ids are valid.`,
+            context: { ids: missing },
+            errors: [],
+            links: {},
+          },
+        ];
         return { status: 207, body: out };
       }
       return { status: 200, body: out };
@@ -177,7 +200,10 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
 
   table.add("POST", "/crm/v3/objects/{type}/search", {
     key: "POST /crm/v3/objects/<type>/search",
-    resolve: (p) => { const t = typeOr400(p.type ?? ""); return { ref: objectsOp(t, "/search", "POST"), type: t, scopeTypes: genericScopes(t), search: true }; },
+    resolve: (p) => {
+      const t = typeOr400(p.type ?? "");
+      return { ref: objectsOp(t, "/search", "POST"), type: t, scopeTypes: genericScopes(t), search: true };
+    },
     handle: (ctx, r) => {
       const t = r.type!;
       const req = (ctx.body ?? {}) as SearchRequest;

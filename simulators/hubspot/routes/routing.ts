@@ -101,7 +101,11 @@ function encodeCursor(value: string | number): string {
 export function decodeCursor(after: string, what: string): number {
   if (/^\d+$/.test(after)) return Number(after);
   let s = after;
-  try { if (s.includes("%")) s = decodeURIComponent(s); } catch { /* keep */ }
+  try {
+    if (s.includes("%")) s = decodeURIComponent(s);
+  } catch {
+    /* keep */
+  }
   const decoded = Buffer.from(s, "base64").toString("utf8").trim();
   if (!/^\d+$/.test(decoded)) throw validationError(`Invalid ${what} paging cursor '${after}'.`, { context: { after: [after] } });
   return Number(decoded);
