@@ -11,6 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { Partitioners, type EachBatchPayload, type Message } from "kafkajs";
 import { loadConfig } from "../app/config.ts";
+import { TransactionLock, commitBatchTransaction } from "../lib/kafka.ts";
 import { openRuntime } from "../lib/runtime.ts";
 
 const [file, groupId, outTopic, mode = "bytes"] = process.argv.slice(2);
@@ -29,16 +30,7 @@ const consumer = rt.port.kafka.consumer({ groupId, readUncommitted: false });
 await consumer.connect();
 await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
 
-let tail: Promise<void> = Promise.resolve();
-const lock = (): Promise<() => void> => {
-  let release!: () => void;
-  const next = new Promise<void>((r) => {
-    release = r;
-  });
-  const ready = tail.then(() => release);
-  tail = tail.then(() => next);
-  return ready;
-};
+const lock = new TransactionLock();
 
 await consumer.run({
   autoCommit: false,
@@ -52,24 +44,9 @@ await consumer.run({
       const value = await rt.codec.decode<unknown>(m.value);
       out.push({ key: m.key, value: mode === "reencode" ? await rt.codec.encode(outTopic, "rawRecord", value) : m.value });
     }
-    const release = await lock();
-    const txn = await producer.transaction().catch((e: unknown) => {
-      release();
-      throw e;
-    });
-    try {
+    await commitBatchTransaction(producer, lock, groupId, batch, async (txn) => {
       await txn.send({ topic: outTopic, acks: -1, messages: out });
-      await txn.sendOffsets({
-        consumerGroupId: groupId,
-        topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],
-      });
-      await txn.commit();
-    } catch (e) {
-      await txn.abort().catch(() => {});
-      throw e;
-    } finally {
-      release();
-    }
+    });
     resolveOffset(batch.lastOffset());
   },
 });

@@ -101,7 +101,7 @@ for (const variant of ["server", "client"] as const) {
     clock,
   });
   await api.listPage("deals", { archived: false, limit: 1 });
-  const session = () => (api as unknown as { session: { token: string } | null }).session?.token;
+  const session = () => (api as unknown as { sessions: { session: { token: string } | null } }).sessions.session?.token;
   secrets.add(session()!);
   const grants = () => sim.counters()["POST /oauth/v1/token"] ?? 0;
   if (variant === "server") sim.expireAccessTokens();

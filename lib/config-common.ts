@@ -67,6 +67,19 @@ export const TIME_ZONE = z
   .refine(isTimeZone, { error: "must be an IANA time zone such as Europe/Paris" })
   .describe("An IANA time zone, such as Europe/Paris.");
 
+/** How far a full run may go in deleting a table's records before it stops and asks: the same rule for every source. */
+export const MASS_DELETE_THRESHOLD = z
+  .number()
+  .min(0)
+  .max(1)
+  .default(0.3)
+  .describe("A full run that would delete more than this share of a table's records stops and asks (sync --full --force-deletes).");
+
+/** A connector's list of tables, each read by the source's table schema: at least one. `eachIs` says what one table reads. */
+export function connectorTables<T extends z.ZodType>(table: T, eachIs: string) {
+  return z.array(table).min(1, { error: "list at least one table to sync" }).describe(`The Qobra tables this connector fills, ${eachIs}.`);
+}
+
 /** Rules on a table's fields every connector applies (use in .superRefine). */
 export function checkFields(fields: Record<string, FieldSpec>, ctx: z.RefinementCtx): void {
   for (const [name, spec] of Object.entries(fields)) {

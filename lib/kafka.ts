@@ -1,6 +1,7 @@
 /**
- * The Kafka port: client construction, topic creation with the right policies, and offsets.
- * Roles never build topic names or clients themselves.
+ * The Kafka port: client construction, topic creation with the right policies, offsets, and the
+ * consume-transform-produce transaction of one consumed batch. Roles never build topic names or
+ * clients themselves.
  */
 import kafkajs, {
   Kafka,
@@ -12,6 +13,7 @@ import kafkajs, {
   type Message,
   type Producer,
   type ProducerConfig,
+  type Transaction,
 } from "kafkajs";
 import type { Config } from "./config.ts";
 import { EtlError, KafkaUnavailableError } from "./errors.ts";
@@ -144,6 +146,56 @@ export async function sendInChunks(
 }
 
 const sizeOf = (v: Message["key"] | Message["value"]): number => (v === null || v === undefined ? 0 : typeof v === "string" ? Buffer.byteLength(v) : v.length);
+
+/**
+ * Makes the transactions of one producer take turns: kafkajs keeps one transaction state per
+ * producer, while a consumer may process several partitions concurrently.
+ */
+export class TransactionLock {
+  private tail: Promise<void> = Promise.resolve();
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => {
+      release = r;
+    });
+    const ready = this.tail.then(() => release);
+    this.tail = this.tail.then(() => next);
+    return ready;
+  }
+}
+
+/**
+ * Commits what one consumed batch produced together with the batch's consumer offsets, in one
+ * Kafka transaction (one at a time per producer, under `lock`): `send` writes the output into the
+ * transaction, then the offset after the batch's last message is sent for `groupId`. Any failure
+ * aborts the transaction and is thrown again, so the batch is fetched again.
+ */
+export async function commitBatchTransaction(
+  producer: Producer,
+  lock: TransactionLock,
+  groupId: string,
+  batch: { topic: string; partition: number; lastOffset(): string },
+  send: (txn: Transaction) => Promise<void>,
+): Promise<void> {
+  const release = await lock.acquire();
+  const txn = await producer.transaction().catch((e: unknown) => {
+    release();
+    throw e;
+  });
+  try {
+    await send(txn);
+    await txn.sendOffsets({
+      consumerGroupId: groupId,
+      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],
+    });
+    await txn.commit();
+  } catch (e) {
+    await txn.abort().catch(() => {});
+    throw e;
+  } finally {
+    release();
+  }
+}
 
 /** End offsets (high watermarks) of every partition of a topic. */
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {

@@ -2,21 +2,24 @@
  * The operations view of a pipeline, derived from Kafka and PostgreSQL only: sync.events (runs,
  * their counts and errors, the mapper's counts), the dead-letter topics, the consumer groups'
  * committed offsets against the end offsets (lag, progress, health), and the sink tables
- * (rows, freshness). One monitor serves /metrics, /healthz and the web page's API.
+ * (rows, freshness). One monitor serves /metrics, /healthz and the web page's API. The phases of a
+ * run after the producer are followed in run-phases.ts; the page's data is built in page-state.ts.
  */
 import type { KafkaMessage } from "kafkajs";
 import type pg from "pg";
-import type { Config, ConnectorConfig } from "../lib/config.ts";
+import type { Config } from "../lib/config.ts";
 import { describeError } from "../lib/errors.ts";
 import { followTopics, type Follower } from "../lib/follow-topic.ts";
 import { logger } from "../lib/log.ts";
 import { createPool } from "../lib/pg.ts";
 import type { Runtime } from "../lib/runtime.ts";
 import type { DeadLetter, SyncEvent } from "../schemas/index.ts";
+import { ScheduleStore, effectiveConfig, type ScheduleOverride } from "../scheduler/schedules.ts";
 import { StallTracker, type Health } from "./health.ts";
-import { groupTotals, OldestRecordProbe, pipelineGroups, snapshotLag, type GroupSpec, type LagSnapshot, type PartitionLag } from "./lag.ts";
-import { RunBook, staleness, type ConnectorTotals, type RunView, type TableSuccess } from "./runs.ts";
-import { ScheduleStore, effectiveConfig, scheduleView, type ScheduleOverride, type ScheduleView } from "../scheduler/schedules.ts";
+import { OldestRecordProbe, pipelineGroups, snapshotLag, type GroupSpec, type LagSnapshot } from "./lag.ts";
+import { buildOpsState, type DlqTotal, type OpsState } from "./page-state.ts";
+import { RunPhaseTracker } from "./run-phases.ts";
+import { RunBook } from "./runs.ts";
 import { sinkTableStats, type SinkTableStats } from "./sink-stats.ts";
 
 const log = logger.child({ component: "ops-monitor" });
@@ -36,60 +39,6 @@ export interface MonitorOptions {
   ageProbeMs?: number;
 }
 
-interface TableState {
-  name: string;
-  relation: string;
-  exists: boolean;
-  live: number | null;
-  deleted: number | null;
-  lastSyncedAt: number | null;
-  lastSuccess: TableSuccess | null;
-  stalenessMs: number | null;
-  dlq: number;
-}
-
-interface ConnectorState {
-  id: string;
-  type: ConnectorConfig["type"];
-  tables: TableState[];
-  schedule: ScheduleView;
-  runs: RunView[];
-  active: RunView | null;
-  totals: ConnectorTotals;
-  dlq: { mapper: number; sink: number };
-}
-
-interface GroupLagState {
-  group: string;
-  role: string;
-  state: string;
-  members: number;
-  clients: string[];
-  lag: number;
-  lagging: number;
-  partitions: number;
-  oldestUnprocessedAt: number | null;
-  healthy: boolean;
-  stalledMs: number;
-}
-
-interface OpsState {
-  generatedAt: number;
-  ready: boolean;
-  topicPrefix: string;
-  sinkSchema: string;
-  health: Health;
-  connectors: ConnectorState[];
-  lag: { at: number | null; groups: GroupLagState[]; partitions: PartitionLag[] };
-  dlq: { mapper: number; sink: number };
-  errors: string[];
-}
-
-interface SinkTarget {
-  targets: Map<string, number>;
-  kind: "mapper" | "sink";
-}
-
 export class OpsMonitor {
   readonly config: Config;
   readonly rt: Runtime;
@@ -107,7 +56,7 @@ export class OpsMonitor {
   private overrides: ScheduleOverride[] = [];
   private readonly dlqCounts = new Map<string, number>(); // stage \0 connector \0 table
   private producerActivityAt: number | null = null;
-  private readonly runTargets = new Map<string, SinkTarget>();
+  private readonly phases: RunPhaseTracker;
   private readonly errors = new Map<string, string>();
   private ready = false;
   private sampling: Promise<void> | undefined;
@@ -135,6 +84,11 @@ export class OpsMonitor {
     this.probe = new OldestRecordProbe(rt.port, config.topicPrefix);
     this.pool = createPool(config.sink.databaseUrl, { max: 2, statement_timeout: 15_000 } as pg.PoolConfig);
     this.schedules = new ScheduleStore(config, this.pool);
+    this.phases = new RunPhaseTracker({
+      specs: this.specs,
+      mappedTopic: (connector, table) => rt.port.topics.mapped(connector, table),
+      tablesOf: (connector) => config.connectors.find((c) => c.id === connector)?.tables.map((t) => t.name) ?? [],
+    });
   }
 
   async start(): Promise<void> {
@@ -249,7 +203,7 @@ export class OpsMonitor {
       this.lagSnapshot = snap;
       this.tracker.observe(snap, this.producerActivityAt);
       this.errors.delete("kafka");
-      if (this.trackRuns(snap)) void this.sampleDb();
+      if (this.phases.advance(snap, this.book.list())) void this.sampleDb();
     } catch (e) {
       const message = describeError(e);
       this.tracker.observeError(message);
@@ -296,62 +250,6 @@ export class OpsMonitor {
     }
   }
 
-  /**
-   * Moves completed runs through mapping → writing → done from the groups' committed offsets, as
-   * `sync --wait` does: the mapper past the run's raw end offsets, then the sink past the mapped
-   * topics' end offsets taken when the mapper got there. Returns true when a run reached the sink.
-   */
-  private trackRuns(snap: LagSnapshot): boolean {
-    const committed = new Map<string, number>();
-    const ends = new Map<string, number>();
-    for (const p of snap.partitions) {
-      committed.set(`${p.group}\u0000${p.topic}\u0000${p.partition}`, p.committed);
-      ends.set(`${p.topic}\u0000${p.partition}`, p.end);
-    }
-    const g = this.specs;
-    const mapperGroup = g.find((s) => s.role === "mapper")!.group;
-    const sinkSpec = g.find((s) => s.role === "sink")!;
-    let landed = false;
-    for (const run of this.book.list()) {
-      if (run.kind !== "sync" || run.status !== "completed" || (run.phase !== "mapping" && run.phase !== "writing")) continue;
-      if (Date.now() - (run.endedAt ?? 0) > 86_400_000) {
-        run.phase = "unknown";
-        continue;
-      }
-      let target = this.runTargets.get(run.runId);
-      if (!target) {
-        target = { kind: "mapper", targets: new Map(run.offsets.map((o) => [`${o.topic}\u0000${o.partition}`, o.offset])) };
-        this.runTargets.set(run.runId, target);
-      }
-      const group = target.kind === "mapper" ? mapperGroup : sinkSpec.group;
-      let remaining = 0;
-      for (const [tp, end] of target.targets) remaining += Math.max(0, end - Math.max(0, committed.get(`${group}\u0000${tp}`) ?? 0));
-      run.remaining = remaining;
-      if (remaining > 0) {
-        run.phase = target.kind === "mapper" ? "mapping" : "writing";
-        continue;
-      }
-      if (target.kind === "mapper") {
-        const tables =
-          Object.keys(run.tables).length > 0
-            ? Object.keys(run.tables)
-            : (this.config.connectors.find((c) => c.id === run.connector)?.tables.map((t) => t.name) ?? []);
-        const topics = new Set(tables.map((t) => this.rt.port.topics.mapped(run.connector, t)));
-        const sinkTargets = new Map<string, number>();
-        for (const [tp, end] of ends) if (topics.has(tp.split("\u0000")[0]!)) sinkTargets.set(tp, end);
-        this.runTargets.set(run.runId, { kind: "sink", targets: sinkTargets });
-        run.phase = "writing";
-        // Evaluated again at the next sample, against the sink's offsets.
-        continue;
-      }
-      run.phase = "done";
-      run.remaining = 0;
-      this.runTargets.delete(run.runId);
-      landed = true;
-    }
-    return landed;
-  }
-
   health(now = Date.now()): Health {
     return this.tracker.evaluate(this.lagSnapshot, now);
   }
@@ -360,7 +258,7 @@ export class OpsMonitor {
     return this.lagSnapshot;
   }
 
-  dlqTotals(): Array<{ stage: string; connector: string; table: string; count: number }> {
+  dlqTotals(): DlqTotal[] {
     return [...this.dlqCounts].map(([k, count]) => {
       const [stage, connector, table] = k.split("\u0000") as [string, string, string];
       return { stage, connector, table, count };
@@ -380,70 +278,20 @@ export class OpsMonitor {
     this.overrides = await this.schedules.list();
   }
 
+  /** The page's data (GET /api/state). */
   state(now = Date.now()): OpsState {
-    const health = this.health(now);
-    const eff = this.effectiveConfig();
-    const dlq = this.dlqTotals();
-    const dlqOf = (stage: string, connector?: string, table?: string) =>
-      dlq
-        .filter((d) => d.stage === stage && (connector === undefined || d.connector === connector) && (table === undefined || d.table === table))
-        .reduce((n, d) => n + d.count, 0);
-    const connectors: ConnectorState[] = eff.connectors.map((c) => {
-      const o = this.overrides.find((x) => x.connector === c.id);
-      const runs = this.book.list(c.id);
-      return {
-        id: c.id,
-        type: c.type,
-        schedule: scheduleView(c, { overridden: !!o, updatedAt: o?.updatedAt ?? null, updatedBy: o?.updatedBy ?? null }),
-        tables: c.tables.map((t) => {
-          const s = this.tableStats.find((x) => x.connector === c.id && x.table === t.name);
-          const success = this.book.lastSuccess(c.id, t.name);
-          return {
-            name: t.name,
-            relation: s?.relation ?? `${this.config.sink.schema}.${c.id}__${t.name}`,
-            exists: s?.exists ?? false,
-            live: s ? s.live : null,
-            deleted: s ? s.deleted : null,
-            lastSyncedAt: s?.lastSyncedAt ?? null,
-            lastSuccess: success,
-            stalenessMs: staleness(success, now),
-            dlq: dlqOf("mapper", c.id, t.name) + dlqOf("sink", c.id, t.name),
-          };
-        }),
-        runs: runs.slice(0, 10),
-        active: runs.find((r) => r.status === "running" || (r.status === "completed" && (r.phase === "mapping" || r.phase === "writing"))) ?? null,
-        totals: this.book.connectorTotals(c.id),
-        dlq: { mapper: dlqOf("mapper", c.id), sink: dlqOf("sink", c.id) },
-      };
-    });
-    const snap = this.lagSnapshot;
-    const totals = snap ? groupTotals(snap) : new Map();
-    return {
-      generatedAt: now,
+    return buildOpsState({
+      now,
       ready: this.ready,
-      topicPrefix: this.config.topicPrefix,
-      sinkSchema: this.config.sink.schema,
-      health,
-      connectors,
-      lag: {
-        at: snap?.at ?? null,
-        groups: (snap?.groups ?? []).map((g) => {
-          const t = totals.get(g.group);
-          const h = health.groups.find((x) => x.group === g.group);
-          return {
-            ...g,
-            lag: t?.lag ?? 0,
-            lagging: t?.lagging ?? 0,
-            partitions: t?.partitions ?? 0,
-            oldestUnprocessedAt: t?.oldestUnprocessedAt ?? null,
-            healthy: h?.ok ?? true,
-            stalledMs: h?.stalledMs ?? 0,
-          };
-        }),
-        partitions: snap?.partitions ?? [],
-      },
-      dlq: { mapper: dlqOf("mapper"), sink: dlqOf("sink") },
+      config: this.config,
+      effective: this.effectiveConfig(),
+      overrides: this.overrides,
+      book: this.book,
+      tableStats: this.tableStats,
+      dlq: this.dlqTotals(),
+      health: this.health(now),
+      lag: this.lagSnapshot,
       errors: [...this.errors.values()],
-    };
+    });
   }
 }

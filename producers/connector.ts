@@ -153,6 +153,24 @@ export interface ScheduleSummaryInput {
   timezone: string;
 }
 
+/**
+ * One control of a schedule's edit form on the integration-settings page, described as data (the
+ * page renders every kind the same way for every source; `timezone` and `enabled` are added by the
+ * page for all). `name` is the schedule key the control edits: its current value is read from the
+ * schedule and the submitted value is sent under that key, as the kind's type:
+ *  - "hours": one hour-of-day select per refresh (0–23), and a number input (`count`) setting how
+ *    many there are; sends the list of hours (the plugin's `prepareScheduleEdit` derives the count).
+ *    With no hours in the schedule, `count.name`'s value of hours is spread evenly from midnight.
+ *  - "time": a local time of day (HH:MM), sent as text.
+ *  - "number": an integer input between `min` and `max`, sent as a number; `suffix` follows it.
+ *  - "select": one of `options`, sent as the option's value (number or text).
+ */
+export type ScheduleFormField =
+  | { kind: "hours"; name: string; label: string; count: { name: string; label: string; min: number; max: number } }
+  | { kind: "time"; name: string; label: string }
+  | { kind: "number"; name: string; label: string; min: number; max: number; suffix?: string }
+  | { kind: "select"; name: string; label: string; options: ReadonlyArray<{ value: number | string; label: string }> };
+
 /** `qobra-sync auth <connector>`: where the loopback listener listens, and where to print to the user. */
 export interface AuthRunOptions {
   port: number;
@@ -183,6 +201,13 @@ export interface SourcePlugin<C extends ConnectorBase = ConnectorBase, S extends
   prepareScheduleEdit?(input: Record<string, unknown>): Record<string, unknown>;
   /** Optional: appended to a refused schedule edit's message (the allowed values). */
   readonly scheduleHint?: string;
+  /** The schedule's edit form on the settings page, in order (see ScheduleFormField). */
+  readonly scheduleForm: readonly ScheduleFormField[];
+  /**
+   * Whether the source reads incrementally (what changed since the last run). Without, every sync
+   * reads everything: the settings page's Refresh asks for a full run.
+   */
+  readonly incremental: boolean;
   /** Builds a connector for one connector config (no I/O). */
   create(config: C, ctx?: ConnectorContext): SourceConnector;
   /**

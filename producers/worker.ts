@@ -15,7 +15,7 @@ import { logger } from "../lib/log.ts";
 import { groups } from "../lib/topics.ts";
 import type { SyncRequest } from "../schemas/index.ts";
 import type { ConnectorContext } from "./connector.ts";
-import { SharedRateLimitStore } from "./shared-rate-limiter.ts";
+import { SharedRateLimitStore } from "./shared-rate-store.ts";
 import { RunEvents, rawEndOffsets } from "./run/events.ts";
 import { coveredBy, type LastRun } from "./run/plan.ts";
 import { runSync } from "./run/sync.ts";

@@ -107,8 +107,8 @@ export function scheduleView(
 
 /**
  * Validates a schedule edit for a connector with the config file's own rules (its source's
- * schedule schema). A source may first reconcile the edit (PostgreSQL: the page sends the count
- * and the hours; they must agree, the hours win in the scheduler).
+ * schedule schema). A source may first reconcile the edit (PostgreSQL: the page sends the hours and
+ * the plugin derives their count; when a client sends both, they must agree).
  */
 export function validateSchedule(connector: ConnectorConfig, input: unknown): Record<string, unknown> {
   if (input === null || typeof input !== "object" || Array.isArray(input)) throw new ConfigError("the schedule must be a JSON object");

@@ -9,10 +9,11 @@
  * Run: node support/hubspot-limiter-child.ts '<json options>' (Node 24 strips the types).
  */
 import { createInterface } from "node:readline";
+import { readRawAnswer } from "../producers/connectors/hubspot/api.ts";
 import { HubSpotConnector } from "../producers/connectors/hubspot/config.ts";
 import { hubspotPlugin } from "../producers/connectors/hubspot/index.ts";
 import type { HubSpotSource } from "../producers/connectors/hubspot/source.ts";
-import { SharedRateLimitStore } from "../producers/shared-rate-limiter.ts";
+import { SharedRateLimitStore } from "../producers/shared-rate-store.ts";
 
 export interface ChildOptions {
   baseUrl: string;
@@ -81,19 +82,7 @@ async function main(): Promise<void> {
           const res = await c.apiRequest({ method: "GET", path: "/account-info/v3/details" });
           a.end = Date.now();
           a.status = res.status;
-          const headers: Record<string, string> = {};
-          res.headers.forEach((v, k) => {
-            headers[k] = v;
-          });
-          const text = await res.text();
-          let body: unknown = text;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            /* keep the text */
-          }
-          if (!res.ok) throw Object.assign(new Error(`HTTP ${res.status}`), { code: res.status, body, headers });
-          return { data: body, headers };
+          return readRawAnswer(res);
         });
         ok++;
       } catch (e) {

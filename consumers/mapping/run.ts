@@ -11,7 +11,7 @@ import { Partitioners, type Consumer, type EachBatchPayload, type Message, type 
 import type { Config, ConnectorConfig, TableConfig } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { MappingError, SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
-import { sendInChunks, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
+import { TransactionLock, commitBatchTransaction, sendInChunks, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import type { Registry } from "../../lib/registry.ts";
 import { groups } from "../../lib/topics.ts";
@@ -58,7 +58,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   if (rawTopics.length > 0) await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
 
   const targets = new Map<string, Promise<Target>>();
-  const txnLock = new Mutex();
+  const txnLock = new TransactionLock();
   const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
 
   // A delete carries no values, so no source types to derive a schema from: it is encoded with the
@@ -211,24 +211,9 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       }
       // One transaction at a time per producer (kafkajs has one transaction state per producer);
       // the mapping above still runs concurrently across partitions.
-      const release = await txnLock.acquire();
-      const txn = await producer.transaction().catch((e: unknown) => {
-        release();
-        throw e;
-      });
-      try {
+      await commitBatchTransaction(producer, txnLock, groups(prefix).mapper, batch, async (txn) => {
         for (const [topic, messages] of out) await sendInChunks((r) => txn.send(r), topic, messages);
-        await txn.sendOffsets({
-          consumerGroupId: groups(prefix).mapper,
-          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(Number(batch.lastOffset()) + 1) }] }],
-        });
-        await txn.commit();
-      } catch (e) {
-        await txn.abort().catch(() => {});
-        throw e;
-      } finally {
-        release();
-      }
+      });
       payload.resolveOffset(batch.lastOffset());
       log.debug({ topic: batch.topic, partition: batch.partition, mapped, dead }, "batch mapped");
     },
@@ -245,17 +230,4 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       await usersPool.end().catch(() => {});
     },
   };
-}
-
-class Mutex {
-  private tail: Promise<void> = Promise.resolve();
-  acquire(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((r) => {
-      release = r;
-    });
-    const ready = this.tail.then(() => release);
-    this.tail = this.tail.then(() => next);
-    return ready;
-  }
 }

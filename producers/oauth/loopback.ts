@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { ConfigError } from "../../lib/errors.ts";
-import type { TokenStore } from "./token-store.ts";
+import { TokenStore } from "./token-store.ts";
 
 /** What `qobra-sync auth` passes to every source's authorization-code flow. */
 export interface AuthFlowOptions {
@@ -123,4 +123,55 @@ export async function listenForCallback(opts: {
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+/** What differs between the sources' authorization-code flows; runAuthFlow does the rest. */
+interface AuthFlowSteps {
+  /** The source's name in messages ("Salesforce", "HubSpot"). */
+  provider: string;
+  connector: { id: string; refreshToken?: string };
+  /** Where the user registers the redirect URL ("connected app's callback URL"). */
+  redirectHint: string;
+  /** What the user does at the authorize URL ("allow access", "install the app"). */
+  consent: string;
+  /** What the redirect URI must be, said to the user while waiting ("the connected app's callback URL"). */
+  redirectMustBe: string;
+  /** The provider's authorize URL for this listener. */
+  authorizeUrl(redirectUri: string, state: string): string | Promise<string>;
+  /** Exchanges the code and stores the refresh token in `store`; returns what to tell the user before the storage note (may be empty). */
+  exchange(code: string, redirectUri: string, store: TokenStore): Promise<string>;
+}
+
+/**
+ * One `qobra-sync auth` run for any source: starts the loopback listener, prints (and opens) the
+ * authorize URL, waits for the code, lets the source exchange and store it, says where the token
+ * is, and notes a refreshToken in the config that would take precedence. The listener is always
+ * closed.
+ */
+export async function runAuthFlow(steps: AuthFlowSteps, opts: AuthFlowOptions): Promise<void> {
+  const { connector, provider } = steps;
+  const store = opts.tokenStore ?? new TokenStore();
+  const listener = await listenForCallback({
+    provider,
+    connectorId: connector.id,
+    redirectHint: steps.redirectHint,
+    port: opts.port,
+    timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
+  });
+  const { redirectUri, state } = listener;
+  try {
+    const url = await steps.authorizeUrl(redirectUri, state);
+    opts.print(`Connect qobra-sync to ${provider} for connector ${connector.id}: open this URL in a browser and ${steps.consent}:\n${url}`);
+    opts.print(`Waiting for ${provider} to redirect to ${redirectUri} (it must be ${steps.redirectMustBe})…`);
+    opts.open?.(url);
+    const code = await listener.code;
+    const said = await steps.exchange(code, redirectUri, store);
+    opts.print(`Connected${said ? `: ${said}` : ""}. The refresh token is stored, encrypted, in ${store.dir}.`);
+    if (connector.refreshToken) {
+      opts.print(`Note: connector ${connector.id} also sets refreshToken in its config, which takes precedence; remove it to use the token just stored.`);
+    }
+  } finally {
+    await listener.close();
+  }
 }

@@ -9,9 +9,9 @@ import { hostname } from "node:os";
 import type { Consumer, Producer } from "kafkajs";
 import { findConnector, type Config } from "../../lib/config.ts";
 import { newEvent, publishEvent, type Codec } from "../../lib/codec.ts";
-import { ConfigError, RunFailedError, describeError } from "../../lib/errors.ts";
+import { ConfigError, EtlError, RunFailedError, SourceUnavailableError, describeError } from "../../lib/errors.ts";
 import { followTopics, type Follower } from "../../lib/follow-topic.ts";
-import { endOffsets, type KafkaPort } from "../../lib/kafka.ts";
+import { asKafkaFailure, endOffsets, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import type { SyncEvent, SyncTask } from "../../schemas/index.ts";
 import type { ConnectorContext, ReadSlice } from "../connector.ts";
@@ -85,7 +85,10 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
             const e = await codec.decode<SyncEvent>(message.value);
             if (!e.taskId || !pending.has(e.taskId)) continue;
             if (e.type === "TASK_FAILED") {
-              done(() => reject(new RunFailedError(`table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`)));
+              // A task that failed on something that may pass makes the table's read retriable: the
+              // run plans and publishes its slices again (producers/run/sync.ts).
+              const message = `table ${table}: task ${e.taskId} (${e.error ?? "no reason"})`;
+              done(() => reject(e.retriable ? new SourceUnavailableError(message) : new RunFailedError(message)));
               return;
             }
             if (e.type === "TASK_COMPLETED") {
@@ -147,8 +150,20 @@ export async function startTaskWorker(config: Config, port: KafkaPort, codec: Co
         }
         await publishEvent(producer, codec, port.topics.syncEvents, newEvent({ ...base, type: "TASK_COMPLETED", counts: { read } }));
       } catch (e) {
-        log.error({ ...base, err: describeError(e) }, "task failed");
-        await publishEvent(producer, codec, port.topics.syncEvents, newEvent({ ...base, type: "TASK_FAILED", counts: { read }, error: describeError(e) }));
+        const failure = asKafkaFailure(e, `task ${task.taskId}`);
+        log.error({ ...base, err: describeError(failure) }, "task failed");
+        await publishEvent(
+          producer,
+          codec,
+          port.topics.syncEvents,
+          newEvent({
+            ...base,
+            type: "TASK_FAILED",
+            counts: { read },
+            error: describeError(failure),
+            retriable: failure instanceof EtlError && failure.retriable,
+          }),
+        );
       } finally {
         await source.close();
       }

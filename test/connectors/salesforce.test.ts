@@ -13,7 +13,7 @@ import { SalesforceConnector } from "../../producers/connectors/salesforce/confi
 import { ConfigError } from "../../lib/errors.ts";
 import type { SourcePage, SourceRecord } from "../../producers/connector.ts";
 import { runSalesforceAuth } from "../../producers/connectors/salesforce/auth.ts";
-import { SalesforceLimitError } from "../../producers/connectors/salesforce/client.ts";
+import { SalesforceLimitError } from "../../producers/connectors/salesforce/errors.ts";
 import type { SalesforceState } from "../../producers/connectors/salesforce/soql.ts";
 import { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
 import { parseJsonLossless, plainDecimal } from "../../producers/connectors/salesforce/types.ts";

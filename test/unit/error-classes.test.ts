@@ -21,7 +21,8 @@ import { isRetriable } from "../../lib/retry.ts";
 import { ConversionError } from "../../consumers/mapping/convert.ts";
 import { SinkSchemaError } from "../../consumers/sink/table-evolution.ts";
 import { WhereError } from "../../producers/connectors/postgres/where.ts";
-import { HubSpotApi, RETRY } from "../../producers/connectors/hubspot/api.ts";
+import { HubSpotApi } from "../../producers/connectors/hubspot/api.ts";
+import { RETRY } from "../../producers/connectors/hubspot/api-core.ts";
 import {
   HubSpotDailyLimitError,
   HubSpotRateLimitError,
@@ -31,7 +32,8 @@ import {
   TimeoutError,
 } from "../../producers/connectors/hubspot/errors.ts";
 import { SalesforceConnector } from "../../producers/connectors/salesforce/config.ts";
-import { SalesforceApiError, SalesforceClient, SalesforceUnavailableError } from "../../producers/connectors/salesforce/client.ts";
+import { SalesforceClient } from "../../producers/connectors/salesforce/client.ts";
+import { SalesforceApiError, SalesforceUnavailableError } from "../../producers/connectors/salesforce/errors.ts";
 import { TokenStore } from "../../producers/oauth/token-store.ts";
 
 const RECORD = avro.Type.forSchema({

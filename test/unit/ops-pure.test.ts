@@ -8,6 +8,7 @@ import { bar, createRenderer, syncProgress } from "../../ops/progress.ts";
 import { formatLagReport, type LagReport } from "../../ops/report.ts";
 import { RunBook, staleness } from "../../ops/runs.ts";
 import { effectiveConfig, expandCron, scheduleView, validateSchedule } from "../../scheduler/schedules.ts";
+import { pluginFor, sourcePlugins } from "../../producers/connectors/registry.ts";
 import { formatDuration, parseSince } from "../../ops/time.ts";
 
 const NOW = Date.parse("2026-05-04T12:00:00Z");
@@ -306,6 +307,37 @@ describe("schedules", () => {
     expect(() => validateSchedule(conn("hs"), { incrementalEveryMinutes: 7 })).toThrow(/incrementalEveryMinutes/);
     expect(() => validateSchedule(conn("sf"), { fullAt: "25:00" })).toThrow(/HH:MM/);
     expect(() => validateSchedule(conn("crm"), { surprise: 1 })).toThrow(/surprise/);
+  });
+  it("each source's edit form (its plugin's description) sends back its schedule unchanged when saved as shown", () => {
+    for (const id of ["crm", "sf", "hs", "manual"]) {
+      const c = conn(id);
+      const view = scheduleView(c);
+      const s = view.settings;
+      // What the page's formBody sends for a form shown with these settings and saved untouched.
+      const body: Record<string, unknown> = { timezone: s.timezone, enabled: s.enabled };
+      for (const f of pluginFor(c.type).scheduleForm) {
+        const v = s[f.name];
+        if (f.kind === "hours") {
+          const n = Number(s[f.count.name]);
+          body[f.name] = Array.isArray(v) && v.length > 0 ? v : Array.from({ length: n }, (_, i) => Math.floor((i * 24) / n));
+        } else {
+          if (f.kind === "select") expect(f.options.map((o) => o.value)).toContain(v);
+          expect(v, `${id}: ${f.name}`).toBeDefined();
+          body[f.name] = v;
+        }
+      }
+      const saved = validateSchedule(c, body);
+      expect(saved).toMatchObject(s);
+      expect(scheduleView({ ...c, schedule: saved } as ConnectorConfig).times).toEqual(view.times);
+    }
+  });
+  it("says which sources read incrementally (the page's Refresh is a full sync otherwise)", () => {
+    expect(Object.fromEntries(sourcePlugins.map((p) => [p.type, p.incremental]))).toEqual({ postgres: false, hubspot: true, salesforce: true });
+    // every control edits a key of the source's schedule block
+    for (const p of sourcePlugins) {
+      const keys = Object.keys((p.scheduleSchema as unknown as { shape: Record<string, unknown> }).shape);
+      for (const f of p.scheduleForm) expect(keys, p.type).toContain(f.name);
+    }
   });
   it("applies stored edits to the config, ignoring edits that no longer validate", () => {
     const eff = effectiveConfig(config, [

@@ -8,8 +8,8 @@
  */
 import { Client } from "@hubspot/api-client";
 import { ConfigError } from "../../../lib/errors.ts";
-import { listenForCallback, type AuthFlowOptions } from "../../oauth/loopback.ts";
-import { TokenStore, saveToken } from "../../oauth/token-store.ts";
+import { runAuthFlow, type AuthFlowOptions } from "../../oauth/loopback.ts";
+import { saveToken } from "../../oauth/token-store.ts";
 import { standardObject } from "./catalog.ts";
 import type { HubSpotConnector } from "./config.ts";
 
@@ -93,28 +93,19 @@ interface HubSpotAuthOptions extends AuthFlowOptions {
 
 /** Runs the whole flow: listener, authorize URL, code exchange, token stored. */
 export async function runHubSpotAuth(connector: HubSpotConnector, opts: HubSpotAuthOptions): Promise<void> {
-  const store = opts.tokenStore ?? new TokenStore();
-  const listener = await listenForCallback({
-    provider: "HubSpot",
-    connectorId: connector.id,
-    redirectHint: "app's redirect URL",
-    port: opts.port,
-    timeoutMs: opts.timeoutMs,
-    signal: opts.signal,
-  });
-  const { redirectUri, state } = listener;
-  try {
-    const url = hubspotAuthorizeUrl(connector, { redirectUri, state, appUrl: opts.appUrl });
-    opts.print(`Connect qobra-sync to HubSpot for connector ${connector.id}: open this URL in a browser and install the app:\n${url}`);
-    opts.print(`Waiting for HubSpot to redirect to ${redirectUri} (it must be one of the app's redirect URLs)…`);
-    opts.open?.(url);
-    const code = await listener.code;
-    await exchangeHubSpotCode(connector, { code, redirectUri, save: (id, token) => store.save(id, { ...token, source: "auth" }) });
-    opts.print(`Connected. The refresh token is stored, encrypted, in ${store.dir}.`);
-    if (connector.refreshToken) {
-      opts.print(`Note: connector ${connector.id} also sets refreshToken in its config, which takes precedence; remove it to use the token just stored.`);
-    }
-  } finally {
-    await listener.close();
-  }
+  await runAuthFlow(
+    {
+      provider: "HubSpot",
+      connector,
+      redirectHint: "app's redirect URL",
+      consent: "install the app",
+      redirectMustBe: "one of the app's redirect URLs",
+      authorizeUrl: (redirectUri, state) => hubspotAuthorizeUrl(connector, { redirectUri, state, appUrl: opts.appUrl }),
+      exchange: async (code, redirectUri, store) => {
+        await exchangeHubSpotCode(connector, { code, redirectUri, save: (id, token) => store.save(id, { ...token, source: "auth" }) });
+        return "";
+      },
+    },
+    opts,
+  );
 }

@@ -30,6 +30,7 @@
  */
 import { z } from "zod";
 import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, checkFields, required, type FieldSpec } from "../../../lib/config-common.ts";
+import { MASS_DELETE_THRESHOLD, connectorTables } from "../../../lib/config-common.ts";
 import { CURRENCY_FIELD, standardObject } from "./catalog.ts";
 import { HubSpotFilterInput } from "./filter.ts";
 import { HubSpotSchedule } from "./schedule.ts";
@@ -98,12 +99,7 @@ export const HubSpotConnector = z
     refreshToken: z.string().min(1).optional().describe("The OAuth refresh token; default: the one stored by `qobra-sync auth <id>`."),
     schedule: HubSpotSchedule.optional().describe("Scheduled incremental syncs; without it, manual syncs only."),
     defaultCurrency: CURRENCY_CODE.optional().describe("The currency of amounts on records that carry none (default: the portal's company currency)."),
-    massDeleteThreshold: z
-      .number()
-      .min(0)
-      .max(1)
-      .default(0.3)
-      .describe("A full run that would delete more than this share of a table's records stops and asks (sync --full --force-deletes)."),
+    massDeleteThreshold: MASS_DELETE_THRESHOLD,
     lookbackSeconds: z
       .number()
       .int()
@@ -144,10 +140,7 @@ export const HubSpotConnector = z
       .min(1000)
       .default(60_000)
       .describe("A request with no answer after this long is retried (or fails once retries are spent)."),
-    tables: z
-      .array(HubSpotTable)
-      .min(1, { error: "list at least one table to sync" })
-      .describe("The Qobra tables this connector fills, one HubSpot object each."),
+    tables: connectorTables(HubSpotTable, "one HubSpot object each"),
   })
   .transform((c) => {
     // An association field references the table that syncs the associated object, when exactly one does.

@@ -9,7 +9,7 @@
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { HubSpotConnector } from "./config.ts";
-import { HubSpotSchedule, INCREMENTAL_MINUTES, describeHubSpotSchedule, hubspotCronRules } from "./schedule.ts";
+import { HubSpotSchedule, INCREMENTAL_MINUTES, describeHubSpotSchedule, hubspotCronRules, hubspotScheduleForm } from "./schedule.ts";
 import { HubSpotSource } from "./source.ts";
 
 export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
@@ -21,6 +21,8 @@ export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
   cronRules: hubspotCronRules,
   describeSchedule: describeHubSpotSchedule,
   scheduleHint: `(incrementalEveryMinutes: one of ${INCREMENTAL_MINUTES.join(", ")})`,
+  scheduleForm: hubspotScheduleForm,
+  incremental: true,
   create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),
   typePrefix: "hs",
   auth: {

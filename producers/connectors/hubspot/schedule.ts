@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { TIME_ZONE } from "../../../lib/config-common.ts";
-import type { CronRule, ScheduleSummaryInput } from "../../connector.ts";
+import type { CronRule, ScheduleFormField, ScheduleSummaryInput } from "../../connector.ts";
 
 /** Incremental intervals a cron rule can express exactly: divisors of an hour, or whole hours dividing a day. */
 export const INCREMENTAL_MINUTES = [5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 480, 720, 1440] as const;
@@ -23,6 +23,16 @@ export const HubSpotSchedule = z.strictObject({
   enabled: z.boolean().default(true).describe("false keeps the settings but arms no sync (manual syncs only)."),
 });
 export type HubSpotSchedule = z.infer<typeof HubSpotSchedule>;
+
+/** The page's edit form: the interval between incrementals, one of those a cron rule expresses exactly. */
+export const hubspotScheduleForm: ScheduleFormField[] = [
+  {
+    kind: "select",
+    name: "incrementalEveryMinutes",
+    label: "Incremental every",
+    options: INCREMENTAL_MINUTES.map((m) => ({ value: m, label: m < 60 ? `${m} minutes` : `${m / 60} hour${m > 60 ? "s" : ""}` })),
+  },
+];
 
 /** The cron rule (minute hour * * *) of an incremental every `minutes`. */
 function incrementalCron(minutes: number): string {

@@ -172,16 +172,11 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
    * hs_object_id, however many records it holds, and [from+1, to) is cut again.
    */
   async function cut(w: Window): Promise<void> {
-    const probe = await o.api.search(o.objectType, cutProbeBody(o, w, o.maxWindowRecords - 1), stop.signal);
-    stats.searchPages++;
-    stats.probes++;
-    const hit = probe.results[0];
-    const at = hit ? instantMs(String(hit.properties?.[o.lastModifiedProperty] ?? "")) : undefined;
-    if (probe.total <= o.maxWindowRecords || at === undefined || at >= w.to) {
+    const at = await probeCut(o, w, stats, stop.signal);
+    if (at === null) {
       push({ kind: "read", w, check: false });
       return;
     }
-    stats.splits++;
     if (at <= w.from) {
       const tied: Window = { from: w.from, to: w.from + 1 };
       push({ kind: "read", w: tied, check: false });
@@ -271,6 +266,23 @@ export async function* searchRange(o: WindowReadOptions, from: number, to: numbe
 }
 
 /**
+ * One cut probe of window w (see searchRange): the last-modified instant of its
+ * maxWindowRecords-th record, or null when the window needs no cut (it holds no more than
+ * maxWindowRecords records, or the probe found no instant inside it). Counts the request, and
+ * the split when there is one.
+ */
+async function probeCut(o: Omit<WindowReadOptions, "concurrency">, w: Window, stats: WindowStats, signal: AbortSignal): Promise<number | null> {
+  const probe = await o.api.search(o.objectType, cutProbeBody(o, w, o.maxWindowRecords - 1), signal);
+  stats.searchPages++;
+  stats.probes++;
+  const hit = probe.results[0];
+  const at = hit ? instantMs(String(hit.properties?.[o.lastModifiedProperty] ?? "")) : undefined;
+  if (probe.total <= o.maxWindowRecords || at === undefined || at >= w.to) return null;
+  stats.splits++;
+  return at;
+}
+
+/**
  * Cuts [from, to) into windows of at most maxWindowRecords records each (a 1 ms window may hold
  * more: it is read by keyset on hs_object_id), for reading them as separate tasks. One request
  * when the range is small enough — its first page, returned for the read to start from — else that
@@ -285,16 +297,11 @@ export async function planWindows(o: Omit<WindowReadOptions, "concurrency">, fro
   const windows: Window[] = [];
   let w: Window = { from, to };
   for (;;) {
-    const probe = await o.api.search(o.objectType, cutProbeBody(o, w, o.maxWindowRecords - 1), o.signal);
-    stats.searchPages++;
-    stats.probes++;
-    const hit = probe.results[0];
-    const at = hit ? instantMs(String(hit.properties?.[o.lastModifiedProperty] ?? "")) : undefined;
-    if (probe.total <= o.maxWindowRecords || at === undefined || at >= w.to) {
+    const at = await probeCut(o, w, stats, o.signal);
+    if (at === null) {
       windows.push(w);
       break;
     }
-    stats.splits++;
     const cutAt = at <= w.from ? w.from + 1 : at; // the first maxWindowRecords records share w.from: that millisecond alone
     windows.push({ from: w.from, to: cutAt });
     if (cutAt >= w.to) break;

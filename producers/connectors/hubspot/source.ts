@@ -21,25 +21,26 @@
  *    ids → labels for picklist fields, the record's currency.
  *
  * The portal's metadata and the tables' read plans are in plan.ts, the check in check.ts, the
- * association sweep in associations.ts, the API client in api.ts.
+ * association sweep in associations.ts, the batching and conversion of records in records.ts,
+ * the API client in api.ts.
  */
 import { ConfigError, TableSkippedError } from "../../../lib/errors.ts";
 import { logger, type Logger } from "../../../lib/log.ts";
-import type { RawValue } from "../../../schemas/index.ts";
-import type { ApiBudget, ReadSlice, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
+import type { ApiBudget, ReadSlice, ReadOptions, SourceConnector, SourcePage, TableCheck } from "../../connector.ts";
 import type { BudgetStore } from "../../shared-rate-limiter.ts";
 import { HubSpotApi } from "./api.ts";
-import type { HubSpotObject, SearchPage } from "./api-types.ts";
-import { BATCH, associationValues, readAssociations, sweepAssociations, type Associations, type SweepContext } from "./associations.ts";
-import { CURRENCY_FIELD, standardObject } from "./catalog.ts";
+import type { SearchPage } from "./api-types.ts";
+import { BATCH, sweepAssociations, type SweepContext } from "./associations.ts";
+import { standardObject } from "./catalog.ts";
 import { checkHubSpot } from "./check.ts";
 import type { HubSpotConnector } from "./config.ts";
 import { MissingScopesError } from "./errors.ts";
 import { realClock, type HubSpotClock } from "./limits.ts";
 import { HubSpotMetadata, type ReadStats, type TablePlan } from "./plan.ts";
+import type { HubSpotFilterGroup } from "./filter.ts";
+import { convertObjects, inBatches } from "./records.ts";
 import { listAll, newWindowStats, planWindows, searchRange } from "./search.ts";
 import type { TokenStoreLike } from "./tokens.ts";
-import { convertProperty, recordName, toIsoInstant } from "./values.ts";
 
 interface HubSpotSourceOptions {
   /** Time and sleeping (tests: the simulator's clock). */
@@ -77,6 +78,43 @@ function parseState(state: unknown): HubSpotState | null {
   return null;
 }
 
+/** The statistics of one table read, before anything is read. */
+function newReadStats(mode: ReadStats["mode"], from: number | null, to: number): ReadStats {
+  return { ...newWindowStats(), mode, from, to, deleted: 0, associationCalls: 0, unresolvedOwners: [], sweep: null };
+}
+
+/** What every search of a table's date range shares: the object, its last-modified property, the fields, the filter. */
+function rangeSearch(api: HubSpotApi, plan: TablePlan, filterGroups: HubSpotFilterGroup[] | undefined, maxWindowRecords: number, signal: AbortSignal) {
+  return {
+    api,
+    objectType: plan.object.api,
+    lastModifiedProperty: plan.object.lastModifiedProperty,
+    properties: plan.fetch,
+    filterGroups: filterGroups ?? [],
+    maxWindowRecords,
+    signal,
+  };
+}
+
+/**
+ * The ids of the table's archived records, in batches of up to BATCH: all of them when `from` is
+ * null, else those archived since `from` (and those whose archive time is unknown).
+ */
+async function* archivedIds(api: HubSpotApi, plan: TablePlan, from: number | null, signal: AbortSignal): AsyncGenerator<string[]> {
+  let deleted: string[] = [];
+  for await (const page of listAll(api, plan.object.api, ["hs_object_id"], true, signal)) {
+    for (const o of page) {
+      const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
+      if (from === null || at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
+    }
+    if (deleted.length >= BATCH) {
+      yield deleted;
+      deleted = [];
+    }
+  }
+  if (deleted.length > 0) yield deleted;
+}
+
 export class HubSpotSource implements SourceConnector {
   readonly config: HubSpotConnector;
   readonly api: HubSpotApi;
@@ -109,7 +147,12 @@ export class HubSpotSource implements SourceConnector {
       sharedLimits: config.rateLimits.shared === false ? undefined : options.sharedLimits,
     });
     this.metadata = new HubSpotMetadata(config, this.api, this.log);
-    this.sweepContext = { api: this.api, log: this.log, convert: (plan, objects, stats, signal, assoc) => this.convert(plan, objects, stats, signal, assoc) };
+    const converter = { api: this.api, metadata: this.metadata };
+    this.sweepContext = {
+      api: this.api,
+      log: this.log,
+      convert: (plan, objects, stats, signal, assoc) => convertObjects(converter, plan, objects, stats, signal, assoc),
+    };
   }
 
   // ---- check ------------------------------------------------------------------------------------
@@ -166,19 +209,7 @@ export class HubSpotSource implements SourceConnector {
     if (!state) return null; // a first run lists the table
     const from = Math.max(0, state.cursor - this.config.lookbackSeconds * 1000);
     const to = opts.runStartedAt;
-    const { windows, firstPage } = await planWindows(
-      {
-        api: this.api,
-        objectType: plan.object.api,
-        lastModifiedProperty: plan.object.lastModifiedProperty,
-        properties: plan.fetch,
-        filterGroups: table.filter ?? [],
-        maxWindowRecords: this.config.maxWindowRecords,
-        signal: opts.signal,
-      },
-      from,
-      to,
-    );
+    const { windows, firstPage } = await planWindows(rangeSearch(this.api, plan, table.filter, this.config.maxWindowRecords, opts.signal), from, to);
     if (windows.length > 1) return windows.map((w) => ({ from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() }));
     if (firstPage) this.firstPages.set(table.name, { from, to, page: firstPage });
     return null;
@@ -188,33 +219,14 @@ export class HubSpotSource implements SourceConnector {
     const table = this.config.tables.find((t) => t.name === tableName);
     if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
     const plan = await this.metadata.plan(table, opts.signal);
-    const stats: ReadStats = {
-      ...newWindowStats(),
-      mode: "incremental",
-      from: Date.parse(slice.from),
-      to: Date.parse(slice.to),
-      deleted: 0,
-      associationCalls: 0,
-      unresolvedOwners: [],
-      sweep: null,
-    };
+    const stats = newReadStats("incremental", Date.parse(slice.from), Date.parse(slice.to));
     const pages = searchRange(
-      {
-        api: this.api,
-        objectType: plan.object.api,
-        lastModifiedProperty: plan.object.lastModifiedProperty,
-        properties: plan.fetch,
-        filterGroups: table.filter ?? [],
-        maxWindowRecords: this.config.maxWindowRecords,
-        concurrency: 1,
-        signal: opts.signal,
-        stats,
-      },
+      { ...rangeSearch(this.api, plan, table.filter, this.config.maxWindowRecords, opts.signal), concurrency: 1, stats },
       Date.parse(slice.from),
       Date.parse(slice.to),
     );
     for await (const batch of inBatches(pages, opts.heartbeat)) {
-      yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
+      yield { records: await this.sweepContext.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
     }
   }
 
@@ -226,31 +238,11 @@ export class HubSpotSource implements SourceConnector {
     const state = parseState(opts.state);
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : 0;
     if (table.associationChanges && plan.associationFields.length > 0) {
-      const stats: ReadStats = {
-        ...newWindowStats(),
-        mode: "incremental",
-        from,
-        to: opts.runStartedAt,
-        deleted: 0,
-        associationCalls: 0,
-        unresolvedOwners: [],
-        sweep: null,
-      };
+      const stats = newReadStats("incremental", from, opts.runStartedAt);
       this.lastRead.set(table.name, stats);
       yield* sweepAssociations(this.sweepContext, plan, stats, opts);
     }
-    let deleted: string[] = [];
-    for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
-      for (const o of page) {
-        const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
-        if (at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
-      }
-      if (deleted.length >= BATCH) {
-        yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
-        deleted = [];
-      }
-    }
-    if (deleted.length > 0) yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
+    for await (const deleted of archivedIds(this.api, plan, from, opts.signal)) yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
     const next: HubSpotState = { v: 1, cursor: opts.runStartedAt, cursorAt: new Date(opts.runStartedAt).toISOString() };
     yield { records: [], sourceTypes: plan.sourceTypes, state: next };
   }
@@ -263,16 +255,7 @@ export class HubSpotSource implements SourceConnector {
     if (!opts.full && opts.state != null && !state) this.log.warn({ table: table.name }, "unreadable saved cursor; reading the whole table");
     const to = opts.runStartedAt;
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : null;
-    const stats: ReadStats = {
-      ...newWindowStats(),
-      mode: from === null ? "full" : "incremental",
-      from,
-      to,
-      deleted: 0,
-      associationCalls: 0,
-      unresolvedOwners: [],
-      sweep: null,
-    };
+    const stats = newReadStats(from === null ? "full" : "incremental", from, to);
     const trackAssociations = table.associationChanges && plan.associationFields.length > 0;
     this.lastRead.set(table.name, stats);
     this.log.info(
@@ -285,14 +268,8 @@ export class HubSpotSource implements SourceConnector {
     const windows = (lo: number) =>
       searchRange(
         {
-          api: this.api,
-          objectType: plan.object.api,
-          lastModifiedProperty: plan.object.lastModifiedProperty,
-          properties: plan.fetch,
-          filterGroups: table.filter ?? [],
-          maxWindowRecords: this.config.maxWindowRecords,
+          ...rangeSearch(this.api, plan, table.filter, this.config.maxWindowRecords, opts.signal),
           concurrency: this.config.concurrency,
-          signal: opts.signal,
           stats,
           firstPage: planned && planned.from === lo && planned.to === to ? planned.page : undefined,
         },
@@ -303,26 +280,14 @@ export class HubSpotSource implements SourceConnector {
 
     for await (const batch of inBatches(source, opts.heartbeat)) {
       if (from === null && !table.filter) stats.records += batch.length;
-      yield { records: await this.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
+      yield { records: await this.sweepContext.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
     }
 
     // Full reads saw every record's associations; incremental runs sweep the others.
     if (trackAssociations && from !== null) yield* sweepAssociations(this.sweepContext, plan, stats, opts);
 
     // Archived records: deletes. Incremental runs publish those archived since the window's start.
-    let deleted: string[] = [];
-    for await (const page of listAll(this.api, plan.object.api, ["hs_object_id"], true, opts.signal)) {
-      for (const o of page) {
-        const at = o.archivedAt === undefined ? undefined : new Date(o.archivedAt).getTime();
-        if (from === null || at === undefined || !Number.isFinite(at) || at >= from) deleted.push(o.id);
-      }
-      if (deleted.length >= BATCH) {
-        stats.deleted += deleted.length;
-        yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
-        deleted = [];
-      }
-    }
-    if (deleted.length > 0) {
+    for await (const deleted of archivedIds(this.api, plan, from, opts.signal)) {
       stats.deleted += deleted.length;
       yield { records: [], deletedIds: deleted, sourceTypes: plan.sourceTypes };
     }
@@ -349,69 +314,7 @@ export class HubSpotSource implements SourceConnector {
     yield { records: [], sourceTypes: plan.sourceTypes, state: next };
   }
 
-  /** Enriches and converts one batch (≤ 1,000 records); `assoc`: their associations when already read. */
-  private async convert(plan: TablePlan, objects: HubSpotObject[], stats: ReadStats, signal: AbortSignal, assoc?: Associations): Promise<SourceRecord[]> {
-    assoc ??= await readAssociations(
-      this.api,
-      plan,
-      objects.map((o) => o.id),
-      stats,
-      signal,
-    );
-    const currencyProp = plan.object.currencyProperty;
-    const ownCurrency = (props: Record<string, unknown>): string | null => {
-      const own = currencyProp ? props[currencyProp] : null;
-      return typeof own === "string" && own.trim() !== "" ? own.trim() : null;
-    };
-    if (plan.needsCurrency && plan.currencyFallback === undefined && objects.some((o) => ownCurrency(o.properties ?? {}) === null)) {
-      plan.currencyFallback = (await this.metadata.account(signal)).currency;
-    }
-    const unresolvedBefore = plan.ctx.unresolved.size;
-    let records = this.convertBatch(plan, objects, assoc, ownCurrency);
-    if (plan.ctx.unresolved.size > unresolvedBefore && plan.ctx.owners && !this.metadata.archivedOwnersRead) {
-      // an owner id the active owners lack: read the archived owners once, convert the batch again
-      await this.metadata.archivedOwners(signal);
-      plan.ctx.unresolved.clear();
-      records = this.convertBatch(plan, objects, assoc, ownCurrency);
-    }
-    return records;
-  }
-
-  private convertBatch(
-    plan: TablePlan,
-    objects: HubSpotObject[],
-    assoc: Associations,
-    ownCurrency: (props: Record<string, unknown>) => string | null,
-  ): SourceRecord[] {
-    return objects.map((o) => {
-      const props = o.properties ?? {};
-      const fields: Record<string, RawValue> = {};
-      for (const f of plan.propertyFields) fields[f.field] = convertProperty(props[f.prop.name], f.prop, f.spec, plan.ctx);
-      for (const c of plan.currencyColumns) fields[c.name] ??= props[c.name] ?? null;
-      const associated = associationValues(plan, o.id, assoc);
-      Object.assign(fields, associated);
-      if (plan.needsCurrency) fields[CURRENCY_FIELD] = ownCurrency(props) ?? plan.currencyFallback ?? null;
-      const modified = props[plan.object.lastModifiedProperty];
-      const updatedAt = typeof modified === "string" && modified !== "" ? toIsoInstant(modified) : o.updatedAt ? new Date(o.updatedAt).toISOString() : null;
-      return { externalId: o.id, name: recordName(plan.object.key, props, plan.nameProperties), sourceUpdatedAt: updatedAt, fields };
-    });
-  }
-
   async close(): Promise<void> {
     // Nothing held open: the client uses fetch without persistent state.
   }
-}
-
-/** Regroups API pages into batches of BATCH records (one associations read per type each), heartbeating per page. */
-async function* inBatches(pages: AsyncIterable<HubSpotObject[]>, heartbeat?: () => Promise<void>): AsyncIterable<HubSpotObject[]> {
-  let buffer: HubSpotObject[] = [];
-  for await (const page of pages) {
-    buffer.push(...page);
-    while (buffer.length >= BATCH) {
-      yield buffer.slice(0, BATCH);
-      buffer = buffer.slice(BATCH);
-    }
-    await heartbeat?.();
-  }
-  if (buffer.length > 0) yield buffer;
 }

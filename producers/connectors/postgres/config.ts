@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, TIME_ZONE, checkFields, required } from "../../../lib/config-common.ts";
+import { MASS_DELETE_THRESHOLD, connectorTables } from "../../../lib/config-common.ts";
 import { PostgresSchedule } from "./schedule.ts";
 
 export const PostgresTable = z
@@ -98,15 +99,7 @@ export const PostgresConnector = z.strictObject({
   schedule: PostgresSchedule.optional().describe("Scheduled full refreshes; without it, manual syncs only."),
   timestampTimezone: TIME_ZONE.default("UTC").describe("The zone in which TIMESTAMP WITHOUT TIME ZONE values are read."),
   defaultCurrency: CURRENCY_CODE.optional().describe("Currency of amounts with no currency column or fixed currency (else sink.defaultCurrency)."),
-  massDeleteThreshold: z
-    .number()
-    .min(0)
-    .max(1)
-    .default(0.3)
-    .describe("A full run that would delete more than this share of a table's records stops and asks (sync --full --force-deletes)."),
-  tables: z
-    .array(PostgresTable)
-    .min(1, { error: "list at least one table to sync" })
-    .describe("The Qobra tables this connector fills, one source table or view each."),
+  massDeleteThreshold: MASS_DELETE_THRESHOLD,
+  tables: connectorTables(PostgresTable, "one source table or view each"),
 });
 export type PostgresConnector = z.infer<typeof PostgresConnector>;

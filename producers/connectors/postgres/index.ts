@@ -6,7 +6,7 @@
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { PostgresConnector } from "./config.ts";
-import { PostgresSchedule, describePostgresSchedule, postgresCronRules, preparePostgresScheduleEdit } from "./schedule.ts";
+import { PostgresSchedule, describePostgresSchedule, postgresCronRules, postgresScheduleForm, preparePostgresScheduleEdit } from "./schedule.ts";
 import { PostgresSource } from "./source.ts";
 
 export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> = {
@@ -18,6 +18,9 @@ export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> =
   cronRules: postgresCronRules,
   describeSchedule: describePostgresSchedule,
   prepareScheduleEdit: preparePostgresScheduleEdit,
+  scheduleForm: postgresScheduleForm,
+  // Every run reads whole tables: a refresh is a full sync.
+  incremental: false,
   create: (config) => new PostgresSource(config),
   typePrefix: "pg",
 };

@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { TIME_ZONE } from "../../../lib/config-common.ts";
 import { ConfigError } from "../../../lib/errors.ts";
-import type { CronRule, ScheduleSummaryInput } from "../../connector.ts";
+import type { CronRule, ScheduleFormField, ScheduleSummaryInput } from "../../connector.ts";
 
 const HOUR = z.number().int().min(0).max(23);
 export const PostgresSchedule = z.strictObject({
@@ -17,6 +17,11 @@ export const PostgresSchedule = z.strictObject({
   enabled: z.boolean().default(true).describe("false keeps the settings but arms no sync (manual syncs only)."),
 });
 export type PostgresSchedule = z.infer<typeof PostgresSchedule>;
+
+/** The page's edit form: how many refreshes a day, and the hour of each (the count follows the hours). */
+export const postgresScheduleForm: ScheduleFormField[] = [
+  { kind: "hours", name: "hours", label: "at (hours)", count: { name: "timesPerDay", label: "Refreshes per day", min: 1, max: 24 } },
+];
 
 /** The hours of the day (local to the schedule's zone) of a PostgreSQL connector's refreshes. */
 export function refreshHours(s: PostgresSchedule): number[] {
@@ -37,8 +42,8 @@ export function describePostgresSchedule(_s: PostgresSchedule, { times, timezone
 }
 
 /**
- * The page sends the count and the hours of the refreshes; they must agree (the hours win in the
- * scheduler), and repeated hours count once.
+ * The page sends the hours of the refreshes (and an API client may send their count too); they
+ * must agree (the hours win in the scheduler), and repeated hours count once.
  */
 export function preparePostgresScheduleEdit(input: Record<string, unknown>): Record<string, unknown> {
   const body = { ...input };

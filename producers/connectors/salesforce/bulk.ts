@@ -10,7 +10,8 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { QueryJobV2 } from "jsforce/lib/api/bulk2.js";
 import type { Connection } from "jsforce";
 import { sleep } from "../../../lib/retry.ts";
-import { SalesforceApiError, SalesforceUnavailableError, type SalesforceClient } from "./client.ts";
+import type { SalesforceClient } from "./client.ts";
+import { SalesforceApiError, SalesforceUnavailableError } from "./errors.ts";
 
 interface BulkPage {
   /** Column names of the page's header row (as in the SELECT). */

@@ -11,21 +11,18 @@
  *    run fails with a message.
  *  - Requests read the raw response text (numbers are parsed exactly by the caller) and the
  *    response headers (Sforce-Limit-Info, Sforce-Locator).
- *  - Errors become the project's kinds: REQUEST_LIMIT_EXCEEDED → SalesforceLimitError (the run
- *    fails visibly), revoked tokens / bad client → ConfigError asking to reconnect, 5xx and
- *    network → SalesforceUnavailableError (retriable), query errors → SalesforceApiError with
- *    Salesforce's code (not retriable). Which class is decided once, in `translate`, from the HTTP
- *    status (a fact of the answer, not its text); callers test the class, never a flag.
+ *  - Errors become the project's kinds (errors.ts: the classes, and `translateError` that picks one).
  *  - Retries: see RETRY below.
  */
 import { createHash } from "node:crypto";
 import jsforce from "jsforce";
 import type { Connection } from "jsforce";
-import { ConfigError, EtlError, SourceRequestError, SourceUnavailableError } from "../../../lib/errors.ts";
+import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
 import type { RetryPolicy } from "../../../lib/retry.ts";
 import { logger } from "../../../lib/log.ts";
 import { TokenStore, singleFlight, type StoredToken } from "../../oauth/token-store.ts";
 import type { SalesforceConnector } from "./config.ts";
+import { SalesforceLimitError, isNetworkError, translateError, type ApiUsage, type HttpResponse } from "./errors.ts";
 
 const log = logger.child({ component: "salesforce" });
 
@@ -43,53 +40,12 @@ export const RETRY: { transport: RetryPolicy } = {
 };
 const JSFORCE_RETRY = { maxRetries: RETRY.transport.retries, minTimeout: RETRY.transport.initialMs, timeoutFactor: 2 };
 
-/** An error Salesforce answered that trying again will not fix (a query error, a 4xx): carries Salesforce's errorCode. */
-export class SalesforceApiError extends SourceRequestError {
-  readonly errorCode: string;
-  readonly status: number;
-  constructor(status: number, errorCode: string, message: string, cause?: unknown) {
-    super(message, cause);
-    this.errorCode = errorCode;
-    this.status = status;
-  }
-}
-
-/** Salesforce did not answer, or answered 5xx (or its results were inconsistent): may pass, retriable. */
-export class SalesforceUnavailableError extends SourceUnavailableError {
-  readonly errorCode: string;
-  readonly status: number;
-  constructor(status: number, errorCode: string, message: string, cause?: unknown) {
-    super(message, cause);
-    this.errorCode = errorCode;
-    this.status = status;
-  }
-}
-
-/** The org's daily API budget is spent (or reached maxApiUsagePercent): the run must fail, visibly. */
-export class SalesforceLimitError extends SourceUnavailableError {
-  readonly usage: ApiUsage | null;
-  constructor(message: string, usage: ApiUsage | null, cause?: unknown) {
-    super(message, cause);
-    this.usage = usage;
-  }
-}
-
-export interface ApiUsage {
-  used: number;
-  limit: number;
-}
-
 interface RawResponse {
   status: number;
   headers: Record<string, string>;
   body: string;
 }
 
-interface HttpResponse {
-  statusCode: number;
-  headers: Record<string, string>;
-  body: string;
-}
 interface Transport {
   httpRequest(req: unknown, options?: unknown): Promise<HttpResponse>;
 }
@@ -344,42 +300,12 @@ export class SalesforceClient {
 
   /** Any error of a call (ours or jsforce's) as one of the project's kinds. */
   translate(e: unknown, res?: HttpResponse): Error {
-    if (e instanceof EtlError) return e;
-    const err = e as Error & { errorCode?: string; data?: unknown };
-    const id = this.config.id;
-    if (typeof err?.message === "string" && err.message.startsWith("Unable to refresh session due to:")) {
-      return this.lastRefreshError instanceof EtlError
-        ? this.lastRefreshError
-        : new ConfigError(`connector ${id}: the Salesforce session could not be refreshed (${err.message}); reconnect with \`qobra-sync auth ${id}\``, e);
-    }
-    if (isNetworkError(e))
-      return new SourceUnavailableError(`connector ${id}: cannot reach Salesforce at ${this.conn?.instanceUrl ?? this.config.loginUrl}: ${err.message}`, e);
-    const status = res?.statusCode ?? statusOf(err);
-    let code = err?.errorCode ?? err?.name ?? "ERROR";
-    let message = err?.message ?? String(e);
-    const parsed = parseErrorBody(res?.body ?? (code.startsWith("ERROR_HTTP_") ? message : undefined));
-    if (parsed) {
-      code = parsed.errorCode;
-      message = parsed.message;
-    }
-    if (code === "REQUEST_LIMIT_EXCEEDED") {
-      const u = this.usage;
-      return new SalesforceLimitError(
-        `connector ${id}: the org's daily Salesforce API request limit is exhausted (REQUEST_LIMIT_EXCEEDED${u ? `, api-usage=${u.used}/${u.limit}` : ""}: ${message}); ` +
-          "the run stopped before finishing and the synced data is stale until the budget recovers (rolling 24 h) or the limit is raised",
-        this.usage,
-        e,
-      );
-    }
-    if (code === "INVALID_SESSION_ID") {
-      return new ConfigError(`connector ${id}: Salesforce rejected the session (INVALID_SESSION_ID: ${message}); reconnect with \`qobra-sync auth ${id}\``, e);
-    }
-    if (code === "API_DISABLED_FOR_ORG" || code === "API_CURRENTLY_DISABLED") {
-      return new ConfigError(`connector ${id}: the Salesforce API is not enabled for this org or user (${code}: ${message})`, e);
-    }
-    const http = status ?? (/^ERROR_HTTP_(\d{3})$/.exec(code)?.[1] ? Number(/^ERROR_HTTP_(\d{3})$/.exec(code)![1]) : 400);
-    const text = `connector ${id}: Salesforce answered ${code}: ${oneLine(message)}`;
-    return http >= 500 || http === 0 ? new SalesforceUnavailableError(http, code, text, e) : new SalesforceApiError(http, code, text, e);
+    return translateError(e, res, {
+      id: this.config.id,
+      where: this.conn?.instanceUrl ?? this.config.loginUrl,
+      usage: this.usage,
+      lastRefreshError: this.lastRefreshError,
+    });
   }
 
   async close(): Promise<void> {
@@ -393,34 +319,4 @@ function originOf(url: string): string {
   } catch {
     return url.replace(/\/+$/, "");
   }
-}
-
-function statusOf(err: unknown): number | undefined {
-  const s = (err as { statusCode?: unknown; status?: unknown })?.statusCode ?? (err as { status?: unknown })?.status;
-  return typeof s === "number" ? s : undefined;
-}
-
-function isNetworkError(e: unknown): boolean {
-  const code = (e as { code?: unknown })?.code ?? (e as { cause?: { code?: unknown } })?.cause?.code;
-  if (typeof code === "string" && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|UND_ERR_\w+)$/.test(code)) return true;
-  return /socket hang up|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|fetch failed|other side closed/i.test(String((e as Error)?.message ?? ""));
-}
-
-/** Salesforce's error body `[{"message","errorCode"}]` (or a single object), when the text is one. */
-function parseErrorBody(text: string | undefined): { errorCode: string; message: string } | null {
-  if (!text) return null;
-  try {
-    const v = JSON.parse(text) as unknown;
-    const first = Array.isArray(v) ? v[0] : v;
-    if (first && typeof first === "object" && typeof (first as { errorCode?: unknown }).errorCode === "string") {
-      return { errorCode: (first as { errorCode: string }).errorCode, message: String((first as { message?: unknown }).message ?? "") };
-    }
-  } catch {
-    /* not JSON */
-  }
-  return null;
-}
-
-function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, " ").trim();
 }

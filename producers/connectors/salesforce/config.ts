@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, checkFields, required, type FieldSpec } from "../../../lib/config-common.ts";
+import { MASS_DELETE_THRESHOLD, connectorTables } from "../../../lib/config-common.ts";
 import { SalesforceSchedule } from "./schedule.ts";
 
 /** A Salesforce API name: Account, Commission__c, ns__Thing__c, Owner_Email__c. */
@@ -77,16 +78,8 @@ export const SalesforceConnector = z.strictObject({
     .default(100)
     .describe("Stop the run (failed) once the org's daily API usage reaches this share, leaving the rest to other integrations."),
   defaultCurrency: CURRENCY_CODE.optional().describe("Currency of amounts when neither the record nor the org tells it (else sink.defaultCurrency)."),
-  massDeleteThreshold: z
-    .number()
-    .min(0)
-    .max(1)
-    .default(0.3)
-    .describe("A full run that would delete more than this share of a table's records stops and asks (sync --full --force-deletes)."),
-  tables: z
-    .array(SalesforceTable)
-    .min(1, { error: "list at least one table to sync" })
-    .describe("The Qobra tables this connector fills, one Salesforce object each."),
+  massDeleteThreshold: MASS_DELETE_THRESHOLD,
+  tables: connectorTables(SalesforceTable, "one Salesforce object each"),
 });
 export type SalesforceConnector = z.infer<typeof SalesforceConnector>;
 

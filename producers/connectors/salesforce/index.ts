@@ -7,7 +7,7 @@
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { SalesforceConnector } from "./config.ts";
-import { SalesforceSchedule, describeSalesforceSchedule, salesforceCronRules } from "./schedule.ts";
+import { SalesforceSchedule, describeSalesforceSchedule, salesforceCronRules, salesforceScheduleForm } from "./schedule.ts";
 import { SalesforceSource } from "./source.ts";
 import { defaultFieldType } from "./types.ts";
 
@@ -19,6 +19,8 @@ export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSched
   defaultSchedule: SalesforceSchedule.parse({ enabled: false }),
   cronRules: salesforceCronRules,
   describeSchedule: describeSalesforceSchedule,
+  scheduleForm: salesforceScheduleForm,
+  incremental: true,
   create: (config) => new SalesforceSource(config),
   typePrefix: "sf",
   defaultFieldType,

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { TIME_ZONE } from "../../../lib/config-common.ts";
-import type { CronRule, ScheduleSummaryInput } from "../../connector.ts";
+import type { CronRule, ScheduleFormField, ScheduleSummaryInput } from "../../connector.ts";
 
 const HH_MM = /^([01]\d|2[0-3]):([0-5]\d)$/;
 
@@ -26,6 +26,12 @@ export const SalesforceSchedule = z.strictObject({
   enabled: z.boolean().default(true).describe("false keeps the settings but arms no sync (manual syncs only)."),
 });
 export type SalesforceSchedule = z.infer<typeof SalesforceSchedule>;
+
+/** The page's edit form: the time of the nightly full refresh, and the hours between incrementals. */
+export const salesforceScheduleForm: ScheduleFormField[] = [
+  { kind: "time", name: "fullAt", label: "Nightly full refresh at" },
+  { kind: "number", name: "incrementalEveryHours", label: "Incremental every", min: 1, max: 24, suffix: "hours (24 = none)" },
+];
 
 /**
  * The cron rules of a Salesforce schedule: the nightly full at fullAt, and an incremental every

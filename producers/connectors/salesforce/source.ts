@@ -21,31 +21,23 @@
  *    use: a condition that does not parse, or that carries LIMIT/ORDER BY/…, is a ConfigError.
  *
  * The org's metadata and the tables' read plans are in plan.ts, the SOQL pieces in soql.ts, the
- * HTTP client in client.ts.
+ * running of a query (REST pages or Bulk API 2.0) in query.ts, the HTTP client in client.ts and
+ * its errors in errors.ts.
  */
 import { ConfigError, EtlError } from "../../../lib/errors.ts";
 import { logger } from "../../../lib/log.ts";
 import type { RawValue } from "../../../schemas/index.ts";
 import type { ApiBudget, ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
 import type { TokenStore } from "../../oauth/token-store.ts";
-import { BulkJobFailedError, bulkQuery } from "./bulk.ts";
-import { SalesforceApiError, SalesforceClient, SalesforceLimitError, type ApiUsage } from "./client.ts";
+import { SalesforceClient } from "./client.ts";
 import type { SalesforceConnector, SalesforceTable } from "./config.ts";
+import { SalesforceApiError, SalesforceLimitError, type ApiUsage } from "./errors.ts";
 import { SalesforceMetadata, type TablePlan } from "./plan.ts";
+import { executeQuery, restPages, type Batch, type QueryContext } from "./query.ts";
 import { cursorCondition, maxCursor, queryPath, type Cursor, type SalesforceState } from "./soql.ts";
-import { JsonNumber, normalizeDateTime, rawValue } from "./types.ts";
+import { normalizeDateTime, rawValue } from "./types.ts";
 
 const log = logger.child({ component: "salesforce" });
-
-/** REST query URLs longer than this go through Bulk API 2.0 (a POST body) instead. */
-const MAX_REST_URL = 15_000;
-
-type Row = Record<string, unknown>;
-interface Batch {
-  rows: Row[];
-  csv: boolean;
-  ordered: boolean;
-}
 
 interface SalesforceSourceOptions {
   tokenStore?: TokenStore;
@@ -55,12 +47,15 @@ export class SalesforceSource implements SourceConnector {
   readonly config: SalesforceConnector;
   readonly client: SalesforceClient;
   private readonly metadata: SalesforceMetadata;
+  /** What query.ts needs to run this source's queries. */
+  private readonly queries: QueryContext;
   private userEmails: Map<string, string | null> | undefined;
 
   constructor(config: SalesforceConnector, opts: SalesforceSourceOptions = {}) {
     this.config = config;
     this.client = new SalesforceClient(config, { tokenStore: opts.tokenStore });
     this.metadata = new SalesforceMetadata(config, this.client, log);
+    this.queries = { config, client: this.client, metadata: this.metadata, log };
   }
 
   /** The org's API usage from the last response's Sforce-Limit-Info, and the calls this connector made. */
@@ -161,7 +156,7 @@ export class SalesforceSource implements SourceConnector {
     const conds = [plan.hasIsDeleted ? "IsDeleted = false" : null, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
     const soql = `SELECT ${plan.select.join(", ")} FROM ${plan.object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}`;
     let max: Cursor | null = null;
-    for await (const batch of this.execute(plan, { rest: soql, bulk: soql }, plan.hasIsDeleted, opts)) {
+    for await (const batch of executeQuery(this.queries, plan, { rest: soql, bulk: soql }, plan.hasIsDeleted, opts)) {
       const page = await this.convert(plan, batch);
       max = maxCursor(max, page.max);
       if (page.records.length > 0) yield { records: page.records, sourceTypes: plan.sourceTypes };
@@ -179,7 +174,7 @@ export class SalesforceSource implements SourceConnector {
     // Records changed since the cursor that no longer match the where: gone from this table.
     if (plan.where && bound) {
       const soql = `SELECT Id FROM ${plan.object} WHERE ${bound} AND (NOT (${plan.where}))`;
-      for await (const rows of this.restPages(soql, all, opts)) {
+      for await (const rows of restPages(this.queries, soql, all, opts.signal)) {
         const ids = rows.map((r) => String(r.Id));
         if (ids.length > 0) yield { records: [], deletedIds: ids, sourceTypes: plan.sourceTypes };
       }
@@ -188,7 +183,7 @@ export class SalesforceSource implements SourceConnector {
     const base = `SELECT ${plan.select.join(", ")} FROM ${plan.object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}`;
     let max: Cursor | null = null;
     let savedMax: Cursor | null = null;
-    for await (const batch of this.execute(plan, { rest: `${base} ORDER BY ${field} ASC, Id ASC`, bulk: base }, all, opts)) {
+    for await (const batch of executeQuery(this.queries, plan, { rest: `${base} ORDER BY ${field} ASC, Id ASC`, bulk: base }, all, opts)) {
       const page = await this.convert(plan, batch);
       max = maxCursor(max, page.max);
       const pageState = batch.ordered && page.max ? this.stateOf(plan, page.max) : undefined;
@@ -238,81 +233,6 @@ export class SalesforceSource implements SourceConnector {
     if (max) return this.stateOf(plan, max);
     const ms = opts.runStartedAt - Math.max(this.config.lookbackSeconds, 900) * 1000;
     return { v: 1, field: plan.cursorField.name, ts: new Date(ms).toISOString(), id: null, sig: plan.sig };
-  }
-
-  /**
-   * Runs a query and yields batches of rows: REST pages (following nextRecordsUrl), or Bulk API 2.0
-   * result pages when the table says so, when the first REST page's totalSize reaches
-   * bulkThreshold, or when the query is too long for a URL.
-   */
-  private async *execute(plan: TablePlan, soql: { rest: string; bulk: string }, all: boolean, opts: ReadOptions): AsyncGenerator<Batch> {
-    const mode = plan.table.api;
-    const first = this.queryPath(soql.rest, all);
-    const tooLong = first.length > MAX_REST_URL;
-    if (mode === "rest" && tooLong) {
-      throw new ConfigError(
-        `connector ${this.config.id}, table ${plan.table.name}: the query selects too many fields for a REST URL (${first.length} characters); use api: bulk or list fewer fields`,
-      );
-    }
-    if (mode === "bulk" || tooLong) {
-      yield* this.bulkBatches(plan, soql.bulk, all, opts);
-      return;
-    }
-    let page = await this.restPage(first);
-    if (mode === "auto" && !page.done && page.totalSize >= this.config.bulkThreshold) {
-      let yielded = false;
-      try {
-        for await (const b of this.bulkBatches(plan, soql.bulk, all, opts)) {
-          yielded = true;
-          yield b;
-        }
-        return;
-      } catch (e) {
-        if (!(e instanceof BulkJobFailedError) || yielded) throw e;
-        log.warn({ connector: this.config.id, table: plan.table.name, err: e.message }, "the Bulk API 2.0 job failed: reading through REST instead");
-        page = await this.restPage(first);
-      }
-    }
-    for (;;) {
-      yield { rows: page.records, csv: false, ordered: true };
-      if (page.done || !page.nextRecordsUrl || opts.signal.aborted) return;
-      page = await this.restPage(page.nextRecordsUrl);
-    }
-  }
-
-  private async *bulkBatches(plan: TablePlan, soql: string, all: boolean, opts: ReadOptions): AsyncGenerator<Batch> {
-    const pages = bulkQuery(this.client, soql, {
-      all,
-      signal: opts.signal,
-      heartbeat: opts.heartbeat,
-      pollIntervalMs: this.config.bulkPollIntervalMs,
-      timeoutMs: this.config.bulkTimeoutMs,
-    });
-    for await (const p of pages) {
-      const names = p.columns.map((c) => plan.byName.get(c.toLowerCase())?.name ?? c);
-      const rows = p.rows.map((cells) => {
-        const r: Row = {};
-        for (let i = 0; i < names.length; i++) r[names[i]!] = cells[i] ?? "";
-        return r;
-      });
-      yield { rows, csv: true, ordered: false };
-    }
-  }
-
-  private async restPage(path: string): Promise<{ records: Row[]; totalSize: number; done: boolean; nextRecordsUrl?: string }> {
-    const body = (await this.metadata.getJson(path)) as { records?: Row[]; totalSize?: JsonNumber | number; done?: boolean; nextRecordsUrl?: string };
-    const total = body.totalSize instanceof JsonNumber ? Number(body.totalSize.text) : Number(body.totalSize ?? 0);
-    return { records: body.records ?? [], totalSize: total, done: body.done !== false, nextRecordsUrl: body.nextRecordsUrl };
-  }
-
-  /** Every row of a (small) query through REST pages. */
-  private async *restPages(soql: string, all: boolean, opts: ReadOptions): AsyncGenerator<Row[]> {
-    let page = await this.restPage(this.queryPath(soql, all));
-    for (;;) {
-      yield page.records;
-      if (page.done || !page.nextRecordsUrl || opts.signal.aborted) return;
-      page = await this.restPage(page.nextRecordsUrl);
-    }
   }
 
   /** Raw records of one batch, the ids it reports deleted, and the newest cursor in it. */
@@ -378,10 +298,9 @@ export class SalesforceSource implements SourceConnector {
 
   /** Loads the users' emails (all users once, then any id not seen yet). Ids of non-users (Group, Queue) stay null. */
   private async resolveUsers(ids: Set<string>): Promise<void> {
-    const never = new AbortController().signal;
     if (!this.userEmails) {
       const map = new Map<string, string | null>();
-      for await (const rows of this.restPages("SELECT Id, Email FROM User", false, { full: true, signal: never, state: null, runStartedAt: 0 })) {
+      for await (const rows of restPages(this.queries, "SELECT Id, Email FROM User", false)) {
         for (const u of rows) map.set(String(u.Id), typeof u.Email === "string" ? u.Email : null);
       }
       this.userEmails = map;
@@ -393,7 +312,7 @@ export class SalesforceSource implements SourceConnector {
       const chunk = missing.slice(i, i + 200);
       for (const id of chunk) map.set(id, null);
       const soql = `SELECT Id, Email FROM User WHERE Id IN (${chunk.map((id) => `'${id}'`).join(", ")})`;
-      for await (const rows of this.restPages(soql, false, { full: true, signal: never, state: null, runStartedAt: 0 })) {
+      for await (const rows of restPages(this.queries, soql, false)) {
         for (const u of rows) map.set(String(u.Id), typeof u.Email === "string" ? u.Email : null);
       }
     }
