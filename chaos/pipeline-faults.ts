@@ -6,7 +6,9 @@
  *   roles     SIGKILL of the producer, the mapper and the sink at random points (restarted after a while);
  *             a producer killed mid-run takes its run down: the run is requested again until it completes
  *   broker    the Kafka broker SIGKILLed mid-run (pid from .stack/kafka.pid), then `stackUp()`
- *   postgres  PostgreSQL stopped mid-run (`pg_ctlcluster 15 main stop -m fast`), started again 5 s later
+ *   postgres  PostgreSQL stopped mid-run (`pg_ctlcluster 15 main stop -m fast`), started again 5 s later;
+ *             CHAOS_PG_CLUSTER="15 other" names another cluster (with QOBRA_SYNC_PG_URL pointing at it),
+ *             so that the suite can run beside other work on this machine
  *   registry  the schema registry stopped mid-run, and the mapper and sink SIGKILLed and restarted
  *             while it is down (so they must fetch schemas), then the registry is started again
  *
@@ -46,6 +48,7 @@ import {
 
 const ROWS = Number(process.env.CHAOS_ROWS ?? 300_000);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const PG_CLUSTER = (process.env.CHAOS_PG_CLUSTER ?? "15 main").trim().split(/\s+/);
 const PHASES = (process.env.CHAOS_PHASES ?? "roles,broker,postgres,registry")
   .split(",")
   .map((p) => p.trim())
@@ -245,11 +248,11 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
         case "postgres":
           inject = async () => {
             await sleep(3000 + random() * 5000);
-            const stop = spawnSync("pg_ctlcluster", ["15", "main", "stop", "-m", "fast"], { encoding: "utf8" });
+            const stop = spawnSync("pg_ctlcluster", [...PG_CLUSTER, "stop", "-m", "fast"], { encoding: "utf8" });
             if (stop.status !== 0) throw new Error(`pg_ctlcluster stop failed: ${stop.stderr}`);
             say("fault: PostgreSQL stopped (source and sink); starting it in 5 s");
             await sleep(5000);
-            const start = spawnSync("pg_ctlcluster", ["15", "main", "start"], { encoding: "utf8" });
+            const start = spawnSync("pg_ctlcluster", [...PG_CLUSTER, "start"], { encoding: "utf8" });
             if (start.status !== 0) throw new Error(`pg_ctlcluster start failed: ${start.stderr}`);
             return [{ at: new Date().toISOString(), kind: "stop -m fast + start", target: "postgresql", downMs: 5000 }];
           };

@@ -27,6 +27,7 @@ import { startSalesforceSimulator } from "../simulators/salesforce/server.ts";
 import { generateSalesforceData } from "../simulators/salesforce/generate.ts";
 import { startHubSpotSimulator } from "../simulators/hubspot/server.ts";
 import { generateHubSpotData } from "../simulators/hubspot/generate.ts";
+import { stackDefaults } from "../stack/stack.ts";
 
 const secretsFile = process.argv[2];
 if (!secretsFile) throw new Error("usage: node chaos/tokens.ts SECRETS_FILE");
@@ -58,7 +59,7 @@ async function burst(name: string, call: () => Promise<unknown>, refreshCount: (
   const config = parseConfig(
     `kafka: { brokers: ["127.0.0.1:9092"] }
 schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
-sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/x", defaultCurrency: EUR }
+sink: { databaseUrl: "${stackDefaults.postgresUrl}", defaultCurrency: EUR }
 connectors:
   - id: sfchaos
     type: salesforce

@@ -5,6 +5,8 @@
 # It restarts the local broker and PostgreSQL: run it when nothing else uses them.
 #   CHAOS_ONLY="pipeline fuzz tokens", CHAOS_PHASES="roles,broker,postgres,registry", CHAOS_ROWS (300,000),
 #   CHAOS_FUZZ_ROWS (3,000), CHAOS_SEED (replay). Logs and reports: .stack/logs/chaos/.
+#   CHAOS_PG_CLUSTER ("15 main"): the PostgreSQL cluster the postgres phase stops (with QOBRA_SYNC_PG_URL and
+#   QOBRA_SYNC_KAFKA_PORT / QOBRA_SYNC_REGISTRY_PORT the suite runs beside other work).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
