@@ -48,7 +48,10 @@ export function dlqHeaders(l: DeadLetter): Record<string, string> {
 
 // ── Sync requests ───────────────────────────────────────────────────────────────────────────
 
-export function newRequest(connector: string, opts: { full?: boolean; tables?: string[]; by: string; forceDeletes?: boolean }): SyncRequest {
+export function newRequest(
+  connector: string,
+  opts: { full?: boolean; tables?: string[]; by: string; forceDeletes?: boolean; reconcile?: boolean },
+): SyncRequest {
   return {
     requestId: randomUUID(),
     connector,
@@ -57,6 +60,7 @@ export function newRequest(connector: string, opts: { full?: boolean; tables?: s
     requestedAt: Date.now(),
     requestedBy: opts.by,
     forceDeletes: opts.forceDeletes ?? false,
+    reconcile: opts.reconcile ?? false,
   };
 }
 

@@ -100,6 +100,14 @@ export interface SourceConnector {
   planSlices?(table: string, opts: ReadOptions): Promise<ReadSlice[] | null>;
   readSlice?(table: string, slice: ReadSlice, opts: ReadOptions): AsyncIterable<SourcePage>;
   finishSlices?(table: string, opts: ReadOptions): AsyncIterable<SourcePage>;
+  /**
+   * Optional, for reconciliation runs (SyncRequest.reconcile): yields, in batches, the external ids
+   * of every record the source holds for the table, with the table's filter applied, at the fewest
+   * requests the API allows (ids only). The worker publishes deletes for the records the raw topic
+   * holds that are not among them (the mass-delete guard applies). Sources without it reconcile
+   * through full runs.
+   */
+  listIds?(table: string, opts: ReadOptions): AsyncIterable<string[]>;
   /** Optional: the source API budget so far (calls made by this connector, the org/portal's usage and limit). */
   apiBudget?(): ApiBudget;
   close(): Promise<void>;

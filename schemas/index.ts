@@ -27,6 +27,8 @@ export interface SyncRequest {
   requestedAt: number;
   requestedBy: string;
   forceDeletes: boolean;
+  /** A reconciliation run (ids only, deletes for the missing ones); absent in requests of older versions. */
+  reconcile?: boolean;
 }
 
 export interface SyncTask {

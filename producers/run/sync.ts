@@ -39,19 +39,25 @@ export async function runSync(
   heartbeat: () => Promise<void> = async () => {},
   ctx: ConnectorContext = {},
 ): Promise<"completed" | "failed"> {
-  const run: RunContext = { port, codec, producer, request, rawTopic: port.topics.raw(request.connector), heartbeat };
-  const events = new RunEvents(run);
   const rlog = log.child({ connector: request.connector, runId: request.requestId });
   const plan = planRun(config, request);
   if (!plan.ok) {
-    await events.publish({ type: "RUN_FAILED", error: plan.error });
+    await new RunEvents({ port, codec, producer, request, rawTopic: port.topics.raw(request.connector), heartbeat }).publish({
+      type: "RUN_FAILED",
+      error: plan.error,
+    });
     return "failed";
   }
+  const source = createConnector(plan.connector, ctx);
+  // A reconciliation lists ids where the connector can (listIds); elsewhere it is a full read.
+  const reconcile = request.reconcile === true && typeof source.listIds === "function";
+  if (request.reconcile && !reconcile) request = { ...request, full: true };
+  const run: RunContext = { port, codec, producer, request, rawTopic: port.topics.raw(request.connector), heartbeat };
+  const events = new RunEvents(run);
   const { tables } = plan;
   const started = Date.now();
   await events.publish({ type: "RUN_STARTED", counts: { tables: tables.length } });
-  rlog.info({ tables, full: request.full }, "run started");
-  const source = createConnector(plan.connector, ctx);
+  rlog.info({ tables, full: request.full, reconcile }, "run started");
   const abort = new AbortController();
   const totals: Record<string, number> = { read: 0, deleted: 0 };
   const retryFor = (config.producer?.retryForSeconds ?? 300) * 1000;
@@ -83,9 +89,9 @@ export async function runSync(
       // One attempt: an incremental read goes on from the table's last saved cursor (where the
       // failure stopped it); a full read starts again, and counts only its last, complete pass.
       const readOnce = async (): Promise<void> => {
-        if (request.full) read = 0;
+        if (request.full || reconcile) read = 0;
         try {
-          if (request.full && !tracked) {
+          if ((request.full || reconcile) && !tracked) {
             inference.track(table, await liveIds(run, table));
             tracked = true;
           }
@@ -97,6 +103,16 @@ export async function runSync(
             heartbeat,
             published: request.full ? undefined : publishedRecords(run, table),
           };
+          if (reconcile) {
+            // Ids only: every id the source lists is live; the others the raw topic holds are deleted.
+            for await (const ids of source.listIds!(table, { ...readOpts, full: true, state: null, published: undefined })) {
+              inference.seen(table, ids);
+              read += ids.length;
+              await events.progress(table, totals.read! + read);
+              await heartbeat();
+            }
+            return;
+          }
           await readTable(
             run,
             source,

@@ -20,7 +20,16 @@ const raw: RawRecord = {
 describe("pipeline schemas", () => {
   it("every owned message type is valid against its .avsc and round-trips", () => {
     const samples = {
-      syncRequest: { requestId: "r", connector: "crm", tables: [], full: true, requestedAt: 1, requestedBy: "cli", forceDeletes: false } satisfies SyncRequest,
+      syncRequest: {
+        requestId: "r",
+        connector: "crm",
+        tables: [],
+        full: true,
+        requestedAt: 1,
+        requestedBy: "cli",
+        forceDeletes: false,
+        reconcile: false,
+      } satisfies SyncRequest,
       syncTask: { taskId: "t", runId: "r", connector: "c", table: "deals", full: false, windowFrom: null, windowTo: null } satisfies SyncTask,
       rawRecord: raw,
       syncEvent: {
