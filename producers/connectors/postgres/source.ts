@@ -8,7 +8,7 @@
  */
 import pg from "pg";
 import type { QobraType } from "../../../lib/config-common.ts";
-import { ConfigError, SourceUnavailableError, isRetriablePgError } from "../../../lib/errors.ts";
+import { ConfigError, EtlError, SourceUnavailableError, isRetriablePgError } from "../../../lib/errors.ts";
 import { ident, literal } from "../../../lib/pg.ts";
 import type { RawValue } from "../../../schemas/index.ts";
 import type { ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
@@ -25,6 +25,9 @@ interface ColumnInfo {
 }
 
 /** Types returned as text by the driver: we do the parsing where the meaning is known. */
+/** Clients whose connection emitted an error: what they throw afterwards is a lost connection. */
+const lostClients = new WeakSet<pg.Client>();
+
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
 
 export class PostgresSource implements SourceConnector {
@@ -46,6 +49,9 @@ export class PostgresSource implements SourceConnector {
       closeTransport = close;
       client = new pg.Client({ ...config, types: TEXT_TYPES, connectionTimeoutMillis: 10_000, application_name: "qobra-sync" });
       client.on("error", () => {
+        // The connection is gone (a server restart, a network drop): every later error of this
+        // client is that loss, whatever pg's message says; the next read connects again.
+        lostClients.add(client!);
         this.client = undefined;
       });
       await client.connect();
@@ -166,6 +172,15 @@ export class PostgresSource implements SourceConnector {
   async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
     const table = this.tableConfig(tableName);
     const client = await this.connect();
+    try {
+      yield* this.readWith(client, table, opts);
+    } catch (e) {
+      if (e instanceof EtlError || !(lostClients.has(client) || isRetriablePgError(e))) throw e;
+      throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
+    }
+  }
+
+  private async *readWith(client: pg.Client, table: PostgresTable, opts: ReadOptions): AsyncIterable<SourcePage> {
     const d = await this.describe(client, table.source);
     if (!d) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: source ${table.source} does not exist or is not visible to this user`);
     const need = (col: string, role: string): ColumnInfo => {
