@@ -24,6 +24,9 @@
  *    100 requests per 10 s (the OAuth app's ten-secondly budget, which search and association
  *    batch reads do not consume) × 100 records = 1,000 records/s for lists; 5 searches per
  *    second × 200 = 1,000 records/s for search.
+ *    Then a reconciliation (listIds): every deal id, ids-only searches of 200 by keyset on
+ *    hs_object_id; fewest requests ceil(N / 200) (the list endpoint would need ceil(N / 100)); the
+ *    searches are counted (the table's metadata, read once per run, apart); ceiling 5 × 200 ids/s.
  *
  * Prints its figures as the last lines; writes bench/results/api-sources.json.
  */
@@ -91,6 +94,21 @@ async function readAll(
     await conn.close();
   }
   return { records, deletes, seconds: (performance.now() - started) / 1000, state };
+}
+
+/** Lists every id of a table as a reconciliation run does (SourceConnector.listIds). */
+async function listAllIds(connectorYaml: string, table: string): Promise<{ ids: number; seconds: number }> {
+  const config = parseConfig(yamlHead + connectorYaml, "bench", {});
+  const conn = createConnector(config.connectors[0]!);
+  let ids = 0;
+  const started = performance.now();
+  try {
+    for await (const batch of conn.listIds!(table, { full: true, signal: new AbortController().signal, state: null, runStartedAt: Date.now() }))
+      ids += batch.length;
+  } finally {
+    await conn.close();
+  }
+  return { ids, seconds: (performance.now() - started) / 1000 };
 }
 
 const diff = (after: Record<string, number>, before: Record<string, number>): Record<string, number> => {
@@ -185,7 +203,8 @@ interface HsRun {
   byEndpoint: Record<string, number>;
 }
 const hsFull: HsRun[] = [],
-  hsIncr: HsRun[] = [];
+  hsIncr: HsRun[] = [],
+  hsRecon: HsRun[] = [];
 for (let r = 0; r < RUNS; r++) {
   const data = generateHubSpotData({ deals: HS_N, companies: Math.ceil(HS_N / 20), contacts: Math.ceil(HS_N / 10), owners: 5, seed: 3 + r });
   data.portal = { ...(data.portal ?? {}), search: { ...(data.portal?.search ?? {}), indexDelayMs: 0 } };
@@ -233,6 +252,12 @@ for (let r = 0; r < RUNS; r++) {
       byEndpoint: c2,
     });
     log(`hubspot incremental run ${r + 1}: ${incr.records} deals in ${incr.seconds.toFixed(1)} s, ${hsIncr.at(-1)!.requests} API requests`);
+    // A reconciliation: every deal id the portal holds (ids only, the table's plan read once).
+    const before3 = hs.counters();
+    const recon = await listAllIds(hsYaml, "deals");
+    const c3 = diff(hs.counters(), before3);
+    hsRecon.push({ records: recon.ids, seconds: recon.seconds, requests: sumWhere(c3, /^POST \/crm\/v3\/objects\/[^/]+\/search$/), byEndpoint: c3 });
+    log(`hubspot reconciliation run ${r + 1}: ${recon.ids} ids in ${recon.seconds.toFixed(1)} s, ${hsRecon.at(-1)!.requests} search requests`);
   } finally {
     await hs.close();
   }
@@ -259,6 +284,8 @@ const hubspot = {
   // The changes' search pages; every record's associations (HubSpot gives no other sign of an
   // association-only change); the association-only changed records read again (batch read of 100).
   incremental: hsSummary(hsIncr, HS_METADATA + Math.ceil(HS_CHANGED / 200) + 2 * Math.ceil(HS_N / 1000) + Math.ceil(HS_ASSOC_ONLY / 100), 1000),
+  // Ids only: one search page of 200 per 200 ids (counted: the searches; the table's metadata apart).
+  reconciliation: hsSummary(hsRecon, Math.ceil(HS_N / 200), 1000),
 };
 rmSync(tokenDir, { recursive: true, force: true });
 
@@ -267,6 +294,12 @@ for (const k of ["bulk", "rest"] as const) {
   const s = salesforce[k];
   console.log(
     `Salesforce ${k === "bulk" ? "Bulk API 2.0" : "REST"} full read of ${s.records} opportunities: ${s.callsPer10k} API calls per 10,000 records vs minimum ${s.minimumPer10k} (ratio ${s.callsVsMinimum}); ${s.recordsPerSec} records/s (no per-second limit; a ${SF_BUDGET}-call daily budget sustains ${s.dailyBudgetCeilingRecordsPerSec} records/s)`,
+  );
+}
+{
+  const h = hubspot.reconciliation;
+  console.log(
+    `HubSpot reconciliation of ${h.records} deals (ids only, search 200 per page): ${h.requestsPer10k} requests per 10,000 records vs minimum ${h.minimumPer10k} = ceil(n/200) (ratio ${h.requestsVsMinimum}); ${h.recordsPerSec} ids/s vs ceiling ${h.ceilingRecordsPerSec} ids/s (5 searches/s × 200)`,
   );
 }
 for (const k of ["full", "incremental"] as const) {

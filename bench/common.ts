@@ -1,6 +1,6 @@
 /**
  * Shared parts of the benchmarks (bench/*.ts, run by `npm run bench` = scripts/bench.sh): medians,
- * the benchmark table's configuration (the same deals table as bench/pg-source.ts), synthetic raw
+ * the benchmark database and the configuration of its deals table (bench/pg-source.ts seeds it), synthetic raw
  * and mapped records through the real mapping code, role processes, and result files.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -13,7 +13,8 @@ import { mapRecord } from "../consumers/mapping/map-record.ts";
 import { tableLayout, type TableLayout } from "../consumers/mapping/mapped-schema.ts";
 import type { KafkaPort } from "../lib/kafka.ts";
 import type { RawRecord } from "../schemas/index.ts";
-import { stackDefaults } from "../stack/stack.ts";
+import { stackDefaults, stackUp } from "../stack/stack.ts";
+import { ensureDatabase, withDb } from "../support/env.ts";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const DB = "qobra_bench";
@@ -43,7 +44,14 @@ const SOURCE_TYPES: Record<string, string> = {
   probability: "pg:float8",
 };
 
-export function benchYaml(prefix: string, opts: { partitions?: number; sourceTable?: string; sinkSchema?: string; usersTable?: string } = {}): string {
+/**
+ * The benchmarks' configuration: the deals table of `sourceTable` (default the 1,000,000-row table of
+ * bench/pg-source.ts) as connector `bench`, sunk into `sinkSchema` (default sink_<prefix>) of the
+ * benchmark database. `usersTable` names the users the mapper resolves (default bench_users, see
+ * prepareBenchDb); null leaves the users query out (user values keep a null user id).
+ */
+export function benchYaml(prefix: string, opts: { partitions?: number; sourceTable?: string; sinkSchema?: string; usersTable?: string | null } = {}): string {
+  const usersTable = opts.usersTable === undefined ? "bench_users" : opts.usersTable;
   return `
 kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}${opts.partitions ? `, partitions: ${opts.partitions}` : ""} }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
@@ -52,8 +60,7 @@ sink:
   databaseUrl: "${dbUrl(DB)}"
   schema: ${opts.sinkSchema ?? `sink_${prefix}`}
   defaultCurrency: EUR
-  users: { query: "SELECT id, email FROM public.${opts.usersTable ?? "bench_users"}" }
-connectors:
+${usersTable === null ? "" : `  users: { query: "SELECT id, email FROM public.${usersTable}" }\n`}connectors:
   - id: bench
     type: postgres
     connection: { url: "${dbUrl(DB)}" }
@@ -66,6 +73,16 @@ connectors:
         updatedAtColumn: updated_at
         fields: ${FIELDS_YAML}
 `;
+}
+
+/** Starts the stack when it is not up, and prepares the benchmark database with its 40 users (public.bench_users). */
+export async function prepareBenchDb(): Promise<void> {
+  await stackUp({ print: log });
+  await ensureDatabase(DB);
+  await withDb(DB, (c) =>
+    c.query(`CREATE TABLE IF NOT EXISTS public.bench_users (id text, email text);
+  INSERT INTO public.bench_users SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 39) g WHERE NOT EXISTS (SELECT 1 FROM public.bench_users)`),
+  );
 }
 
 export function writeConfig(prefix: string, yaml: string): { file: string; config: Config } {

@@ -15,10 +15,7 @@ import { openRuntime } from "../lib/runtime.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "../lib/kafka.ts";
 import { groups } from "../lib/topics.ts";
 import { rawKey } from "../lib/protocol.ts";
-import { stackUp } from "../stack/stack.ts";
-import { ensureDatabase, withDb } from "../support/env.ts";
 import {
-  DB,
   ROOT,
   benchYaml,
   createTopic,
@@ -26,6 +23,7 @@ import {
   log,
   median,
   peakRssMb,
+  prepareBenchDb,
   rawRecord,
   round,
   startRole,
@@ -39,12 +37,7 @@ const ROWS = Number(process.env.BENCH_MAPPER_ROWS ?? 200_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PARTITIONS = process.env.BENCH_MAPPER_PARTITIONS ? Number(process.env.BENCH_MAPPER_PARTITIONS) : undefined;
 
-await stackUp({ print: log });
-await ensureDatabase(DB);
-await withDb(DB, (c) =>
-  c.query(`CREATE TABLE IF NOT EXISTS public.bench_users (id text, email text);
-  INSERT INTO public.bench_users SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 39) g WHERE NOT EXISTS (SELECT 1 FROM public.bench_users)`),
-);
+await prepareBenchDb();
 
 async function sumOffsets(port: KafkaPort, group: string, topic: string): Promise<number> {
   const committed = await committedOffsets(await port.admin(), group, topic);

@@ -15,35 +15,16 @@ import { to as copyTo } from "pg-copy-streams";
 import { createConnector } from "../producers/connectors/registry.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { parseConfig } from "../app/config.ts";
-import { stackDefaults, stackUp } from "../stack/stack.ts";
+import { stackUp } from "../stack/stack.ts";
 import { syncAndWait } from "../support/pipeline.ts";
 import { dbUrl, ensureDatabase, withDb } from "../support/env.ts";
+import { DB, benchYaml, log, median } from "./common.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const DB = "qobra_bench";
 const TABLE = `bench_deals_${ROWS}`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const log = (s: string) => process.stderr.write(`${s}\n`);
-
-const yaml = (prefix: string) => `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)} }
-schemaRegistry: { url: "${stackDefaults.registryUrl}" }
-topicPrefix: ${prefix}
-sink: { databaseUrl: "${dbUrl(DB)}", schema: sink_${prefix}, defaultCurrency: EUR }
-connectors:
-  - id: bench
-    type: postgres
-    connection: { url: "${dbUrl(DB)}" }
-    massDeleteThreshold: 1
-    tables:
-      - name: deals
-        source: public.${TABLE}
-        idColumn: id
-        nameColumn: title
-        updatedAtColumn: updated_at
-        fields: { amount: { type: amount, currencyColumn: currency }, closed_on: date, owner_email: user, stage: picklist, won: bool, probability: percentage }
-`;
+/** The benchmark configuration for this table, without a users query (user values keep a null user id). */
+const yaml = (prefix: string) => benchYaml(prefix, { sourceTable: TABLE, usersTable: null });
 
 async function seed(): Promise<void> {
   await ensureDatabase(DB);

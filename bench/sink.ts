@@ -25,7 +25,6 @@ import { ident } from "../lib/pg.ts";
 import { mappedSchema } from "../consumers/mapping/mapped-schema.ts";
 import { upsertParams } from "../consumers/sink/sink-sql.ts";
 import { OFFSETS_TABLE, columnsOf, createTableSql, offsetsDdl, upsertColumns, upsertSql, type SinkColumn } from "../consumers/sink/sink-sql.ts";
-import { stackUp } from "../stack/stack.ts";
 import {
   DB,
   benchLayout,
@@ -36,6 +35,7 @@ import {
   log,
   mappedValues,
   median,
+  prepareBenchDb,
   produceAll,
   round,
   startRole,
@@ -45,7 +45,6 @@ import {
   writeResult,
 } from "./common.ts";
 import { DEBEZIUM_VERSION, connectErrors, startDebeziumSink } from "./debezium.ts";
-import { ensureDatabase, withDb } from "../support/env.ts";
 
 const ROWS = Number(process.env.BENCH_SINK_ROWS ?? 200_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -55,12 +54,7 @@ const PARTITIONS = 3;
 const DBZ_TASKS = 2; // the sink consumes two partitions at a time (partitionsConsumedConcurrently: 2)
 const DBZ_BATCH = Number(process.env.BENCH_DEBEZIUM_BATCH ?? 5000);
 
-await stackUp({ print: log });
-await ensureDatabase(DB);
-await withDb(DB, (c) =>
-  c.query(`CREATE TABLE IF NOT EXISTS public.bench_users (id text, email text);
-  INSERT INTO public.bench_users SELECT 'u' || g, 'rep' || g || '@example.com' FROM generate_series(0, 39) g WHERE NOT EXISTS (SELECT 1 FROM public.bench_users)`),
-);
+await prepareBenchDb();
 
 const base = `bsink${Date.now().toString(36)}`;
 const schema = `bench_${base}`;

@@ -21,7 +21,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openRuntime, type Runtime } from "../lib/runtime.ts";
+import type { Runtime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun } from "../lib/wait.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import type { SyncEvent } from "../schemas/index.ts";
@@ -29,22 +29,17 @@ import { stackUp } from "../stack/stack.ts";
 import { stackDir } from "../lib/paths.ts";
 import {
   dropScenario,
-  faultLoop,
+  killMapperAndSink,
   mutateSource,
-  progressCounters,
   rng,
   scenario,
-  seedSource,
+  seedAndStart,
   sleep,
-  startRoles,
   summarize,
   verdict,
-  type Fault,
-  type RoleName,
-  type RoleProcess,
-  type Scenario,
-  type Verdict,
+  verdictForReport,
 } from "../support/reliability.ts";
+import type { Fault, RoleName, RoleProcess, Scenario, Verdict } from "../support/reliability.ts";
 
 const ROWS = Number(process.env.CHAOS_ROWS ?? 300_000);
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -67,8 +62,12 @@ export interface PhaseReport {
   crashes: Array<{ role: string; at: string; code: number | null; signal: string | null; logTail: string }>;
 }
 
-function readPid(name: "kafka" | "registry"): number {
-  return Number(readFileSync(join(stackDir, `${name}.pid`), "utf8").trim());
+/** Signals a process of the local stack (its pid from .stack/<name>.pid) and waits until it is gone; returns its pid. */
+async function stopStackProcess(name: "kafka" | "registry", signal: NodeJS.Signals): Promise<number> {
+  const pid = Number(readFileSync(join(stackDir, `${name}.pid`), "utf8").trim());
+  process.kill(pid, signal);
+  await waitGone(pid);
+  return pid;
 }
 
 async function waitGone(pid: number, ms = 60_000): Promise<void> {
@@ -184,7 +183,7 @@ async function phase(
     faults,
     attempts,
     seconds,
-    verdict: { ...v, lost: v.lost.slice(0, 20), stale: v.stale.slice(0, 20) },
+    verdict: verdictForReport(v),
     ok: ok && crashes.length === 0,
     notes,
     crashes,
@@ -195,9 +194,7 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
   const id = `chaos${Date.now().toString(36)}`;
   const s = scenario(id, { partitions: 3 });
   say(`seed ${SEED}; ${ROWS} source rows; phases ${PHASES.join(", ")}; logs in ${s.logDir}`);
-  await seedSource(s, ROWS);
-  const rt = await openRuntime(s.config, "chaos");
-  const procs = startRoles(s, ["producer", "mapper", "sink"]);
+  const { rt, procs } = await seedAndStart(s, ROWS, "chaos");
   const reports: PhaseReport[] = [];
   try {
     // A first clean run, so that every phase updates existing records (newer versions over older ones).
@@ -213,14 +210,7 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
           inject = async (runDone) => {
             // The mapper and the sink die every 1.5-4 s until the run is through; the producer once,
             // while it is reading the source (the run is then requested again if it failed).
-            const loop = faultLoop(procs, ["mapper", "sink"], {
-              seed: SEED,
-              everyMs: [1500, 4000],
-              downMs: [300, 3000],
-              max: 12,
-              log: say,
-              progress: progressCounters(s, rt.port),
-            });
+            const loop = killMapperAndSink(s, rt.port, procs, { seed: SEED, everyMs: [1500, 4000], downMs: [300, 3000], max: 12, log: say });
             await sleep(2000 + random() * 4000);
             await procs.producer.kill9();
             const producerFault: Fault = { at: new Date().toISOString(), kind: "SIGKILL", target: "producer", downMs: 2000, note: "while reading the source" };
@@ -234,9 +224,7 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
         case "broker":
           inject = async () => {
             await sleep(3000 + random() * 5000);
-            const pid = readPid("kafka");
-            process.kill(pid, "SIGKILL");
-            await waitGone(pid);
+            const pid = await stopStackProcess("kafka", "SIGKILL");
             const downMs = 5000;
             say(`fault: Kafka broker (pid ${pid}) SIGKILLed; restarting it in ${downMs / 1000} s`);
             await sleep(downMs);
@@ -260,9 +248,7 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
         case "registry":
           inject = async () => {
             await sleep(3000 + random() * 3000);
-            const pid = readPid("registry");
-            process.kill(pid, "SIGTERM");
-            await waitGone(pid);
+            const pid = await stopStackProcess("registry", "SIGTERM");
             say(`fault: registry (pid ${pid}) stopped; SIGKILLing mapper and sink so that they restart without it`);
             const faults: Fault[] = [{ at: new Date().toISOString(), kind: "stop", target: "schema registry", downMs: 20_000 }];
             for (const r of ["mapper", "sink"] as const) {

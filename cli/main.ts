@@ -12,6 +12,7 @@ import { newRequest, publishRequest } from "../lib/protocol.ts";
 import { runRoles, ROLES, type Role } from "../app/roles.ts";
 import { registerDlqCommands } from "./dlq.ts";
 import { registerOpsCommands, syncProgress } from "./ops-commands.ts";
+import { registerScheduleCommand } from "./schedule-command.ts";
 import { simulators } from "../simulators/index.ts";
 
 const program = new Command();
@@ -147,6 +148,7 @@ for (const action of ["up", "down", "status"] as const) {
 
 registerDlqCommands(program, config);
 registerOpsCommands(program, config);
+registerScheduleCommand(program, config);
 
 program
   .command("auth")

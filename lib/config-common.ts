@@ -30,7 +30,10 @@ export const FieldSpec = z.strictObject({
     .optional()
     .describe("amount: a fixed currency for this field (else the record's currencyColumn, else the connector's, else sink.defaultCurrency)."),
   format: z.enum(["date", "datetime"]).optional().describe("date: force a calendar date or an instant; by default it follows the source column's type."),
-  userKey: z.string().optional().describe("user: the Qobra users column the value matches (default: email)."),
+  userKey: z
+    .string()
+    .optional()
+    .describe("user: the Qobra users column the value matches (default: email; id for a column holding Qobra's user ids; integers compare by value)."),
   references: TABLE_NAME.optional().describe("object: the Qobra table the value references."),
   scale: z
     .enum(["points", "fraction"])

@@ -32,7 +32,7 @@ export interface ConnectorBase {
   id: string;
   type: string;
   tables: TableConfig[];
-  /** The schedule block (its other keys are the source's); absent: manual syncs only. */
+  /** The schedule block (its other keys are the source's); absent: the source's default schedule; `enabled: false`: manual syncs only. */
   schedule?: { enabled: boolean; timezone: string };
   /** The currency of amounts when the record tells none (else sink.defaultCurrency). */
   defaultCurrency?: string;

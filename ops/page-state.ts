@@ -8,7 +8,7 @@
 import type { Config, ConnectorConfig } from "../lib/config.ts";
 import type { ScheduleFormField } from "../producers/connector.ts";
 import { pluginFor } from "../producers/connectors/registry.ts";
-import { scheduleView, type ScheduleOverride, type ScheduleView } from "../scheduler/schedules.ts";
+import { appliedOverrides, scheduleView, type ScheduleOverride, type ScheduleView } from "../scheduler/schedules.ts";
 import type { Health } from "./health.ts";
 import { groupTotals, type LagSnapshot, type PartitionLag } from "./lag.ts";
 import { staleness, type ConnectorTotals, type RunBook, type RunView, type TableSuccess } from "./runs.ts";
@@ -100,6 +100,9 @@ export function buildOpsState(input: OpsStateInput): OpsState {
     dlq
       .filter((d) => d.stage === stage && (connector === undefined || d.connector === connector) && (table === undefined || d.table === table))
       .reduce((n, d) => n + d.count, 0);
+  // A stored edit that no longer validates is ignored by the scheduler: the origin says so, while
+  // the page still offers to remove it.
+  const applied = new Set(appliedOverrides(config, input.overrides).map((o) => o.connector));
   const connectors = input.effective.connectors.map((c): ConnectorState => {
     const o = input.overrides.find((x) => x.connector === c.id);
     const runs = input.book.list(c.id);
@@ -109,7 +112,7 @@ export function buildOpsState(input: OpsStateInput): OpsState {
       type: c.type,
       title: plugin.title,
       incremental: plugin.incremental,
-      schedule: scheduleView(c, { overridden: !!o, updatedAt: o?.updatedAt ?? null, updatedBy: o?.updatedBy ?? null }),
+      schedule: scheduleView(c, { overridden: !!o, edited: applied.has(c.id), updatedAt: o?.updatedAt ?? null, updatedBy: o?.updatedBy ?? null }, now),
       scheduleForm: plugin.scheduleForm,
       tables: c.tables.map((t) => {
         const s = input.tableStats.find((x) => x.connector === c.id && x.table === t.name);

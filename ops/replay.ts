@@ -33,6 +33,7 @@ import { logger } from "../lib/log.ts";
 import { createPool } from "../lib/pg.ts";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { groups } from "../lib/topics.ts";
+import type { SyncEvent } from "../schemas/index.ts";
 import { sinkTableStats } from "./sink-stats.ts";
 
 const log = logger.child({ component: "replay" });
@@ -96,6 +97,9 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
   let handle: { stop(): Promise<void> } | undefined;
   const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
   const base = { runId, connector: connectorId, stage: "replay", full: true };
+  /** Publishes one of this replay's lifecycle events to sync.events. */
+  const emit = (type: SyncEvent["type"], fields: Partial<SyncEvent>) =>
+    publishEvent(producer, rt.codec, rt.port.topics.syncEvents, newEvent({ ...base, type, ...fields }));
   try {
     const admin = await rt.port.admin();
     const { groups: described } = await admin.describeGroups([g.mapper, g.sink]);
@@ -140,16 +144,7 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     const sinkBaseline = new Map<string, Map<number, number>>();
     for (const topic of mappedTopics) sinkBaseline.set(topic, await endOffsets(admin, topic));
 
-    await publishEvent(
-      producer,
-      rt.codec,
-      rt.port.topics.syncEvents,
-      newEvent({
-        ...base,
-        type: "RUN_STARTED",
-        counts: { records: total, tables: tables.length, ...(opts.since !== undefined ? { since: opts.since } : {}) },
-      }),
-    );
+    await emit("RUN_STARTED", { counts: { records: total, tables: tables.length, ...(opts.since !== undefined ? { since: opts.since } : {}) } });
     published = true;
     log.info({ connector: connectorId, runId, total, since: opts.since }, "replay started");
 
@@ -172,16 +167,7 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
       opts.onProgress?.(p);
       if (Date.now() - lastEvent > 2000) {
         lastEvent = Date.now();
-        await publishEvent(
-          producer,
-          rt.codec,
-          rt.port.topics.syncEvents,
-          newEvent({
-            ...base,
-            type: "PROGRESS",
-            counts: { records: total, mapped: p.mapped, ...(p.sinkLag !== null ? { sinkLag: p.sinkLag } : {}) },
-          }),
-        ).catch(() => {});
+        await emit("PROGRESS", { counts: { records: total, mapped: p.mapped, ...(p.sinkLag !== null ? { sinkLag: p.sinkLag } : {}) } }).catch(() => {});
       }
     };
 
@@ -227,7 +213,7 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     opts.onProgress?.({ phase: "done", total, mapped: total, sinkLag: 0, written: total });
     const counts: Record<string, number> = { records: total, mapped: total, durationMs };
     for (const [t, r] of Object.entries(rows)) counts[`rows.${t}`] = r.live;
-    await publishEvent(producer, rt.codec, rt.port.topics.syncEvents, newEvent({ ...base, type: "RUN_COMPLETED", counts }));
+    await emit("RUN_COMPLETED", { counts });
     log.info({ connector: connectorId, runId, counts }, "replay completed");
     return {
       runId,
@@ -243,12 +229,7 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     };
   } catch (e) {
     if (published) {
-      await publishEvent(
-        producer,
-        rt.codec,
-        rt.port.topics.syncEvents,
-        newEvent({ ...base, type: "RUN_FAILED", error: describeError(e), counts: { durationMs: Date.now() - started } }),
-      ).catch(() => {});
+      await emit("RUN_FAILED", { error: describeError(e), counts: { durationMs: Date.now() - started } }).catch(() => {});
     }
     throw e;
   } finally {

@@ -93,8 +93,8 @@ function table(headers: string[], rows: string[][], right: Set<number>): string 
 }
 
 export function formatLagReport(r: LagReport): string {
-  const out: string[] = [];
-  out.push(
+  // Three tables (groups, partitions, tables), one blank line between them.
+  return [
     table(
       ["GROUP", "ROLE", "MEMBERS", "STATE", "LAG", "OLDEST WAITING"],
       r.groups.map((g) => [
@@ -107,9 +107,6 @@ export function formatLagReport(r: LagReport): string {
       ]),
       new Set([2, 4]),
     ),
-  );
-  out.push("");
-  out.push(
     table(
       ["GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG", "OLDEST WAITING"],
       r.partitions.map((p) => [
@@ -123,9 +120,6 @@ export function formatLagReport(r: LagReport): string {
       ]),
       new Set([2, 3, 4, 5]),
     ),
-  );
-  out.push("");
-  out.push(
     table(
       ["CONNECTOR", "TABLE", "LAST SUCCESS", "STALENESS", "LAST RUN", "SINK ROWS", "LAST WRITE"],
       r.tables.map((t) => [
@@ -139,6 +133,5 @@ export function formatLagReport(r: LagReport): string {
       ]),
       new Set([5]),
     ),
-  );
-  return out.join("\n");
+  ].join("\n\n");
 }

@@ -142,17 +142,24 @@ export interface SharedBudgets {
 /** What every source's schedule has: whether it is armed, and the zone its times are local to. */
 export type ScheduleBase = NonNullable<ConnectorBase["schedule"]>;
 
-/** One cron rule (`minute hour * * *`) in a zone, and whether the sync it requests is a full one. */
+/**
+ * What a scheduled sync does: "full" reads everything (and infers deletes), "incremental" what
+ * changed since the last run, "reconcile" lists the ids the source holds and deletes the others
+ * (SyncRequest.reconcile; a full read for sources without `listIds`).
+ */
+export type ScheduleJobKind = "full" | "incremental" | "reconcile";
+
+/** One cron rule (`minute hour * * *`) in a zone, and the kind of sync it requests. */
 export interface CronRule {
   rule: string;
   tz: string;
-  full: boolean;
+  kind: ScheduleJobKind;
 }
 
-/** A time of day (HH:MM, local to the schedule's zone) at which a schedule requests a sync. */
+/** A time of day (HH:MM, local to the schedule's zone) at which a schedule requests a sync, and its kind. */
 export interface ScheduleTime {
   at: string;
-  full: boolean;
+  kind: ScheduleJobKind;
 }
 
 /** What the scheduler computed of an enabled schedule, for the plugin's sentence about it. */
@@ -199,9 +206,13 @@ export interface SourcePlugin<C extends ConnectorBase = ConnectorBase, S extends
   readonly configSchema: z.ZodType<C>;
   /** The schedule block's schema: the config file and the settings page's edits are validated with it. */
   readonly scheduleSchema: z.ZodType<S>;
-  /** The settings the page shows for a connector with no schedule block (the schema's defaults, disabled). */
+  /**
+   * The schedule a connector without a schedule block gets (enabled: the source's default; the
+   * schema's defaults, so a block naming some keys gets the rest from it). `schedule: { enabled:
+   * false }` turns it off.
+   */
   readonly defaultSchedule: S;
-  /** The cron rules of a schedule (none when it is disabled). */
+  /** The cron rules of a schedule, each with the kind of sync it requests (none when it is disabled). */
   cronRules(schedule: S): CronRule[];
   /** What an enabled schedule does, in one sentence (the settings page). */
   describeSchedule(schedule: S, at: ScheduleSummaryInput): string;

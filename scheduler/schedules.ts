@@ -1,9 +1,11 @@
 /**
- * Schedules as the integration-settings page shows and edits them: the count of daily refreshes
- * and their hours (local to the schedule's zone), per connector. Each source's schedule schema,
- * cron rules and sentence come from its plugin (producers/connectors/<source>/schedule.ts). Edits are kept in the sink
- * database (`<sink.schema>._qobra_sync_settings`, one row per connector), validated with the
- * same zod schemas as the config file, so every process (the page's, the scheduler's) sees the
+ * Schedules as the integration-settings page and `qobra-sync schedule` show them: per connector
+ * where its schedule comes from (its source's default, the config file, or a page edit), the times
+ * of day it fires at (local to the schedule's zone), and each job's kind with its fire times over
+ * the next 24 hours. Each source's schedule schema, default, cron rules and sentence come from its
+ * plugin (producers/connectors/<source>/schedule.ts). Edits are kept in the sink database
+ * (`<sink.schema>._qobra_sync_settings`, one row per connector), validated with the same zod
+ * schemas as the config file, so every process (the page's, the scheduler's, the CLI's) sees the
  * same effective schedule. `effectiveConfig` merges them into a Config; `watchScheduleOverrides`
  * calls back when they change (for the scheduler role to re-arm its jobs).
  */
@@ -12,25 +14,36 @@ import type { Config, ConnectorConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
 import { createPool, ident } from "../lib/pg.ts";
-import type { ScheduleTime } from "../producers/connector.ts";
+import type { ScheduleJobKind, ScheduleTime } from "../producers/connector.ts";
 import { pluginFor } from "../producers/connectors/registry.ts";
-import { cronRules } from "./scheduler.ts";
+import { fireTimes, isoInZone, parseCronRule } from "./fire-times.ts";
+import { connectorSchedule, cronRules, type ScheduleOrigin } from "./scheduler.ts";
 
 const log = logger.child({ component: "ops-schedules" });
 
 const SETTINGS_TABLE = "_qobra_sync_settings";
 
+/** One kind of job of a schedule, and every time it fires in the next 24 hours (ISO 8601, the schedule's offset). */
+export interface ScheduleJobView {
+  kind: ScheduleJobKind;
+  next: string[];
+}
+
 export interface ScheduleView {
   type: ConnectorConfig["type"];
+  /** Where the schedule comes from: the source's default (no schedule block), the config file, a page edit. */
+  origin: ScheduleOrigin;
   enabled: boolean;
   timezone: string;
   /** Syncs a day (full and incremental). */
   perDay: number;
   fullPerDay: number;
-  /** Local times of the day (HH:MM, in `timezone`), sorted. */
+  /** Local times of the day (HH:MM, in `timezone`), sorted; a time two jobs share shows the first kind of full, reconcile, incremental. */
   times: ScheduleTime[];
+  /** The jobs the scheduler arms, one per kind, with their fire times in the next 24 hours. */
+  jobs: ScheduleJobView[];
   summary: string;
-  /** The editable fields and their current values (the schedule object of the connector's config). */
+  /** The editable fields and their current values (the connector's schedule, or its source's default). */
   settings: Record<string, unknown>;
   /** True when the page's edit (stored in the sink database) overrides the config file. */
   overridden: boolean;
@@ -40,34 +53,26 @@ export interface ScheduleView {
 
 /** Minutes of the day at which a `m h * * *` cron rule fires (lists, ranges, steps, *). */
 export function expandCron(rule: string): number[] {
-  const parts = rule.trim().split(/\s+/);
-  if (parts.length !== 5 || parts.slice(2).some((p) => p !== "*")) throw new Error(`unsupported cron rule ${rule}: only "minute hour * * *" rules`);
-  const minutes = expandField(parts[0]!, 0, 59);
-  const hours = expandField(parts[1]!, 0, 23);
+  const { minutes, hours } = parseCronRule(rule);
   const out: number[] = [];
   for (const h of hours) for (const m of minutes) out.push(h * 60 + m);
   return out.sort((a, b) => a - b);
 }
 
-function expandField(field: string, min: number, max: number): number[] {
-  const out = new Set<number>();
-  for (const piece of field.split(",")) {
-    const [range, stepText] = piece.split("/") as [string, string | undefined];
-    const step = stepText === undefined ? 1 : Number(stepText);
-    let lo: number, hi: number;
-    if (range === "*") {
-      lo = min;
-      hi = max;
-    } else if (range.includes("-")) {
-      [lo, hi] = range.split("-").map(Number) as [number, number];
-    } else {
-      lo = Number(range);
-      hi = stepText === undefined ? lo : max;
-    }
-    if (![lo, hi, step].every(Number.isInteger) || lo < min || hi > max || step < 1) throw new Error(`bad cron field ${field}`);
-    for (let v = lo; v <= hi; v += step) out.add(v);
+/** When two jobs fire at the same minute, the time shows the weightier kind. */
+const KIND_WEIGHT: Record<ScheduleJobKind, number> = { full: 3, reconcile: 2, incremental: 1 };
+
+/** Each kind of job of a connector's rules, with its fire times in (now, now + 24 h], in order of first rule. */
+export function scheduleJobs(connector: ConnectorConfig, now: number = Date.now()): ScheduleJobView[] {
+  const byKind = new Map<ScheduleJobKind, Set<number>>();
+  const zones = new Map<ScheduleJobKind, string>();
+  for (const r of cronRules(connector)) {
+    const set = byKind.get(r.kind) ?? new Set<number>();
+    byKind.set(r.kind, set);
+    zones.set(r.kind, r.tz);
+    for (const t of fireTimes(r.rule, r.tz, now)) set.add(t);
   }
-  return [...out];
+  return [...byKind].map(([kind, set]) => ({ kind, next: [...set].sort((a, b) => a - b).map((t) => isoInZone(t, zones.get(kind)!)) }));
 }
 
 const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
@@ -75,30 +80,34 @@ const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${St
 /** What a connector's schedule does, for people. */
 export function scheduleView(
   connector: ConnectorConfig,
-  meta: { overridden?: boolean; updatedAt?: string | null; updatedBy?: string | null } = {},
+  meta: { overridden?: boolean; edited?: boolean; updatedAt?: string | null; updatedBy?: string | null } = {},
+  now: number = Date.now(),
 ): ScheduleView {
-  const s = (connector.schedule ?? null) as Record<string, unknown> | null;
+  const { schedule, origin } = connectorSchedule(connector);
   const rules = cronRules(connector);
-  const byMinute = new Map<number, boolean>();
-  for (const r of rules) for (const m of expandCron(r.rule)) byMinute.set(m, (byMinute.get(m) ?? false) || r.full);
-  const times = [...byMinute].sort((a, b) => a[0] - b[0]).map(([m, full]) => ({ at: hhmm(m), full }));
+  const byMinute = new Map<number, ScheduleJobKind>();
+  for (const r of rules)
+    for (const m of expandCron(r.rule)) {
+      const had = byMinute.get(m);
+      if (!had || KIND_WEIGHT[r.kind] > KIND_WEIGHT[had]) byMinute.set(m, r.kind);
+    }
+  const times = [...byMinute].sort((a, b) => a[0] - b[0]).map(([m, kind]) => ({ at: hhmm(m), kind }));
   const enabled = rules.length > 0;
-  const timezone = (s?.timezone as string | undefined) ?? "UTC";
-  const fullPerDay = times.filter((t) => t.full).length;
+  const timezone = schedule.timezone ?? "UTC";
+  const fullPerDay = times.filter((t) => t.kind === "full").length;
   const plugin = pluginFor(connector.type);
-  let summary: string;
-  if (!connector.schedule) summary = "no schedule: manual syncs only";
-  else if (!enabled) summary = "schedule disabled: manual syncs only";
-  else summary = plugin.describeSchedule(connector.schedule, { times, timezone });
+  const summary = enabled ? plugin.describeSchedule(schedule, { times, timezone }) : "schedule disabled: manual syncs only";
   return {
     type: connector.type,
+    origin: (meta.edited ?? meta.overridden) ? "edited" : origin,
     enabled,
     timezone,
     perDay: times.length,
     fullPerDay,
     times,
+    jobs: scheduleJobs(connector, now),
     summary,
-    settings: s ? { ...s } : { ...plugin.defaultSchedule },
+    settings: { ...schedule },
     overridden: meta.overridden ?? false,
     updatedAt: meta.updatedAt ?? null,
     updatedBy: meta.updatedBy ?? null,
@@ -128,6 +137,41 @@ export interface ScheduleOverride {
   schedule: Record<string, unknown>;
   updatedAt: string;
   updatedBy: string;
+}
+
+/** A connector's effective schedule, as `qobra-sync schedule --json` prints it. */
+export interface ScheduleListing {
+  connector: string;
+  origin: ScheduleOrigin;
+  timezone: string;
+  jobs: ScheduleJobView[];
+}
+
+/**
+ * Every connector's effective schedule (the config file's, or its source's default, with the
+ * stored edits that still validate applied: what the scheduler arms), with the next 24 hours of
+ * fire times of each job.
+ */
+export function listSchedules(config: Config, overrides: ScheduleOverride[], now: number = Date.now()): ScheduleListing[] {
+  const edited = new Set(appliedOverrides(config, overrides).map((o) => o.connector));
+  return effectiveConfig(config, overrides).connectors.map((c) => {
+    const view = scheduleView(c, { edited: edited.has(c.id) }, now);
+    return { connector: c.id, origin: view.origin, timezone: view.timezone, jobs: view.jobs };
+  });
+}
+
+/** The stored edits that apply: of a configured connector, and still valid under its source's schedule schema. */
+export function appliedOverrides(config: Config, overrides: ScheduleOverride[]): ScheduleOverride[] {
+  return overrides.filter((o) => {
+    const c = config.connectors.find((x) => x.id === o.connector);
+    if (!c) return false;
+    try {
+      validateSchedule(c, o.schedule);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** The config with the stored schedule edits applied (edits that no longer validate are ignored, with a warning). */
@@ -188,8 +232,15 @@ export class ScheduleStore {
     return this.ready;
   }
 
-  async list(): Promise<ScheduleOverride[]> {
-    await this.ensure();
+  /**
+   * The stored edits. `create: false` (read-only callers such as `qobra-sync schedule`) leaves a
+   * database where none was ever stored untouched, and answers none.
+   */
+  async list(opts: { create?: boolean } = {}): Promise<ScheduleOverride[]> {
+    if (opts.create === false) {
+      const r = await this.pool.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [this.table]);
+      if (r.rows[0]?.t === null || r.rows[0]?.t === undefined) return [];
+    } else await this.ensure();
     const r = await this.pool.query<{ key: string; value: Record<string, unknown>; updated_at: Date; updated_by: string }>(
       `SELECT key, value, updated_at, updated_by FROM ${this.table} WHERE key LIKE 'schedule:%' ORDER BY key`,
     );

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { Config } from "../app/config.ts";
 import { parseConfig } from "../app/config.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "../lib/kafka.ts";
+import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { groups } from "../lib/topics.ts";
 import { stackDefaults } from "../stack/stack.ts";
 import { seededRandom } from "../simulators/kit/random.ts";
@@ -114,6 +115,13 @@ export async function mutateSource(s: Scenario, opts: { every: number; deletes: 
     );
     return { updated: u.rowCount ?? 0, deleted: d.rows.map((r) => r.id) };
   });
+}
+
+/** Seeds the scenario's source with `rows` deals, opens a runtime on its config (named `client`) and starts the three roles as processes. */
+export async function seedAndStart(s: Scenario, rows: number, client: string): Promise<{ rt: Runtime; procs: Record<RoleName, RoleProcess> }> {
+  await seedSource(s, rows);
+  const rt = await openRuntime(s.config, client);
+  return { rt, procs: startRoles(s, ["producer", "mapper", "sink"]) };
 }
 
 export async function dropScenario(s: Scenario, port?: KafkaPort): Promise<void> {
@@ -301,21 +309,19 @@ interface FaultLoop {
  * Kills one of `targets` with SIGKILL every `everyMs` (random within the range), keeps it down for
  * `downMs`, restarts it; until stopped. Stopping waits for the current fault to end (role restarted).
  */
-export function faultLoop(
-  procs: Partial<Record<RoleName, RoleProcess>>,
-  targets: RoleName[],
-  opts: {
-    seed: number;
-    everyMs: [number, number];
-    downMs: [number, number];
-    max?: number;
-    log?: (line: string) => void;
-    /** A role's progress counter (e.g. its committed offsets), to measure how long it takes to resume after a kill. */
-    progress?: Partial<Record<RoleName, () => Promise<number>>>;
-    /** How long recovery is still watched for once the loop is stopped (default 45 s). */
-    recoveryGraceMs?: number;
-  },
-): FaultLoop {
+export interface FaultLoopOptions {
+  seed: number;
+  everyMs: [number, number];
+  downMs: [number, number];
+  max?: number;
+  log?: (line: string) => void;
+  /** A role's progress counter (e.g. its committed offsets), to measure how long it takes to resume after a kill. */
+  progress?: Partial<Record<RoleName, () => Promise<number>>>;
+  /** How long recovery is still watched for once the loop is stopped (default 45 s). */
+  recoveryGraceMs?: number;
+}
+
+export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets: RoleName[], opts: FaultLoopOptions): FaultLoop {
   const watchers: Promise<void>[] = [];
   let stopAt = Infinity;
   const random = rng(opts.seed);
@@ -389,6 +395,11 @@ export function progressCounters(s: Scenario, port: KafkaPort): Partial<Record<R
       ),
     producer: async () => [...(await endOffsets(await port.admin(), port.topics.raw("crm"))).values()].reduce((a, b) => a + b, 0),
   };
+}
+
+/** The fault loop of the crash test and the chaos suite: SIGKILLs the mapper and the sink, and times each one's recovery from its progress counter. */
+export function killMapperAndSink(s: Scenario, port: KafkaPort, procs: Record<RoleName, RoleProcess>, opts: Omit<FaultLoopOptions, "progress">): FaultLoop {
+  return faultLoop(procs, ["mapper", "sink"], { ...opts, progress: progressCounters(s, port) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,6 +505,11 @@ export async function verdict(s: Scenario, port: KafkaPort, deletedIds: Iterable
     dlqMapper: await count(port.topics.dlqMapper),
     dlqSink: await count(port.topics.dlqSink),
   };
+}
+
+/** The verdict as the report files keep it: at most 20 of the lost and of the stale ids. */
+export function verdictForReport(v: Verdict): Verdict {
+  return { ...v, lost: v.lost.slice(0, 20), stale: v.stale.slice(0, 20) };
 }
 
 export function summarize(v: Verdict, faults: number): string {

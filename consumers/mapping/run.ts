@@ -19,7 +19,7 @@ import type { DeadLetter, RawRecord } from "../../schemas/index.ts";
 import { dlqHeaders, parseRawKey } from "../../lib/protocol.ts";
 import { mapRecord } from "./map-record.ts";
 import { effectiveFields } from "./default-fields.ts";
-import { UserDirectory } from "./users.ts";
+import { UserDirectory, userKeyUses } from "./users.ts";
 import { createPool } from "../../lib/pg.ts";
 import { newEvent } from "../../lib/codec.ts";
 import { mappedSchema, tableLayout, type TableLayout } from "./mapped-schema.ts";
@@ -51,7 +51,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
   await producer.connect();
   const consumer: Consumer = port.kafka.consumer({ groupId: groups(prefix).mapper, readUncommitted: false, sessionTimeout: 10_000, heartbeatInterval: 3000 });
   const usersPool = createPool(config.sink.databaseUrl, { max: 1 });
-  const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds);
+  const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds, userKeyUses(config.connectors));
   await directory.start();
   await consumer.connect();
   const rawTopics = config.connectors.map((c) => port.topics.raw(c.id));

@@ -49,6 +49,9 @@ export async function runSync(
     return "failed";
   }
   const source = createConnector(plan.connector, ctx);
+  // A source without incremental reads (its plugin's `incremental: false`) runs every request in
+  // full: the run infers deletes, behind the mass-delete guard (plan.ts).
+  if (plan.full && !request.full) request = { ...request, full: true };
   // A reconciliation lists ids where the connector can (listIds); elsewhere it is a full read.
   const reconcile = request.reconcile === true && typeof source.listIds === "function";
   if (request.reconcile && !reconcile) request = { ...request, full: true };

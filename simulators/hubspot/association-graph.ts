@@ -224,6 +224,26 @@ export class AssociationGraph {
     byId.set(toId, existing);
   }
 
+  /**
+   * Removes every link of one record, both directions (a purge); with `into`, its links move to that
+   * record of the same type instead, as HubSpot moves a merged record's associations to the survivor.
+   */
+  dropRecord(typeName: string, id: string, into?: string): void {
+    const mine = this.assoc.get(`${typeName}|${id}`);
+    if (!mine) return;
+    this.assoc.delete(`${typeName}|${id}`);
+    for (const [toType, byId] of mine) {
+      for (const [toId, types] of byId) {
+        const back = this.assoc.get(`${toType}|${toId}`)?.get(typeName);
+        const inverse = back?.get(id) ?? [];
+        this.unlink(toType, toId, typeName, id, () => true);
+        if (into === undefined || (toType === typeName && toId === into)) continue;
+        this.link(typeName, into, toType, toId, types);
+        if (inverse.length > 0) this.link(toType, toId, typeName, into, inverse);
+      }
+    }
+  }
+
   /** Associations of one record towards one type, ordered by numeric target id. */
   associationsOf(fromType: string, fromId: string, toType: string): Array<{ toId: string; types: AssocType[] }> {
     const byId = this.assoc.get(`${fromType}|${fromId}`)?.get(toType);

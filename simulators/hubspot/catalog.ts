@@ -565,6 +565,8 @@ export const KNOWN_PROPERTIES: Record<string, Array<Pick<PropertyData, "name" | 
   "*": [
     { name: "hs_object_id", type: "number", fieldType: "number", label: "Record ID" },
     { name: "hubspot_owner_id", type: "enumeration", fieldType: "select", label: "Owner" },
+    // Every object has it; a merge fills it with the merged ids, ";"-separated (POST /__admin/merge).
+    { name: "hs_merged_object_ids", type: "enumeration", fieldType: "checkbox", label: "Merged record IDs" },
     { name: "hs_createdate", type: "datetime", fieldType: "date", label: "Create date" },
     { name: "hs_lastmodifieddate", type: "datetime", fieldType: "date", label: "Last modified date" },
   ],

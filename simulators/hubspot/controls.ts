@@ -1,7 +1,7 @@
 /**
  * The HubSpot simulator's test controls: the programmatic handle's methods (clock, tokens, faults, counters,
  * data changes, diagnostics), their HTTP form under `/__simulator`, and the public admin API of issue #5
- * under `/__admin` (stats, record upserts and archives, association changes). None of these requests is
+ * under `/__admin` (stats, record upserts, archives, merges and purges, association changes). None of these requests is
  * counted, rate limited, faulted or authenticated.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -11,6 +11,7 @@ import type { FaultRules } from "../kit/faults.ts";
 import type { TokenStore } from "./auth.ts";
 import { correlationId, type RatePolicy } from "./errors.ts";
 import type { RateLimiter } from "./limits.ts";
+import { adminMerge, adminPurge } from "./merges.ts";
 import { readRequestBody, send, type CorruptBody } from "./respond.ts";
 import type { ValidationProblem } from "./spec.ts";
 import { DataError, type Store, type StoredRecord } from "./store.ts";
@@ -26,6 +27,8 @@ export interface FaultSpec {
   status?: number;
   /** For status 429: which limit the body names. Default TEN_SECONDLY_ROLLING. */
   policy?: RatePolicy;
+  /** For status 429: the Retry-After header, in seconds (default 1); null sends none, as HubSpot may. */
+  retryAfter?: number | null;
   /** Wait this long (real time) before answering. */
   delayMs?: number;
   /**
@@ -92,6 +95,8 @@ export function createControls(s: SimState) {
     },
     upsertRecords: (type: string, records: unknown): PublicRecord[] => store.adminUpsert(type, records, now()).map(publicRecord),
     archiveRecords: (type: string, ids: unknown) => store.adminArchive(type, ids, now()),
+    mergeRecords: (type: string, primaryId: unknown, mergedIds: unknown) => adminMerge(store, { objectType: type, primaryId, mergedIds }, now()),
+    purgeRecords: (type: string, ids: unknown) => adminPurge(store, { objectType: type, ids }),
     changeAssociations: (change: { add?: unknown; remove?: unknown }): { added: number; removed: number } => {
       if (change === null || typeof change !== "object" || Array.isArray(change)) throw new DataError("the body must be { add?: [...], remove?: [...] }");
       return store.changeAssociations(change.add, change.remove);
@@ -195,7 +200,15 @@ export async function handleControl(s: SimState, controls: Controls, req: Incomi
 }
 
 /** The admin API's routes and their methods. */
-const ADMIN_ROUTES: Record<string, string> = { "/stats": "GET", "/stats/reset": "POST", "/records": "POST", "/archive": "POST", "/associations": "POST" };
+const ADMIN_ROUTES: Record<string, string> = {
+  "/stats": "GET",
+  "/stats/reset": "POST",
+  "/records": "POST",
+  "/archive": "POST",
+  "/merge": "POST",
+  "/purge": "POST",
+  "/associations": "POST",
+};
 
 /** `/__admin/...`: the public admin API (issue #5), errors in HubSpot's shape. */
 export async function handleAdmin(s: SimState, controls: Controls, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -232,6 +245,8 @@ export async function handleAdmin(s: SimState, controls: Controls, req: Incoming
         {},
       );
     if (sub === "/archive") return send(res, 200, controls.archiveRecords(b.objectType as string, b.ids), {});
+    if (sub === "/merge") return send(res, 200, controls.mergeRecords(b.objectType as string, b.primaryId, b.mergedIds), {});
+    if (sub === "/purge") return send(res, 200, controls.purgeRecords(b.objectType as string, b.ids), {});
     return send(res, 200, controls.changeAssociations(b as { add?: ContractAssociation[]; remove?: ContractAssociation[] }), {});
   } catch (e) {
     if (e instanceof DataError) return fail(400, e.message.replace(/^HubSpot simulator data: /, ""), "VALIDATION_ERROR");

@@ -6,10 +6,12 @@
  *  - SECONDLY: CRM search requests per rolling second per account;
  *  - DAILY: requests per calendar day (account time zone) per account.
  * Only accepted requests consume budget. Headers follow the API usage guidelines: the
- * X-HubSpot-RateLimit-Daily(-Remaining) pair only for non-OAuth (private app) tokens.
+ * X-HubSpot-RateLimit-Daily(-Remaining) pair only for non-OAuth (private app) tokens. Each 429 carries
+ * Retry-After unless the portal's `rateLimits.retryAfter` is false (the body's policyName then says which).
  */
 import { rateLimited, type HttpError } from "./errors.ts";
 import type { Settings } from "./store.ts";
+import { zonedParts } from "./zone.ts";
 
 interface LimitRequest {
   /** The app the burst budget belongs to. */
@@ -50,19 +52,15 @@ export class RateLimiter {
   }
 
   private dayParts(now: number): { key: string; secondsToMidnight: number } {
-    const parts = new Intl.DateTimeFormat("en-CA", {
-      timeZone: this.settings.timeZone,
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-      hourCycle: "h23",
-    }).formatToParts(new Date(now));
-    const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "0";
-    const elapsed = Number(get("hour")) * 3600 + Number(get("minute")) * 60 + Number(get("second"));
-    return { key: `${get("year")}-${get("month")}-${get("day")}`, secondsToMidnight: Math.max(1, 86_400 - elapsed) };
+    const z = zonedParts(this.settings.timeZone, now);
+    const elapsed = z.hour * 3600 + z.minute * 60 + z.second;
+    const two = (n: number) => String(n).padStart(2, "0");
+    return { key: `${z.year}-${two(z.month)}-${two(z.day)}`, secondsToMidnight: Math.max(1, 86_400 - elapsed) };
+  }
+
+  /** The Retry-After header of a 429, unless the portal sends none (`rateLimits.retryAfter: false`). */
+  private retryAfter(seconds: number): Record<string, string> {
+    return this.settings.rateLimits.retryAfter ? { "Retry-After": String(seconds) } : {};
   }
 
   /** Checks (and on success consumes) the budgets a request needs at `now`. */
@@ -83,13 +81,13 @@ export class RateLimiter {
     const group = `publicapi:${req.privateApp ? "private-app" : "oauth"}-api-calls`;
     if (this.dailyCount >= rl.daily) {
       dailyHeaders(this.dailyCount);
-      return { headers, error: rateLimited("DAILY", { ...headers, "Retry-After": String(secondsToMidnight) }, `${group}-daily:${this.settings.portalId}`) };
+      return { headers, error: rateLimited("DAILY", { ...headers, ...this.retryAfter(secondsToMidnight) }, `${group}-daily:${this.settings.portalId}`) };
     }
     if (req.isSearch) {
       prune(this.searches, now - 1000);
       if (this.searches.length >= rl.searchPerSecond) {
         const wait = Math.max(1, Math.ceil(((this.searches[0] ?? now) + 1000 - now) / 1000));
-        return { headers, error: rateLimited("SECONDLY", { "Retry-After": String(wait) }, `publicapi:crm-search-secondly:${this.settings.portalId}`) };
+        return { headers, error: rateLimited("SECONDLY", this.retryAfter(wait), `publicapi:crm-search-secondly:${this.settings.portalId}`) };
       }
     }
     let window: number[] | undefined;
@@ -101,7 +99,7 @@ export class RateLimiter {
         this.burstHeaders(headers, window, now, 0);
         dailyHeaders(this.dailyCount);
         const wait = Math.max(1, Math.ceil(((window[0] ?? now) + rl.intervalMs - now) / 1000));
-        return { headers, error: rateLimited("TEN_SECONDLY_ROLLING", { ...headers, "Retry-After": String(wait) }, `${group}-ten-secondly:${req.bucket}`) };
+        return { headers, error: rateLimited("TEN_SECONDLY_ROLLING", { ...headers, ...this.retryAfter(wait) }, `${group}-ten-secondly:${req.bucket}`) };
       }
     }
     // accepted: consume

@@ -26,7 +26,7 @@ export interface Settings {
     /** Every OAuth app accepted by POST /oauth/v1/token; the first is the main one (clientId above). */
     apps: Array<{ clientId: string; clientSecret: string; redirectUri: string | undefined }>;
   };
-  rateLimits: { tenSecondly: number; intervalMs: number; searchPerSecond: number; daily: number; specExemptions: boolean };
+  rateLimits: { tenSecondly: number; intervalMs: number; searchPerSecond: number; daily: number; specExemptions: boolean; retryAfter: boolean };
   search: {
     indexDelayMs: number;
     maxResults: number;
@@ -137,6 +137,8 @@ export interface ObjectType {
   properties: Map<string, Property>;
   records: Map<string, StoredRecord>;
   sortedIds: StoredRecord[] | null;
+  /** Ids merged into another record → the survivor's id (POST /__admin/merge; reads of them answer the survivor). */
+  mergedInto?: Map<string, string>;
   schema?: NormalizedSchema;
 }
 

@@ -93,6 +93,14 @@ export interface HubSpotSimulator {
   ): PublicRecord[];
   /** POST /__admin/archive. */
   archiveRecords(type: string, ids: Array<string | number>): { objectType: string; archived: string[]; notFound: string[] };
+  /** POST /__admin/merge: merges records into a survivor (see README). */
+  mergeRecords(
+    type: string,
+    primaryId: string | number,
+    mergedIds: Array<string | number>,
+  ): { objectType: string; primaryId: string; merged: string[]; notFound: string[] };
+  /** POST /__admin/purge: deletes records for good (gone from the archived listing too). */
+  purgeRecords(type: string, ids: Array<string | number>): { objectType: string; purged: string[]; notFound: string[] };
   /** POST /__admin/associations: adds/removes associations without touching last-modified dates. */
   changeAssociations(change: { add?: ContractAssociation[]; remove?: ContractAssociation[] }): { added: number; removed: number };
   resetRateLimits(): void;
@@ -219,7 +227,10 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
     try {
       if (fault?.delayMs) await sleep(fault.delayMs);
       if (fault?.status !== undefined) {
-        if (fault.status === 429) throw rateLimited(fault.policy ?? "TEN_SECONDLY_ROLLING", { "Retry-After": "1" }, "publicapi:simulator-fault");
+        if (fault.status === 429) {
+          const wait = fault.retryAfter === undefined ? 1 : fault.retryAfter;
+          throw rateLimited(fault.policy ?? "TEN_SECONDLY_ROLLING", wait === null ? {} : { "Retry-After": String(wait) }, "publicapi:simulator-fault");
+        }
         throw apiError(
           fault.status,
           fault.status >= 500 ? "INTERNAL_ERROR" : "VALIDATION_ERROR",

@@ -54,6 +54,7 @@ export function normalizeSettings(input: HubSpotSimData): Settings {
       searchPerSecond: positiveInt(rl.searchPerSecond, 5, "portal.rateLimits.searchPerSecond"),
       daily: positiveInt(rl.daily, 250_000, "portal.rateLimits.daily"),
       specExemptions: rl.specExemptions ?? true,
+      retryAfter: rl.retryAfter ?? true,
     },
     search: {
       indexDelayMs: positiveInt(s.indexDelayMs ?? p.searchIndexDelayMs, 0, "portal.search.indexDelayMs"),

@@ -270,7 +270,7 @@ export class Store {
     for (const k of known) {
       if (t.properties.has(k.name)) continue;
       const isGlobal = (KNOWN_PROPERTIES["*"] ?? []).includes(k);
-      if (isGlobal && !wanted.has(k.name) && k.name !== "hubspot_owner_id") continue;
+      if (isGlobal && !wanted.has(k.name) && k.name !== "hubspot_owner_id" && k.name !== "hs_merged_object_ids") continue;
       this.addProperty(t, k, `builtin ${t.name}.${k.name}`, true);
     }
   }
@@ -479,6 +479,12 @@ export class Store {
     const out = this.graph.changeAssociations(add, remove);
     if (out.added > 0 || out.removed > 0) this.version++;
     return out;
+  }
+
+  /** Drops a record's associations (purge), or moves them to `into` (merge): see AssociationGraph.dropRecord. */
+  dropAssociations(typeName: string, id: string, into?: string): void {
+    this.graph.dropRecord(typeName, id, into);
+    this.version++;
   }
 
   /** Associations of one record towards one type, ordered by numeric target id. */

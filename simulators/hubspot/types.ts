@@ -87,6 +87,11 @@ interface RateLimitSettings {
    * false makes every call count.
    */
   specExemptions?: boolean;
+  /**
+   * Whether the limits' 429 answers carry `Retry-After` (seconds until the budget frees). Default true;
+   * false answers as portals that send none: the body's `policyName` alone says which limit was hit.
+   */
+  retryAfter?: boolean;
 }
 
 interface SearchSettings {

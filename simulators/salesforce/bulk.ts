@@ -98,6 +98,11 @@ export class BulkJobs {
     const le = (b.lineEnding as string | undefined) ?? "LF";
     if (le !== "LF" && le !== "CRLF") throw new SfError(400, "INVALIDJOB", `Invalid line ending: ${le}`);
     const cq = compileQuery(this.org, b.query, { now: this.clock() });
+    const jobs = this.jobsInLast24h();
+    if (jobs >= this.behaviour.dailyQueryJobLimit) {
+      // Airbyte's recorded answer for the rolling 24 h job limit.
+      throw new SfError(400, "LIMIT_EXCEEDED", `Max bulk v2 query jobs (${this.behaviour.dailyQueryJobLimit}) per 24 hrs has been reached (${jobs + 1})`);
+    }
     if (cq.bulkUnsupported) throw new SfError(400, "INVALIDJOB", `Bulk API 2.0 query jobs do not support ${cq.bulkUnsupported}`);
     const now = this.clock();
     const job: BulkJob = {

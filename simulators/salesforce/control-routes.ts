@@ -31,7 +31,7 @@ export async function adminRoute(c: SalesforceSimControls, method: string, path:
     const body = parseJsonBody(await readBody(req));
     if (body === null || typeof body !== "object" || Array.isArray(body)) throw new DataError("the body must be a JSON object");
     const b = body as Record<string, unknown>;
-    return jsonReply(200, path === "records" ? c.adminUpsert(b.object, b.records) : c.adminDelete(b.object, b.ids));
+    return jsonReply(200, path === "records" ? c.adminUpsert(b.object, b.records) : c.adminDelete(b.object, b.ids, b.hard));
   } catch (e) {
     if (e instanceof SfError) return errorReply(e);
     if (e instanceof DataError) return fail(400, e.message, "INVALID_ADMIN_REQUEST");

@@ -10,6 +10,7 @@ import { IdFactory, isIdString, normalizeId } from "./ids.ts";
 import { DataError, normalizeSimData, OrgModel } from "./model.ts";
 import { OAuthStore } from "./oauth.ts";
 import type { CompiledQuery } from "./soql.ts";
+import { expandFault } from "./faults.ts";
 import type { SalesforceSimData, SimBulkSettings, SimFaultRule, SimRecord } from "./types.ts";
 
 const DAY_MS = 86_400_000;
@@ -55,19 +56,6 @@ class ApiUsage {
   }
 }
 
-/** The answer a fault with this status gives when the rule names no error code or message. */
-export function defaultFaultError(status: number): { errorCode: string; message: string } {
-  if (status === 401) return { errorCode: "INVALID_SESSION_ID", message: "Session expired or invalid" };
-  if (status === 403) return { errorCode: "REQUEST_LIMIT_EXCEEDED", message: "TotalRequests Limit exceeded." };
-  if (status === 503) return { errorCode: "SERVER_UNAVAILABLE", message: "Server temporarily unavailable. Please try again later." };
-  if (status >= 500)
-    return {
-      errorCode: "UNKNOWN_EXCEPTION",
-      message: "An unexpected error occurred. Please include this ErrorId if you contact support: 1949384578-12345 (-1234567890)",
-    };
-  return { errorCode: "SIMULATED_FAULT", message: `Simulated fault (HTTP ${status})` };
-}
-
 // ---------- query cursors ----------
 
 export interface Cursor {
@@ -77,8 +65,6 @@ export interface Cursor {
   pageSize: number;
   lastUsed: number;
 }
-
-// ---------- controls ----------
 
 // ---------- controls ----------
 
@@ -185,8 +171,10 @@ export class SalesforceSimControls {
 
   // --- faults ---
   addFault(rule: SimFaultRule): void {
-    if (!rule || typeof rule.path !== "string") throw new Error('a fault rule needs a "path"');
-    this.faultRules.add(rule);
+    if (!rule || typeof rule !== "object") throw new Error("a fault rule must be an object");
+    const full = expandFault(rule);
+    if (typeof full.path !== "string") throw new Error('a fault rule needs a "path" (or a "fault" preset)');
+    this.faultRules.add(full);
   }
   clearFaults(): void {
     this.faultRules.clear();
@@ -284,10 +272,14 @@ export class SalesforceSimControls {
     return { object: m.name, ids, created, updated: ids.length - created };
   }
 
-  /** `POST /__admin/delete`: moves records to the recycle bin (IsDeleted = true, seen by queryAll only). */
-  adminDelete(object: unknown, ids: unknown): { object: string; deleted: string[]; notFound: string[] } {
+  /**
+   * `POST /__admin/delete`: moves records to the recycle bin (IsDeleted = true, seen by queryAll only); with
+   * `hard: true` purges them (an emptied recycle bin: gone from queryAll too), records already in the bin included.
+   */
+  adminDelete(object: unknown, ids: unknown, hard: unknown = false): { object: string; deleted: string[]; notFound: string[] } {
     if (typeof object !== "string" || object === "") throw new DataError('"object" must be an sObject name');
     if (!Array.isArray(ids) || ids.some((x) => typeof x !== "string")) throw new DataError('"ids" must be an array of record ids');
+    if (hard !== undefined && typeof hard !== "boolean") throw new DataError('"hard" must be true or false');
     const m = this.org.model(object);
     if (!m) throw new DataError(`unknown object ${object}`);
     const deleted: string[] = [];
@@ -295,11 +287,12 @@ export class SalesforceSimControls {
     for (const id of ids as string[]) {
       const key = isIdString(id) ? normalizeId(id) : undefined;
       const rec = key === undefined ? undefined : m.records.get(key);
-      if (!rec || rec.IsDeleted === true || key === undefined) {
+      if (!rec || key === undefined || (rec.IsDeleted === true && hard !== true)) {
         notFound.push(id);
         continue;
       }
-      this.org.softDelete(m, key);
+      if (hard === true) this.org.purge(m, key);
+      else this.org.softDelete(m, key);
       deleted.push(key);
     }
     return { object: m.name, deleted, notFound };

@@ -332,7 +332,7 @@ export interface FieldSpec {
   extraTypeInfo?: string;
 }
 
-function field(spec: FieldSpec): FieldDescribe {
+export function field(spec: FieldSpec): FieldDescribe {
   const f: FieldDescribe = { name: spec.name, type: spec.type, label: spec.label ?? spec.name.replace(/__c$/, "").replace(/_/g, " ") };
   if (spec.referenceTo) {
     f.referenceTo = spec.referenceTo;

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { builtinUserDescribe, completeDescribe, currencyIsoCodeField, currencyTypeDescribe, KNOWN_KEY_PREFIXES, loadDescribeRef } from "./describes.ts";
 import { IdFactory, isIdString, normalizeId, to18 } from "./ids.ts";
+import { organizationDescribe, organizationRecord } from "./organization.ts";
 import type { FieldDescribe, SalesforceSimData, SimCurrency, SimOAuthClient, SimRecord, SimTokenSeed, SObjectDescribe } from "./types.ts";
 
 export interface ObjectModel {
@@ -49,8 +50,20 @@ export function normalizeSimData(input: SalesforceSimData): SalesforceSimData {
     throw new DataError('"objects" must be an object keyed by sObject name');
   }
   const out: SalesforceSimData = { ...input, objects: input.objects ?? {} };
-  if (input.org) {
-    const org = { ...input.org };
+  if (input.currency !== undefined) {
+    if (input.org?.currency !== undefined && input.org.currency !== input.currency) throw new DataError('"currency" and org.currency differ');
+    out.org = { ...(input.org ?? {}), currency: input.currency };
+    delete out.currency;
+  }
+  if (out.org) {
+    const org = { ...out.org };
+    if (org.currency !== undefined) {
+      if (org.currency !== "single" && org.currency !== "multi") throw new DataError('org.currency must be "single" or "multi"');
+      const multi = org.currency === "multi";
+      if (org.multiCurrency !== undefined && org.multiCurrency !== multi) throw new DataError(`org.currency "${org.currency}" contradicts org.multiCurrency`);
+      org.multiCurrency = multi;
+      delete org.currency;
+    }
     if (org.organizationId !== undefined) {
       if (typeof org.organizationId !== "string" || !isIdString(org.organizationId))
         throw new DataError(`org.organizationId is not a 15- or 18-character id: ${JSON.stringify(org.organizationId)}`);
@@ -66,7 +79,7 @@ export function normalizeSimData(input: SalesforceSimData): SalesforceSimData {
         for (const r of recs ?? []) if (typeof r.CurrencyIsoCode === "string" && r.CurrencyIsoCode !== "") codes.add(r.CurrencyIsoCode);
       };
       scan(input.users);
-      for (const od of Object.values(out.objects)) scan(od?.records);
+      for (const od of Object.values(out.objects ?? {})) scan(od?.records);
       org.corporateCurrency = corporate;
       org.currencies = [...codes].map((isoCode) => ({ isoCode, conversionRate: 1, decimalPlaces: 2 }));
     }
@@ -207,6 +220,15 @@ export class OrgModel {
       this.addModel(raw, od.keyPrefix);
     }
     if (!hasUser) this.addModel(builtinUserDescribe(), "005");
+    const hasOrganization = objectEntries.some(([n]) => n.toLowerCase() === "organization");
+    if (!hasOrganization)
+      this.addModel(
+        organizationDescribe(
+          this.org.multiCurrency,
+          currencies.map((c) => c.isoCode),
+        ),
+        "00D",
+      );
     if (this.org.multiCurrency && !this.objects.has("currencytype")) {
       this.addModel(currencyTypeDescribe(currencies.map((c) => c.isoCode)), undefined);
     }
@@ -238,6 +260,7 @@ export class OrgModel {
         );
       }
     }
+    if (!hasOrganization && this.org.id.startsWith("00D")) this.insert(this.model("Organization")!, organizationRecord(this.org), true);
     for (const [name, od] of objectEntries) {
       if (name === "User") continue;
       const m = this.model(name)!;
@@ -275,7 +298,7 @@ export class OrgModel {
     const describe = completeDescribe(structuredClone(raw), keyPrefixOverride);
     const codes = this.org.currencies.map((c) => c.isoCode);
     const hasCurrencyField = describe.fields.some((f) => f.name === "CurrencyIsoCode");
-    if (this.org.multiCurrency && !hasCurrencyField && describe.name !== "CurrencyType") {
+    if (this.org.multiCurrency && !hasCurrencyField && describe.name !== "CurrencyType" && describe.name !== "Organization") {
       const at = describe.fields.findIndex((f) => f.name === "Name");
       const label = describe.name === "User" ? "Currency" : `${describe.label ?? describe.name} Currency`;
       describe.fields.splice(at >= 0 ? at + 1 : 1, 0, currencyIsoCodeField(codes, label));

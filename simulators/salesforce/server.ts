@@ -13,7 +13,8 @@ import { isAdminPath } from "../kit/admin.ts";
 import { closeServer, listen, serverUrl } from "../kit/http.ts";
 import { authorize, identity, versions } from "./auth-routes.ts";
 import { adminRoute, controlRoute } from "./control-routes.ts";
-import { defaultFaultError, SalesforceSimControls } from "./controls.ts";
+import { SalesforceSimControls } from "./controls.ts";
+import { defaultFaultError } from "./faults.ts";
 import type { AdminStats } from "./controls.ts";
 import { normalizeId } from "./ids.ts";
 import { DataError } from "./model.ts";
@@ -99,6 +100,12 @@ class SimServer {
       const route = this.routeKey(method, path);
       this.c.count(route);
       this.c.countRoute(route);
+      const tooLarge = requestLineLimit(req);
+      if (tooLarge) {
+        this.count(tooLarge);
+        this.send(res, tooLarge);
+        return;
+      }
       const fault = this.c.takeFault(method, path);
       if (fault) {
         this.c.count("faults:injected");
@@ -168,6 +175,27 @@ class SimServer {
   }
 }
 
+/** Salesforce's limit on the request URI, and on the URI plus the headers (API-SIMULATORS.md, "not modelled yet"). */
+export const MAX_URI_BYTES = 16_384;
+
+/**
+ * 414 when the request URI is over 16,384 bytes, 431 when the URI and the headers together are: what the
+ * real API's front end answers (an HTML page, before any authentication or API accounting).
+ */
+function requestLineLimit(req: IncomingMessage): Reply | undefined {
+  const uri = Buffer.byteLength(req.url ?? "");
+  const page = (status: number, title: string): Reply => ({
+    status,
+    body: `<html><head><title>${status} ${title}</title></head><body><h1>${title}</h1></body></html>`,
+    contentType: HTML_CT,
+  });
+  if (uri > MAX_URI_BYTES) return page(414, "Request-URI Too Long");
+  let headers = 0;
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) headers += Buffer.byteLength(req.rawHeaders[i]!) + Buffer.byteLength(req.rawHeaders[i + 1]!) + 4;
+  if (uri + headers > MAX_URI_BYTES) return page(431, "Request Header Fields Too Large");
+  return undefined;
+}
+
 function loadData(data: SalesforceSimData | string): { data: SalesforceSimData; baseDir: string } {
   if (typeof data === "string") {
     const abs = resolve(data);
@@ -187,7 +215,8 @@ export async function startSalesforceSimulator(opts: StartSalesforceSimulatorOpt
     throw e;
   }
   const sim = new SimServer(controls);
-  const server: Server = createServer((req, res) => {
+  // Node refuses request heads over 16 KiB itself (431, no body); a larger ceiling lets requestLineLimit answer as Salesforce does.
+  const server: Server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
     sim.handle(req, res).catch((e: unknown) => {
       if (!res.headersSent) {
         res.writeHead(500, { "Content-Type": JSON_CT });

@@ -118,10 +118,15 @@ export interface SimBulkSettings {
   dailyQueryJobLimit?: number;
 }
 
+/** Named faults of real orgs (controls.ts `FAULT_PRESETS`): each fills in the method, path, status, errorCode and message. */
+export type SimFaultPreset = "concurrentRequests" | "queryTimeout" | "bulkJobRefused";
+
 export interface SimFaultRule {
+  /** A named real-org fault; the rule's own keys override what it fills in. */
+  fault?: SimFaultPreset;
   /** HTTP method to match (any when absent). */
   method?: string;
-  /** Glob on the request path (no query string): `*` = within a segment, `**` = anything; or a regex when it starts with `^`. */
+  /** Glob on the request path (no query string): `*` = within a segment, `**` = anything; or a regex when it starts with `^`. Optional with `fault`. */
   path: string;
   /** How many matching requests the fault applies to (default 1). */
   count?: number;
@@ -146,6 +151,8 @@ export interface SimOrgSettings {
   apiVersion?: string;
   minApiVersion?: string;
   multiCurrency?: boolean;
+  /** "single": a single-currency org (same as multiCurrency: false); "multi": multiCurrency: true. */
+  currency?: "single" | "multi";
   corporateCurrency?: string;
   /**
    * Active currencies. Default: the corporate currency, plus (multi-currency orgs) every other
@@ -169,6 +176,8 @@ export interface SimOrgSettings {
 export interface SalesforceSimData {
   org?: SimOrgSettings;
   oauth?: SimOAuthSettings;
+  /** "single" or "multi": the org's currency mode (same as org.currency; see SimOrgSettings). */
+  currency?: "single" | "multi";
   /** Connected apps in the public format of issue #4 (merged into `oauth`). */
   clients?: SimDataClient[];
   /** User records (fields of the User describe). Merged with objects.User.records when both exist. */

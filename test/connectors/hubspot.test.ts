@@ -706,7 +706,7 @@ describe("auth flow pieces (qobra-sync auth)", () => {
     const u = new URL(hubspotAuthorizeUrl(config, { redirectUri: "http://localhost:3000/oauth/callback", state: "xyz" }));
     expect(u.origin + u.pathname).toBe("https://app.hubspot.com/oauth/authorize");
     expect(u.searchParams.get("scope")!.split(" ")).toContain("crm.objects.deals.read");
-    expect(u.searchParams.get("optional_scope")!.split(" ")).toEqual(["crm.objects.custom.read", "crm.objects.line_items.read", "crm.schemas.custom.read"]);
+    expect(u.searchParams.get("optional_scope")!.split(" ")).toEqual(["crm.objects.custom.read", "crm.schemas.custom.read", "e-commerce"]); // issue #13: line items ask for e-commerce
   });
 
   it("exchanges the code, stores the refresh token encrypted, and the connector uses it", async () => {
@@ -769,7 +769,7 @@ describe("configuration", () => {
       dealstage: { type: "picklist" },
       hubspot_owner_id: { type: "user" },
       companies: { type: "object", references: "companies" },
-      contacts: { type: "object" },
+      contacts: { type: "multipicklist" }, // issue #13: every associated contact by default
     });
     expect(c.rateLimits).toEqual({ perTenSeconds: 100, searchPerSecond: 5 });
   });
@@ -808,10 +808,15 @@ describe("configuration", () => {
       cronRules(
         HubSpotConnector.parse({ ...base, schedule: { incrementalEveryMinutes: minutes, timezone: "Europe/Paris" }, tables: [{ name: "d", object: "deals" }] }),
       );
-    expect(at(15)).toEqual([{ rule: "*/15 * * * *", tz: "Europe/Paris", full: false }]);
-    expect(at(120)).toEqual([{ rule: "0 */2 * * *", tz: "Europe/Paris", full: false }]);
-    expect(at(1440)).toEqual([{ rule: "0 0 * * *", tz: "Europe/Paris", full: false }]);
-    expect(cronRules(HubSpotConnector.parse({ ...base, tables: [{ name: "d", object: "deals" }] }))).toEqual([]);
+    // Each with the nightly reconciliation (03:00 by default); without a schedule block, the source's default.
+    const reconcile = (tz: string) => ({ rule: "0 3 * * *", tz, kind: "reconcile" });
+    expect(at(15)).toEqual([{ rule: "*/15 * * * *", tz: "Europe/Paris", kind: "incremental" }, reconcile("Europe/Paris")]);
+    expect(at(120)).toEqual([{ rule: "0 */2 * * *", tz: "Europe/Paris", kind: "incremental" }, reconcile("Europe/Paris")]);
+    expect(at(1440)).toEqual([{ rule: "0 0 * * *", tz: "Europe/Paris", kind: "incremental" }, reconcile("Europe/Paris")]);
+    expect(cronRules(HubSpotConnector.parse({ ...base, tables: [{ name: "d", object: "deals" }] }))).toEqual([
+      { rule: "0 */2 * * *", tz: "UTC", kind: "incremental" },
+      reconcile("UTC"),
+    ]);
   });
 
   it("requires fields for custom objects and a schedulable interval", () => {

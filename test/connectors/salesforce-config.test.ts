@@ -84,16 +84,20 @@ describe("Salesforce configuration", () => {
   it("schedules the nightly full at fullAt and incrementals every N hours from it, in the zone", () => {
     const c = parse(issueExample);
     expect(cronRules(c)).toEqual([
-      { rule: "0 2 * * *", tz: "Europe/Paris", full: true },
-      { rule: "0 0,4,6,8,10,12,14,16,18,20,22 * * *", tz: "Europe/Paris", full: false },
+      { rule: "0 2 * * *", tz: "Europe/Paris", kind: "full" },
+      { rule: "0 0,4,6,8,10,12,14,16,18,20,22 * * *", tz: "Europe/Paris", kind: "incremental" },
     ]);
     const odd = parse(issueExample.replace('fullAt: "02:00", incrementalEveryHours: 2', 'fullAt: "23:30", incrementalEveryHours: 5'));
     expect(cronRules(odd)).toEqual([
-      { rule: "30 23 * * *", tz: "Europe/Paris", full: true },
-      { rule: "30 4,9,14,19 * * *", tz: "Europe/Paris", full: false },
+      { rule: "30 23 * * *", tz: "Europe/Paris", kind: "full" },
+      { rule: "30 4,9,14,19 * * *", tz: "Europe/Paris", kind: "incremental" },
     ]);
     expect(cronRules(parse(issueExample.replace("incrementalEveryHours: 2", "incrementalEveryHours: 24")))).toHaveLength(1);
-    expect(cronRules(parse(issueExample.replace(/\n {4}schedule:.*/, "")))).toEqual([]);
+    // Without a schedule block: the source's default, a full at 02:00 UTC and incrementals every 2 hours.
+    expect(cronRules(parse(issueExample.replace(/\n {4}schedule:.*/, "")))).toEqual([
+      { rule: "0 2 * * *", tz: "UTC", kind: "full" },
+      { rule: "0 0,4,6,8,10,12,14,16,18,20,22 * * *", tz: "UTC", kind: "incremental" },
+    ]);
   });
 });
 

@@ -271,32 +271,41 @@ describe("schedules", () => {
   });
   it("shows the count of daily refreshes and their hours, per source", () => {
     expect(scheduleView(conn("crm"))).toMatchObject({
+      origin: "config",
       enabled: true,
       perDay: 4,
       fullPerDay: 4,
       timezone: "Europe/Paris",
       times: [
-        { at: "00:00", full: true },
-        { at: "06:00", full: true },
-        { at: "12:00", full: true },
-        { at: "18:00", full: true },
+        { at: "00:00", kind: "full" },
+        { at: "06:00", kind: "full" },
+        { at: "12:00", kind: "full" },
+        { at: "18:00", kind: "full" },
       ],
       summary: "4 full refreshes a day at 00:00, 06:00, 12:00, 18:00 (Europe/Paris)",
     });
     const sf = scheduleView(conn("sf"));
     expect(sf.times).toEqual([
-      { at: "02:30", full: true },
-      { at: "08:30", full: false },
-      { at: "14:30", full: false },
-      { at: "20:30", full: false },
+      { at: "02:30", kind: "full" },
+      { at: "08:30", kind: "incremental" },
+      { at: "14:30", kind: "incremental" },
+      { at: "20:30", kind: "incremental" },
     ]);
     expect(sf.summary).toBe("full refresh at 02:30, incremental 3 times a day (08:30, 14:30, 20:30) (Europe/Paris)");
-    expect(scheduleView(conn("hs"))).toMatchObject({ perDay: 96, fullPerDay: 0, summary: "incremental every 15 minutes (96 a day); full syncs are manual" });
+    // HubSpot: the nightly reconciliation (03:00 by default) shares its minute with an incremental.
+    expect(scheduleView(conn("hs"))).toMatchObject({
+      perDay: 96,
+      fullPerDay: 0,
+      summary: "incremental every 15 minutes (96 a day), reconciliation at 03:00; full syncs are manual",
+    });
+    expect(scheduleView(conn("hs")).times.find((t) => t.at === "03:00")).toEqual({ at: "03:00", kind: "reconcile" });
+    // No schedule block: the source's default (PostgreSQL: four full refreshes a day).
     expect(scheduleView(conn("manual"))).toMatchObject({
-      enabled: false,
-      perDay: 0,
-      summary: "no schedule: manual syncs only",
-      settings: { enabled: false, timesPerDay: 4 },
+      origin: "default",
+      enabled: true,
+      perDay: 4,
+      summary: "4 full refreshes a day at 00:00, 06:00, 12:00, 18:00 (UTC)",
+      settings: { enabled: true, timesPerDay: 4 },
     });
   });
   it("validates edits with the config file's rules", () => {

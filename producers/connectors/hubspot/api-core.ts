@@ -5,7 +5,7 @@
  * in PostgreSQL across every worker process when the worker has a shared store, see
  * producers/shared-rate-limiter.ts), uses a valid access token (api-session.ts), times out, and
  * is retried by the policies in RETRY below: 401 after a token refresh, 429 after Retry-After
- * (else backoff), 5xx / network / unparseable answers with backoff. What fails for good is sorted
+ * (else the limit's window, see POLICY_WINDOW_MS), 5xx / network / unparseable answers with backoff. What fails for good is sorted
  * into ConfigError (fix the config or the app's scopes) or SourceUnavailableError (retry later).
  * Every retry goes through lib/retry.ts on the client's clock (tests replace it).
  *
@@ -74,9 +74,11 @@ interface ApiStats {
  * How this source tries again, in one place. The policy is chosen by the failure's class
  * (errors.ts), and each is counted on its own within one call:
  *  - unauthorized: a 401 is retried at once after a single-flight token refresh, at most twice.
- *  - rateLimited: a 429 waits HubSpot's Retry-After (else backoff from 1 s), and the portal's
+ *  - rateLimited: a 429 waits HubSpot's Retry-After, else its policy's window (POLICY_WINDOW_MS:
+ *    10 s for TEN_SECONDLY_ROLLING, 1 s for SECONDLY), else backoff from 1 s, and the portal's
  *    limiter pauses as long so other calls hold back too; maxRateLimitRetries overrides the count.
- *    A DAILY 429 whose Retry-After is beyond maxRetryAfterMs is not retried (the run fails).
+ *    A DAILY 429 without Retry-After, or whose Retry-After is beyond maxRetryAfterMs, is not retried
+ *    (the run fails with the daily-limit message).
  *  - transient: 5xx, network errors, timeouts and unparseable answers, backoff from 500 ms;
  *    maxTransientRetries overrides the count.
  *  - tokenRefresh: the token endpoint failing other than with a 4xx; maxTransientRetries too.
@@ -87,6 +89,12 @@ export const RETRY = {
   transient: { retries: 5, initialMs: 500, maxMs: 30_000 },
   tokenRefresh: { retries: 5, initialMs: 500, maxMs: 30_000 },
 } satisfies Record<string, RetryPolicy>;
+
+/**
+ * How long a 429 without Retry-After waits, by the policy its body names: the limit's own window (the
+ * ten-secondly budget frees within 10 s, the search budget within 1 s). Other policies back off.
+ */
+export const POLICY_WINDOW_MS: Record<string, number> = { TEN_SECONDLY_ROLLING: 10_000, SECONDLY: 1_000 };
 
 type CallKind = "standard" | "search";
 
@@ -199,16 +207,18 @@ export class HubSpotApiCore {
       const policy = bodyField(ex?.body, "policyName") ?? "";
       const retryAfterS = Number(header(ex?.headers, "retry-after"));
       const retryAfterMs = Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS * 1000 : undefined;
-      if (policy === "DAILY" && retryAfterMs !== undefined && retryAfterMs > (this.opts.maxRetryAfterMs ?? 300_000)) {
+      // A DAILY 429 without Retry-After resets at the portal's midnight: hours away, not worth waiting.
+      if (policy === "DAILY" && (retryAfterMs === undefined || retryAfterMs > (this.opts.maxRetryAfterMs ?? 300_000))) {
+        const resets = retryAfterMs === undefined ? "it resets at midnight in the portal's time zone" : `it resets in ${Math.round(retryAfterMs / 60_000)} min`;
         return new HubSpotDailyLimitError(
-          `connector ${id}: HubSpot's daily API limit is reached (it resets in ${Math.round(retryAfterMs / 60_000)} min); the next run resumes from the last successful import`,
+          `connector ${id}: HubSpot's daily API limit is reached (${resets}); the next run resumes from the last successful import`,
         );
       }
       // The message is the one the call fails with once the retries are spent.
       return new HubSpotRateLimitError(
         `connector ${id}: ${what} was still rate limited by HubSpot (${policy || "429"}) after ${seen.rateLimited++} retries`,
         policy,
-        retryAfterMs,
+        retryAfterMs ?? POLICY_WINDOW_MS[policy],
       );
     }
     if (status === 403) {

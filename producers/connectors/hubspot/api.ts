@@ -83,7 +83,7 @@ export class HubSpotApi extends HubSpotApiCore {
     );
   }
 
-  /** Current values of up to 100 records (ids that no longer exist are left out). */
+  /** Current values of up to 100 records (ids that no longer exist, or were merged into another record, are left out). */
   async batchRead(objectType: string, ids: string[], properties: string[], signal?: AbortSignal): Promise<HubSpotObject[]> {
     if (ids.length > 100) throw new Error("batchRead: at most 100 ids per batch");
     const res = await this.call(
@@ -99,7 +99,11 @@ export class HubSpotApi extends HubSpotApiCore {
       },
       signal,
     );
-    return res.results ?? [];
+    // HubSpot answers a read of a merged id with the surviving record: only the ids asked are kept
+    // (once each), so that the survivor's data is never taken for a merged id's.
+    const asked = new Set(ids);
+    const seen = new Set<string>();
+    return (res.results ?? []).filter((o) => asked.has(o.id) && !seen.has(o.id) && seen.add(o.id) !== undefined);
   }
 
   async properties(objectType: string, signal?: AbortSignal): Promise<PropertyDef[]> {

@@ -42,7 +42,7 @@ function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string
         out.add("crm.schemas.custom.read");
         continue;
       }
-      if (std.object === "line_items") out.add("crm.objects.line_items.read");
+      if (std.object === "line_items") out.add("e-commerce");
       if (std.object === "goal_targets") out.add("crm.objects.goals.read");
       if (std.object === "tickets") out.add("tickets");
       if (std.object === "products") out.add("e-commerce");

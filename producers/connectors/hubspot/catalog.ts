@@ -50,7 +50,8 @@ const HUBSPOT_OBJECTS: Record<string, HubSpotObjectInfo> = {
       dealstage: "picklist",
       hubspot_owner_id: "user",
       companies: "object",
-      contacts: "object",
+      // every associated contact (a deal often has several: the buyer, the signer, ...)
+      contacts: "multipicklist",
     },
   },
   companies: {
@@ -75,7 +76,8 @@ const HUBSPOT_OBJECTS: Record<string, HubSpotObjectInfo> = {
     lastModifiedProperty: "hs_lastmodifieddate",
     nameProperties: ["name"],
     currencyProperty: "hs_line_item_currency_code",
-    scope: "crm.objects.line_items.read",
+    // the scope Qobra's HubSpot page names for line items (the line items API accepts it)
+    scope: "e-commerce",
     defaultFields: { name: "string", quantity: "number", price: "amount", amount: "amount", deals: "object" },
   },
   meetings: { object: "meetings", objectTypeId: "0-47", ...ENGAGEMENT("hs_meeting_title", { hubspot_owner_id: "user", companies: "object", deals: "object" }) },

@@ -14,7 +14,7 @@ import type { HubSpotFilterGroup } from "./filter.ts";
 import type { HubSpotClock } from "./limits.ts";
 import { PIPELINE_PROPS, STAGE_PROPS, suggest, type HubSpotMetadata } from "./plan.ts";
 import { windowSearchBody } from "./search.ts";
-import { instantMs } from "./values.ts";
+import { instantMs, referencesUsers } from "./values.ts";
 
 /** What the check reads with: the source's API client, metadata cache and clock. */
 interface CheckContext {
@@ -64,7 +64,7 @@ async function checkTable(s: CheckContext, table: HubSpotTable, problems: string
   if (!props.has(object.lastModifiedProperty))
     problems.push(`${object.key} has no ${object.lastModifiedProperty} property; incremental runs cannot read its changes`);
   for (const f of r.propertyFields) {
-    if (f.spec.type === "user" && f.prop.type !== "enumeration" && !f.prop.referencedObjectType) {
+    if (f.spec.type === "user" && !referencesUsers(f.prop)) {
       warnings.push(`field ${f.field} (${f.prop.type}) is synced as a user: its values must be emails or owner ids`);
     }
   }

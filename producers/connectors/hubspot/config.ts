@@ -97,7 +97,9 @@ export const HubSpotConnector = z
     clientId: z.string(required("the OAuth app's client id")).min(1).describe("The HubSpot OAuth app's client id."),
     clientSecret: z.string(required("the OAuth app's client secret (use ${env:NAME})")).min(1).describe("The OAuth app's client secret (use ${env:NAME})."),
     refreshToken: z.string().min(1).optional().describe("The OAuth refresh token; default: the one stored by `qobra-sync auth <id>`."),
-    schedule: HubSpotSchedule.optional().describe("Scheduled incremental syncs; without it, manual syncs only."),
+    schedule: HubSpotSchedule.optional().describe(
+      "Scheduled syncs; without it, the default: an incremental every 2 hours and a reconciliation at 03:00 (UTC). { enabled: false }: manual syncs only.",
+    ),
     defaultCurrency: CURRENCY_CODE.optional().describe("The currency of amounts on records that carry none (default: the portal's company currency)."),
     massDeleteThreshold: MASS_DELETE_THRESHOLD,
     lookbackSeconds: z

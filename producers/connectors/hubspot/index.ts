@@ -9,7 +9,15 @@
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { HubSpotConnector } from "./config.ts";
-import { HubSpotSchedule, INCREMENTAL_MINUTES, describeHubSpotSchedule, hubspotCronRules, hubspotScheduleForm } from "./schedule.ts";
+import {
+  HubSpotSchedule,
+  INCREMENTAL_MINUTES,
+  defaultHubSpotSchedule,
+  describeHubSpotSchedule,
+  hubspotCronRules,
+  hubspotScheduleForm,
+  prepareHubSpotScheduleEdit,
+} from "./schedule.ts";
 import { HubSpotSource } from "./source.ts";
 
 export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
@@ -17,10 +25,11 @@ export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
   title: "HubSpot",
   configSchema: HubSpotConnector,
   scheduleSchema: HubSpotSchedule,
-  defaultSchedule: HubSpotSchedule.parse({ enabled: false }),
+  defaultSchedule: defaultHubSpotSchedule,
   cronRules: hubspotCronRules,
   describeSchedule: describeHubSpotSchedule,
-  scheduleHint: `(incrementalEveryMinutes: one of ${INCREMENTAL_MINUTES.join(", ")})`,
+  prepareScheduleEdit: prepareHubSpotScheduleEdit,
+  scheduleHint: `(incrementalEveryMinutes: one of ${INCREMENTAL_MINUTES.join(", ")}; reconcileAt: HH:MM, or empty for none)`,
   scheduleForm: hubspotScheduleForm,
   incremental: true,
   create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),

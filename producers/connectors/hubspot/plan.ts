@@ -73,6 +73,9 @@ export interface ReadStats extends WindowStats {
   sweep: { held: number; changed: number; republished: number } | null;
 }
 
+/** The property listing the ids merged into a record (";"-separated). */
+export const MERGED_IDS_PROPERTY = "hs_merged_object_ids";
+
 export const PIPELINE_PROPS = new Set(["pipeline", "hs_pipeline"]);
 export const STAGE_PROPS = new Set(["dealstage", "hs_pipeline_stage"]);
 
@@ -290,6 +293,8 @@ export class HubSpotMetadata {
     for (const f of propertyFields) fetch.add(f.prop.name);
     for (const c of currencyColumns) fetch.add(c.name);
     if (needsCurrency && object.currencyProperty && props.has(object.currencyProperty)) fetch.add(object.currencyProperty);
+    // The ids merged into a record: the incremental run deletes them (stale.ts).
+    fetch.add(MERGED_IDS_PROPERTY);
     for (const p of fetch) if (!props.has(p)) fetch.delete(p);
 
     const sourceTypes: Record<string, string> = {};

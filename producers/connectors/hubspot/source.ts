@@ -14,6 +14,10 @@
  *    timestamp either, so the association sweep reads the associations of every record the
  *    pipeline holds and this run did not read, compares them with what the raw topic holds
  *    (ReadOptions.published), and reads again the records that differ.
+ *  - Incremental runs also delete the ids merged into the records they read (`hs_merged_object_ids`)
+ *    and, for filtered tables, the changed records that no longer match the filter (stale.ts).
+ *  - Reconciliation runs list every id the portal holds with the table's filter (`listIds`, ids-only
+ *    searches); the worker deletes the others (purged records among them).
  *  - The cursor (the start of this run) is yielded once, after the table's last page: the worker
  *    saves it only once everything before it was acknowledged, so a failed run re-reads.
  *  - Records are enriched per batch of up to 1,000: associations v4 batch reads (one call per
@@ -40,6 +44,7 @@ import { HubSpotMetadata, type ReadStats, type TablePlan } from "./plan.ts";
 import type { HubSpotFilterGroup } from "./filter.ts";
 import { convertObjects, inBatches } from "./records.ts";
 import { listAll, newWindowStats, planWindows, searchRange } from "./search.ts";
+import { mergedIdsOf, mergedInRange, staleIds, tableIds, type IdSearchStats, type StaleInput } from "./stale.ts";
 import type { TokenStoreLike } from "./tokens.ts";
 
 interface HubSpotSourceOptions {
@@ -237,6 +242,9 @@ export class HubSpotSource implements SourceConnector {
     const plan = await this.metadata.plan(table, opts.signal);
     const state = parseState(opts.state);
     const from = state ? Math.max(0, state.cursor - this.config.lookbackSeconds * 1000) : 0;
+    // The tasks read the records: the merged ids their survivors name are searched for here.
+    const merged = await mergedInRange(this.api, plan, from, opts.runStartedAt, opts.signal);
+    yield* this.staleDeletes(plan, { merged, read: new Set(), from, to: opts.runStartedAt }, opts);
     if (table.associationChanges && plan.associationFields.length > 0) {
       const stats = newReadStats("incremental", from, opts.runStartedAt);
       this.lastRead.set(table.name, stats);
@@ -278,9 +286,23 @@ export class HubSpotSource implements SourceConnector {
       );
     const source = from !== null ? windows(from) : table.filter ? windows(0) : listAll(this.api, plan.object.api, plan.fetch, false, opts.signal);
 
+    // Incremental runs note what they read and the merged ids it names, for the stale deletes.
+    const stale: StaleInput | null = from !== null ? { merged: new Set(), read: new Set(), from, to } : null;
     for await (const batch of inBatches(source, opts.heartbeat)) {
       if (from === null && !table.filter) stats.records += batch.length;
+      if (stale) {
+        for (const o of batch) stale.read.add(o.id);
+        for (const id of mergedIdsOf(batch)) stale.merged.add(id);
+      }
       yield { records: await this.sweepContext.convert(plan, batch, stats, opts.signal), sourceTypes: plan.sourceTypes };
+    }
+
+    // Merged ids and filter exits are deleted before the sweep, which then no longer holds them.
+    if (stale) {
+      for await (const page of this.staleDeletes(plan, stale, opts)) {
+        stats.deleted += page.deletedIds?.length ?? 0;
+        yield page;
+      }
     }
 
     // Full reads saw every record's associations; incremental runs sweep the others.
@@ -312,6 +334,39 @@ export class HubSpotSource implements SourceConnector {
       "HubSpot table read",
     );
     yield { records: [], sourceTypes: plan.sourceTypes, state: next };
+  }
+
+  /** Deletes, in pages of up to BATCH ids, for the merged ids and the filter exits of an incremental run (stale.ts). */
+  private async *staleDeletes(plan: TablePlan, input: StaleInput, opts: ReadOptions): AsyncGenerator<SourcePage> {
+    const gone = await staleIds(this.api, plan, input, opts);
+    if (gone.length > 0) this.log.info({ table: plan.table.name, merged: input.merged.size, deleted: gone.length }, "merged or filtered-out records deleted");
+    for (let i = 0; i < gone.length; i += BATCH) yield { records: [], deletedIds: gone.slice(i, i + BATCH), sourceTypes: plan.sourceTypes };
+  }
+
+  // ---- reconciliation ---------------------------------------------------------------------------
+
+  /** Statistics of the last listIds() of each table (tests, benchmarks). */
+  readonly lastIdList = new Map<string, IdSearchStats>();
+
+  /**
+   * Every id the portal holds for the table, with its filter (SourceConnector.listIds): ids-only
+   * searches of 200, by keyset on hs_object_id (stale.ts), ⌈n/200⌉ requests.
+   */
+  async *listIds(tableName: string, opts: ReadOptions): AsyncIterable<string[]> {
+    const table = this.config.tables.find((t) => t.name === tableName);
+    if (!table) throw new ConfigError(`connector ${this.config.id} has no table ${tableName}`);
+    const stats: IdSearchStats = { searches: 0, ids: 0 };
+    this.lastIdList.set(table.name, stats);
+    try {
+      const plan = await this.metadata.plan(table, opts.signal);
+      for await (const ids of tableIds(this.api, plan, opts.signal, stats)) {
+        yield ids;
+        await opts.heartbeat?.();
+      }
+    } catch (e) {
+      throw this.skipIfOptional(tableName, e);
+    }
+    this.log.info({ table: table.name, ids: stats.ids, searches: stats.searches }, "HubSpot ids listed for reconciliation");
   }
 
   async close(): Promise<void> {

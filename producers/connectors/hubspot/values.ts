@@ -83,6 +83,18 @@ function holdsUserIds(prop: PropertyDef): boolean {
   return /user_ids?$/.test(prop.name);
 }
 
+/**
+ * Whether a property names HubSpot users, whatever its `type`: a "HubSpot user" property (the
+ * properties API gives it `type: enumeration`, `fieldType: select`, `referencedObjectType: OWNER`),
+ * the owner properties (`hubspot_owner_id`, `hs_…_owner_id`) and the user-id ones (goals'
+ * `hs_assignee_user_id` is a `number`, as are `hs_created_by_user_id` and `hs_assigned_user…`).
+ * Such a property maps to a Qobra user: its ids become the users' e-mails.
+ */
+export function referencesUsers(prop: PropertyDef): boolean {
+  const ref = (prop.referencedObjectType ?? "").toUpperCase();
+  return ref === "OWNER" || ref === "USER" || prop.type === "user" || /(^|_)owner_id$|user_ids?$|^hs_assigned_user/.test(prop.name);
+}
+
 /** One owner/user id → email (archived owners included); unresolved ids stay as they are, and are reported. */
 function ownerEmail(id: string, prop: PropertyDef, ctx: ValueContext): string {
   const v = id.trim();
@@ -108,7 +120,7 @@ export function incompatibility(prop: PropertyDef, qobraType: FieldSpec["type"])
     object_coordinates: ["string"],
     json: ["string"],
   };
-  const allowed = ok[t] ?? ["string"];
+  const allowed = referencesUsers(prop) ? [...new Set([...(ok[t] ?? ["string"]), "user"])] : (ok[t] ?? ["string"]);
   if (qobraType === "object")
     return `${prop.name} is a property (${t}); object fields are associations, named after the associated object type (companies, contacts, deals, …)`;
   if (!allowed.includes(qobraType)) return `property ${prop.name} is a HubSpot ${t}, which cannot be a Qobra ${qobraType} (use ${allowed.join(" or ")})`;
@@ -118,6 +130,14 @@ export function incompatibility(prop: PropertyDef, qobraType: FieldSpec["type"])
 /** A property's value for a configured field. */
 export function convertProperty(value: string | null | undefined, prop: PropertyDef, spec: FieldSpec, ctx: ValueContext): RawValue {
   if (value === null || value === undefined) return null;
+  // A user field: the ids (owner or user ids, ";"-separated for several) become e-mails, whatever the property's type.
+  if (spec.type === "user") {
+    const parts = value
+      .split(";")
+      .map((p) => p.trim())
+      .filter((p) => p !== "");
+    return parts.length === 0 ? null : parts.map((p) => ownerEmail(p, prop, ctx)).join(";");
+  }
   switch (prop.type) {
     case "number": {
       const v = value.trim();
@@ -141,13 +161,6 @@ export function convertProperty(value: string | null | undefined, prop: Property
       return ms === undefined ? iso : dayInZone(ms, ctx.timeZone);
     }
     default: {
-      if (spec.type === "user") {
-        const parts = value
-          .split(";")
-          .map((p) => p.trim())
-          .filter((p) => p !== "");
-        return parts.length === 0 ? null : parts.map((p) => ownerEmail(p, prop, ctx)).join(";");
-      }
       if (prop.type === "enumeration" && value.trim() === "") return null;
       const labels = spec.type === "picklist" ? ctx.labels.get(prop.name) : undefined;
       if (labels) return labels.get(value) ?? value;

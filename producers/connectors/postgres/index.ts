@@ -6,7 +6,14 @@
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { PostgresConnector } from "./config.ts";
-import { PostgresSchedule, describePostgresSchedule, postgresCronRules, postgresScheduleForm, preparePostgresScheduleEdit } from "./schedule.ts";
+import {
+  PostgresSchedule,
+  defaultPostgresSchedule,
+  describePostgresSchedule,
+  postgresCronRules,
+  postgresScheduleForm,
+  preparePostgresScheduleEdit,
+} from "./schedule.ts";
 import { PostgresSource } from "./source.ts";
 
 export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> = {
@@ -14,7 +21,7 @@ export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> =
   title: "PostgreSQL",
   configSchema: PostgresConnector,
   scheduleSchema: PostgresSchedule,
-  defaultSchedule: PostgresSchedule.parse({ enabled: false }),
+  defaultSchedule: defaultPostgresSchedule,
   cronRules: postgresCronRules,
   describeSchedule: describePostgresSchedule,
   prepareScheduleEdit: preparePostgresScheduleEdit,

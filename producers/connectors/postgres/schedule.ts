@@ -1,8 +1,8 @@
 /**
  * A PostgreSQL connector's schedule: full refreshes a number of times a day (at given hours, or
- * spread evenly from midnight), their cron rule, the page's sentence about them, and how a page
- * edit's count and hours are reconciled. The scheduler and the page reach it through the plugin
- * (index.ts), never by name.
+ * spread evenly from midnight; four a day by default, also for a connector without a schedule
+ * block), their cron rule, the page's sentence about them, and how a page edit's count and hours
+ * are reconciled. The scheduler and the page reach it through the plugin (index.ts), never by name.
  */
 import { z } from "zod";
 import { TIME_ZONE } from "../../../lib/config-common.ts";
@@ -17,6 +17,9 @@ export const PostgresSchedule = z.strictObject({
   enabled: z.boolean().default(true).describe("false keeps the settings but arms no sync (manual syncs only)."),
 });
 export type PostgresSchedule = z.infer<typeof PostgresSchedule>;
+
+/** A connector without a schedule block: four full refreshes a day (00:00, 06:00, 12:00, 18:00 UTC). */
+export const defaultPostgresSchedule: PostgresSchedule = PostgresSchedule.parse({});
 
 /** The page's edit form: how many refreshes a day, and the hour of each (the count follows the hours). */
 export const postgresScheduleForm: ScheduleFormField[] = [
@@ -33,7 +36,7 @@ export function refreshHours(s: PostgresSchedule): number[] {
 /** One rule: a full refresh at each of the hours, on the hour. */
 export function postgresCronRules(s: PostgresSchedule): CronRule[] {
   if (!s.enabled) return [];
-  return [{ rule: `0 ${refreshHours(s).join(",")} * * *`, tz: s.timezone, full: true }];
+  return [{ rule: `0 ${refreshHours(s).join(",")} * * *`, tz: s.timezone, kind: "full" }];
 }
 
 /** What an enabled schedule does, for people. */

@@ -13,16 +13,17 @@
  *    response headers (Sforce-Limit-Info, Sforce-Locator).
  *  - Errors become the project's kinds (errors.ts: the classes, and `translateError` that picks one).
  *  - Retries: see RETRY below.
+ *  - Bulk result pages are streamed (results-stream.ts, with `refreshAfter401` and `observe`).
  */
 import { createHash } from "node:crypto";
 import jsforce from "jsforce";
 import type { Connection } from "jsforce";
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
-import type { RetryPolicy } from "../../../lib/retry.ts";
+import { retry, type RetryPolicy } from "../../../lib/retry.ts";
 import { logger } from "../../../lib/log.ts";
 import { TokenStore, singleFlight, type StoredToken } from "../../oauth/token-store.ts";
 import type { SalesforceConnector } from "./config.ts";
-import { SalesforceLimitError, isNetworkError, translateError, type ApiUsage, type HttpResponse } from "./errors.ts";
+import { SalesforceConcurrencyError, SalesforceLimitError, isNetworkError, translateError, type ApiUsage, type HttpResponse } from "./errors.ts";
 
 const log = logger.child({ component: "salesforce" });
 
@@ -34,9 +35,16 @@ const log = logger.child({ component: "salesforce" });
  * explicitly so that the numbers live here. POSTs (a Bulk job's creation, the token refresh) are
  * not retried: a failure that may pass fails the run with a SalesforceUnavailableError, and the
  * producer worker retries the run.
+ *
+ * `concurrency` is ours, around every call (REST, Bulk job creation and polls, result pages): the
+ * org's concurrent long-running request limit (REQUEST_LIMIT_EXCEEDED "ConcurrentRequests") clears
+ * once other integrations' long requests end, so the call waits (jittered, doubling) and tries again
+ * for up to about two minutes before the run fails as retriable. `transport` also applies to the
+ * streamed result pages, which jsforce does not carry.
  */
-export const RETRY: { transport: RetryPolicy } = {
+export const RETRY: { transport: RetryPolicy; concurrency: RetryPolicy } = {
   transport: { retries: 5, initialMs: 500, maxMs: 500 * 2 ** 5 },
+  concurrency: { retries: 8, initialMs: 2000, maxMs: 30_000, maxElapsedMs: 120_000 },
 };
 const JSFORCE_RETRY = { maxRetries: RETRY.transport.retries, minTimeout: RETRY.transport.initialMs, timeoutFactor: 2 };
 
@@ -134,7 +142,8 @@ export class SalesforceClient {
     return conn;
   }
 
-  private observe(res: HttpResponse): void {
+  /** Reads an answer's API usage, and notes that the access token was accepted. */
+  observe(res: HttpResponse): void {
     this.calls++;
     const info = res.headers?.["sforce-limit-info"];
     const m = info ? /api-usage=(\d+)\/(\d+)/.exec(info) : null;
@@ -255,6 +264,14 @@ export class SalesforceClient {
     path: string,
     opts: { body?: string; headers?: Record<string, string> } = {},
   ): Promise<RawResponse> {
+    return this.withRetry(() => this.requestOnce(method, path, opts));
+  }
+
+  private async requestOnce(
+    method: "GET" | "POST" | "PATCH" | "DELETE",
+    path: string,
+    opts: { body?: string; headers?: Record<string, string> },
+  ): Promise<RawResponse> {
     const conn = await this.connect();
     const base = (conn as unknown as { _transport: Transport })._transport;
     let last: HttpResponse | undefined;
@@ -282,6 +299,49 @@ export class SalesforceClient {
       headers: last?.headers ?? {},
       body: typeof body === "string" ? body : body === undefined ? "" : JSON.stringify(body),
     };
+  }
+
+  /**
+   * Runs a call (any jsforce call, its errors translated) under RETRY.concurrency: the concurrent-request
+   * limit is waited out; with `transport`, failures that may pass (5xx, network) are retried too.
+   */
+  withRetry<T>(fn: () => Promise<T>, opts: { transport?: boolean; signal?: AbortSignal } = {}): Promise<T> {
+    return retry(
+      async () => {
+        try {
+          return await fn();
+        } catch (e) {
+          throw this.translate(e);
+        }
+      },
+      RETRY.concurrency,
+      {
+        policyOf: (e) =>
+          e instanceof SalesforceConcurrencyError
+            ? RETRY.concurrency
+            : opts.transport && e instanceof SourceUnavailableError && !(e instanceof SalesforceLimitError) && e.retriable
+              ? RETRY.transport
+              : undefined,
+        onRetry: (e, attempt, waitMs) => {
+          log.warn({ connector: this.config.id, attempt, waitMs, err: (e as Error).message }, "Salesforce call failed; retrying");
+        },
+        signal: opts.signal,
+      },
+    );
+  }
+
+  /**
+   * After a 401 outside jsforce (streamed result pages): a new access token, once; false when the
+   * current one was issued by a refresh and never accepted (refreshing again would loop).
+   */
+  async refreshAfter401(conn: Connection): Promise<boolean> {
+    if (this.refreshedWithoutSuccess) return false;
+    const token = await this.refreshAccessToken();
+    conn.accessToken = token.access_token;
+    conn.instanceUrl = originOf(token.instance_url);
+    this.refreshedWithoutSuccess = true;
+    this.refreshes++;
+    return true;
   }
 
   /** Fails the run once the org's usage reaches maxApiUsagePercent (when set below 100). */

@@ -54,7 +54,9 @@ export const SalesforceConnector = z.strictObject({
     .refine((v) => Number(v) >= 47, { error: "must be 47.0 or later (Bulk API 2.0 queries)" })
     .default("62.0")
     .describe("The Salesforce API version the connector calls (47.0 or later)."),
-  schedule: SalesforceSchedule.optional().describe("A nightly full refresh and incremental syncs between; without it, manual syncs only."),
+  schedule: SalesforceSchedule.optional().describe(
+    "A nightly full refresh and incremental syncs between; without it, the default: a full at 02:00 UTC and an incremental every 2 hours. { enabled: false }: manual syncs only.",
+  ),
   lookbackSeconds: z
     .number()
     .int()

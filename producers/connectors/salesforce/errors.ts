@@ -3,7 +3,11 @@
  * class is decided once, in `translateError`, from the HTTP status (a fact of the answer, not its
  * text); callers test the class, never a flag:
  *  - REQUEST_LIMIT_EXCEEDED (or usage past maxApiUsagePercent) → SalesforceLimitError: the run
- *    fails visibly;
+ *    fails visibly; but the same code for the concurrent long-running request limit (its message
+ *    names ConcurrentRequests: the one fact that tells the two apart) → SalesforceConcurrencyError,
+ *    which clears in seconds: the client backs off and retries (client.ts RETRY.concurrency);
+ *  - QUERY_TIMEOUT (Salesforce gave up on a query) → SalesforceUnavailableError: the reader tries
+ *    Bulk API 2.0 instead (query.ts), else the run is retried;
  *  - revoked tokens, a bad client, a disabled API → ConfigError asking to fix or reconnect;
  *  - 5xx and network failures → SalesforceUnavailableError (retriable);
  *  - query errors and other 4xx → SalesforceApiError with Salesforce's code (not retriable).
@@ -55,6 +59,15 @@ export class SalesforceLimitError extends SourceUnavailableError {
   }
 }
 
+/**
+ * The org's concurrent long-running request limit ("ConcurrentRequests (Concurrent API Requests) Limit
+ * exceeded", help article 000389067): not the daily budget; it clears once other requests finish.
+ */
+export class SalesforceConcurrencyError extends SourceUnavailableError {}
+
+/** The message Salesforce gives REQUEST_LIMIT_EXCEEDED when the concurrent-request limit, not the daily budget, is hit. */
+const CONCURRENT_LIMIT = /ConcurrentRequests|Concurrent API Requests/i;
+
 /** What translateError needs to know of the client: the connector, where it was calling, the usage and the last refresh failure. */
 interface TranslateContext {
   id: string;
@@ -82,6 +95,15 @@ export function translateError(e: unknown, res: HttpResponse | undefined, ctx: T
   if (parsed) {
     code = parsed.errorCode;
     message = parsed.message;
+  }
+  if (code === "REQUEST_LIMIT_EXCEEDED" && CONCURRENT_LIMIT.test(message)) {
+    return new SalesforceConcurrencyError(
+      `connector ${id}: the org's concurrent long-running request limit is reached (REQUEST_LIMIT_EXCEEDED: ${message}); other integrations hold it: waiting and retrying`,
+      e,
+    );
+  }
+  if (code === "QUERY_TIMEOUT") {
+    return new SalesforceUnavailableError(status ?? 400, code, `connector ${id}: Salesforce answered QUERY_TIMEOUT: ${oneLine(message)}`, e);
   }
   if (code === "REQUEST_LIMIT_EXCEEDED") {
     const u = ctx.usage;

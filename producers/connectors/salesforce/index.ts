@@ -2,12 +2,12 @@
  * The Salesforce source plugin: a Salesforce org, read through the REST and Bulk API 2.0 with a
  * connected app's OAuth refresh token. Everything about the source is in this folder: the config
  * schema (config.ts), the schedule (schedule.ts), the OAuth flow of `qobra-sync auth` (auth.ts),
- * the HTTP client (client.ts, bulk.ts), value conversion (types.ts), the org's metadata and read
+ * the HTTP client (client.ts, bulk.ts, results-stream.ts; errors in errors.ts), value conversion (types.ts), the org's metadata and read
  * plans (plan.ts), SOQL (soql.ts) and the connector itself (source.ts).
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { SalesforceConnector } from "./config.ts";
-import { SalesforceSchedule, describeSalesforceSchedule, salesforceCronRules, salesforceScheduleForm } from "./schedule.ts";
+import { SalesforceSchedule, defaultSalesforceSchedule, describeSalesforceSchedule, salesforceCronRules, salesforceScheduleForm } from "./schedule.ts";
 import { SalesforceSource } from "./source.ts";
 import { defaultFieldType } from "./types.ts";
 
@@ -16,7 +16,7 @@ export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSched
   title: "Salesforce",
   configSchema: SalesforceConnector,
   scheduleSchema: SalesforceSchedule,
-  defaultSchedule: SalesforceSchedule.parse({ enabled: false }),
+  defaultSchedule: defaultSalesforceSchedule,
   cronRules: salesforceCronRules,
   describeSchedule: describeSalesforceSchedule,
   scheduleForm: salesforceScheduleForm,

@@ -2,12 +2,14 @@
  * How the Salesforce source runs one query: REST pages followed through nextRecordsUrl one by one
  * (never jsforce's autoFetch, which silently stops at maxFetch = 10,000), or Bulk API 2.0 result
  * pages (bulk.ts) when the table asks for it, when the first REST page's totalSize reaches
- * bulkThreshold, or when the query is too long for a URL; a failed Bulk job falls back to REST
- * when nothing was read from it yet. It is kept apart from source.ts, which decides what to
+ * bulkThreshold, or when the query is too long for a URL; a Bulk job that fails or is refused
+ * falls back to REST when nothing was read from it yet (and the query fits a URL), and a REST query
+ * Salesforce gives up on (QUERY_TIMEOUT) is run as a Bulk job instead. It is kept apart from source.ts, which decides what to
  * query (full, incremental, deletes) and converts the rows, because running a query is the same
  * whatever it asks.
  */
 import { ConfigError } from "../../../lib/errors.ts";
+import { SalesforceUnavailableError } from "./errors.ts";
 import type { Logger } from "../../../lib/log.ts";
 import type { ReadOptions } from "../../connector.ts";
 import { BulkJobFailedError, bulkQuery } from "./bulk.ts";
@@ -17,8 +19,12 @@ import type { SalesforceMetadata, TablePlan } from "./plan.ts";
 import { queryPath } from "./soql.ts";
 import { JsonNumber } from "./types.ts";
 
-/** REST query URLs longer than this go through Bulk API 2.0 (a POST body) instead. */
-const MAX_REST_URL = 15_000;
+/**
+ * REST query URLs longer than this go through Bulk API 2.0 (a POST body) instead: Salesforce refuses
+ * a request URI over 16,384 bytes (414), and URI plus headers over that (431); this leaves room for
+ * the instance's host, the Authorization header and the rest.
+ */
+export const MAX_REST_URL = 15_000;
 
 export type Row = Record<string, unknown>;
 export interface Batch {
@@ -55,12 +61,24 @@ export async function* executeQuery(
       `connector ${ctx.config.id}, table ${plan.table.name}: the query selects too many fields for a REST URL (${first.length} characters); use api: bulk or list fewer fields`,
     );
   }
-  if (mode === "bulk" || tooLong) {
+  if (tooLong) {
     yield* bulkBatches(ctx, plan, soql.bulk, all, opts);
     return;
   }
-  let page = await restPage(ctx, first);
-  if (mode === "auto" && !page.done && page.totalSize >= ctx.config.bulkThreshold) {
+  let page: RestPage | null = null;
+  if (mode !== "bulk") {
+    try {
+      page = await restPage(ctx, first);
+    } catch (e) {
+      // Salesforce gave up on the query: a Bulk job runs it asynchronously, without that time limit.
+      if (!(e instanceof SalesforceUnavailableError && e.errorCode === "QUERY_TIMEOUT") || mode === "rest") throw e;
+      ctx.log.warn(
+        { connector: ctx.config.id, table: plan.table.name, err: e.message },
+        "the REST query timed out: reading through a Bulk API 2.0 job instead",
+      );
+    }
+  }
+  if (page === null || (mode === "auto" && !page.done && page.totalSize >= ctx.config.bulkThreshold)) {
     let yielded = false;
     try {
       for await (const b of bulkBatches(ctx, plan, soql.bulk, all, opts)) {
@@ -69,8 +87,12 @@ export async function* executeQuery(
       }
       return;
     } catch (e) {
-      if (!(e instanceof BulkJobFailedError) || yielded) throw e;
-      ctx.log.warn({ connector: ctx.config.id, table: plan.table.name, err: e.message }, "the Bulk API 2.0 job failed: reading through REST instead");
+      // api: bulk asked for Bulk: only a job never created (refused) is read through REST instead.
+      if (!(e instanceof BulkJobFailedError) || yielded || (mode === "bulk" && !e.refused)) throw e;
+      ctx.log.warn(
+        { connector: ctx.config.id, table: plan.table.name, err: e.message },
+        `the Bulk API 2.0 job ${e.refused ? "was refused" : "failed"}: reading through REST instead`,
+      );
       page = await restPage(ctx, first);
     }
   }
@@ -100,7 +122,14 @@ async function* bulkBatches(ctx: QueryContext, plan: TablePlan, soql: string, al
   }
 }
 
-async function restPage(ctx: QueryContext, path: string): Promise<{ records: Row[]; totalSize: number; done: boolean; nextRecordsUrl?: string }> {
+interface RestPage {
+  records: Row[];
+  totalSize: number;
+  done: boolean;
+  nextRecordsUrl?: string;
+}
+
+async function restPage(ctx: QueryContext, path: string): Promise<RestPage> {
   const body = (await ctx.metadata.getJson(path)) as { records?: Row[]; totalSize?: JsonNumber | number; done?: boolean; nextRecordsUrl?: string };
   const total = body.totalSize instanceof JsonNumber ? Number(body.totalSize.text) : Number(body.totalSize ?? 0);
   return { records: body.records ?? [], totalSize: total, done: body.done !== false, nextRecordsUrl: body.nextRecordsUrl };

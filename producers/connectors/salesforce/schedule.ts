@@ -1,7 +1,8 @@
 /**
  * A Salesforce connector's schedule: a nightly full refresh at a local time, and incremental syncs
- * every few hours counted from it; their cron rules, and the page's sentence about them. The
- * scheduler and the page reach it through the plugin (index.ts), never by name.
+ * every few hours counted from it (02:00 UTC and every 2 hours by default, also for a connector
+ * without a schedule block); their cron rules, and the page's sentence about them. The scheduler
+ * and the page reach it through the plugin (index.ts), never by name.
  */
 import { z } from "zod";
 import { TIME_ZONE } from "../../../lib/config-common.ts";
@@ -27,6 +28,9 @@ export const SalesforceSchedule = z.strictObject({
 });
 export type SalesforceSchedule = z.infer<typeof SalesforceSchedule>;
 
+/** A connector without a schedule block: a full refresh at 02:00 UTC, incrementals every 2 hours between. */
+export const defaultSalesforceSchedule: SalesforceSchedule = SalesforceSchedule.parse({});
+
 /** The page's edit form: the time of the nightly full refresh, and the hours between incrementals. */
 export const salesforceScheduleForm: ScheduleFormField[] = [
   { kind: "time", name: "fullAt", label: "Nightly full refresh at" },
@@ -40,18 +44,18 @@ export const salesforceScheduleForm: ScheduleFormField[] = [
 export function salesforceCronRules(s: SalesforceSchedule): CronRule[] {
   if (!s.enabled) return [];
   const [h, m] = s.fullAt.split(":").map(Number) as [number, number];
-  const rules = [{ rule: `${m} ${h} * * *`, tz: s.timezone, full: true }];
+  const rules: CronRule[] = [{ rule: `${m} ${h} * * *`, tz: s.timezone, kind: "full" }];
   const hours: number[] = [];
   for (let k = h + s.incrementalEveryHours; k < h + 24; k += s.incrementalEveryHours) hours.push(k % 24);
-  if (hours.length > 0) rules.push({ rule: `${m} ${hours.sort((a, b) => a - b).join(",")} * * *`, tz: s.timezone, full: false });
+  if (hours.length > 0) rules.push({ rule: `${m} ${hours.sort((a, b) => a - b).join(",")} * * *`, tz: s.timezone, kind: "incremental" });
   return rules;
 }
 
 /** What an enabled schedule does, for people. */
 export function describeSalesforceSchedule(_s: SalesforceSchedule, { times, timezone }: ScheduleSummaryInput): string {
-  const inc = times.filter((t) => !t.full);
+  const inc = times.filter((t) => t.kind !== "full");
   return `full refresh at ${times
-    .filter((t) => t.full)
+    .filter((t) => t.kind === "full")
     .map((t) => t.at)
     .join(
       ", ",

@@ -33,7 +33,7 @@ import { SalesforceClient } from "./client.ts";
 import type { SalesforceConnector, SalesforceTable } from "./config.ts";
 import { SalesforceApiError, SalesforceLimitError, type ApiUsage } from "./errors.ts";
 import { SalesforceMetadata, type TablePlan } from "./plan.ts";
-import { executeQuery, restPages, type Batch, type QueryContext } from "./query.ts";
+import { MAX_REST_URL, executeQuery, restPages, type Batch, type QueryContext } from "./query.ts";
 import { cursorCondition, maxCursor, queryPath, type Cursor, type SalesforceState } from "./soql.ts";
 import { normalizeDateTime, rawValue } from "./types.ts";
 
@@ -90,22 +90,15 @@ export class SalesforceSource implements SourceConnector {
           const can = [d.createable && "create", d.updateable && "edit", d.deletable && "delete"].filter(Boolean);
           if (can.length > 0)
             warnings.push(`the connected user can ${can.join(", ")} ${d.name} records; qobra-sync only reads: prefer a read-only user or permission set`);
-          if (p.wantsCorporateCurrency && !(await this.metadata.corporateCurrency()) && !this.config.defaultCurrency) {
+          if (p.wantsCorporateCurrency && !(await this.metadata.corporateCurrency())) {
+            const used = this.config.defaultCurrency
+              ? `the connector's defaultCurrency (${this.config.defaultCurrency})`
+              : "sink.defaultCurrency (set the connector's defaultCurrency to be explicit)";
             warnings.push(
-              `${d.name} has no CurrencyIsoCode (single-currency org) and the org's corporate currency could not be read: amounts use the sink's defaultCurrency (set defaultCurrency to be explicit)`,
+              `${d.name} has no CurrencyIsoCode (single-currency org) and the org's corporate currency cannot be read (no Organization.DefaultCurrencyIsoCode): amounts get ${used}`,
             );
           }
-          // The exact query a read sends, limited to one row: field access, the where's fields and values.
-          const soql = `SELECT ${p.select.join(", ")} FROM ${p.object}${p.where ? ` WHERE (${p.where})` : ""} LIMIT 1`;
-          try {
-            await this.client.request("GET", this.queryPath(soql, false));
-          } catch (e) {
-            if (e instanceof SalesforceApiError)
-              problems.push(
-                `Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_]+: /, "")}`,
-              );
-            else throw e;
-          }
+          await this.checkQuery(p, problems, warnings);
         }
       } catch (e) {
         if (e instanceof ConfigError) problems.push(e.message.replace(`connector ${this.config.id}: `, ""));
@@ -118,6 +111,39 @@ export class SalesforceSource implements SourceConnector {
       out[0].warnings.push(`the org has used ${u.used} of its ${u.limit} daily API requests (${Math.round((100 * u.used) / u.limit)}%)`);
     }
     return out;
+  }
+
+  /**
+   * The exact query a read sends, limited to one row: field access, the where's fields and values. A
+   * SELECT too long for a URL (Salesforce refuses URIs over 16 KB) is checked in narrower SELECTs that
+   * each fit, together covering every field.
+   */
+  private async checkQuery(p: TablePlan, problems: string[], warnings: string[]): Promise<void> {
+    const tail = ` FROM ${p.object}${p.where ? ` WHERE (${p.where})` : ""} LIMIT 1`;
+    const fits = (select: string[]) => this.queryPath(`SELECT ${select.join(", ")}${tail}`, false).length <= MAX_REST_URL;
+    const chunks: string[][] = [];
+    for (const f of p.select) {
+      const cur = chunks.at(-1);
+      if (cur && fits([...cur, f])) cur.push(f);
+      else chunks.push(f === "Id" ? [f] : ["Id", f]);
+    }
+    if (chunks.length > 1) {
+      if (p.table.api === "rest")
+        problems.push(`the table's SELECT (${p.select.length} fields) is too long for a REST URL; set api: auto or bulk, or list fewer fields`);
+      else
+        warnings.push(
+          `the table's SELECT (${p.select.length} fields) is too long for a REST URL: reads go through Bulk API 2.0; checked in ${chunks.length} narrower queries`,
+        );
+    }
+    for (const select of chunks) {
+      try {
+        await this.client.request("GET", this.queryPath(`SELECT ${select.join(", ")}${tail}`, false));
+      } catch (e) {
+        if (!(e instanceof SalesforceApiError)) throw e;
+        problems.push(`Salesforce rejected the table's query (${e.errorCode}): ${e.message.replace(/^connector [^:]+: Salesforce answered [A-Z_0-9]+: /, "")}`);
+        return;
+      }
+    }
   }
 
   async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
@@ -288,7 +314,8 @@ export class SalesforceSource implements SourceConnector {
         }
       }
       if (plan.currencyField) fields.CurrencyIsoCode = rawValue(plan.currencyField, r[plan.currencyField.name], csv);
-      else if (plan.wantsCorporateCurrency && corporate) fields.CurrencyIsoCode = corporate;
+      else if (plan.wantsCorporateCurrency) fields.CurrencyIsoCode = corporate ?? this.config.defaultCurrency ?? null; // null: the sink's
+
       for (const c of plan.currencyColumns) fields[c.key] = rawValue(c.field, r[c.field.name], csv);
       const name = plan.nameField ? rawValue(plan.nameField, r[plan.nameField.name], csv) : null;
       records.push({ externalId: id, name: name === null ? null : Array.isArray(name) ? name.join(";") : String(name), sourceUpdatedAt: updatedAt, fields });

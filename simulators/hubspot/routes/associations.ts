@@ -4,22 +4,21 @@
  */
 import type { JsonObject } from "../errors.ts";
 import { notFound, validationError } from "../errors.ts";
-import { decodeCursor, nextPage, type RouteContext, type RouteTable } from "./routing.ts";
+import { decodeCursor, nextPage, type Resolved, type RouteContext, type RouteTable } from "./routing.ts";
 
 export function associationRoutes(table: RouteTable, rc: RouteContext): void {
   const { store, typeOr400 } = rc;
-  table.add("POST", "/crm/v4/associations/{from}/{to}/batch/read", {
-    key: "POST /crm/v4/associations/<from>/<to>/batch/read",
-    resolve: (p) => {
+  /** Resolves a route between two object types (`from`, `to` path parameters): both need their scopes. */
+  const pair =
+    (file: string, path: string, method: string) =>
+    (p: Record<string, string | undefined>): Resolved => {
       const from = typeOr400(p.from ?? ""),
         to = typeOr400(p.to ?? "");
-      return {
-        ref: { file: "crm-associations-v4.json", path: "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", method: "POST" },
-        type: from,
-        toType: to,
-        scopeTypes: [from, to],
-      };
-    },
+      return { ref: { file, path, method }, type: from, toType: to, scopeTypes: [from, to] };
+    };
+  table.add("POST", "/crm/v4/associations/{from}/{to}/batch/read", {
+    key: "POST /crm/v4/associations/<from>/<to>/batch/read",
+    resolve: pair("crm-associations-v4.json", "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read", "POST"),
     handle: (ctx, r) => {
       const from = r.type!,
         to = r.toType!;
@@ -72,14 +71,7 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
   table.add("GET", "/crm/v4/objects/{type}/{id}/associations/{to}", {
     key: "GET /crm/v4/objects/<type>/{objectId}/associations/<to>",
     resolve: (p) => {
-      const from = typeOr400(p.type ?? ""),
-        to = typeOr400(p.to ?? "");
-      return {
-        ref: { file: "crm-associations-v4.json", path: "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}", method: "GET" },
-        type: from,
-        toType: to,
-        scopeTypes: [from, to],
-      };
+      return pair("crm-associations-v4.json", "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}", "GET")({ from: p.type, to: p.to });
     },
     handle: (ctx, r) => {
       const from = r.type!,
@@ -103,16 +95,7 @@ export function associationRoutes(table: RouteTable, rc: RouteContext): void {
   for (const labelsPath of ["/crm/v4/associations/{from}/{to}/labels", "/crm/associations/v4/{from}/{to}/labels"]) {
     table.add("GET", labelsPath, {
       key: `GET ${labelsPath.replace("{from}", "<from>").replace("{to}", "<to>")}`,
-      resolve: (p) => {
-        const from = typeOr400(p.from ?? ""),
-          to = typeOr400(p.to ?? "");
-        return {
-          ref: { file: "crm-associations-schema-v4.json", path: "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels", method: "GET" },
-          type: from,
-          toType: to,
-          scopeTypes: [from, to],
-        };
-      },
+      resolve: pair("crm-associations-schema-v4.json", "/crm/associations/v4/{fromObjectType}/{toObjectType}/labels", "GET"),
       handle: (_ctx, r) => ({
         status: 200,
         body: { results: store.labelsBetween(r.type!.name, r.toType!.name).map((l) => ({ category: l.category, typeId: l.typeId, label: l.label })) },

@@ -6,6 +6,7 @@ import type { JsonObject } from "../errors.ts";
 import { notFound, validationError } from "../errors.ts";
 import type { OpRef } from "../spec.ts";
 import type { ObjectType, Owner, Pipeline, Property } from "../store.ts";
+import { zonedParts } from "../zone.ts";
 import { decodeCursor, nextPage, type RouteContext, type RouteTable } from "./routing.ts";
 
 function publicProperty(p: Property): JsonObject {
@@ -30,18 +31,8 @@ function publicOwner(o: Owner): JsonObject {
 
 /** Offset of a time zone from UTC at an instant, in ms. */
 function utcOffsetMs(timeZone: string, at: number): number {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  }).formatToParts(new Date(at));
-  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? "0");
-  const local = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute"), get("second"));
+  const z = zonedParts(timeZone, at);
+  const local = Date.UTC(z.year, z.month - 1, z.day, z.hour, z.minute, z.second);
   return local - Math.floor(at / 1000) * 1000;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { JsonObject } from "../errors.ts";
 import { notFound, validationError } from "../errors.ts";
+import { readableRecord } from "../merges.ts";
 import { checkSearchRequest, type SearchRequest } from "../search.ts";
 import type { ObjectType, RecordVersion, Store, StoredRecord } from "../store.ts";
 import { decodeCursor, nextPage, stringArray, type RouteContext, type RouteTable } from "./routing.ts";
@@ -133,7 +134,8 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
         rec = [...t.records.values()].find((x) => x.properties[idProperty] === id);
       } else {
         if (!/^\d+$/.test(id)) throw notFound("Object not found.  objectId are usually numeric.", { context: { id: [id] } });
-        rec = t.records.get(id);
+        // A merged id answers the record it was merged into (its own id in the answer).
+        rec = readableRecord(t, id);
       }
       if (!rec || rec.archived !== archived) throw notFound("resource not found", { context: { id: [id] } });
       const o = publicObject(t, rec, rec, stringArray(ctx.query.properties));
@@ -171,7 +173,7 @@ export function objectRoutes(table: RouteTable, rc: RouteContext): void {
         if (body.idProperty && body.idProperty !== "hs_object_id") {
           rec = [...t.records.values()].find((x) => x.properties[body.idProperty!] === input.id);
         } else {
-          rec = t.records.get(input.id);
+          rec = readableRecord(t, input.id);
         }
         if (!rec || rec.archived !== archived) {
           missing.push(input.id);
