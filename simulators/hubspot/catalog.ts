@@ -3,6 +3,8 @@
  * their create/last-modified properties, default properties) and the HUBSPOT_DEFINED association
  * type ids (as exported by @hubspot/api-client's `AssociationTypes`), and the well-known property
  * definitions used when a data file does not define them.
+ * About 600 lines, kept whole on purpose: it is declarative data (tables of types, association type ids
+ * and property definitions, with a few one-line constructors); splitting it would only scatter the vocabulary.
  */
 import type { PropertyData } from "./types.ts";
 

@@ -2,11 +2,12 @@
  * The simulator's in-memory portal: object types, records (with the version search can see),
  * owners, associations (both directions), custom object schemas, pipelines and settings, built
  * from a HubSpotSimData document. Data mistakes throw DataError naming the offending path.
- * The shapes are in model.ts, settings in settings.ts, the association links in association-graph.ts.
- * At about 440 lines it stays one class: type resolution, properties, records with their search-visible
- * versions and the admin upserts share the store's private maps and version counter.
+ * The shapes are in model.ts, settings in settings.ts, the association links in association-graph.ts,
+ * the construction of object types and property definitions in object-types.ts. What stays here is
+ * one class: type resolution, records with their search-visible versions and the admin upserts share
+ * the store's private maps and version counter.
  */
-import { GENERIC_STANDARD_TYPES, KNOWN_PROPERTIES, STANDARD_TYPES, TYPE_ALIASES, type StandardType } from "./catalog.ts";
+import { STANDARD_TYPES, TYPE_ALIASES } from "./catalog.ts";
 import { AssociationGraph } from "./association-graph.ts";
 import {
   DataError,
@@ -18,15 +19,15 @@ import {
   type ObjectType,
   type Owner,
   type Pipeline,
-  type Property,
   type RecordVersion,
   type Settings,
   type StoredRecord,
 } from "./model.ts";
+import { addKnownProperties, addProperty, assignCustomAssociationTypes, fromStandard, makeObjectType } from "./object-types.ts";
 import { normalizeOwner, normalizePipeline, normalizeSettings } from "./settings.ts";
 
 export { loadData } from "./settings.ts";
-import type { AssociationLabelData, CustomObjectSchemaData, HubSpotSimData, PropertyData, PropertyValue, RecordData } from "./types.ts";
+import type { AssociationLabelData, CustomObjectSchemaData, HubSpotSimData, PropertyValue, RecordData } from "./types.ts";
 
 // The model's types and helpers are imported from here by the rest of the simulator (and its tests).
 export * from "./model.ts";
@@ -58,13 +59,13 @@ export class Store {
     for (const [name, def] of Object.entries(input.objects)) {
       this.addType(name, def.objectTypeId, schemas.get(name));
     }
-    this.assignCustomAssociationTypes();
+    assignCustomAssociationTypes(this.types, this.labels, (nameOrId) => this.resolveType(nameOrId));
     for (const [name, def] of Object.entries(input.objects)) {
       const t = this.types.get(name)!;
       (def.properties ?? []).forEach((p, i) => {
-        this.addProperty(t, p, `objects.${name}.properties[${i}]`, false);
+        addProperty(t, p, `objects.${name}.properties[${i}]`, false);
       });
-      this.addKnownProperties(t);
+      addKnownProperties(t);
       (def.records ?? []).forEach((r, i) => {
         this.addRecord(t, r, `objects.${name}.records[${i}]`);
       });
@@ -84,118 +85,8 @@ export class Store {
     });
   }
 
-  /** Accepts an association in the simulator's shape or the public flat one ({fromType, fromId, toType, toId, associationTypeId}). */
-
   private addType(name: string, objectTypeId: string | undefined, schema: CustomObjectSchemaData | undefined): void {
-    const std = STANDARD_TYPES.find((s) => s.name === name);
-    const generic = GENERIC_STANDARD_TYPES.find((s) => s.name === name);
-    let t: ObjectType;
-    if (std) {
-      t = fromStandard(std);
-    } else if (generic) {
-      t = {
-        name,
-        objectTypeId: generic.objectTypeId,
-        singular: generic.singular,
-        custom: false,
-        specFile: "crm-objects-v3.json",
-        specSegment: "{objectType}",
-        idParam: "objectId",
-        createdProperty: "createdate",
-        lastModifiedProperty: "hs_lastmodifieddate",
-        defaultProperties: ["createdate", "hs_lastmodifieddate", "hs_object_id"],
-        queryProperties: [],
-        scopeKey: generic.scopeKey,
-        properties: new Map(),
-        records: new Map(),
-        sortedIds: null,
-      };
-    } else {
-      if (!schema)
-        throw new DataError(
-          `objects.${name} is not a standard object type (${STANDARD_TYPES.map((s) => s.name).join(", ")}); a custom object needs an entry in schemas`,
-        );
-      const fqn = schema.fullyQualifiedName ?? `p${this.settings.portalId}_${name}`;
-      t = {
-        name,
-        objectTypeId: schema.objectTypeId,
-        singular: name,
-        custom: true,
-        specFile: "crm-custom-objects-v3.json",
-        specSegment: "{objectType}",
-        idParam: "objectId",
-        createdProperty: "hs_createdate",
-        lastModifiedProperty: "hs_lastmodifieddate",
-        defaultProperties: ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"],
-        queryProperties: schema.searchableProperties ?? [schema.primaryDisplayProperty],
-        scopeKey: "custom",
-        properties: new Map(),
-        records: new Map(),
-        sortedIds: null,
-        schema: {
-          ...schema,
-          fullyQualifiedName: fqn,
-          createdAt: checkIso(schema.createdAt, `schemas(${name}).createdAt`) ?? this.loadTime,
-          updatedAt: checkIso(schema.updatedAt, `schemas(${name}).updatedAt`) ?? this.loadTime,
-          archived: schema.archived ?? false,
-          associationDefs: [],
-        },
-      };
-    }
-    if (objectTypeId && objectTypeId !== t.objectTypeId) throw new DataError(`objects.${name}.objectTypeId ${objectTypeId} contradicts ${t.objectTypeId}`);
-    this.types.set(name, t);
-  }
-
-  /**
-   * Custom object association type ids: the schema's `associationTypeIds` / `inverseAssociationTypeIds` when
-   * given, else pairs (n, n+1) from 900 in schema order (documented).
-   */
-  private assignCustomAssociationTypes(): void {
-    let next = 900;
-    const used = new Set<number>();
-    const givenId = (ids: Record<string, number> | undefined, o: ObjectType): number | undefined => {
-      if (!ids) return undefined;
-      for (const [k, v] of Object.entries(ids)) if (this.resolveType(k) === o) return v;
-      return undefined;
-    };
-    for (const t of this.types.values()) {
-      for (const v of [...Object.values(t.schema?.associationTypeIds ?? {}), ...Object.values(t.schema?.inverseAssociationTypeIds ?? {})]) used.add(v);
-    }
-    const fresh = (): number => {
-      while (used.has(next)) next++;
-      used.add(next);
-      return next++;
-    };
-    for (const t of this.types.values()) {
-      if (!t.schema) continue;
-      for (const other of t.schema.associatedObjects ?? []) {
-        const o = this.resolveType(other);
-        if (!o) throw new DataError(`schemas(${t.name}).associatedObjects names unknown object type ${JSON.stringify(other)}`);
-        const forwardGiven = givenId(t.schema.associationTypeIds, o) ?? givenId(o.schema?.inverseAssociationTypeIds, t);
-        const inverseGiven = givenId(t.schema.inverseAssociationTypeIds, o) ?? givenId(o.schema?.associationTypeIds, t);
-        const typeId = forwardGiven ?? fresh();
-        const inverse = inverseGiven ?? fresh();
-        t.schema.associationDefs.push({
-          id: String(typeId),
-          name: `${t.singular}_to_${o.singular}`,
-          fromObjectTypeId: t.objectTypeId,
-          toObjectTypeId: o.objectTypeId,
-          typeId,
-          toName: o.name,
-        });
-        this.labels.push({ from: t.name, to: o.name, category: "HUBSPOT_DEFINED", typeId, label: null, inverseTypeId: inverse, inverseLabel: null });
-        if (o.schema) {
-          o.schema.associationDefs.push({
-            id: String(inverse),
-            name: `${o.singular}_to_${t.singular}`,
-            fromObjectTypeId: o.objectTypeId,
-            toObjectTypeId: t.objectTypeId,
-            typeId: inverse,
-            toName: t.name,
-          });
-        }
-      }
-    }
+    this.types.set(name, makeObjectType(name, objectTypeId, schema, this.settings.portalId, this.loadTime));
   }
 
   /** Resolves a path's object type: plural name, alias, type id, fully qualified name or p_<name>. */
@@ -218,61 +109,10 @@ export class Store {
     const std = STANDARD_TYPES.find((s) => s.name === lower || s.objectTypeId === raw || s.name === alias);
     if (std) {
       this.types.set(std.name, fromStandard(std));
-      this.addKnownProperties(this.types.get(std.name)!);
+      addKnownProperties(this.types.get(std.name)!);
       return std.name;
     }
     return undefined;
-  }
-
-  private addProperty(t: ObjectType, p: PropertyData, where: string, builtin: boolean): void {
-    if (!p || typeof p.name !== "string" || !p.name) throw new DataError(`${where}.name is required`);
-    if (typeof p.type !== "string" || typeof p.fieldType !== "string") throw new DataError(`${where} (${p.name}) needs type and fieldType`);
-    const options = (p.options ?? []).map((o, i) => {
-      if (typeof o.value !== "string" || typeof o.label !== "string") throw new DataError(`${where}.options[${i}] needs string label and value`);
-      return { ...o, hidden: o.hidden ?? false, displayOrder: o.displayOrder ?? i };
-    });
-    const prop: Property = {
-      name: p.name,
-      label: p.label ?? p.name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase()),
-      type: p.type,
-      fieldType: p.fieldType,
-      description: p.description ?? "",
-      groupName: p.groupName ?? `${t.singular}information`,
-      options,
-      displayOrder: p.displayOrder ?? -1,
-      calculated: p.calculated ?? false,
-      externalOptions: p.externalOptions ?? false,
-      hasUniqueValue: p.hasUniqueValue ?? false,
-      hidden: p.hidden ?? false,
-      hubspotDefined: p.hubspotDefined ?? builtin,
-      formField: p.formField ?? false,
-      archived: p.archived ?? false,
-      modificationMetadata: p.modificationMetadata
-        ? { ...p.modificationMetadata }
-        : { archivable: !builtin, readOnlyDefinition: builtin, readOnlyValue: p.calculated ?? false },
-      dataSensitivity: p.dataSensitivity ?? "non_sensitive",
-    };
-    if (p.createdAt) prop.createdAt = checkIso(p.createdAt, `${where}.createdAt`)!;
-    if (p.updatedAt) prop.updatedAt = checkIso(p.updatedAt, `${where}.updatedAt`)!;
-    if (p.referencedObjectType !== undefined) prop.referencedObjectType = p.referencedObjectType;
-    if (p.showCurrencySymbol !== undefined) prop.showCurrencySymbol = p.showCurrencySymbol;
-    if (p.currencyPropertyName !== undefined) prop.currencyPropertyName = p.currencyPropertyName;
-    if (p.numberDisplayHint !== undefined) prop.numberDisplayHint = p.numberDisplayHint;
-    if (p.calculationFormula !== undefined) prop.calculationFormula = p.calculationFormula;
-    if (typeof p.createdUserId === "string") prop.createdUserId = p.createdUserId;
-    if (typeof p.updatedUserId === "string") prop.updatedUserId = p.updatedUserId;
-    t.properties.set(p.name, prop);
-  }
-
-  private addKnownProperties(t: ObjectType): void {
-    const known = [...(KNOWN_PROPERTIES["*"] ?? []), ...(KNOWN_PROPERTIES[t.name] ?? [])];
-    const wanted = new Set([t.createdProperty, t.lastModifiedProperty, "hs_object_id"]);
-    for (const k of known) {
-      if (t.properties.has(k.name)) continue;
-      const isGlobal = (KNOWN_PROPERTIES["*"] ?? []).includes(k);
-      if (isGlobal && !wanted.has(k.name) && k.name !== "hubspot_owner_id" && k.name !== "hs_merged_object_ids") continue;
-      this.addProperty(t, k, `builtin ${t.name}.${k.name}`, true);
-    }
   }
 
   // ---- records ------------------------------------------------------------------------------
@@ -283,7 +123,7 @@ export class Store {
     const properties: Record<string, string | null> = {};
     for (const [k, v] of Object.entries(r.properties ?? {})) {
       properties[k] = stringify(v);
-      if (!t.properties.has(k)) this.addProperty(t, { name: k, type: "string", fieldType: "text" }, `${where}.properties.${k}`, false);
+      if (!t.properties.has(k)) addProperty(t, { name: k, type: "string", fieldType: "text" }, `${where}.properties.${k}`, false);
     }
     const createdAt = checkIso(r.createdAt, `${where}.createdAt`) ?? toIso(properties[t.createdProperty]) ?? this.loadTime;
     const updatedAt = checkIso(r.updatedAt, `${where}.updatedAt`) ?? toIso(properties[t.lastModifiedProperty]) ?? createdAt;
@@ -362,7 +202,7 @@ export class Store {
       this.beforeChange(rec, now);
       for (const [k, v] of Object.entries(input.properties ?? {})) {
         rec.properties[k] = stringify(v);
-        if (!t.properties.has(k)) this.addProperty(t, { name: k, type: "string", fieldType: "text" }, `upsert ${t.name}.${k}`, false);
+        if (!t.properties.has(k)) addProperty(t, { name: k, type: "string", fieldType: "text" }, `upsert ${t.name}.${k}`, false);
       }
       rec.updatedAt = at;
       rec.properties[t.lastModifiedProperty] = at;
@@ -501,24 +341,4 @@ export class Store {
   v3TypeName(from: ObjectType, to: ObjectType, t: AssocType): string {
     return this.graph.v3TypeName(from, to, t);
   }
-}
-
-function fromStandard(std: StandardType): ObjectType {
-  return {
-    name: std.name,
-    objectTypeId: std.objectTypeId,
-    singular: std.singular,
-    custom: false,
-    specFile: std.specFile,
-    specSegment: std.pathSegment,
-    idParam: std.idParam,
-    createdProperty: std.createdProperty,
-    lastModifiedProperty: std.lastModifiedProperty,
-    defaultProperties: std.defaultProperties,
-    queryProperties: std.queryProperties,
-    scopeKey: std.scopeKey,
-    properties: new Map(),
-    records: new Map(),
-    sortedIds: null,
-  };
 }

@@ -5,7 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import { matchAdminRoute } from "../kit/admin.ts";
 import type { SalesforceSimControls } from "./controls.ts";
-import { DataError } from "./model.ts";
+import { DataError } from "./sim-data.ts";
 import { errorReply, jsonReply, parseJsonBody, readBody } from "./reply.ts";
 import type { Reply } from "./reply.ts";
 import { SfError } from "./soql.ts";

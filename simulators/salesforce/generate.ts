@@ -3,8 +3,8 @@
 // Commission__c, some soft-deleted rows. Describes are the bundled real ones (`builtin:<Name>`).
 
 import { iso, picker, seededRandom } from "../kit/random.ts";
-import { buildCustomObjectDescribe } from "./describes.ts";
-import type { FieldSpec } from "./describes.ts";
+import { buildCustomObjectDescribe } from "./describe-builders.ts";
+import type { FieldSpec } from "./describe-builders.ts";
 import { IdFactory } from "./ids.ts";
 import type { SalesforceSimData, SimOAuthSettings, SimOrgSettings, SimRecord, SObjectDescribe } from "./types.ts";
 

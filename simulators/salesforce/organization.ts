@@ -4,7 +4,8 @@
 // (shared/api-fixtures/salesforce/extracted/GET_sobjects_Organization.response.json has no such key), so the
 // query fails with INVALID_FIELD there, as it does against Salesforce.
 
-import { completeDescribe, field } from "./describes.ts";
+import { field } from "./describe-builders.ts";
+import { completeDescribe } from "./describes.ts";
 import type { FieldDescribe, SimRecord, SObjectDescribe } from "./types.ts";
 
 /** The Organization describe (trimmed to the fields a sync may read), with DefaultCurrencyIsoCode in multi-currency orgs only. */

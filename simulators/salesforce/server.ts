@@ -17,7 +17,7 @@ import { SalesforceSimControls } from "./controls.ts";
 import { defaultFaultError } from "./faults.ts";
 import type { AdminStats } from "./controls.ts";
 import { normalizeId } from "./ids.ts";
-import { DataError } from "./model.ts";
+import { DataError } from "./sim-data.ts";
 import { bearer, errorReply, HTML_CT, JSON_CT, jsonReply, NOT_FOUND_ERR, readBody } from "./reply.ts";
 import type { Reply } from "./reply.ts";
 import { RestApi } from "./rest.ts";

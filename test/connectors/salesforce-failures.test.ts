@@ -18,7 +18,7 @@ import { SalesforceConnector } from "../../producers/connectors/salesforce/confi
 import { SalesforceConcurrencyError, SalesforceLimitError } from "../../producers/connectors/salesforce/errors.ts";
 import { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
 import { TokenStore } from "../../producers/oauth/token-store.ts";
-import { buildCustomObjectDescribe } from "../../simulators/salesforce/describes.ts";
+import { buildCustomObjectDescribe } from "../../simulators/salesforce/describe-builders.ts";
 import { generateSalesforceData } from "../../simulators/salesforce/generate.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
 import type { SalesforceSimData } from "../../simulators/salesforce/types.ts";
