@@ -81,6 +81,7 @@ export async function controlRoute(c: SalesforceSimControls, method: string, pat
       if (typeof b.accessTokenLifetimeSeconds === "number") c.setAccessTokenLifetime(b.accessTokenLifetimeSeconds);
       if (typeof b.queryPageSize === "number") c.queryPageSize = b.queryPageSize;
       if (typeof b.dailyApiLimit === "number") c.setDailyApiLimit(b.dailyApiLimit);
+      if ("queryTimeout" in b) c.setQueryTimeout(b.queryTimeout);
       return ok(c.summary());
     }
     if ((m = /^records\/([^/]+)$/.exec(path))) {

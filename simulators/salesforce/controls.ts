@@ -12,7 +12,7 @@ import { DataError, normalizeSimData } from "./sim-data.ts";
 import { OAuthStore } from "./oauth.ts";
 import type { CompiledQuery } from "./soql.ts";
 import { expandFault } from "./faults.ts";
-import type { SalesforceSimData, SimBulkSettings, SimFaultRule, SimRecord } from "./types.ts";
+import type { SalesforceSimData, SimBulkSettings, SimFaultRule, SimQueryTimeout, SimRecord } from "./types.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -79,6 +79,13 @@ export class SalesforceSimControls {
   queryBatchSizeMin: number;
   queryBatchSizeMax: number;
   queryLocatorTtlMs: number;
+  /** QUERY_TIMEOUT for REST queries with more than `rows` results (over `object`), or null: off (types.ts SimQueryTimeout). */
+  queryTimeout: SimQueryTimeout | null = null;
+  /**
+   * Called with every request to the simulated API (not the controls or the admin API) before it is answered:
+   * programmatic only, for tests that change data between two requests of one read.
+   */
+  onApiRequest: ((r: { method: string; path: string; query: URLSearchParams }) => void) | undefined;
   readonly counts = new Tally();
   /** Per-route request counts for /__admin/stats (reset independently of the counters). */
   readonly statCounts = new StatsBook();
@@ -110,6 +117,7 @@ export class SalesforceSimControls {
     this.queryBatchSizeMin = o.queryBatchSizeMin ?? 200;
     this.queryBatchSizeMax = o.queryBatchSizeMax ?? 2000;
     this.queryLocatorTtlMs = o.queryLocatorTtlMs ?? 2 * DAY_MS;
+    this.setQueryTimeout(o.queryTimeout ?? null);
     for (const f of data.faults ?? []) this.addFault(f);
   }
 
@@ -185,6 +193,22 @@ export class SalesforceSimControls {
   }
   takeFault(method: string, path: string): SimFaultRule | undefined {
     return this.faultRules.take(method, path);
+  }
+  /** Turns the size-based QUERY_TIMEOUT on (`{ rows, object? }`) or off (null). */
+  setQueryTimeout(rule: unknown): void {
+    if (rule === null || rule === undefined) {
+      this.queryTimeout = null;
+      return;
+    }
+    const r = rule as Partial<SimQueryTimeout>;
+    if (typeof r !== "object" || typeof r.rows !== "number" || r.rows < 0 || (r.object !== undefined && typeof r.object !== "string"))
+      throw new DataError('queryTimeout must be null or { "rows": n >= 0, "object"?: "<Name>" }');
+    this.queryTimeout = { rows: r.rows, ...(r.object !== undefined ? { object: r.object } : {}) };
+  }
+  /** Whether the size-based QUERY_TIMEOUT answers a REST query over this object with this many results. */
+  queryTimesOut(object: string, rows: number): boolean {
+    const t = this.queryTimeout;
+    return t !== null && rows > t.rows && (t.object === undefined || t.object.toLowerCase() === object.toLowerCase());
   }
 
   // --- counters ---
@@ -344,6 +368,7 @@ export class SalesforceSimControls {
       },
       bulk: { ...this.bulk.behaviour, failQueriesMatching: this.bulk.behaviour.failQueriesMatching?.source ?? null, jobs: this.bulk.jobs.size },
       queryPageSize: this.queryPageSize,
+      queryTimeout: this.queryTimeout,
       faults: this.faults(),
     };
   }

@@ -210,6 +210,10 @@ export class RestApi {
     if (q === null || q.trim() === "") throw new SfError(400, "MALFORMED_QUERY", "A query string has to be specified");
     const cq = compileQuery(this.c.org, q, { now: this.c.clock() });
     const rows = executeQuery(cq, scanAll);
+    if (this.c.queryTimesOut(cq.model.name, rows.length)) {
+      this.c.count("faults:queryTimeout");
+      throw new SfError(400, "QUERY_TIMEOUT", "Your query request was running for too long.");
+    }
     if (cq.kind === "count") return jsonReply(200, `{"totalSize":${rows.length},"done":true,"records":[]}`);
     if (cq.kind === "aggregate") return jsonReply(200, `{"totalSize":1,"done":true,"records":[${aggregateRow(cq, rows)}]}`);
     const pageSize = this.batchSize(ctx.req, cq);

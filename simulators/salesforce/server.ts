@@ -100,6 +100,7 @@ class SimServer {
       const route = this.routeKey(method, path);
       this.c.count(route);
       this.c.countRoute(route);
+      this.c.onApiRequest?.({ method, path, query: url.searchParams });
       const tooLarge = requestLineLimit(req);
       if (tooLarge) {
         this.count(tooLarge);

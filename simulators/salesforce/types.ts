@@ -170,7 +170,20 @@ export interface SimOrgSettings {
   queryBatchSizeMax?: number;
   /** Query locators expire after this many ms of inactivity (default 2 days). */
   queryLocatorTtlMs?: number;
+  /** QUERY_TIMEOUT for REST queries whose result is over a size (default none; see SimQueryTimeout). */
+  queryTimeout?: SimQueryTimeout | null;
   bulk?: SimBulkSettings;
+}
+
+/**
+ * Salesforce's database giving up on a query (QUERY_TIMEOUT after about 120 s, mostly a non-selective filter
+ * on a large object), modelled by size: a REST query (its first page, query or queryAll) over `object` (any
+ * object when omitted) whose result holds more than `rows` records is answered 400 QUERY_TIMEOUT. A narrower
+ * SystemModstamp window, a more selective where, or a Bulk API 2.0 job (never subject to it) gets through.
+ */
+export interface SimQueryTimeout {
+  object?: string;
+  rows: number;
 }
 
 export interface SalesforceSimData {

@@ -1,10 +1,12 @@
 /**
  * The Salesforce connector against the failure modes of real orgs (issue #13, item 7), each injected in the
  * simulator: the concurrent-request limit (waited out, never reported as a spent daily budget), QUERY_TIMEOUT
- * on a REST query (read through Bulk instead), a Bulk job refused at creation (read through REST), `check`
+ * on a REST query (read through Bulk, or narrower windows with api: rest: salesforce-rest-fallbacks.test.ts
+ * has the details), a Bulk job refused at creation (read through REST), `check`
  * on an object whose SELECT is too long for a URL, Bulk result pages asked for with maxRecords and parsed as
  * a stream, a single-currency org, and records purged from the recycle bin.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,7 +58,7 @@ async function source(data: SalesforceSimData, over: Record<string, unknown> = {
     tables: [{ name: "opportunities", object: "Opportunity", fields: { Amount: "amount", StageName: "picklist", OwnerId: "user" }, ...table }],
     ...over,
   });
-  const store = new TokenStore({ dir: await mkdtemp(join(dir, "t-")), key: "test-key" });
+  const store = new TokenStore({ dir: await mkdtemp(join(dir, "t-")), key: randomBytes(32).toString("base64") });
   return { sim, src: new SalesforceSource(config, { tokenStore: store }) };
 }
 
@@ -123,15 +125,17 @@ describe("Salesforce connector: QUERY_TIMEOUT and refused Bulk jobs", () => {
     expect((r.state as { ts: string }).ts).toMatch(/^\d{4}-/);
   });
 
-  it("with api: rest, QUERY_TIMEOUT fails the run as retriable (the worker tries the table again)", async () => {
+  it("with api: rest, a REST query Salesforce gives up on is read again in narrower windows, never through Bulk (salesforce-rest-fallbacks.test.ts)", async () => {
     const { sim: s, src } = await source(small(), {}, { api: "rest" });
     s.state.addFault({ fault: "queryTimeout" } as never);
-    const e = await readAll(src).then(
-      () => null,
-      (x: unknown) => x as EtlError,
+    const r = await readAll(src);
+    expect(r.records.map((x) => x.externalId).sort()).toEqual(
+      s.state
+        .records("Opportunity")
+        .map((x) => String(x.Id))
+        .sort(),
     );
-    expect(e?.retriable).toBe(true);
-    expect(e?.message).toMatch(/QUERY_TIMEOUT/);
+    expect(s.state.faults()).toEqual([]);
     expect(calls(s, JOB_CREATE)).toBe(0);
   });
 
@@ -197,7 +201,7 @@ describe("Salesforce connector: objects too wide for a REST URL", () => {
     const [c] = await src.check();
     expect(c!.problems).toEqual([]);
     expect(c!.ok).toBe(true);
-    expect(c!.warnings.join("\n")).toMatch(/too long for a REST URL: reads go through Bulk API 2.0; checked in [2-9] narrower queries/);
+    expect(c!.warnings.join("\n")).toMatch(/too long for a REST URL: reads go through Bulk API 2.0 \(REST queries .*\); checked in [2-9] narrower queries/);
     expect(calls(s, "status:414")).toBe(0);
     const r = await readAll(src, "wide");
     expect(r.records).toHaveLength(3);
@@ -205,7 +209,7 @@ describe("Salesforce connector: objects too wide for a REST URL", () => {
     expect(calls(s, "status:414")).toBe(0);
   });
 
-  it("check() still reports a bad where, and an api: rest table too wide for REST", async () => {
+  it("check() still reports a bad where, and says how an api: rest table too wide for one URL is read", async () => {
     const { src } = await source(
       wideOrg(),
       {},
@@ -213,7 +217,7 @@ describe("Salesforce connector: objects too wide for a REST URL", () => {
     );
     const [c] = await src.check();
     expect(c!.ok).toBe(false);
-    expect(c!.problems.join("\n")).toMatch(/too long for a REST URL; set api: auto or bulk/);
+    expect(c!.warnings.join("\n")).toMatch(/too long for a REST URL: reads go through REST queries of fewer fields joined by Id/);
     expect(c!.problems.join("\n")).toMatch(/INVALID_FIELD/);
   });
 });

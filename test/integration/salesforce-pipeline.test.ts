@@ -2,7 +2,8 @@
  * Salesforce end to end through the real pipeline: the Salesforce simulator (driven by jsforce)
  * → producer worker → raw topic → mapper (schemas in the registry) → mapped topics → sink.
  * A full run lands every live record with exact values; an incremental run picks up a change and
- * soft-deletes a record deleted at the source.
+ * soft-deletes a record deleted at the source; a full run Salesforce times out on (QUERY_TIMEOUT, its
+ * Bulk job refused) reads through narrower windows and deletes nothing it should not.
  */
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -167,5 +168,25 @@ describe("Salesforce → Kafka → PostgreSQL", () => {
     expect(d4!.amount).toBe("241157.45083"); // soft delete keeps the last values
     const [live] = await sink<{ n: string }>(`SELECT count(*) AS n FROM "${sinkSchema}"."sf__opportunities" WHERE _deleted_at IS NULL`);
     expect(live!.n).toBe("6");
+  });
+
+  it("QUERY_TIMEOUT with the Bulk job refused: a full run reads through narrower windows and loses nothing (nothing wrongly deleted)", async () => {
+    sim.state.setQueryTimeout({ object: "Opportunity", rows: 2 }); // more than 2 opportunities "run too long"
+    sim.state.addFault({ fault: "bulkJobRefused" } as never);
+    try {
+      const run = await syncAndWait(rt, "sf", { full: true, tables: ["opportunities"], timeoutMs: 60_000 });
+      expect(run.type, run.error ?? "").toBe("RUN_COMPLETED");
+      expect(run.counts["read.opportunities"]).toBe(6);
+      expect(sim.counters()["faults:queryTimeout"]).toBeGreaterThan(0);
+      // a record the windows missed would be deleted by this full run: only the one deleted at the source is
+      const rows = await sink<{ _external_id: string; _deleted_at: Date | null }>(
+        `SELECT _external_id, _deleted_at FROM "${sinkSchema}"."sf__opportunities" ORDER BY _external_id`,
+      );
+      expect(rows.filter((r) => r._deleted_at !== null).map((r) => r._external_id)).toEqual([OPP.d4]);
+      expect(rows.filter((r) => r._deleted_at === null)).toHaveLength(6);
+    } finally {
+      sim.state.setQueryTimeout(null);
+      sim.state.clearFaults();
+    }
   });
 });

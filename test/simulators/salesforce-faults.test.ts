@@ -3,7 +3,8 @@
  * where it matters): purges (`POST /__admin/delete` with `"hard": true`, invisible to queryAll), a
  * single-currency org (`"currency": "single"`: no CurrencyIsoCode, an Organization without
  * DefaultCurrencyIsoCode), the named fault rules (the concurrent-request limit, QUERY_TIMEOUT, a Bulk job
- * refused at creation, and the daily Bulk job limit itself), and 414 for request URIs over 16,384 bytes.
+ * refused at creation, and the daily Bulk job limit itself), QUERY_TIMEOUT by result size (`queryTimeout`),
+ * the `onApiRequest` hook, and 414 for request URIs over 16,384 bytes.
  */
 import jsforce from "jsforce";
 import type { Connection } from "jsforce";
@@ -116,6 +117,55 @@ describe("Salesforce simulator: named faults of real orgs", () => {
     expect(r.json).toEqual([{ errorCode: "QUERY_TIMEOUT", message: "Your query request was running for too long." }]);
     expect((await api(s, token, q("SELECT Id FROM Opportunity"))).json[0]!.errorCode).toBe("QUERY_TIMEOUT");
     expect((await api(s, token, q("SELECT Id FROM Opportunity"))).status).toBe(200);
+  });
+
+  it("the size-based QUERY_TIMEOUT answers REST queries over an object with more results than allowed, never queryMore pages nor Bulk jobs", async () => {
+    const { sim: s, token } = await start();
+    const all = s.state
+      .records("Opportunity")
+      .map((r) => r.SystemModstamp as number)
+      .sort((a, b) => a - b);
+    const cut = new Date(all[9]!).toISOString().replace(/\.\d{3}Z$/, "Z");
+    s.state.queryPageSize = 5;
+    const big = await api(s, token, q("SELECT Id FROM Opportunity")); // before the rule: paged, kept for a queryMore below
+    s.state.setQueryTimeout({ object: "opportunity", rows: 10 });
+    const r = await api(s, token, q("SELECT Id FROM Opportunity", true));
+    expect(r.status).toBe(400);
+    expect(r.json).toEqual([{ errorCode: "QUERY_TIMEOUT", message: "Your query request was running for too long." }]);
+    // a narrower SystemModstamp window (at most 10 records) gets through, and so does another object
+    expect((await api(s, token, q(`SELECT Id FROM Opportunity WHERE SystemModstamp < ${cut}`))).status).toBe(200);
+    expect((await api(s, token, q("SELECT Id FROM Account"))).status).toBe(200);
+    expect((await api(s, token, (big.json as unknown as { nextRecordsUrl: string }).nextRecordsUrl)).status).toBe(200);
+    // a Bulk job reads the same query in full
+    const job = await api(s, token, `/services/data/v${V}/jobs/query`, {
+      method: "POST",
+      body: JSON.stringify({ operation: "queryAll", query: "SELECT Id FROM Opportunity" }),
+      headers: { "Content-Type": "application/json" },
+    });
+    const id = (job.json as unknown as { id: string }).id;
+    const state = async () => ((await api(s, token, `/services/data/v${V}/jobs/query/${id}`)).json as unknown as { state: string }).state;
+    for (let i = 0; i < 5 && (await state()) !== "JobComplete"; i++);
+    const csv = await api(s, token, `/services/data/v${V}/jobs/query/${id}/results`);
+    expect(csv.text.trim().split("\n")).toHaveLength(1 + s.state.records("Opportunity", { includeDeleted: true }).length);
+    expect(s.counters()["faults:queryTimeout"]).toBe(1);
+    // over HTTP, and off with null; a malformed rule is refused
+    const settings = (body: unknown) => fetch(`${s.url}/__simulator/settings`, { method: "POST", body: JSON.stringify(body) });
+    expect((await settings({ queryTimeout: { rows: 0 } })).status).toBe(200);
+    expect((await api(s, token, q("SELECT Id FROM Account"))).status).toBe(400);
+    expect((await settings({ queryTimeout: { rows: "x" } })).status).toBe(400);
+    expect((await settings({ queryTimeout: null })).status).toBe(200);
+    expect((await api(s, token, q("SELECT Id FROM Opportunity"))).status).toBe(200);
+  });
+
+  it("the data file's org.queryTimeout turns it on from the start; onApiRequest sees every API request before it is answered", async () => {
+    const data = generateSalesforceData({ opportunities: 20, accounts: 5, contacts: 5, leads: 2, tasks: 5, users: 2, seed: 3 });
+    data.org = { ...data.org, queryTimeout: { rows: 3, object: "Account" } };
+    const { sim: s, token } = await start(data);
+    const seen: string[] = [];
+    s.state.onApiRequest = ({ method, path, query }) => seen.push(`${method} ${path} ${query.get("q") ?? ""}`);
+    expect((await api(s, token, q("SELECT Id FROM Account"))).json[0]!.errorCode).toBe("QUERY_TIMEOUT");
+    expect((await api(s, token, q("SELECT Id FROM Opportunity"))).status).toBe(200);
+    expect(seen).toEqual([`GET /services/data/v${V}/query SELECT Id FROM Account`, `GET /services/data/v${V}/query SELECT Id FROM Opportunity`]);
   });
 
   it("bulkJobRefused refuses the next job creation; the daily job limit refuses creations for real", async () => {

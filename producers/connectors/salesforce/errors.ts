@@ -7,7 +7,8 @@
  *    names ConcurrentRequests: the one fact that tells the two apart) → SalesforceConcurrencyError,
  *    which clears in seconds: the client backs off and retries (client.ts RETRY.concurrency);
  *  - QUERY_TIMEOUT (Salesforce gave up on a query) → SalesforceUnavailableError: the reader tries
- *    Bulk API 2.0 instead (query.ts), else the run is retried;
+ *    Bulk API 2.0 instead (query.ts) or narrower SystemModstamp windows (windows.ts), else the run
+ *    is retried;
  *  - revoked tokens, a bad client, a disabled API → ConfigError asking to fix or reconnect;
  *  - 5xx and network failures → SalesforceUnavailableError (retriable);
  *  - query errors and other 4xx → SalesforceApiError with Salesforce's code (not retriable).

@@ -38,7 +38,7 @@ export function queryPath(apiPath: string, soql: string, all: boolean): string {
 }
 
 /** SOQL dateTime literal (documented form, whole seconds): 2024-01-02T03:04:05Z. */
-function soqlDateTime(ms: number): string {
+export function soqlDateTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
@@ -48,12 +48,33 @@ function soqlDateTime(ms: number): string {
  */
 export function cursorCondition(field: string, s: SalesforceState, lookbackSeconds: number): string {
   const t = Date.parse(s.ts) - lookbackSeconds * 1000;
-  const floor = Math.floor(t / 1000) * 1000;
+  const floor = cursorLowerMs(s, lookbackSeconds);
   const lit = soqlDateTime(floor);
   if (lookbackSeconds === 0 && floor === t && s.id && /^[A-Za-z0-9]{15,18}$/.test(s.id)) {
     return `(${field} > ${lit} OR (${field} = ${lit} AND Id > '${s.id}'))`;
   }
   return `${field} >= ${lit}`;
+}
+
+/** The earliest cursor time cursorCondition admits (epoch ms, a whole second): where narrower windows start. */
+export function cursorLowerMs(s: SalesforceState, lookbackSeconds: number): number {
+  return Math.floor((Date.parse(s.ts) - lookbackSeconds * 1000) / 1000) * 1000;
+}
+
+/** A SOQL query from its parts: the SELECT list, conditions AND-ed together, and an optional ORDER BY clause. */
+export function soqlOf(object: string, select: string[], conds: string[], orderBy: string | null = null): string {
+  return `SELECT ${select.join(", ")} FROM ${object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}${orderBy ? ` ${orderBy}` : ""}`;
+}
+
+/**
+ * The conditions of a narrower window of the cursor field: from `fromMs` inclusive to `toMs` exclusive
+ * (whole seconds), each side left open when null. Consecutive windows [a, b), [b, c) partition the range.
+ */
+export function windowConds(field: string, fromMs: number | null, toMs: number | null): string[] {
+  const out: string[] = [];
+  if (fromMs !== null) out.push(`${field} >= ${soqlDateTime(fromMs)}`);
+  if (toMs !== null) out.push(`${field} < ${soqlDateTime(toMs)}`);
+  return out;
 }
 
 /**

@@ -12,7 +12,9 @@
  *  - REST below bulkThreshold records (the first REST page's totalSize decides, so small tables
  *    cost no extra call), Bulk API 2.0 above it, with result pages fetched here (bulk.ts).
  *    REST pages are followed through nextRecordsUrl one by one (never jsforce's autoFetch, which
- *    silently stops at maxFetch = 10,000).
+ *    silently stops at maxFetch = 10,000). A REST query Salesforce gives up on (QUERY_TIMEOUT) goes
+ *    through Bulk, or narrower SystemModstamp windows (windows.ts); an object too wide for one URL
+ *    goes through Bulk, or REST queries of fewer fields joined by Id (chunks.ts).
  *  - Values leave exact (types.ts): numbers are read from the response text, never
  *    through floats; user references carry the user's email; references carry `<field>__type`,
  *    the referenced object resolved through describeGlobal's key prefixes (polymorphic WhoId,
@@ -21,8 +23,8 @@
  *    use: a condition that does not parse, or that carries LIMIT/ORDER BY/…, is a ConfigError.
  *
  * The org's metadata and the tables' read plans are in plan.ts, the SOQL pieces in soql.ts, the
- * running of a query (REST pages or Bulk API 2.0) in query.ts, the HTTP client in client.ts and
- * its errors in errors.ts.
+ * running of a query (REST pages or Bulk API 2.0) in query.ts, windows.ts and chunks.ts, the HTTP
+ * client in client.ts and its errors in errors.ts.
  */
 import { ConfigError, EtlError } from "../../../lib/errors.ts";
 import { logger } from "../../../lib/log.ts";
@@ -33,8 +35,8 @@ import { SalesforceClient } from "./client.ts";
 import type { SalesforceConnector, SalesforceTable } from "./config.ts";
 import { SalesforceApiError, SalesforceLimitError, type ApiUsage } from "./errors.ts";
 import { SalesforceMetadata, type TablePlan } from "./plan.ts";
-import { MAX_REST_URL, executeQuery, restPages, type Batch, type QueryContext } from "./query.ts";
-import { cursorCondition, maxCursor, queryPath, type Cursor, type SalesforceState } from "./soql.ts";
+import { MAX_REST_URL, executeQuery, readRest, restPages, type Batch, type QueryContext } from "./query.ts";
+import { cursorCondition, cursorLowerMs, maxCursor, queryPath, type Cursor, type SalesforceState } from "./soql.ts";
 import { normalizeDateTime, rawValue } from "./types.ts";
 
 const log = logger.child({ component: "salesforce" });
@@ -128,12 +130,11 @@ export class SalesforceSource implements SourceConnector {
       else chunks.push(f === "Id" ? [f] : ["Id", f]);
     }
     if (chunks.length > 1) {
-      if (p.table.api === "rest")
-        problems.push(`the table's SELECT (${p.select.length} fields) is too long for a REST URL; set api: auto or bulk, or list fewer fields`);
-      else
-        warnings.push(
-          `the table's SELECT (${p.select.length} fields) is too long for a REST URL: reads go through Bulk API 2.0; checked in ${chunks.length} narrower queries`,
-        );
+      const how =
+        p.table.api === "rest"
+          ? "reads go through REST queries of fewer fields joined by Id (api: auto or bulk reads it in one Bulk API 2.0 job)"
+          : "reads go through Bulk API 2.0 (REST queries of fewer fields joined by Id if a job is refused)";
+      warnings.push(`the table's SELECT (${p.select.length} fields) is too long for a REST URL: ${how}; checked in ${chunks.length} narrower queries`);
     }
     for (const select of chunks) {
       try {
@@ -180,9 +181,9 @@ export class SalesforceSource implements SourceConnector {
   }
   private async *readFull(plan: TablePlan, opts: ReadOptions): AsyncGenerator<SourcePage> {
     const conds = [plan.hasIsDeleted ? "IsDeleted = false" : null, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
-    const soql = `SELECT ${plan.select.join(", ")} FROM ${plan.object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}`;
     let max: Cursor | null = null;
-    for await (const batch of executeQuery(this.queries, plan, { rest: soql, bulk: soql }, plan.hasIsDeleted, opts)) {
+    const q = { select: plan.select, conds, ordered: false, fromMs: null };
+    for await (const batch of executeQuery(this.queries, plan, q, plan.hasIsDeleted, opts)) {
       const page = await this.convert(plan, batch);
       max = maxCursor(max, page.max);
       if (page.records.length > 0) yield { records: page.records, sourceTypes: plan.sourceTypes };
@@ -196,20 +197,21 @@ export class SalesforceSource implements SourceConnector {
     const field = plan.cursorField!.name;
     const state = this.validState(plan, opts.state);
     const bound = state ? cursorCondition(field, state, this.config.lookbackSeconds) : null;
+    const fromMs = state ? cursorLowerMs(state, this.config.lookbackSeconds) : null;
     const all = plan.hasIsDeleted;
-    // Records changed since the cursor that no longer match the where: gone from this table.
+    // Records changed since the cursor that no longer match the where: gone from this table (REST, in
+    // narrower windows if Salesforce gives up on the NOT, which is rarely selective).
     if (plan.where && bound) {
-      const soql = `SELECT Id FROM ${plan.object} WHERE ${bound} AND (NOT (${plan.where}))`;
-      for await (const rows of restPages(this.queries, soql, all, opts.signal)) {
+      const exits = { select: ["Id"], conds: [bound, `(NOT (${plan.where}))`], ordered: false, fromMs };
+      for await (const { rows } of readRest(this.queries, plan, exits, all, opts)) {
         const ids = rows.map((r) => String(r.Id));
         if (ids.length > 0) yield { records: [], deletedIds: ids, sourceTypes: plan.sourceTypes };
       }
     }
     const conds = [bound, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
-    const base = `SELECT ${plan.select.join(", ")} FROM ${plan.object}${conds.length ? ` WHERE ${conds.join(" AND ")}` : ""}`;
     let max: Cursor | null = null;
     let savedMax: Cursor | null = null;
-    for await (const batch of executeQuery(this.queries, plan, { rest: `${base} ORDER BY ${field} ASC, Id ASC`, bulk: base }, all, opts)) {
+    for await (const batch of executeQuery(this.queries, plan, { select: plan.select, conds, ordered: true, fromMs }, all, opts)) {
       const page = await this.convert(plan, batch);
       max = maxCursor(max, page.max);
       const pageState = batch.ordered && page.max ? this.stateOf(plan, page.max) : undefined;
