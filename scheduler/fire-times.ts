@@ -12,6 +12,7 @@
  * One known difference: in a zone whose clocks skip midnight (America/Santiago in September),
  * node-schedule's parser skips a job due in the skipped hour that day, where this lists it at 01:00.
  */
+import { zonedParts } from "../lib/zoned-time.ts";
 
 /** The minutes and hours (each sorted) a `minute hour * * *` rule names; throws on any other form. */
 export function parseCronRule(rule: string): { minutes: number[]; hours: number[] } {
@@ -41,27 +42,10 @@ function expandField(field: string, min: number, max: number): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
 /** The wall-clock fields of an instant in a zone. */
 function wallClock(ms: number, tz: string): { y: number; mo: number; d: number; h: number; mi: number; s: number } {
-  let f = formatters.get(tz);
-  if (!f) {
-    f = new Intl.DateTimeFormat("en-US", {
-      timeZone: tz,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      second: "2-digit",
-    });
-    formatters.set(tz, f);
-  }
-  const p: Record<string, number> = {};
-  for (const part of f.formatToParts(new Date(ms))) if (part.type !== "literal") p[part.type] = Number(part.value);
-  return { y: p.year!, mo: p.month!, d: p.day!, h: p.hour!, mi: p.minute!, s: p.second! };
+  const z = zonedParts(tz, ms);
+  return { y: z.year, mo: z.month, d: z.day, h: z.hour, mi: z.minute, s: z.second };
 }
 
 /** The zone's offset from UTC at an instant, in minutes (+120 for Paris in summer). */

@@ -11,7 +11,7 @@
  */
 import { rateLimited, type HttpError } from "./errors.ts";
 import type { Settings } from "./store.ts";
-import { zonedParts } from "./zone.ts";
+import { zonedParts } from "../../lib/zoned-time.ts";
 
 interface LimitRequest {
   /** The app the burst budget belongs to. */

@@ -6,7 +6,7 @@ import type { JsonObject } from "../errors.ts";
 import { notFound, validationError } from "../errors.ts";
 import type { OpRef } from "../spec.ts";
 import type { ObjectType, Owner, Pipeline, Property } from "../store.ts";
-import { zonedParts } from "../zone.ts";
+import { zonedParts } from "../../../lib/zoned-time.ts";
 import { decodeCursor, nextPage, type RouteContext, type RouteTable } from "./routing.ts";
 
 function publicProperty(p: Property): JsonObject {
