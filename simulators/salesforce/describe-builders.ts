@@ -47,9 +47,9 @@ export function field(spec: FieldSpec): FieldDescribe {
   return completeField(f);
 }
 
-function systemFields(): FieldDescribe[] {
+/** The audit fields every object has, in describe order: created and last-modified date and user, SystemModstamp. */
+export function auditFields(): FieldDescribe[] {
   return [
-    field({ name: "IsDeleted", type: "boolean", label: "Deleted" }),
     field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
     field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
     field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
@@ -63,6 +63,10 @@ function systemFields(): FieldDescribe[] {
     }),
     field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
   ];
+}
+
+function systemFields(): FieldDescribe[] {
+  return [field({ name: "IsDeleted", type: "boolean", label: "Deleted" }), ...auditFields()];
 }
 
 /** A custom object describe in the real shape: Id, OwnerId, Name, system fields, then the given fields. */
@@ -116,18 +120,7 @@ export function builtinUserDescribe(): SObjectDescribe {
     field({ name: "ManagerId", type: "reference", label: "Manager ID", referenceTo: ["User"], relationshipName: "Manager" }),
     field({ name: "TimeZoneSidKey", type: "picklist", label: "Time Zone", length: 40, nillable: false }),
     field({ name: "LastLoginDate", type: "datetime", label: "Last Login" }),
-    field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
-    field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
-    field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
-    field({
-      name: "LastModifiedById",
-      type: "reference",
-      label: "Last Modified By ID",
-      referenceTo: ["User"],
-      relationshipName: "LastModifiedBy",
-      nillable: false,
-    }),
-    field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
+    ...auditFields(),
   ];
   return completeDescribe({ name: "User", label: "User", labelPlural: "Users", custom: false, keyPrefix: "005", fields }, "005");
 }
@@ -145,18 +138,7 @@ export function currencyTypeDescribe(codes: string[]): SObjectDescribe {
     field({ name: "DecimalPlaces", type: "int", label: "Decimal Places", nillable: false }),
     field({ name: "IsActive", type: "boolean", label: "Active" }),
     field({ name: "IsCorporate", type: "boolean", label: "Corporate" }),
-    field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
-    field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
-    field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
-    field({
-      name: "LastModifiedById",
-      type: "reference",
-      label: "Last Modified By ID",
-      referenceTo: ["User"],
-      relationshipName: "LastModifiedBy",
-      nillable: false,
-    }),
-    field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
+    ...auditFields(),
   ];
   return completeDescribe({ name: "CurrencyType", label: "Currency", labelPlural: "Currencies", custom: false, layoutable: false, fields }, null);
 }

@@ -4,7 +4,7 @@
 // (shared/api-fixtures/salesforce/extracted/GET_sobjects_Organization.response.json has no such key), so the
 // query fails with INVALID_FIELD there, as it does against Salesforce.
 
-import { field } from "./describe-builders.ts";
+import { auditFields, field } from "./describe-builders.ts";
 import { completeDescribe } from "./describes.ts";
 import type { FieldDescribe, SimRecord, SObjectDescribe } from "./types.ts";
 
@@ -20,18 +20,7 @@ export function organizationDescribe(multiCurrency: boolean, codes: string[]): S
     field({ name: "FiscalYearStartMonth", type: "int", label: "Fiscal Year Starts In", nillable: false }),
     field({ name: "OrganizationType", type: "picklist", label: "Edition", length: 40 }),
     field({ name: "IsSandbox", type: "boolean", label: "Is Sandbox" }),
-    field({ name: "CreatedDate", type: "datetime", label: "Created Date", nillable: false }),
-    field({ name: "CreatedById", type: "reference", label: "Created By ID", referenceTo: ["User"], relationshipName: "CreatedBy", nillable: false }),
-    field({ name: "LastModifiedDate", type: "datetime", label: "Last Modified Date", nillable: false }),
-    field({
-      name: "LastModifiedById",
-      type: "reference",
-      label: "Last Modified By ID",
-      referenceTo: ["User"],
-      relationshipName: "LastModifiedBy",
-      nillable: false,
-    }),
-    field({ name: "SystemModstamp", type: "datetime", label: "System Modstamp", nillable: false }),
+    ...auditFields(),
   ];
   if (multiCurrency) {
     const at = fields.findIndex((f) => f.name === "FiscalYearStartMonth");
