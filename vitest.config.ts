@@ -6,7 +6,10 @@
  *  - integration: test/integration, against the real broker, registry and PostgreSQL, which
  *    test/global-setup.ts brings up (testcontainers where a Docker engine answers, else the Maven
  *    jars of stack/stack.ts).
- * `npm test` (scripts/test.sh) runs both.
+ *  - security: test/security, the attack suites against a canary database they create on the
+ *    local PostgreSQL (the custom WHERE conditions of ../shared/security); PostgreSQL only, no
+ *    Kafka, no global setup: `vitest run --project security`.
+ * `npm test` (scripts/test.sh) runs all three.
  */
 import { defineConfig } from "vitest/config";
 
@@ -26,11 +29,15 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/integration/**"] },
+        test: { name: "unit", include: ["test/**/*.test.ts"], exclude: ["test/integration/**", "test/security/**"] },
       },
       {
         extends: true,
         test: { name: "integration", include: ["test/integration/**/*.test.ts"], globalSetup: ["test/global-setup.ts"] },
+      },
+      {
+        extends: true,
+        test: { name: "security", include: ["test/security/**/*.test.ts"] },
       },
     ],
   },

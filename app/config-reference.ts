@@ -7,6 +7,7 @@
  */
 import type { z } from "zod";
 import { FieldEntry, FieldSpec } from "../lib/config-common.ts";
+import { isSecretSchema } from "../lib/config-secret.ts";
 import { sourcePlugins } from "../producers/connectors/registry.ts";
 import { configSchema } from "./config.ts";
 
@@ -110,7 +111,7 @@ function rows(schema: z.ZodType, prefix: string, out: Row[] = [], skip: readonly
       type: typeName(child),
       required: !u.optional && !u.hasDefault,
       default: formatDefault(u.defaultValue),
-      description: u.description ?? "",
+      description: `${isSecretSchema(child) ? "**Secret** (`${env:NAME}` allowed; never shown in messages). " : ""}${u.description ?? ""}`,
     });
     const d = defOf(u.base);
     if (d.type === "object") rows(u.base, `${path}.`, out);
@@ -136,7 +137,8 @@ export function renderConfigReference(): string {
     "<!-- Generated from the zod schemas by `npm run docs:config` (scripts/config-reference.ts); do not edit by hand. -->",
     "",
     "One YAML file (`--config FILE`, else `$QOBRA_SYNC_CONFIG`, else `./qobra-sync.yaml`), validated at start-up;",
-    "`${env:NAME}` anywhere in a string is replaced by that environment variable. The README has an example.",
+    "`${env:NAME}` is replaced by that environment variable in the fields marked **Secret** below (passwords, client secrets,",
+    "refresh tokens, API tokens, connection and registry URLs), and refused in any other field. The README has an example.",
     "A key marked required has no default; the others may be left out.",
     "",
     "## Core",

@@ -41,6 +41,7 @@ import { startHubSpotSimulator } from "../simulators/hubspot/server.ts";
 import { generateHubSpotData } from "../simulators/hubspot/generate.ts";
 import { log, median, round, writeResult } from "./common.ts";
 import { MemoryPipeline } from "../support/memory-pipeline.ts";
+import { newTokenKey } from "../support/env.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SF_N = Number(process.env.BENCH_SF_RECORDS ?? 50_000);
@@ -58,7 +59,7 @@ const HS_METADATA = 4;
 
 const tokenDir = mkdtempSync(join(tmpdir(), "qobra-bench-tokens-"));
 process.env.QOBRA_SYNC_TOKEN_DIR = tokenDir;
-process.env.QOBRA_SYNC_TOKEN_KEY = "bench-key";
+process.env.QOBRA_SYNC_TOKEN_KEY = newTokenKey();
 const yamlHead = `kafka: { brokers: ["127.0.0.1:9092"] }
 schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
 sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/qobra_bench", defaultCurrency: EUR }

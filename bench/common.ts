@@ -63,7 +63,7 @@ sink:
 ${usersTable === null ? "" : `  users: { query: "SELECT id, email FROM public.${usersTable}" }\n`}connectors:
   - id: bench
     type: postgres
-    connection: { url: "${dbUrl(DB)}" }
+    connection: { url: "${dbUrl(DB)}", allowSuperuser: true }
     massDeleteThreshold: 1
     tables:
       - name: deals

@@ -175,7 +175,7 @@ sink: { databaseUrl: "${dbUrl("qobra_it_sink")}", schema: ${schema}, defaultCurr
 connectors:
   - id: crm
     type: postgres
-    connection: { url: "${dbUrl("qobra_it_source")}" }
+    connection: { url: "${dbUrl("qobra_it_source")}", allowSuperuser: true }
     tables:
       - name: deals
         source: public.${table}

@@ -28,6 +28,7 @@ import { generateSalesforceData } from "../simulators/salesforce/generate.ts";
 import { startHubSpotSimulator } from "../simulators/hubspot/server.ts";
 import { generateHubSpotData } from "../simulators/hubspot/generate.ts";
 import { stackDefaults } from "../stack/stack.ts";
+import { newTokenKey } from "../support/env.ts";
 
 const secretsFile = process.argv[2];
 if (!secretsFile) throw new Error("usage: node chaos/tokens.ts SECRETS_FILE");
@@ -72,7 +73,7 @@ connectors:
     "chaos",
     {},
   );
-  const client = new SalesforceClient(config.connectors[0] as SalesforceConnector, { tokenStore: new TokenStore({ dir: tokenDir, key: "chaos-key" }) });
+  const client = new SalesforceClient(config.connectors[0] as SalesforceConnector, { tokenStore: new TokenStore({ dir: tokenDir, key: newTokenKey() }) });
   const conn = await client.connect();
   await client.request("GET", `${client.apiPath}/limits`); // the session works
   secrets.add(conn.accessToken!);

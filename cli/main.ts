@@ -5,6 +5,7 @@ import { Command, Option } from "commander";
 import { loadConfig, findConnector, type Config } from "../app/config.ts";
 import { ConfigError, EtlError, RunFailedError, describeError } from "../lib/errors.ts";
 import { logger } from "../lib/log.ts";
+import { maskDeep, maskSecrets } from "../lib/redact.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
 import { createConnector, pluginFor, sourcePlugins } from "../producers/connectors/registry.ts";
@@ -113,7 +114,7 @@ program
   .action(async (id: string, opts: { json: boolean }) => {
     const connector = createConnector(findConnector(config(), id));
     try {
-      const results = await connector.check();
+      const results = maskDeep(await connector.check());
       if (opts.json) console.log(JSON.stringify(results, null, 2));
       else
         for (const r of results) {
@@ -202,7 +203,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const message = describeError(e);
-  console.error(`qobra-sync: ${message}`);
+  console.error(`qobra-sync: ${maskSecrets(message)}`);
   logger.debug({ err: e }, "command failed");
   process.exitCode = e instanceof EtlError && e.code === "CONFIG" ? 2 : 1;
 }

@@ -1,5 +1,5 @@
 /**
- * The operations commands: `replay`, `lag`, `serve`. Registered on the main program by
+ * The operations commands: `replay`, `lag`, `web-token`, `serve`. Registered on the main program by
  * cli/main.ts; the work lives in ops/ (see docs/operations.md).
  */
 import type { Command } from "commander";
@@ -75,6 +75,27 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
     });
 
   program
+    .command("web-token")
+    .description(
+      "print the operator token a settings server generated at start (its config has no http.tokens), to log in on the page; it changes at each start",
+    )
+    .option("-p, --port <port>", "the server's port (default: http.port of the config, else 7070)")
+    .option("--path", "print the token file's path instead of the token", false)
+    .action(async (opts: { port?: string; path: boolean }) => {
+      const cfg = opts.port === undefined ? loadConfig() : undefined;
+      if (cfg?.http?.tokens) throw new ConfigError("the config sets http.tokens: log in with one of those tokens (no token is generated)");
+      const port = opts.port === undefined ? (cfg?.http?.port ?? 7070) : Number(opts.port);
+      if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
+      const { readGeneratedToken } = await import("../ops/http-auth.ts");
+      const { file, token } = await readGeneratedToken(port);
+      if (!token)
+        throw new Error(
+          `no token file at ${file}: start the settings server on port ${port} first (\`qobra-sync run\` with an http section, or \`qobra-sync serve\`)`,
+        );
+      console.log(opts.path ? file : token);
+    });
+
+  program
     .command("serve")
     .description(
       "serve the integration-settings page, /metrics and /healthz without running any role (`run` serves them too when the config has an http section)",
@@ -88,8 +109,12 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       const { openRuntime } = await import("../lib/runtime.ts");
       const { startOpsServer } = await import("../ops/server.ts");
       const rt = await openRuntime(cfg, "ops");
-      const server = await startOpsServer(cfg, rt, { port, host: opts.host });
+      const server = await startOpsServer(cfg, rt, { port, host: opts.host }).catch(async (e: unknown) => {
+        await rt.close();
+        throw e;
+      });
       console.log(`integration settings: ${server.url}/  ·  metrics: ${server.url}/metrics  ·  health: ${server.url}/healthz`);
+      if (server.tokenFile) console.log(`log in with the token generated for this run, in ${server.tokenFile} (\`qobra-sync web-token\` prints it)`);
       await new Promise<void>((resolve) => {
         const stop = () => {
           process.off("SIGINT", stop);

@@ -4,6 +4,7 @@
  */
 import type { Producer } from "kafkajs";
 import { schemas, type SchemaName, type SyncEvent } from "../schemas/index.ts";
+import { maskSecrets } from "./redact.ts";
 import type { Registry } from "./registry.ts";
 
 export class Codec {
@@ -33,8 +34,21 @@ export class Codec {
   }
 }
 
+/** A sync event with its defaults. Its error text is masked (lib/redact.ts): no credential reaches the events topic. */
 export function newEvent(e: Pick<SyncEvent, "runId" | "connector" | "type"> & Partial<SyncEvent>): SyncEvent {
-  return { at: Date.now(), stage: "producer", table: null, full: false, counts: {}, offsets: [], error: null, taskId: null, retriable: null, ...e };
+  const event: SyncEvent = {
+    at: Date.now(),
+    stage: "producer",
+    table: null,
+    full: false,
+    counts: {},
+    offsets: [],
+    error: null,
+    taskId: null,
+    retriable: null,
+    ...e,
+  };
+  return event.error ? { ...event, error: maskSecrets(event.error) } : event;
 }
 
 /** Publishes a run lifecycle event, keyed by run id, acknowledged by all replicas. */

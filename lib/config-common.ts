@@ -2,9 +2,14 @@
  * The parts of the configuration schema every connector shares: Qobra types, field specs,
  * table and connector names. Each source's connector schema lives in its plugin
  * (producers/connectors/<source>/config.ts) and is built from these pieces; lib/config.ts
- * assembles the file's schema from the plugins it is given.
+ * assembles the file's schema from the plugins it is given. A field holding a credential is
+ * wrapped in `secret(…)` (lib/config-secret.ts): only there is `${env:NAME}` allowed.
  */
 import { z } from "zod";
+import { secret } from "./config-secret.ts";
+import { parseEndpointUrl } from "./endpoint.ts";
+
+export { secret } from "./config-secret.ts";
 
 const QOBRA_TYPES = ["string", "picklist", "multipicklist", "user", "date", "number", "amount", "percentage", "bool", "object"] as const;
 export type QobraType = (typeof QOBRA_TYPES)[number];
@@ -105,4 +110,21 @@ function isTimeZone(tz: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A postgres:// URL: a secret field (it carries the password), checked to be readable as
+ * scheme://user:password@host:port/database (lib/endpoint.ts, which tolerates unencoded `#`, `/`,
+ * `?`, `@` in the password). Its errors never show the value.
+ */
+export function postgresUrl(params?: Parameters<typeof z.string>[0]) {
+  return secret(
+    z
+      .string(params)
+      .regex(/^postgres(ql)?:\/\//, { error: "must start with postgres:// (the value is not shown: it may hold a password)", abort: true })
+      .refine((u) => parseEndpointUrl(u) !== undefined, {
+        error:
+          "cannot be read as a postgres:// URL: user and password, then host[:port]/database after the last '@' (the value is not shown: it may hold a password)",
+      }),
+  );
 }

@@ -1,7 +1,9 @@
 /**
  * The configuration file: one YAML document, validated once at start-up with zod.
- * `${env:NAME}` anywhere in a string value is replaced by that environment variable (secrets).
- * Errors name the path of the bad key and what would fix it. The shape is a public contract:
+ * `${env:NAME}` is replaced by that environment variable in the fields marked secret (passwords,
+ * client secrets, refresh tokens, API tokens, connection and registry URLs: lib/config-secret.ts)
+ * and refused anywhere else. Errors name the path of the bad key and what would fix it, and never
+ * show a secret field's value. The shape is a public contract:
  * extend it, don't rename it.
  *
  * This module holds the core of the file (kafka, schemaRegistry, topicPrefix, sink, http), what
@@ -14,7 +16,17 @@ import { readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
-import { CURRENCY_CODE, SQL_IDENT, required, type FieldSpec } from "./config-common.ts";
+import { CURRENCY_CODE, SQL_IDENT, postgresUrl, required, secret, type FieldSpec } from "./config-common.ts";
+import { dispatchOn, expandEnv, formatPath } from "./config-secret.ts";
+import { parseEndpointUrl } from "./endpoint.ts";
+import { maskSecrets, rememberSecret } from "./redact.ts";
+import { singleSelectProblem } from "./sql-statement.ts";
+
+/** Whether a listen address is loopback-only (127.0.0.0/8, ::1, localhost): the only ones allowed without http.tokens. */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
+}
 
 export { FieldSpec, type QobraType } from "./config-common.ts";
 
@@ -53,25 +65,32 @@ interface ConnectorSchema {
 function buildConfigSchema(sources: readonly ConnectorSchema[]) {
   const types = sources.map((s) => s.type);
   const byType = new Map(sources.map((s) => [s.type, s.configSchema] as const));
-  const connector = z.custom<unknown>().transform((c, ctx): ConnectorBase => {
-    const type = (c as { type?: unknown } | null)?.type;
-    const schema = typeof type === "string" ? byType.get(type) : undefined;
-    if (schema) {
-      const r = schema.safeParse(c);
-      if (r.success) return r.data;
-      for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: humanMessage(issue) });
+  const connector = dispatchOn(
+    z.custom<unknown>().transform((c, ctx): ConnectorBase => {
+      const type = (c as { type?: unknown } | null)?.type;
+      const schema = typeof type === "string" ? byType.get(type) : undefined;
+      if (schema) {
+        const r = schema.safeParse(c);
+        if (r.success) return r.data;
+        for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: humanMessage(issue) });
+        return z.NEVER;
+      }
+      ctx.addIssue({
+        code: "custom",
+        path: ["type"],
+        message:
+          type === undefined
+            ? `is required: the connector type (${types.join(", ")})`
+            : `unknown connector type ${JSON.stringify(type)}; this version supports ${types.join(", ")}`,
+      });
       return z.NEVER;
-    }
-    ctx.addIssue({
-      code: "custom",
-      path: ["type"],
-      message:
-        type === undefined
-          ? `is required: the connector type (${types.join(", ")})`
-          : `unknown connector type ${JSON.stringify(type)}; this version supports ${types.join(", ")}`,
-    });
-    return z.NEVER;
-  });
+    }),
+    // For `${env:}` checks: which fields of a connector are secret depends on its type.
+    (c) => {
+      const type = (c as { type?: unknown } | null)?.type;
+      return typeof type === "string" ? byType.get(type) : undefined;
+    },
+  );
 
   return z
     .strictObject({
@@ -88,12 +107,16 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
         .describe("The Kafka cluster the pipeline runs on."),
       schemaRegistry: z
         .strictObject({
-          url: z
-            .string()
-            .url({ error: "must be the registry's Confluent-compatible base URL, e.g. http://127.0.0.1:8080/apis/ccompat/v7" })
-            .describe("The schema registry's Confluent-compatible base URL (Apicurio: /apis/ccompat/v7)."),
+          url: secret(
+            z.string().refine((u) => /^https?$/.test(parseEndpointUrl(u)?.scheme ?? ""), {
+              error:
+                "must be the registry's Confluent-compatible base URL, e.g. http://127.0.0.1:8080/apis/ccompat/v7 (the value is not shown: it may hold a password)",
+            }),
+          ).describe(
+            "The schema registry's Confluent-compatible base URL (Apicurio: /apis/ccompat/v7); https://user:password@host/… gives basic-auth credentials.",
+          ),
           username: z.string().optional().describe("Basic-auth user of the registry, if it asks for one."),
-          password: z.string().optional().describe("Basic-auth password of the registry (use ${env:NAME})."),
+          password: secret(z.string()).optional().describe("Basic-auth password of the registry (use ${env:NAME})."),
         })
         .describe("The schema registry holding the mapped topics' Avro schemas."),
       topicPrefix: z
@@ -103,10 +126,9 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
         .describe("The prefix of every topic name (<prefix>.raw.<connector>, <prefix>.mapped.<connector>.<table>, …)."),
       sink: z
         .strictObject({
-          databaseUrl: z
-            .string(required("the postgres:// URL of Qobra's database"))
-            .regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" })
-            .describe("The postgres:// URL of Qobra's database, where the sink writes."),
+          databaseUrl: postgresUrl(required("the postgres:// URL of Qobra's database")).describe(
+            "The postgres:// URL of Qobra's database, where the sink writes.",
+          ),
           schema: z
             .string()
             .regex(SQL_IDENT, { error: "must be a plain SQL identifier" })
@@ -118,8 +140,14 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .strictObject({
               query: z
                 .string()
+                .superRefine((q, ctx) => {
+                  const problem = singleSelectProblem(q);
+                  if (problem) ctx.addIssue({ code: "custom", message: problem });
+                })
                 .default("SELECT id, email FROM qobra.users")
-                .describe("Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey)."),
+                .describe(
+                  "Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey). One SELECT only (no other statement, data-modifying WITH, INTO or FOR UPDATE/SHARE), run in a READ ONLY transaction.",
+                ),
               refreshSeconds: z
                 .number()
                 .int()
@@ -152,13 +180,80 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
           host: z
             .string()
             .default("127.0.0.1")
-            .describe("Interface to listen on; the page publishes sync requests, so keep it private or behind an authenticating proxy."),
+            .describe(
+              "Interface to listen on. Without `tokens` only a loopback address is accepted (127.0.0.1, ::1, localhost) and a random operator token is generated at start (see docs/operations.md).",
+            ),
           stallSeconds: z
             .number()
             .int()
             .min(1)
             .default(60)
             .describe("/healthz fails when a consumer group has lag and its committed offsets have not moved for this long."),
+          tokens: z
+            .array(
+              z.strictObject({
+                token: secret(
+                  z
+                    .string(required("an API token, e.g. ${env:QOBRA_API_TOKEN}"))
+                    .min(32, { error: "is too short: use at least 32 characters of random data (generate one with `openssl rand -base64 32`)" }),
+                ).describe("An API token (use ${env:NAME}): service calls send `Authorization: Bearer <token>`, and the page logs in with it."),
+                tenants: z
+                  .array(
+                    z.string().regex(/^(\*|[a-z][a-z0-9_-]*)$/, {
+                      error: 'must be "*" (an operator: every connector) or a tenant id (lower-case letters, digits, - and _)',
+                    }),
+                  )
+                  .min(1, { error: 'list the tenants the token reaches: ["*"] for an operator' })
+                  .describe('What the token reaches: ["*"] for an operator (every connector and route); tenant ids take effect with multi-tenancy.'),
+              }),
+            )
+            .min(1, { error: "list at least one token, or remove the key (the server then generates one and listens on loopback only)" })
+            .optional()
+            .describe(
+              "Who may use the page and the API. Without it the server listens on loopback only and generates an operator token at start, written to <stack dir>/http-token-<port> (`qobra-sync web-token` prints it).",
+            ),
+          allowedHosts: z
+            .array(
+              z
+                .string()
+                .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$/, { error: "must be a host name or address, without scheme or port" }),
+            )
+            .default([])
+            .describe(
+              "Other Host names the server answers to (e.g. the public name a reverse proxy forwards); localhost, 127.0.0.1, [::1] and http.host always are. Others are refused (DNS rebinding).",
+            ),
+          sessionHours: z.number().min(0.01).max(720).default(12).describe("Lifetime of a page login (the session cookie), in hours."),
+          secureCookie: z
+            .boolean()
+            .default(false)
+            .describe("Mark the session cookie Secure: set it when a TLS-terminating proxy serves the page over https (plain http is this server's own)."),
+          maxStreams: z.number().int().min(1).max(10_000).default(20).describe("Open /api/stream connections at most, in total (beyond: 503)."),
+          maxStreamsPerSession: z
+            .number()
+            .int()
+            .min(1)
+            .max(1000)
+            .default(4)
+            .describe("Open /api/stream connections at most per session or token (beyond: 429)."),
+          protectMetrics: z
+            .boolean()
+            .default(false)
+            .describe(
+              "Require a token (Bearer or a page session) for /metrics and /healthz too; by default they are open, under the Host check, for scrapers and probes.",
+            ),
+        })
+        .superRefine((h, ctx) => {
+          if (h.tokens === undefined && !isLoopbackAddress(h.host))
+            ctx.addIssue({
+              code: "custom",
+              path: ["host"],
+              message: `${JSON.stringify(h.host)} is not a loopback address: a server reachable from other machines needs http.tokens (or keep 127.0.0.1)`,
+            });
+          const seen = new Set<string>();
+          h.tokens?.forEach((t, i) => {
+            if (seen.has(t.token)) ctx.addIssue({ code: "custom", path: ["tokens", i, "token"], message: "repeats another token of the list" });
+            seen.add(t.token);
+          });
         })
         .optional()
         .describe("Serve /metrics, /healthz and the integration-settings page from `qobra-sync run` (see docs/operations.md)."),
@@ -181,31 +276,6 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
 /** A parsed config; `C` is the connectors' type (the composition root narrows it to the plugins' union). */
 export type Config<C extends ConnectorBase = ConnectorBase> = Omit<z.output<ReturnType<typeof buildConfigSchema>>, "connectors"> & { connectors: C[] };
 
-/** Replaces `${env:NAME}` in every string of a parsed YAML tree; a missing variable is a config error. */
-function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: (string | number)[] = [], missing: string[] = []): unknown {
-  if (typeof value === "string") {
-    return value.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-      const v = env[name];
-      if (v === undefined) {
-        missing.push(`${formatPath(path)}: environment variable ${name} is not set; export it or remove the reference`);
-        return "";
-      }
-      return v;
-    });
-  }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, [...path, i], missing));
-  if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateEnv(v, env, [...path, k], missing)]));
-  }
-  return value;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${String(p)}` : String(p);
-  return out || "(top level)";
-}
-
 /** Parses, validates and reads config files against the schema built from the given connector types. */
 export function configParser(sources: readonly ConnectorSchema[]) {
   const schema = buildConfigSchema(sources);
@@ -214,15 +284,22 @@ export function configParser(sources: readonly ConnectorSchema[]) {
   function parse(text: string, source = "config", env: NodeJS.ProcessEnv = process.env): Config {
     const doc = parseDocument(text, { prettyErrors: true });
     if (doc.errors.length > 0) {
-      throw new ConfigError(`${source} is not valid YAML: ${doc.errors.map((e) => e.message.split("\n")[0]).join("; ")}`);
+      throw new ConfigError(`${source} is not valid YAML: ${doc.errors.map((e) => yamlProblem(e.message)).join("; ")}`);
     }
-    const missing: string[] = [];
-    const raw = interpolateEnv(doc.toJS() ?? {}, env, [], missing);
-    if (missing.length > 0) throw new ConfigError(`${source}: ${missing.join("; ")}`);
+    let tree: unknown;
+    try {
+      tree = doc.toJS() ?? {};
+    } catch (e) {
+      // An alias whose anchor is missing (a value starting with `*`) throws here, not in doc.errors.
+      throw new ConfigError(`${source} is not valid YAML: ${yamlProblem((e as Error).message)}`);
+    }
+    const { value: raw, problems: envProblems, secrets } = expandEnv(tree, schema, env);
+    for (const s of secrets) rememberSecret(s);
+    if (envProblems.length > 0) throw new ConfigError(`${source}: ${envProblems.join("; ")}`);
     const result = schema.safeParse(raw);
     if (!result.success) {
       const problems = result.error.issues.map((i) => `${formatPath(i.path)}: ${humanMessage(i)}`);
-      throw new ConfigError(`${source} is invalid: ${problems.join("; ")}`);
+      throw new ConfigError(withoutSecrets(`${source} is invalid: ${problems.join("; ")}`, secrets));
     }
     return result.data;
   }
@@ -242,6 +319,28 @@ export function configParser(sources: readonly ConnectorSchema[]) {
   }
 
   return { schema, parse, load };
+}
+
+/**
+ * A YAML error's first line, without the source text some messages quote ("Unresolved tag: !x",
+ * "Aliased anchor not found: x"): it could be a piece of a password. Line and column stay.
+ */
+function yamlProblem(message: string): string {
+  const first = message.split("\n")[0] ?? message;
+  const at = / at line \d+, column \d+/.exec(first)?.[0] ?? "";
+  const colon = first.indexOf(": ");
+  return `${colon >= 0 ? first.slice(0, colon) : first.replace(/ at line \d+, column \d+:?$/, "")}${at}`;
+}
+
+/**
+ * A config error's text with every secret field's value masked (a custom message could echo its
+ * input), and any credential-bearing URL (lib/redact.ts). Values under five characters are left:
+ * masking them would garble the message's own words.
+ */
+function withoutSecrets(text: string, secrets: readonly string[]): string {
+  let out = maskSecrets(text);
+  for (const s of secrets) if (s.length >= 5 && out.includes(s)) out = out.split(s).join("***");
+  return out;
 }
 
 function humanMessage(issue: z.core.$ZodIssue): string {

@@ -1,9 +1,12 @@
 /**
  * One JSON logger (pino) for every role. Child loggers carry the component and the Kafka
- * coordinates. Secrets are redacted by path, and any string that looks like a credential-bearing
- * URL has its password masked before it is logged (see `redactUrl`).
+ * coordinates. Secrets are redacted by key path; and, as a last line of defence, every line is
+ * passed through `maskSecrets` (lib/redact.ts) before it is written: a `scheme://user:password@`
+ * loses its user-info, and the config's secret values are masked wherever they appear. Messages
+ * describe connections by host, port and database (lib/endpoint.ts), never by their URL.
  */
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
+import { maskSecrets } from "./redact.ts";
 
 export type { Logger };
 
@@ -27,7 +30,19 @@ const REDACT_PATHS = [
   "connection.url",
   "databaseUrl",
   "*.databaseUrl",
+  "token",
+  "*.token",
 ];
+
+/** A destination that masks secrets in each line before handing it to pino's own (sonic-boom) one. */
+function masking(fd: number): DestinationStream {
+  const dest = pino.destination(fd);
+  return {
+    write: (line: string) => dest.write(maskSecrets(line)),
+    flush: (cb?: (err?: Error) => void) => dest.flush(cb),
+    flushSync: () => dest.flushSync(),
+  } as DestinationStream;
+}
 
 /**
  * Log lines go to standard output, except for a command asked for `--json`: its answer owns
@@ -40,19 +55,5 @@ export const logger: Logger = pino(
     base: { app: "qobra-sync" },
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
   },
-  process.argv.includes("--json") ? pino.destination(2) : undefined,
+  masking(process.argv.includes("--json") ? 2 : 1),
 );
-
-/** Masks the password of a URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`). */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    for (const key of [...u.searchParams.keys()]) {
-      if (/pass|secret|token|key/i.test(key)) u.searchParams.set(key, "***");
-    }
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@");
-  }
-}

@@ -1,19 +1,22 @@
 /** PostgreSQL plumbing: pools with an error listener (an idle connection drop must not crash the process), transactions, quoting. */
 import pg from "pg";
-import { logger, redactUrl } from "./log.ts";
+import { describeEndpoint, driverUrl } from "./endpoint.ts";
+import { logger } from "./log.ts";
 
+/**
+ * A pool on a postgres:// URL. The URL reaches the driver with its user-info encoded (a password
+ * with `#`, `/`, `?` or `@` stays a password, lib/endpoint.ts); log lines name host, port and
+ * database only.
+ */
 export function createPool(url: string, opts: pg.PoolConfig = {}): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max: 4, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, ...opts });
-  pool.on("error", (err) =>
-    logger.warn({ component: "pg", db: redactUrl(url), err: err.message }, "idle PostgreSQL connection failed; the pool will reconnect"),
-  );
+  const db = describeEndpoint(url);
+  const pool = new pg.Pool({ connectionString: driverUrl(url), max: 4, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, ...opts });
+  pool.on("error", (err) => logger.warn({ component: "pg", db, err: err.message }, "idle PostgreSQL connection failed; the pool will reconnect"));
   // A checked-out client whose connection drops (a server restart, pg_terminate_backend) emits
   // "error" too: without a listener that would crash the process. The query in flight fails and
   // is retried by its caller.
   pool.on("connect", (client) => {
-    client.on("error", (err) =>
-      logger.warn({ component: "pg", db: redactUrl(url), err: err.message }, "PostgreSQL connection lost; the query in flight is retried"),
-    );
+    client.on("error", (err) => logger.warn({ component: "pg", db, err: err.message }, "PostgreSQL connection lost; the query in flight is retried"));
   });
   return pool;
 }

@@ -6,7 +6,7 @@
 import { SchemaRegistry, SchemaType, COMPATIBILITY } from "@kafkajs/confluent-schema-registry";
 import type avro from "avsc";
 import { ConfigError, MappingError, RegistryUnavailableError, SchemaIncompatibleError } from "./errors.ts";
-import { redactUrl } from "./log.ts";
+import { credentialsOf, describeEndpoint, withoutCredentials } from "./endpoint.ts";
 
 interface RegistryConfig {
   url: string;
@@ -18,14 +18,24 @@ export class Registry {
   readonly client: SchemaRegistry;
   private readonly ids = new Map<string, Promise<number>>();
   private readonly url: string;
+  /** Where the registry is, for messages: host and port only (the URL may carry basic-auth credentials). */
+  private readonly where: string;
   private readonly auth: { username: string; password: string } | undefined;
   private readonly raw = new Map<number, avro.Schema>();
 
   constructor(cfg: RegistryConfig) {
-    this.url = cfg.url;
-    const auth = cfg.username ? { username: cfg.username, password: cfg.password ?? "" } : undefined;
+    // Credentials written in the URL (https://user:password@host/…) become basic auth, unless
+    // username/password say otherwise: the URL the clients see (and could print) carries none.
+    const inUrl = credentialsOf(cfg.url);
+    this.url = withoutCredentials(cfg.url);
+    this.where = describeEndpoint(cfg.url);
+    const auth = cfg.username
+      ? { username: cfg.username, password: cfg.password ?? "" }
+      : inUrl
+        ? { username: inUrl.user, password: inUrl.password }
+        : undefined;
     this.auth = auth;
-    this.client = new SchemaRegistry({ host: cfg.url, ...(auth ? { auth } : {}) });
+    this.client = new SchemaRegistry({ host: this.url, ...(auth ? { auth } : {}) });
   }
 
   /**
@@ -69,7 +79,7 @@ export class Registry {
           e,
         );
       }
-      throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} failed to register ${subject}: ${msg}`, e);
+      throw new RegistryUnavailableError(`schema registry at ${this.where} failed to register ${subject}: ${msg}`, e);
     }
   }
 
@@ -111,9 +121,9 @@ export class Registry {
     const status = (e as { status?: unknown } | null)?.status;
     const msg = (e as Error)?.message ?? String(e);
     if (status === 401 || status === 403) {
-      return new ConfigError(`schema registry at ${redactUrl(this.url)} refused our credentials (HTTP ${status}) looking up schema id ${id}: ${msg}`, e);
+      return new ConfigError(`schema registry at ${this.where} refused our credentials (HTTP ${status}) looking up schema id ${id}: ${msg}`, e);
     }
-    return new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} could not give schema id ${id}: ${msg}`, e);
+    return new RegistryUnavailableError(`schema registry at ${this.where} could not give schema id ${id}: ${msg}`, e);
   }
 
   /**
@@ -129,9 +139,9 @@ export class Registry {
     try {
       res = await fetch(`${this.url.replace(/\/$/, "")}/schemas/ids/${id}`, { headers });
     } catch (e) {
-      throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} is unreachable: ${(e as Error).message}`, e);
+      throw new RegistryUnavailableError(`schema registry at ${this.where} is unreachable: ${(e as Error).message}`, e);
     }
-    if (!res.ok) throw new RegistryUnavailableError(`schema registry at ${redactUrl(this.url)} answered ${res.status} for schema id ${id}`);
+    if (!res.ok) throw new RegistryUnavailableError(`schema registry at ${this.where} answered ${res.status} for schema id ${id}`);
     const body = (await res.json()) as { schema: string };
     const schema = JSON.parse(body.schema) as avro.Schema;
     this.raw.set(id, schema);

@@ -6,6 +6,7 @@
  * so the page itself names no source.
  */
 import type { Config, ConnectorConfig } from "../lib/config.ts";
+import { maskDeep } from "../lib/redact.ts";
 import type { ScheduleFormField } from "../producers/connector.ts";
 import { pluginFor } from "../producers/connectors/registry.ts";
 import { appliedOverrides, scheduleView, type ScheduleOverride, type ScheduleView } from "../scheduler/schedules.ts";
@@ -137,7 +138,9 @@ export function buildOpsState(input: OpsStateInput): OpsState {
   });
   const snap = input.lag;
   const totals = snap ? groupTotals(snap) : new Map();
-  return {
+  // Run errors and the monitor's errors are texts from elsewhere: masked, as a last line of
+  // defence, so that no credential reaches the page (lib/redact.ts).
+  return maskDeep({
     generatedAt: now,
     ready: input.ready,
     topicPrefix: config.topicPrefix,
@@ -163,5 +166,5 @@ export function buildOpsState(input: OpsStateInput): OpsState {
     },
     dlq: { mapper: dlqOf("mapper"), sink: dlqOf("sink") },
     errors: input.errors,
-  };
+  });
 }

@@ -8,16 +8,29 @@
 # them at the end instead. Only processes this script started (by their pid files) are stopped.
 # QOBRA_DEMO_PREFIX, QOBRA_DEMO_SCHEMA and QOBRA_DEMO_HTTP_PORT change the topic prefix (default
 # qobra), the sink schema (qobra_data) and the page's port (7070), e.g. beside another pipeline.
+# The page asks for a token: the demo config has no http.tokens, so the pipeline generates one at
+# start into .stack/http-token-<port>; `npx qobra-sync -c <config> web-token` prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 export KAFKAJS_NO_PARTITIONER_WARNING=1 QOBRA_SYNC_LOG_LEVEL="${QOBRA_SYNC_LOG_LEVEL:-warn}"
 export NODE_OPTIONS="${NODE_OPTIONS:-} --disable-warning=TimeoutNegativeWarning"
-# The Salesforce connector keeps its (rotated) OAuth tokens in an encrypted store: a demo one.
-export QOBRA_SYNC_TOKEN_DIR="$PWD/.stack/demo/tokens" QOBRA_SYNC_TOKEN_KEY="${QOBRA_SYNC_TOKEN_KEY:-qobra-demo-token-key}"
 cli() { node bin/qobra-sync.js "$@"; }
 state=.stack/demo
 mkdir -p "$state" .stack/logs
+# The Salesforce connector keeps its (rotated) OAuth tokens in an encrypted store, which opens only
+# with a proper key (QOBRA_SYNC_TOKEN_KEY: 32 random bytes). The demo keeps its own in
+# .stack/demo/token-key (mode 0600), outside the token folder .stack/demo/tokens; a new key starts
+# an empty token folder (tokens saved with another key cannot be read).
+if [ -z "${QOBRA_SYNC_TOKEN_KEY:-}" ]; then
+  if [ ! -s "$state/token-key" ]; then
+    rm -rf "$state/tokens"
+    (umask 077 && node -e 'process.stdout.write(require("node:crypto").randomBytes(32).toString("base64"))' > "$state/token-key")
+  fi
+  chmod 600 "$state/token-key"
+  QOBRA_SYNC_TOKEN_KEY="$(cat "$state/token-key")"
+fi
+export QOBRA_SYNC_TOKEN_DIR="$PWD/$state/tokens" QOBRA_SYNC_TOKEN_KEY
 PREFIX="${QOBRA_DEMO_PREFIX:-qobra}" SCHEMA="${QOBRA_DEMO_SCHEMA:-qobra_data}" HTTP_PORT="${QOBRA_DEMO_HTTP_PORT:-7070}"
 SF_PORT=18081 HS_PORT=18082 WEB="http://127.0.0.1:$HTTP_PORT"
 config=demo/qobra-sync.yaml
@@ -103,6 +116,8 @@ cat <<EOF
 
 Where to look:
   Integration settings (connectors, schedules, last runs, lag, Refresh / Full resync):  $WEB/
+             log in with the token the pipeline generated (loopback only, new at each start):
+             npx qobra-sync -c $config web-token     (it is in .stack/http-token-$HTTP_PORT, mode 0600)
   Prometheus metrics: $WEB/metrics     health: $WEB/healthz
   The data:  psql postgres://postgres@127.0.0.1:5432/qobra -c 'SELECT _external_id, _name, amount, amount_currency, closed_on, owner_email, owner_email_user_id, tags FROM $SCHEMA."crm__deals" ORDER BY _external_id LIMIT 5'
              psql postgres://postgres@127.0.0.1:5432/qobra -c 'SELECT _name, "Amount", "Amount_currency", "StageName", "OwnerId" FROM $SCHEMA."salesforce__opportunities"'

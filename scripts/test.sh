@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command (`npm test`): both tiers of vitest.config.ts, the unit tier (nothing running
-# needed) and the integration tier against the real broker, registry and PostgreSQL (its global
-# setup, test/global-setup.ts, brings Kafka and the registry up when they do not answer). Arguments
+# The test command (`npm test`): the tiers of vitest.config.ts, the unit tier (nothing running
+# needed), the integration tier against the real broker, registry and PostgreSQL (its global
+# setup, test/global-setup.ts, brings Kafka and the registry up when they do not answer) and the
+# security tier (the attack suites, PostgreSQL only). Arguments
 # go to vitest (`--project integration`, a file). Ends with a plain `N passed, N failed` line.
 set -uo pipefail
 cd "$(dirname "$0")/.."

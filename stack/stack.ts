@@ -22,7 +22,7 @@ import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
 import { StackError, describeError } from "../lib/errors.ts";
 import { sleep } from "../lib/retry.ts";
-import { redactUrl } from "../lib/log.ts";
+import { describeEndpoint, driverUrl } from "../lib/endpoint.ts";
 import { cacheDir, logsDir, projectRoot, stackDir } from "../lib/paths.ts";
 
 export interface ServiceStatus {
@@ -713,8 +713,8 @@ async function postgresStatus(): Promise<ServiceStatus> {
 }
 
 async function postgresStatusOnce(): Promise<ServiceStatus> {
-  const address = redactUrl(postgresUrl);
-  const client = new pg.Client({ connectionString: postgresUrl, connectionTimeoutMillis: 10_000 });
+  const address = describeEndpoint(postgresUrl);
+  const client = new pg.Client({ connectionString: driverUrl(postgresUrl), connectionTimeoutMillis: 10_000 });
   client.on("error", () => undefined);
   try {
     await client.connect();

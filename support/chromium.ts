@@ -34,8 +34,8 @@ export function ensureChromium(): string | null {
   return existsSync(CHROMIUM) ? null : `apt-get install chromium did not provide ${CHROMIUM}`;
 }
 
-/** A headless Chromium with a fresh profile; close() also removes the profile. */
-export async function launchChromium(): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+/** A headless Chromium with a fresh profile (and `args` added to its command line); close() also removes the profile. */
+export async function launchChromium(opts: { args?: string[] } = {}): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const { chromium } = await import("playwright-core");
   const profile = mkdtempSync(join(tmpdir(), "qobra-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -51,6 +51,7 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...(opts.args ?? []),
     ],
   });
   return {

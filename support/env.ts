@@ -36,6 +36,9 @@ export async function ensureDatabase(name: string): Promise<void> {
   }
 }
 
+/** A token-store key as the store requires one: 32 random bytes, base64 (`openssl rand -base64 32`). */
+export const newTokenKey = (): string => randomBytes(32).toString("base64");
+
 /**
  * A scratch encrypted token store for connectors that keep OAuth tokens (Salesforce): points
  * QOBRA_SYNC_TOKEN_DIR / _KEY at a new temporary folder; `restore()` puts the environment back
@@ -45,7 +48,7 @@ export function useScratchTokenStore(prefix: string): { dir: string; restore(): 
   const saved = { dir: process.env.QOBRA_SYNC_TOKEN_DIR, key: process.env.QOBRA_SYNC_TOKEN_KEY };
   const dir = mkdtempSync(join(tmpdir(), prefix));
   process.env.QOBRA_SYNC_TOKEN_DIR = dir;
-  process.env.QOBRA_SYNC_TOKEN_KEY = "integration-test-key";
+  process.env.QOBRA_SYNC_TOKEN_KEY = newTokenKey();
   return {
     dir,
     restore() {
@@ -87,7 +90,7 @@ sink:
 connectors:
   - id: crm
     type: postgres
-    connection: { url: "${dbUrl(opts.sourceDb)}" }
+    connection: { url: "${dbUrl(opts.sourceDb)}", allowSuperuser: true }
     timestampTimezone: "Europe/Paris"
     tables:
 ${opts.tables}`;

@@ -61,7 +61,7 @@ sink:
 connectors:
   - id: crm
     type: postgres
-    connection: { url: "${dbUrl(sourceDb)}" }
+    connection: { url: "${dbUrl(sourceDb)}", allowSuperuser: true }
     massDeleteThreshold: 0.5
     tables:
       - name: deals

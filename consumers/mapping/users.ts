@@ -6,11 +6,15 @@
  * "42.00" (a numeric column) matches a user whose integer key is 42, and an integer id column
  * matches the text the source sends. The shell reloads the index on an interval and, on a miss,
  * at most once a minute. A failing query leaves the previous index in place (or an empty one), so
- * users stay unresolved — reported, never dropped.
+ * users stay unresolved — reported, never dropped. The query is one SELECT (checked with
+ * PostgreSQL's parser when the config loads, and again here), and it runs in a READ ONLY
+ * transaction: a second guard, should a function it calls try to write.
  */
 import type pg from "pg";
-import { describeError } from "../../lib/errors.ts";
+import { ConfigError, describeError } from "../../lib/errors.ts";
 import { logger } from "../../lib/log.ts";
+import { withTransaction } from "../../lib/pg.ts";
+import { singleSelectProblem } from "../../lib/sql-statement.ts";
 
 export interface UserIndex {
   /** The Qobra user id for `value` in column `key` (default email), or null. */
@@ -109,6 +113,8 @@ export class UserDirectory {
 
   /** `keyUses`: the config's user fields, to warn (once each) about a key column the query does not return. */
   constructor(pool: pg.Pool, query: string, refreshSeconds: number, keyUses: readonly UserKeyUse[] = []) {
+    const problem = singleSelectProblem(query);
+    if (problem) throw new ConfigError(`sink.users.query ${problem}`);
     this.pool = pool;
     this.query = query;
     this.refreshMs = refreshSeconds * 1000;
@@ -141,7 +147,7 @@ export class UserDirectory {
   reload(): Promise<void> {
     this.loading ??= (async () => {
       try {
-        const res = await this.pool.query(this.query);
+        const res = await withTransaction(this.pool, (c) => c.query(this.query), { begin: "BEGIN READ ONLY" });
         this.index = buildUserIndex(res.rows as Array<Record<string, unknown>>);
         this.loadedAt = Date.now();
         this.warned = false;

@@ -1,7 +1,9 @@
 /**
  * A producer run's lifecycle on sync.events, keyed by run id: RUN_STARTED, PROGRESS (at most every
  * two seconds), TABLE_COMPLETED (or skipped), then RUN_COMPLETED with the raw topic's end offsets
- * (what the mapper and the sink must pass for the run to be done) or RUN_FAILED with why.
+ * (what the mapper and the sink must pass for the run to be done) or RUN_FAILED with why. The
+ * why names a connection by host, port and database only; newEvent masks any credential that
+ * would still slip into it (lib/redact.ts).
  */
 import { newEvent, publishEvent } from "../../lib/codec.ts";
 import { endOffsets } from "../../lib/kafka.ts";

@@ -6,6 +6,7 @@
  * the search index lag, token expiry mid-run, missing scopes. Time is the simulator's clock:
  * the connector's sleeps advance it, nothing waits for real.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -710,7 +711,7 @@ describe("auth flow pieces (qobra-sync auth)", () => {
   });
 
   it("exchanges the code, stores the refresh token encrypted, and the connector uses it", async () => {
-    const store = new TokenStore({ dir, key: "test-key" });
+    const store = new TokenStore({ dir, key: randomBytes(32).toString("base64") });
     const config = hubspotConfig(sim.url, [{ name: "deals", object: "deals", fields: { dealname: "string" } }], { refreshToken: undefined });
     await exchangeHubSpotCode(config, { code: "demo-auth-code", redirectUri: "http://localhost:3000/oauth/callback", save: (id, t) => store.save(id, t) });
     expect((await readFile(join(dir, "hs.json"), "utf8")).includes("demo-refresh-token")).toBe(false);
@@ -722,7 +723,7 @@ describe("auth flow pieces (qobra-sync auth)", () => {
   });
 
   it("runs the loopback flow end to end (the browser is a fetch of the redirect)", async () => {
-    const store = new TokenStore({ dir, key: "test-key" });
+    const store = new TokenStore({ dir, key: randomBytes(32).toString("base64") });
     const config = hubspotConfig(sim.url, [{ name: "deals", object: "deals", fields: { dealname: "string" } }], { id: "hs2", refreshToken: undefined });
     const lines: string[] = [];
     let visited: Promise<Response> | undefined;

@@ -1,4 +1,5 @@
 /** Salesforce connector configuration, schedules, type rules, the where validation and the token store (no network). */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -157,6 +158,8 @@ describe("Salesforce types and values", () => {
   });
 });
 
+const KEY1 = randomBytes(32).toString("base64");
+
 describe("OAuth token store", () => {
   let dir: string;
   beforeAll(async () => {
@@ -167,7 +170,7 @@ describe("OAuth token store", () => {
   });
 
   it("stores tokens encrypted, atomically, private to the user; loads them back", async () => {
-    const store = new TokenStore({ dir, key: "k1" });
+    const store = new TokenStore({ dir, key: KEY1 });
     expect(await store.load("hs")).toBeNull();
     await store.save("hs", { refreshToken: "secret-refresh-token", instanceUrl: "https://x.my.salesforce.com", portalId: 42 });
     const raw = await readFile(join(dir, "hs.json"), "utf8");
@@ -178,25 +181,24 @@ describe("OAuth token store", () => {
     await store.save("hs", { refreshToken: "next" });
     expect((await store.load("hs"))!.refreshToken).toBe("next");
     expect((await readdir(dir)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
-    await expect(new TokenStore({ dir, key: "k2" }).load("hs")).rejects.toThrow(/cannot be read.*QOBRA_SYNC_TOKEN_KEY/);
+    await expect(new TokenStore({ dir, key: randomBytes(32).toString("base64") }).load("hs")).rejects.toThrow(/cannot be read.*QOBRA_SYNC_TOKEN_KEY/);
     await expect(store.load("../etc/passwd")).rejects.toThrow(/invalid connector id/);
   });
 
-  it("generates a key file when no key is configured", async () => {
+  it("refuses to open without a key (nothing is generated beside the tokens; more rules in test/unit/token-store.test.ts)", async () => {
     const d = join(dir, "nokey");
     const saved = process.env.QOBRA_SYNC_TOKEN_KEY;
     delete process.env.QOBRA_SYNC_TOKEN_KEY;
     try {
-      await new TokenStore({ dir: d }).save("sf", { refreshToken: "t" });
-      expect((await stat(join(d, ".key"))).mode & 0o777).toBe(0o600);
-      expect((await new TokenStore({ dir: d }).load("sf"))!.refreshToken).toBe("t");
+      expect(() => new TokenStore({ dir: d })).toThrow(/QOBRA_SYNC_TOKEN_KEY is not set/);
+      await expect(stat(d)).rejects.toThrow(/ENOENT/);
     } finally {
       if (saved !== undefined) process.env.QOBRA_SYNC_TOKEN_KEY = saved;
     }
   });
 
   it("serialises work on one credential: a lock across processes, single flight within one", async () => {
-    const store = new TokenStore({ dir, key: "k1" });
+    const store = new TokenStore({ dir, key: KEY1 });
     const order: string[] = [];
     const job = (name: string) =>
       store.withLock("sf", async () => {

@@ -4,6 +4,7 @@
  * incremental cursors and deletes, token expiry and rotation, the API limit, bad conditions, and
  * the API calls spent per 10,000 records.
  */
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,9 @@ import { parseJsonLossless, plainDecimal } from "../../producers/connectors/sale
 import { TokenStore } from "../../producers/oauth/token-store.ts";
 import { generateSalesforceData } from "../../simulators/salesforce/generate.ts";
 import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
+
+/** The token store's key: 32 random bytes, as the store requires. */
+const TOKEN_KEY = randomBytes(32).toString("base64");
 
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
 
@@ -119,7 +123,7 @@ describe("Salesforce connector against the simulator (demo org)", () => {
   beforeEach(async () => {
     now = Date.parse("2026-02-01T10:00:00Z");
     sim = await startSalesforceSimulator({ data: DEMO, port: 0, clock: () => now });
-    store = new TokenStore({ dir: await mkdtemp(join(dir, "s-")), key: "test-key" });
+    store = new TokenStore({ dir: await mkdtemp(join(dir, "s-")), key: TOKEN_KEY });
   });
   afterEach(async () => {
     await sim.close();
@@ -378,7 +382,7 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     const second = await collect(new SalesforceSource(cfg(), { tokenStore: store }), "opportunities");
     expect(second.records).toHaveLength(7);
     // the file is not readable without the key
-    const wrongKey = new TokenStore({ dir: store.dir, key: "another key" });
+    const wrongKey = new TokenStore({ dir: store.dir, key: randomBytes(32).toString("base64") });
     expect(await rejection(wrongKey.load("sf"))).toBeInstanceOf(ConfigError);
   });
 
@@ -500,7 +504,7 @@ describe("Salesforce connector: Bulk API 2.0 for large reads", () => {
   beforeAll(async () => {
     const data = generateSalesforceData({ opportunities: 25_000, accounts: 300, contacts: 300, leads: 50, tasks: 100, users: 20, commissions: 10, seed: 7 });
     sim = await startSalesforceSimulator({ data, port: 0 });
-    store = new TokenStore({ dir: await mkdtemp(join(dir, "b-")), key: "test-key" });
+    store = new TokenStore({ dir: await mkdtemp(join(dir, "b-")), key: TOKEN_KEY });
   });
   afterAll(async () => {
     await sim.close();

@@ -33,7 +33,7 @@ sink: { databaseUrl: "postgres://postgres@127.0.0.1:5432/qobra", defaultCurrency
 connectors:
   - id: crm
     type: postgres
-    connection: { url: "postgres://postgres@127.0.0.1:5432/postgres" }
+    connection: { url: "postgres://postgres@127.0.0.1:5432/postgres", allowSuperuser: true }
     tables:
       - { name: deals, source: public.no_such_table, idColumn: id, nameColumn: title, fields: { amount: number } }
 `);

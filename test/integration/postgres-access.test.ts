@@ -55,7 +55,8 @@ describe("PostgreSQL source access errors", () => {
   });
   it("refused connection", async () => {
     const e = await readError(`{ url: "postgres://u@127.0.0.1:1/d" }`);
-    expect(e.message).toMatch(/connector crm: PostgreSQL at postgres:\/\/u@127\.0\.0\.1:1\/d refused the connection.*is the server running/);
+    // Named by host, port and database only: never the URL (issue 14, test/integration/secrets.test.ts).
+    expect(e.message).toMatch(/connector crm: PostgreSQL at 127\.0\.0\.1:1\/d refused the connection.*is the server running/);
   });
   it("missing database", async () => {
     const e = await readError(`{ url: "${dbUrl(`nodb_${id}`)}" }`);

@@ -78,15 +78,15 @@ producer: { retryForSeconds: 15 }
 connectors:
   - id: late
     type: postgres
-    connection: { url: "${sourceUrl(relayPort)}" }
+    connection: { url: "${sourceUrl(relayPort)}", allowSuperuser: true }
     tables: ${tables(`public.${table}`)}
   - id: gone
     type: postgres
-    connection: { url: "${sourceUrl(deadPort)}" }
+    connection: { url: "${sourceUrl(deadPort)}", allowSuperuser: true }
     tables: ${tables(`public.${table}`)}
   - id: wrong
     type: postgres
-    connection: { url: "${dbUrl(SOURCE_DB)}" }
+    connection: { url: "${dbUrl(SOURCE_DB)}", allowSuperuser: true }
     tables: ${tables("public.no_such_table")}
 `);
   rt = await openRuntime(config, "test");

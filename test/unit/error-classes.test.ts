@@ -4,6 +4,7 @@
  * dead-letters), the HubSpot client's retry policies (run on a fake clock), Salesforce's answers
  * by status, and the retriable decision of every pipeline error class.
  */
+import { randomBytes } from "node:crypto";
 import avro from "avsc";
 import { describe, expect, it } from "vitest";
 import {
@@ -21,6 +22,7 @@ import { isRetriable } from "../../lib/retry.ts";
 import { ConversionError } from "../../consumers/mapping/convert.ts";
 import { SinkSchemaError } from "../../consumers/sink/table-evolution.ts";
 import { WhereError } from "../../producers/connectors/postgres/where.ts";
+import { PrivilegedRoleError, ReadTimeoutError } from "../../producers/connectors/postgres/guards.ts";
 import { HubSpotApi } from "../../producers/connectors/hubspot/api.ts";
 import { RETRY } from "../../producers/connectors/hubspot/api-core.ts";
 import {
@@ -118,6 +120,8 @@ describe("registry decode: classified where it happens", () => {
 describe("every pipeline error is an EtlError whose class decides retriable", () => {
   it.each([
     ["WhereError", new WhereError("x"), ConfigError, false],
+    ["PrivilegedRoleError", new PrivilegedRoleError("x"), ConfigError, false],
+    ["ReadTimeoutError", new ReadTimeoutError("x"), ConfigError, false],
     ["ConversionError", new ConversionError("invalid_number", "x"), MappingError, false],
     ["SinkSchemaError", new SinkSchemaError("x"), SchemaIncompatibleError, false],
     ["TimeoutError", new TimeoutError("x"), SourceUnavailableError, true],
@@ -145,7 +149,7 @@ describe("every pipeline error is an EtlError whose class decides retriable", ()
 describe("Salesforce answers classified by status", () => {
   const client = new SalesforceClient(
     SalesforceConnector.parse({ id: "sf", type: "salesforce", clientId: "c", clientSecret: "s", tables: [{ name: "opps", object: "Opportunity" }] }),
-    { tokenStore: new TokenStore({ dir: "/nonexistent" }) },
+    { tokenStore: new TokenStore({ dir: "/nonexistent", key: randomBytes(32).toString("base64") }) },
   );
   const body = (code: string) => JSON.stringify([{ errorCode: code, message: "m" }]);
 

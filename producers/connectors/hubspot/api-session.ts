@@ -7,7 +7,7 @@
  * Tokens never reach a log line or an error message.
  */
 import { Client } from "@hubspot/api-client";
-import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
+import { ConfigError, SourceUnavailableError, describeError } from "../../../lib/errors.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { retry, type RetryPolicy } from "../../../lib/retry.ts";
 import { asApiException, bodyField, describeFailure, withTimeout } from "./errors.ts";
@@ -111,7 +111,14 @@ export class HubSpotSessions {
             // HubSpot does not rotate refresh tokens today; keep a rotated one if it ever does.
             this.refreshToken = t.refreshToken;
             const store = await (this.opts.tokenStore ?? defaultTokenStore)();
-            await store?.saveToken?.(id, { refreshToken: t.refreshToken }).catch(() => {});
+            await store
+              ?.saveToken?.(id, { refreshToken: t.refreshToken })
+              .catch((e: unknown) =>
+                this.log.warn(
+                  { err: describeError(e) },
+                  "HubSpot rotated the refresh token but it could not be stored; the next process start uses the old one",
+                ),
+              );
           }
           this.log.debug({ expiresIn, generation: session.generation }, "HubSpot access token refreshed");
           return session;

@@ -30,7 +30,7 @@
  */
 import { z } from "zod";
 import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, checkFields, required, type FieldSpec } from "../../../lib/config-common.ts";
-import { MASS_DELETE_THRESHOLD, connectorTables } from "../../../lib/config-common.ts";
+import { MASS_DELETE_THRESHOLD, connectorTables, secret } from "../../../lib/config-common.ts";
 import { CURRENCY_FIELD, standardObject } from "./catalog.ts";
 import { HubSpotFilterInput } from "./filter.ts";
 import { HubSpotSchedule } from "./schedule.ts";
@@ -95,8 +95,10 @@ export const HubSpotConnector = z
       .transform((u) => u.replace(/\/+$/, ""))
       .describe("HubSpot's API origin (a simulator's http://127.0.0.1:PORT in tests)."),
     clientId: z.string(required("the OAuth app's client id")).min(1).describe("The HubSpot OAuth app's client id."),
-    clientSecret: z.string(required("the OAuth app's client secret (use ${env:NAME})")).min(1).describe("The OAuth app's client secret (use ${env:NAME})."),
-    refreshToken: z.string().min(1).optional().describe("The OAuth refresh token; default: the one stored by `qobra-sync auth <id>`."),
+    clientSecret: secret(z.string(required("the OAuth app's client secret (use ${env:NAME})")).min(1)).describe(
+      "The OAuth app's client secret (use ${env:NAME}).",
+    ),
+    refreshToken: secret(z.string().min(1)).optional().describe("The OAuth refresh token; default: the one stored by `qobra-sync auth <id>`."),
     schedule: HubSpotSchedule.optional().describe(
       "Scheduled syncs; without it, the default: an incremental every 2 hours and a reconciliation at 03:00 (UTC). { enabled: false }: manual syncs only.",
     ),

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, TIME_ZONE, checkFields, required } from "../../../lib/config-common.ts";
-import { MASS_DELETE_THRESHOLD, connectorTables } from "../../../lib/config-common.ts";
+import { MASS_DELETE_THRESHOLD, connectorTables, postgresUrl, secret } from "../../../lib/config-common.ts";
 import { PostgresSchedule } from "./schedule.ts";
 
 export const PostgresTable = z
@@ -21,7 +21,13 @@ export const PostgresTable = z
       .min(1)
       .describe("The column holding each row's unique id (primary key or unique): the record's _external_id."),
     nameColumn: z.string(required("the column holding each row's display name")).min(1).describe("The column holding each row's display name (_name)."),
-    where: z.string().optional().describe("A SQL WHERE condition limiting the rows synced."),
+    where: z
+      .string()
+      .optional()
+      .describe(
+        "A SQL WHERE condition limiting the rows synced: one boolean expression over the table's columns, checked against an allowlist " +
+          "(docs/security.md) and rebuilt from its parse tree before it runs.",
+      ),
     updatedAtColumn: z.string().optional().describe("A column holding the row's last change time, copied to _source_updated_at."),
     fields: z.record(FIELD_NAME, FieldEntry).default({}).describe("Source column → Qobra type."),
   })
@@ -36,23 +42,22 @@ const SslOptions = z
       .describe("require: encrypted, certificate not checked; verify-ca / verify-full: checked against ca (verify-full also checks the host name)."),
     ca: z.string().optional().describe("PEM of the CA that signed the server's certificate (or a path to it)."),
     cert: z.string().optional().describe("Client certificate PEM (or path), for certificate authentication."),
-    key: z.string().optional().describe("Client key PEM (or path)."),
+    key: secret(z.string()).optional().describe("Client key PEM (or path)."),
   })
   .describe("TLS to the source (with host or url; cloudSql encrypts by itself).");
+
+/** The default of connection.readTimeoutSeconds: one hour per table read. */
+export const READ_TIMEOUT_SECONDS = 3600;
 
 /** How to reach the source: a URL, discrete fields, or a Cloud SQL instance through Google's connector. */
 export const PostgresConnection = z
   .strictObject({
-    url: z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, { error: "must start with postgres://" })
-      .optional()
-      .describe("postgres://user:password@host:port/database of a read-only account."),
+    url: postgresUrl().optional().describe("postgres://user:password@host:port/database of a read-only account (use ${env:NAME})."),
     host: z.string().optional().describe("The server's host name or address (with database, user, password)."),
     port: z.number().int().min(1).max(65535).default(5432).describe("The server's port (with host)."),
     database: z.string().optional().describe("The database name (with host or cloudSql)."),
     user: z.string().optional().describe("The (read-only) account to connect as (with host or cloudSql)."),
-    password: z.string().optional().describe("The account's password (use ${env:NAME}); not with cloudSql IAM authentication."),
+    password: secret(z.string()).optional().describe("The account's password (use ${env:NAME}); not with cloudSql IAM authentication."),
     ssl: SslOptions.optional(),
     cloudSql: z
       .strictObject({
@@ -78,6 +83,24 @@ export const PostgresConnection = z
       .positive()
       .default(300_000)
       .describe("A source query running longer than this is cancelled (statement_timeout) and the run fails."),
+    // Optional rather than defaulted, so that code building a connection by hand needs neither; the
+    // defaults are applied where they are read (READ_TIMEOUT_SECONDS, false).
+    readTimeoutSeconds: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        `The total time limit of one table's read (its transaction and snapshot on the source), however many statements it takes; default ${READ_TIMEOUT_SECONDS} (one hour). ` +
+          "Past it the read is cancelled, its transaction ended, and the run fails without retrying. Raise it for very large tables.",
+      ),
+    allowSuperuser: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: read even when the account is a superuser or a member of pg_execute_server_program, pg_write_server_files or pg_read_server_files. " +
+          "Refused by default: READ ONLY does not stop such a role from running programs on the server (COPY … TO PROGRAM); use a role with SELECT only.",
+      ),
   })
   .superRefine((c, ctx) => {
     const ways = [c.url !== undefined, c.host !== undefined, c.cloudSql !== undefined].filter(Boolean).length;

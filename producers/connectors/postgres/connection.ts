@@ -2,19 +2,21 @@
  * Opens a connection to a PostgreSQL source from the connector's `connection` config: a URL,
  * discrete fields with TLS options, or a Cloud SQL instance through Google's Cloud SQL Node.js
  * connector (IAM database authentication as a service account). Every failure becomes one clear
- * error naming the connector and what to do.
+ * error naming the connector and what to do. A connection is named by host, port and database
+ * only, never by its URL (lib/endpoint.ts); a URL reaches the driver with its user-info encoded,
+ * so a password holding `#`, `/`, `?` or `@` stays the password.
  */
 import { existsSync, readFileSync } from "node:fs";
 import type pg from "pg";
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
-import { redactUrl } from "../../../lib/log.ts";
+import { describeEndpoint, driverUrl } from "../../../lib/endpoint.ts";
 import type { PostgresConnection } from "./config.ts";
 
 const pemOrFile = (v: string | undefined): string | undefined => (v === undefined ? undefined : v.includes("-----BEGIN") ? v : readFileSync(v, "utf8"));
 
-/** Where the connection goes, for messages (never with a password). */
+/** Where the connection goes, for messages: host:port/database (never a URL, a user or a password). */
 export function describeTarget(c: PostgresConnection): string {
-  if (c.url) return redactUrl(c.url);
+  if (c.url) return describeEndpoint(c.url);
   if (c.cloudSql) return `Cloud SQL instance ${c.cloudSql.instanceConnectionName} (database ${c.database})`;
   return `${c.host}:${c.port}/${c.database}`;
 }
@@ -30,7 +32,7 @@ export async function pgClientConfig(c: PostgresConnection, connectorId: string)
           ...(c.ssl.key ? { key: pemOrFile(c.ssl.key) } : {}),
           ...(c.ssl.mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
         };
-  if (c.url) return { config: { connectionString: c.url, ...(ssl ? { ssl } : {}) }, close: async () => {} };
+  if (c.url) return { config: { connectionString: driverUrl(c.url), ...(ssl ? { ssl } : {}) }, close: async () => {} };
   if (c.host)
     return { config: { host: c.host, port: c.port, database: c.database, user: c.user, password: c.password, ...(ssl ? { ssl } : {}) }, close: async () => {} };
   const cloud = c.cloudSql!;

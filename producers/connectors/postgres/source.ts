@@ -1,10 +1,13 @@
 /**
  * PostgreSQL source: a full sync of each configured table or view, streamed through a server-side
  * cursor in a READ ONLY, REPEATABLE READ transaction (one consistent snapshot per table) with a
- * statement_timeout. Values leave in PostgreSQL's own text form, so nothing is lost on the way:
- * NUMERIC and MONEY stay exact decimal text (MONEY is cast to NUMERIC, independent of
- * lc_monetary), BIGINT keeps every digit, DATE stays a date, TIMESTAMPTZ is printed in UTC and
- * TIMESTAMP WITHOUT TIME ZONE is read in the connector's configured zone.
+ * statement_timeout per statement and a total time limit per read (readTimeoutSeconds), under
+ * search_path = pg_catalog, pg_temp and a schema-qualified relation (no planted function or
+ * operator can be chosen), and never as a superuser unless allowed (guards.ts). Values leave in
+ * PostgreSQL's own text form, so nothing is lost on the way: NUMERIC and MONEY stay exact decimal
+ * text (MONEY is cast to NUMERIC, independent of lc_monetary), BIGINT keeps every digit, DATE
+ * stays a date, TIMESTAMPTZ is printed in UTC and TIMESTAMP WITHOUT TIME ZONE is read in the
+ * connector's configured zone.
  */
 import pg from "pg";
 import type { QobraType } from "../../../lib/config-common.ts";
@@ -12,8 +15,9 @@ import { ConfigError, EtlError, SourceUnavailableError, isRetriablePgError } fro
 import { ident, literal } from "../../../lib/pg.ts";
 import type { RawValue } from "../../../schemas/index.ts";
 import type { ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
-import type { PostgresConnector, PostgresTable } from "./config.ts";
+import { type PostgresConnector, type PostgresTable, READ_TIMEOUT_SECONDS } from "./config.ts";
 import { connectionError, describeTarget, pgClientConfig } from "./connection.ts";
+import { PrivilegedRoleError, ReadDeadline, ReadTimeoutError, privilegedRole, privilegedRoleMessage } from "./guards.ts";
 import { compileWhere } from "./where.ts";
 
 const FETCH_SIZE = 2000;
@@ -33,6 +37,8 @@ const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown 
 export class PostgresSource implements SourceConnector {
   private readonly config: PostgresConnector;
   private client: pg.Client | undefined;
+  /** Why the connected role is too powerful to read with (guards.ts), or null; checked once per connection. */
+  private roleProblem: string | null = null;
   private closeTransport: () => Promise<void> = async () => {};
 
   constructor(config: PostgresConnector) {
@@ -56,8 +62,9 @@ export class PostgresSource implements SourceConnector {
       });
       await client.connect();
       await client.query(
-        `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`,
+        `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET standard_conforming_strings = on; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`,
       );
+      this.roleProblem = await privilegedRole(client);
     } catch (e) {
       await client?.end().catch(() => {});
       await closeTransport();
@@ -74,9 +81,17 @@ export class PostgresSource implements SourceConnector {
     return t;
   }
 
-  /** The relation's columns, or null when it does not exist. The name is resolved like SQL would (search_path). */
+  /**
+   * The relation's columns, or null when it does not exist. The name is resolved like SQL would
+   * (the connection's search_path); `rel` is its schema-qualified name, which the read uses.
+   */
   private async describe(client: pg.Client, source: string): Promise<{ rel: string; columns: Map<string, ColumnInfo> } | null> {
-    const rel = await client.query<{ rel: string | null }>("SELECT to_regclass($1)::text AS rel", [source]);
+    const rel = await client.query<{ rel: string | null }>(
+      `SELECT pg_catalog.quote_ident(n.nspname::pg_catalog.text) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname::pg_catalog.text) AS rel
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+        WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1::pg_catalog.text)`,
+      [source],
+    );
     const relName = rel.rows[0]?.rel;
     if (!relName) return null;
     const cols = await client.query<{ attname: string; typname: string; typcategory: string }>(
@@ -97,6 +112,11 @@ export class PostgresSource implements SourceConnector {
     for (const table of this.config.tables) {
       const problems: string[] = [];
       const warnings: string[] = [];
+      if (this.roleProblem) {
+        const message = privilegedRoleMessage(this.config.id, this.roleProblem, [table.source]);
+        if (this.config.connection.allowSuperuser) warnings.push(`${message} (allowed by connection.allowSuperuser)`);
+        else problems.push(message);
+      }
       const d = await this.describe(client, table.source);
       if (!d) {
         problems.push(`source ${table.source} does not exist or is not visible to this user`);
@@ -120,7 +140,7 @@ export class PostgresSource implements SourceConnector {
           if (spec.currencyColumn && !d.columns.has(spec.currencyColumn))
             problems.push(`currencyColumn ${spec.currencyColumn} of field ${field} is not a column of ${d.rel}`);
         }
-        if (table.where) {
+        if (table.where !== undefined) {
           try {
             await compileWhere(table.where, new Set(d.columns.keys()));
           } catch (e) {
@@ -172,6 +192,14 @@ export class PostgresSource implements SourceConnector {
   async *read(tableName: string, opts: ReadOptions): AsyncIterable<SourcePage> {
     const table = this.tableConfig(tableName);
     const client = await this.connect();
+    if (this.roleProblem && !this.config.connection.allowSuperuser)
+      throw new PrivilegedRoleError(
+        privilegedRoleMessage(
+          this.config.id,
+          this.roleProblem,
+          this.config.tables.map((t) => t.source),
+        ),
+      );
     try {
       yield* this.readWith(client, table, opts);
     } catch (e) {
@@ -207,7 +235,7 @@ export class PostgresSource implements SourceConnector {
       if (problem) throw new ConfigError(`connector ${this.config.id}, table ${table.name}: ${problem}`);
     }
     let where = "";
-    if (table.where) {
+    if (table.where !== undefined) {
       try {
         where = ` WHERE (${await compileWhere(table.where, new Set(d.columns.keys()))})`;
       } catch (e) {
@@ -222,10 +250,24 @@ export class PostgresSource implements SourceConnector {
     const arrays = names.map((n) => fieldCols.get(n)!.category === "A");
 
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const limit = this.config.connection.readTimeoutSeconds ?? READ_TIMEOUT_SECONDS;
+    const deadline = new ReadDeadline(client, {
+      seconds: limit,
+      statementTimeoutMs: this.config.connection.statementTimeoutMs,
+      cancel: (pid) => this.cancelBackend(pid),
+      error: () =>
+        new ReadTimeoutError(
+          `connector ${this.config.id}, table ${table.name}: the read took longer than connection.readTimeoutSeconds (${limit} s); it was cancelled and its transaction ended. ` +
+            "Not retried: the same read would take as long again. Raise connection.readTimeoutSeconds, or make the table's where condition cheaper",
+        ),
+    });
+    let open = true;
     try {
-      await client.query(`DECLARE qobra_sync_read NO SCROLL CURSOR FOR ${sql}`);
+      // Only the built-ins: a function or operator planted in a schema of the role's search_path is never chosen.
+      await client.query("SET LOCAL search_path = pg_catalog, pg_temp");
+      await deadline.run(() => client.query(`DECLARE qobra_sync_read NO SCROLL CURSOR FOR ${sql}`));
       while (!opts.signal.aborted) {
-        const res = await client.query({ text: `FETCH FORWARD ${FETCH_SIZE} FROM qobra_sync_read`, rowMode: "array" });
+        const res = await deadline.run(() => client.query({ text: `FETCH FORWARD ${FETCH_SIZE} FROM qobra_sync_read`, rowMode: "array" }));
         if (res.rows.length === 0) break;
         const records: SourceRecord[] = res.rows.map((row: (string | null)[]) => {
           const fields: Record<string, RawValue> = {};
@@ -237,9 +279,13 @@ export class PostgresSource implements SourceConnector {
         });
         yield { records, sourceTypes };
       }
+      open = false;
       await client.query("COMMIT");
     } catch (e) {
+      open = false;
+      await deadline.stop(); // a cancel in flight lands before the rollback, not on it
       await client.query("ROLLBACK").catch(() => {});
+      if (e instanceof EtlError) throw e;
       if (isRetriablePgError(e))
         throw new SourceUnavailableError(`connector ${this.config.id}, table ${table.name}: lost PostgreSQL while reading: ${(e as Error).message}`, e);
       const code = (e as { code?: string }).code ?? "";
@@ -250,6 +296,24 @@ export class PostgresSource implements SourceConnector {
           e,
         );
       throw e;
+    } finally {
+      await deadline.stop();
+      // The consumer stopped early (the generator was returned): end the transaction too.
+      if (open) await client.query("ROLLBACK").catch(() => {});
+    }
+  }
+
+  /** Cancels the statement running on backend `pid` from a second connection (ReadDeadline). */
+  private async cancelBackend(pid: number): Promise<void> {
+    const { config, close } = await pgClientConfig(this.config.connection, this.config.id);
+    const side = new pg.Client({ ...config, connectionTimeoutMillis: 10_000, application_name: "qobra-sync cancel" });
+    side.on("error", () => {});
+    try {
+      await side.connect();
+      await side.query("SELECT pg_catalog.pg_cancel_backend($1)", [pid]);
+    } finally {
+      await side.end().catch(() => {});
+      await close();
     }
   }
 

@@ -1,110 +1,21 @@
 /**
- * A PostgreSQL connector's custom query is a WHERE condition. It is parsed by PostgreSQL's own
- * parser (libpg_query, through pgsql-parser), checked node by node against an allowlist (one
- * boolean expression over the table's columns, literals, a few operators, functions and casts),
- * and the SQL that runs is deparsed from the checked tree — never the user's text. Anything else
- * (statements, subqueries, comments, parameters, unknown functions such as pg_sleep, dblink,
- * lo_*, set_config) is refused with the reason.
+ * A PostgreSQL connector's custom query is a WHERE condition. The raw text is checked first
+ * (length, control characters — a NUL would silently truncate it in the parser —, no semicolon,
+ * comment or parameter outside literals); it is then parsed by PostgreSQL's own parser (libpg_query,
+ * through pgsql-parser), checked node by node against the allowlist of where-rules.ts (which also
+ * pins every function and operator to pg_catalog), and the SQL that runs is deparsed from the
+ * checked tree — never the user's text. The deparsed SQL is parsed again and must give the same
+ * tree, so a deparser slip can only refuse a condition, never change what it means.
  */
 import { deparse, parse } from "pgsql-parser";
-import { ConfigError } from "../../../lib/errors.ts";
+import { WhereError, checkCharacters, checkCondition } from "./where-rules.ts";
 
-/** A custom query that is refused: the config must change (never retried). */
-export class WhereError extends ConfigError {}
+export { WhereError } from "./where-rules.ts";
 
-const OPERATORS = new Set(["=", "<>", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "||", "~~", "!~~", "~~*", "!~~*", "~", "~*", "!~", "!~*"]);
-const FUNCTIONS = new Set([
-  "lower",
-  "upper",
-  "trim",
-  "btrim",
-  "ltrim",
-  "rtrim",
-  "length",
-  "char_length",
-  "character_length",
-  "substring",
-  "substr",
-  "position",
-  "strpos",
-  "replace",
-  "left",
-  "right",
-  "concat",
-  "starts_with",
-  "abs",
-  "round",
-  "floor",
-  "ceil",
-  "ceiling",
-  "trunc",
-  "date_trunc",
-  "date_part",
-  "extract",
-  "make_date",
-  "now",
-  "age",
-  "to_char",
-  "to_date",
-  "to_timestamp",
-  "coalesce",
-  "nullif",
-  "greatest",
-  "least",
-  "timezone",
-]);
-const TYPES = new Set([
-  "text",
-  "varchar",
-  "bpchar",
-  "char",
-  "int2",
-  "int4",
-  "int8",
-  "int",
-  "integer",
-  "smallint",
-  "bigint",
-  "numeric",
-  "decimal",
-  "float4",
-  "float8",
-  "real",
-  "bool",
-  "boolean",
-  "date",
-  "timestamp",
-  "timestamptz",
-  "time",
-  "timetz",
-  "interval",
-  "money",
-]);
-const A_EXPR_KINDS = new Set([
-  "AEXPR_OP",
-  "AEXPR_IN",
-  "AEXPR_LIKE",
-  "AEXPR_ILIKE",
-  "AEXPR_BETWEEN",
-  "AEXPR_NOT_BETWEEN",
-  "AEXPR_BETWEEN_SYM",
-  "AEXPR_NOT_BETWEEN_SYM",
-  "AEXPR_DISTINCT",
-  "AEXPR_NOT_DISTINCT",
-  "AEXPR_NULLIF",
-  "AEXPR_OP_ANY",
-  "AEXPR_OP_ALL",
-]);
-const SQL_VALUE_FUNCTIONS = new Set([
-  "SVFOP_CURRENT_DATE",
-  "SVFOP_CURRENT_TIMESTAMP",
-  "SVFOP_CURRENT_TIMESTAMP_N",
-  "SVFOP_LOCALTIMESTAMP",
-  "SVFOP_LOCALTIMESTAMP_N",
-]);
+export const MAX_CONDITION_LENGTH = 10_000;
 
 type Node = Record<string, unknown>;
-const strings = (list: unknown): string[] => ((list as Node[] | undefined) ?? []).map((n) => String((n.String as { sval?: string } | undefined)?.sval ?? ""));
+type Tree = { version?: number; stmts?: Array<{ stmt: Node }> };
 
 /**
  * Checks `condition` and returns the SQL to put after WHERE, deparsed from the checked tree.
@@ -112,27 +23,20 @@ const strings = (list: unknown): string[] => ((list as Node[] | undefined) ?? []
  */
 export async function compileWhere(condition: string, columns: ReadonlySet<string>): Promise<string> {
   if (condition.trim() === "") throw new WhereError("the condition is empty");
-  if (condition.length > 10_000) throw new WhereError("the condition is longer than 10,000 characters");
+  if (condition.length > MAX_CONDITION_LENGTH) throw new WhereError("the condition is longer than 10,000 characters");
+  checkCharacters(condition, "it");
   scanOutsideLiterals(condition);
-  let tree: { stmts?: Array<{ stmt: Node }> };
-  try {
-    tree = (await parse(`SELECT 1 FROM qobra_sync_source WHERE ${condition}`)) as typeof tree;
-  } catch (e) {
-    throw new WhereError(`it is not valid SQL: ${(e as Error).message}`);
-  }
-  const stmts = tree.stmts ?? [];
-  if (stmts.length !== 1) throw new WhereError("it holds more than one statement");
-  const select = stmts[0]!.stmt.SelectStmt as Node | undefined;
-  if (!select) throw new WhereError("it is not a condition");
+  const tree = await parseCondition(condition);
+  const select = tree.stmts![0]!.stmt.SelectStmt as Node;
   const allowedKeys = new Set(["targetList", "fromClause", "whereClause", "limitOption", "op"]);
   const extra = Object.keys(select).filter((k) => !allowedKeys.has(k));
   if (extra.length > 0 || select.op !== "SETOP_NONE" || (select.limitOption && select.limitOption !== "LIMIT_OPTION_DEFAULT")) {
     throw new WhereError(`it must be one condition, but it adds ${extra.join(", ") || "clauses"} to the query`);
   }
   if ((select.targetList as unknown[]).length !== 1 || (select.fromClause as unknown[]).length !== 1) throw new WhereError("it must be one condition");
-  check(select.whereClause as Node, columns);
+  checkCondition(select.whereClause, columns);
   const sql = await deparse({
-    version: (tree as { version?: number }).version,
+    version: tree.version,
     stmts: [
       {
         stmt: {
@@ -149,7 +53,38 @@ export async function compileWhere(condition: string, columns: ReadonlySet<strin
   } as never);
   const at = sql.search(/\bWHERE\b/);
   if (at < 0) throw new WhereError("it could not be rebuilt");
-  return sql.slice(at + "WHERE".length).trim();
+  const rebuilt = sql.slice(at + "WHERE".length).trim();
+  const again = await parseCondition(rebuilt).catch(() => undefined);
+  const againWhere = (again?.stmts?.[0]?.stmt.SelectStmt as Node | undefined)?.whereClause;
+  if (JSON.stringify(withoutLocations(againWhere)) !== JSON.stringify(withoutLocations(select.whereClause)))
+    throw new WhereError("it could not be rebuilt faithfully (the rebuilt SQL would not mean the same); write it more simply");
+  return rebuilt;
+}
+
+/** Parses `SELECT 1 FROM qobra_sync_source WHERE <condition>`: exactly one SELECT statement. */
+async function parseCondition(condition: string): Promise<Tree> {
+  let tree: Tree;
+  try {
+    tree = (await parse(`SELECT 1 FROM qobra_sync_source WHERE ${condition}`)) as Tree;
+  } catch (e) {
+    throw new WhereError(`it is not valid SQL: ${(e as Error).message}`);
+  }
+  const stmts = tree.stmts ?? [];
+  if (stmts.length !== 1) throw new WhereError("it holds more than one statement");
+  if (!stmts[0]!.stmt.SelectStmt) throw new WhereError("it is not a condition");
+  return tree;
+}
+
+/** The tree without source positions, to compare two parses. */
+function withoutLocations(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutLocations);
+  if (!node || typeof node !== "object") return node;
+  const out: Node = {};
+  for (const [k, v] of Object.entries(node as Node)) {
+    if (k === "location" || k.endsWith("_start") || k.endsWith("_end")) continue;
+    out[k] = withoutLocations(v);
+  }
+  return out;
 }
 
 /** Refuses semicolons and comments outside string literals and quoted identifiers. */
@@ -196,97 +131,4 @@ function skipQuoted(text: string, start: number, q: string): number {
     i++;
   }
   throw new WhereError("it has an unterminated quoted string");
-}
-
-function check(node: unknown, columns: ReadonlySet<string>, depth = 0): void {
-  if (depth > 64) throw new WhereError("it is nested too deeply");
-  if (Array.isArray(node)) {
-    for (const n of node) check(n, columns, depth + 1);
-    return;
-  }
-  if (!node || typeof node !== "object") throw new WhereError("it holds an unexpected element");
-  const entries = Object.entries(node as Node);
-  if (entries.length !== 1) throw new WhereError("it holds an unexpected element");
-  const [type, body] = entries[0]! as [string, Node];
-  const sub = (k: string) => {
-    if (body[k] !== undefined) check(body[k], columns, depth + 1);
-  };
-  switch (type) {
-    case "A_Const":
-      return;
-    case "ColumnRef": {
-      const fields = body.fields as Node[];
-      if (fields.length !== 1 || !fields[0]!.String) throw new WhereError("columns must be named plainly (no table prefix, no *)");
-      const name = strings(fields)[0]!;
-      if (!columns.has(name)) throw new WhereError(`${name} is not a column of the table`);
-      return;
-    }
-    case "BoolExpr":
-      sub("args");
-      return;
-    case "NullTest":
-    case "BooleanTest":
-      sub("arg");
-      return;
-    case "List":
-      sub("items");
-      return;
-    case "A_ArrayExpr":
-      sub("elements");
-      return;
-    case "CoalesceExpr":
-    case "MinMaxExpr":
-      sub("args");
-      return;
-    case "CaseExpr":
-      sub("arg");
-      sub("args");
-      sub("defresult");
-      return;
-    case "CaseWhen":
-      sub("expr");
-      sub("result");
-      return;
-    case "SQLValueFunction":
-      if (!SQL_VALUE_FUNCTIONS.has(String(body.op))) throw new WhereError(`${String(body.op).replace("SVFOP_", "").toLowerCase()} is not allowed`);
-      return;
-    case "A_Expr": {
-      const kind = String(body.kind);
-      if (!A_EXPR_KINDS.has(kind)) throw new WhereError(`the operator kind ${kind} is not allowed`);
-      const op = strings(body.name);
-      if (op.length !== 1 || (kind !== "AEXPR_IN" && kind !== "AEXPR_LIKE" && kind !== "AEXPR_ILIKE" && !kind.includes("BETWEEN") && !OPERATORS.has(op[0]!))) {
-        throw new WhereError(`the operator ${op.join(".")} is not allowed`);
-      }
-      sub("lexpr");
-      sub("rexpr");
-      return;
-    }
-    case "TypeCast": {
-      const names = strings((body.typeName as Node).names);
-      const t = names[names.length - 1]!;
-      if (names.length > 2 || (names.length === 2 && names[0] !== "pg_catalog") || !TYPES.has(t))
-        throw new WhereError(`casting to ${names.join(".")} is not allowed`);
-      if ((body.typeName as Node).arrayBounds) throw new WhereError("casting to arrays is not allowed");
-      sub("arg");
-      return;
-    }
-    case "FuncCall": {
-      const names = strings(body.funcname);
-      const fn = names[names.length - 1]!;
-      if (names.length > 2 || (names.length === 2 && names[0] !== "pg_catalog") || !FUNCTIONS.has(fn)) {
-        throw new WhereError(`the function ${names.join(".")} is not allowed (allowed: ${[...FUNCTIONS].join(", ")})`);
-      }
-      for (const k of ["agg_star", "agg_distinct", "agg_filter", "agg_order", "over", "agg_within_group", "func_variadic"]) {
-        if (body[k]) throw new WhereError(`aggregate and window forms of ${fn} are not allowed`);
-      }
-      sub("args");
-      return;
-    }
-    case "SubLink":
-      throw new WhereError("subqueries are not allowed");
-    case "ParamRef":
-      throw new WhereError("parameters ($1…) are not allowed");
-    default:
-      throw new WhereError(`${type} is not allowed in a condition`);
-  }
 }

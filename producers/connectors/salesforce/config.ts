@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import { CONNECTOR_ID, CURRENCY_CODE, FIELD_NAME, FieldEntry, TABLE_NAME, checkFields, required, type FieldSpec } from "../../../lib/config-common.ts";
-import { MASS_DELETE_THRESHOLD, connectorTables } from "../../../lib/config-common.ts";
+import { MASS_DELETE_THRESHOLD, connectorTables, secret } from "../../../lib/config-common.ts";
 import { SalesforceSchedule } from "./schedule.ts";
 
 /** A Salesforce API name: Account, Commission__c, ns__Thing__c, Owner_Email__c. */
@@ -46,8 +46,8 @@ export const SalesforceConnector = z.strictObject({
     .default("https://login.salesforce.com")
     .describe("The org's login URL: https://login.salesforce.com, https://test.salesforce.com (sandboxes) or its My Domain URL."),
   clientId: z.string(required("the connected app's consumer key")).min(1).describe("The connected app's consumer key."),
-  clientSecret: z.string(required("the connected app's consumer secret")).min(1).describe("The connected app's consumer secret (use ${env:NAME})."),
-  refreshToken: z.string().min(1).optional().describe("A refresh token; without it, the one stored by `qobra-sync auth <connector>` is used."),
+  clientSecret: secret(z.string(required("the connected app's consumer secret")).min(1)).describe("The connected app's consumer secret (use ${env:NAME})."),
+  refreshToken: secret(z.string().min(1)).optional().describe("A refresh token; without it, the one stored by `qobra-sync auth <connector>` is used."),
   apiVersion: z
     .string()
     .regex(/^\d{2,3}\.0$/, { error: "must look like 62.0" })
