@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { parseConfig, type Config } from "../app/config.ts";
+import { type Config, parseConfig } from "../app/config.ts";
 import { stackDefaults } from "../stack/stack.ts";
 
 export const adminUrl = stackDefaults.postgresUrl;
@@ -78,16 +78,21 @@ export async function withDb<T>(database: string, fn: (c: pg.Client) => Promise<
 }
 
 /** A config document for one PostgreSQL connector, with unique topic prefix and sink schema. */
-export function testConfigYaml(opts: { prefix: string; sinkSchema: string; sourceDb: string; sinkDb: string; tables: string }): string {
-  return `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
+/** The part of a test config before `connectors:`: the local stack, a topic prefix, a sink schema. */
+export function pipelineHeaderYaml(opts: { prefix: string; sinkDb: string; sinkSchema: string; defaultCurrency?: string }): string {
+  return `kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
 topicPrefix: ${opts.prefix}
 sink:
   databaseUrl: "${dbUrl(opts.sinkDb)}"
   schema: ${opts.sinkSchema}
-  defaultCurrency: EUR
-connectors:
+  defaultCurrency: ${opts.defaultCurrency ?? "EUR"}
+`;
+}
+
+export function testConfigYaml(opts: { prefix: string; sinkSchema: string; sourceDb: string; sinkDb: string; tables: string }): string {
+  return `
+${pipelineHeaderYaml(opts)}connectors:
   - id: crm
     type: postgres
     connection: { url: "${dbUrl(opts.sourceDb)}", allowSuperuser: true }

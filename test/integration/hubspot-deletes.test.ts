@@ -6,16 +6,15 @@
  * a reconciliation that would delete too much.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../app/roles.ts";
-import { parseConfig, type Config } from "../../app/config.ts";
+import { type Config, parseConfig } from "../../app/config.ts";
+import { type RunHandle, runRoles } from "../../app/roles.ts";
 import { newRequest, publishRequest } from "../../lib/protocol.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { eventsPosition, waitForRun } from "../../lib/wait.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
-import { startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
-import { stackDefaults } from "../../stack/stack.ts";
+import { type HubSpotSimulator, startHubSpotSimulator } from "../../simulators/hubspot/server.ts";
+import { ensureDatabase, pipelineHeaderYaml, uniqueId, withDb } from "../../support/env.ts";
 import { demoData } from "../../support/hubspot.ts";
-import { dbUrl, ensureDatabase, uniqueId, withDb } from "../../support/env.ts";
 import { syncAndWait } from "../../support/pipeline.ts";
 
 const SINK_DB = "qobra_it_sink";
@@ -64,14 +63,7 @@ beforeAll(async () => {
   await ensureDatabase(SINK_DB);
   config = parseConfig(
     `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
-schemaRegistry: { url: "${stackDefaults.registryUrl}" }
-topicPrefix: ${id}
-sink:
-  databaseUrl: "${dbUrl(SINK_DB)}"
-  schema: ${sinkSchema}
-  defaultCurrency: EUR
-connectors:
+${pipelineHeaderYaml({ prefix: id, sinkDb: SINK_DB, sinkSchema: sinkSchema })}connectors:
   - id: hs
     type: hubspot
     baseUrl: "${sim.url}"

@@ -4,15 +4,14 @@
  * incremental run that picks up a change and an archived record.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../app/roles.ts";
-import { parseConfig, type Config } from "../../app/config.ts";
+import { type Config, parseConfig } from "../../app/config.ts";
+import { type RunHandle, runRoles } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import type { DeadLetter } from "../../schemas/index.ts";
-import { startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
-import { stackDefaults } from "../../stack/stack.ts";
+import { type HubSpotSimulator, startHubSpotSimulator } from "../../simulators/hubspot/server.ts";
+import { ensureDatabase, pipelineHeaderYaml, uniqueId, withDb } from "../../support/env.ts";
 import { demoData } from "../../support/hubspot.ts";
-import { dbUrl, ensureDatabase, uniqueId, withDb } from "../../support/env.ts";
 import { syncAndWait } from "../../support/pipeline.ts";
 
 const SINK_DB = "qobra_it_sink";
@@ -36,14 +35,7 @@ beforeAll(async () => {
   await ensureDatabase(SINK_DB);
   config = parseConfig(
     `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
-schemaRegistry: { url: "${stackDefaults.registryUrl}" }
-topicPrefix: ${id}
-sink:
-  databaseUrl: "${dbUrl(SINK_DB)}"
-  schema: ${sinkSchema}
-  defaultCurrency: JPY
-connectors:
+${pipelineHeaderYaml({ prefix: id, sinkDb: SINK_DB, sinkSchema: sinkSchema, defaultCurrency: "JPY" })}connectors:
   - id: hs
     type: hubspot
     baseUrl: "${sim.url}"

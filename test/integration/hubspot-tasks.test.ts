@@ -5,16 +5,15 @@
  * property change, found by the sweep that follows the tasks.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig, type Config } from "../../app/config.ts";
+import { type Config, parseConfig } from "../../app/config.ts";
+import { type RunHandle, runRoles } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { saveState } from "../../lib/state.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
-import { runRoles, type RunHandle } from "../../app/roles.ts";
-import { generateHubSpotData, startHubSpotSimulator, type HubSpotSimulator } from "../../simulators/hubspot/server.ts";
-import { stackDefaults } from "../../stack/stack.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
+import { generateHubSpotData, type HubSpotSimulator, startHubSpotSimulator } from "../../simulators/hubspot/server.ts";
+import { ensureDatabase, pipelineHeaderYaml, uniqueId, withDb } from "../../support/env.ts";
 import { syncAndWait } from "../../support/pipeline.ts";
-import { dbUrl, ensureDatabase, uniqueId, withDb } from "../../support/env.ts";
 
 const N = 25_000;
 const SHARED = 12_000;
@@ -88,11 +87,7 @@ beforeAll(async () => {
   await ensureDatabase(SINK_DB);
   config = parseConfig(
     `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
-schemaRegistry: { url: "${stackDefaults.registryUrl}" }
-topicPrefix: ${id}
-sink: { databaseUrl: "${dbUrl(SINK_DB)}", schema: ${sinkSchema}, defaultCurrency: EUR }
-connectors:
+${pipelineHeaderYaml({ prefix: id, sinkDb: SINK_DB, sinkSchema: sinkSchema })}connectors:
   - id: hs
     type: hubspot
     baseUrl: "${sim.url}"

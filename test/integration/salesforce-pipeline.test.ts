@@ -7,14 +7,13 @@
  */
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runRoles, type RunHandle } from "../../app/roles.ts";
+import { type RunHandle, runRoles } from "../../app/roles.ts";
 import type { Config } from "../../lib/config.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
-import { stackDefaults } from "../../stack/stack.ts";
-import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
-import { dbUrl, ensureDatabase, testConfig, uniqueId, useScratchTokenStore, withDb } from "../../support/env.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import type { SyncEvent } from "../../schemas/index.ts";
+import { type SalesforceSimulator, startSalesforceSimulator } from "../../simulators/salesforce/server.ts";
+import { ensureDatabase, pipelineHeaderYaml, testConfig, uniqueId, useScratchTokenStore, withDb } from "../../support/env.ts";
 import { syncAndWait } from "../../support/pipeline.ts";
 
 const DEMO = fileURLToPath(new URL("../../simulators/salesforce/demo-data.json", import.meta.url));
@@ -39,14 +38,7 @@ beforeAll(async () => {
   sim = await startSalesforceSimulator({ data: DEMO, port: 0 });
   const t = sim.state.issueTokens();
   config = testConfig(`
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
-schemaRegistry: { url: "${stackDefaults.registryUrl}" }
-topicPrefix: ${id}
-sink:
-  databaseUrl: "${dbUrl(SINK_DB)}"
-  schema: ${sinkSchema}
-  defaultCurrency: EUR
-connectors:
+${pipelineHeaderYaml({ prefix: id, sinkDb: SINK_DB, sinkSchema: sinkSchema })}connectors:
   - id: sf
     type: salesforce
     loginUrl: "${sim.url}"

@@ -10,14 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseConfig, type Config } from "../../app/config.ts";
-import { runRoles, type RunHandle } from "../../app/roles.ts";
+import { type Config, parseConfig } from "../../app/config.ts";
+import { type RunHandle, runRoles } from "../../app/roles.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { readToEnd } from "../../lib/topic-scan.ts";
 import { ScheduleStore } from "../../scheduler/schedules.ts";
 import type { SyncRequest } from "../../schemas/index.ts";
-import { stackDefaults } from "../../stack/stack.ts";
-import { dbUrl, ensureDatabase, uniqueId } from "../../support/env.ts";
+import { ensureDatabase, pipelineHeaderYaml, uniqueId } from "../../support/env.ts";
 
 const SINK_DB = "qobra_it_sink";
 const cleanups: Array<() => Promise<void>> = [];
@@ -31,11 +30,7 @@ const localTime = (ms: number, tz: string) =>
 
 function yaml(prefix: string, sinkSchema: string, connectors: string): string {
   return `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: 2 }
-schemaRegistry: { url: "${stackDefaults.registryUrl}" }
-topicPrefix: ${prefix}
-sink: { databaseUrl: "${dbUrl(SINK_DB)}", schema: ${sinkSchema}, defaultCurrency: EUR }
-connectors:
+${pipelineHeaderYaml({ prefix: prefix, sinkDb: SINK_DB, sinkSchema: sinkSchema })}connectors:
 ${connectors}`;
 }
 
