@@ -1,13 +1,17 @@
 /**
  * The qobra-sync command line. Every command has --help; errors are one clear sentence.
+ * Services (`run`, `serve`) log JSON lines on standard output; every other command prints human
+ * lines only and sends its JSON log lines (ours and the Kafka client's) to a log file
+ * (`.stack/logs/cli.log`, `$QOBRA_SYNC_LOG_FILE`), or to standard error with `--verbose`.
  */
+import { isAbsolute, relative } from "node:path";
 import { Command, Option } from "commander";
 import { loadConfig, findConnector, type Config } from "../app/config.ts";
 import { ConfigError, EtlError, RunFailedError, describeError } from "../lib/errors.ts";
-import { logger } from "../lib/log.ts";
+import { cliLogFile, logFilePath, logger, logTo } from "../lib/log.ts";
 import { maskDeep, maskSecrets } from "../lib/redact.ts";
 import { openRuntime } from "../lib/runtime.ts";
-import { eventsPosition, waitForRun, type Progress } from "../lib/wait.ts";
+import { eventsPosition, requireProducer, waitForRun, type Progress } from "../lib/wait.ts";
 import { createConnector, pluginFor, sourcePlugins } from "../producers/connectors/registry.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import { runRoles, ROLES, type Role } from "../app/roles.ts";
@@ -21,8 +25,22 @@ program
   .name("qobra-sync")
   .description(`Keeps Qobra's PostgreSQL in step with ${listOf(sourcePlugins.map((p) => p.title))} sources, through Kafka.`)
   .option("-c, --config <file>", "configuration file (default: $QOBRA_SYNC_CONFIG or ./qobra-sync.yaml)")
+  .option(
+    "--verbose",
+    "log lines (JSON, ours and the Kafka client's) on standard error instead of the log file ($QOBRA_SYNC_LOG_FILE, else .stack/logs/cli.log)",
+  )
   .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(str) });
+
+/** Commands that are services: they keep structured JSON logs on standard output. */
+const SERVICES = new Set(["run", "serve"]);
+
+program.hook("preAction", (_root, action) => {
+  let top: Command = action;
+  while (top.parent && top.parent !== program) top = top.parent;
+  if (SERVICES.has(top.name())) logTo("stdout");
+  else logTo(program.opts<{ verbose?: boolean }>().verbose ? "stderr" : { file: cliLogFile() });
+});
 
 const config = (): Config => loadConfig(program.opts<{ config?: string }>().config).config;
 
@@ -78,6 +96,9 @@ program
         throw new ConfigError(`connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
     const rt = await openRuntime(cfg, "cli");
     try {
+      // Waiting for a run nobody serves would last for ever: without a producer, say so and stop
+      // (7 s after the command started, giving a producer that is starting up 2 s at least).
+      if (opts.wait) await requireProducer(rt.port, cfg.topicPrefix, { graceMs: Math.max(2000, 7000 - process.uptime() * 1000) });
       const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
       const from = opts.wait ? await eventsPosition(rt.port) : new Map<number, number>();
       const request = newRequest(id, { full: opts.full, tables, by: "cli", forceDeletes: opts.forceDeletes });
@@ -90,6 +111,7 @@ program
       const done = await waitForRun(rt.port, rt.codec, cfg.topicPrefix, request.requestId, from, {
         timeoutMs: Number(opts.timeout) * 1000,
         onProgress: progress,
+        onWarning: warn,
         tables: (tables.length > 0 ? tables : connector.tables.map((t) => t.name)).map((table) => ({ connector: id, table })),
       });
       if (done.type === "RUN_FAILED") {
@@ -130,21 +152,27 @@ program
 
 const stack = program.command("stack").description("the local stack: Kafka (KRaft) and Apicurio Registry from Maven Central, plus the local PostgreSQL");
 for (const action of ["up", "down", "status"] as const) {
-  stack
+  const cmd = stack
     .command(action)
     .description(
       { up: "start Kafka and the registry (idempotent), and check PostgreSQL", down: "stop what `stack up` started", status: "show each service" }[action],
-    )
-    .action(async () => {
-      const m = await import("../stack/stack.ts");
-      const print = (line: string) => console.log(line);
-      const statuses = action === "up" ? await m.stackUp({ print }) : action === "down" ? await m.stackDown({ print }) : await m.stackStatus();
-      for (const s of statuses)
-        console.log(
-          `${s.name.padEnd(9)} ${s.state.padEnd(11)} ${s.address}${s.pid ? ` pid ${s.pid}` : ""}${s.log ? ` log ${s.log}` : ""}${s.detail ? ` — ${s.detail}` : ""}`,
-        );
-      if (action === "up" && statuses.some((s) => s.state === "unavailable" || s.state === "stopped")) process.exitCode = 1;
-    });
+    );
+  if (action === "up")
+    cmd.option("--brokers <n>", "Kafka brokers: 1 (default) or 3 (replication factor 3, min.insync.replicas 2); remembered by down, status and the next up");
+  cmd.action(async (opts: { brokers?: string }) => {
+    const m = await import("../stack/stack.ts");
+    const print = (line: string) => console.log(line);
+    const brokers = opts.brokers === undefined ? undefined : Number(opts.brokers);
+    if (brokers !== undefined && brokers !== 1 && brokers !== 3) throw new ConfigError(`--brokers must be 1 or 3, got ${opts.brokers}`);
+    const statuses = action === "up" ? await m.stackUp({ print, brokers }) : action === "down" ? await m.stackDown({ print }) : await m.stackStatus();
+    const line = (s: (typeof statuses)[number], name: string) =>
+      `${name.padEnd(9)} ${s.state.padEnd(11)} ${s.address}${s.pid ? ` pid ${s.pid}` : ""}${s.log ? ` log ${s.log}` : ""}${s.detail ? ` — ${s.detail}` : ""}`;
+    for (const s of statuses) {
+      console.log(line(s, s.name));
+      for (const [i, b] of (s.brokers ?? []).entries()) console.log(line(b, `  #${i + 1}`));
+    }
+    if (action === "up" && statuses.some((s) => s.state === "unavailable" || s.state === "stopped" || s.state === "partial")) process.exitCode = 1;
+  });
 }
 
 registerDlqCommands(program, config);
@@ -183,9 +211,21 @@ function listOf(names: string[]): string {
   return names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names.join("");
 }
 
+/** A path relative to the working directory when it is under it. */
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
+}
+
 function print(json: boolean, obj: unknown, text: string): void {
   if (json) console.log(JSON.stringify(obj));
   else if (text) console.log(text);
+}
+
+/** A warning while a command goes on: one human line on standard error (below a progress bar). */
+function warn(text: string): void {
+  if (process.stdout.isTTY) process.stdout.write("\n");
+  console.error(`qobra-sync: warning: ${text}`);
 }
 
 function progressPrinter(json: boolean): (p: Progress) => void {
@@ -203,7 +243,11 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const message = describeError(e);
-  console.error(`qobra-sync: ${maskSecrets(message)}`);
-  logger.debug({ err: e }, "command failed");
-  process.exitCode = e instanceof EtlError && e.code === "CONFIG" ? 2 : 1;
+  const configError = e instanceof EtlError && e.code === "CONFIG";
+  logger.error({ err: e }, "command failed");
+  // A configuration error is said whole in its line; for others, the log may tell more.
+  const file = logFilePath();
+  const where = file && !configError ? ` (details: ${displayPath(file)})` : "";
+  console.error(`qobra-sync: ${maskSecrets(message)}${where}`);
+  process.exitCode = configError ? 2 : 1;
 }

@@ -13,7 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-export KAFKAJS_NO_PARTITIONER_WARNING=1 QOBRA_SYNC_LOG_LEVEL="${QOBRA_SYNC_LOG_LEVEL:-warn}"
+# The commands below print human lines only; their JSON logs go to .stack/logs/cli.log (the
+# pipeline's, a service's, to .stack/logs/demo-pipeline.log).
+export KAFKAJS_NO_PARTITIONER_WARNING=1
 export NODE_OPTIONS="${NODE_OPTIONS:-} --disable-warning=TimeoutNegativeWarning"
 cli() { node bin/qobra-sync.js "$@"; }
 state=.stack/demo
@@ -58,7 +60,7 @@ if [ "${1:-}" = "stop" ]; then stop_demo; exit 0; fi
 stop_demo # what a previous demo left running
 
 started=0
-trap 'rc=$?; if [ $rc -ne 0 ] && [ $started = 1 ]; then echo "demo failed (exit $rc); logs in .stack/logs/demo-*.log" >&2; stop_demo; fi' EXIT
+trap 'rc=$?; if [ $rc -ne 0 ] && [ $started = 1 ]; then echo "demo failed (exit $rc); logs in .stack/logs/demo-*.log and .stack/logs/cli.log" >&2; stop_demo; fi' EXIT
 
 cli stack up
 
@@ -94,6 +96,23 @@ for c in crm salesforce hubspot; do cli -c "$config" check "$c"; done
 
 node bin/qobra-sync.js -c "$config" run > .stack/logs/demo-pipeline.log 2>&1 &
 echo $! > "$state/pipeline.pid"
+# `sync --wait` refuses to wait when no producer runs: let the roles join their groups first.
+deadline=$((SECONDS + 120))
+until [ "$(cli -c "$config" lag --json --no-age 2>/dev/null | node --input-type=module -e "
+let t = ''; for await (const c of process.stdin) t += c;
+const g = JSON.parse(t).groups;
+console.log(['producer', 'mapper', 'sink'].every((r) => g.some((x) => x.role === r && x.members > 0)));" 2>/dev/null)" = true ]; do
+  if ! kill -0 "$(cat "$state/pipeline.pid")" 2>/dev/null; then
+    echo "the demo's pipeline stopped at start; see .stack/logs/demo-pipeline.log" >&2
+    exit 1
+  fi
+  if [ $SECONDS -ge $deadline ]; then
+    echo "the demo's pipeline did not join its consumer groups within 120 s; see .stack/logs/demo-pipeline.log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+echo "pipeline: running (its JSON logs: .stack/logs/demo-pipeline.log)"
 for c in crm salesforce hubspot; do
   echo "— full sync of $c"
   cli -c "$config" sync "$c" --full --wait
@@ -122,7 +141,8 @@ Where to look:
   The data:  psql postgres://postgres@127.0.0.1:5432/qobra -c 'SELECT _external_id, _name, amount, amount_currency, closed_on, owner_email, owner_email_user_id, tags FROM $SCHEMA."crm__deals" ORDER BY _external_id LIMIT 5'
              psql postgres://postgres@127.0.0.1:5432/qobra -c 'SELECT _name, "Amount", "Amount_currency", "StageName", "OwnerId" FROM $SCHEMA."salesforce__opportunities"'
   Lag:       npx qobra-sync -c $config lag
-  Logs:      .stack/logs/demo-pipeline.log, .stack/logs/demo-salesforce.log, .stack/logs/demo-hubspot.log
+  Logs:      .stack/logs/demo-pipeline.log, .stack/logs/demo-salesforce.log, .stack/logs/demo-hubspot.log,
+             .stack/logs/cli.log (the commands'; \`--verbose\` shows them on standard error instead)
 EOF
 trap - EXIT
 if [ "${QOBRA_DEMO_KEEP_RUNNING:-1}" = "0" ]; then

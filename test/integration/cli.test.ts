@@ -16,7 +16,7 @@ async function cli(args: string[], configText?: string): Promise<{ code: number;
   try {
     const r = await run(process.execPath, ["bin/qobra-sync.js", ...(configText !== undefined ? ["-c", file] : []), ...args], {
       timeout: 60_000,
-      env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "silent" },
+      env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "silent", QOBRA_SYNC_LOG_FILE: join(dir, "cli.log") },
     });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {

@@ -11,12 +11,12 @@
  * And the users query runs READ ONLY (item 8's second guard): a SELECT calling a function that
  * writes loads nothing and writes nothing.
  */
-import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseConfig, type Config } from "../../app/config.ts";
+import { type Config, parseConfig } from "../../app/config.ts";
 import { UserDirectory } from "../../consumers/mapping/users.ts";
 import { createPool } from "../../lib/pg.ts";
 import { openRuntime, type Runtime } from "../../lib/runtime.ts";
@@ -70,14 +70,14 @@ connectors:
 ${extra}`;
 }
 
-/** The CLI as a user runs it, with the config file and the environment; logs at debug level, so they are checked too. */
+/** The CLI as a user runs it, with the config file and the environment; logs at debug level on standard error (`--verbose`), so they are checked too. */
 function cli(args: string[], text = configText()): Promise<{ code: number; out: string }> {
   const path = join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(path, text);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["bin/qobra-sync.js", "-c", path, ...args],
+      ["bin/qobra-sync.js", "-c", path, "--verbose", ...args],
       { timeout: 120_000, maxBuffer: 16 * 1024 * 1024, env: { ...env, QOBRA_SYNC_LOG_LEVEL: "debug" } },
       (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, out: `${stdout}\n${stderr}` }),
     );
