@@ -46,7 +46,11 @@ export interface ReadOptions {
   /** Full refresh (read everything; the worker infers deletes) rather than incremental. */
   full: boolean;
   signal: AbortSignal;
-  /** The state saved after the last acknowledged page of an earlier run of this table, or null. */
+  /**
+   * The state saved after the last acknowledged page of an earlier run of this table, or null. Full
+   * reads get null, unless the connector sets `hintsFromState`: then they get it too, never to resume
+   * from its cursor (a full read reads everything), only to size the read from what it says.
+   */
   state: unknown;
   /** When this run started (epoch ms): incremental cursors that restart from "the start of the last successful import" use it. */
   runStartedAt: number;
@@ -89,6 +93,12 @@ export interface ReadSlice {
 }
 
 export interface SourceConnector {
+  /**
+   * Optional: full reads get the table's saved state too (ReadOptions.state), as hints only (the
+   * Salesforce connector picks REST or Bulk from the table's last record count, without a call to
+   * learn it). Others get null on full reads, which spares the state topic's read.
+   */
+  readonly hintsFromState?: boolean;
   check(): Promise<TableCheck[]>;
   read(table: string, opts: ReadOptions): AsyncIterable<SourcePage>;
   /**

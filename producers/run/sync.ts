@@ -101,7 +101,7 @@ export async function runSync(
           const readOpts: ReadOptions = {
             full: request.full,
             signal: abort.signal,
-            state: await startingState(run, table),
+            state: await startingState(run, table, source),
             runStartedAt: started,
             heartbeat,
             published: request.full ? undefined : publishedRecords(run, table),

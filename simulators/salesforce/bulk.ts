@@ -1,5 +1,11 @@
 // Bulk API 2.0 query jobs: create, poll (UploadComplete → InProgress → JobComplete | Failed), paged CSV results
 // with Sforce-Locator ("null" on the last page), abort, delete, list.
+//
+// A job runs on its own, as Salesforce's do: it completes once its processing time has passed (real time,
+// from its creation: `processingMs` plus `processingMsPer1000` per thousand records of the object it scans),
+// whether or not anyone polls it, so one status poll after that time finds it JobComplete. The poll-count and
+// simulated-clock knobs (`pollsInUploadComplete`, `pollsInProgress`, `minMsPerState`) can hold it back further.
+// A results page holds at most `resultsPageSize` rows: `maxRecords` only makes pages smaller.
 
 import { COLUMN_DELIMITERS, restDateTime } from "./format.ts";
 import { IdFactory } from "./ids.ts";
@@ -25,6 +31,9 @@ interface BulkJob {
   columnDelimiter: string;
   polls: number;
   stateSince: number;
+  /** performance.now() at creation, and the real milliseconds the job takes to process. */
+  startedAt: number;
+  processingMs: number;
   completedAt: number | null;
   rows: SimRecord[] | null;
   errorMessage: string | null;
@@ -35,6 +44,8 @@ export interface BulkBehaviour {
   pollsInUploadComplete: number;
   pollsInProgress: number;
   minMsPerState: number;
+  processingMs: number;
+  processingMsPer1000: number;
   resultsPageSize: number;
   failQueriesMatching: RegExp | null;
   dailyQueryJobLimit: number;
@@ -42,9 +53,11 @@ export interface BulkBehaviour {
 
 export function bulkBehaviour(s: SimBulkSettings | undefined): BulkBehaviour {
   return {
-    pollsInUploadComplete: s?.pollsInUploadComplete ?? 1,
-    pollsInProgress: s?.pollsInProgress ?? 1,
+    pollsInUploadComplete: s?.pollsInUploadComplete ?? 0,
+    pollsInProgress: s?.pollsInProgress ?? 0,
     minMsPerState: s?.minMsPerState ?? 0,
+    processingMs: s?.processingMs ?? 2000,
+    processingMsPer1000: s?.processingMsPer1000 ?? 20,
     resultsPageSize: s?.resultsPageSize ?? 10_000,
     failQueriesMatching: s?.failQueriesMatching ? new RegExp(s.failQueriesMatching, "i") : null,
     dailyQueryJobLimit: s?.dailyQueryJobLimit ?? 10_000,
@@ -120,6 +133,8 @@ export class BulkJobs {
       columnDelimiter: delim,
       polls: 0,
       stateSince: now,
+      startedAt: performance.now(),
+      processingMs: this.behaviour.processingMs + (this.behaviour.processingMsPer1000 * cq.model.records.size) / 1000,
       completedAt: null,
       rows: null,
       errorMessage: null,
@@ -136,9 +151,11 @@ export class BulkJobs {
     return this.infoJson(job, false);
   }
 
+  /** The job, moved along to where its time (and the knobs) put it. */
   get(id: string): BulkJob {
     const job = this.jobs.get(id);
     if (!job) throw NOT_FOUND();
+    this.advance(job);
     return job;
   }
 
@@ -150,22 +167,32 @@ export class BulkJobs {
     job.systemModstamp = now;
   }
 
-  /** One status poll: advances the job per the configured behaviour. */
+  /** One status poll (counted against the poll knobs). */
   poll(id: string): string {
-    const job = this.get(id);
+    const job = this.jobs.get(id);
+    if (!job) throw NOT_FOUND();
     job.polls++;
+    this.advance(job);
+    return this.infoJson(job, true);
+  }
+
+  /**
+   * Moves a running job along: UploadComplete → InProgress after a quarter of its processing time,
+   * InProgress → JobComplete (or Failed) once all of it has passed, each also held until the poll and
+   * simulated-clock knobs are met.
+   */
+  private advance(job: BulkJob): void {
+    const b = this.behaviour;
     for (;;) {
       const elapsed = this.clock() - job.stateSince;
-      if (job.state === "UploadComplete" && job.polls >= this.behaviour.pollsInUploadComplete && elapsed >= this.behaviour.minMsPerState) {
+      const ran = performance.now() - job.startedAt;
+      if (job.state === "UploadComplete" && job.polls >= b.pollsInUploadComplete && elapsed >= b.minMsPerState && ran >= job.processingMs / 4) {
         this.transition(job, "InProgress");
         continue;
       }
-      if (job.state === "InProgress" && job.polls >= this.behaviour.pollsInProgress && elapsed >= this.behaviour.minMsPerState) {
-        this.complete(job);
-      }
-      break;
+      if (job.state === "InProgress" && job.polls >= b.pollsInProgress && elapsed >= b.minMsPerState && ran >= job.processingMs) this.complete(job);
+      return;
     }
-    return this.infoJson(job, true);
   }
 
   private complete(job: BulkJob): void {
@@ -209,7 +236,10 @@ export class BulkJobs {
   }
 
   list(): string {
-    const records = [...this.jobs.values()].map((j) => this.infoJson(j, false));
+    const records = [...this.jobs.values()].map((j) => {
+      this.advance(j);
+      return this.infoJson(j, false);
+    });
     return `{"done":true,"records":[${records.join(",")}],"nextRecordsUrl":null}`;
   }
 
@@ -230,11 +260,12 @@ export class BulkJobs {
       }
       offset = n;
     }
+    // The server's page is its limit: maxRecords splits results into smaller pages, never larger ones.
     let pageSize = this.behaviour.resultsPageSize;
     if (maxRecordsRaw !== null) {
       const m = Number(maxRecordsRaw);
       if (!Number.isInteger(m) || m <= 0) throw new SfError(400, "INVALID_PARAMETER", `maxRecords must be a positive integer: ${maxRecordsRaw}`);
-      pageSize = m;
+      pageSize = Math.min(m, pageSize);
     }
     const end = Math.min(job.rows.length, offset + pageSize);
     const delim = COLUMN_DELIMITERS[job.columnDelimiter] ?? ",";
@@ -264,7 +295,7 @@ export class BulkJobs {
     if (detailed) {
       o.numberRecordsProcessed = job.rows?.length ?? 0;
       o.retries = 0;
-      o.totalProcessingTime = job.completedAt !== null ? Math.max(0, job.completedAt - job.createdDate) : 0;
+      o.totalProcessingTime = job.completedAt !== null ? Math.round(job.processingMs) : 0;
       o.isPkChunkingSupported = true;
       if (job.errorMessage !== null) o.errorMessage = job.errorMessage;
     }

@@ -336,6 +336,8 @@ export class SalesforceSimControls {
       pollsInUploadComplete: s.pollsInUploadComplete ?? cur.pollsInUploadComplete,
       pollsInProgress: s.pollsInProgress ?? cur.pollsInProgress,
       minMsPerState: s.minMsPerState ?? cur.minMsPerState,
+      processingMs: s.processingMs ?? cur.processingMs,
+      processingMsPer1000: s.processingMsPer1000 ?? cur.processingMsPer1000,
       resultsPageSize: s.resultsPageSize ?? cur.resultsPageSize,
       failQueriesMatching: s.failQueriesMatching !== undefined ? next.failQueriesMatching : cur.failQueriesMatching,
       dailyQueryJobLimit: s.dailyQueryJobLimit ?? cur.dailyQueryJobLimit,

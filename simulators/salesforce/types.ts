@@ -104,13 +104,17 @@ export interface SimOAuthSettings {
 }
 
 export interface SimBulkSettings {
-  /** Status polls a job answers UploadComplete before moving on (default 1). */
+  /** Status polls a job answers UploadComplete before moving on (default 0: time alone moves it). */
   pollsInUploadComplete?: number;
-  /** Status polls a job answers InProgress before JobComplete (default 1). */
+  /** Status polls a job answers InProgress before JobComplete (default 0). */
   pollsInProgress?: number;
   /** Minimum simulated-clock milliseconds spent in each of those two states (default 0). */
   minMsPerState?: number;
-  /** Rows per results page when the request has no maxRecords (default 10000). */
+  /** Real milliseconds a job takes to process, whatever its size (default 2000). */
+  processingMs?: number;
+  /** More real milliseconds per 1,000 records of the object the job scans (default 20). */
+  processingMsPer1000?: number;
+  /** Rows per results page: the server's page, which maxRecords can only make smaller (default 10000). */
   resultsPageSize?: number;
   /** Jobs whose SOQL matches this regular expression end Failed. */
   failQueriesMatching?: string;

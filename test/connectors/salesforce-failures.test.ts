@@ -14,7 +14,7 @@ import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { EtlError } from "../../lib/errors.ts";
 import type { SourceRecord } from "../../producers/connector.ts";
-import { BULK_BATCH_ROWS, streamPage } from "../../producers/connectors/salesforce/bulk.ts";
+import { BULK_BATCH_ROWS, BULK_MAX_RECORDS, streamPage } from "../../producers/connectors/salesforce/bulk.ts";
 import { RETRY } from "../../producers/connectors/salesforce/client.ts";
 import { SalesforceConnector } from "../../producers/connectors/salesforce/config.ts";
 import { SalesforceConcurrencyError, SalesforceLimitError } from "../../producers/connectors/salesforce/errors.ts";
@@ -58,6 +58,8 @@ async function source(data: SalesforceSimData, over: Record<string, unknown> = {
     tables: [{ name: "opportunities", object: "Opportunity", fields: { Amount: "amount", StageName: "picklist", OwnerId: "user" }, ...table }],
     ...over,
   });
+  // Bulk jobs of a fifth of a second (the default is seconds): these tests are about failures, not polling.
+  sim.state.setBulkBehaviour({ processingMs: 200, processingMsPer1000: 0 });
   const store = new TokenStore({ dir: await mkdtemp(join(dir, "t-")), key: randomBytes(32).toString("base64") });
   return { sim, src: new SalesforceSource(config, { tokenStore: store }) };
 }
@@ -85,7 +87,7 @@ describe("Salesforce connector: the concurrent-request limit", () => {
   it("backs off and retries REST pages, Bulk job creation and polls, and result pages; the read completes", async () => {
     const { sim: s, src } = await source(small(), { bulkThreshold: 10 });
     s.state.queryPageSize = 20; // the first page is not the last: totalSize decides for Bulk
-    s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/query", count: 2 } as never);
+    s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/queryAll", count: 2 } as never);
     s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/jobs/query", count: 1 } as never);
     s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/jobs/query/*", method: "GET", count: 1 } as never);
     s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/jobs/query/*/results", count: 1 } as never);
@@ -97,7 +99,7 @@ describe("Salesforce connector: the concurrent-request limit", () => {
 
   it("when it does not clear, fails the run as retriable with the concurrency message, never as a spent daily budget", async () => {
     const { sim: s, src } = await source(small());
-    s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/query", count: 100 } as never);
+    s.state.addFault({ fault: "concurrentRequests", path: "/services/data/*/queryAll", count: 100 } as never);
     const e = await readAll(src).then(
       () => null,
       (x: unknown) => x as Error,
@@ -107,10 +109,10 @@ describe("Salesforce connector: the concurrent-request limit", () => {
     expect((e as EtlError).retriable).toBe(true);
     expect(e!.message).toMatch(/concurrent long-running request limit/);
     expect(e!.message).not.toMatch(/daily/);
-    expect(calls(s, "GET /services/data/vXX.X/query")).toBe(RETRY.concurrency.retries + 1);
+    expect(calls(s, "GET /services/data/vXX.X/queryAll")).toBe(RETRY.concurrency.retries + 1);
     // the daily budget itself still fails at once, as a SalesforceLimitError
     s.state.clearFaults();
-    s.state.addFault({ path: "/services/data/*/query", status: 403 });
+    s.state.addFault({ path: "/services/data/*/queryAll", status: 403 });
     await expect(readAll(src)).rejects.toBeInstanceOf(SalesforceLimitError);
   });
 });
@@ -153,7 +155,7 @@ describe("Salesforce connector: QUERY_TIMEOUT and refused Bulk jobs", () => {
     forced.sim.state.setBulkBehaviour({ dailyQueryJobLimit: 0 });
     const r = await readAll(forced.src);
     expect(r.records).toHaveLength(live(forced.sim));
-    expect(calls(forced.sim, "GET /services/data/vXX.X/query")).toBe(1);
+    expect(calls(forced.sim, "GET /services/data/vXX.X/queryAll")).toBe(1);
   });
 });
 
@@ -161,10 +163,15 @@ describe("Salesforce connector: Bulk result pages", () => {
   it("asks for maxRecords rows per page and hands rows on in batches as each page streams in", async () => {
     const data = generateSalesforceData({ opportunities: 5000, accounts: 50, contacts: 10, leads: 2, tasks: 5, users: 3, commissions: 5, seed: 4 });
     const { sim: s, src } = await source(data, {}, { api: "bulk" });
-    s.state.setBulkBehaviour({ resultsPageSize: 700 }); // the server's own page size, overridden by maxRecords
+    s.state.setBulkBehaviour({ resultsPageSize: 4500 }); // the server's page, below maxRecords: it wins
+    const asked: string[] = [];
+    s.state.onApiRequest = ({ path, query }) => {
+      if (path.endsWith("/results")) asked.push(query.get("maxRecords") ?? "");
+    };
     const r = await readAll(src);
     expect(r.records).toHaveLength(live(s));
-    expect(calls(s, RESULTS)).toBe(1);
+    expect(asked).toEqual(Array(Math.ceil(live(s) / 4500)).fill(String(BULK_MAX_RECORDS)));
+    expect(calls(s, RESULTS)).toBe(Math.ceil(live(s) / 4500));
     expect(Math.max(...r.sizes)).toBeLessThanOrEqual(BULK_BATCH_ROWS);
     expect(r.sizes.length).toBeGreaterThanOrEqual(Math.ceil(live(s) / BULK_BATCH_ROWS));
   });

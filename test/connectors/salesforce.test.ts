@@ -15,7 +15,7 @@ import { ConfigError } from "../../lib/errors.ts";
 import type { SourcePage, SourceRecord } from "../../producers/connector.ts";
 import { runSalesforceAuth } from "../../producers/connectors/salesforce/auth.ts";
 import { SalesforceLimitError } from "../../producers/connectors/salesforce/errors.ts";
-import type { SalesforceState } from "../../producers/connectors/salesforce/soql.ts";
+import { memoOf, type SalesforceState } from "../../producers/connectors/salesforce/soql.ts";
 import { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
 import { parseJsonLossless, plainDecimal } from "../../producers/connectors/salesforce/types.ts";
 import { TokenStore } from "../../producers/oauth/token-store.ts";
@@ -200,6 +200,7 @@ describe("Salesforce connector against the simulator (demo org)", () => {
       `{"totalSize":1,"done":true,"records":[{"attributes":{"type":"Opportunity","url":"/x"},"Id":"${id}","Name":"Big",` +
       `"SystemModstamp":"2025-01-01T00:00:00.000+0000","IsDeleted":false,"CurrencyIsoCode":"EUR","Amount":90071992547409931.25,` +
       `"CloseDate":"2025-01-31","CreatedDate":"2025-01-01T00:00:00.000+0000","OwnerId":"005Gn00000002bJIAQ","AccountId":null,` +
+      `"Owner":{"attributes":{"type":"User","url":"/x"},"Email":"${ADA}"},` +
       `"StageName":"Closed Won","Probability":1.0E-7,"IsWon":true}]}`;
     sim.state.addFault({ method: "GET", path: "/services/data/*/queryAll", status: 200, body });
     const r = await collect(
@@ -258,6 +259,11 @@ describe("Salesforce connector against the simulator (demo org)", () => {
     expect(inc.deletedIds.filter((id) => id !== OPP.d7)).toEqual([OPP.d4]);
     const last = inc.states.at(-1)!;
     expect(Date.parse(last.ts)).toBeGreaterThan(Date.parse(state.ts));
+    // the full read's record count rides along in every later state (the next full read picks REST or Bulk from it)
+    expect(state.n).toBe(7);
+    expect(last.n).toBe(7);
+    expect(memoOf(last, last.sig)).toEqual({ n: 7 });
+    expect(memoOf(last, "another digest")).toEqual({}); // another object, where or fields: not the same read
     // nothing changed since: nothing read, the cursor stays
     const again = await collect(source({ lookbackSeconds: 0 }), "opportunities", { full: false, state: last });
     expect(again.records).toEqual([]);
@@ -521,22 +527,42 @@ describe("Salesforce connector: Bulk API 2.0 for large reads", () => {
     ],
   });
 
-  it("reads 25,000 records through Bulk API 2.0 pages (the multi-page case jsforce breaks on) with few API calls, and REST agrees value for value", async () => {
+  it("reads 25,000 records through Bulk API 2.0 pages (the multi-page case jsforce breaks on) at the fewest calls the API allows, and REST agrees value for value", async () => {
     const live = sim.state.records("Opportunity").length;
+    const pages = Math.ceil(live / 10_000); // the simulator's results page (maxRecords cannot make it larger)
+    const calls = () => Object.fromEntries(Object.entries(sim.counters()).filter(([k]) => /^(GET|POST|PATCH|DELETE) \/services\/data\//.test(k)));
+    const DESCRIBE = "GET /services/data/vXX.X/sobjects/{sobject}/describe",
+      CREATE = "POST /services/data/vXX.X/jobs/query",
+      POLL = "GET /services/data/vXX.X/jobs/query/{jobId}",
+      RESULTS = "GET /services/data/vXX.X/jobs/query/{jobId}/results";
+    const bulkSource = () => new SalesforceSource(connectorConfig(sim, { ...opportunities("auto"), bulkPollIntervalMs: 2000 }), { tokenStore: store });
+    // A table's first run knows nothing: the first REST page's totalSize picks Bulk, polls back off from 500 ms.
     sim.state.resetCounters();
-    const bulk = await collect(new SalesforceSource(connectorConfig(sim, opportunities("auto")), { tokenStore: store }), "opportunities");
-    const bulkCalls = sim.counters()["api:counted"] ?? 0;
+    const cold = await collect(bulkSource(), "opportunities");
+    expect(cold.records).toHaveLength(live);
+    const first = calls();
+    const { [POLL]: coldPolls, ...rest0 } = first;
+    expect(rest0).toEqual({ [DESCRIBE]: 1, "GET /services/data/vXX.X/queryAll": 1, [CREATE]: 1, [RESULTS]: pages }); // no describeGlobal, users query nor job DELETE
+    expect(coldPolls).toBeGreaterThanOrEqual(1);
+    expect(coldPolls).toBeLessThanOrEqual(3); // a job of about 2.5 s: polls at 0.5, 1.5 and 3.5 s
+    const state = cold.states.at(-1)!;
+    expect(state).toMatchObject({ n: live });
+    expect(state.bulkMs).toBeGreaterThan(0);
+    // Every later run: from the state, exactly what the API requires: one describe, the job's creation,
+    // one status poll (waiting about as long as the last job took), the result pages.
+    sim.state.resetCounters();
+    const bulk = await collect(bulkSource(), "opportunities", { state });
     expect(bulk.records).toHaveLength(live);
-    expect(sim.counters()["GET /services/data/vXX.X/jobs/query/{jobId}/results"]).toBe(3);
-    // describeGlobal, describe, 1 REST page (totalSize decides), job create, polls, 3 result pages, job delete, users
-    expect(bulkCalls).toBeLessThanOrEqual(12);
-    expect((bulkCalls / live) * 10_000).toBeLessThan(5);
+    expect(calls()).toEqual({ [DESCRIBE]: 1, [CREATE]: 1, [POLL]: 1, [RESULTS]: pages });
+    const bulkCalls = sim.counters()["api:counted"] ?? 0;
+    expect(bulkCalls).toBe(3 + pages);
+    expect(bulk.states.at(-1)).toMatchObject({ n: live });
 
     sim.state.resetCounters();
     const rest = await collect(new SalesforceSource(connectorConfig(sim, opportunities("rest")), { tokenStore: store }), "opportunities");
     const restCalls = sim.counters()["api:counted"] ?? 0;
     expect(rest.records).toHaveLength(live);
-    expect(restCalls).toBeGreaterThan(bulkCalls);
+    expect(restCalls).toBe(1 + Math.ceil(live / 2000)); // the describe, then every page: no describeGlobal, no users query
     expect(sim.counters()["GET /services/data/vXX.X/query/{locator}"]).toBe(Math.ceil(live / 2000) - 1); // every page followed, past maxFetch's 10,000
     const restById = byId(rest.records);
     for (const r of bulk.records) {
@@ -544,7 +570,8 @@ describe("Salesforce connector: Bulk API 2.0 for large reads", () => {
       expect(r.fields).toEqual(x.fields);
       expect([r.name, r.sourceUpdatedAt]).toEqual([x.name, x.sourceUpdatedAt]);
     }
-    expect(bulk.states.at(-1)).toEqual(rest.states.at(-1));
+    const cursor = ({ v, field, ts, id, sig }: SalesforceState) => ({ v, field, ts, id, sig });
+    expect(cursor(bulk.states.at(-1)!)).toEqual(cursor(rest.states.at(-1)!));
   });
 
   it("falls back to REST when the Bulk job fails", async () => {

@@ -144,7 +144,7 @@ describe("Salesforce simulator: named faults of real orgs", () => {
     });
     const id = (job.json as unknown as { id: string }).id;
     const state = async () => ((await api(s, token, `/services/data/v${V}/jobs/query/${id}`)).json as unknown as { state: string }).state;
-    for (let i = 0; i < 5 && (await state()) !== "JobComplete"; i++);
+    for (let i = 0; i < 50 && (await state()) !== "JobComplete"; i++) await new Promise((r) => setTimeout(r, 100));
     const csv = await api(s, token, `/services/data/v${V}/jobs/query/${id}/results`);
     expect(csv.text.trim().split("\n")).toHaveLength(1 + s.state.records("Opportunity", { includeDeleted: true }).length);
     expect(s.counters()["faults:queryTimeout"]).toBe(1);

@@ -554,7 +554,8 @@ describe("Salesforce simulator: Bulk API 2.0 query jobs", () => {
   beforeAll(async () => {
     data = generateSalesforceData({ opportunities: 2500, accounts: 50, tasks: 10, commissions: 10, deletedRatio: 0.04, seed: 5 });
     sim = await startSalesforceSimulator({ data, port: 0 });
-    sim.state.setBulkBehaviour({ resultsPageSize: 1000 });
+    // Jobs driven by polls here (one poll per state, no processing time); the time-driven default has its own test.
+    sim.state.setBulkBehaviour({ resultsPageSize: 1000, pollsInUploadComplete: 1, pollsInProgress: 1, processingMs: 0, processingMsPer1000: 0 });
     conn = connect(sim, sim.state.issueTokens());
   });
   afterAll(async () => {
@@ -627,11 +628,12 @@ describe("Salesforce simulator: Bulk API 2.0 query jobs", () => {
     expect(pages[0]).toMatch(/\n"006[A-Za-z0-9]{15}","[^"]*","[^"]*","\d{4}-\d\d-\d\d","\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z","false","[^"]+@example\.com",/);
     const sample = rows[0]!;
     expect(sample.SystemModstamp).toBe(new Date(Date.parse(String(byId.get(sample.Id!)!.SystemModstamp))).toISOString());
-    // a locator can be re-read, and maxRecords sets the page size
+    // a locator can be re-read, and maxRecords makes pages smaller, never larger than the server's
     const again = await rawRequest(conn, { method: "GET", url: `${jobsPath}/${id}/results?locator=${locators[0]}` });
     expect(again.body).toBe(pages[1]);
     const small = await fetchAllPages(id, 700);
     expect(small.counts.slice(0, 3)).toEqual([700, 700, 700]);
+    expect((await fetchAllPages(id, 5000)).counts).toEqual(counts);
 
     // queryAll includes the deleted rows
     const jobAll = String((await createJob("SELECT Id, IsDeleted FROM Opportunity", "queryAll")).id);
@@ -664,6 +666,38 @@ describe("Salesforce simulator: Bulk API 2.0 query jobs", () => {
     expect((await rejection(createJob("SELECT COUNT() FROM Account"))).name).toBe("INVALIDJOB");
     expect((await rejection(createJob("SELECT Id FROM Account LIMIT 5 OFFSET 5"))).name).toBe("INVALIDJOB");
     expect((await rejection(createJob("SELECT Nope FROM Account"))).name).toBe("INVALID_FIELD");
+  });
+
+  it("by default a job runs on its own time: complete once its processing time has passed, polled or not", async () => {
+    const s = await startSalesforceSimulator({ data, port: 0 });
+    try {
+      s.state.setBulkBehaviour({ processingMs: 800, processingMsPer1000: 80 }); // 2,500 opportunities: 1,000 ms
+      const c = connect(s, s.state.issueTokens());
+      const job = (q: string) =>
+        c.request<Record<string, unknown>>({
+          method: "POST",
+          url: jobsPath,
+          body: JSON.stringify({ operation: "query", query: q }),
+          headers: { "Content-Type": "application/json" },
+        });
+      const id = String((await job("SELECT Id FROM Opportunity")).id);
+      const info = () => c.request<Record<string, unknown>>(`${jobsPath}/${id}`);
+      expect((await info()).state).toBe("UploadComplete");
+      expect((await rejection(rawRequest(c, { method: "GET", url: `${jobsPath}/${id}/results` }))).message).toContain("JOB_NOT_COMPLETE");
+      await new Promise((r) => setTimeout(r, 300)); // past a quarter of its time
+      expect((await info()).state).toBe("InProgress");
+      await new Promise((r) => setTimeout(r, 750));
+      expect(await info()).toMatchObject({ state: "JobComplete", totalProcessingTime: 1000 });
+      // another job, never polled: its results are there once its time has passed
+      const quiet = String((await job("SELECT Id FROM Opportunity")).id);
+      await new Promise((r) => setTimeout(r, 1050));
+      const res = await rawRequest(c, { method: "GET", url: `${jobsPath}/${quiet}/results?maxRecords=100000` });
+      const live = data.objects.Opportunity!.records!.filter((o) => o.IsDeleted !== true).length;
+      expect(res.headers["sforce-numberofrecords"]).toBe(String(live)); // the server's page (default 10,000): all of it
+      expect(s.counters()["GET /services/data/vXX.X/jobs/query/{jobId}"]).toBe(3);
+    } finally {
+      await s.close();
+    }
   });
 
   it("works with jsforce bulk2.query for a single-page result", async () => {

@@ -8,6 +8,14 @@
  * on in batches, never a whole page held), and check the row count against the job's
  * numberRecordsProcessed. Creation and polls wait out the concurrent-request limit
  * (client.withRetry); a job Salesforce refuses at creation is a BulkJobFailedError with `refused`.
+ *
+ * Every call counts against the org's daily API budget, so a job costs what the API requires and no
+ * more: its creation, its status polls (the results answer only once the job is JobComplete), and
+ * its result pages. The first poll waits about as long as the table's last job took (`expectedMs`,
+ * from the saved state), so a job that runs as long as the last one costs one poll; without that, or
+ * when the job is not done yet, the waits double from FIRST_POLL_MS up to `pollIntervalMs`. A job
+ * read to the end is not deleted (Salesforce deletes terminal jobs after 7 days; a DELETE would be
+ * one more call per run); one abandoned part-way is aborted while it runs, or deleted once complete.
  */
 import { pipeline } from "node:stream/promises";
 import { parse as csvParser } from "csv-parse";
@@ -22,6 +30,12 @@ import { SalesforceApiError, SalesforceUnavailableError } from "./errors.ts";
 export const BULK_MAX_RECORDS = 10_000;
 /** Rows handed on at a time while a page streams in. */
 export const BULK_BATCH_ROWS = 2_000;
+/** The first status poll of a job whose duration nothing tells (at most pollIntervalMs); later waits double. */
+export const FIRST_POLL_MS = 500;
+/** The first poll waits this much longer than the table's last job took (jobs vary). */
+const EXPECTED_MARGIN = 1.1;
+/** Longest sleep without a heartbeat while a job runs. */
+const HEARTBEAT_MS = 5000;
 
 interface BulkPage {
   /** Column names of the page's header row (as in the SELECT). */
@@ -45,6 +59,7 @@ interface JobInfo {
   state: string;
   errorMessage?: string | null;
   numberRecordsProcessed?: number;
+  totalProcessingTime?: number;
 }
 
 interface BulkQueryOptions {
@@ -55,9 +70,13 @@ interface BulkQueryOptions {
   timeoutMs: number;
   /** Rows per results page (default BULK_MAX_RECORDS). */
   maxRecords?: number;
+  /** How long the table's last job took (ms): the first poll waits about that long. */
+  expectedMs?: number;
+  /** Called once the job is complete, with how long it took (ms), for the next run's expectedMs. */
+  onComplete?: (ms: number) => void;
 }
 
-/** Runs one Bulk API 2.0 query job and yields its result pages. The job is deleted afterwards. */
+/** Runs one Bulk API 2.0 query job and yields its result pages (the job is left to Salesforce once read to the end). */
 export async function* bulkQuery(client: SalesforceClient, soql: string, opts: BulkQueryOptions): AsyncGenerator<BulkPage> {
   const conn: Connection = await client.connect();
   const job = new QueryJobV2(conn, {
@@ -75,23 +94,35 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
     throw err;
   }
   const jobId = info.id;
+  const created = Date.now();
   let finished = false;
   try {
-    const deadline = Date.now() + opts.timeoutMs;
-    for (let wait = Math.min(250, opts.pollIntervalMs); ; wait = Math.min(wait * 2, opts.pollIntervalMs)) {
-      info = (await client.withRetry(() => job.check(), { signal: opts.signal })) as unknown as JobInfo;
-      client.checkBudget();
-      if (info.state === "JobComplete") break;
-      if (info.state === "Failed") throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} failed: ${info.errorMessage ?? "no reason given"}`, jobId);
-      if (info.state === "Aborted") throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} was aborted`, jobId);
-      if (opts.signal.aborted) return;
-      if (Date.now() + wait > deadline)
+    const deadline = created + opts.timeoutMs;
+    let wait = opts.expectedMs && opts.expectedMs > 0 ? Math.ceil(opts.expectedMs * EXPECTED_MARGIN) : Math.min(FIRST_POLL_MS, opts.pollIntervalMs);
+    // When the job is known not to have been complete: its duration lies between that poll and the one that found it complete.
+    let notBefore = 0;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0)
         throw new BulkJobFailedError(
           `Bulk API 2.0 job ${jobId} did not complete within ${opts.timeoutMs} ms (state ${info.state}); raise bulkTimeoutMs`,
           jobId,
         );
-      await opts.heartbeat?.();
-      await sleep(wait, opts.signal);
+      await pause(Math.min(wait, left), opts);
+      if (opts.signal.aborted) return;
+      info = (await client.withRetry(() => job.check(), { signal: opts.signal })) as unknown as JobInfo;
+      client.checkBudget();
+      const took = Date.now() - created;
+      if (info.state === "JobComplete") {
+        // Salesforce's own processing time, kept within what the polls saw.
+        const reported = typeof info.totalProcessingTime === "number" && info.totalProcessingTime > 0 ? info.totalProcessingTime : took;
+        opts.onComplete?.(Math.min(took, Math.max(notBefore, reported)));
+        break;
+      }
+      if (info.state === "Failed") throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} failed: ${info.errorMessage ?? "no reason given"}`, jobId);
+      if (info.state === "Aborted") throw new BulkJobFailedError(`Bulk API 2.0 job ${jobId} was aborted`, jobId);
+      notBefore = took;
+      wait = Math.min(wait * 2, opts.pollIntervalMs);
     }
     const expected = typeof info.numberRecordsProcessed === "number" ? info.numberRecordsProcessed : null;
     let rows = 0;
@@ -133,9 +164,19 @@ export async function* bulkQuery(client: SalesforceClient, soql: string, opts: B
     }
     finished = true;
   } finally {
-    // Free the job's stored results (best effort; a running job is aborted first).
-    if (!finished && info!.state !== "JobComplete" && info!.state !== "Failed" && info!.state !== "Aborted") await job.abort().catch(() => undefined);
-    await job.delete().catch(() => undefined);
+    // Abandoned part-way (an error, the run stopped): a running job is aborted, a complete one's results deleted
+    // (best effort). A failed job is left for the org's admins to see; Salesforce deletes it after 7 days.
+    if (!finished && (info!.state === "UploadComplete" || info!.state === "InProgress")) await job.abort().catch(() => undefined);
+    else if (!finished && info!.state === "JobComplete") await job.delete().catch(() => undefined);
+  }
+}
+
+/** Sleeps `ms` (stopped by the run's signal), sending heartbeats at least every HEARTBEAT_MS. */
+async function pause(ms: number, opts: BulkQueryOptions): Promise<void> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0 && !opts.signal.aborted; left = until - Date.now()) {
+    await opts.heartbeat?.();
+    await sleep(Math.min(left, HEARTBEAT_MS), opts.signal);
   }
 }
 

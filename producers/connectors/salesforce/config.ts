@@ -71,7 +71,9 @@ export const SalesforceConnector = z.strictObject({
     .min(50)
     .max(60_000)
     .default(2000)
-    .describe("Longest wait between two status polls of a Bulk API 2.0 job (polls start faster and back off)."),
+    .describe(
+      "Longest wait between two status polls of a Bulk API 2.0 job (the first poll waits about as long as the table's last job took, else 500 ms; then the waits double up to this).",
+    ),
   bulkTimeoutMs: z.number().int().min(1000).default(3_600_000).describe("A Bulk API 2.0 job not complete after this long fails the run."),
   maxApiUsagePercent: z
     .number()

@@ -1,10 +1,12 @@
 /**
- * What the Salesforce source knows about an org before it reads a table: the objects
- * (describeGlobal: names, key prefixes), each object's describe, the org's corporate currency,
- * each read once per connector instance (i.e. per run); and the plan of a table's read that
- * follows: the fields and their Qobra types, the SELECT list, the name, cursor and currency
- * fields, the validated `where`, and a signature of all that (a change restarts from the complete
- * history). A table whose config does not match the org lists every problem.
+ * What the Salesforce source knows about an org before it reads a table: each object's describe,
+ * the objects' key prefixes (describeGlobal, read only when a table has a polymorphic reference to
+ * resolve, or to name the near misses of an object that does not exist), the org's corporate
+ * currency, each read once per connector instance (i.e. per run); and the plan of a table's read
+ * that follows: the fields and their Qobra types, the SELECT list (with `<relationship>.Email` for
+ * user references, so that users' emails come with the records at no extra call), the name, cursor
+ * and currency fields, the validated `where`, and a signature of all that (a change restarts from
+ * the complete history). A table whose config does not match the org lists every problem.
  */
 import { createHash } from "node:crypto";
 import type { QobraType } from "../../../lib/config-common.ts";
@@ -44,6 +46,8 @@ interface OutField {
   field: SfField;
   type: QobraType;
   userKey: string | undefined;
+  /** A user reference read as the user's email: the SELECT's relationship column holding it (`Owner.Email`), or null (looked up). */
+  email: string | null;
 }
 
 export interface TablePlan {
@@ -61,6 +65,8 @@ export interface TablePlan {
   currencyColumns: Array<{ key: string; field: SfField }>;
   /** Amounts default to CurrencyIsoCode but the object has none: fill it with the corporate currency. */
   wantsCorporateCurrency: boolean;
+  /** A reference field may point at more than one object: its `__type` comes from the key prefixes (describeGlobal). */
+  needsPrefixes: boolean;
   where: string | null;
   sourceTypes: Record<string, string>;
   sig: string;
@@ -72,6 +78,7 @@ export class SalesforceMetadata {
   private readonly client: SalesforceClient;
   private readonly log: Logger;
   private globalCache: Global | undefined;
+  /** By the object's name in lower case (as configured, and as Salesforce spells it). */
   private readonly describes = new Map<string, SObjectDescribe>();
   private corporate: string | null | undefined;
 
@@ -115,19 +122,21 @@ export class SalesforceMetadata {
     return o;
   }
 
+  /** One describe per object per run, asked for directly: describeGlobal only explains an object that is not found. */
   private async describe(object: string): Promise<SObjectDescribe> {
-    const o = await this.objectInfo(object);
-    let d = this.describes.get(o.name);
-    if (!d) {
-      try {
-        d = (await this.getJson(`${this.client.apiPath}/sobjects/${encodeURIComponent(o.name)}/describe`)) as SObjectDescribe;
-      } catch (e) {
-        if (e instanceof SalesforceApiError && e.errorCode === "NOT_FOUND")
-          throw new ConfigError(`connector ${this.config.id}: Salesforce object ${o.name} cannot be described by the connected user`, e);
-        throw e;
-      }
-      this.describes.set(o.name, d);
+    const cached = this.describes.get(object.toLowerCase());
+    if (cached) return cached;
+    let d: SObjectDescribe;
+    try {
+      d = (await this.getJson(`${this.client.apiPath}/sobjects/${encodeURIComponent(object)}/describe`)) as SObjectDescribe;
+    } catch (e) {
+      if (!(e instanceof SalesforceApiError && e.errorCode === "NOT_FOUND")) throw e;
+      const o = await this.objectInfo(object); // unknown: names the near misses
+      throw new ConfigError(`connector ${this.config.id}: Salesforce object ${o.name} cannot be described by the connected user`, e);
     }
+    if (d.queryable === false) throw new ConfigError(`connector ${this.config.id}: Salesforce object ${d.name} is not queryable`);
+    this.describes.set(object.toLowerCase(), d);
+    this.describes.set(d.name.toLowerCase(), d);
     return d;
   }
 
@@ -143,7 +152,7 @@ export class SalesforceMetadata {
     if (configured.length === 0) {
       for (const f of d.fields) {
         const type = defaultQobraType(f);
-        if (type) fields.push({ key: f.name, field: f, type, userKey: undefined });
+        if (type) fields.push({ key: f.name, field: f, type, userKey: undefined, email: emailColumn(f, type, undefined) });
       }
     } else {
       for (const [key, spec] of configured) {
@@ -157,7 +166,7 @@ export class SalesforceMetadata {
           problems.push(bad);
           continue;
         }
-        fields.push({ key, field: f, type: spec.type, userKey: spec.userKey });
+        fields.push({ key, field: f, type: spec.type, userKey: spec.userKey, email: emailColumn(f, spec.type, spec.userKey) });
       }
     }
     const currencyField = get("CurrencyIsoCode") ?? null;
@@ -207,6 +216,7 @@ export class SalesforceMetadata {
     add(currencyField);
     for (const f of fields) add(f.field);
     for (const c of currencyColumns) add(c.field);
+    for (const f of fields) if (f.email && !select.some((s) => s.toLowerCase() === f.email!.toLowerCase())) select.push(f.email);
     const sourceTypes: Record<string, string> = {};
     for (const f of fields) {
       sourceTypes[f.key] = `sf:${f.field.type}`;
@@ -233,6 +243,7 @@ export class SalesforceMetadata {
         currencyField,
         currencyColumns,
         wantsCorporateCurrency,
+        needsPrefixes: fields.some((f) => f.field.type === "reference" && f.type !== "user" && (f.field.referenceTo?.length ?? 0) !== 1),
         where,
         sourceTypes,
         sig,
@@ -264,6 +275,17 @@ export class SalesforceMetadata {
     }
     return this.corporate;
   }
+}
+
+/**
+ * The relationship column that holds a user reference's email (`Owner.Email`, `Payee__r.Email`): read with
+ * the records, so no query of the users is needed. Polymorphic owners (User or Group) go through the Name
+ * entity, which has Email too; the source keeps it only for user ids. Null when the field has no
+ * relationship name (then the users are looked up by id).
+ */
+function emailColumn(f: SfField, type: QobraType, userKey: string | undefined): string | null {
+  if (type !== "user" || f.type !== "reference" || (userKey && userKey !== "email") || !f.relationshipName) return null;
+  return `${f.relationshipName}.Email`;
 }
 
 function suggest(name: string, fields: SfField[]): string {

@@ -17,6 +17,23 @@ export interface SalesforceState {
   id: string | null;
   /** Digest of object, cursor field, where and fields: a change restarts from the complete history. */
   sig: string;
+  /** Records the table's last full read found: the next full read picks REST or Bulk from it, without a REST page to learn it. */
+  n?: number;
+  /** How long the table's last Bulk API 2.0 job took (ms): the next job's first status poll waits about that long. */
+  bulkMs?: number;
+}
+
+/** What a read learns for the next run of its table, carried in its state. */
+export type ReadMemo = Pick<SalesforceState, "n" | "bulkMs">;
+
+/** The memo of a saved state (any run's, full or incremental) when it describes the same read (same digest), else nothing. */
+export function memoOf(raw: unknown, sig: string): ReadMemo {
+  const s = raw as Partial<SalesforceState> | null;
+  if (!s || typeof s !== "object" || s.sig !== sig) return {};
+  const memo: ReadMemo = {};
+  if (typeof s.n === "number" && Number.isInteger(s.n) && s.n >= 0) memo.n = s.n;
+  if (typeof s.bulkMs === "number" && Number.isFinite(s.bulkMs) && s.bulkMs > 0) memo.bulkMs = Math.round(s.bulkMs);
+  return memo;
 }
 
 /** A position in the cursor order: (timestamp, Id). */

@@ -9,16 +9,20 @@
  *    records on the cursor edge or committed late are read again rather than missed. Rows with
  *    IsDeleted = true become deletedIds; with a `where`, records that stopped matching it since
  *    the cursor are deleted too. Each REST page carries its (timestamp, Id) state.
- *  - REST below bulkThreshold records (the first REST page's totalSize decides, so small tables
- *    cost no extra call), Bulk API 2.0 above it, with result pages fetched here (bulk.ts).
+ *  - REST below bulkThreshold records, Bulk API 2.0 above it, with result pages fetched here
+ *    (bulk.ts). A full read decides from the count its table's last full read saved in the state
+ *    (no call spent to learn it); otherwise the first REST page's totalSize decides, so small tables
+ *    cost no extra call. The state also keeps how long the last Bulk job took, which the next job's
+ *    first status poll waits.
  *    REST pages are followed through nextRecordsUrl one by one (never jsforce's autoFetch, which
  *    silently stops at maxFetch = 10,000). A REST query Salesforce gives up on (QUERY_TIMEOUT) goes
  *    through Bulk, or narrower SystemModstamp windows (windows.ts); an object too wide for one URL
  *    goes through Bulk, or REST queries of fewer fields joined by Id (chunks.ts).
  *  - Values leave exact (types.ts): numbers are read from the response text, never
- *    through floats; user references carry the user's email; references carry `<field>__type`,
- *    the referenced object resolved through describeGlobal's key prefixes (polymorphic WhoId,
- *    WhatId, OwnerId); CurrencyIsoCode rides along for amounts.
+ *    through floats; user references carry the user's email (read with the records through the
+ *    relationship, `Owner.Email`); references carry `<field>__type`, the referenced object (the
+ *    field's only target, or, for polymorphic WhoId and WhatId, the one describeGlobal's key
+ *    prefixes name); CurrencyIsoCode rides along for amounts.
  *  - The custom `where` is parsed with a SOQL parser and re-composed from its syntax tree before
  *    use: a condition that does not parse, or that carries LIMIT/ORDER BY/…, is a ConfigError.
  *
@@ -36,16 +40,20 @@ import type { SalesforceConnector, SalesforceTable } from "./config.ts";
 import { SalesforceApiError, SalesforceLimitError, type ApiUsage } from "./errors.ts";
 import { SalesforceMetadata, type TablePlan } from "./plan.ts";
 import { MAX_REST_URL, executeQuery, readRest, restPages, type Batch, type QueryContext } from "./query.ts";
-import { cursorCondition, cursorLowerMs, maxCursor, queryPath, type Cursor, type SalesforceState } from "./soql.ts";
+import { cursorCondition, cursorLowerMs, maxCursor, memoOf, queryPath, type Cursor, type ReadMemo, type SalesforceState } from "./soql.ts";
 import { normalizeDateTime, rawValue } from "./types.ts";
 
 const log = logger.child({ component: "salesforce" });
+/** The key prefix of User ids (the same in every org). */
+const USER_PREFIX = "005";
 
 interface SalesforceSourceOptions {
   tokenStore?: TokenStore;
 }
 
 export class SalesforceSource implements SourceConnector {
+  /** Full reads take their table's last record count and Bulk job duration from the saved state. */
+  readonly hintsFromState = true;
   readonly config: SalesforceConnector;
   readonly client: SalesforceClient;
   private readonly metadata: SalesforceMetadata;
@@ -152,8 +160,10 @@ export class SalesforceSource implements SourceConnector {
     const callsBefore = this.client.calls;
     try {
       const plan = await this.metadata.planOrThrow(table);
-      if (opts.full || !plan.cursorField) yield* this.readFull(plan, opts);
-      else yield* this.readIncremental(plan, opts);
+      // What the table's last runs learnt (its record count, its Bulk job's duration), whatever their kind.
+      const memo = memoOf(opts.state, plan.sig);
+      if (opts.full || !plan.cursorField) yield* this.readFull(plan, opts, memo);
+      else yield* this.readIncremental(plan, opts, memo);
     } catch (e) {
       throw this.contextualize(table, e);
     } finally {
@@ -179,21 +189,24 @@ export class SalesforceSource implements SourceConnector {
   private queryPath(soql: string, all: boolean): string {
     return queryPath(this.client.apiPath, soql, all);
   }
-  private async *readFull(plan: TablePlan, opts: ReadOptions): AsyncGenerator<SourcePage> {
+  private async *readFull(plan: TablePlan, opts: ReadOptions, memo: ReadMemo): AsyncGenerator<SourcePage> {
     const conds = [plan.hasIsDeleted ? "IsDeleted = false" : null, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
     let max: Cursor | null = null;
+    let n = 0;
     const q = { select: plan.select, conds, ordered: false, fromMs: null };
-    for await (const batch of executeQuery(this.queries, plan, q, plan.hasIsDeleted, opts)) {
+    for await (const batch of executeQuery(this.queries, plan, q, plan.hasIsDeleted, opts, { expected: memo.n ?? null, memo })) {
       const page = await this.convert(plan, batch);
       max = maxCursor(max, page.max);
+      n += page.records.length;
       if (page.records.length > 0) yield { records: page.records, sourceTypes: plan.sourceTypes };
     }
     if (opts.signal.aborted) return;
-    const state = this.finalState(plan, max, opts);
+    memo.n = n;
+    const state = this.finalState(plan, max, opts, memo);
     if (state) yield { records: [], sourceTypes: plan.sourceTypes, state };
   }
 
-  private async *readIncremental(plan: TablePlan, opts: ReadOptions): AsyncGenerator<SourcePage> {
+  private async *readIncremental(plan: TablePlan, opts: ReadOptions, memo: ReadMemo): AsyncGenerator<SourcePage> {
     const field = plan.cursorField!.name;
     const state = this.validState(plan, opts.state);
     const bound = state ? cursorCondition(field, state, this.config.lookbackSeconds) : null;
@@ -211,10 +224,12 @@ export class SalesforceSource implements SourceConnector {
     const conds = [bound, plan.where ? `(${plan.where})` : null].filter((c): c is string => c !== null);
     let max: Cursor | null = null;
     let savedMax: Cursor | null = null;
-    for await (const batch of executeQuery(this.queries, plan, { select: plan.select, conds, ordered: true, fromMs }, all, opts)) {
+    const q = { select: plan.select, conds, ordered: true, fromMs };
+    // The first REST page decides; a Bulk job (a large change set) is not timed against the full read's, nor remembered.
+    for await (const batch of executeQuery(this.queries, plan, q, all, opts, { expected: null, memo: {} })) {
       const page = await this.convert(plan, batch);
       max = maxCursor(max, page.max);
-      const pageState = batch.ordered && page.max ? this.stateOf(plan, page.max) : undefined;
+      const pageState = batch.ordered && page.max ? this.stateOf(plan, page.max, memo) : undefined;
       if (pageState) savedMax = page.max;
       if (page.records.length > 0 || page.deletedIds.length > 0 || pageState) {
         yield { records: page.records, deletedIds: page.deletedIds, sourceTypes: plan.sourceTypes, ...(pageState ? { state: pageState } : {}) };
@@ -223,7 +238,7 @@ export class SalesforceSource implements SourceConnector {
     if (opts.signal.aborted) return;
     if (max && max === savedMax) return;
     if (!max && state) return; // nothing changed: the saved cursor stays
-    const final = this.finalState(plan, max, opts);
+    const final = this.finalState(plan, max, opts, memo);
     if (final) yield { records: [], sourceTypes: plan.sourceTypes, state: final };
   }
 
@@ -251,22 +266,23 @@ export class SalesforceSource implements SourceConnector {
     return s as SalesforceState;
   }
 
-  private stateOf(plan: TablePlan, c: Cursor): SalesforceState {
-    return { v: 1, field: plan.cursorField!.name, ts: new Date(c.ms).toISOString(), id: c.id, sig: plan.sig };
+  private stateOf(plan: TablePlan, c: Cursor, memo: ReadMemo): SalesforceState {
+    return { v: 1, field: plan.cursorField!.name, ts: new Date(c.ms).toISOString(), id: c.id, sig: plan.sig, ...memo };
   }
 
   /** The state a run ends with: the newest record it saw, else (an empty read) shortly before the run started. */
-  private finalState(plan: TablePlan, max: Cursor | null, opts: ReadOptions): SalesforceState | null {
+  private finalState(plan: TablePlan, max: Cursor | null, opts: ReadOptions, memo: ReadMemo): SalesforceState | null {
     if (!plan.cursorField) return null;
-    if (max) return this.stateOf(plan, max);
+    if (max) return this.stateOf(plan, max, memo);
     const ms = opts.runStartedAt - Math.max(this.config.lookbackSeconds, 900) * 1000;
-    return { v: 1, field: plan.cursorField.name, ts: new Date(ms).toISOString(), id: null, sig: plan.sig };
+    return { v: 1, field: plan.cursorField.name, ts: new Date(ms).toISOString(), id: null, sig: plan.sig, ...memo };
   }
 
   /** Raw records of one batch, the ids it reports deleted, and the newest cursor in it. */
   private async convert(plan: TablePlan, batch: Batch): Promise<{ records: SourceRecord[]; deletedIds: string[]; max: Cursor | null }> {
     const { rows, csv } = batch;
-    const userRefs = plan.fields.filter((f) => f.type === "user" && f.field.type === "reference" && (!f.userKey || f.userKey === "email"));
+    // User references without a relationship column for the email (rare): the users are looked up by id.
+    const userRefs = plan.fields.filter((f) => f.type === "user" && f.field.type === "reference" && (!f.userKey || f.userKey === "email") && !f.email);
     if (userRefs.length > 0) {
       const ids = new Set<string>();
       for (const r of rows)
@@ -277,7 +293,7 @@ export class SalesforceSource implements SourceConnector {
       await this.resolveUsers(ids);
     }
     const corporate = plan.wantsCorporateCurrency ? await this.metadata.corporateCurrency() : null;
-    const { byPrefix } = await this.metadata.global();
+    const byPrefix = plan.needsPrefixes ? (await this.metadata.global()).byPrefix : null;
     const records: SourceRecord[] = [];
     const deletedIds: string[] = [];
     let max: Cursor | null = null;
@@ -306,10 +322,11 @@ export class SalesforceSource implements SourceConnector {
           const ref = typeof v === "string" && v !== "" ? v : null;
           if (f.type === "user") {
             fields[`${f.key}__id`] = ref;
-            fields[f.key] = ref === null ? null : !f.userKey || f.userKey === "email" ? (this.userEmails?.get(ref) ?? null) : ref;
+            fields[f.key] = ref === null ? null : f.userKey && f.userKey !== "email" ? ref : this.emailOf(f.email, r, ref, csv);
           } else {
             fields[f.key] = ref;
-            fields[`${f.key}__type`] = ref === null ? null : (byPrefix.get(ref.slice(0, 3)) ?? null);
+            const only = f.field.referenceTo?.length === 1 ? f.field.referenceTo[0]! : null;
+            fields[`${f.key}__type`] = ref === null ? null : (only ?? byPrefix?.get(ref.slice(0, 3)) ?? null);
           }
         } else {
           fields[f.key] = v;
@@ -325,6 +342,24 @@ export class SalesforceSource implements SourceConnector {
     return { records, deletedIds, max };
   }
 
+  /**
+   * The email of the user a reference names: from the row's relationship column (`Owner.Email`: REST nests it
+   * as `{"Owner": {"Email": …}}`, Bulk CSV has an `Owner.Email` column), else from the users looked up. Only
+   * user ids have one: a Group or Queue owner's (the Name entity's Email) is not a user's, so null.
+   */
+  private emailOf(column: string | null, r: Record<string, unknown>, ref: string, csv: boolean): string | null {
+    if (!ref.startsWith(USER_PREFIX)) return null;
+    if (column === null) return this.userEmails?.get(ref) ?? null;
+    let v: unknown;
+    if (csv) v = r[column];
+    else {
+      const dot = column.indexOf(".");
+      const parent = r[column.slice(0, dot)];
+      v = parent && typeof parent === "object" ? (parent as Record<string, unknown>)[column.slice(dot + 1)] : null;
+    }
+    return typeof v === "string" && v !== "" ? v : null;
+  }
+
   /** Loads the users' emails (all users once, then any id not seen yet). Ids of non-users (Group, Queue) stay null. */
   private async resolveUsers(ids: Set<string>): Promise<void> {
     if (!this.userEmails) {
@@ -335,8 +370,7 @@ export class SalesforceSource implements SourceConnector {
       this.userEmails = map;
     }
     const map = this.userEmails;
-    const userPrefix = (await this.metadata.global()).byName.get("user")?.keyPrefix ?? "005";
-    const missing = [...ids].filter((id) => !map.has(id) && id.startsWith(userPrefix) && /^[A-Za-z0-9]{15,18}$/.test(id));
+    const missing = [...ids].filter((id) => !map.has(id) && id.startsWith(USER_PREFIX) && /^[A-Za-z0-9]{15,18}$/.test(id));
     for (let i = 0; i < missing.length; i += 200) {
       const chunk = missing.slice(i, i + 200);
       for (const id of chunk) map.set(id, null);
