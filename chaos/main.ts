@@ -3,12 +3,14 @@
  *
  *   pipeline  chaos/pipeline-faults.ts: SIGKILL of each role, Kafka broker restart, PostgreSQL
  *             restart, registry outage, each during a full run of CHAOS_ROWS records
+ *   cluster   chaos/cluster.ts: on a three-broker cluster of its own (replication factor 3,
+ *             min.insync.replicas 2), one broker SIGKILLed during a full run and restarted later
  *   fuzz      chaos/fuzz.ts: fast-check hostile source values end in the DLQ with their reasons, the
  *             rest lands exactly
  *   tokens    chaos/tokens.ts (own process, logs captured at trace level): 50 concurrent calls at token
  *             expiry cause exactly one refresh (Salesforce, HubSpot); no secret appears in any log
  *
- * CHAOS_ONLY="fuzz tokens" runs a subset. Prints `0 lost / 0 duplicated / 0 stale` (or what was
+ * CHAOS_ONLY="cluster fuzz" runs a subset. Prints `0 lost / 0 duplicated / 0 stale` (or what was
  * found) and the number of faults injected as its last lines; exits 1 if anything failed.
  */
 import { spawnSync } from "node:child_process";
@@ -17,9 +19,10 @@ import { join } from "node:path";
 import { stackUp } from "../stack/stack.ts";
 import { ROOT } from "../support/reliability.ts";
 import { runFuzz, type FuzzReport } from "./fuzz.ts";
+import { runClusterScenario } from "./cluster.ts";
 import { runPipelineFaults, type PhaseReport } from "./pipeline-faults.ts";
 
-const ONLY = ` ${process.env.CHAOS_ONLY ?? "pipeline fuzz tokens"} `;
+const ONLY = ` ${process.env.CHAOS_ONLY ?? "pipeline cluster fuzz tokens"} `;
 const say = (line: string) => process.stderr.write(`[chaos] ${line}\n`);
 const outDir = join(ROOT, ".stack", "logs", "chaos");
 mkdirSync(outDir, { recursive: true });
@@ -32,28 +35,42 @@ let faults = 0,
   stale = 0;
 const lines: string[] = [];
 
-let pipelineId: string | undefined;
-if (ONLY.includes(" pipeline ")) {
-  const { reports, id } = await runPipelineFaults();
-  pipelineId = id;
-  for (const r of reports as PhaseReport[]) {
-    faults += r.faults.length;
-    lost += r.verdict.lost.length;
-    duplicated += r.verdict.duplicated.length;
-    stale += r.verdict.stale.length;
-    if (!r.ok) failed = true;
+/** Adds a phase's counts to the totals and its lines to the summary. */
+function addPhase(r: PhaseReport, seed: number | undefined): void {
+  faults += r.faults.length;
+  lost += r.verdict.lost.length;
+  duplicated += r.verdict.duplicated.length;
+  stale += r.verdict.stale.length;
+  if (!r.ok) failed = true;
+  lines.push(
+    `${r.phase.padEnd(9)} ${r.ok ? "ok    " : "FAILED"} ${seed === undefined ? "" : `seed ${seed}: `}${r.faults.length} fault(s) [${r.faults.map((f) => `${f.kind} ${f.target}`).join(", ")}], ` +
+      `${r.attempts} run request(s), ${r.seconds.toFixed(0)} s; ${r.verdict.sourceRows} records: ${r.verdict.lost.length} lost / ${r.verdict.duplicated.length} duplicated / ${r.verdict.stale.length} stale / ${r.verdict.notDeleted.length} not deleted; ` +
+      `lag ${r.verdict.mapperLag + r.verdict.sinkLag}, DLQ ${r.verdict.dlqMapper + r.verdict.dlqSink}; unplanned exits ${r.crashes.length}${r.crashes.length ? ` (${r.crashes.map((c) => c.role).join(", ")})` : ""}` +
+      `${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`,
+  );
+  const rec = r.faults.filter((f) => f.recoveryMs !== undefined);
+  if (rec.length > 0)
     lines.push(
-      `${r.phase.padEnd(9)} ${r.ok ? "ok    " : "FAILED"} ${r.faults.length} fault(s) [${r.faults.map((f) => `${f.kind} ${f.target}`).join(", ")}], ` +
-        `${r.attempts} run request(s), ${r.seconds.toFixed(0)} s; ${r.verdict.sourceRows} records: ${r.verdict.lost.length} lost / ${r.verdict.duplicated.length} duplicated / ${r.verdict.stale.length} stale / ${r.verdict.notDeleted.length} not deleted; ` +
-        `lag ${r.verdict.mapperLag + r.verdict.sinkLag}, DLQ ${r.verdict.dlqMapper + r.verdict.dlqSink}; unplanned exits ${r.crashes.length}${r.crashes.length ? ` (${r.crashes.map((c) => c.role).join(", ")})` : ""}` +
-        `${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`,
+      `          recovery (kill to next progress): ${rec.map((f) => `${f.target} ${f.recoveryMs == null ? "n/a" : `${(f.recoveryMs / 1000).toFixed(1)} s`}`).join(", ")}`,
     );
-    const rec = r.faults.filter((f) => f.recoveryMs !== undefined);
-    if (rec.length > 0)
-      lines.push(
-        `          recovery (kill to next progress): ${rec.map((f) => `${f.target} ${f.recoveryMs == null ? "n/a" : `${(f.recoveryMs / 1000).toFixed(1)} s`}`).join(", ")}`,
-      );
-  }
+  for (const f of r.faults.filter((f) => f.note && r.phase === "cluster")) lines.push(`          ${f.target}: ${f.note}`);
+}
+
+let pipelineId: string | undefined, clusterRunId: string | undefined;
+if (ONLY.includes(" pipeline ")) {
+  const { reports, id, seed } = await runPipelineFaults();
+  pipelineId = id;
+  for (const r of reports) addPhase(r, seed);
+}
+
+if (ONLY.includes(" cluster ")) {
+  const c = await runClusterScenario(say);
+  clusterRunId = c.id;
+  for (const r of c.reports) addPhase(r, c.seed);
+  if (c.error || c.reports.length === 0) {
+    failed = true;
+    lines.push(`cluster   FAILED ${c.error ?? "no report"}`);
+  } else lines.push(`          (three brokers started in ${c.clusterStartSeconds.toFixed(0)} s; logs .stack/logs/chaos/${c.id})`);
 }
 
 if (ONLY.includes(" fuzz ")) {
@@ -96,7 +113,7 @@ if (ONLY.includes(" tokens ")) {
       else if (e.name.endsWith(".log") && e.name !== "tokens.log") logs.push(readFileSync(p, "utf8"));
     }
   };
-  if (pipelineId && existsSync(join(outDir, pipelineId))) walk(join(outDir, pipelineId));
+  for (const id of [pipelineId, clusterRunId]) if (id && existsSync(join(outDir, id))) walk(join(outDir, id));
   const leaked = secrets.filter((s) => s.length >= 8 && logs.some((l) => l.includes(s)));
   for (const [name, x] of Object.entries(results)) {
     const ok = x.refreshes === 1 && x.ok === 50 && x.failed === 0;

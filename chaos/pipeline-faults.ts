@@ -5,12 +5,16 @@
  *
  *   roles     SIGKILL of the producer, the mapper and the sink at random points (restarted after a while);
  *             a producer killed mid-run takes its run down: the run is requested again until it completes
- *   broker    the Kafka broker SIGKILLed mid-run (pid from .stack/kafka.pid), then `stackUp()`
+ *   broker    the Kafka broker SIGKILLed mid-run (the first one of a cluster), then `stackUp()`
  *   postgres  PostgreSQL stopped mid-run (`pg_ctlcluster 15 main stop -m fast`), started again 5 s later;
  *             CHAOS_PG_CLUSTER="15 other" names another cluster (with QOBRA_SYNC_PG_URL pointing at it),
  *             so that the suite can run beside other work on this machine
  *   registry  the schema registry stopped mid-run, and the mapper and sink SIGKILLed and restarted
  *             while it is down (so they must fetch schemas), then the registry is started again
+ *
+ *   cluster   one broker of three SIGKILLed mid-run (chosen by the seed) and restarted 10-25 s later
+ *             (chaos/cluster-fault.ts); needs a three-broker stack: `npm run chaos` runs it on a
+ *             cluster of its own (chaos/cluster.ts), not among the default phases here
  *
  * After each phase: every source record in the sink exactly once with the source's values, deletes
  * applied, no dead letters, no lag, offsets stored with the data at the end. CHAOS_PHASES selects
@@ -19,14 +23,14 @@
  * Restarting the broker and PostgreSQL disturbs anything else using them on this machine: run it alone.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Runtime } from "../lib/runtime.ts";
 import { eventsPosition, waitForRun } from "../lib/wait.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import type { SyncEvent } from "../schemas/index.ts";
-import { stackUp } from "../stack/stack.ts";
-import { stackDir } from "../lib/paths.ts";
+import { stackPids, stackUp } from "../stack/stack.ts";
+import { brokerDown, replicate } from "./cluster-fault.ts";
 import {
   dropScenario,
   killMapperAndSink,
@@ -62,9 +66,11 @@ export interface PhaseReport {
   crashes: Array<{ role: string; at: string; code: number | null; signal: string | null; logTail: string }>;
 }
 
-/** Signals a process of the local stack (its pid from .stack/<name>.pid) and waits until it is gone; returns its pid. */
+/** Signals a process of the local stack (the registry, or the first broker) and waits until it is gone; returns its pid. */
 async function stopStackProcess(name: "kafka" | "registry", signal: NodeJS.Signals): Promise<number> {
-  const pid = Number(readFileSync(join(stackDir, `${name}.pid`), "utf8").trim());
+  const pids = stackPids();
+  const pid = name === "registry" ? pids.registry : pids.brokers[0]?.pid;
+  if (pid === undefined) throw new Error(`the stack's ${name} is not running, or was not started by qobra-sync: nothing to stop`);
   process.kill(pid, signal);
   await waitGone(pid);
   return pid;
@@ -190,9 +196,11 @@ async function phase(
   };
 }
 
-export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id: string }> {
+export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id: string; seed: number }> {
   const id = `chaos${Date.now().toString(36)}`;
   const s = scenario(id, { partitions: 3 });
+  // On a three-broker stack the pipeline's topics get three replicas (and min.insync.replicas 2).
+  if (stackPids().brokers.length >= 3) replicate(s, 3);
   say(`seed ${SEED}; ${ROWS} source rows; phases ${PHASES.join(", ")}; logs in ${s.logDir}`);
   const { rt, procs } = await seedAndStart(s, ROWS, "chaos");
   const reports: PhaseReport[] = [];
@@ -261,6 +269,9 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
             return faults;
           };
           break;
+        case "cluster":
+          inject = () => brokerDown(rt, s, { random, log: say });
+          break;
         default:
           throw new Error(`unknown phase ${name}`);
       }
@@ -273,5 +284,5 @@ export async function runPipelineFaults(): Promise<{ reports: PhaseReport[]; id:
     if (reports.every((r) => r.ok) && process.env.CHAOS_KEEP !== "1") await dropScenario(s, rt.port).catch(() => undefined);
     await rt.close();
   }
-  return { reports, id };
+  return { reports, id, seed: SEED };
 }
