@@ -4,7 +4,7 @@
  * and mapped records through the real mapping code, role processes, and result files.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Message } from "kafkajs";
@@ -157,9 +157,14 @@ export async function deleteTopicsWithPrefix(port: KafkaPort, prefix: string): P
   if (topics.length > 0) await admin.deleteTopics({ topics }).catch(() => undefined);
 }
 
-/** Starts `qobra-sync run --roles <role>` as its own process (the launcher re-executes itself with the bounded heap). */
+/**
+ * Starts `qobra-sync run --roles <role>` as its own process (the launcher re-executes itself with the
+ * bounded heap). With BENCH_CPU_PROF=<dir>, the role runs under `node --cpu-prof` and writes its
+ * profile into <dir>/<role> when it stops (bench/cpu-profile.ts prints its top frames).
+ */
 export function startRole(role: string, configFile: string, env: Record<string, string> = {}, logFile?: string): ChildProcess {
-  return spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role], {
+  const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, role)}`] : [];
+  return spawn(process.execPath, [...prof, "--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", configFile, "run", "--roles", role], {
     cwd: ROOT,
     stdio: ["ignore", logFile ? "pipe" : "ignore", "inherit"],
     env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "error", ...env },
@@ -176,15 +181,60 @@ export async function stopChild(p: ChildProcess, graceMs = 20_000): Promise<void
   clearTimeout(t);
 }
 
+/** The worker a launcher re-executed (bin/qobra-sync.js runs the roles in a child with the bounded heap). */
+export function workerPid(launcherPid: number): number {
+  try {
+    const children = readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    return children[0] ?? launcherPid;
+  } catch {
+    return launcherPid;
+  }
+}
+
 /** Peak RSS (VmHWM) of the worker a launcher re-executed, in MB. */
 export function peakRssMb(launcherPid: number): number {
   try {
-    const children = readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-    const target = children[0] ?? launcherPid;
-    return Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${target}/status`, "utf8"))?.[1] ?? 0) / 1024);
+    return Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${workerPid(launcherPid)}/status`, "utf8"))?.[1] ?? 0) / 1024);
   } catch {
     return 0;
   }
+}
+
+/**
+ * CPU seconds (user + system) a process used so far; with `children`, plus those of its children
+ * that ended and were waited for (a PostgreSQL server's backends, once their connection closed).
+ */
+export function cpuSeconds(pid: number, children = false): number {
+  try {
+    // Fields after the command name (which may hold spaces): state is field 3; utime 14, stime 15, cutime 16, cstime 17.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0);
+    return ticks / 100; // USER_HZ: 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of a server and its children, live or ended: a PostgreSQL server with its backends. */
+export function treeCpuSeconds(rootPid: number): number {
+  let total = cpuSeconds(rootPid, true);
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === rootPid) total += cpuSeconds(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores; /proc/stat), to tell how loaded it was during a measure. */
+export function machineBusySeconds(): number {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (cpu[0]! + cpu[1]! + cpu[2]! + cpu[5]! + cpu[6]! + cpu[7]!) / 100;
 }
 
 /**

@@ -1,10 +1,10 @@
 /**
  * Sink benchmark (`npm run bench`), all in the same run, medians of BENCH_RUNS (default 3):
  *
- *  1. The sink's SQL path: the real upsert (consumers/sink/sink-sql.ts `upsertSql` with
- *     consumers/sink/sink-sql.ts `upsertParams`), one transaction per batch with the same offset
- *     bookkeeping statements as the sink, into an empty table (insert) and again over it with newer
- *     versions (update), vs a plain `COPY … FROM STDIN` of the same rows into the same table DDL
+ *  1. The sink's SQL path: the sink's own per-batch transaction (consumers/sink/apply.ts applyBatch:
+ *     offsets lock, COPY into the staging table, version-guarded merge, offsets update), into an
+ *     empty table (insert) and again over it with newer versions (update), vs a plain
+ *     `COPY … FROM STDIN` of the same rows into the same table DDL
  *     (createTableSql). The values are the mapper's (consumers/mapping) output, Avro-encoded and
  *     decoded through the registry, as the sink receives them. Plus a sweep of the batch size.
  *  2. The sink consumer end to end (`qobra-sync run --roles sink` as its own process) from a
@@ -23,8 +23,10 @@ import { from as copyFrom } from "pg-copy-streams";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
 import { ident } from "../lib/pg.ts";
 import { mappedSchema } from "../consumers/mapping/mapped-schema.ts";
-import { upsertParams } from "../consumers/sink/sink-sql.ts";
-import { OFFSETS_TABLE, columnsOf, createTableSql, offsetsDdl, upsertColumns, upsertSql, type SinkColumn } from "../consumers/sink/sink-sql.ts";
+import { applyBatch, type ApplyDeps, type DecodedRow } from "../consumers/sink/apply.ts";
+import { OffsetStore } from "../consumers/sink/offset-store.ts";
+import { columnsOf, createTableSql, offsetsDdl, upsertColumns, upsertParams, upsertSql, type SinkColumn } from "../consumers/sink/sink-sql.ts";
+import type { TableState } from "../consumers/sink/table-evolution.ts";
 import {
   DB,
   benchLayout,
@@ -118,34 +120,34 @@ async function copyIn(q: string, rows: Record<string, unknown>[]): Promise<numbe
   return (performance.now() - started) / 1000;
 }
 
-/** The sink's per-batch transaction: offsets row, lock, upsert, offsets update, commit. */
+/**
+ * The sink's per-batch transaction, as the sink runs it (consumers/sink/apply.ts applyBatch): the
+ * offsets row locked, the rows staged by COPY and merged with the version guard, the offset
+ * advanced, commit. `versionBump` gives every row a newer version (and offset): the update pass.
+ */
+let passes = 0;
 async function upsertAll(q: string, rows: Record<string, unknown>[], batch: number, versionBump: number): Promise<number> {
-  const sql = upsertSql(q, columns);
-  const group = `bench-${q}`;
+  const state: TableState = { qualified: q, columns, upsert: upsertSql(q, columns), schemaId };
+  const deps: ApplyDeps = {
+    db: pool,
+    // A group of its own per pass over a fresh table: stored offsets would (rightly) skip what an earlier pass applied.
+    offsets: new OffsetStore(schema, `bench-${q}-${++passes}`),
+    tables: { tableFor: async () => state, forget: () => {} },
+    batchSize: batch,
+    deadLetter: async (_t, _p, items) => {
+      throw new Error(`the sink refused ${items.length} rows: ${String(items[0]?.error)}`);
+    },
+  };
   const started = performance.now();
-  const client = await pool.connect();
-  try {
-    for (let i = 0; i < rows.length; i += batch) {
-      const slice =
-        versionBump === 0 ? rows.slice(i, i + batch) : rows.slice(i, i + batch).map((r) => ({ ...r, _version: (r._version as number) + versionBump }));
-      await client.query("BEGIN");
-      await client.query(
-        `INSERT INTO ${ident(schema)}.${ident(OFFSETS_TABLE)} (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING`,
-        [group, "t", 0],
-      );
-      await client.query(
-        `SELECT next_offset FROM ${ident(schema)}.${ident(OFFSETS_TABLE)} WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
-        [group, "t", 0],
-      );
-      await client.query(sql, upsertParams(columns, slice));
-      await client.query(
-        `UPDATE ${ident(schema)}.${ident(OFFSETS_TABLE)} SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3`,
-        [group, "t", 0, i + batch],
-      );
-      await client.query("COMMIT");
-    }
-  } finally {
-    client.release();
+  for (let i = 0; i < rows.length; i += batch) {
+    const slice = rows.slice(i, i + batch).map(
+      (value, k): DecodedRow => ({
+        offset: i + k + versionBump,
+        schemaId,
+        value: versionBump === 0 ? value : { ...value, _version: (value._version as number) + versionBump },
+      }),
+    );
+    await applyBatch(deps, { topic: "t", partition: 0, rows: slice, nextOffset: i + slice.length + versionBump });
   }
   return (performance.now() - started) / 1000;
 }
@@ -358,7 +360,7 @@ console.log(
   `sink batch-size sweep (${ROWS} rows, rows/s insert/update): ${sweep.map((s) => `${s.batch}: ${s.insertRowsPerSec}/${s.updateRowsPerSec}`).join(", ")}; best ${best?.batch}`,
 );
 console.log(
-  `sink SQL path (upsertSql + upsertParams, batches of ${BATCH}, ${ROWS} rows, median of ${RUNS}): insert ${result.sqlPath.upsertInsertRowsPerSec} rows/s, update ${result.sqlPath.upsertUpdateRowsPerSec} rows/s vs COPY ${result.sqlPath.copyRowsPerSec} rows/s = ratio ${result.sqlPath.insertVsCopy} (insert), ${result.sqlPath.updateVsCopy} (update)`,
+  `sink SQL path (applyBatch: COPY into staging + guarded merge, batches of ${BATCH}, ${ROWS} rows, median of ${RUNS}): insert ${result.sqlPath.upsertInsertRowsPerSec} rows/s, update ${result.sqlPath.upsertUpdateRowsPerSec} rows/s vs COPY ${result.sqlPath.copyRowsPerSec} rows/s = ratio ${result.sqlPath.insertVsCopy} (insert), ${result.sqlPath.updateVsCopy} (update)`,
 );
 console.log(
   dbz.rowsPerSec

@@ -30,5 +30,11 @@ async function start() {
     if (w.name !== "TimeoutNegativeWarning") console.warn(`${w.name}: ${w.message}`);
   });
   process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= "1";
+  // Node's module compile cache (checked against each file's content): a restarted role spends
+  // about a third less CPU before it is up, which is most of its recovery on a busy machine.
+  (await import("node:module")).enableCompileCache?.();
+  // Two kafkajs hot spots replaced by equivalent code, before anything loads kafkajs (lib/kafkajs-speedups.ts).
+  const { installKafkajsSpeedups } = await import("../lib/kafkajs-speedups.ts");
+  installKafkajsSpeedups();
   await import("../cli/main.ts");
 }

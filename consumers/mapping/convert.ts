@@ -20,9 +20,22 @@ export class ConversionError extends MappingError {
 }
 
 const DECIMAL = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+/** The common form, canonicalized without the general path: optional minus, digits, optional fraction. */
+const PLAIN_DECIMAL = /^(-?)(\d+)(?:\.(\d+))?$/;
 
 /** Canonical exact decimal text: no exponent, no leading zeros, no trailing fractional zeros. */
 export function toDecimal(value: RawValue | number): string {
+  if (typeof value === "string") {
+    const m = PLAIN_DECIMAL.exec(value);
+    if (m) {
+      let int = m[2]!;
+      if (int.length > 1 && int.charCodeAt(0) === 48) int = int.replace(/^0+/, "") || "0";
+      let frac = m[3] ?? "";
+      if (frac !== "" && frac.charCodeAt(frac.length - 1) === 48) frac = frac.replace(/0+$/, "");
+      const out = frac ? `${int}.${frac}` : int;
+      return out === "0" ? "0" : m[1] + out;
+    }
+  }
   if (typeof value === "number") {
     if (!Number.isFinite(value)) throw new ConversionError("not_finite", `${value} is not a finite number`);
     value = String(value);
@@ -95,14 +108,12 @@ export function toDate(value: RawValue): number {
   if (/\bBC$/i.test(text)) throw new ConversionError("out_of_range", `${text} is before the common era`);
   const m = DATE.exec(text);
   if (!m) throw new ConversionError("invalid_date", `${JSON.stringify(text)} is not a date (YYYY-MM-DD)`);
-  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const ms = utc(y, mo, d);
-  const check = new Date(ms);
-  if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) {
-    throw new ConversionError("invalid_date", `${text} is not a real date`);
-  }
+  const y = Number(m[1]),
+    mo = Number(m[2]),
+    d = Number(m[3]);
+  if (!realDate(y, mo, d)) throw new ConversionError("invalid_date", `${text} is not a real date`);
   if (y > 9999) throw new ConversionError("out_of_range", `${text} is beyond year 9999`);
-  return Math.round(ms / DAY_MS);
+  return Math.round(utc(y, mo, d) / DAY_MS);
 }
 
 const DATETIME = /^(\d{4,})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?\s*(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$/i;
@@ -123,7 +134,12 @@ export function toInstantMicros(value: RawValue): number {
     throw new ConversionError("invalid_datetime", `${JSON.stringify(text)} is not an ISO 8601 date-time`);
   }
   if (!m[8]) throw new ConversionError("no_zone", `${text} has no time zone; cannot tell which instant it is`);
-  const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
+  const y = Number(m[1]),
+    mo = Number(m[2]),
+    d = Number(m[3]),
+    h = Number(m[4]),
+    mi = Number(m[5]),
+    s = Number(m[6] ?? 0);
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 24 || mi > 59 || s > 60) throw new ConversionError("invalid_datetime", `${text} is not a valid date-time`);
   const fraction = (m[7] ?? "").padEnd(6, "0");
   if (fraction.length > 6 && /[1-9]/.test(fraction.slice(6))) throw new ConversionError("precision", `${text} has sub-microsecond digits that would be lost`);
@@ -136,8 +152,7 @@ export function toInstantMicros(value: RawValue): number {
     offsetMin = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || "0"));
   }
   const ms = utc(y, mo, d, h, mi, s) - offsetMin * 60_000;
-  const check = new Date(utc(y, mo, d));
-  if (check.getUTCDate() !== d) throw new ConversionError("invalid_datetime", `${text} is not a real date`);
+  if (!realDate(y, mo, d)) throw new ConversionError("invalid_datetime", `${text} is not a real date`);
   const total = ms * 1000 + micros;
   if (!Number.isSafeInteger(total) || Math.abs(total) > MAX_MICROS)
     throw new ConversionError("out_of_range", `${text} is outside the representable range (years 1685-2255)`);
@@ -154,7 +169,19 @@ export function toCurrency(value: RawValue): string {
   return code;
 }
 
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Whether y-mo-d is a day of the (proleptic Gregorian) calendar. */
+function realDate(y: number, mo: number, d: number): boolean {
+  if (mo < 1 || mo > 12 || d < 1) return false;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return d <= (mo === 2 && leap ? 29 : MONTH_DAYS[mo - 1]!);
+}
+
+/** Epoch milliseconds of a UTC wall time; fields past their range roll over (Date's arithmetic). */
 function utc(y: number, mo: number, d: number, h = 0, mi = 0, s = 0): number {
+  // Date.UTC reads years 0-99 as 1900-1999: those take the longer way.
+  if (y >= 100) return Date.UTC(y, mo - 1, d, h, mi, s);
   const dt = new Date(0);
   dt.setUTCFullYear(y, mo - 1, d);
   dt.setUTCHours(h, mi, s, 0);

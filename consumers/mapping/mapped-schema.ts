@@ -40,7 +40,26 @@ function dateKindOf(spec: FieldSpec, sourceType: string | undefined): DateKind {
   return "date";
 }
 
+/**
+ * Layouts already derived, by fields object then source types object: the mapper asks for one per
+ * record, and a page's records share both objects (the raw record reader gives them the same
+ * frozen source types), so the answer is the same object, found without deriving it again.
+ */
+const layouts = new WeakMap<object, WeakMap<object, TableLayout>>();
+
+/** The mapped columns of a table: what its configured fields give, with the source's date kinds. */
 export function tableLayout(connector: string, table: string, fields: Record<string, FieldSpec>, sourceTypes: Record<string, string>): TableLayout {
+  let bySourceTypes = layouts.get(fields);
+  if (!bySourceTypes) layouts.set(fields, (bySourceTypes = new WeakMap()));
+  const known = bySourceTypes.get(sourceTypes);
+  if (known && known.connector === connector && known.table === table) return known;
+  const layout = deriveLayout(connector, table, fields, sourceTypes);
+  // Only frozen source types cannot change under the cached layout.
+  if (Object.isFrozen(sourceTypes)) bySourceTypes.set(sourceTypes, layout);
+  return layout;
+}
+
+function deriveLayout(connector: string, table: string, fields: Record<string, FieldSpec>, sourceTypes: Record<string, string>): TableLayout {
   const out: MappedField[] = [];
   const dateKinds: Record<string, DateKind> = {};
   for (const [name, spec] of Object.entries(fields)) {

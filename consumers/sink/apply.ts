@@ -3,17 +3,22 @@
  * one transaction, the partition's stored offset is locked and read, only the rows at or past it
  * are written, and the offset is moved past the batch. A redelivered batch writes nothing twice.
  *
- * Rows are written in one statement per schema. When PostgreSQL refuses the data (not the
- * connection), the batch is applied again row by row under savepoints, and the rows it refuses go
- * to the dead-letter topic, sent before the commit. A table dropped under the sink is created
+ * The rows of each schema are streamed with COPY into a staging table of the session and merged
+ * into the sink table by one version-guarded INSERT … SELECT … ON CONFLICT (sink-sql.ts). When
+ * PostgreSQL refuses the data (not the connection), the batch is applied again row by row under
+ * savepoints (one guarded upsert each), and the rows it refuses go to the dead-letter topic, sent
+ * before the commit. A table dropped under the sink is created
  * again once per batch. A lost connection is a SinkUnavailableError: the batch is fetched again.
  */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
 import { SinkUnavailableError, describeError, isRetriablePgError } from "../../lib/errors.ts";
 import { logger } from "../../lib/log.ts";
 import { withTransaction, type TransactionSource } from "../../lib/pg.ts";
 import type { OffsetStore } from "./offset-store.ts";
-import { softDeleteSql, upsertParams } from "./sink-sql.ts";
+import { copyRows, copyStageSql, mergeSql, softDeleteSql, stageDdl, stageName, upsertParams } from "./sink-sql.ts";
 import { SinkSchemaError, type SinkTables, type TableState } from "./table-evolution.ts";
 
 const log = logger.child({ component: "sink" });
@@ -36,7 +41,7 @@ export interface ApplyDeps {
   db: TransactionSource;
   offsets: Pick<OffsetStore, "lock" | "advance">;
   tables: Pick<SinkTables, "tableFor" | "forget">;
-  /** Rows per statement (the sweep in docs/benchmarks.md: 2,500-5,000 is best). */
+  /** Rows per COPY chunk written at a time (the merge takes the whole batch of a table at once). */
   batchSize: number;
   /** Sends the refused rows to the dead-letter topic (acknowledged before the transaction commits). */
   deadLetter(topic: string, partition: number, items: Array<{ offset: number; error: unknown }>): Promise<void>;
@@ -89,6 +94,7 @@ async function applyOnce(deps: ApplyDeps, client: pg.PoolClient, batch: SinkBatc
     l.push(d);
   }
   const dead: Array<{ offset: number; error: unknown }> = [];
+  const staged = new Set<string>();
   let written = 0;
   for (const [schemaId, rows] of bySchema) {
     let t: TableState;
@@ -100,12 +106,13 @@ async function applyOnce(deps: ApplyDeps, client: pg.PoolClient, batch: SinkBatc
       continue;
     }
     if (!safe) {
-      for (let i = 0; i < rows.length; i += deps.batchSize)
-        written += await applyRows(
-          client,
-          t,
-          rows.slice(i, i + deps.batchSize).map((r) => r.value),
-        );
+      written += await stageRows(
+        client,
+        t,
+        rows.map((r) => r.value),
+        deps.batchSize,
+        staged,
+      );
       continue;
     }
     for (const r of rows) {
@@ -125,7 +132,35 @@ async function applyOnce(deps: ApplyDeps, client: pg.PoolClient, batch: SinkBatc
   return { written, dead: dead.length, skipped: batch.rows.length - fresh.length };
 }
 
-/** Upserts and soft deletes of one table, each in one statement. */
+/** Upserts (COPY into the staging table, one guarded merge) and soft deletes (one statement) of one table. */
+async function stageRows(
+  client: pg.PoolClient,
+  t: TableState,
+  values: Array<Record<string, unknown>>,
+  chunkRows: number,
+  staged: Set<string>,
+): Promise<number> {
+  const upserts = values.filter((v) => v._deleted !== true);
+  const deletes = values.filter((v) => v._deleted === true);
+  if (upserts.length > 0) {
+    const stage = stageName(t.qualified, t.columns);
+    await client.query(stageDdl(stage, t.columns));
+    // Emptied at each commit; a second table's batch in the same transaction empties it first.
+    if (staged.has(stage)) await client.query(`TRUNCATE ${stage}`);
+    staged.add(stage);
+    const chunks = function* (): Generator<string> {
+      for (let i = 0; i < upserts.length; i += chunkRows) yield copyRows(t.columns, upserts.slice(i, i + chunkRows));
+    };
+    await pipeline(Readable.from(chunks()), client.query(copyFrom(copyStageSql(stage, t.columns))));
+    await client.query(mergeSql(t.qualified, stage, t.columns));
+  }
+  if (deletes.length > 0) {
+    await client.query(softDeleteSql(t.qualified), [deletes.map((d) => d._external_id), deletes.map((d) => d._version), deletes.map((d) => d._run_id)]);
+  }
+  return values.length;
+}
+
+/** Upserts and soft deletes of one table, each in one statement (the row-by-row path). */
 async function applyRows(client: pg.PoolClient, t: TableState, values: Array<Record<string, unknown>>): Promise<number> {
   const upserts = values.filter((v) => v._deleted !== true);
   const deletes = values.filter((v) => v._deleted === true);

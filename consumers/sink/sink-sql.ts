@@ -75,18 +75,103 @@ export function upsertSql(qualifiedTable: string, columns: SinkColumn[]): string
   const names = input.map((c) => ident(c.name));
   const arrays = input.map((c, i) => `$${i + 1}::${c.kind === "text[]" ? "text" : c.pgType}[]`);
   const select = input.map((c) => (c.kind === "text[]" ? `u.${ident(c.name)}::text[]` : `u.${ident(c.name)}`));
+  return [
+    `INSERT INTO ${qualifiedTable} AS t (${names.join(", ")}, "_synced_at", "_deleted_at")`,
+    `SELECT ${select.join(", ")}, now(), NULL`,
+    `FROM unnest(${arrays.join(", ")}) AS u(${names.join(", ")})`,
+    ...guardedUpdate(input),
+  ].join("\n");
+}
+
+/** The ON CONFLICT clause of every upsert: all columns replaced, only by a version at least as new. */
+function guardedUpdate(input: SinkColumn[]): string[] {
   const updates = [
     ...input.filter((c) => c.name !== "_external_id").map((c) => `${ident(c.name)} = EXCLUDED.${ident(c.name)}`),
     "_synced_at = EXCLUDED._synced_at",
     "_deleted_at = NULL",
   ];
+  return [`ON CONFLICT ("_external_id") DO UPDATE SET ${updates.join(", ")}`, `WHERE t."_version" <= EXCLUDED."_version"`];
+}
+
+// ── The batch path: COPY into a staging table, then one guarded INSERT … SELECT ──────────────
+// A batch's rows are streamed with COPY … FROM STDIN (text format) into a temporary table of the
+// session (ON COMMIT DELETE ROWS: empty again at each commit), then merged into the sink table
+// with the same ON CONFLICT … WHERE version guard as the upsert above, in the batch's transaction.
+// Dates and instants travel as their Avro numbers (days, microseconds since the epoch) and become
+// date and timestamptz in the merge, by exact integer arithmetic.
+
+/** The staging table of a sink table's layout (a new layout, a new staging table), in the session's pg_temp. */
+export function stageName(qualifiedTable: string, columns: SinkColumn[]): string {
+  const signature = `${qualifiedTable}|${upsertColumns(columns)
+    .map((c) => `${c.name}:${c.pgType}`)
+    .join(",")}`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < signature.length; i++) h = Math.imul(h ^ signature.charCodeAt(i), 0x01000193);
+  return `pg_temp.${ident(`qobra_stage_${(h >>> 0).toString(16)}`)}`;
+}
+
+/** The staging column type of a sink column (dates and instants as their Avro numbers). */
+function stageType(c: SinkColumn): string {
+  return c.kind === "date" ? "integer" : c.kind === "timestamptz" ? "bigint" : c.pgType;
+}
+
+export function stageDdl(stage: string, columns: SinkColumn[]): string {
+  const cols = upsertColumns(columns).map((c) => `${ident(c.name)} ${stageType(c)}`);
+  return `CREATE TEMPORARY TABLE IF NOT EXISTS ${stage} (${cols.join(", ")}) ON COMMIT DELETE ROWS`;
+}
+
+export function copyStageSql(stage: string, columns: SinkColumn[]): string {
+  return `COPY ${stage} (${upsertColumns(columns)
+    .map((c) => ident(c.name))
+    .join(", ")}) FROM STDIN`;
+}
+
+/** The staged rows into the sink table, guarded by version exactly as upsertSql. */
+export function mergeSql(qualifiedTable: string, stage: string, columns: SinkColumn[]): string {
+  const input = upsertColumns(columns);
+  const names = input.map((c) => ident(c.name));
+  const select = input.map((c) => {
+    const col = `s.${ident(c.name)}`;
+    if (c.kind === "date") return `DATE '1970-01-01' + ${col}`;
+    if (c.kind === "timestamptz") return `TIMESTAMPTZ '1970-01-01 00:00:00+00' + ${col} * INTERVAL '1 microsecond'`;
+    return col;
+  });
   return [
     `INSERT INTO ${qualifiedTable} AS t (${names.join(", ")}, "_synced_at", "_deleted_at")`,
     `SELECT ${select.join(", ")}, now(), NULL`,
-    `FROM unnest(${arrays.join(", ")}) AS u(${names.join(", ")})`,
-    `ON CONFLICT ("_external_id") DO UPDATE SET ${updates.join(", ")}`,
-    `WHERE t."_version" <= EXCLUDED."_version"`,
+    `FROM ${stage} AS s`,
+    ...guardedUpdate(input),
   ].join("\n");
+}
+
+/** COPY text lines of decoded mapped values (each line ends with a newline). */
+export function copyRows(columns: SinkColumn[], rows: Record<string, unknown>[]): string {
+  const input = upsertColumns(columns);
+  let out = "";
+  for (const r of rows) {
+    let line = "";
+    for (let i = 0; i < input.length; i++) {
+      const c = input[i]!;
+      const v = r[c.name];
+      if (i > 0) line += "\t";
+      if (v === null || v === undefined) line += "\\N";
+      else if (c.kind === "bool") line += v ? "t" : "f";
+      else if (c.kind === "text[]") line += copyText(pgTextArray(v as string[]));
+      else if (typeof v === "string") line += copyText(v);
+      else if (typeof v === "number" && Number.isSafeInteger(v)) line += String(v);
+      else throw new Error(`column ${c.name}: cannot stage ${typeof v} ${String(v)}`);
+    }
+    out += `${line}\n`;
+  }
+  return out;
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+
+/** A text value in COPY's text format: backslash, tab, newline and carriage return escaped. */
+function copyText(v: string): string {
+  if (!COPY_SPECIAL.test(v)) return v;
+  return v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r");
 }
 
 /** The columns an upsert binds: system columns from the record, then the data columns. */

@@ -38,10 +38,12 @@ export async function publishRecords(
     sourceTypes: page.sourceTypes,
   }));
   const values = await codec.encodeMany(rawTopic, "rawRecord", envelopes);
+  // rawKey(table, id), with the table's part written once per page: `[<table>,<id>]` as JSON.
+  const head = rawKey(table, "").slice(0, -3);
   await sendInChunks(
     (r) => producer.send(r),
     rawTopic,
-    envelopes.map((e, i) => ({ key: rawKey(table, e.externalId), value: values[i]! })),
+    envelopes.map((e, i) => ({ key: `${head}${JSON.stringify(e.externalId)}]`, value: values[i]! })),
   );
 }
 

@@ -1,10 +1,12 @@
 /**
  * The sink's exactly-once logic without PostgreSQL or Kafka: a fake database that understands the
- * offsets SQL, the upsert and savepoints, with real transaction semantics (ROLLBACK undoes rows and
- * offsets alike). Checks that offsets are stored in the same transaction as the rows and read back
+ * offsets SQL, the staged batch path (COPY into the session's staging table, then the guarded
+ * merge), the row-by-row upsert and savepoints, with real transaction semantics (ROLLBACK undoes
+ * rows and offsets alike). Checks that offsets are stored in the same transaction as the rows and read back
  * to position, that a redelivered batch writes nothing twice, and that one bad row is
  * dead-lettered while the others are applied and the offset advances once.
  */
+import { Writable } from "node:stream";
 import type pg from "pg";
 import { describe, expect, it } from "vitest";
 import { applyBatch, type ApplyDeps, type DecodedRow } from "../../consumers/sink/apply.ts";
@@ -29,9 +31,12 @@ class FakeDb {
   breakOn: RegExp | undefined;
   private tx: Data | undefined;
   private savepoint: Data | undefined;
+  /** The staging table's rows (ON COMMIT DELETE ROWS: emptied at COMMIT and ROLLBACK). */
+  private staged: Array<{ id: string; version: number; value: string }> = [];
 
   client(): pg.PoolClient {
-    const query = async (text: string, params: unknown[] = []) => this.query(text, params);
+    // A COPY is a stream (pg-copy-streams): the fake answers it with a stream of its own.
+    const query = (text: string | { text: string }, params: unknown[] = []) => (typeof text === "string" ? this.query(text, params) : this.copyIn(text.text));
     return { query, release: () => {} } as unknown as pg.PoolClient;
   }
 
@@ -59,12 +64,14 @@ class FakeDb {
       return { rows: [] };
     }
     if (sql === "COMMIT") {
+      this.staged = [];
       this.data = this.tx!;
       this.tx = undefined;
       this.commits++;
       return { rows: [] };
     }
     if (sql === "ROLLBACK") {
+      this.staged = [];
       this.tx = undefined;
       return { rows: [] };
     }
@@ -102,6 +109,18 @@ class FakeDb {
           .map(([key, v]) => ({ partition: Number(key.split("|")[2]), next_offset: String(v) })),
       };
     }
+    if (sql.startsWith("CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.")) return { rows: [] };
+    if (sql.startsWith("TRUNCATE pg_temp.")) {
+      this.staged = [];
+      return { rows: [] };
+    }
+    if (sql.startsWith("INSERT INTO") && sql.includes("FROM pg_temp.")) {
+      for (const r of this.staged) {
+        const have = d.rows.get(r.id);
+        if (!have || have.version <= r.version) d.rows.set(r.id, { version: r.version, value: r.value });
+      }
+      return { rows: [] };
+    }
     if (sql.startsWith("INSERT INTO")) {
       const [ids, , , , versions, values] = params as [string[], unknown, unknown, unknown, number[], string[]];
       if (ids.some((id) => this.bad.has(id))) throw Object.assign(new Error("invalid input syntax for type numeric"), { code: "22P02" });
@@ -112,6 +131,27 @@ class FakeDb {
       return { rows: [] };
     }
     throw new Error(`fake database: unexpected statement ${sql}`);
+  }
+
+  /** COPY of the staging table's columns (_external_id, _name, _source_updated_at, _run_id, _version, amount). */
+  private copyIn(sql: string): Writable {
+    this.log.push(sql.split(/\s+/).slice(0, 2).join(" "));
+    let text = "";
+    return new Writable({
+      write: (chunk: Buffer, _e, done) => {
+        text += chunk.toString();
+        done();
+      },
+      final: (done) => {
+        const rows = text
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => l.split("\t"));
+        if (rows.some((r) => this.bad.has(r[0]!))) return done(Object.assign(new Error("invalid input syntax for type numeric"), { code: "22P02" }));
+        for (const r of rows) this.staged.push({ id: r[0]!, version: Number(r[4]), value: r[5]! });
+        done();
+      },
+    });
   }
 
   /** Inside a transaction its view; outside, the committed data (the sink's reads on the pool). */
@@ -162,8 +202,18 @@ describe("sink offset store", () => {
     expect(db.commits).toBe(1);
     expect([...db.data.rows.keys()]).toEqual(["a", "b"]);
     expect(db.data.offsets.get("g|t|0")).toBe(2);
-    // The transaction is one: BEGIN, lock, rows, offset, COMMIT, then the client goes back.
-    expect(db.log).toEqual(["BEGIN", "INSERT INTO", "SELECT next_offset", "INSERT INTO", 'UPDATE "s"."_qobra_sync_offsets"', "COMMIT", "release"]);
+    // The transaction is one: BEGIN, lock, rows (staged by COPY, merged), offset, COMMIT, then the client goes back.
+    expect(db.log).toEqual([
+      "BEGIN",
+      "INSERT INTO",
+      "SELECT next_offset",
+      "CREATE TEMPORARY",
+      'COPY pg_temp."qobra_stage_d871f57f"',
+      "INSERT INTO",
+      'UPDATE "s"."_qobra_sync_offsets"',
+      "COMMIT",
+      "release",
+    ]);
 
     const seeks: Array<[string, number, number]> = [];
     const positioner = new Positioner({

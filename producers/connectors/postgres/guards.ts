@@ -4,11 +4,14 @@
  *    pg_execute_server_program, pg_write_server_files or pg_read_server_files): READ ONLY stops
  *    writes to tables, not COPY … TO PROGRAM, so any function running inside the read (one planted
  *    by someone else, say) would run with those rights. Refused unless connection.allowSuperuser.
- *  - hold a snapshot for longer than connection.readTimeoutSeconds: statement_timeout bounds each
- *    FETCH, not the read. ReadDeadline bounds the whole transaction: each statement runs with
+ *  - hold a snapshot for longer than connection.readTimeoutSeconds: statement_timeout bounds a
+ *    statement, not the read. ReadDeadline bounds the whole transaction: each statement runs with
  *    statement_timeout capped to the time left (plus a second); at the deadline a timer cancels the
  *    statement in flight with pg_cancel_backend from a second connection, or, when the read is
- *    idle between pages (the consumer still publishing), rolls the transaction back at once.
+ *    idle between pages (the consumer still publishing), rolls the transaction back at once. A
+ *    statement that streams the whole read (COPY … TO STDOUT, copy-reader.ts) is in flight while
+ *    the consumer holds a page: at the deadline it is cancelled, what the server still sends is
+ *    dropped, and the ROLLBACK is queued behind it, so the snapshot goes without the consumer either.
  */
 import type pg from "pg";
 import { ConfigError } from "../../../lib/errors.ts";
@@ -70,6 +73,8 @@ export class ReadDeadline {
   private readonly expiresAt: number;
   private expired = false;
   private inFlight = false;
+  /** The streaming statement in flight, if any (see run). */
+  private stream: { discard(): void } | undefined;
   /** The timer's work (a cancel or a rollback) once it fired. */
   private expiring: Promise<void> | undefined;
   private readonly timer: NodeJS.Timeout;
@@ -84,13 +89,19 @@ export class ReadDeadline {
     this.timer.unref();
   }
 
-  /** Runs one statement of the read with statement_timeout capped to the time left. */
-  async run<T>(statement: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one statement of the read with statement_timeout capped to the time left. `stream`: the
+   * statement streams the whole read (COPY … TO STDOUT), so only the time left caps it (its reader
+   * bounds each wait for the server by statementTimeoutMs), and at the deadline `stream.discard()`
+   * drops what the server still sends, so that the statement ends and the ROLLBACK runs after it.
+   */
+  async run<T>(statement: () => Promise<T>, stream?: { discard(): void }): Promise<T> {
     if (this.expired) throw this.opts.error();
     this.inFlight = true;
+    this.stream = stream;
     try {
       const left = Math.max(1, this.expiresAt - Date.now() + BACKSTOP_MS);
-      await this.client.query(`SET LOCAL statement_timeout = ${Math.min(this.opts.statementTimeoutMs, left)}`);
+      await this.client.query(`SET LOCAL statement_timeout = ${stream ? left : Math.min(this.opts.statementTimeoutMs, left)}`);
       if (this.expired) throw this.opts.error();
       const result = await statement();
       if (this.expired) throw this.opts.error();
@@ -99,7 +110,13 @@ export class ReadDeadline {
       throw this.expired ? this.opts.error() : e;
     } finally {
       this.inFlight = false;
+      this.stream = undefined;
     }
+  }
+
+  /** Between pages: the read ends with the deadline's error once it passed. */
+  async check(): Promise<void> {
+    if (this.expired) throw this.opts.error();
   }
 
   /** Stops the timer (the read ended) and waits for its cancel or rollback, if it fired, to be done. */
@@ -113,6 +130,12 @@ export class ReadDeadline {
     if (this.inFlight) {
       const pid = (this.client as unknown as { processID?: number }).processID;
       if (pid) await this.opts.cancel(pid).catch(() => {}); // statement_timeout remains, a second later
+      const stream = this.stream;
+      if (stream) {
+        // The consumer may hold a page for long: end the statement and the transaction without it.
+        stream.discard();
+        await this.client.query("ROLLBACK").catch(() => {});
+      }
     } else {
       // Idle between pages: end the transaction (and its snapshot) now, not when the consumer comes back.
       await this.client.query("ROLLBACK").catch(() => {});

@@ -1,7 +1,9 @@
 /**
- * PostgreSQL source: a full sync of each configured table or view, streamed through a server-side
- * cursor in a READ ONLY, REPEATABLE READ transaction (one consistent snapshot per table) with a
- * statement_timeout per statement and a total time limit per read (readTimeoutSeconds), under
+ * PostgreSQL source: a full sync of each configured table or view, streamed through
+ * `COPY (SELECT …) TO STDOUT` (copy-reader.ts; no round trip per page, the socket's backpressure
+ * paces the server) in a READ ONLY, REPEATABLE READ transaction (one consistent snapshot per table)
+ * with a total time limit per read (readTimeoutSeconds) and statementTimeoutMs on each wait for the
+ * server, under
  * search_path = pg_catalog, pg_temp and a schema-qualified relation (no planted function or
  * operator can be chosen), and never as a superuser unless allowed (guards.ts). Values leave in
  * PostgreSQL's own text form, so nothing is lost on the way: NUMERIC and MONEY stay exact decimal
@@ -10,28 +12,24 @@
  * connector's configured zone.
  */
 import pg from "pg";
-import type { QobraType } from "../../../lib/config-common.ts";
 import { ConfigError, EtlError, SourceUnavailableError, isRetriablePgError } from "../../../lib/errors.ts";
-import { ident, literal } from "../../../lib/pg.ts";
+import { ident } from "../../../lib/pg.ts";
 import type { RawValue } from "../../../schemas/index.ts";
 import type { ReadOptions, SourceConnector, SourcePage, SourceRecord, TableCheck } from "../../connector.ts";
 import { type PostgresConnector, type PostgresTable, READ_TIMEOUT_SECONDS } from "./config.ts";
 import { connectionError, describeTarget, pgClientConfig } from "./connection.ts";
+import { CopyReader, CopyStalledError, type CopyRow } from "./copy-reader.ts";
 import { PrivilegedRoleError, ReadDeadline, ReadTimeoutError, privilegedRole, privilegedRoleMessage } from "./guards.ts";
+import { type ColumnInfo, jsonArray, typeProblem, valueExpr } from "./columns.ts";
 import { compileWhere } from "./where.ts";
 
-const FETCH_SIZE = 2000;
+/** Rows per page handed to the run (each page is published, then acknowledged, before the next). */
+const PAGE_ROWS = 2000;
 
-interface ColumnInfo {
-  name: string;
-  type: string;
-  category: string;
-}
-
-/** Types returned as text by the driver: we do the parsing where the meaning is known. */
 /** Clients whose connection emitted an error: what they throw afterwards is a lost connection. */
 const lostClients = new WeakSet<pg.Client>();
 
+/** Types returned as text by the driver: we do the parsing where the meaning is known. */
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
 
 export class PostgresSource implements SourceConnector {
@@ -62,7 +60,7 @@ export class PostgresSource implements SourceConnector {
       });
       await client.connect();
       await client.query(
-        `SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET standard_conforming_strings = on; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`,
+        `SET client_encoding = 'UTF8'; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 1; SET standard_conforming_strings = on; SET statement_timeout = ${Number(this.config.connection.statementTimeoutMs)}`,
       );
       this.roleProblem = await privilegedRole(client);
     } catch (e) {
@@ -262,28 +260,64 @@ export class PostgresSource implements SourceConnector {
         ),
     });
     let open = true;
+    const copy = new CopyReader({
+      columns: select.length,
+      pageRows: PAGE_ROWS,
+      statementTimeoutMs: this.config.connection.statementTimeoutMs,
+      cancel: () => this.cancelClient(client),
+      stalled: () =>
+        new CopyStalledError(
+          `connector ${this.config.id}, table ${table.name}: the source sent no rows for connection.statementTimeoutMs (${this.config.connection.statementTimeoutMs} ms); the query was cancelled. ` +
+            "Make the table's where condition cheaper, or raise connection.statementTimeoutMs",
+        ),
+    });
+    let copied: Promise<void> | undefined;
+    let stopping: Promise<void> | undefined;
+    // Ends the COPY before its last row (the read stopped early or failed): cancel it, drop the rest.
+    const stopCopy = (): Promise<void> =>
+      (stopping ??= (async () => {
+        if (copy.inFlight) {
+          await this.cancelClient(client).catch(() => {});
+          copy.discard();
+        }
+        await copied?.catch(() => {});
+      })());
     try {
       // Only the built-ins: a function or operator planted in a schema of the role's search_path is never chosen.
       await client.query("SET LOCAL search_path = pg_catalog, pg_temp");
-      await deadline.run(() => client.query(`DECLARE qobra_sync_read NO SCROLL CURSOR FOR ${sql}`));
+      copied = deadline.run(() => copy.start(client, sql), copy);
+      copied.catch(() => {}); // awaited below; a failure also ends nextPage
       while (!opts.signal.aborted) {
-        const res = await deadline.run(() => client.query({ text: `FETCH FORWARD ${FETCH_SIZE} FROM qobra_sync_read`, rowMode: "array" }));
-        if (res.rows.length === 0) break;
-        const records: SourceRecord[] = res.rows.map((row: (string | null)[]) => {
+        let rows: CopyRow[] | null;
+        try {
+          rows = await copy.nextPage();
+        } catch (e) {
+          await copied; // the statement's own failure, as the deadline names it
+          throw e;
+        }
+        if (rows === null) break;
+        const records: SourceRecord[] = new Array(rows.length);
+        for (let r = 0; r < rows.length; r++) {
+          const row = rows[r]!;
           const fields: Record<string, RawValue> = {};
           for (let i = 0; i < names.length; i++) {
             const v = row[i + 3] ?? null;
             fields[names[i]!] = v === null ? null : bools[i] ? v === "true" : arrays[i] ? jsonArray(v) : v;
           }
-          return { externalId: row[0] ?? "", name: row[1] ?? null, sourceUpdatedAt: row[2] ?? null, fields };
-        });
+          records[r] = { externalId: row[0] ?? "", name: row[1] ?? null, sourceUpdatedAt: row[2] ?? null, fields };
+        }
         yield { records, sourceTypes };
+        await deadline.check();
       }
+      if (copy.inFlight)
+        await stopCopy(); // stopped early (the run was aborted): not the rest of the table
+      else await copied;
       open = false;
       await client.query("COMMIT");
     } catch (e) {
       open = false;
       await deadline.stop(); // a cancel in flight lands before the rollback, not on it
+      await stopCopy();
       await client.query("ROLLBACK").catch(() => {});
       if (e instanceof EtlError) throw e;
       if (isRetriablePgError(e))
@@ -298,9 +332,18 @@ export class PostgresSource implements SourceConnector {
       throw e;
     } finally {
       await deadline.stop();
-      // The consumer stopped early (the generator was returned): end the transaction too.
-      if (open) await client.query("ROLLBACK").catch(() => {});
+      // The consumer stopped early (the generator was returned): end the statement and the transaction too.
+      if (open) {
+        await stopCopy();
+        await client.query("ROLLBACK").catch(() => {});
+      }
     }
+  }
+
+  /** Cancels what `client` runs (its backend's statement). */
+  private async cancelClient(client: pg.Client): Promise<void> {
+    const pid = (client as unknown as { processID?: number }).processID;
+    if (pid) await this.cancelBackend(pid);
   }
 
   /** Cancels the statement running on backend `pid` from a second connection (ReadDeadline). */
@@ -323,75 +366,4 @@ export class PostgresSource implements SourceConnector {
     await c?.end().catch(() => {});
     await this.closeTransport();
   }
-}
-
-/** The SQL that reads one column in a lossless text form. */
-function valueExpr(c: ColumnInfo, timestampZone: string): string {
-  const col = ident(c.name);
-  if (c.category === "A") return `array_to_json(${col})::text`;
-  switch (c.type) {
-    case "money":
-      return `${col}::numeric::text`;
-    case "timestamp":
-      return `(${col} AT TIME ZONE ${literal(timestampZone)})::text`;
-    default:
-      return `${col}::text`;
-  }
-}
-
-function jsonArray(text: string): (string | null)[] {
-  const flat = (v: unknown): (string | null)[] => (Array.isArray(v) ? v.flatMap(flat) : [v === null ? null : typeof v === "string" ? v : JSON.stringify(v)]);
-  return flat(JSON.parse(text));
-}
-
-/**
- * The Qobra types each PostgreSQL type may map to (Qobra's PostgreSQL page, plus documented rules
- * for types outside it: uuid, json, enums, arrays; domains follow their base type).
- */
-function allowedQobraTypes(c: Pick<ColumnInfo, "type" | "category">): readonly QobraType[] {
-  const TEXT: QobraType[] = ["string", "picklist", "multipicklist", "user"];
-  switch (c.type) {
-    case "text":
-    case "varchar":
-    case "bpchar":
-    case "citext":
-    case "name":
-      return TEXT;
-    case "date":
-    case "timestamp":
-    case "timestamptz":
-      return ["date"];
-    case "int2":
-    case "int4":
-    case "int8":
-      return ["number", "amount", "percentage", "user"];
-    case "float4":
-    case "float8":
-    case "numeric":
-      return ["number", "amount", "percentage"];
-    case "money":
-      return ["amount"];
-    case "bool":
-      return ["bool"];
-    case "bit":
-    case "varbit":
-      return ["string"];
-    case "uuid":
-      return ["string", "picklist", "user"];
-    case "json":
-    case "jsonb":
-    case "xml":
-      return ["string"];
-  }
-  if (c.category === "E") return ["string", "picklist", "multipicklist"];
-  if (c.category === "A") return ["multipicklist", "string"];
-  return [];
-}
-
-function typeProblem(field: string, col: ColumnInfo, type: QobraType): string | null {
-  const allowed = allowedQobraTypes(col);
-  if (allowed.length === 0)
-    return `field ${field} has PostgreSQL type ${col.type}, which qobra-sync does not support (see the README's type table); cast it in a view`;
-  if (!allowed.includes(type)) return `field ${field} has PostgreSQL type ${col.type}, which maps to ${allowed.join(", ")}, not ${type}`;
-  return null;
 }
