@@ -103,6 +103,56 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
           clientId: z.string().default("qobra-sync").describe("The Kafka client id of every connection (brokers' logs and quotas)."),
           partitions: z.number().int().min(1).default(3).describe("Partitions of the topics the pipeline creates."),
           replicationFactor: z.number().int().min(1).default(1).describe("Replicas of the topics the pipeline creates (3 on a production cluster)."),
+          minInsyncReplicas: z
+            .number()
+            .int()
+            .min(1)
+            .optional()
+            .describe(
+              "min.insync.replicas of the topics the pipeline creates: how many replicas must have a write before it is acknowledged (every producer sends with acks=all). Default: 2 when replicationFactor is 3 or more (one broker may be lost without losing an acknowledged record or stopping writes), else the broker's own setting.",
+            ),
+          sessionTimeoutMs: z
+            .number()
+            .int()
+            .min(1000)
+            .default(6000)
+            .describe(
+              "Consumer group session timeout of every role (producer worker, mapper, sink): how long a member that stopped heartbeating (killed, paused, cut off) keeps its partitions. Must lie within the broker's group.min/max.session.timeout.ms (6 s to 30 min by default).",
+            ),
+          heartbeatIntervalMs: z
+            .number()
+            .int()
+            .min(100)
+            .default(1000)
+            .describe("How often a role's consumer heartbeats; also how soon a member learns that its group is rebalancing. Below sessionTimeoutMs / 3."),
+          rebalanceTimeoutMs: z
+            .number()
+            .int()
+            .min(1000)
+            .default(60_000)
+            .describe("How long a rebalance waits for a live member to finish its batch and rejoin before the group goes on without it."),
+          transactionTimeoutMs: z
+            .number()
+            .int()
+            .min(1000)
+            .default(15_000)
+            .describe(
+              "Timeout of the mapper's Kafka transactions: an open transaction nobody takes over is aborted by the broker after this long (a mapper that takes a partition over aborts its predecessor's at once).",
+            ),
+        })
+        .superRefine((k, ctx) => {
+          if (k.minInsyncReplicas !== undefined && k.minInsyncReplicas > k.replicationFactor)
+            ctx.addIssue({
+              code: "custom",
+              path: ["minInsyncReplicas"],
+              message: `must be at most replicationFactor (${k.replicationFactor}): no write could ever be acknowledged`,
+            });
+          if (k.heartbeatIntervalMs * 3 > k.sessionTimeoutMs)
+            ctx.addIssue({
+              code: "custom",
+              path: ["heartbeatIntervalMs"],
+              message: `must be at most a third of sessionTimeoutMs (${k.sessionTimeoutMs}), so that a heartbeat or two may be lost without losing the partitions`,
+            });
         })
         .describe("The Kafka cluster the pipeline runs on."),
       schemaRegistry: z
@@ -135,7 +185,15 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .default("qobra_data")
             .describe("The schema of the sink tables (<connector>__<table>) and the pipeline's own tables."),
           defaultCurrency: CURRENCY_CODE.describe("The currency of amounts when neither the record, the field nor the connector tells one."),
-          batchSize: z.number().int().min(1).max(50_000).default(5000).describe("Records written per PostgreSQL transaction at most."),
+          batchSize: z
+            .number()
+            .int()
+            .min(1)
+            .max(50_000)
+            .default(5000)
+            .describe(
+              "Records written per PostgreSQL transaction at most (each batch is COPYed into a temporary table and merged with one INSERT … ON CONFLICT).",
+            ),
           users: z
             .strictObject({
               query: z

@@ -17,7 +17,7 @@ import kafkajs, {
 } from "kafkajs";
 import type { Config } from "./config.ts";
 import { EtlError, KafkaUnavailableError } from "./errors.ts";
-import { logger } from "./log.ts";
+import { kafkaClientLogLevel, kafkaLogCreator } from "./kafka-log.ts";
 import { topics, type Topics } from "./topics.ts";
 
 export interface KafkaPort {
@@ -28,29 +28,15 @@ export interface KafkaPort {
   close(): Promise<void>;
 }
 
-const kafkaLog = logger.child({ component: "kafkajs" });
-const toPino = (level: logLevel) => (level === logLevel.ERROR ? "error" : level === logLevel.WARN ? "warn" : level === logLevel.INFO ? "info" : "debug");
-
 export function createKafka(config: Config, clientSuffix = "", opts: { retries?: number } = {}): KafkaPort {
   const kafka = new Kafka({
     clientId: `${config.kafka.clientId}${clientSuffix ? `-${clientSuffix}` : ""}`,
     brokers: config.kafka.brokers,
     connectionTimeout: 5000,
     retry: { retries: opts.retries ?? 8, initialRetryTime: 200, maxRetryTime: 10_000 },
-    logLevel: opts.retries !== undefined && opts.retries < 3 ? logLevel.NOTHING : logLevel.WARN,
-    logCreator:
-      () =>
-      ({ namespace, level, log }) => {
-        const { message, ...extra } = log;
-        // Producers bound their retries on purpose: a dead broker fails the send (and the run,
-        // which is repeated as a whole) instead of hanging; nothing is acknowledged that wasn't written.
-        if (message.startsWith("Limiting retries for the idempotent producer")) return;
-        // CONCURRENT_TRANSACTIONS: the broker still writes the previous transaction's markers; kafkajs
-        // retries it, as it should. Not an error worth a line per occurrence.
-        if (/concurrent operation on the same transaction/i.test(String((extra as { error?: unknown }).error ?? ""))) return;
-        // kafkajs logs an ERROR for every retried request; keep them at warn unless final.
-        kafkaLog[toPino(level)]({ namespace, ...extra }, message);
-      },
+    // Transient broker answers (leader elections, rebalances) go to debug: lib/kafka-log.ts.
+    logLevel: opts.retries !== undefined && opts.retries < 3 ? logLevel.NOTHING : kafkaClientLogLevel(),
+    logCreator: kafkaLogCreator(),
   });
   const t = topics(config.topicPrefix);
   const opened: Array<{ disconnect(): Promise<void> }> = [];
@@ -79,10 +65,20 @@ export function createKafka(config: Config, clientSuffix = "", opts: { retries?:
   };
 }
 
+/**
+ * min.insync.replicas of the pipeline's topics: the configured value, else 2 from a replication
+ * factor of 3 (with acks=all, an acknowledged record is then on two brokers, and one broker may be
+ * lost without stopping writes), else undefined (the broker's setting).
+ */
+export function minInsyncReplicas(config: Pick<Config, "kafka">): number | undefined {
+  return config.kafka.minInsyncReplicas ?? (config.kafka.replicationFactor >= 3 ? 2 : undefined);
+}
+
 /** The topics of the pipeline and their policies (raw and mapped topics are compacted). */
-function topicSpecs(config: Config): ITopicConfig[] {
+export function topicSpecs(config: Config): ITopicConfig[] {
   const t = topics(config.topicPrefix);
   const { partitions, replicationFactor } = config.kafka;
+  const minIsr = minInsyncReplicas(config);
   const compacted = [
     { name: "cleanup.policy", value: "compact" },
     { name: "min.compaction.lag.ms", value: "60000" },
@@ -91,7 +87,7 @@ function topicSpecs(config: Config): ITopicConfig[] {
     topic,
     numPartitions,
     replicationFactor,
-    configEntries,
+    configEntries: minIsr === undefined ? configEntries : [...configEntries, { name: "min.insync.replicas", value: String(minIsr) }],
   });
   return [
     spec(t.syncRequests),
@@ -168,7 +164,9 @@ export class TransactionLock {
  * Commits what one consumed batch produced together with the batch's consumer offsets, in one
  * Kafka transaction (one at a time per producer, under `lock`): `send` writes the output into the
  * transaction, then the offset after the batch's last message is sent for `groupId`. Any failure
- * aborts the transaction and is thrown again, so the batch is fetched again.
+ * aborts the transaction and is thrown again, so the batch is fetched again. One producer for
+ * every partition fences no predecessor: the mapper uses lib/partition-transactions.ts instead
+ * (one producer per input partition); this stays for single-process tools (bench/passthrough.ts).
  */
 export async function commitBatchTransaction(
   producer: Producer,
@@ -197,10 +195,91 @@ export async function commitBatchTransaction(
   }
 }
 
-/** End offsets (high watermarks) of every partition of a topic. */
+/**
+ * The group timeouts of a role's consumer, from `kafka.*` in the config (docs/reliability.md,
+ * "Recovery after a kill"): a member that stops heartbeating (killed, paused) loses its partitions
+ * after `sessionTimeout`, and the others learn of a rebalance within `heartbeatInterval`. kafkajs
+ * heartbeats from its fetch loop, so an idle consumer heartbeats once per empty long poll: the
+ * poll waits no longer than the heartbeat interval (kafkajs's default, 5 s, is close to a 6 s
+ * session), which also bounds how long a stopping consumer waits before it leaves its group.
+ */
+export function groupTimeouts(config: Config): { sessionTimeout: number; heartbeatInterval: number; rebalanceTimeout: number; maxWaitTimeInMs: number } {
+  const k = config.kafka;
+  return {
+    sessionTimeout: k.sessionTimeoutMs,
+    heartbeatInterval: k.heartbeatIntervalMs,
+    rebalanceTimeout: k.rebalanceTimeoutMs,
+    maxWaitTimeInMs: k.heartbeatIntervalMs,
+  };
+}
+
+/**
+ * For a handler whose one message is a long job (a producer worker's run or task): heartbeats
+ * every `intervalMs` while it runs, as the Java client's heartbeat thread does, so the group keeps
+ * the member while its process lives, whatever the job's steps (a slow first page, a rate-limit
+ * wait) — the job's own timeouts and retry budget bound its progress. A process killed or paused
+ * stops heartbeating and loses its partitions after the session timeout, as any member.
+ *
+ * kafkajs cannot rejoin a group while a handler runs, and its heartbeats keep the coordinator
+ * found at the last join. So when a heartbeat (the timer's or the handler's own, through the
+ * payload's `heartbeat`) answers that the member must rejoin — the group is rebalancing, the
+ * member was expelled, or the coordinator moved to another broker — `membership` is aborted with
+ * that answer: the handler should end its job early and throw it (kafkajs then rejoins, finding
+ * the coordinator again, and delivers the uncommitted message again).
+ */
+export function heartbeatWhileRunning<P extends { heartbeat(): Promise<void> }>(
+  intervalMs: number,
+  handler: (payload: P, membership: AbortSignal) => Promise<void>,
+): (payload: P) => Promise<void> {
+  return async (payload) => {
+    const lost = new AbortController();
+    const heartbeat = async () => {
+      try {
+        await payload.heartbeat();
+      } catch (e) {
+        if (mustRejoin(e) && !lost.signal.aborted) lost.abort(e);
+        throw e;
+      }
+    };
+    const timer = setInterval(() => void heartbeat().catch(() => {}), intervalMs);
+    try {
+      await handler({ ...payload, heartbeat }, lost.signal);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}
+
+/** Group answers after which a member must rejoin (kafkajs rejoins when a handler throws one of them). */
+const REJOIN_ANSWERS = new Set(["REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "NOT_COORDINATOR_FOR_GROUP"]);
+
+/** Whether a kafkajs error is one of those answers (looked for through its causes). */
+export function mustRejoin(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 8; depth++) {
+    const type = (cur as { type?: unknown }).type;
+    if (typeof type === "string" && REJOIN_ANSWERS.has(type)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * End offsets (high watermarks) of every partition of a topic. Retried for up to 30 s while the
+ * broker answers with a retriable error: right after a topic is created its partitions' leaders
+ * may not serve ListOffsets yet ("This server is not the leader for that topic-partition"), and
+ * kafkajs's fetchTopicOffsets gives up at once on that answer.
+ */
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
-  const offs = await admin.fetchTopicOffsets(topic);
-  return new Map(offs.map((o) => [o.partition, Number(o.high)]));
+  const deadline = Date.now() + 30_000;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      const offs = await admin.fetchTopicOffsets(topic);
+      return new Map(offs.map((o) => [o.partition, Number(o.high)]));
+    } catch (e) {
+      if ((e as { retriable?: unknown }).retriable !== true || Date.now() + delay > deadline) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 /** Committed offsets of a consumer group on a topic (-1 where nothing is committed). */

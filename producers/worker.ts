@@ -7,10 +7,10 @@
  * This file is the Kafka shell; a run's steps are in producers/run/ (plan, read, deletes, state,
  * events, tasks, and sync.ts which runs them in order).
  */
-import type { Consumer, Producer } from "kafkajs";
+import kafkajs, { type Consumer, type Producer } from "kafkajs";
 import type { Config } from "../lib/config.ts";
 import type { Codec } from "../lib/codec.ts";
-import { whenCrashed, type KafkaPort } from "../lib/kafka.ts";
+import { groupTimeouts, heartbeatWhileRunning, whenCrashed, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { groups } from "../lib/topics.ts";
 import type { SyncRequest } from "../schemas/index.ts";
@@ -34,16 +34,28 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
   // Source API budgets counted in the sink database, next to the sink's offsets: shared by every worker process.
   const rateLimits = new SharedRateLimitStore({ databaseUrl: config.sink.databaseUrl, schema: config.sink.schema });
   const ctx: ConnectorContext = { rateLimits };
-  const consumer: Consumer = port.kafka.consumer({ groupId: groups(config.topicPrefix).producers, sessionTimeout: 30_000, heartbeatInterval: 3000 });
+  // The group's session timeout is the roles' (kafka.sessionTimeoutMs): a killed worker's
+  // requests move to another (or to its restarted self) that soon. A run lasts minutes, so the
+  // member heartbeats on a timer while it runs (heartbeatWhileRunning), not only between pages.
+  const consumer: Consumer = port.kafka.consumer({ groupId: groups(config.topicPrefix).producers, ...groupTimeouts(config) });
+  consumer.on(consumer.events.GROUP_JOIN, (e) =>
+    log.info({ assignment: e.payload.memberAssignment, joinMs: e.payload.duration }, "sync request partitions assigned"),
+  );
   await consumer.connect();
   await consumer.subscribe({ topic: port.topics.syncRequests, fromBeginning: true });
   // Requests of one connector share a partition, so they are served one after the other. A request
   // made before the start of a run that covered it is answered by that run (coalesced), not repeated.
   const lastRuns = new Map<string, LastRun>();
+  // Aborted by stop(): a run in progress ends early (its request uncommitted), so that the
+  // consumer leaves its group at once instead of after the run.
+  const stopping = new AbortController();
+  const stoppingError = () => new kafkajs.KafkaJSError("the producer worker is stopping", { retriable: true });
   await consumer.run({
     partitionsConsumedConcurrently: Math.max(1, config.kafka.partitions),
-    eachMessage: async ({ message, heartbeat }) => {
+    eachMessage: heartbeatWhileRunning(config.kafka.heartbeatIntervalMs, async ({ message, heartbeat }, membership) => {
       if (!message.value) return;
+      // kafkajs delivers the request again until the consumer has stopped: it is left uncommitted.
+      if (stopping.signal.aborted) throw stoppingError();
       const request = await codec.decode<SyncRequest>(message.value);
       const last = lastRuns.get(request.connector);
       if (last && coveredBy(request, last)) {
@@ -51,9 +63,18 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
         return;
       }
       const startedAt = Date.now();
-      const outcome = await runSync(config, port, codec, producer, request, heartbeat, ctx);
+      // The run ends early when the member must rejoin its group or the worker stops; throwing
+      // then keeps the request uncommitted: kafkajs rejoins and it is served again (by this
+      // worker or another), from the tables' saved cursors.
+      const stop = AbortSignal.any([membership, stopping.signal]);
+      const beat = async () => {
+        if (stop.aborted) throw stop.reason;
+        await heartbeat();
+      };
+      const outcome = await runSync(config, port, codec, producer, request, beat, ctx, stop);
+      if (outcome === "stopped") throw membership.aborted ? membership.reason : stoppingError();
       if (outcome === "completed") lastRuns.set(request.connector, { startedAt, full: request.full, tables: request.tables });
-    },
+    }),
   });
   const tasks = await startTaskWorker(config, port, codec, producer, ctx);
   const crash = whenCrashed([consumer, tasks]);
@@ -61,8 +82,8 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
     crashed: crash.crashed,
     async stop() {
       crash.dispose();
-      await tasks.disconnect().catch(() => {});
-      await consumer.disconnect().catch(() => {});
+      stopping.abort(stoppingError());
+      await Promise.all([consumer.disconnect().catch(() => {}), tasks.disconnect().catch(() => {})]);
       await producer.disconnect().catch(() => {});
       await rateLimits.close().catch(() => {});
     },

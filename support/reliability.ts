@@ -1,15 +1,14 @@
 /**
- * Shared parts of the reliability suite (test/integration/crash.test.ts,
- * test/integration/reliability-pg-terminate.test.ts and `npm run chaos`):
+ * Shared parts of the reliability suite (test/integration/crash.test.ts, zombie.test.ts,
+ * leave-group.test.ts, reliability-pg-terminate.test.ts and `npm run chaos`):
  * a PostgreSQL source table with a revision column, the pipeline's roles as separate processes
- * (`node bin/qobra-sync.js -c FILE run --roles X`) that can be SIGKILLed and restarted, a fault
- * loop, and the final verdict: every source record in the sink exactly once, with its newest
- * values, nothing left in the dead-letter topics, no consumer lag, offsets stored with the data.
+ * (support/role-process.ts, re-exported here) that can be SIGKILLed and restarted, a fault loop
+ * that times each role's recovery, and the final verdict: every source record in the sink exactly
+ * once, with its newest values, nothing left in the dead-letter topics, no consumer lag, offsets
+ * stored with the data.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Config } from "../app/config.ts";
 import { parseConfig } from "../app/config.ts";
 import { committedOffsets, endOffsets, type KafkaPort } from "../lib/kafka.ts";
@@ -18,9 +17,9 @@ import { groups } from "../lib/topics.ts";
 import { stackDefaults } from "../stack/stack.ts";
 import { seededRandom } from "../simulators/kit/random.ts";
 import { dbUrl, ensureDatabase, withDb } from "./env.ts";
+import { ROOT, sleep, startRoles, type RoleName, type RoleProcess } from "./role-process.ts";
 
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { ROOT, RoleProcess, sleep, startRoles, type RoleName } from "./role-process.ts";
 
 /** A deterministic pseudo-random generator (the simulators' mulberry32), so a failing fault schedule can be replayed with its seed. */
 export const rng: (seed: number) => () => number = seededRandom;
@@ -41,7 +40,10 @@ export interface Scenario {
   config: Config;
 }
 
-export function scenario(id: string, opts: { sourceDb?: string; sinkDb?: string; partitions?: number; heartbeat?: boolean } = {}): Scenario {
+export function scenario(
+  id: string,
+  opts: { sourceDb?: string; sinkDb?: string; partitions?: number; heartbeat?: boolean; kafka?: Record<string, number> } = {},
+): Scenario {
   const sourceDb = opts.sourceDb ?? "qobra_it_source";
   const sinkDb = opts.sinkDb ?? "qobra_it_sink";
   const table = `crash_${id}`;
@@ -50,7 +52,9 @@ export function scenario(id: string, opts: { sourceDb?: string; sinkDb?: string;
   const logDir = join(ROOT, ".stack", "logs", "chaos", id);
   mkdirSync(logDir, { recursive: true });
   const yaml = `
-kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: ${opts.partitions ?? 2} }
+kafka: { brokers: ${JSON.stringify(stackDefaults.kafkaBrokers)}, partitions: ${opts.partitions ?? 2}${Object.entries(opts.kafka ?? {})
+    .map(([k, v]) => `, ${k}: ${v}`)
+    .join("")} }
 schemaRegistry: { url: "${stackDefaults.registryUrl}" }
 topicPrefix: ${id}
 sink:
@@ -117,11 +121,31 @@ export async function mutateSource(s: Scenario, opts: { every: number; deletes: 
   });
 }
 
-/** Seeds the scenario's source with `rows` deals, opens a runtime on its config (named `client`) and starts the three roles as processes. */
+/**
+ * Seeds the scenario's source with `rows` deals, opens a runtime on its config (named `client`),
+ * starts the three roles as processes and waits until each is a member of its group (a fault
+ * injected earlier would hit a process still starting, which no group waits for).
+ */
 export async function seedAndStart(s: Scenario, rows: number, client: string): Promise<{ rt: Runtime; procs: Record<RoleName, RoleProcess> }> {
   await seedSource(s, rows);
   const rt = await openRuntime(s.config, client);
-  return { rt, procs: startRoles(s, ["producer", "mapper", "sink"]) };
+  const procs = startRoles(s, ["producer", "mapper", "sink"]);
+  await rolesJoined(s, rt.port);
+  return { rt, procs };
+}
+
+/** Waits until the producer, mapper and sink groups of the scenario each have a member. */
+export async function rolesJoined(s: Scenario, port: KafkaPort, timeoutMs = 120_000): Promise<void> {
+  const g = groups(s.prefix);
+  const ids = [g.producers, g.mapper, g.sink];
+  const admin = await port.admin();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const described = await admin.describeGroups(ids).catch(() => ({ groups: [] }));
+    if (ids.every((id) => described.groups.some((d) => d.groupId === id && d.state === "Stable" && d.members.length > 0))) return;
+    if (Date.now() > deadline) throw new Error(`the roles of ${s.id} did not join their groups within ${timeoutMs / 1000} s`);
+    await sleep(200);
+  }
 }
 
 export async function dropScenario(s: Scenario, port?: KafkaPort): Promise<void> {
@@ -137,157 +161,6 @@ export async function dropScenario(s: Scenario, port?: KafkaPort): Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Roles as processes
-
-export type RoleName = "producer" | "mapper" | "sink";
-
-/** The process `bin/qobra-sync.js` re-executes itself into (bounded heap): the one doing the work. */
-function workerPid(launcherPid: number): number | undefined {
-  try {
-    const kids = readFileSync(`/proc/${launcherPid}/task/${launcherPid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-    return kids[0];
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-/** One role of the pipeline as its own process (the CLI launcher and the worker it re-executes). */
-export class RoleProcess {
-  readonly role: RoleName;
-  private readonly s: Scenario;
-  private child: ChildProcess | undefined;
-  starts = 0;
-  kills = 0;
-  lastExit: { code: number | null; signal: string | null } | undefined;
-  /** Exits nobody asked for (a crash), with the end of the log; restarted after 1 s when `supervise` is on (as systemd's Restart=always would). */
-  readonly crashes: Array<{ at: string; code: number | null; signal: string | null; logTail: string }> = [];
-  supervise: boolean;
-  private expectingExit = false;
-
-  constructor(role: RoleName, s: Scenario, opts: { supervise?: boolean } = {}) {
-    this.role = role;
-    this.s = s;
-    this.supervise = opts.supervise ?? true;
-  }
-
-  get log(): string {
-    return join(this.s.logDir, `${this.role}.log`);
-  }
-
-  start(): void {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
-    const fd = openSync(this.log, "a");
-    writeFileSync(fd, `\n===== start #${++this.starts} of ${this.role} at ${new Date().toISOString()} =====\n`);
-    try {
-      this.child = spawn(
-        process.execPath,
-        ["--disable-warning=TimeoutNegativeWarning", "bin/qobra-sync.js", "-c", this.s.configFile, "run", "--roles", this.role],
-        {
-          cwd: ROOT,
-          stdio: ["ignore", fd, fd],
-          env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "info", KAFKAJS_NO_PARTITIONER_WARNING: "1" },
-        },
-      );
-    } finally {
-      closeSync(fd);
-    }
-    const child = this.child;
-    this.expectingExit = false;
-    child.on("exit", (code, signal) => {
-      this.lastExit = { code, signal };
-      if (this.expectingExit || this.child !== child) return;
-      const tail = existsSync(this.log) ? readFileSync(this.log, "utf8").split("\n").filter(Boolean).slice(-12).join("\n") : "";
-      this.crashes.push({ at: new Date().toISOString(), code, signal, logTail: tail });
-      if (this.supervise)
-        setTimeout(() => {
-          if (!this.expectingExit && this.child === child) this.start();
-        }, 1000);
-    });
-  }
-
-  get running(): boolean {
-    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
-  }
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  /** SIGKILLs the worker process (as an OOM kill or a power cut would), then the launcher if it is still there. */
-  async kill9(): Promise<void> {
-    const launcher = this.child;
-    if (!launcher?.pid) return;
-    this.expectingExit = true;
-    // The worker appears a moment after the launcher starts; a kill that early hits the launcher alone.
-    let worker = workerPid(launcher.pid);
-    for (let i = 0; i < 20 && worker === undefined && this.running; i++) {
-      await sleep(50);
-      worker = workerPid(launcher.pid);
-    }
-    if (worker) {
-      try {
-        process.kill(worker, "SIGKILL");
-      } catch {
-        /* gone */
-      }
-    }
-    try {
-      launcher.kill("SIGKILL");
-    } catch {
-      /* gone */
-    }
-    const deadline = Date.now() + 10_000;
-    while ((this.running || alive(worker)) && Date.now() < deadline) await sleep(50);
-    if (alive(worker)) throw new Error(`${this.role} worker ${worker} survived SIGKILL`);
-    this.kills++;
-  }
-
-  /** SIGTERM (clean stop), then SIGKILL after `graceMs`. */
-  async stop(graceMs = 35_000): Promise<void> {
-    const launcher = this.child;
-    if (!launcher?.pid || !this.running) return;
-    this.expectingExit = true;
-    const worker = workerPid(launcher.pid);
-    launcher.kill("SIGTERM");
-    const deadline = Date.now() + graceMs;
-    while ((this.running || alive(worker)) && Date.now() < deadline) await sleep(100);
-    if (this.running || alive(worker)) await this.kill9();
-  }
-
-  /** The worker's log lines at error level or above (pino JSON, level >= 50). */
-  errors(): string[] {
-    if (!existsSync(this.log)) return [];
-    return readFileSync(this.log, "utf8")
-      .split("\n")
-      .filter((l) => {
-        try {
-          return (JSON.parse(l) as { level?: number }).level! >= 50;
-        } catch {
-          return false;
-        }
-      });
-  }
-}
-
-export function startRoles(s: Scenario, roles: RoleName[], opts: { supervise?: boolean } = {}): Record<RoleName, RoleProcess> {
-  const out = {} as Record<RoleName, RoleProcess>;
-  for (const r of roles) {
-    out[r] = new RoleProcess(r, s, opts);
-    out[r].start();
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Faults
 
 export interface Fault {
@@ -296,8 +169,12 @@ export interface Fault {
   target: string;
   downMs: number;
   note?: string;
-  /** From the kill to the killed role's next progress (null: no progress seen, e.g. nothing left to do). */
+  /** When the role was started again. */
+  restartedAt?: string;
+  /** From the kill to the killed role's first progress after its restart (null: none seen, e.g. nothing left to do). */
   recoveryMs?: number | null;
+  /** From the restart to that progress: what the role itself costs (the kill's down time excluded). */
+  recoveryFromRestartMs?: number | null;
 }
 
 interface FaultLoop {
@@ -319,6 +196,11 @@ export interface FaultLoopOptions {
   progress?: Partial<Record<RoleName, () => Promise<number>>>;
   /** How long recovery is still watched for once the loop is stopped (default 45 s). */
   recoveryGraceMs?: number;
+  /** The role the first fault hits (the next ones are drawn from the targets), and when (default: as the others). */
+  firstTarget?: RoleName;
+  firstAfterMs?: [number, number];
+  /** Wait for a fault's recovery (up to this long) before the next fault, so that each recovery is measured alone. */
+  awaitRecoveryMs?: number;
 }
 
 export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets: RoleName[], opts: FaultLoopOptions): FaultLoop {
@@ -339,35 +221,45 @@ export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets
     });
   const done = (async () => {
     while (!stopped && faults.length < (opts.max ?? Infinity)) {
-      await nap(between(opts.everyMs));
+      await nap(between(faults.length === 0 && opts.firstAfterMs ? opts.firstAfterMs : opts.everyMs));
       if (stopped) break;
-      const target = targets[Math.floor(random() * targets.length)]!;
+      const draw = targets[Math.floor(random() * targets.length)]!;
+      const target = faults.length === 0 && opts.firstTarget ? opts.firstTarget : draw;
       const p = procs[target]!;
       const downMs = between(opts.downMs);
       const progress = opts.progress?.[target];
-      const before = progress ? await progress().catch(() => -1) : -1;
       const killedAt = Date.now();
       await p.kill9();
       const fault: Fault = { at: new Date().toISOString(), kind: "SIGKILL", target, downMs };
       faults.push(fault);
       opts.log?.(`fault ${faults.length}: SIGKILL ${target}, down ${downMs} ms`);
       await sleep(downMs);
+      // Progress is counted from here: a commit the dead process had sent before the kill may
+      // still complete after it, and is no recovery.
+      const before = progress ? await progress().catch(() => -1) : -1;
+      const restartedAt = Date.now();
       p.start();
+      fault.restartedAt = new Date(restartedAt).toISOString();
       if (progress) {
         fault.recoveryMs = null;
-        watchers.push(
-          (async () => {
-            const deadline = killedAt + 180_000;
-            while (Date.now() < deadline && !(stopped && Date.now() > stopAt + (opts.recoveryGraceMs ?? 45_000))) {
-              const now = await progress().catch(() => -1);
-              if (now > before && before >= 0) {
-                fault.recoveryMs = Date.now() - killedAt;
-                return;
-              }
-              await sleep(250);
+        fault.recoveryFromRestartMs = null;
+        const watcher = (async () => {
+          const deadline = killedAt + 180_000;
+          while (Date.now() < deadline && !(stopped && Date.now() > stopAt + (opts.recoveryGraceMs ?? 45_000))) {
+            const now = await progress().catch(() => -1);
+            if (now > before && before >= 0) {
+              fault.recoveryMs = Date.now() - killedAt;
+              fault.recoveryFromRestartMs = Date.now() - restartedAt;
+              opts.log?.(
+                `fault ${faults.indexOf(fault) + 1}: ${target} progressing again ${(fault.recoveryFromRestartMs / 1000).toFixed(1)} s after its restart (${(fault.recoveryMs / 1000).toFixed(1)} s after the kill)`,
+              );
+              return;
             }
-          })(),
-        );
+            await sleep(100);
+          }
+        })();
+        watchers.push(watcher);
+        if (opts.awaitRecoveryMs) await Promise.race([watcher, nap(opts.awaitRecoveryMs)]);
       }
     }
   })();

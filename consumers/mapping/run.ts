@@ -5,13 +5,19 @@
  * neither loses nor doubles a record. A bad record goes to dlq.mapper with the reason; the
  * partition never stalls. Infrastructure errors (broker, registry) abort the transaction and the
  * batch is fetched again.
+ *
+ * The transactions of each input partition go through that partition's own producer, whose
+ * transactional id is stable (lib/partition-transactions.ts): a mapper that takes a partition
+ * over aborts its predecessor's open transaction at once and fences it, so a killed mapper holds
+ * nothing up and a paused one (a zombie) cannot commit after its partitions moved. Each mapped
+ * record carries the raw position it came from (headers qobra.raw.partition, qobra.raw.offset).
  */
-import { randomUUID } from "node:crypto";
-import { Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
+import type { Consumer, EachBatchPayload, Message } from "kafkajs";
 import type { Config, ConnectorConfig, TableConfig } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { MappingError, SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
-import { TransactionLock, commitBatchTransaction, sendInChunks, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
+import { groupTimeouts, sendInChunks, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
+import { PartitionTransactions } from "../../lib/partition-transactions.ts";
 import { logger } from "../../lib/log.ts";
 import type { Registry } from "../../lib/registry.ts";
 import { groups } from "../../lib/topics.ts";
@@ -40,25 +46,23 @@ interface Target {
 
 export async function startMapper(config: Config, port: KafkaPort, codec: Codec, registry: Registry): Promise<Mapper> {
   const prefix = config.topicPrefix;
-  const producer: Producer = port.kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    transactionalId: `${prefix}-mapper-${randomUUID()}`,
-    idempotent: true,
-    maxInFlightRequests: 1,
-    // A killed mapper's open transaction blocks read_committed readers until it times out: keep it short.
-    transactionTimeout: 15_000,
-  });
-  await producer.connect();
-  const consumer: Consumer = port.kafka.consumer({ groupId: groups(prefix).mapper, readUncommitted: false, sessionTimeout: 10_000, heartbeatInterval: 3000 });
+  const groupId = groups(prefix).mapper;
+  const consumer: Consumer = port.kafka.consumer({ groupId, readUncommitted: false, ...groupTimeouts(config) });
+  // One transactional producer per assigned raw partition, opened on each assignment.
+  const txns = new PartitionTransactions(port, { groupId, transactionTimeoutMs: config.kafka.transactionTimeoutMs });
   const usersPool = createPool(config.sink.databaseUrl, { max: 1 });
   const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds, userKeyUses(config.connectors));
   await directory.start();
-  await consumer.connect();
   const rawTopics = config.connectors.map((c) => port.topics.raw(c.id));
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    log.info({ assignment: e.payload.memberAssignment, joinMs: e.payload.duration }, "raw partitions assigned");
+    txns.assigned(e.payload.memberAssignment, (topic) => rawTopics.includes(topic));
+  });
+  await consumer.connect();
   if (rawTopics.length > 0) await consumer.subscribe({ topics: rawTopics, fromBeginning: true });
 
   const targets = new Map<string, Promise<Target>>();
-  const txnLock = new TransactionLock();
+  const layoutKeys = new WeakMap<TableLayout, string>();
   const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
 
   // A delete carries no values, so no source types to derive a schema from: it is encoded with the
@@ -84,7 +88,12 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
     const sourceTypes = raw?.sourceTypes ?? {};
     const fields = effectiveFields(table.fields, sourceTypes);
     const layout = tableLayout(connector.id, table.name, fields, sourceTypes);
-    const key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}\u0000${Object.keys(fields).join(",")}`;
+    // tableLayout returns the same layout for the same fields and source types (one per page of a run).
+    let key = layoutKeys.get(layout);
+    if (key === undefined) {
+      key = `${connector.id}\u0000${table.name}\u0000${JSON.stringify(layout.dateKinds)}\u0000${Object.keys(fields).join(",")}`;
+      layoutKeys.set(layout, key);
+    }
     let t = targets.get(key);
     if (!t) {
       const topic = port.topics.mapped(connector.id, table.name);
@@ -105,6 +114,15 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       const { batch } = payload;
       const connector = connectorOf.get(batch.topic);
       if (!connector || batch.messages.length === 0) return;
+      // The partition's producer, initialised (its previous owner fenced) before its committed
+      // offset was read: what precedes that offset was committed by the previous owner.
+      const owner = await txns.claim(batch.topic, batch.partition);
+      const messages = owner.from > Number(batch.firstOffset()) ? batch.messages.filter((m) => Number(m.offset) >= owner.from) : batch.messages;
+      if (messages.length === 0) {
+        log.info({ topic: batch.topic, partition: batch.partition, from: owner.from }, "batch already committed by the partition's previous owner; skipped");
+        consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(owner.from) });
+        return;
+      }
       const out = new Map<string, Message[]>();
       const push = (topic: string, m: Message) => {
         let l = out.get(topic);
@@ -124,16 +142,16 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
         c[k] += n;
       };
       let previousDeleteKey: string | undefined;
-      for (const message of batch.messages) {
+      for (const message of messages) {
         const coords = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
         let raw: RawRecord | null = null;
         let table: TableConfig | undefined;
         try {
-          const key = message.key ? parseRawKey(message.key) : null;
           if (message.value === null) {
             // Tombstone: the record is gone at the source. The DELETE envelope just before it did the
             // work (and carries the run); after compaction only the tombstone may remain, so alone it
             // maps to a delete too.
+            const key = message.key ? parseRawKey(message.key) : null;
             if (!key || previousDeleteKey === message.key?.toString()) continue;
             raw = {
               connector: connector.id,
@@ -166,7 +184,11 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
             users,
           });
           if (!result.ok) throw new MappingError("mapping", `${result.issues.length} field(s) could not be mapped`, result.issues);
-          push(target.topic, { key: raw.externalId, value: await codec.encodeWithId(target.schemaId, result.value) });
+          push(target.topic, {
+            key: raw.externalId,
+            value: await codec.encodeWithId(target.schemaId, result.value),
+            headers: { "qobra.raw.partition": String(coords.partition), "qobra.raw.offset": message.offset },
+          });
           mapped++;
           count(raw.runId, "mapped");
           if (result.unresolvedUsers.length > 0) {
@@ -209,11 +231,16 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
         const event = newEvent({ runId, connector: connector.id, type: "PROGRESS", stage: "mapper", counts: c });
         push(port.topics.syncEvents, { key: runId, value: await codec.encode(port.topics.syncEvents, "syncEvent", event) });
       }
-      // One transaction at a time per producer (kafkajs has one transaction state per producer);
-      // the mapping above still runs concurrently across partitions.
-      await commitBatchTransaction(producer, txnLock, groups(prefix).mapper, batch, async (txn) => {
-        for (const [topic, messages] of out) await sendInChunks((r) => txn.send(r), topic, messages);
+      const outcome = await owner.commit(batch.lastOffset(), async (txn) => {
+        for (const [topic, produced] of out) await sendInChunks((r) => txn.send(r), topic, produced);
       });
+      if (outcome === "fenced") {
+        // Another mapper took this partition over: nothing of this batch was committed, and it is
+        // not retried here. A heartbeat tells whether this process is still in the group: if it
+        // was expelled (paused past its session timeout), it throws and kafkajs rejoins.
+        await payload.heartbeat();
+        return;
+      }
       payload.resolveOffset(batch.lastOffset());
       log.debug({ topic: batch.topic, partition: batch.partition, mapped, dead }, "batch mapped");
     },
@@ -224,8 +251,9 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
     crashed: crash.crashed,
     async stop() {
       crash.dispose();
+      // Leaves the group (after the batch in progress): the partitions move on at once.
       await consumer.disconnect().catch(() => {});
-      await producer.disconnect().catch(() => {});
+      await txns.close();
       directory.stop();
       await usersPool.end().catch(() => {});
     },

@@ -13,7 +13,7 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type pg from "pg";
 import type { Config } from "../../lib/config.ts";
 import { SinkUnavailableError, describeError, isRetriablePgError } from "../../lib/errors.ts";
-import { whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
+import { groupTimeouts, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import { createPool } from "../../lib/pg.ts";
 import { schemaIdOf, type Registry } from "../../lib/registry.ts";
@@ -53,7 +53,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
   const tables = new SinkTables(db, schema, (id) => registry.schemaJson(id), byTopic);
   const offsets = new OffsetStore(schema, group);
 
-  const consumer: Consumer = port.kafka.consumer({ groupId: group, maxBytesPerPartition: 4 * 1024 * 1024, sessionTimeout: 10_000, heartbeatInterval: 3000 });
+  const consumer: Consumer = port.kafka.consumer({ groupId: group, maxBytesPerPartition: 4 * 1024 * 1024, ...groupTimeouts(config) });
   await consumer.connect();
   // The offsets stored with the data are the truth. On each new assignment the consumer goes to
   // them at once; the first batch of a partition the assignment missed checks them again.
@@ -64,6 +64,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset: String(offset) }),
   });
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    log.info({ assignment: e.payload.memberAssignment, joinMs: e.payload.duration }, "mapped partitions assigned");
     positioner
       .assigned(e.payload.memberAssignment, (topic) => byTopic.has(topic))
       .catch((err: unknown) => log.warn({ err: describeError(err) }, "could not position on assignment; the first batch of each partition will"));
@@ -92,7 +93,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
       for (const m of batch.messages) if (m.key && m.value) latest.set(m.key.toString(), m);
       const rows: DecodedRow[] = [];
       for (const m of latest.values()) {
-        rows.push({ offset: Number(m.offset), schemaId: schemaIdOf(m.value!), value: await registry.decode<Record<string, unknown>>(m.value!) });
+        rows.push({ offset: Number(m.offset), schemaId: schemaIdOf(m.value!), value: await codec.decode<Record<string, unknown>>(m.value!) });
       }
       const byOffset = new Map([...latest.values()].map((m) => [Number(m.offset), m] as const));
       const origin = byTopic.get(batch.topic)!;
@@ -124,6 +125,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     crashed: crash.crashed,
     async stop() {
       crash.dispose();
+      // Leaves the group (after the batch in progress): the partitions move on at once.
       await consumer.disconnect().catch(() => {});
       await dlqProducer.disconnect().catch(() => {});
       await pool.end().catch(() => {});

@@ -38,7 +38,9 @@ export async function runSync(
   request: SyncRequest,
   heartbeat: () => Promise<void> = async () => {},
   ctx: ConnectorContext = {},
-): Promise<"completed" | "failed"> {
+  /** Aborted to end the run early without an outcome (the worker lost its group membership, or is stopping): "stopped", no RUN_FAILED. */
+  stop?: AbortSignal,
+): Promise<"completed" | "failed" | "stopped"> {
   const rlog = log.child({ connector: request.connector, runId: request.requestId });
   const plan = planRun(config, request);
   if (!plan.ok) {
@@ -62,6 +64,14 @@ export async function runSync(
   await events.publish({ type: "RUN_STARTED", counts: { tables: tables.length } });
   rlog.info({ tables, full: request.full, reconcile }, "run started");
   const abort = new AbortController();
+  const onStop = () => abort.abort();
+  stop?.addEventListener("abort", onStop, { once: true });
+  if (stop?.aborted) abort.abort();
+  // A connector whose signal is aborted ends its read quietly: a stopped run must not take that
+  // for the end of the table (its deletes would be inferred from a partial read).
+  const goOn = () => {
+    if (stop?.aborted) throw stop.reason ?? new Error("run stopped");
+  };
   const totals: Record<string, number> = { read: 0, deleted: 0 };
   const retryFor = (config.producer?.retryForSeconds ?? 300) * 1000;
   const policy: RetryPolicy = { retries: Number.POSITIVE_INFINITY, initialMs: 1000, maxMs: 30_000, maxElapsedMs: retryFor };
@@ -94,6 +104,7 @@ export async function runSync(
       const readOnce = async (): Promise<void> => {
         if (request.full || reconcile) read = 0;
         try {
+          goOn(); // (a read started with an aborted signal is not a read)
           if ((request.full || reconcile) && !tracked) {
             inference.track(table, await liveIds(run, table));
             tracked = true;
@@ -106,6 +117,7 @@ export async function runSync(
             heartbeat,
             published: request.full ? undefined : publishedRecords(run, table),
           };
+          goOn();
           if (reconcile) {
             // Ids only: every id the source lists is live; the others the raw topic holds are deleted.
             for await (const ids of source.listIds!(table, { ...readOpts, full: true, state: null, published: undefined })) {
@@ -154,6 +166,7 @@ export async function runSync(
         await events.publish({ type: "TABLE_COMPLETED", table, counts: { read, skipped: 1 }, error: e.message });
         continue;
       }
+      goOn();
       totals.read! += read;
       totals.deleted! += deleted;
       totals[`read.${table}`] = read;
@@ -163,17 +176,24 @@ export async function runSync(
       await events.publish({ type: "TABLE_COMPLETED", table, counts: { read, deleted, unseen, ...apiCounts(source.apiBudget?.()) } });
       rlog.info({ table, read, deleted, unseen }, "table read");
     }
+    goOn();
     for (const [table, ids] of inference.pending()) {
       const n = await publishDeletes(run, table, ids);
       totals.deleted! += n;
       totals[`deleted.${table}`] = n;
     }
+    goOn();
     totals.durationMs = Date.now() - started;
     await events.completed(totals);
     rlog.info({ counts: totals }, "run completed");
     return "completed";
   } catch (e) {
     abort.abort();
+    if (stop?.aborted) {
+      // Not a failure of the run: its request is not committed, and is delivered again.
+      rlog.warn({ err: describeError(stop.reason), at: describeError(e) }, "run stopped before its end; its request will be served again");
+      return "stopped";
+    }
     const retriable = e instanceof EtlError && e.retriable;
     const error =
       retriable && retryFor > 0
@@ -183,6 +203,7 @@ export async function runSync(
     await events.publish({ type: "RUN_FAILED", counts: { ...totals, retries }, error, retriable });
     return "failed";
   } finally {
+    stop?.removeEventListener("abort", onStop);
     await source.close();
   }
 }

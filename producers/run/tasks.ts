@@ -11,7 +11,7 @@ import { findConnector, type Config } from "../../lib/config.ts";
 import { newEvent, publishEvent, type Codec } from "../../lib/codec.ts";
 import { ConfigError, EtlError, RunFailedError, SourceUnavailableError, describeError } from "../../lib/errors.ts";
 import { followTopics, type Follower } from "../../lib/follow-topic.ts";
-import { asKafkaFailure, endOffsets, type KafkaPort } from "../../lib/kafka.ts";
+import { asKafkaFailure, endOffsets, groupTimeouts, heartbeatWhileRunning, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import type { SyncEvent, SyncTask } from "../../schemas/index.ts";
 import type { ConnectorContext, ReadSlice } from "../connector.ts";
@@ -118,13 +118,14 @@ export async function runTasks(run: RunContext, table: string, slices: ReadSlice
  * committed after the report, so a worker that dies mid-task leaves it to another.
  */
 export async function startTaskWorker(config: Config, port: KafkaPort, codec: Codec, producer: Producer, ctx: ConnectorContext = {}): Promise<Consumer> {
-  const consumer = port.kafka.consumer({ groupId: `${config.topicPrefix}-task-workers`, sessionTimeout: 30_000 });
+  const consumer = port.kafka.consumer({ groupId: `${config.topicPrefix}-task-workers`, ...groupTimeouts(config) });
   const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   await consumer.connect();
   await consumer.subscribe({ topic: port.topics.syncTasks, fromBeginning: true });
   await consumer.run({
     partitionsConsumedConcurrently: Math.max(1, config.kafka.partitions),
-    eachMessage: async ({ message, heartbeat }) => {
+    // A task reads a whole slice: heartbeats on a timer while it runs (lib/kafka.ts).
+    eachMessage: heartbeatWhileRunning(config.kafka.heartbeatIntervalMs, async ({ message, heartbeat }) => {
       if (!message.value) return;
       const task = await codec.decode<SyncTask>(message.value);
       const base = { runId: task.runId, connector: task.connector, table: task.table, taskId: task.taskId, stage: `task-worker:${workerId}` };
@@ -167,7 +168,7 @@ export async function startTaskWorker(config: Config, port: KafkaPort, codec: Co
       } finally {
         await source.close();
       }
-    },
+    }),
   });
   return consumer;
 }
