@@ -10,13 +10,21 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // `run` keeps the pipeline's memory flat: V8 grows its heap lazily far past what the roles hold, so
 // the roles run with a bounded old space (QOBRA_SYNC_HEAP_MB, default 192; 0 = Node's default).
 // The launcher re-executes itself once with the flag and forwards signals to the child.
+// `--liftoff-only`: the SQL parser (libpg_query as WebAssembly, for custom conditions and the users
+// query) made V8 tier its large module up with its optimizing compiler in the background, which
+// took RSS to ~640 MB for a second after the first parse (measured: 84 MB peak with the flag; the
+// few parses a role makes are no slower).
 const heapMb = Number(process.env.QOBRA_SYNC_HEAP_MB ?? 192);
 const hasHeapFlag = [...process.execArgv, process.env.NODE_OPTIONS ?? ""].some((a) => a.includes("max-old-space-size"));
 if (process.argv.includes("run") && heapMb > 0 && !hasHeapFlag) {
   const { spawn } = await import("node:child_process");
-  const child = spawn(process.execPath, [`--max-old-space-size=${heapMb}`, "--max-semi-space-size=16", ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: "inherit",
-  });
+  const child = spawn(
+    process.execPath,
+    [`--max-old-space-size=${heapMb}`, "--max-semi-space-size=16", "--liftoff-only", ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: "inherit",
+    },
+  );
   for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
   child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
