@@ -54,10 +54,20 @@ export const DEGRADED_BROKER_ANSWERS: Readonly<Record<string, string>> = {
   NOT_ENOUGH_REPLICAS_AFTER_APPEND: "Messages are written to the log, but to fewer in-sync replicas than required",
 };
 
+/**
+ * A producer fenced by a newer owner of its transactional id: expected when a mapper that lost its
+ * partitions (a zombie) tries to commit; the mapper drops the batch and says so itself (warn).
+ */
+export const FENCED_PRODUCER_ANSWERS: Readonly<Record<string, string>> = {
+  INVALID_PRODUCER_EPOCH:
+    "Producer attempted an operation with an old epoch. Either there is a newer producer with the same transactionalId, or the producer's transaction has been expired by the broker",
+};
+
 type PinoLevel = "error" | "warn" | "info" | "debug";
 
 const transient = Object.values(TRANSIENT_BROKER_ANSWERS);
 const degraded = Object.values(DEGRADED_BROKER_ANSWERS);
+const fenced = Object.values(FENCED_PRODUCER_ANSWERS);
 
 function textOf(v: unknown): string {
   if (typeof v === "string") return v;
@@ -78,6 +88,7 @@ export function kafkaLineLevel(level: logLevel, message: string, error?: unknown
   const text = `${message}\n${textOf(error)}`;
   if (transient.some((t) => text.includes(t))) return /re-joining|resync group/.test(message) ? "info" : "debug";
   if (degraded.some((t) => text.includes(t))) return own === "error" ? "warn" : own;
+  if (fenced.some((t) => text.includes(t))) return own === "error" ? "warn" : own;
   return own;
 }
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { logLevel } from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
-import { DEGRADED_BROKER_ANSWERS, kafkaLineLevel, TRANSIENT_BROKER_ANSWERS } from "../../lib/kafka-log.ts";
+import { DEGRADED_BROKER_ANSWERS, FENCED_PRODUCER_ANSWERS, kafkaLineLevel, TRANSIENT_BROKER_ANSWERS } from "../../lib/kafka-log.ts";
 
 const script =
   "const { logger } = await import('./lib/log.ts'); logger.warn({ password: 'hunter2' }, 'a warning'); console.log(JSON.stringify({ answer: 42 }));";
@@ -96,7 +96,7 @@ describe("the Kafka client's lines in our log", () => {
   };
 
   it("every listed answer is kafkajs's text for that error type, and every retriable kafkajs error is sorted", () => {
-    for (const [type, text] of Object.entries({ ...TRANSIENT_BROKER_ANSWERS, ...DEGRADED_BROKER_ANSWERS }))
+    for (const [type, text] of Object.entries({ ...TRANSIENT_BROKER_ANSWERS, ...DEGRADED_BROKER_ANSWERS, ...FENCED_PRODUCER_ANSWERS }))
       expect(errorCodes.find((e) => e.type === type)?.message, type).toBe(text);
     // Retried, but a real problem: they keep kafkajs's level.
     const real = ["CORRUPT_MESSAGE", "KAFKA_STORAGE_ERROR"];
@@ -122,6 +122,7 @@ describe("the Kafka client's lines in our log", () => {
       [E, "The coordinator is not aware of this member, re-joining the group", "The coordinator is not aware of this member", "info"],
       [E, "Failed to send messages: Messages are rejected since there are fewer in-sync replicas than required", undefined, "warn"],
       [E, "Restarting the consumer in 1533ms", undefined, "warn"],
+      [E, "Failed to commit transaction", new Error(FENCED_PRODUCER_ANSWERS.INVALID_PRODUCER_EPOCH), "warn"],
       [logLevel.WARN, "Limiting retries for the idempotent producer may invalidate EoS guarantees", undefined, null],
       [logLevel.INFO, "Consumer has joined the group", undefined, "debug"],
     ];
