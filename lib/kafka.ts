@@ -264,22 +264,27 @@ export function mustRejoin(e: unknown): boolean {
 }
 
 /**
- * End offsets (high watermarks) of every partition of a topic. Retried for up to 30 s while the
- * broker answers with a retriable error: right after a topic is created its partitions' leaders
- * may not serve ListOffsets yet ("This server is not the leader for that topic-partition"), and
- * kafkajs's fetchTopicOffsets gives up at once on that answer.
+ * Low and high offsets of every partition of a topic. Retried for up to 30 s while the broker
+ * answers with a retriable error: right after a topic is created its partitions' leaders may not
+ * serve ListOffsets yet ("This server is not the leader for that topic-partition"), and kafkajs's
+ * fetchTopicOffsets gives up at once on that answer.
  */
-export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
+export async function topicOffsets(admin: Admin, topic: string): Promise<Array<{ partition: number; low: number; high: number }>> {
   const deadline = Date.now() + 30_000;
   for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
     try {
       const offs = await admin.fetchTopicOffsets(topic);
-      return new Map(offs.map((o) => [o.partition, Number(o.high)]));
+      return offs.map((o) => ({ partition: o.partition, low: Number(o.low), high: Number(o.high) }));
     } catch (e) {
       if ((e as { retriable?: unknown }).retriable !== true || Date.now() + delay > deadline) throw e;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
+}
+
+/** End offsets (high watermarks) of every partition of a topic (retried as `topicOffsets`). */
+export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
+  return new Map((await topicOffsets(admin, topic)).map((o) => [o.partition, o.high]));
 }
 
 /** Committed offsets of a consumer group on a topic (-1 where nothing is committed). */

@@ -28,7 +28,7 @@ import type { Admin } from "kafkajs";
 import { findConnector, type Config } from "../lib/config.ts";
 import { newEvent, publishEvent } from "../lib/codec.ts";
 import { ConfigError, RunFailedError, describeError } from "../lib/errors.ts";
-import { committedOffsets, endOffsets } from "../lib/kafka.ts";
+import { committedOffsets, endOffsets, topicOffsets } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
 import { createPool } from "../lib/pg.ts";
 import { openRuntime, type Runtime } from "../lib/runtime.ts";
@@ -131,9 +131,9 @@ export async function replayFromRaw(startRoles: StartRoles, config: Config, conn
     }
 
     // Where to start and where to stop, per partition of the raw topic.
-    const offsets = await admin.fetchTopicOffsets(rawTopic);
-    const low = new Map(offsets.map((o) => [o.partition, Number(o.low)]));
-    const end = new Map(offsets.map((o) => [o.partition, Number(o.high)]));
+    const offsets = await topicOffsets(admin, rawTopic);
+    const low = new Map(offsets.map((o) => [o.partition, o.low]));
+    const end = new Map(offsets.map((o) => [o.partition, o.high]));
     const start = new Map(low);
     if (opts.since !== undefined) {
       for (const o of await admin.fetchTopicOffsetsByTimestamp(rawTopic, opts.since))

@@ -13,7 +13,7 @@ import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type pg from "pg";
 import type { Config } from "../../lib/config.ts";
 import { SinkUnavailableError, describeError, isRetriablePgError } from "../../lib/errors.ts";
-import { groupTimeouts, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
+import { groupTimeouts, topicOffsets, whenCrashed, type KafkaPort } from "../../lib/kafka.ts";
 import { logger } from "../../lib/log.ts";
 import { createPool } from "../../lib/pg.ts";
 import { schemaIdOf, type Registry } from "../../lib/registry.ts";
@@ -60,7 +60,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
   const positioner = new Positioner({
     store: offsets,
     db: pool,
-    lowOffsets: async (topic) => new Map((await (await port.admin()).fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.low)])),
+    lowOffsets: async (topic) => new Map((await topicOffsets(await port.admin(), topic)).map((o) => [o.partition, o.low])),
     seek: (topic, partition, offset) => consumer.seek({ topic, partition, offset: String(offset) }),
   });
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
