@@ -103,14 +103,25 @@ export function topicSpecs(config: Config): ITopicConfig[] {
 /** Creates the missing topics (existing ones are left as they are). */
 export async function ensureTopics(port: KafkaPort, config: Config): Promise<void> {
   const admin = await port.admin();
-  const existing = new Set(await admin.listTopics());
-  const missing = topicSpecs(config).filter((s) => !existing.has(s.topic));
-  if (missing.length === 0) return;
-  try {
-    await admin.createTopics({ topics: missing, waitForLeaders: true });
-  } catch (e) {
-    // Another process may have created them in between; anything else is real.
-    if (!/already exists/i.test(String((e as Error).message))) throw e;
+  const specs = topicSpecs(config);
+  // Right after a topic is created, the broker may still answer "This server does not host this
+  // topic-partition" to the metadata request kafkajs sends to wait for its leaders (a retriable
+  // answer kafkajs's wait does not retry), and another process may create the same topics at the
+  // same moment: both are retried here, for up to 30 s, until every topic has its leaders.
+  const deadline = Date.now() + 30_000;
+  for (let attempt = 0, delay = 200; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+    const existing = new Set(await admin.listTopics());
+    const missing = specs.filter((s) => !existing.has(s.topic));
+    if (missing.length === 0 && attempt === 0) return;
+    try {
+      if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+      else await admin.fetchTopicMetadata({ topics: specs.map((s) => s.topic) });
+      return;
+    } catch (e) {
+      const passing = (e as { retriable?: unknown }).retriable === true || /already exists/i.test(String((e as Error).message));
+      if (!passing || Date.now() + delay > deadline) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 }
 

@@ -201,6 +201,8 @@ export interface FaultLoopOptions {
   firstAfterMs?: [number, number];
   /** Wait for a fault's recovery (up to this long) before the next fault, so that each recovery is measured alone. */
   awaitRecoveryMs?: number;
+  /** Take the targets in turn, in the order given, instead of drawing them (every role is hit even in a short run). */
+  inTurn?: boolean;
 }
 
 export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets: RoleName[], opts: FaultLoopOptions): FaultLoop {
@@ -223,8 +225,9 @@ export function faultLoop(procs: Partial<Record<RoleName, RoleProcess>>, targets
     while (!stopped && faults.length < (opts.max ?? Infinity)) {
       await nap(between(faults.length === 0 && opts.firstAfterMs ? opts.firstAfterMs : opts.everyMs));
       if (stopped) break;
-      const draw = targets[Math.floor(random() * targets.length)]!;
-      const target = faults.length === 0 && opts.firstTarget ? opts.firstTarget : draw;
+      const drawn = targets[Math.floor(random() * targets.length)]!;
+      const turn = targets[(faults.length - (opts.firstTarget ? 1 : 0)) % targets.length]!;
+      const target = faults.length === 0 && opts.firstTarget ? opts.firstTarget : opts.inTurn ? turn : drawn;
       const p = procs[target]!;
       const downMs = between(opts.downMs);
       const progress = opts.progress?.[target];
