@@ -49,7 +49,8 @@ async function checkReplication(rt: Runtime, s: Scenario): Promise<string> {
   return `topics with ${want.rf} replicas, min.insync.replicas ${want.isr}`;
 }
 
-async function waitGone(pid: number, ms = 60_000): Promise<void> {
+/** Waits until process `pid` has exited (after a signal sent to it). */
+export async function waitGone(pid: number, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -57,7 +58,7 @@ async function waitGone(pid: number, ms = 60_000): Promise<void> {
     } catch {
       return;
     }
-    if (Date.now() > deadline) throw new Error(`pid ${pid} still alive after SIGKILL`);
+    if (Date.now() > deadline) throw new Error(`pid ${pid} still alive ${ms} ms after it was signalled`);
     await sleep(100);
   }
 }

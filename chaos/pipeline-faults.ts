@@ -30,7 +30,7 @@ import { eventsPosition, waitForRun } from "../lib/wait.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import type { SyncEvent } from "../schemas/index.ts";
 import { stackPids, stackUp } from "../stack/stack.ts";
-import { brokerDown, replicate } from "./cluster-fault.ts";
+import { brokerDown, replicate, waitGone } from "./cluster-fault.ts";
 import {
   dropScenario,
   killMapperAndSink,
@@ -74,19 +74,6 @@ async function stopStackProcess(name: "kafka" | "registry", signal: NodeJS.Signa
   process.kill(pid, signal);
   await waitGone(pid);
   return pid;
-}
-
-async function waitGone(pid: number, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    if (Date.now() > deadline) throw new Error(`pid ${pid} still alive`);
-    await sleep(100);
-  }
 }
 
 /** Requests full runs until one completes (a run a fault took down is requested again), waiting through outages. */
