@@ -6,7 +6,6 @@
  * on an object whose SELECT is too long for a URL, Bulk result pages asked for with maxRecords and parsed as
  * a stream, a single-currency org, and records purged from the recycle bin.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,14 +15,13 @@ import type { EtlError } from "../../lib/errors.ts";
 import type { SourceRecord } from "../../producers/connector.ts";
 import { BULK_BATCH_ROWS, BULK_MAX_RECORDS, streamPage } from "../../producers/connectors/salesforce/bulk.ts";
 import { RETRY } from "../../producers/connectors/salesforce/client.ts";
-import { SalesforceConnector } from "../../producers/connectors/salesforce/config.ts";
 import { SalesforceConcurrencyError, SalesforceLimitError } from "../../producers/connectors/salesforce/errors.ts";
-import { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
-import { TokenStore } from "../../producers/oauth/token-store.ts";
+import type { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
 import { buildCustomObjectDescribe } from "../../simulators/salesforce/describe-builders.ts";
 import { generateSalesforceData } from "../../simulators/salesforce/generate.ts";
-import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
+import type { SalesforceSimulator } from "../../simulators/salesforce/server.ts";
 import type { SalesforceSimData } from "../../simulators/salesforce/types.ts";
+import { startSalesforceSource } from "./salesforce-fixture.ts";
 
 let dir: string;
 let sim: SalesforceSimulator | undefined;
@@ -44,24 +42,14 @@ afterEach(async () => {
 
 const small = () => generateSalesforceData({ opportunities: 60, accounts: 10, contacts: 10, leads: 2, tasks: 5, users: 3, commissions: 5, seed: 21 });
 
+const OPPS = { name: "opportunities", object: "Opportunity", fields: { Amount: "amount", StageName: "picklist", OwnerId: "user" } };
+
 async function source(data: SalesforceSimData, over: Record<string, unknown> = {}, table: Record<string, unknown> = {}) {
-  sim = await startSalesforceSimulator({ data, port: 0 });
-  const t = sim.state.issueTokens();
-  const config = SalesforceConnector.parse({
-    id: "sf",
-    type: "salesforce",
-    loginUrl: sim.url,
-    clientId: t.clientId,
-    clientSecret: t.clientSecret,
-    refreshToken: t.refreshToken,
-    bulkPollIntervalMs: 50,
-    tables: [{ name: "opportunities", object: "Opportunity", fields: { Amount: "amount", StageName: "picklist", OwnerId: "user" }, ...table }],
-    ...over,
-  });
+  const started = await startSalesforceSource(data, { ...OPPS, ...table }, over, dir);
+  sim = started.sim;
   // Bulk jobs of a fifth of a second (the default is seconds): these tests are about failures, not polling.
-  sim.state.setBulkBehaviour({ processingMs: 200, processingMsPer1000: 0 });
-  const store = new TokenStore({ dir: await mkdtemp(join(dir, "t-")), key: randomBytes(32).toString("base64") });
-  return { sim, src: new SalesforceSource(config, { tokenStore: store }) };
+  started.sim.state.setBulkBehaviour({ processingMs: 200, processingMsPer1000: 0 });
+  return started;
 }
 
 async function readAll(src: SalesforceSource, table = "opportunities", full = true, state: unknown = null) {

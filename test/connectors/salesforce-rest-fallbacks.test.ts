@@ -5,7 +5,6 @@
  * read through REST in chunks of fields joined by Id (api: rest, or its Bulk job refused), every record whole,
  * records that change between the chunks' queries re-read rather than published half-read.
  */
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,14 +12,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { EtlError } from "../../lib/errors.ts";
 import type { SourceRecord } from "../../producers/connector.ts";
 import { MAX_REREADS } from "../../producers/connectors/salesforce/chunks.ts";
-import { SalesforceConnector } from "../../producers/connectors/salesforce/config.ts";
 import type { SalesforceState } from "../../producers/connectors/salesforce/soql.ts";
-import { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
+import type { SalesforceSource } from "../../producers/connectors/salesforce/source.ts";
 import { WIDEN_AFTER } from "../../producers/connectors/salesforce/windows.ts";
-import { TokenStore } from "../../producers/oauth/token-store.ts";
 import { buildCustomObjectDescribe } from "../../simulators/salesforce/describe-builders.ts";
 import { generateSalesforceData } from "../../simulators/salesforce/generate.ts";
-import { startSalesforceSimulator, type SalesforceSimulator } from "../../simulators/salesforce/server.ts";
+import type { SalesforceSimulator } from "../../simulators/salesforce/server.ts";
+import { startSalesforceSource } from "./salesforce-fixture.ts";
 import type { SalesforceSimData, SimRecord } from "../../simulators/salesforce/types.ts";
 
 let dir: string;
@@ -39,21 +37,9 @@ afterEach(async () => {
 const OPPS = { name: "opportunities", object: "Opportunity", fields: { Amount: "amount", StageName: "picklist", OwnerId: "user" } };
 
 async function source(data: SalesforceSimData, table: Record<string, unknown>, over: Record<string, unknown> = {}) {
-  sim = await startSalesforceSimulator({ data, port: 0 });
-  const t = sim.state.issueTokens();
-  const config = SalesforceConnector.parse({
-    id: "sf",
-    type: "salesforce",
-    loginUrl: sim.url,
-    clientId: t.clientId,
-    clientSecret: t.clientSecret,
-    refreshToken: t.refreshToken,
-    bulkPollIntervalMs: 50,
-    tables: [table],
-    ...over,
-  });
-  const store = new TokenStore({ dir: await mkdtemp(join(dir, "t-")), key: randomBytes(32).toString("base64") });
-  return { sim, src: new SalesforceSource(config, { tokenStore: store }) };
+  const started = await startSalesforceSource(data, table, over, dir);
+  sim = started.sim;
+  return started;
 }
 
 async function read(src: SalesforceSource, table: string, full = true, state: unknown = null, runStartedAt = Date.now()) {

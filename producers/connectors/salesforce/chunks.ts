@@ -20,7 +20,7 @@
  * because a full run that left a live record out would delete it from the sink.
  */
 import { ConfigError } from "../../../lib/errors.ts";
-import { SalesforceUnavailableError } from "./errors.ts";
+import { SalesforceApiError, SalesforceUnavailableError } from "./errors.ts";
 import type { TablePlan } from "./plan.ts";
 import { MAX_REST_URL, restPage, restPages, type QueryContext, type RestPage, type RestQuery, type Row } from "./rest-pages.ts";
 import { queryPath, soqlOf, windowConds } from "./soql.ts";
@@ -202,6 +202,13 @@ export async function* joinedRows(r: ChunkedRead): AsyncGenerator<Row[]> {
   if (out.length > 0) yield out;
 }
 
+/** A record id as a SOQL literal: ids come from Salesforce's answers, but one that is not 15 or 18 letters and digits is refused, never quoted into a query. */
+function idLiteral(id: string): string {
+  if (!/^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$/.test(id))
+    throw new SalesforceApiError(502, "BAD_ID", `Salesforce answered a record id that is not an id (${JSON.stringify(id.slice(0, 40))})`);
+  return `'${id}'`;
+}
+
 /**
  * The records of these ids read again, every chunk, until their parts agree: whole records, without those
  * no chunk has any more (deleted, or out of the conditions now). Still disagreeing after MAX_REREADS
@@ -210,18 +217,18 @@ export async function* joinedRows(r: ChunkedRead): AsyncGenerator<Row[]> {
 async function reread(r: ChunkedRead, ids: string[]): Promise<Row[]> {
   const stamp = r.plan.cursorField?.name ?? null;
   const out: Row[] = [];
-  let todo = ids;
-  for (let attempt = 1; todo.length > 0; attempt++) {
+  let pending = ids;
+  for (let attempt = 1; pending.length > 0; attempt++) {
     if (attempt > MAX_REREADS) {
       throw new SalesforceUnavailableError(
         409,
         "RECORDS_CHANGING",
-        `connector ${r.ctx.config.id}, table ${r.plan.table.name} (${r.plan.object}): ${todo.length} record(s) (${todo.slice(0, 3).join(", ")}${todo.length > 3 ? ", …" : ""}) ` +
+        `connector ${r.ctx.config.id}, table ${r.plan.table.name} (${r.plan.object}): ${pending.length} record(s) (${pending.slice(0, 3).join(", ")}${pending.length > 3 ? ", …" : ""}) ` +
           `changed between the queries of each of ${MAX_REREADS} reads of their ${r.chunks.length} field chunks; they were not published half-read, and the run is retried`,
       );
     }
     const byId = new Map<string, Array<Row | undefined>>();
-    const inList = `Id IN (${todo.map((id) => `'${id}'`).join(", ")})`;
+    const inList = `Id IN (${pending.map(idLiteral).join(", ")})`;
     for (let k = 0; k < r.chunks.length; k++) {
       for await (const rows of restPages(r.ctx, soqlOf(r.plan.object, r.chunks[k]!, [...r.conds, inList]), r.all, r.signal)) {
         for (const row of rows) {
@@ -233,7 +240,7 @@ async function reread(r: ChunkedRead, ids: string[]): Promise<Row[]> {
       }
     }
     const again: string[] = [];
-    for (const id of todo) {
+    for (const id of pending) {
       const parts = byId.get(id);
       if (!parts) continue; // in no chunk any more: left out
       const w = whole(parts, stamp);
@@ -245,7 +252,7 @@ async function reread(r: ChunkedRead, ids: string[]): Promise<Row[]> {
         { connector: r.ctx.config.id, table: r.plan.table.name, records: again.length, attempt },
         "records changed while their chunks were read: reading them again",
       );
-    todo = again;
+    pending = again;
   }
   return out;
 }
