@@ -18,6 +18,14 @@ const parser = configParser(sourcePlugins);
 /** The config file's schema (every listed source's connectors). */
 export const configSchema = parser.schema;
 
+/** One connector entry's schema (the plugins' connector schemas; `tenant` allowed). */
+export const connectorSchema = parser.connectorSchema;
+
+/** Validates a connector entry given through the API, for that tenant and id (ConfigError naming each bad field). */
+export function parseConnectorEntry(entry: unknown, where: { tenant: string; id: string }): ConnectorConfig {
+  return parser.parseConnector(entry, where) as ConnectorConfig;
+}
+
 /** Parses and validates a configuration document. Throws ConfigError listing every problem. */
 export function parseConfig(text: string, source = "config", env: NodeJS.ProcessEnv = process.env): Config {
   // Each connector was validated by its own plugin's schema, so it has that plugin's type.

@@ -13,6 +13,10 @@ import { startMapper } from "../consumers/mapping/run.ts";
 import { startSink } from "../consumers/sink/run.ts";
 import { startScheduler } from "../scheduler/scheduler.ts";
 import { supervise } from "./supervisor.ts";
+import { openConnectorCatalog } from "./connectors.ts";
+import { liveConfig } from "../lib/connector-catalog.ts";
+import { ensureTopics } from "../lib/kafka.ts";
+import { describeError } from "../lib/errors.ts";
 
 export const ROLES = ["producer", "mapper", "sink", "scheduler"] as const;
 export type Role = (typeof ROLES)[number];
@@ -21,17 +25,64 @@ export interface RunHandle {
   stop(): Promise<void>;
 }
 
-export async function runRoles(config: Config, roles: readonly Role[]): Promise<RunHandle> {
-  const rt = await openRuntime(config, roles.join("+"));
+/** What of the connectors a role's subscriptions and mapping depend on: a change of it reloads the role. */
+const fingerprint = (config: Config, role: "mapper" | "sink"): string =>
+  JSON.stringify(config.connectors.map((c) => (role === "sink" ? [c.id, c.tenant, c.tables.map((t) => t.name)] : { ...c, schedule: undefined })));
+
+export async function runRoles(fileConfig: Config, roles: readonly Role[]): Promise<RunHandle> {
+  const base = await openRuntime(fileConfig, roles.join("+"));
   const stops: Array<() => Promise<void> | void> = [];
+  // The connectors given through the API join the file's, and change at run time (app/connectors.ts).
+  let catalog: Awaited<ReturnType<typeof openConnectorCatalog>>;
+  try {
+    catalog = await openConnectorCatalog(fileConfig, base.port);
+  } catch (e) {
+    await base.close();
+    throw e;
+  }
+  stops.push(() => catalog.store?.stop());
+  const config = liveConfig(fileConfig, catalog);
+  const rt = { ...base, config, catalog };
+  const reloads: Array<() => Promise<void> | void> = [];
+  let pending: NodeJS.Timeout | undefined;
+  const offChange = catalog.onChange(() => {
+    // Debounced: an edit of several connectors at once reloads the roles once.
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      void (async () => {
+        try {
+          await ensureTopics(rt.port, config);
+        } catch (e) {
+          logger.error({ err: describeError(e) }, "could not create the topics of the changed connectors; the roles reload anyway");
+        }
+        for (const reload of reloads) await reload();
+      })();
+    }, 300);
+  });
+  stops.push(() => {
+    offChange();
+    clearTimeout(pending);
+  });
   try {
     if (roles.includes("sink")) {
       const s = await supervise("sink", () => startSink(config, rt.port, rt.registry, rt.codec));
       stops.push(() => s.stop());
+      let seen = fingerprint(config, "sink");
+      reloads.push(() => {
+        const now = fingerprint(config, "sink");
+        if (now !== seen) s.reload("the connectors changed");
+        seen = now;
+      });
     }
     if (roles.includes("mapper")) {
       const m = await supervise("mapper", () => startMapper(config, rt.port, rt.codec, rt.registry));
       stops.push(() => m.stop());
+      let seen = fingerprint(config, "mapper");
+      reloads.push(() => {
+        const now = fingerprint(config, "mapper");
+        if (now !== seen) m.reload("the connectors changed");
+        seen = now;
+      });
     }
     if (roles.includes("producer")) {
       const p = await supervise("producer", () => startProducerWorker(config, rt.port, rt.codec));
@@ -47,6 +98,7 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
         s.stop();
         s = startScheduler(effective, producer, rt.codec, rt.port.topics);
       });
+      reloads.push(() => stopWatch.refresh());
       stops.push(async () => {
         await stopWatch();
         s.stop();
@@ -60,7 +112,7 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
     }
   } catch (e) {
     for (const stop of stops.reverse()) await stop();
-    await rt.close();
+    await base.close();
     throw e;
   }
   logger.info({ roles }, "qobra-sync running");
@@ -69,7 +121,7 @@ export async function runRoles(config: Config, roles: readonly Role[]): Promise<
       logger.info("stopping");
       // Roles stop in parallel: each finishes its in-flight batch and commits on its own.
       await Promise.allSettled(stops.map((stop) => stop()));
-      await rt.close();
+      await base.close();
     },
   };
 }

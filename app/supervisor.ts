@@ -23,6 +23,8 @@ export interface RoleHandle {
 
 interface Supervised {
   stop(): Promise<void>;
+  /** Stops the role and starts it again at once (e.g. with the connectors changed); a failed start falls back to the restart loop. */
+  reload(reason: string): void;
   readonly restarts: number;
 }
 
@@ -46,14 +48,36 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
   let failures = 0;
   let restarts = 0;
 
+  let requestReload: (reason: string) => void = () => {};
+  const reloadRequested = () =>
+    new Promise<string>((resolve) => {
+      requestReload = resolve;
+    });
+
   const loop = (async () => {
+    let reloading = reloadRequested();
     while (!stopping.signal.aborted) {
       const handle: RoleHandle | null = current;
-      const error = handle?.crashed ? await Promise.race([handle.crashed, aborted(stopping.signal)]) : await aborted(stopping.signal);
-      if (stopping.signal.aborted || !error) return;
+      const crash = handle?.crashed ?? new Promise<never>(() => {});
+      const outcome = await Promise.race([crash.then((e) => ({ error: e })), reloading.then((reason) => ({ reason })), aborted(stopping.signal)]);
+      if (stopping.signal.aborted || !outcome) return;
+      if ("reason" in outcome) {
+        reloading = reloadRequested();
+        log.info({ role, reason: outcome.reason }, `reloading the ${role} role`);
+        await handle?.stop().catch(() => {});
+        current = null;
+        try {
+          current = await start();
+          startedAt = now();
+          continue;
+        } catch (e) {
+          log.error({ role, err: describeError(e) }, `the ${role} role could not start again after a reload; retrying with backoff`);
+        }
+      }
+      const error = "error" in outcome ? outcome.error : new Error("the role could not start after a reload");
       if (now() - startedAt >= healthyAfterMs) failures = 0;
       current = null;
-      await handle?.stop().catch(() => {});
+      if ("error" in outcome) await handle?.stop().catch(() => {});
       // Start again until a start succeeds (or the process stops).
       while (!stopping.signal.aborted) {
         failures++;
@@ -77,6 +101,9 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
   return {
     get restarts() {
       return restarts;
+    },
+    reload(reason: string) {
+      requestReload(reason);
     },
     async stop() {
       stopping.abort();

@@ -21,6 +21,7 @@ import { dispatchOn, expandEnv, formatPath } from "./config-secret.ts";
 import { parseEndpointUrl } from "./endpoint.ts";
 import { maskSecrets, rememberSecret } from "./redact.ts";
 import { singleSelectProblem } from "./sql-statement.ts";
+import { TENANT_ID, TENANT_PLACEHOLDER, pipelineId } from "./tenants.ts";
 
 /** Whether a listen address is loopback-only (127.0.0.0/8, ::1, localhost): the only ones allowed without http.tokens. */
 export function isLoopbackAddress(host: string): boolean {
@@ -41,8 +42,11 @@ export interface TableConfig {
  * sink, the scheduler and ops read of it. A source's own keys are its plugin's business.
  */
 export interface ConnectorBase {
+  /** The pipeline id: `<tenant>.<id>` for a tenant's connector, else the id as written (lib/tenants.ts). */
   id: string;
   type: string;
+  /** The tenant the connector belongs to; absent: a single-tenant connector of the YAML file. */
+  tenant?: string;
   tables: TableConfig[];
   /** The schedule block (its other keys are the source's); absent: the source's default schedule; `enabled: false`: manual syncs only. */
   schedule?: { enabled: boolean; timezone: string };
@@ -61,8 +65,8 @@ interface ConnectorSchema {
   configSchema: z.ZodType<ConnectorBase>;
 }
 
-/** The config file's schema, for the given connector types (in the order they are listed to users). */
-function buildConfigSchema(sources: readonly ConnectorSchema[]) {
+/** One connector entry's schema: the plugin of its `type` validates it; `tenant` makes its id `<tenant>.<id>`. */
+function buildConnectorSchema(sources: readonly ConnectorSchema[]) {
   const types = sources.map((s) => s.type);
   const byType = new Map(sources.map((s) => [s.type, s.configSchema] as const));
   const connector = dispatchOn(
@@ -70,9 +74,17 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
       const type = (c as { type?: unknown } | null)?.type;
       const schema = typeof type === "string" ? byType.get(type) : undefined;
       if (schema) {
-        const r = schema.safeParse(c);
-        if (r.success) return r.data;
-        for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: humanMessage(issue) });
+        // `tenant` is the pipeline's key, not the source's: taken off before the plugin's schema sees the entry.
+        const { tenant: rawTenant, ...entry } = c as Record<string, unknown>;
+        const tenant = rawTenant === undefined ? undefined : TENANT_ID.safeParse(rawTenant);
+        if (tenant && !tenant.success)
+          for (const issue of tenant.error.issues) ctx.addIssue({ code: "custom", path: ["tenant"], message: humanMessage(issue) });
+        const r = schema.safeParse(entry);
+        if (r.success && (!tenant || tenant.success)) {
+          const t = tenant?.data;
+          return t === undefined ? r.data : { ...r.data, tenant: t, id: pipelineId(t, r.data.id) };
+        }
+        if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ code: "custom", path: issue.path, message: humanMessage(issue) });
         return z.NEVER;
       }
       ctx.addIssue({
@@ -91,7 +103,12 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
       return typeof type === "string" ? byType.get(type) : undefined;
     },
   );
+  return connector;
+}
 
+/** The config file's schema, for the given connector types (in the order they are listed to users). */
+function buildConfigSchema(sources: readonly ConnectorSchema[]) {
+  const connector = buildConnectorSchema(sources);
   return z
     .strictObject({
       kafka: z
@@ -183,7 +200,14 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .string()
             .regex(SQL_IDENT, { error: "must be a plain SQL identifier" })
             .default("qobra_data")
-            .describe("The schema of the sink tables (<connector>__<table>) and the pipeline's own tables."),
+            .describe("The schema of the sink tables (<connector>__<table>) of connectors without a tenant, and of the pipeline's own tables."),
+          tenantSchema: z
+            .string()
+            .refine((t) => t.includes(TENANT_PLACEHOLDER) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(t.split(TENANT_PLACEHOLDER).join("t")), {
+              error: `must hold ${TENANT_PLACEHOLDER} and otherwise letters, digits and _ (e.g. qobra_${TENANT_PLACEHOLDER})`,
+            })
+            .default(`qobra_${TENANT_PLACEHOLDER}`)
+            .describe(`The schema of a tenant's sink tables: ${TENANT_PLACEHOLDER} is replaced by the tenant id (its - kept: the name is quoted).`),
           defaultCurrency: CURRENCY_CODE.describe("The currency of amounts when neither the record, the field nor the connector tells one."),
           batchSize: z
             .number()
@@ -204,7 +228,7 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
                 })
                 .default("SELECT id, email FROM qobra.users")
                 .describe(
-                  "Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey). One SELECT only (no other statement, data-modifying WITH, INTO or FOR UPDATE/SHARE), run in a READ ONLY transaction.",
+                  "Qobra's users: an `id` column plus the key columns user fields match (email by default, or a field's userKey). Where it uses $1, it runs once per tenant with $1 = the tenant id (NULL for connectors without a tenant), and a tenant's user fields match only its own users. One SELECT only (no other statement, data-modifying WITH, INTO or FOR UPDATE/SHARE), run in a READ ONLY transaction.",
                 ),
               refreshSeconds: z
                 .number()
@@ -376,7 +400,40 @@ export function configParser(sources: readonly ConnectorSchema[]) {
     return { config: parse(text, path, env), file: path };
   }
 
-  return { schema, parse, load };
+  const connectorSchema = buildConnectorSchema(sources);
+
+  /**
+   * Validates one connector entry given through the connectors API (the JSON form of a YAML entry,
+   * without `id` and `tenant`: the path gives them), with the same schema as the file. Unlike the
+   * file, an entry from the API may not read the server's environment: `${env:NAME}` is refused
+   * everywhere (a tenant could otherwise send the server's own secrets to a host of its choosing).
+   * Throws ConfigError naming each bad field; secret values are never echoed.
+   */
+  function parseConnector(entry: unknown, where: { tenant: string; id: string }): ConnectorBase {
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry))
+      throw new ConfigError("the connector must be a JSON object (a YAML connector entry without id and tenant)");
+    const problems: string[] = [];
+    for (const k of ["id", "tenant"])
+      if (k in entry) problems.push(`${k}: is taken from the path (/api/tenants/<tenant>/connectors/<id>); remove it from the body`);
+    const tree = { ...(entry as Record<string, unknown>), id: where.id };
+    const { secrets } = expandEnv(tree, connectorSchema, {});
+    for (const s of secrets) if (s.length > 0) rememberSecret(s);
+    const walk = (v: unknown, path: Array<string | number>): void => {
+      if (typeof v === "string" && /\$\{env:/.test(v))
+        problems.push(`${formatPath(path)}: \`\${env:…}\` is not allowed in connectors given through the API; write the value itself (it is stored encrypted)`);
+      else if (Array.isArray(v)) for (const [i, x] of v.entries()) walk(x, [...path, i]);
+      else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, [...path, k]);
+    };
+    walk(tree, []);
+    if (problems.length === 0) {
+      const r = connectorSchema.safeParse({ ...tree, tenant: where.tenant });
+      if (r.success) return r.data;
+      problems.push(...r.error.issues.map((i) => `${formatPath(i.path)}: ${humanMessage(i)}`));
+    }
+    throw new ConfigError(withoutSecrets(`the connector is invalid: ${problems.join("; ")}`, secrets));
+  }
+
+  return { schema, connectorSchema, parse, parseConnector, load };
 }
 
 /**

@@ -94,6 +94,7 @@ export function topicSpecs(config: Config): ITopicConfig[] {
     spec(t.syncTasks),
     spec(t.syncEvents, [{ name: "retention.ms", value: String(30 * 24 * 3600 * 1000) }]),
     spec(t.syncState, [{ name: "cleanup.policy", value: "compact" }], 1),
+    spec(t.connectors, [{ name: "cleanup.policy", value: "compact" }], 1),
     spec(t.dlqMapper, [{ name: "retention.ms", value: "-1" }]),
     spec(t.dlqSink, [{ name: "retention.ms", value: "-1" }]),
     ...config.connectors.flatMap((c) => [spec(t.raw(c.id), compacted), ...c.tables.map((table) => spec(t.mapped(c.id, table.name), compacted))]),

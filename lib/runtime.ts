@@ -4,12 +4,15 @@ import { Codec } from "./codec.ts";
 import { SinkUnavailableError, describeError } from "./errors.ts";
 import { createKafka, ensureTopics, type KafkaPort } from "./kafka.ts";
 import { Registry } from "./registry.ts";
+import type { ConnectorCatalog } from "./connector-catalog.ts";
 
 export interface Runtime {
   config: Config;
   port: KafkaPort;
   registry: Registry;
   codec: Codec;
+  /** The live connectors (file and API) in a process that runs roles (app/roles.ts); absent in tools. */
+  catalog?: ConnectorCatalog;
   close(): Promise<void>;
 }
 

@@ -4,6 +4,8 @@ export interface Topics {
   syncTasks: string;
   syncEvents: string;
   syncState: string;
+  /** The connectors given through the API (compacted, one partition: lib/connector-store.ts). */
+  connectors: string;
   raw(connector: string): string;
   mapped(connector: string, table: string): string;
   dlqMapper: string;
@@ -20,6 +22,7 @@ export function topics(prefix = "qobra"): Topics {
     syncTasks: p("sync.tasks"),
     syncEvents: p("sync.events"),
     syncState: p("sync.state"),
+    connectors: p("connectors"),
     raw: (connector) => p(`raw.${connector}`),
     mapped: (connector, table) => p(`mapped.${connector}.${table}`),
     dlqMapper: p("dlq.mapper"),

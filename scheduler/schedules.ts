@@ -281,15 +281,15 @@ export function watchScheduleOverrides<C extends ConnectorConfig>(
   config: Config<C>,
   onChange: (effective: Config<C>) => void,
   opts: { intervalMs?: number; store?: ScheduleStore } = {},
-): () => Promise<void> {
+): (() => Promise<void>) & { refresh(): void } {
   const store = opts.store ?? new ScheduleStore(config);
   let last = "[]";
   let stopped = false;
-  const tick = async () => {
+  const tick = async (force = false) => {
     try {
       const overrides = await store.list();
       const key = JSON.stringify(overrides.map((o) => [o.connector, o.schedule]));
-      if (key !== last && !stopped) {
+      if ((force || key !== last) && !stopped) {
         last = key;
         onChange(effectiveConfig(config, overrides));
       }
@@ -302,9 +302,11 @@ export function watchScheduleOverrides<C extends ConnectorConfig>(
     void tick();
   }, opts.intervalMs ?? 30_000);
   timer.unref();
-  return async () => {
+  const stop = async () => {
     stopped = true;
     clearInterval(timer);
     if (!opts.store) await store.close();
   };
+  // The connectors changed (connectors given through the API): the schedules are re-armed at once.
+  return Object.assign(stop, { refresh: () => void tick(true) });
 }
