@@ -8,6 +8,14 @@ import { ConnectorStore } from "../lib/connector-store.ts";
 import type { KafkaPort } from "../lib/kafka.ts";
 import { parseTokenKey } from "../producers/oauth/token-store.ts";
 import { connectorSchema, parseConnectorEntry } from "./config.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { sinkSchemaOf } from "../lib/tenants.ts";
+
+/** A tenant whose sink schema would be the sink's own (tenant `data` with qobra_<tenant> and qobra_data) would mix its tables with the file's. */
+export function tenantSchemaProblem(config: Pick<Config, "sink">, tenant: string | undefined): string | null {
+  if (tenant === undefined || sinkSchemaOf(config.sink, { tenant }) !== config.sink.schema) return null;
+  return `tenant: ${JSON.stringify(tenant)} would write into ${config.sink.schema}, the sink's own schema (sink.tenantSchema gives it that name); choose another tenant id or change sink.tenantSchema`;
+}
 
 /** Reads the connectors topic to its end and follows it; the catalog merges it with the file's connectors. */
 export async function openConnectorCatalog(config: Config, port: KafkaPort, env: NodeJS.ProcessEnv = process.env): Promise<ConnectorCatalog> {
@@ -15,7 +23,12 @@ export async function openConnectorCatalog(config: Config, port: KafkaPort, env:
   const store = new ConnectorStore({
     port,
     connectorSchema,
-    parseConnector: parseConnectorEntry,
+    parseConnector: (entry, where) => {
+      const c = parseConnectorEntry(entry, where);
+      const problem = tenantSchemaProblem(config, c.tenant);
+      if (problem) throw new ConfigError(problem);
+      return c;
+    },
     tokenKey: raw === undefined || raw.trim() === "" ? undefined : parseTokenKey(raw),
   });
   await store.start();

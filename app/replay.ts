@@ -1,6 +1,7 @@
 /**
- * `qobra-sync replay` wired to the roles it runs: ops/replay.ts does the work and is handed the
- * composition root's role starter, so that ops never depends on the roles' wiring.
+ * `qobra-sync replay` wired to the role it may run (the sink, when none is running): ops/replay.ts
+ * does the work and is handed the composition root's role starter, so that ops never depends on
+ * the roles' wiring.
  */
 import type { Config } from "../lib/config.ts";
 import { replayFromRaw, type ReplayOptions, type ReplayResult } from "../ops/replay.ts";

@@ -42,26 +42,34 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
   }
   stops.push(() => catalog.store?.stop());
   const config = liveConfig(fileConfig, catalog);
-  const rt = { ...base, config, catalog };
+  // Resolves once this process's roles serve the last change: the connectors API answers after it,
+  // so that a sync requested right after an edit runs with the edit (not the old mapping).
+  let applied: Promise<void> = Promise.resolve();
+  let markApplied: (() => void) | undefined;
+  const rt = { ...base, config, catalog, whenApplied: () => applied };
   const reloads: Array<() => Promise<void> | void> = [];
   let pending: NodeJS.Timeout | undefined;
   const offChange = catalog.onChange(() => {
     // Debounced: an edit of several connectors at once reloads the roles once.
     clearTimeout(pending);
+    if (!markApplied) applied = new Promise((resolve) => (markApplied = resolve));
     pending = setTimeout(() => {
+      const done = markApplied;
+      markApplied = undefined;
       void (async () => {
         try {
           await ensureTopics(rt.port, config);
         } catch (e) {
           logger.error({ err: describeError(e) }, "could not create the topics of the changed connectors; the roles reload anyway");
         }
-        for (const reload of reloads) await reload();
-      })();
+        await Promise.allSettled(reloads.map((reload) => reload()));
+      })().finally(() => done?.());
     }, 300);
   });
   stops.push(() => {
     offChange();
     clearTimeout(pending);
+    markApplied?.();
   });
   try {
     if (roles.includes("sink")) {
@@ -70,8 +78,9 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
       let seen = fingerprint(config, "sink");
       reloads.push(() => {
         const now = fingerprint(config, "sink");
-        if (now !== seen) s.reload("the connectors changed");
+        const changed = now !== seen;
         seen = now;
+        return changed ? s.reload("the connectors changed") : undefined;
       });
     }
     if (roles.includes("mapper")) {
@@ -80,8 +89,9 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
       let seen = fingerprint(config, "mapper");
       reloads.push(() => {
         const now = fingerprint(config, "mapper");
-        if (now !== seen) m.reload("the connectors changed");
+        const changed = now !== seen;
         seen = now;
+        return changed ? m.reload("the connectors changed") : undefined;
       });
     }
     if (roles.includes("producer")) {
@@ -107,7 +117,8 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
     if (config.http) {
       // /metrics, /healthz and the integration-settings page (ops/server.ts), when the config asks for them.
       const { startOpsServer } = await import("../ops/server.ts");
-      const h = await startOpsServer(config, rt);
+      // A replay started from the page runs the sink here when none runs (the file's config: runRoles adds the API's connectors).
+      const h = await startOpsServer(config, rt, { replayRoles: (_live, r) => runRoles({ ...fileConfig, http: undefined }, r) });
       stops.push(() => h.stop());
     }
   } catch (e) {

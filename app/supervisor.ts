@@ -23,8 +23,11 @@ export interface RoleHandle {
 
 interface Supervised {
   stop(): Promise<void>;
-  /** Stops the role and starts it again at once (e.g. with the connectors changed); a failed start falls back to the restart loop. */
-  reload(reason: string): void;
+  /**
+   * Stops the role and starts it again at once (e.g. with the connectors changed); a failed start falls back to the restart loop.
+   * Resolves once the role has started again (or gone to the restart loop, or the role stops).
+   */
+  reload(reason: string): Promise<void>;
   readonly restarts: number;
 }
 
@@ -49,6 +52,8 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
   let restarts = 0;
 
   let requestReload: (reason: string) => void = () => {};
+  // The callers of reload() waiting for the next one to be done (the connectors API answers after it).
+  let reloadWaiters: Array<() => void> = [];
   const reloadRequested = () =>
     new Promise<string>((resolve) => {
       requestReload = resolve;
@@ -63,6 +68,8 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
       if (stopping.signal.aborted || !outcome) return;
       if ("reason" in outcome) {
         reloading = reloadRequested();
+        const waiters = reloadWaiters;
+        reloadWaiters = [];
         log.info({ role, reason: outcome.reason }, `reloading the ${role} role`);
         await handle?.stop().catch(() => {});
         current = null;
@@ -72,6 +79,8 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
           continue;
         } catch (e) {
           log.error({ role, err: describeError(e) }, `the ${role} role could not start again after a reload; retrying with backoff`);
+        } finally {
+          for (const w of waiters) w();
         }
       }
       const error = "error" in outcome ? outcome.error : new Error("the role could not start after a reload");
@@ -103,11 +112,15 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
       return restarts;
     },
     reload(reason: string) {
-      requestReload(reason);
+      return new Promise<void>((resolve) => {
+        reloadWaiters.push(resolve);
+        requestReload(reason);
+      });
     },
     async stop() {
       stopping.abort();
       await loop;
+      for (const w of reloadWaiters.splice(0)) w();
       await current?.stop();
       current = null;
     },

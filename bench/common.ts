@@ -85,6 +85,24 @@ export async function prepareBenchDb(): Promise<void> {
   );
 }
 
+/** Seeds public.bench_deals_<rows> of the benchmark database once (the deals table bench/pg-source.ts and bench/tenants.ts sync). */
+export async function seedDeals(rows: number): Promise<string> {
+  const table = `bench_deals_${rows}`;
+  await ensureDatabase(DB);
+  await withDb(DB, async (c) => {
+    const exists = await c.query("SELECT to_regclass($1) AS r", [`public.${table}`]);
+    if (exists.rows[0].r) return;
+    log(`seeding ${rows} rows into ${DB}.public.${table}`);
+    await c.query(`CREATE TABLE public.${table} (id bigint PRIMARY KEY, title text, amount numeric(18,4), currency char(3), closed_on date,
+      owner_email text, stage text, won boolean, probability double precision, updated_at timestamptz)`);
+    await c.query(`INSERT INTO public.${table} SELECT g, 'Deal ' || g, round((g * 12.3457)::numeric, 4), (ARRAY['EUR','USD','GBP'])[1 + g % 3],
+      DATE '2026-01-01' + (g % 365), 'rep' || (g % 50) || '@example.com', (ARRAY['new','won','lost'])[1 + g % 3], g % 3 = 1, (g % 100) / 100.0,
+      TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, ${rows}) g`);
+    await c.query(`VACUUM ANALYZE public.${table}`);
+  });
+  return table;
+}
+
 export function writeConfig(prefix: string, yaml: string): { file: string; config: Config } {
   mkdirSync(join(ROOT, ".stack"), { recursive: true });
   const file = join(ROOT, ".stack", `bench-${prefix}.yaml`);

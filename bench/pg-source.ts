@@ -17,8 +17,8 @@ import { openRuntime } from "../lib/runtime.ts";
 import { parseConfig } from "../app/config.ts";
 import { stackPids, stackUp } from "../stack/stack.ts";
 import { syncAndWait } from "../support/pipeline.ts";
-import { dbUrl, ensureDatabase, withDb } from "../support/env.ts";
-import { DB, benchYaml, cpuSeconds, log, machineBusySeconds, median, peakRssMb, startRole, stopChild, treeCpuSeconds, workerPid } from "./common.ts";
+import { dbUrl, withDb } from "../support/env.ts";
+import { DB, benchYaml, seedDeals, cpuSeconds, log, machineBusySeconds, median, peakRssMb, startRole, stopChild, treeCpuSeconds, workerPid } from "./common.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -26,20 +26,7 @@ const TABLE = `bench_deals_${ROWS}`;
 /** The benchmark configuration for this table, without a users query (user values keep a null user id). */
 const yaml = (prefix: string) => benchYaml(prefix, { sourceTable: TABLE, usersTable: null });
 
-async function seed(): Promise<void> {
-  await ensureDatabase(DB);
-  await withDb(DB, async (c) => {
-    const exists = await c.query("SELECT to_regclass($1) AS r", [`public.${TABLE}`]);
-    if (exists.rows[0].r) return;
-    log(`seeding ${ROWS} rows into ${DB}.public.${TABLE}`);
-    await c.query(`CREATE TABLE public.${TABLE} (id bigint PRIMARY KEY, title text, amount numeric(18,4), currency char(3), closed_on date,
-      owner_email text, stage text, won boolean, probability double precision, updated_at timestamptz)`);
-    await c.query(`INSERT INTO public.${TABLE} SELECT g, 'Deal ' || g, round((g * 12.3457)::numeric, 4), (ARRAY['EUR','USD','GBP'])[1 + g % 3],
-      DATE '2026-01-01' + (g % 365), 'rep' || (g % 50) || '@example.com', (ARRAY['new','won','lost'])[1 + g % 3], g % 3 = 1, (g % 100) / 100.0,
-      TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, ${ROWS}) g`);
-    await c.query(`VACUUM ANALYZE public.${TABLE}`);
-  });
-}
+const seed = () => seedDeals(ROWS);
 
 async function copyOut(sql: string): Promise<{ seconds: number; bytes: number }> {
   const client = new pg.Client({ connectionString: dbUrl(DB) });

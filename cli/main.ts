@@ -197,13 +197,25 @@ program
   .description("run a local simulator of a source's API (for tests and the demo)")
   .argument("<api>", simulators.map((s) => s.name).join(" or "))
   .option("-p, --port <port>", "port to listen on (0 = any free port)", "0")
-  .option("-d, --data <file>", "the simulator's data file (see simulators/<api>/README.md)")
-  .action(async (api: string, opts: { port: string; data?: string }) => {
+  .option("-d, --data <file>", "the simulator's data file (see simulators/<api>/README.md); with --orgs/--portals also generate:key=value,...")
+  .option("--orgs <n>", "salesforce: serve N independent orgs in this process, routed by their credentials")
+  .option("--portals <n>", "hubspot: serve N independent portals in this process, routed by their credentials")
+  .option("--credentials <file>", "with --orgs/--portals: write every tenant's client id, secret and refresh token to FILE as JSON")
+  .action(async (api: string, opts: { port: string; data?: string; orgs?: string; portals?: string; credentials?: string }) => {
     const port = Number(opts.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
     const simulator = simulators.find((s) => s.name === api);
     if (!simulator) throw new ConfigError(`unknown simulator ${api}; use ${simulators.map((s) => s.name).join(" or ")}`);
-    await simulator.run({ port, data: opts.data });
+    for (const other of ["orgs", "portals"] as const) {
+      if (other !== simulator.tenantsOption && opts[other] !== undefined)
+        throw new ConfigError(`--${other} does not apply to ${api}; use --${simulator.tenantsOption}`);
+    }
+    const given = opts[simulator.tenantsOption];
+    const tenants = given === undefined ? undefined : Number(given);
+    if (tenants !== undefined && (!Number.isInteger(tenants) || tenants < 1))
+      throw new ConfigError(`--${simulator.tenantsOption} must be a positive integer, got ${given}`);
+    if (opts.credentials !== undefined && tenants === undefined) throw new ConfigError(`--credentials needs --${simulator.tenantsOption}`);
+    await simulator.run({ port, data: opts.data, tenants, credentials: opts.credentials });
   });
 
 /** "A, B and C". */

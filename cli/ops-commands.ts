@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { findConnector, type Config } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { createRenderer } from "../ops/progress.ts";
+import { sinkRelationName } from "../ops/sink-stats.ts";
 import { parseSince, formatCount, formatDuration } from "../ops/time.ts";
 
 export { syncProgress } from "../ops/progress.ts";
@@ -13,9 +14,9 @@ export { syncProgress } from "../ops/progress.ts";
 export function registerOpsCommands(program: Command, loadConfig: () => Config): void {
   program
     .command("replay")
-    .description("full resync of the sink from the raw topic, without calling the source (the mapper must be stopped: see docs/operations.md)")
+    .description("full resync of the sink from the raw topic, without calling the source; every role keeps running (see docs/operations.md)")
     .argument("<connector>", "connector id from the config")
-    .option("-t, --table <table...>", "wait for these Qobra tables (the connector's raw topic is mapped again as a whole)")
+    .option("-t, --table <table...>", "only these Qobra tables (only their mapped topics are written again)")
     .option("--since <time>", "only records written to the raw topic since then: ISO date/time, epoch ms, or a duration ago (30m, 2h, 1d)")
     .option("--timeout <seconds>", "give up after this long", "21600")
     .option("--json", "print the outcome as JSON", false)
@@ -49,8 +50,8 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
           `replay ${result.runId} of ${id}: ${formatCount(result.records)} raw records mapped and written again in ${formatDuration(result.durationMs)}`,
         );
         for (const [t, n] of Object.entries(result.rows))
-          console.log(`  ${cfg.sink.schema}.${id}__${t}: ${formatCount(n.live)} rows, ${formatCount(n.deleted)} soft-deleted`);
-        console.log(`roles run by replay: ${result.ranRoles.join(", ")} (stopped again); start your \`qobra-sync run\` processes again`);
+          console.log(`  ${sinkRelationName(cfg, findConnector(cfg, id), t)}: ${formatCount(n.live)} rows, ${formatCount(n.deleted)} soft-deleted`);
+        if (result.ranRoles.length > 0) console.log(`no sink was running: replay ran the ${result.ranRoles.join(", ")} role itself (stopped again)`);
       }
     });
 
@@ -108,8 +109,11 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
       const { openRuntime } = await import("../lib/runtime.ts");
       const { startOpsServer } = await import("../ops/server.ts");
+      const { runRoles } = await import("../app/roles.ts");
       const rt = await openRuntime(cfg, "ops");
-      const server = await startOpsServer(cfg, rt, { port, host: opts.host }).catch(async (e: unknown) => {
+      // A replay started from the page runs a sink here when none runs.
+      const replayRoles = (_live: typeof cfg, roles: readonly "sink"[]) => runRoles({ ...cfg, http: undefined }, roles);
+      const server = await startOpsServer(cfg, rt, { port, host: opts.host, replayRoles }).catch(async (e: unknown) => {
         await rt.close();
         throw e;
       });

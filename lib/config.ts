@@ -21,7 +21,7 @@ import { dispatchOn, expandEnv, formatPath } from "./config-secret.ts";
 import { parseEndpointUrl } from "./endpoint.ts";
 import { maskSecrets, rememberSecret } from "./redact.ts";
 import { singleSelectProblem } from "./sql-statement.ts";
-import { TENANT_ID, TENANT_PLACEHOLDER, pipelineId } from "./tenants.ts";
+import { TENANT_ID, TENANT_PLACEHOLDER, pipelineId, sinkSchemaOf } from "./tenants.ts";
 
 /** Whether a listen address is loopback-only (127.0.0.0/8, ::1, localhost): the only ones allowed without http.tokens. */
 export function isLoopbackAddress(host: string): boolean {
@@ -118,7 +118,20 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .min(1, { error: "list at least one broker host:port" })
             .describe("The Kafka bootstrap brokers, as host:port."),
           clientId: z.string().default("qobra-sync").describe("The Kafka client id of every connection (brokers' logs and quotas)."),
-          partitions: z.number().int().min(1).default(3).describe("Partitions of the topics the pipeline creates."),
+          partitions: z
+            .number()
+            .int()
+            .min(1)
+            .default(3)
+            .describe("Partitions of the topics the pipeline creates (but sync.requests and sync.tasks: requestPartitions)."),
+          requestPartitions: z
+            .number()
+            .int()
+            .min(1)
+            .default(12)
+            .describe(
+              "Partitions of sync.requests and sync.tasks when the pipeline creates them. A connector's requests share a partition and a partition's requests are served in order, so a long run delays the other connectors of its partition: more partitions, fewer connectors behind one long run (docs/scaling.md). An existing topic keeps its partitions.",
+            ),
           replicationFactor: z.number().int().min(1).default(1).describe("Replicas of the topics the pipeline creates (3 on a production cluster)."),
           minInsyncReplicas: z
             .number()
@@ -252,8 +265,17 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .describe(
               "How long a run waits out a failure that may pass (a refused connection, a source's 5xx, a broker or registry restart), retrying the table with backoff from its last saved cursor, before the run fails. 0: fail at once.",
             ),
+          concurrentRuns: z
+            .number()
+            .int()
+            .min(1)
+            .max(256)
+            .default(8)
+            .describe(
+              "Runs (and split tasks) one producer worker process serves at once: at most one per sync.requests (sync.tasks) partition it is assigned. Add worker processes to serve more.",
+            ),
         })
-        .default({ retryForSeconds: 300 })
+        .default({ retryForSeconds: 300, concurrentRuns: 8 })
         .describe("The producer workers' runs."),
       connectors: z.array(connector).default([]).describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
       http: z
@@ -343,6 +365,12 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
     .superRefine((c, ctx) => {
       const seen = new Set<string>();
       c.connectors.forEach((conn, i) => {
+        if (conn.tenant !== undefined && sinkSchemaOf(c.sink, conn) === c.sink.schema)
+          ctx.addIssue({
+            code: "custom",
+            path: ["connectors", i, "tenant"],
+            message: `${JSON.stringify(conn.tenant)} would write into ${c.sink.schema}, the sink's own schema (sink.tenantSchema gives it that name); choose another tenant id or change sink.tenantSchema`,
+          });
         if (seen.has(conn.id)) ctx.addIssue({ code: "custom", path: ["connectors", i, "id"], message: `duplicate connector id ${conn.id}` });
         seen.add(conn.id);
         const names = new Set<string>();
@@ -430,7 +458,10 @@ export function configParser(sources: readonly ConnectorSchema[]) {
       if (r.success) return r.data;
       problems.push(...r.error.issues.map((i) => `${formatPath(i.path)}: ${humanMessage(i)}`));
     }
-    throw new ConfigError(withoutSecrets(`the connector is invalid: ${problems.join("; ")}`, secrets));
+    // Each problem apart too ("<field>: <message>"): the API answers them one by one (ops/connectors-api.ts).
+    throw Object.assign(new ConfigError(withoutSecrets(`the connector is invalid: ${problems.join("; ")}`, secrets)), {
+      problems: problems.map((p) => withoutSecrets(p, secrets)),
+    });
   }
 
   return { schema, connectorSchema, parse, parseConnector, load };

@@ -90,8 +90,8 @@ export function topicSpecs(config: Config): ITopicConfig[] {
     configEntries: minIsr === undefined ? configEntries : [...configEntries, { name: "min.insync.replicas", value: String(minIsr) }],
   });
   return [
-    spec(t.syncRequests),
-    spec(t.syncTasks),
+    spec(t.syncRequests, [], config.kafka.requestPartitions),
+    spec(t.syncTasks, [], config.kafka.requestPartitions),
     spec(t.syncEvents, [{ name: "retention.ms", value: String(30 * 24 * 3600 * 1000) }]),
     spec(t.syncState, [{ name: "cleanup.policy", value: "compact" }], 1),
     spec(t.connectors, [{ name: "cleanup.policy", value: "compact" }], 1),

@@ -59,6 +59,8 @@ interface Slot {
 export interface PartitionTransactionsOptions {
   /** The consumer group whose offsets the transactions commit. */
   groupId: string;
+  /** Base of the transactional ids, when it is not the group id (a replay: one base per connector, so that a re-run fences a crashed run). */
+  transactionalIdBase?: string;
   transactionTimeoutMs: number;
 }
 
@@ -116,7 +118,7 @@ export class PartitionTransactions {
   }
 
   private open(topic: string, partition: number): Slot {
-    const transactionalId = partitionTransactionalId(this.opts.groupId, topic, partition);
+    const transactionalId = partitionTransactionalId(this.opts.transactionalIdBase ?? this.opts.groupId, topic, partition);
     const producer = this.port.kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       transactionalId,

@@ -13,6 +13,8 @@ export interface Runtime {
   codec: Codec;
   /** The live connectors (file and API) in a process that runs roles (app/roles.ts); absent in tools. */
   catalog?: ConnectorCatalog;
+  /** Resolves once this process's roles run with the last change of the connectors (app/roles.ts); absent in tools. */
+  whenApplied?(): Promise<void>;
   close(): Promise<void>;
 }
 

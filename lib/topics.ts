@@ -37,5 +37,9 @@ export function groups(prefix = "qobra") {
     producers: `${prefix}-producers`,
     mapper: `${prefix}-mapper`,
     sink: `${prefix}-sink`,
+    /** A replay's own group (ops/replay.ts): one per run, deleted when it ends. */
+    replay: (connector: string, runId: string) => `${prefix}-replay-${connector}-${runId.replace(/-/g, "").slice(0, 8)}`,
+    /** The base of a replay's transactional ids: one per connector, so that a re-run fences a crashed run's transactions. */
+    replayTransactions: (connector: string) => `${prefix}-replay-${connector}`,
   };
 }

@@ -36,6 +36,20 @@ const WWW_AUTHENTICATE = { "www-authenticate": 'Bearer realm="qobra-sync"' };
 export type HttpSettings = NonNullable<Config["http"]>;
 export type Access = "public" | "probe" | "api" | "write";
 
+/** A request as a route's handler gets it: the path's parameters, and the caller the gate admitted (null for public routes). */
+export interface Ctx {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: string[];
+  caller: Caller | null;
+}
+export type Handler = { access: Access; run(ctx: Ctx): Promise<void> };
+/** A route of the settings server (ops/server.ts, ops/connectors-api.ts): its path's match, and a handler per method. */
+export interface Route {
+  match(seg: string[]): string[] | null;
+  methods: Partial<Record<string, Handler>>;
+}
+
 /** Who made a request, and how: a bearer token, or a page session (whose writes need its CSRF token). */
 export interface Caller {
   principal: Principal;

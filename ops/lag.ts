@@ -18,7 +18,7 @@ export type Role = "producer" | "mapper" | "sink";
 export interface GroupSpec {
   group: string;
   role: Role;
-  topics: Array<{ topic: string; connector: string | null; table: string | null }>;
+  topics: Array<{ topic: string; connector: string | null; tenant: string | null; table: string | null }>;
 }
 
 export interface PartitionLag {
@@ -26,6 +26,8 @@ export interface PartitionLag {
   role: Role;
   topic: string;
   connector: string | null;
+  /** The connector's tenant (null: a connector without one, or a topic of no connector). */
+  tenant: string | null;
   table: string | null;
   partition: number;
   /** Next offset the group will read; -1 when the group never committed on this partition. */
@@ -58,12 +60,18 @@ export function pipelineGroups(config: Config): GroupSpec[] {
   const t = topicNames(config.topicPrefix);
   const g = groups(config.topicPrefix);
   return [
-    { group: g.producers, role: "producer", topics: [{ topic: t.syncRequests, connector: null, table: null }] },
-    { group: g.mapper, role: "mapper", topics: config.connectors.map((c) => ({ topic: t.raw(c.id), connector: c.id, table: null })) },
+    { group: g.producers, role: "producer", topics: [{ topic: t.syncRequests, connector: null, tenant: null, table: null }] },
+    {
+      group: g.mapper,
+      role: "mapper",
+      topics: config.connectors.map((c) => ({ topic: t.raw(c.id), connector: c.id, tenant: c.tenant ?? null, table: null })),
+    },
     {
       group: g.sink,
       role: "sink",
-      topics: config.connectors.flatMap((c) => c.tables.map((tb) => ({ topic: t.mapped(c.id, tb.name), connector: c.id, table: tb.name }))),
+      topics: config.connectors.flatMap((c) =>
+        c.tables.map((tb) => ({ topic: t.mapped(c.id, tb.name), connector: c.id, tenant: c.tenant ?? null, table: tb.name })),
+      ),
     },
   ];
 }
@@ -110,6 +118,7 @@ export async function snapshotLag(admin: Admin, specs: GroupSpec[], now = Date.n
             role: spec.role,
             topic: t.topic,
             connector: t.connector,
+            tenant: t.tenant,
             table: t.table,
             partition: p.partition,
             committed: c,

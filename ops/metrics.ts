@@ -3,6 +3,7 @@
  * inside the roles is instrumented. Names and labels are documented in docs/operations.md.
  */
 import client from "prom-client";
+import { splitPipelineId } from "../lib/tenants.ts";
 import { groupTotals, type PartitionLag } from "./lag.ts";
 import type { OpsMonitor } from "./monitor.ts";
 import type { ConnectorTotals } from "./runs.ts";
@@ -13,6 +14,16 @@ function setCounter(c: client.Counter<string>, labels: Labels, value: number): v
 }
 
 type Labels = Record<string, string>;
+
+/**
+ * The labels of a connector: `connector` (its pipeline id) and, for a tenant's connector, `tenant`.
+ * A connector without a tenant has no `tenant` label, which Prometheus reads as tenant="" (an empty
+ * label is no label), so its series stay exactly as they were.
+ */
+function connectorLabels(connector: string): Labels {
+  const tenant = splitPipelineId(connector).tenant;
+  return tenant === undefined ? { connector } : { connector, tenant };
+}
 
 /**
  * A metric computed at scrape time: its name, help text and label names, and the samples (labels,
@@ -67,11 +78,11 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
   const durations = new client.Histogram({
     name: "qobra_sync_run_duration_seconds",
     help: "Duration of finished runs (source read to the run's end), per connector, kind (sync, replay) and outcome.",
-    labelNames: ["connector", "kind", "outcome"],
+    labelNames: ["connector", "tenant", "kind", "outcome"],
     registers: [],
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21_600],
   });
-  monitor.book.onFinish = (r) => durations.observe({ connector: r.connector, kind: r.kind, outcome: r.outcome }, r.durationMs / 1000);
+  monitor.book.onFinish = (r) => durations.observe({ ...connectorLabels(r.connector), kind: r.kind, outcome: r.outcome }, r.durationMs / 1000);
 
   // The metric table, in the order of /metrics.
   const metrics: Array<ScrapedMetric | client.Histogram<string>> = [
@@ -162,7 +173,7 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
       type: "counter",
       name: "qobra_sync_stage_records_total",
       help: "Records per stage and connector, from offsets: read = written to the raw topic by the producers, mapped = consumed by the mapper, written = consumed by the sink (mapped topics count transaction markers too).",
-      labelNames: ["stage", "connector"],
+      labelNames: ["stage", "connector", "tenant"],
       *samples() {
         const sums = new Map<string, number>();
         const add = (k: string, v: number) => sums.set(k, (sums.get(k) ?? 0) + v);
@@ -176,7 +187,7 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
         }
         for (const [k, v] of sums) {
           const [stage, connector] = k.split("\u0000") as [string, string];
-          yield [{ stage, connector }, v];
+          yield [{ stage, ...connectorLabels(connector) }, v];
         }
       },
     },
@@ -184,57 +195,60 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
       type: "counter",
       name: "qobra_sync_records_total",
       help: "Records per connector as the runs report them in sync.events: read and deleted (producers), mapped and dead_lettered (mapper PROGRESS events).",
-      labelNames: ["connector", "kind"],
+      labelNames: ["connector", "tenant", "kind"],
       samples: () =>
         fromTotals((connector, t) => [
-          [{ connector, kind: "read" }, t.read],
-          [{ connector, kind: "deleted" }, t.deleted],
-          [{ connector, kind: "mapped" }, t.mapped],
-          [{ connector, kind: "dead_lettered" }, t.dlq],
+          [{ ...connectorLabels(connector), kind: "read" }, t.read],
+          [{ ...connectorLabels(connector), kind: "deleted" }, t.deleted],
+          [{ ...connectorLabels(connector), kind: "mapped" }, t.mapped],
+          [{ ...connectorLabels(connector), kind: "dead_lettered" }, t.dlq],
         ]),
     },
     {
       type: "counter",
       name: "qobra_sync_unresolved_users_total",
       help: "User values the mapper could not resolve to a Qobra user (kept with a null user id).",
-      labelNames: ["connector"],
-      samples: () => fromTotals((connector, t) => [[{ connector }, t.unresolvedUsers]]),
+      labelNames: ["connector", "tenant"],
+      samples: () => fromTotals((connector, t) => [[connectorLabels(connector), t.unresolvedUsers]]),
     },
     {
       type: "counter",
       name: "qobra_sync_dlq_records_total",
       help: "Dead letters per stage, connector and table (counted from the dead-letter topics).",
-      labelNames: ["stage", "connector", "table"],
+      labelNames: ["stage", "connector", "tenant", "table"],
       *samples() {
-        for (const d of monitor.dlqTotals()) yield [{ stage: d.stage, connector: d.connector, table: d.table }, d.count];
+        for (const d of monitor.dlqTotals()) yield [{ stage: d.stage, ...connectorLabels(d.connector), table: d.table }, d.count];
       },
     },
     {
       type: "counter",
       name: "qobra_sync_runs_total",
       help: "Finished runs per connector and outcome (completed, failed, coalesced).",
-      labelNames: ["connector", "outcome"],
-      samples: () => fromTotals((connector, t) => (["completed", "failed", "coalesced"] as const).map((outcome) => [{ connector, outcome }, t.runs[outcome]])),
+      labelNames: ["connector", "tenant", "outcome"],
+      samples: () =>
+        fromTotals((connector, t) =>
+          (["completed", "failed", "coalesced"] as const).map((outcome) => [{ ...connectorLabels(connector), outcome }, t.runs[outcome]]),
+        ),
     },
     durations,
     {
       type: "gauge",
       name: "qobra_sync_runs_running",
       help: "Runs in progress per connector.",
-      labelNames: ["connector"],
+      labelNames: ["connector", "tenant"],
       *samples() {
-        for (const c of connectors()) yield [{ connector: c.id }, monitor.book.list(c.id).filter((r) => r.status === "running").length];
+        for (const c of connectors()) yield [connectorLabels(c.id), monitor.book.list(c.id).filter((r) => r.status === "running").length];
       },
     },
     {
       type: "gauge",
       name: "qobra_sync_last_run_duration_seconds",
       help: "Duration of the connector's last finished run.",
-      labelNames: ["connector", "outcome"],
+      labelNames: ["connector", "tenant", "outcome"],
       *samples() {
         for (const c of connectors()) {
           const r = monitor.book.list(c.id).find((x) => (x.status === "completed" || x.status === "failed") && x.durationMs !== null && x.kind === "sync");
-          if (r) yield [{ connector: c.id, outcome: r.status }, r.durationMs! / 1000];
+          if (r) yield [{ ...connectorLabels(c.id), outcome: r.status }, r.durationMs! / 1000];
         }
       },
     },
@@ -242,7 +256,7 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
       type: "gauge",
       name: "qobra_sync_last_success_timestamp_seconds",
       help: "Start of the last successful run that read the table (Unix time).",
-      labelNames: ["connector", "table"],
+      labelNames: ["connector", "tenant", "table"],
       *samples() {
         for (const [labels, s] of lastSuccesses()) yield [labels, s.startedAt / 1000];
       },
@@ -251,7 +265,7 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
       type: "gauge",
       name: "qobra_sync_table_staleness_seconds",
       help: "Time since the start of the last successful run that read the table.",
-      labelNames: ["connector", "table"],
+      labelNames: ["connector", "tenant", "table"],
       *samples() {
         const now = Date.now();
         for (const [labels, s] of lastSuccesses()) yield [labels, (now - s.startedAt) / 1000];
@@ -261,21 +275,21 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
       type: "gauge",
       name: "qobra_sync_table_last_synced_timestamp_seconds",
       help: "Last write into the sink table (max(_synced_at), Unix time).",
-      labelNames: ["connector", "table"],
+      labelNames: ["connector", "tenant", "table"],
       *samples() {
-        for (const s of monitor.tables()) if (s.lastSyncedAt !== null) yield [{ connector: s.connector, table: s.table }, s.lastSyncedAt / 1000];
+        for (const s of monitor.tables()) if (s.lastSyncedAt !== null) yield [{ ...connectorLabels(s.connector), table: s.table }, s.lastSyncedAt / 1000];
       },
     },
     {
       type: "gauge",
       name: "qobra_sync_table_rows",
       help: "Rows of the sink table (state: live or deleted, i.e. soft-deleted).",
-      labelNames: ["connector", "table", "state"],
+      labelNames: ["connector", "tenant", "table", "state"],
       *samples() {
         for (const s of monitor.tables())
           if (s.exists) {
-            yield [{ connector: s.connector, table: s.table, state: "live" }, s.live];
-            yield [{ connector: s.connector, table: s.table, state: "deleted" }, s.deleted];
+            yield [{ ...connectorLabels(s.connector), table: s.table, state: "live" }, s.live];
+            yield [{ ...connectorLabels(s.connector), table: s.table, state: "deleted" }, s.deleted];
           }
       },
     },
@@ -283,15 +297,15 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
       type: "gauge",
       name: "qobra_sync_api_used",
       help: "Source API calls used in the current budget window, as the connector last reported it (Salesforce: daily API requests; HubSpot: daily calls).",
-      labelNames: ["connector"],
-      samples: () => fromTotals((connector, t) => (t.apiUsed === null ? [] : [[{ connector }, t.apiUsed]])),
+      labelNames: ["connector", "tenant"],
+      samples: () => fromTotals((connector, t) => (t.apiUsed === null ? [] : [[connectorLabels(connector), t.apiUsed]])),
     },
     {
       type: "gauge",
       name: "qobra_sync_api_limit",
       help: "Source API budget of the window, as the connector last reported it.",
-      labelNames: ["connector"],
-      samples: () => fromTotals((connector, t) => (t.apiLimit === null ? [] : [[{ connector }, t.apiLimit]])),
+      labelNames: ["connector", "tenant"],
+      samples: () => fromTotals((connector, t) => (t.apiLimit === null ? [] : [[connectorLabels(connector), t.apiLimit]])),
     },
   ];
 
@@ -300,7 +314,7 @@ export function createMetrics(monitor: OpsMonitor, opts: { processMetrics?: bool
     for (const c of connectors())
       for (const t of c.tables) {
         const s = monitor.book.lastSuccess(c.id, t.name);
-        if (s) yield [{ connector: c.id, table: t.name }, s];
+        if (s) yield [{ ...connectorLabels(c.id), table: t.name }, s];
       }
   }
   /** Samples drawn from each connector's totals, as the runs report them in sync.events. */

@@ -198,7 +198,8 @@ export class OpsMonitor {
   private async doSample(): Promise<void> {
     if (this.stopped) return;
     try {
-      const snap = await snapshotLag(await this.rt.port.admin(), this.specs);
+      // Listed again at each sample: connectors come and go at run time (the connectors API).
+      const snap = await snapshotLag(await this.rt.port.admin(), pipelineGroups(this.config));
       if (this.opts.ageProbe && this.probe.applyCached(snap.partitions)) this.startProbe(snap);
       this.lagSnapshot = snap;
       this.tracker.observe(snap, this.producerActivityAt);

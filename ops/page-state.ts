@@ -13,7 +13,7 @@ import { appliedOverrides, scheduleView, type ScheduleOverride, type ScheduleVie
 import type { Health } from "./health.ts";
 import { groupTotals, type LagSnapshot, type PartitionLag } from "./lag.ts";
 import { staleness, type ConnectorTotals, type RunBook, type RunView, type TableSuccess } from "./runs.ts";
-import type { SinkTableStats } from "./sink-stats.ts";
+import { sinkRelationName, type SinkTableStats } from "./sink-stats.ts";
 
 interface TableState {
   name: string;
@@ -120,7 +120,7 @@ export function buildOpsState(input: OpsStateInput): OpsState {
         const success = input.book.lastSuccess(c.id, t.name);
         return {
           name: t.name,
-          relation: s?.relation ?? `${config.sink.schema}.${c.id}__${t.name}`,
+          relation: s?.relation ?? sinkRelationName(config, c, t.name),
           exists: s?.exists ?? false,
           live: s ? s.live : null,
           deleted: s ? s.deleted : null,

@@ -10,7 +10,7 @@ import { readToEnd } from "../lib/topic-scan.ts";
 import type { SyncEvent } from "../schemas/index.ts";
 import { groupTotals, OldestRecordProbe, pipelineGroups, snapshotLag, type GroupState, type PartitionLag } from "./lag.ts";
 import { RunBook, staleness } from "./runs.ts";
-import { sinkTableStats } from "./sink-stats.ts";
+import { sinkRelationName, sinkTableStats } from "./sink-stats.ts";
 import { formatCount, formatDuration, isoOrNull } from "./time.ts";
 
 export interface LagReport {
@@ -19,6 +19,8 @@ export interface LagReport {
   partitions: Array<Omit<PartitionLag, "oldestUnprocessedAt"> & { oldestUnprocessedAt: string | null; oldestUnprocessedAgeMs: number | null }>;
   tables: Array<{
     connector: string;
+    /** The connector's tenant (null: none). */
+    tenant: string | null;
     table: string;
     relation: string;
     lastSuccess: { runId: string; startedAt: string; endedAt: string; full: boolean; read: number } | null;
@@ -67,8 +69,9 @@ export async function collectLagReport(config: Config, rt: Runtime, opts: { age?
         const st = stats.find((x) => x.connector === c.id && x.table === t.name);
         return {
           connector: c.id,
+          tenant: c.tenant ?? null,
           table: t.name,
-          relation: st?.relation ?? `${config.sink.schema}.${c.id}__${t.name}`,
+          relation: st?.relation ?? sinkRelationName(config, c, t.name),
           lastSuccess: s
             ? { runId: s.runId, startedAt: new Date(s.startedAt).toISOString(), endedAt: new Date(s.endedAt).toISOString(), full: s.full, read: s.read }
             : null,

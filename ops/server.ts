@@ -9,8 +9,14 @@
  *   GET  /api/stream                      the same, pushed as server-sent events after each sample
  *   GET  /api/runs/:runId                 one run
  *   POST /api/connectors/:id/sync         {"full": bool, "tables": [..]} → publishes a SyncRequest (requestedBy "web")
+ *   POST /api/connectors/:id/replay       {"tables": [..]} → 202 {runId}: a replay in this process (ops/replay.ts),
+ *                                         also as /api/tenants/:tenant/connectors/:id/replay
  *   PUT  /api/connectors/:id/schedule     the connector's schedule object → stored edit
  *   DELETE /api/connectors/:id/schedule   back to the config file's schedule
+ *   GET  /api/tenants/:t/connectors       the tenant's connectors (entries with secrets masked) ┐
+ *   GET|PUT|DELETE /api/tenants/:t/connectors/:id  one connector: read, create/replace, remove    │ ops/connectors-api.ts
+ *   POST /api/tenants/:t/connectors/:id/check      the connector's checks, time-limited            │ (404 for a tenant the
+ *   POST /api/tenants/:t/connectors/:id/sync       {"full": bool} → {"runId"}                      ┘ caller does not reach)
  *
  * Every request passes the Host check (DNS rebinding) and gets the security headers
  * (ops/http-security.ts); every /api route but the login needs a token (`Authorization: Bearer`)
@@ -32,10 +38,13 @@ import { rememberSecret } from "../lib/redact.ts";
 import type { Runtime } from "../lib/runtime.ts";
 import { validateSchedule } from "../scheduler/schedules.ts";
 import { TokenSet, generatedTokenFile, newOperatorToken, reachesTenant, removeGeneratedToken, writeGeneratedToken } from "./http-auth.ts";
-import { Gate, requireOperator, sessionInfo, type Access, type Caller, type GateOptions, type HttpSettings } from "./http-gate.ts";
+import { Gate, requireOperator, sessionInfo, type Caller, type GateOptions, type HttpSettings, type Route } from "./http-gate.ts";
 import { HttpError, applySecurityHeaders, isLoopbackAddress, isWildcardAddress, parsePath, readJsonObject } from "./http-security.ts";
+import { connectorForms } from "./connector-forms.ts";
+import { connectorsApiRoutes } from "./connectors-api.ts";
 import { createMetrics } from "./metrics.ts";
 import { OpsMonitor, type MonitorOptions } from "./monitor.ts";
+import { ReplayRefused, startReplay, type ReplayResult, type StartRoles } from "./replay.ts";
 
 const log = logger.child({ component: "ops-http" });
 const WEB = new URL("./web/", import.meta.url);
@@ -45,6 +54,7 @@ const STATIC: Record<string, { file: string; type: string }> = {
   settings: { file: "index.html", type: "text/html; charset=utf-8" },
   "app.js": { file: "app.js", type: "text/javascript; charset=utf-8" },
   "render.js": { file: "render.js", type: "text/javascript; charset=utf-8" },
+  "connectors.js": { file: "connectors.js", type: "text/javascript; charset=utf-8" },
   "app.css": { file: "app.css", type: "text/css; charset=utf-8" },
 };
 const BODY_LIMIT = 64 * 1024;
@@ -67,18 +77,8 @@ interface OpsServerOptions extends GateOptions {
   processMetrics?: boolean;
   /** Folder of the generated token's file (default: the stack dir, `.stack/`). */
   stateDir?: string;
-}
-
-interface Ctx {
-  req: IncomingMessage;
-  res: ServerResponse;
-  params: string[];
-  caller: Caller | null;
-}
-type Handler = { access: Access; run(ctx: Ctx): Promise<void> };
-interface Route {
-  match(seg: string[]): string[] | null;
-  methods: Partial<Record<string, Handler>>;
+  /** Runs the sink role in this process for a replay when none is running (app/roles.ts); absent: such a replay is refused. */
+  replayRoles?: StartRoles;
 }
 
 const exact =
@@ -113,6 +113,8 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
   monitor.listeners.add(push);
   const ticker = setInterval(() => gate.tick(), 15_000);
   ticker.unref();
+  // Replays started here run in this process; the server's stop ends them (they fail, and say so).
+  const replays = new Set<{ abort: AbortController; done: Promise<ReplayResult> }>();
 
   const routes: Route[] = [
     ...Object.entries(STATIC).map(
@@ -185,6 +187,11 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
       methods: { GET: { access: "api", run: async ({ res, caller }) => json(res, 200, sessionInfo(caller!.principal, caller!.session)) } },
     },
     {
+      // The connector forms of the page, one per source type, built from the plugins' schemas.
+      match: exact("api", "connector-types"),
+      methods: { GET: { access: "api", run: async ({ res }) => json(res, 200, { types: connectorForms() }) } },
+    },
+    {
       match: exact("api", "state"),
       methods: {
         GET: {
@@ -244,6 +251,42 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
       },
     },
     {
+      // A tenant's connector also by its tenant's path: the pipeline id is `<tenant>.<id>`.
+      match: (seg) =>
+        seg.length === 4 && seg[0] === "api" && seg[1] === "connectors" && seg[3] === "replay"
+          ? [seg[2]!]
+          : seg.length === 6 && seg[0] === "api" && seg[1] === "tenants" && seg[3] === "connectors" && seg[5] === "replay"
+            ? [`${seg[2]}.${seg[4]}`]
+            : null,
+      methods: {
+        POST: {
+          access: "write",
+          async run({ req, res, params, caller }) {
+            const connector = connectorFor(params[0]!, caller!);
+            const body = await readJsonObject(req, BODY_LIMIT);
+            const tables = Array.isArray(body.tables) ? body.tables.map(String) : [];
+            for (const t of tables)
+              if (!connector.tables.some((x) => x.name === t)) throw new HttpError(400, `connector ${connector.id} has no table ${JSON.stringify(t)}`);
+            const abort = new AbortController();
+            const r = startReplay(opts.replayRoles ?? null, config, connector.id, { tables, by: "web", signal: abort.signal });
+            const entry = { abort, done: r.done };
+            replays.add(entry);
+            r.done.then(
+              (result) => log.info({ connector: connector.id, runId: result.runId, records: result.records }, "replay requested from the web page completed"),
+              (e: unknown) => log.warn({ connector: connector.id, err: describeError(e) }, "replay requested from the web page failed"),
+            );
+            void r.done.catch(() => {}).finally(() => replays.delete(entry));
+            const runId = await r.started.catch((e: unknown) => {
+              throw e instanceof ReplayRefused ? new HttpError(409, describeError(e)) : e;
+            });
+            log.info({ connector: connector.id, runId, tables, by: caller!.principal.label }, "replay started from the web page");
+            setTimeout(() => void monitor.sample(), 300).unref();
+            json(res, 202, { runId, connector: connector.id, tables });
+          },
+        },
+      },
+    },
+    {
       match: (seg) => (seg.length === 4 && seg[0] === "api" && seg[1] === "connectors" && seg[3] === "schedule" ? [seg[2]!] : null),
       methods: {
         PUT: {
@@ -269,6 +312,14 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
         },
       },
     },
+    // The tenants' connectors: created, changed, removed, checked and synced (ops/connectors-api.ts).
+    ...connectorsApiRoutes({
+      config,
+      rt,
+      getProducer,
+      requested: () => setTimeout(() => void monitor.sample(), 300).unref(),
+      removed: (id) => monitor.schedules.remove(id),
+    }),
   ];
 
   /** The connector a caller names in a path: 404 when there is none, or when the caller's tenants do not reach it. */
@@ -349,6 +400,8 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
     tokenFile,
     async stop() {
       clearInterval(ticker);
+      for (const r of replays) r.abort.abort(new Error("the settings server stopped"));
+      await Promise.allSettled([...replays].map((r) => r.done));
       monitor.listeners.delete(push);
       gate.closeStreams();
       server.closeAllConnections();

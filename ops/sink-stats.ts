@@ -3,13 +3,13 @@
  * the last write (`max(_synced_at)`).
  */
 import type pg from "pg";
+import { sinkRelation } from "../consumers/sink/sink-sql.ts";
 import type { Config } from "../lib/config.ts";
-import { ident } from "../lib/pg.ts";
 
 export interface SinkTableStats {
   connector: string;
   table: string;
-  /** schema."connector__table" */
+  /** schema.connector__table (a tenant's: its schema, the connector's own id) */
   relation: string;
   exists: boolean;
   live: number;
@@ -17,18 +17,23 @@ export interface SinkTableStats {
   lastSyncedAt: number | null;
 }
 
+/** The sink table of a connector's table, as people read it: `schema.connector__table`. */
+export function sinkRelationName(config: Pick<Config, "sink">, connector: { id: string; tenant?: string }, table: string): string {
+  const r = sinkRelation(config.sink, connector, table);
+  return `${r.schema}.${r.name}`;
+}
+
 export async function sinkTableStats(pool: pg.Pool, config: Config, opts: { exactCounts?: boolean } = {}): Promise<SinkTableStats[]> {
-  const schema = config.sink.schema;
   const out: SinkTableStats[] = [];
   for (const c of config.connectors) {
     for (const t of c.tables) {
-      const bare = `${c.id}__${t.name}`;
-      const relation = `${ident(schema)}.${ident(bare)}`;
+      const where = sinkRelation(config.sink, c, t.name);
+      const relation = where.qualified;
       const present = await pool.query<{ r: string | null }>("SELECT to_regclass($1)::text AS r", [relation]);
       const row: SinkTableStats = {
         connector: c.id,
         table: t.name,
-        relation: `${schema}.${bare}`,
+        relation: `${where.schema}.${where.name}`,
         exists: present.rows[0]?.r != null,
         live: 0,
         deleted: 0,

@@ -51,7 +51,8 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
   const stopping = new AbortController();
   const stoppingError = () => new kafkajs.KafkaJSError("the producer worker is stopping", { retriable: true });
   await consumer.run({
-    partitionsConsumedConcurrently: Math.max(1, config.kafka.partitions),
+    // One run per partition at a time (a connector's requests share one), up to concurrentRuns partitions at once.
+    partitionsConsumedConcurrently: config.producer.concurrentRuns,
     eachMessage: heartbeatWhileRunning(config.kafka.heartbeatIntervalMs, async ({ message, heartbeat }, membership) => {
       if (!message.value) return;
       // kafkajs delivers the request again until the consumer has stopped: it is left uncommitted.

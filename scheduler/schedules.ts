@@ -281,7 +281,7 @@ export function watchScheduleOverrides<C extends ConnectorConfig>(
   config: Config<C>,
   onChange: (effective: Config<C>) => void,
   opts: { intervalMs?: number; store?: ScheduleStore } = {},
-): (() => Promise<void>) & { refresh(): void } {
+): (() => Promise<void>) & { refresh(): Promise<void> } {
   const store = opts.store ?? new ScheduleStore(config);
   let last = "[]";
   let stopped = false;
@@ -308,5 +308,5 @@ export function watchScheduleOverrides<C extends ConnectorConfig>(
     if (!opts.store) await store.close();
   };
   // The connectors changed (connectors given through the API): the schedules are re-armed at once.
-  return Object.assign(stop, { refresh: () => void tick(true) });
+  return Object.assign(stop, { refresh: () => tick(true) });
 }

@@ -5,7 +5,9 @@
 #   BENCH_ROWS (1,000,000), BENCH_RUNS (3), BENCH_E2E=0 tune bench/pg-source.ts; the others take
 #   BENCH_SINK_ROWS, BENCH_MAPPER_ROWS (200,000), BENCH_SF_RECORDS (50,000), BENCH_HS_RECORDS (20,000),
 #   BENCH_DEBEZIUM=0, BENCH_SWEEP=1 (partition sweep of the mapper). BENCH_ONLY="sink mapper" runs a subset
-#   (names: pg-source copy-e2e sink mapper api-sources). See docs/benchmarks.md.
+#   (names: pg-source copy-e2e sink mapper api-sources). `npm run bench:tenants` (BENCH_ONLY=tenants) runs
+#   bench/tenants.ts alone (BENCH_TENANTS, BENCH_CONNECTORS, BENCH_TENANTS_ROWS, BENCH_TENANTS_BIG_ROWS,
+#   BENCH_TENANTS_PARTITIONS): see docs/scaling.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
@@ -26,5 +28,6 @@ run copy-e2e
 run sink
 run mapper
 run api-sources
+run tenants
 echo "==== summary (bench/results/summary.txt)"
 cat "$summary"

@@ -7,23 +7,42 @@
 interface SimulatorEntry {
   /** The `<api>` argument of `qobra-sync simulate`. */
   name: string;
-  /** Runs the simulator until SIGINT/SIGTERM. */
-  run(opts: { port: number; data?: string }): Promise<void>;
+  /** The CLI option that serves several tenants in one process (`--orgs N`, `--portals N`). */
+  tenantsOption: "orgs" | "portals";
+  /**
+   * Runs the simulator until SIGINT/SIGTERM. With `tenants`, serves that many independent orgs/portals, routed
+   * by their credentials, and prints theirs (or writes them as JSON to `credentials`).
+   */
+  run(opts: { port: number; data?: string; tenants?: number; credentials?: string }): Promise<void>;
 }
 
 export const simulators: readonly SimulatorEntry[] = [
   {
     name: "salesforce",
-    run: async ({ port, data }) => {
+    tenantsOption: "orgs",
+    run: async ({ port, data, tenants, credentials }) => {
+      const file = data ?? new URL("./salesforce/demo-data.json", import.meta.url).pathname;
+      if (tenants !== undefined) {
+        const { runMultiOrgSalesforceSimulator } = await import("./salesforce/multi-org.ts");
+        await runMultiOrgSalesforceSimulator({ port, data: file, orgs: tenants, ...(credentials !== undefined ? { credentials } : {}) });
+        return;
+      }
       const { runSalesforceSimulator } = await import("./salesforce/main.ts");
-      await runSalesforceSimulator({ port, data: data ?? new URL("./salesforce/demo-data.json", import.meta.url).pathname });
+      await runSalesforceSimulator({ port, data: file });
     },
   },
   {
     name: "hubspot",
-    run: async ({ port, data }) => {
+    tenantsOption: "portals",
+    run: async ({ port, data, tenants, credentials }) => {
+      const file = data ?? new URL("./hubspot/demo-data.json", import.meta.url).pathname;
+      if (tenants !== undefined) {
+        const { runMultiPortalHubSpotSimulator } = await import("./hubspot/multi-portal.ts");
+        await runMultiPortalHubSpotSimulator({ port, data: file, portals: tenants, ...(credentials !== undefined ? { credentials } : {}) });
+        return;
+      }
       const { runHubSpotSimulator } = await import("./hubspot/main.ts");
-      await runHubSpotSimulator({ port, data: data ?? new URL("./hubspot/demo-data.json", import.meta.url).pathname });
+      await runHubSpotSimulator({ port, data: file });
     },
   },
 ];

@@ -11,8 +11,11 @@
  * over aborts its predecessor's open transaction at once and fences it, so a killed mapper holds
  * nothing up and a paused one (a zombie) cannot commit after its partitions moved. Each mapped
  * record carries the raw position it came from (headers qobra.raw.partition, qobra.raw.offset).
+ *
+ * The same core runs a replay (ops/replay.ts) when given a MapperScope: another group, one
+ * connector's raw topic, some of its tables, up to given end offsets, without per-run events.
  */
-import type { Consumer, EachBatchPayload, Message } from "kafkajs";
+import type { Consumer, EachBatchPayload, KafkaMessage, Message } from "kafkajs";
 import type { Config, ConnectorConfig, TableConfig } from "../../lib/config.ts";
 import type { Codec } from "../../lib/codec.ts";
 import { MappingError, SchemaIncompatibleError, describeError } from "../../lib/errors.ts";
@@ -36,6 +39,28 @@ interface Mapper {
   stop(): Promise<void>;
   /** Resolves if the mapper's consumer stops for good (the supervisor restarts the role). */
   crashed: Promise<Error>;
+  /** Resumes the partitions paused at their end (a scope's `until` was moved on). */
+  resume(): void;
+}
+
+/**
+ * What a replay maps (ops/replay.ts); without a scope the mapper role maps every connector's raw
+ * topic under `<prefix>-mapper`, for ever, and publishes each run's PROGRESS events.
+ */
+export interface MapperScope {
+  groupId: string;
+  /** Base of the partitions' transactional ids (lib/partition-transactions.ts); default: the group id. */
+  transactionalIdBase?: string;
+  /** The connectors whose raw topics are consumed. */
+  connectors: readonly string[];
+  /** Only these tables' records are mapped; the others are passed over. Default: every table. */
+  tables?: readonly string[];
+  /** Exclusive end per raw topic and partition, read at every batch: a partition at its end is paused until resume(). */
+  until: ReadonlyMap<string, ReadonlyMap<number, number>>;
+  /** Whether to map a record, by its raw key (default: every record). */
+  accept?: (key: Buffer | null) => boolean;
+  /** After each committed batch, and when a partition reaches its end: its next offset, and the raw keys of the records written to mapped topics. */
+  onPosition?: (topic: string, partition: number, next: number, keys: readonly Buffer[]) => void;
 }
 
 interface Target {
@@ -44,16 +69,24 @@ interface Target {
   layout: TableLayout;
 }
 
-export async function startMapper(config: Config, port: KafkaPort, codec: Codec, registry: Registry): Promise<Mapper> {
+export async function startMapper(config: Config, port: KafkaPort, codec: Codec, registry: Registry, scope?: MapperScope): Promise<Mapper> {
   const prefix = config.topicPrefix;
-  const groupId = groups(prefix).mapper;
+  const groupId = scope?.groupId ?? groups(prefix).mapper;
   const consumer: Consumer = port.kafka.consumer({ groupId, readUncommitted: false, ...groupTimeouts(config) });
   // One transactional producer per assigned raw partition, opened on each assignment.
-  const txns = new PartitionTransactions(port, { groupId, transactionTimeoutMs: config.kafka.transactionTimeoutMs });
+  const txns = new PartitionTransactions(port, {
+    groupId,
+    transactionalIdBase: scope?.transactionalIdBase,
+    transactionTimeoutMs: config.kafka.transactionTimeoutMs,
+  });
   const usersPool = createPool(config.sink.databaseUrl, { max: 1 });
-  const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds, userKeyUses(config.connectors));
+  // A users query with $1 runs per tenant: the tenants are read from the (live) connectors at each refresh.
+  const directory = new UserDirectory(usersPool, config.sink.users.query, config.sink.users.refreshSeconds, userKeyUses(config.connectors), () =>
+    config.connectors.map((c) => c.tenant),
+  );
   await directory.start();
-  const rawTopics = config.connectors.map((c) => port.topics.raw(c.id));
+  const scoped = scope ? config.connectors.filter((c) => scope.connectors.includes(c.id)) : config.connectors;
+  const rawTopics = scoped.map((c) => port.topics.raw(c.id));
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     log.info({ assignment: e.payload.memberAssignment, joinMs: e.payload.duration }, "raw partitions assigned");
     txns.assigned(e.payload.memberAssignment, (topic) => rawTopics.includes(topic));
@@ -63,7 +96,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
 
   const targets = new Map<string, Promise<Target>>();
   const layoutKeys = new WeakMap<TableLayout, string>();
-  const connectorOf = new Map(config.connectors.map((c) => [port.topics.raw(c.id), c] as const));
+  const connectorOf = new Map(scoped.map((c) => [port.topics.raw(c.id), c] as const));
 
   // A delete carries no values, so no source types to derive a schema from: it is encoded with the
   // table's current schema (every data field null), the one this process last used or the latest
@@ -117,12 +150,22 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       // The partition's producer, initialised (its previous owner fenced) before its committed
       // offset was read: what precedes that offset was committed by the previous owner.
       const owner = await txns.claim(batch.topic, batch.partition);
-      const messages = owner.from > Number(batch.firstOffset()) ? batch.messages.filter((m) => Number(m.offset) >= owner.from) : batch.messages;
+      let messages = owner.from > Number(batch.firstOffset()) ? batch.messages.filter((m) => Number(m.offset) >= owner.from) : batch.messages;
       if (messages.length === 0) {
         log.info({ topic: batch.topic, partition: batch.partition, from: owner.from }, "batch already committed by the partition's previous owner; skipped");
         consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(owner.from) });
         return;
       }
+      // A scope's end: what lies past it is left unresolved (fetched again after resume()).
+      const end = scope?.until.get(batch.topic)?.get(batch.partition);
+      const atEnd = end !== undefined && Number(batch.lastOffset()) >= end - 1;
+      if (atEnd) messages = messages.filter((m) => Number(m.offset) < end);
+      const reachedEnd = () => {
+        consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+        scope?.onPosition?.(batch.topic, batch.partition, end!, []);
+      };
+      if (messages.length === 0) return reachedEnd();
+      const written: Buffer[] = [];
       const out = new Map<string, Message[]>();
       const push = (topic: string, m: Message) => {
         let l = out.get(topic);
@@ -131,7 +174,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       };
       let mapped = 0,
         dead = 0;
-      const users = directory.snapshot();
+      const users = await directory.indexFor(connector.tenant);
       // Per run: what this batch mapped, dead-lettered and could not resolve (published as a
       // PROGRESS event in the same transaction, so the counts are exact too).
       const perRun = new Map<string, { mapped: number; dlq: number; unresolvedUsers: number }>();
@@ -143,6 +186,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
       };
       let previousDeleteKey: string | undefined;
       for (const message of messages) {
+        if (scope && !inScope(connector, message)) continue;
         const coords = { topic: batch.topic, partition: batch.partition, offset: Number(message.offset) };
         let raw: RawRecord | null = null;
         let table: TableConfig | undefined;
@@ -190,10 +234,11 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
             headers: { "qobra.raw.partition": String(coords.partition), "qobra.raw.offset": message.offset },
           });
           mapped++;
+          if (message.key) written.push(message.key);
           count(raw.runId, "mapped");
           if (result.unresolvedUsers.length > 0) {
             count(raw.runId, "unresolvedUsers", result.unresolvedUsers.length);
-            directory.noteMiss();
+            directory.noteMiss(connector.tenant);
             log.debug({ ...coords, table: table.name, users: result.unresolvedUsers }, "user not found in Qobra's users; kept with a null user id");
           }
         } catch (e) {
@@ -227,11 +272,13 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
           log.warn({ ...coords, table: raw?.table, runId: raw?.runId, issues, err: describeError(e) }, "record sent to the dead-letter topic");
         }
       }
-      for (const [runId, c] of perRun) {
+      // A replay's records belong to runs that are over: their counts are not published again.
+      for (const [runId, c] of scope ? [] : perRun) {
         const event = newEvent({ runId, connector: connector.id, type: "PROGRESS", stage: "mapper", counts: c });
         push(port.topics.syncEvents, { key: runId, value: await codec.encode(port.topics.syncEvents, "syncEvent", event) });
       }
-      const outcome = await owner.commit(batch.lastOffset(), async (txn) => {
+      const last = atEnd ? messages.at(-1)!.offset : batch.lastOffset();
+      const outcome = await owner.commit(last, async (txn) => {
         for (const [topic, produced] of out) await sendInChunks((r) => txn.send(r), topic, produced);
       });
       if (outcome === "fenced") {
@@ -241,14 +288,25 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
         await payload.heartbeat();
         return;
       }
-      payload.resolveOffset(batch.lastOffset());
+      payload.resolveOffset(last);
       log.debug({ topic: batch.topic, partition: batch.partition, mapped, dead }, "batch mapped");
+      if (atEnd) reachedEnd();
+      else scope?.onPosition?.(batch.topic, batch.partition, Number(last) + 1, written);
     },
   });
+
+  /** Whether a replay maps this record: one of its tables (by the raw key: a tombstone has no value), and accepted. */
+  function inScope(connector: ConnectorConfig, message: KafkaMessage): boolean {
+    if (scope?.accept && !scope.accept(message.key)) return false;
+    if (!scope?.tables) return true;
+    const key = message.key ? parseRawKey(message.key) : null;
+    return key !== null && scope.tables.includes(key.table) && connector.tables.some((t) => t.name === key.table);
+  }
 
   const crash = whenCrashed([consumer]);
   return {
     crashed: crash.crashed,
+    resume: () => consumer.resume(rawTopics.map((topic) => ({ topic }))),
     async stop() {
       crash.dispose();
       // Leaves the group (after the batch in progress): the partitions move on at once.

@@ -23,6 +23,7 @@ import type { Codec } from "../../lib/codec.ts";
 import { applyBatch, type DecodedRow } from "./apply.ts";
 import { sendDeadLetters } from "./dlq.ts";
 import { OffsetStore, Positioner } from "./offset-store.ts";
+import { sinkRelation } from "./sink-sql.ts";
 import { SinkTables, ensureSinkSchema, sinkDb } from "./table-evolution.ts";
 
 const log = logger.child({ component: "sink" });
@@ -48,7 +49,9 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
     onRetry: (e, n) => log.warn({ attempt: n, err: describeError(e) }, "sink PostgreSQL not reachable yet; retrying"),
   });
 
-  const mappedTopics = config.connectors.flatMap((c) => c.tables.map((t) => ({ topic: port.topics.mapped(c.id, t.name), connector: c.id, table: t.name })));
+  const mappedTopics = config.connectors.flatMap((c) =>
+    c.tables.map((t) => ({ topic: port.topics.mapped(c.id, t.name), connector: c.id, table: t.name, relation: sinkRelation(config.sink, c, t.name) })),
+  );
   const byTopic = new Map(mappedTopics.map((m) => [m.topic, m] as const));
   const tables = new SinkTables(db, schema, (id) => registry.schemaJson(id), byTopic);
   const offsets = new OffsetStore(schema, group);
@@ -88,9 +91,7 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
         );
         return;
       }
-      // Last message per external id wins (they are in offset order within the partition).
-      const latest = new Map<string, KafkaMessage>();
-      for (const m of batch.messages) if (m.key && m.value) latest.set(m.key.toString(), m);
+      const latest = newestPerKey(batch.messages);
       const rows: DecodedRow[] = [];
       for (const m of latest.values()) {
         rows.push({ offset: Number(m.offset), schemaId: schemaIdOf(m.value!), value: await codec.decode<Record<string, unknown>>(m.value!) });
@@ -131,4 +132,28 @@ export async function startSink(config: Config, port: KafkaPort, registry: Regis
       await pool.end().catch(() => {});
     },
   };
+}
+
+/**
+ * The newest message of each external id in a batch. Offset order is version order for the
+ * mapper alone, but a replay (ops/replay.ts) maps in its own group and may write an older version
+ * of a key after the mapper's newer one: the version (the raw offset, header qobra.raw.offset)
+ * decides then; without the header, the last message wins.
+ */
+export function newestPerKey(messages: readonly KafkaMessage[]): Map<string, KafkaMessage> {
+  const rawOffset = (m: KafkaMessage): number | null => {
+    const h = m.headers?.["qobra.raw.offset"];
+    const v = Array.isArray(h) ? h[0] : h;
+    return v === undefined || v === null ? null : Number(v.toString());
+  };
+  const latest = new Map<string, KafkaMessage>();
+  for (const m of messages) {
+    if (!m.key || !m.value) continue;
+    const key = m.key.toString();
+    const prev = latest.get(key);
+    const [a, b] = prev ? [rawOffset(prev), rawOffset(m)] : [null, null];
+    if (a !== null && b !== null && b < a) continue;
+    latest.set(key, m);
+  }
+  return latest;
 }

@@ -6,6 +6,7 @@
 import type avro from "avsc";
 import { ident } from "../../lib/pg.ts";
 import { formatDate, microsToIso } from "../../lib/protocol.ts";
+import { localId, sinkSchemaOf } from "../../lib/tenants.ts";
 
 export interface SinkColumn {
   name: string;
@@ -51,6 +52,25 @@ function pgTypeOf(type: unknown): Pick<SinkColumn, "pgType" | "kind"> {
 
 export function tableName(schema: string, connector: string, table: string): string {
   return `${ident(schema)}.${ident(`${connector}__${table}`)}`;
+}
+
+/** A connector's sink table: in its tenant's schema (else sink.schema), named `<local id>__<table>`. */
+export interface SinkRelation {
+  schema: string;
+  /** The bare table name (`crm__deals`). */
+  name: string;
+  /** The quoted, schema-qualified name for SQL. */
+  qualified: string;
+}
+
+/**
+ * Where a connector's table lands. A tenant's tables keep the connector's own id (`crm__deals` in
+ * `qobra_acme`): the schema already tells the tenant, and two tenants' `crm` never meet.
+ */
+export function sinkRelation(sink: { schema: string; tenantSchema: string }, connector: { id: string; tenant?: string }, table: string): SinkRelation {
+  const schema = sinkSchemaOf(sink, connector);
+  const local = localId(connector);
+  return { schema, name: `${local}__${table}`, qualified: tableName(schema, local, table) };
 }
 
 export function createTableSql(qualifiedTable: string, columns: SinkColumn[]): string {

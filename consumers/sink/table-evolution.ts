@@ -2,13 +2,14 @@
  * The sink's tables follow the mapped schemas: a table is created on the first record of a schema,
  * gains the new columns of a later schema, and refuses a column whose type changed (its records
  * are dead-lettered). Known tables are cached per (topic, schema id); a table dropped under the
- * sink is forgotten and created again.
+ * sink is forgotten and created again. A tenant's tables live in the tenant's own schema, created
+ * when its first table needs it.
  */
 import type avro from "avsc";
 import type pg from "pg";
 import { SchemaIncompatibleError, SinkUnavailableError, describeError } from "../../lib/errors.ts";
 import { ident, withTransaction, type TransactionSource } from "../../lib/pg.ts";
-import { addColumnSql, columnsOf, createTableSql, offsetsDdl, tableName, upsertSql, type SinkColumn } from "./sink-sql.ts";
+import { addColumnSql, columnsOf, createTableSql, offsetsDdl, upsertSql, type SinkColumn, type SinkRelation } from "./sink-sql.ts";
 
 export interface TableState {
   qualified: string;
@@ -36,25 +37,41 @@ export function sinkDb(pool: pg.Pool): TransactionSource {
 /** The sink's schema and its offsets table (once per process start, serialized by an advisory lock). */
 export async function ensureSinkSchema(db: TransactionSource, schema: string): Promise<void> {
   await withTransaction(db, async (client) => {
-    await client.query("SELECT pg_advisory_xact_lock(hashtext('qobra-sync:sink-schema'))");
+    await client.query(SCHEMA_LOCK);
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
     await client.query(offsetsDdl(schema));
   });
 }
 
+// Two sinks creating the same schema at once would otherwise race (CREATE SCHEMA IF NOT EXISTS
+// may still fail on the catalog's unique index): one lock for every schema the sink creates.
+const SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('qobra-sync:sink-schema'))";
+
+/** A tenant's schema (its tables only: the offsets stay in sink.schema), serialized like ensureSinkSchema. */
+export async function ensureTenantSchema(db: TransactionSource, schema: string): Promise<void> {
+  await withTransaction(db, async (client) => {
+    await client.query(SCHEMA_LOCK);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
+  });
+}
+
+/** What the sink knows of a mapped topic: its connector (pipeline id), table, and where the table lands. */
+export interface TopicTable {
+  connector: string;
+  table: string;
+  relation: SinkRelation;
+}
+
 export class SinkTables {
   private readonly tables = new Map<string, TableState>(); // key: topic + schema id
+  /** Schemas known to exist (sink.schema, made at start, and the tenants' made here). */
+  private readonly schemas = new Set<string>();
   private readonly db: TransactionSource;
   private readonly schema: string;
   private readonly schemaJson: (schemaId: number) => Promise<avro.Schema>;
-  private readonly byTopic: Map<string, { connector: string; table: string }>;
+  private readonly byTopic: Map<string, TopicTable>;
 
-  constructor(
-    db: TransactionSource,
-    schema: string,
-    schemaJson: (schemaId: number) => Promise<avro.Schema>,
-    byTopic: Map<string, { connector: string; table: string }>,
-  ) {
+  constructor(db: TransactionSource, schema: string, schemaJson: (schemaId: number) => Promise<avro.Schema>, byTopic: Map<string, TopicTable>) {
     this.db = db;
     this.schema = schema;
     this.schemaJson = schemaJson;
@@ -69,8 +86,12 @@ export class SinkTables {
     const m = this.byTopic.get(topic)!;
     const writer = await this.schemaJson(schemaId);
     const columns = columnsOf(writer);
-    const qualified = tableName(this.schema, m.connector, m.table);
-    await evolveTable(this.db, qualified, `${m.connector}__${m.table}`, this.schema, columns);
+    const { qualified, name, schema } = m.relation;
+    if (schema !== this.schema && !this.schemas.has(schema)) {
+      await ensureTenantSchema(this.db, schema);
+      this.schemas.add(schema);
+    }
+    await evolveTable(this.db, qualified, name, schema, columns);
     const state = { qualified, columns, upsert: upsertSql(qualified, columns), schemaId };
     this.tables.set(key, state);
     return state;
@@ -78,6 +99,9 @@ export class SinkTables {
 
   /** Forgets what is known of a topic's table (it was dropped: it will be created again). */
   forget(topic: string): void {
+    // The tenant's schema may have gone with it (dropped to rebuild the tenant's tables).
+    const schema = this.byTopic.get(topic)?.relation.schema;
+    if (schema !== undefined) this.schemas.delete(schema);
     for (const key of [...this.tables.keys()]) if (key.startsWith(`${topic}\u0000`)) this.tables.delete(key);
   }
 }

@@ -5,12 +5,14 @@
  * GET /api/state and follows /api/stream; every write sends the CSRF token in X-CSRF-Token.
  * Everything shown is escaped (esc) before it is put in the page. Loaded as a module (strict mode).
  */
+import { initConnectors } from "/connectors.js";
 import { esc, formBody, hourSelects, render, spread, state } from "/render.js";
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, problems) {
     super(message);
     this.status = status;
+    this.problems = problems;
   }
 }
 
@@ -30,7 +32,12 @@ async function api(method, path, body) {
     showLogin("Your session has ended: log in again.");
     throw new ApiError(401, "not logged in");
   }
-  if (!res.ok) throw new ApiError(res.status, data?.error || res.statusText);
+  if (!res.ok)
+    throw new ApiError(
+      res.status,
+      data?.error || res.statusText,
+      Array.isArray(data?.problems) ? data.problems.map((p) => (p?.field ? `${p.field}: ${p.message}` : String(p?.message ?? p))) : undefined,
+    );
   return data;
 }
 
@@ -50,6 +57,15 @@ document.addEventListener("click", async (ev) => {
       state.message.set(id, { text: `${full ? "Full" : "Incremental"} sync requested (run ${r.runId}).`, runId: r.runId });
     } catch (e) {
       state.message.set(id, { text: `Could not request the sync: ${e.message}`, bad: true });
+    }
+    render();
+  } else if (action === "replay") {
+    b.disabled = true;
+    try {
+      const r = await api("POST", `/api/connectors/${encodeURIComponent(id)}/replay`, {});
+      state.message.set(id, { text: `Replay started (run ${r.runId}): its progress shows under Last runs.`, runId: r.runId });
+    } catch (e) {
+      state.message.set(id, { text: `Could not start the replay: ${e.message}`, bad: true });
     }
     render();
   } else if (action === "edit-schedule") {
@@ -177,6 +193,11 @@ function showApp(session) {
   document.getElementById("app").hidden = false;
   document.getElementById("health").hidden = false;
   document.getElementById("logout").hidden = session.via !== "session";
+  initConnectors(api, session);
+  // The pipeline-wide view (every connector, lag, health) is an operator's; a tenant's token sees its connectors only.
+  document.getElementById("lag-card").hidden = !session.operator;
+  document.getElementById("health").hidden = !session.operator;
+  if (!session.operator) return;
   refresh();
   startLive();
 }

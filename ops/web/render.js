@@ -185,6 +185,7 @@ function connectorCard(c) {
       <div class="actions">
         <button class="primary" data-action="refresh" data-connector="${esc(c.id)}" title="${esc(refreshTitle)}" ${busy ? "disabled" : ""}>Refresh</button>
         <button data-action="full" data-connector="${esc(c.id)}" title="Read everything again from the source (also detects deletes)" ${busy ? "disabled" : ""}>Full resync</button>
+        <button data-action="replay" data-connector="${esc(c.id)}" title="Rebuild its Qobra tables from the raw topic, without calling the source; every sync keeps running" ${busy ? "disabled" : ""}>Replay</button>
       </div></div>
     ${msg ? `<div class="small msg ${msg.bad ? "banner bad" : "muted"}">${esc(msg.text)}</div>` : ""}
     ${progressBlock(c)}

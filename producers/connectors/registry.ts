@@ -15,7 +15,10 @@ import { salesforcePlugin } from "./salesforce/index.ts";
 export const sourcePlugins = [postgresPlugin, hubspotPlugin, salesforcePlugin] as const;
 
 /** A connector config of any listed source (the union of the plugins' config types). */
-export type ConnectorConfig = (typeof sourcePlugins)[number] extends infer P ? (P extends SourcePlugin<infer C, infer _S> ? C : never) : never;
+export type ConnectorConfig = ((typeof sourcePlugins)[number] extends infer P ? (P extends SourcePlugin<infer C, infer _S> ? C : never) : never) & {
+  /** The tenant of the connector (lib/tenants.ts); not a source key: the config parser adds it. */
+  tenant?: string;
+};
 
 /** The plugin of a connector type; a ConfigError names the known types otherwise. */
 export function pluginFor(type: string): SourcePlugin {

@@ -123,7 +123,7 @@ export async function startTaskWorker(config: Config, port: KafkaPort, codec: Co
   await consumer.connect();
   await consumer.subscribe({ topic: port.topics.syncTasks, fromBeginning: true });
   await consumer.run({
-    partitionsConsumedConcurrently: Math.max(1, config.kafka.partitions),
+    partitionsConsumedConcurrently: config.producer.concurrentRuns,
     // A task reads a whole slice: heartbeats on a timer while it runs (lib/kafka.ts).
     eachMessage: heartbeatWhileRunning(config.kafka.heartbeatIntervalMs, async ({ message, heartbeat }) => {
       if (!message.value) return;

@@ -81,6 +81,15 @@ export class TokenStore {
     void now;
   }
 
+  /** Whether this portal ever issued (or was seeded with) the access token, live or not: how multi-portal.ts routes a request. */
+  hasAccessToken(token: string): boolean {
+    return this.access.has(token);
+  }
+
+  hasRefreshToken(token: string): boolean {
+    return this.refresh.has(token);
+  }
+
   /** Checks `Authorization: Bearer <token>` at `now`. */
   authenticate(header: string | undefined, now: number): AccessToken {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");

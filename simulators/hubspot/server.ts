@@ -114,7 +114,16 @@ function hasScopes(token: AccessToken, alternatives: string[][]): boolean {
   return alternatives.some((alt) => alt.every((s) => token.scopes.includes(s)));
 }
 
-export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Promise<HubSpotSimulator> {
+/** One portal's state and request handler, not yet listening: what startHubSpotSimulator serves, and each portal of multi-portal.ts. */
+export interface HubSpotPortalApp {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** The programmatic controls (the HubSpotSimulator methods besides url, port and close). */
+  controls: ReturnType<typeof createControls>;
+  settings: Store["settings"];
+  tokens: TokenStore;
+}
+
+export function createHubSpotPortalApp(opts: Omit<HubSpotSimulatorOptions, "port" | "host">): HubSpotPortalApp {
   const baseClock = opts.clock ?? Date.now;
   let offset = 0;
   const now = (): number => baseClock() + offset;
@@ -310,7 +319,7 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
 
   const controls = createControls(state);
 
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? "/", "http://simulator.local");
     let path = url.pathname.replace(/\/{2,}/g, "/");
     if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
@@ -324,7 +333,14 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
       if (!res.headersSent) send(res, 500, { status: "error", message: String(e), correlationId: correlationId(), category: "INTERNAL_ERROR" }, {});
       else res.destroy();
     });
-  });
+  };
+  return { handle, controls, settings: store.settings, tokens };
+}
+
+export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Promise<HubSpotSimulator> {
+  const log = opts.log ?? (() => {});
+  const { handle, controls, settings } = createHubSpotPortalApp(opts);
+  const server = createServer(handle);
   server.keepAliveTimeout = 5000;
 
   const host = opts.host ?? "127.0.0.1";
@@ -335,7 +351,7 @@ export async function startHubSpotSimulator(opts: HubSpotSimulatorOptions): Prom
   return {
     url,
     port,
-    settings: store.settings,
+    settings,
     close: () => closeServer(server),
     ...controls,
   };

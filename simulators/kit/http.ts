@@ -13,8 +13,25 @@ interface BodyLimit {
   tooLarge: () => unknown;
 }
 
-/** Reads the whole request body; with a limit, a larger body rejects and the request is destroyed. */
+/**
+ * Bodies already read, by request: a multi-tenant front router reads an OAuth request's body to pick the tenant,
+ * then hands the same request to the tenant's handler, whose own read must get that body (the stream is spent).
+ */
+const bodiesRead = new WeakMap<IncomingMessage, Promise<Buffer>>();
+
+/**
+ * Reads the whole request body; with a limit, a larger body rejects and the request is destroyed. A second call on
+ * the same request answers what the first read (the limit of the first call applies).
+ */
 export function readBody(req: IncomingMessage, limit?: BodyLimit): Promise<Buffer> {
+  const earlier = bodiesRead.get(req);
+  if (earlier) return earlier;
+  const read = readBodyOnce(req, limit);
+  bodiesRead.set(req, read);
+  return read;
+}
+
+function readBodyOnce(req: IncomingMessage, limit?: BodyLimit): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

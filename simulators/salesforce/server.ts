@@ -197,7 +197,7 @@ function requestLineLimit(req: IncomingMessage): Reply | undefined {
   return undefined;
 }
 
-function loadData(data: SalesforceSimData | string): { data: SalesforceSimData; baseDir: string } {
+export function loadData(data: SalesforceSimData | string): { data: SalesforceSimData; baseDir: string } {
   if (typeof data === "string") {
     const abs = resolve(data);
     return { data: JSON.parse(readFileSync(abs, "utf8")) as SalesforceSimData, baseDir: dirname(abs) };
@@ -205,26 +205,49 @@ function loadData(data: SalesforceSimData | string): { data: SalesforceSimData; 
   return { data, baseDir: process.cwd() };
 }
 
-export async function startSalesforceSimulator(opts: StartSalesforceSimulatorOptions): Promise<SalesforceSimulator> {
-  const clock = opts.clock ?? (() => Date.now());
-  const { data, baseDir } = loadData(opts.data);
+/** One org's state and request handler, not yet listening: what startSalesforceSimulator serves, and each org of multi-org.ts. */
+export interface SalesforceOrgApp {
+  controls: SalesforceSimControls;
+  handle(req: IncomingMessage, res: ServerResponse): void;
+}
+
+export function createSalesforceOrgApp(opts: {
+  data: SalesforceSimData | string;
+  clock: () => number;
+  /** Where describe paths of an object `data` are relative to (default: the working directory). */
+  baseDir?: string;
+}): SalesforceOrgApp {
+  const loaded = loadData(opts.data);
+  const { data } = loaded;
+  const baseDir = typeof opts.data === "string" ? loaded.baseDir : (opts.baseDir ?? loaded.baseDir);
   let controls: SalesforceSimControls;
   try {
-    controls = new SalesforceSimControls(data, baseDir, clock);
+    controls = new SalesforceSimControls(data, baseDir, opts.clock);
   } catch (e) {
     if (e instanceof DataError) throw new Error(`Salesforce simulator data: ${e.message}`);
     throw e;
   }
   const sim = new SimServer(controls);
-  // Node refuses request heads over 16 KiB itself (431, no body); a larger ceiling lets requestLineLimit answer as Salesforce does.
-  const server: Server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
-    sim.handle(req, res).catch((e: unknown) => {
-      if (!res.headersSent) {
-        res.writeHead(500, { "Content-Type": JSON_CT });
-        res.end(JSON.stringify([{ message: `Simulator error: ${(e as Error).message}`, errorCode: "UNKNOWN_EXCEPTION" }]));
-      }
-    });
-  });
+  return {
+    controls,
+    handle: (req, res) => {
+      sim.handle(req, res).catch((e: unknown) => {
+        if (!res.headersSent) {
+          res.writeHead(500, { "Content-Type": JSON_CT });
+          res.end(JSON.stringify([{ message: `Simulator error: ${(e as Error).message}`, errorCode: "UNKNOWN_EXCEPTION" }]));
+        }
+      });
+    },
+  };
+}
+
+/** Node refuses request heads over 16 KiB itself (431, no body); a larger ceiling lets requestLineLimit answer as Salesforce does. */
+export const SERVER_OPTIONS = { maxHeaderSize: 1 << 20 };
+
+export async function startSalesforceSimulator(opts: StartSalesforceSimulatorOptions): Promise<SalesforceSimulator> {
+  const clock = opts.clock ?? (() => Date.now());
+  const { controls, handle } = createSalesforceOrgApp({ data: opts.data, clock });
+  const server: Server = createServer(SERVER_OPTIONS, handle);
   const host = opts.host ?? "127.0.0.1";
   const port = await listen(server, opts.port ?? 0, host);
   const url = serverUrl(host, port, true);

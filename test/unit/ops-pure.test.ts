@@ -40,6 +40,7 @@ const part = (o: Partial<PartitionLag>): PartitionLag => ({
   role: "sink",
   topic: "p.mapped.crm.deals",
   connector: "crm",
+  tenant: null,
   table: "deals",
   partition: 0,
   committed: 0,
@@ -433,6 +434,7 @@ describe("lag report", () => {
           role: "sink",
           topic: "q.mapped.crm.deals",
           connector: "crm",
+          tenant: null,
           table: "deals",
           partition: 0,
           committed: 10,
@@ -446,6 +448,7 @@ describe("lag report", () => {
       tables: [
         {
           connector: "crm",
+          tenant: null,
           table: "deals",
           relation: "qobra_data.crm__deals",
           lastSuccess: { runId: "r", startedAt: "2026-05-04T06:00:00.000Z", endedAt: "2026-05-04T06:01:00.000Z", full: true, read: 5 },
