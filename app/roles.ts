@@ -29,6 +29,9 @@ export interface RunHandle {
 const fingerprint = (config: Config, role: "mapper" | "sink"): string =>
   JSON.stringify(config.connectors.map((c) => (role === "sink" ? [c.id, c.tenant, c.tables.map((t) => t.name)] : { ...c, schedule: undefined })));
 
+/** How long the roles wait for the connectors to settle before they reload. */
+const RELOAD_DEBOUNCE_MS = 1000;
+
 export async function runRoles(fileConfig: Config, roles: readonly Role[]): Promise<RunHandle> {
   const base = await openRuntime(fileConfig, roles.join("+"));
   const stops: Array<() => Promise<void> | void> = [];
@@ -50,7 +53,8 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
   const reloads: Array<() => Promise<void> | void> = [];
   let pending: NodeJS.Timeout | undefined;
   const offChange = catalog.onChange(() => {
-    // Debounced: an edit of several connectors at once reloads the roles once.
+    // Debounced: edits arriving together (a bulk of PUTs) reload the roles once: a reload makes the
+    // mapper and the sink rejoin their groups, which must not happen per connector.
     clearTimeout(pending);
     if (!markApplied) applied = new Promise((resolve) => (markApplied = resolve));
     pending = setTimeout(() => {
@@ -64,7 +68,7 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
         }
         await Promise.allSettled(reloads.map((reload) => reload()));
       })().finally(() => done?.());
-    }, 300);
+    }, RELOAD_DEBOUNCE_MS);
   });
   stops.push(() => {
     offChange();

@@ -33,7 +33,21 @@ import { parseConfig, parseConnectorEntry, type Config } from "../app/config.ts"
 import { stackDefaults } from "../stack/stack.ts";
 import { freePort } from "../support/ops.ts";
 import type { SyncEvent } from "../schemas/index.ts";
-import { DB, ROOT, dbUrl, log, peakRssMb, prepareBenchDb, round, seedDeals, sleep, stopChild, workerPid, writeResult } from "./common.ts";
+import {
+  DB,
+  ROOT,
+  dbUrl,
+  deleteTopicsWithPrefix,
+  log,
+  peakRssMb,
+  prepareBenchDb,
+  round,
+  seedDeals,
+  sleep,
+  stopChild,
+  workerPid,
+  writeResult,
+} from "./common.ts";
 import { withDb } from "../support/env.ts";
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 100);
@@ -45,6 +59,7 @@ const PARTITIONS = Number(process.env.BENCH_TENANTS_PARTITIONS ?? 1);
 const SF = Number(process.env.BENCH_TENANTS_SF ?? 50);
 const HS = Number(process.env.BENCH_TENANTS_HS ?? 50);
 const API_RECORDS = Number(process.env.BENCH_TENANTS_API_RECORDS ?? 200);
+const PUT_CONCURRENCY = Number(process.env.BENCH_TENANTS_PUT_CONCURRENCY ?? 16);
 const REQUEST_PARTITIONS = Number(process.env.BENCH_TENANTS_REQUEST_PARTITIONS ?? 0);
 const CONCURRENT_RUNS = Number(process.env.BENCH_TENANTS_CONCURRENT_RUNS ?? 0);
 const BURST_TIMEOUT_MS = Number(process.env.BENCH_TENANTS_TIMEOUT_S ?? 900) * 1000;
@@ -174,7 +189,7 @@ const rssMb = (pid: number): number => {
     return 0;
   }
 };
-const brokerPid = (): number => Number(readFileSync(join(ROOT, ".stack", "kafka", "kafka.pid"), "utf8").trim());
+const brokerPid = (): number => Number(readFileSync(join(ROOT, ".stack", "kafka.pid"), "utf8").trim());
 
 async function api(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`, {
@@ -234,14 +249,18 @@ async function main(): Promise<void> {
     const putMs: number[] = [];
     const created = performance.now();
     const connectors: Config["connectors"] = [];
-    for (let i = 0; i < CONNECTORS; i++) {
+    // PUT_CONCURRENCY requests at a time, as an integration backend creating many would: edits arriving
+    // together are applied together (the roles reload once per burst, app/roles.ts).
+    const put = async (i: number) => {
       const t0 = performance.now();
       const e = entryOf(i);
       const r = await api(httpPort, "PUT", `/api/tenants/${tenantOf(i)}/connectors/${connectorOf(i)}`, e);
       if (r.status !== 201 && r.status !== 200) throw new Error(`PUT connector ${i}: ${r.status} ${JSON.stringify(r.json)}`);
       putMs.push(performance.now() - t0);
-      connectors.push(parseConnectorEntry(e, { tenant: tenantOf(i), id: connectorOf(i) }));
-    }
+      connectors[i] = parseConnectorEntry(e, { tenant: tenantOf(i), id: connectorOf(i) });
+    };
+    for (let i = 0; i < CONNECTORS; i += PUT_CONCURRENCY)
+      await Promise.all(Array.from({ length: Math.min(PUT_CONCURRENCY, CONNECTORS - i) }, (_, k) => put(i + k)));
     const createMs = performance.now() - created;
     log(`  ${CONNECTORS} connectors created through the API in ${secs(createMs)} s (PUT p50 ${round(pct(putMs, 50))} ms, p99 ${round(pct(putMs, 99))} ms)`);
     const live: Config = { ...config, connectors };
@@ -298,14 +317,17 @@ async function main(): Promise<void> {
       if (Date.now() > deadline) break;
       await sleep(2000);
     }
-    await follower.stop();
     const late = [...events.values()].filter((e) => e.started !== undefined).map((e) => e.started! - fireAt);
     const done = [...events.values()].filter((e) => e.completed !== undefined).map((e) => e.completed! - fireAt);
     const failed = [...events.values()].filter((e) => e.failed !== undefined);
+    // Exact counts (pg_stat's are estimates, updated late): every table of the tenants' schemas.
     const rows = await withDb(DB, async (c) => {
+      const tables = await c.query<{ s: string; t: string }>(
+        "SELECT schemaname AS s, tablename AS t FROM pg_tables WHERE schemaname LIKE $1 AND schemaname NOT LIKE $2 AND schemaname <> $3",
+        [`${prefix}\\_%`, `${prefix}\\_src\\_%`, `${prefix}_sink`],
+      );
       let n = 0;
-      for (const t of tenants)
-        n += Number((await c.query(`SELECT COALESCE(sum(n_live_tup), 0) AS n FROM pg_stat_user_tables WHERE schemaname = $1`, [`${prefix}_${t}`])).rows[0].n);
+      for (const { s, t } of tables.rows) n += Number((await c.query(`SELECT count(*) AS n FROM "${s}"."${t}"`)).rows[0].n);
       return n;
     });
 
@@ -330,17 +352,26 @@ async function main(): Promise<void> {
     const pgConnectors = connectors.filter((c) => c.type === "postgres");
     const same = pgConnectors.find((c) => partitionOf(c.id) === bigPartition)!;
     const other = pgConnectors.find((c) => partitionOf(c.id) !== bigPartition && c.tenant !== same.tenant)!;
+    /** Per small run: when its producer run started and completed, from the request (the stages of its delay). */
+    const stages: Record<string, { startedS: number | null; producedS: number | null; inSinkS: number }> = {};
     const freshness = async (c: Config["connectors"][number], version: string): Promise<number> => {
       const table = (c.tables[0] as unknown as { source: string }).source;
       await withDb(DB, (db) => db.query(`UPDATE ${table} SET title = $1 || id`, [version]));
       const t0 = Date.now();
-      await publishRequest(producer, rt.codec, rt.port.topics, newRequest(c.id, { full: true, by: "bench" }));
+      const request = newRequest(c.id, { full: true, by: "bench" });
+      const ev: { started?: number; completed?: number } = {};
+      events.set(request.requestId, ev);
+      await publishRequest(producer, rt.codec, rt.port.topics, request);
       const sinkTable = `"${prefix}_${c.tenant}"."${c.id.slice(c.tenant!.length + 1)}__deals"`;
       for (;;) {
         const n = await withDb(DB, (db) =>
           db.query(`SELECT count(*)::int AS n FROM ${sinkTable} WHERE "_name" = $1 || "_external_id"`, [version]).catch(() => ({ rows: [{ n: 0 }] })),
         );
-        if (n.rows[0].n >= ROWS) return Date.now() - t0;
+        if (n.rows[0].n >= ROWS) {
+          const at = (t: number | undefined) => (t === undefined ? null : secs(t - t0));
+          stages[`${version}${c.id}`] = { startedS: at(ev.started), producedS: at(ev.completed), inSinkS: secs(Date.now() - t0) };
+          return Date.now() - t0;
+        }
         if (Date.now() - t0 > 600_000) return Number.NaN;
         await sleep(250);
       }
@@ -358,6 +389,7 @@ async function main(): Promise<void> {
     const [busyOther, busySame] = await Promise.all([freshness(other, "busy-"), freshness(same, "busy-")]);
     log(`  small run beside the big one: other partition ${secs(busyOther)} s, same partition ${secs(busySame)} s`);
     await producer.disconnect();
+    await follower.stop();
 
     const result = {
       at: new Date().toISOString(),
@@ -369,7 +401,7 @@ async function main(): Promise<void> {
       topicPartitions: PARTITIONS,
       requestPartitions: reqPartitions,
       concurrentRuns: config.producer.concurrentRuns,
-      create: { totalS: secs(createMs), putP50Ms: round(pct(putMs, 50)), putP99Ms: round(pct(putMs, 99)) },
+      create: { concurrency: PUT_CONCURRENCY, totalS: secs(createMs), putP50Ms: round(pct(putMs, 50)), putP99Ms: round(pct(putMs, 99)) },
       burst: {
         publishedInMs: published,
         startLateS: { p50: secs(pct(late, 50)), p99: secs(pct(late, 99)), max: secs(Math.max(...late)) },
@@ -390,6 +422,7 @@ async function main(): Promise<void> {
         besideBigS: { samePartition: secs(busySame), otherPartition: secs(busyOther) },
         delayS: { samePartition: secs(busySame - idleSame), otherPartition: secs(busyOther - idleOther) },
         bigRunElapsedS: secs(Date.now() - bigStarted),
+        stages,
       },
     };
     writeResult("tenants", result);
@@ -409,11 +442,24 @@ async function main(): Promise<void> {
         .join("; ")}`,
     );
     console.log(
+      `tenants: small runs' stages (s from the request: producer run started / completed / rows in the sink): ${Object.entries(stages)
+        .map(([k, v]) => `${k} ${v.startedS}/${v.producedS}/${v.inSinkS}`)
+        .join("; ")}`,
+    );
+    console.log(
       `tenants: a small run beside a ${BIG_ROWS}-row run is delayed by ${result.interference.delayS.otherPartition} s (other request partition) and ${result.interference.delayS.samePartition} s (same partition) (goal < 10 s)`,
     );
   } finally {
     for (const r of roles.reverse()) await stopChild(r.child);
     for (const c of sims) await stopChild(c);
+    // What the run made: its topics, and its source and sink schemas.
+    if (!process.env.BENCH_TENANTS_KEEP) {
+      await deleteTopicsWithPrefix(rt.port, prefix).catch(() => {});
+      await withDb(DB, async (c) => {
+        const schemas = await c.query<{ s: string }>("SELECT nspname AS s FROM pg_namespace WHERE nspname LIKE $1", [`${prefix}\\_%`]);
+        for (const { s } of schemas.rows) await c.query(`DROP SCHEMA "${s}" CASCADE`);
+      }).catch(() => {});
+    }
     await rt.close();
   }
 }

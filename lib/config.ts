@@ -270,12 +270,12 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .int()
             .min(1)
             .max(256)
-            .default(8)
+            .default(4)
             .describe(
-              "Runs (and split tasks) one producer worker process serves at once: at most one per sync.requests (sync.tasks) partition it is assigned. Add worker processes to serve more.",
+              "Runs one producer worker process serves at once: the process is this many members of the producer group, each serving its sync.requests partitions one request at a time (a long run delays only its member's partitions); also the split tasks it serves at once. Add worker processes to serve more.",
             ),
         })
-        .default({ retryForSeconds: 300, concurrentRuns: 8 })
+        .default({ retryForSeconds: 300, concurrentRuns: 4 })
         .describe("The producer workers' runs."),
       connectors: z.array(connector).default([]).describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
       http: z

@@ -20,11 +20,16 @@
  *    partition's owner (its next heartbeat succeeds), its next batch opens a new producer; if it
  *    was expelled from the group, its heartbeat fails and kafkajs rejoins the group.
  *
- * Producers are opened for the whole assignment on each GROUP_JOIN (so a predecessor's open
- * transaction is aborted at once, even on a partition with nothing more to read) and closed with
- * it; a partition's producer is also opened on its first batch if it has none. Each producer is
- * its own kafkajs client (kafkajs cannot share connections between producers): two connections
- * to a single broker, up to one per broker it writes to on a cluster.
+ * Each producer is its own kafkajs client (kafkajs cannot share connections between producers):
+ * two connections to a single broker, up to one per broker it writes to on a cluster, and a few
+ * MB. So at most `maxOpen` of them are kept (default 32). An assignment of no more partitions
+ * than that gets them all at once on GROUP_JOIN, so a predecessor's open transaction is aborted
+ * at once even on a partition with nothing more to read. A larger one (many tenants: hundreds of
+ * raw topics, most of them idle) opens a partition's producer on its first batch, and closes the
+ * least recently used idle ones beyond the limit. A partition's producer is always initialised
+ * before its first batch is processed, so the chain of commits above holds either way; on an idle
+ * partition that is not opened, a killed predecessor's open transaction is aborted by the broker
+ * after kafka.transactionTimeoutMs instead of at once.
  */
 import { createHash } from "node:crypto";
 import { Partitioners, type Producer, type Transaction } from "kafkajs";
@@ -54,6 +59,8 @@ interface Slot {
   readonly producer: Producer;
   readonly ready: Promise<{ producer: Producer; from: number }>;
   retired: boolean;
+  /** When a batch last claimed it or committed through it (for closing the least recently used). */
+  usedAt: number;
 }
 
 export interface PartitionTransactionsOptions {
@@ -62,7 +69,12 @@ export interface PartitionTransactionsOptions {
   /** Base of the transactional ids, when it is not the group id (a replay: one base per connector, so that a re-run fences a crashed run). */
   transactionalIdBase?: string;
   transactionTimeoutMs: number;
+  /** Producers kept open at most (beyond it, the least recently used idle ones are closed); default 32. */
+  maxOpen?: number;
 }
+
+/** A producer used this recently is not closed to make room (its batch may still be running). */
+const IDLE_BEFORE_CLOSE_MS = 2000;
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
@@ -94,10 +106,10 @@ export class PartitionTransactions {
     const previous = [...this.slots.values()];
     this.slots.clear();
     for (const slot of previous) void this.retire(slot);
-    for (const [topic, partitions] of Object.entries(assignment)) {
-      if (!accept(topic)) continue;
-      for (const partition of partitions) this.open(topic, partition);
-    }
+    const owned = Object.entries(assignment).flatMap(([topic, partitions]) => (accept(topic) ? partitions.map((partition) => ({ topic, partition })) : []));
+    // Within the limit, all at once (their predecessors fenced now); beyond it, each on its first batch.
+    if (owned.length > this.maxOpen) return;
+    for (const { topic, partition } of owned) this.open(topic, partition);
     log.debug({ groupId: this.opts.groupId, assignment }, "transactional producers opened for the assignment");
   }
 
@@ -105,8 +117,25 @@ export class PartitionTransactions {
   async claim(topic: string, partition: number): Promise<PartitionOwner> {
     if (this.closed) throw new Error("partition transactions are closed");
     const slot = this.slots.get(key(topic, partition)) ?? this.open(topic, partition);
+    slot.usedAt = Date.now();
+    if (this.slots.size > this.maxOpen) this.closeIdle(slot);
     const { producer, from } = await slot.ready;
     return { from, commit: (lastOffset, send) => this.commit(slot, producer, lastOffset, send) };
+  }
+
+  private get maxOpen(): number {
+    return this.opts.maxOpen ?? 32;
+  }
+
+  /** How many producers are open (for tests and the log). */
+  get openCount(): number {
+    return this.slots.size;
+  }
+
+  /** Closes the least recently used producers not used in the last moments, down to the limit. */
+  private closeIdle(keep: Slot): void {
+    const idle = [...this.slots.values()].filter((s) => s !== keep && Date.now() - s.usedAt >= IDLE_BEFORE_CLOSE_MS).sort((a, b) => a.usedAt - b.usedAt);
+    for (const slot of idle.slice(0, this.slots.size - this.maxOpen)) this.drop(slot);
   }
 
   /** Closes every producer (a role's stop). */
@@ -142,7 +171,7 @@ export class PartitionTransactions {
       log.debug({ topic, partition, transactionalId, from, ms: Date.now() - started }, "partition producer initialised (previous owner fenced)");
       return { producer, from };
     })();
-    const slot: Slot = { topic, partition, lock: new TransactionLock(), producer, ready, retired: false };
+    const slot: Slot = { topic, partition, lock: new TransactionLock(), producer, ready, retired: false, usedAt: Date.now() };
     this.slots.set(key(topic, partition), slot);
     // A failed initialisation (the broker unreachable) is reported to the batch that awaits it;
     // the slot is dropped so that the next batch tries again with a new producer.
@@ -161,6 +190,7 @@ export class PartitionTransactions {
         topics: [{ topic: slot.topic, partitions: [{ partition: slot.partition, offset: String(Number(lastOffset) + 1) }] }],
       });
       await txn.commit();
+      slot.usedAt = Date.now();
       return "committed";
     } catch (e) {
       const aborted = txn

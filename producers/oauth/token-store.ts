@@ -50,7 +50,8 @@ interface Envelope {
   data: string;
 }
 
-const ID = /^[A-Za-z0-9_-]+$/;
+/** A connector's pipeline id: `<id>`, or `<tenant>.<id>` for a tenant's (lib/tenants.ts); never `..` or a path. */
+const ID = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$/;
 
 interface TokenStoreOptions {
   /** Folder of the token files. */

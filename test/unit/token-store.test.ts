@@ -74,6 +74,16 @@ describe("the token store's key", () => {
     await expect(new TokenStore({ dir, key: goodKey() }).load("sf")).rejects.toThrow(/cannot be read.*QOBRA_SYNC_TOKEN_KEY/);
   });
 
+  it("keeps a tenant's connector's token under its pipeline id (<tenant>.<id>), and refuses ids that could leave the folder", async () => {
+    const dir = fresh();
+    const store = new TokenStore({ dir, key: goodKey() });
+    await store.save("acme.sf", { refreshToken: "r-acme" });
+    await store.save("globex.sf", { refreshToken: "r-globex" });
+    expect((await store.load("acme.sf"))?.refreshToken).toBe("r-acme");
+    expect((await store.load("globex.sf"))?.refreshToken).toBe("r-globex");
+    for (const bad of ["../sf", "acme/sf", "a.b.c", ".sf", "sf."]) await expect(store.save(bad, { refreshToken: "r" })).rejects.toThrow(/invalid connector id/);
+  });
+
   it("never writes a key file, beside the tokens or anywhere in the folder", async () => {
     const dir = fresh();
     const store = new TokenStore({ dir, key: goodKey() });
