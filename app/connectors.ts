@@ -5,7 +5,7 @@
 import type { Config } from "../lib/config.ts";
 import { ConnectorCatalog } from "../lib/connector-catalog.ts";
 import { ConnectorStore } from "../lib/connector-store.ts";
-import type { KafkaPort } from "../lib/kafka.ts";
+import { ensureTopics, type KafkaPort } from "../lib/kafka.ts";
 import { parseTokenKey } from "../producers/oauth/token-store.ts";
 import { connectorSchema, parseConnectorEntry } from "./config.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -30,6 +30,7 @@ export async function openConnectorCatalog(config: Config, port: KafkaPort, env:
       return c;
     },
     tokenKey: raw === undefined || raw.trim() === "" ? undefined : parseTokenKey(raw),
+    prepare: (c) => ensureTopics(port, { ...config, connectors: [c] }),
   });
   await store.start();
   return new ConnectorCatalog(config.connectors, store);

@@ -61,6 +61,7 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
 
   const loop = (async () => {
     let reloading = reloadRequested();
+    let reloadError: unknown = null;
     while (!stopping.signal.aborted) {
       const handle: RoleHandle | null = current;
       const crash = handle?.crashed ?? new Promise<never>(() => {});
@@ -78,19 +79,23 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
           startedAt = now();
           continue;
         } catch (e) {
+          reloadError = e;
           log.error({ role, err: describeError(e) }, `the ${role} role could not start again after a reload; retrying with backoff`);
         } finally {
           for (const w of waiters) w();
         }
       }
-      const error = "error" in outcome ? outcome.error : new Error("the role could not start after a reload");
+      const error = "error" in outcome ? outcome.error : new Error(`the role could not start after a reload: ${describeError(reloadError)}`);
       if (now() - startedAt >= healthyAfterMs) failures = 0;
       current = null;
       if ("error" in outcome) await handle?.stop().catch(() => {});
-      // Start again until a start succeeds (or the process stops).
+      // Start again until a start succeeds (or the process stops). A start refused by an answer
+      // that passes in moments (a topic just created whose leader is not known yet) is retried
+      // within seconds, not after the growing backoff of a crash.
+      let lastStartError: unknown = "reason" in outcome ? reloadError : null;
       while (!stopping.signal.aborted) {
         failures++;
-        const waitMs = backoffMs(failures, backoff);
+        const waitMs = isRetriable(lastStartError) ? Math.min(backoffMs(failures, backoff), RETRIABLE_START_MAX_MS) : backoffMs(failures, backoff);
         log.error({ role, err: describeError(error), restartInMs: waitMs, restarts }, `the ${role} role stopped (its Kafka client crashed); restarting it`);
         await wait(waitMs, stopping.signal);
         if (stopping.signal.aborted) return;
@@ -101,6 +106,7 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
           log.warn({ role, restarts }, `the ${role} role restarted`);
           break;
         } catch (e) {
+          lastStartError = e;
           log.error({ role, err: describeError(e) }, `the ${role} role could not restart yet`);
         }
       }
@@ -125,6 +131,18 @@ export async function supervise(role: string, start: () => Promise<RoleHandle>, 
       current = null;
     },
   };
+}
+
+/** The longest wait before starting again a role whose start was refused by a retriable answer. */
+const RETRIABLE_START_MAX_MS = 5000;
+
+/** Whether an error says so itself (kafkajs's retriable answers, the pipeline's retriable errors). */
+function isRetriable(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 8; depth++) {
+    if ((cur as { retriable?: unknown }).retriable === true) return true;
+    cur = (cur as { cause?: unknown; originalError?: unknown }).cause ?? (cur as { originalError?: unknown }).originalError;
+  }
+  return false;
 }
 
 /** Resolves (with null) when the signal aborts. */

@@ -21,7 +21,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import kafkajs from "kafkajs";
@@ -36,9 +36,11 @@ import type { SyncEvent } from "../schemas/index.ts";
 import {
   DB,
   ROOT,
+  cpuSeconds,
   dbUrl,
   deleteTopicsWithPrefix,
   log,
+  machineBusySeconds,
   peakRssMb,
   prepareBenchDb,
   round,
@@ -59,6 +61,7 @@ const PARTITIONS = Number(process.env.BENCH_TENANTS_PARTITIONS ?? 1);
 const SF = Number(process.env.BENCH_TENANTS_SF ?? 50);
 const HS = Number(process.env.BENCH_TENANTS_HS ?? 50);
 const API_RECORDS = Number(process.env.BENCH_TENANTS_API_RECORDS ?? 200);
+const LAG_SAMPLE_MS = Number(process.env.BENCH_TENANTS_LAG_SAMPLE_MS ?? 5000);
 const PUT_CONCURRENCY = Number(process.env.BENCH_TENANTS_PUT_CONCURRENCY ?? 16);
 const REQUEST_PARTITIONS = Number(process.env.BENCH_TENANTS_REQUEST_PARTITIONS ?? 0);
 const CONCURRENT_RUNS = Number(process.env.BENCH_TENANTS_CONCURRENT_RUNS ?? 0);
@@ -168,6 +171,9 @@ async function startRole(name: string, configFile: string): Promise<Role> {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, QOBRA_SYNC_LOG_LEVEL: "info", QOBRA_SYNC_TOKEN_KEY: tokenKey },
   });
+  // Each role's log is kept (JSON lines, info level) for a look after the run.
+  const logFile = createWriteStream(join(ROOT, ".stack", "logs", `bench-${prefix}-${name}.log`));
+  child.stdout!.pipe(logFile);
   const lines = createInterface({ input: child.stdout! });
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${name} did not start within 120 s`)), 120_000);
@@ -291,6 +297,13 @@ async function main(): Promise<void> {
     });
     await sleep(3000);
     const producer = await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 });
+    // CPU seconds of each role, the broker and the machine during the burst: whether it is CPU-bound.
+    const cpuNow = (): Record<string, number> => ({
+      ...Object.fromEntries(roles.map((r) => [r.name, cpuSeconds(workerPid(r.child.pid!))])),
+      broker: cpuSeconds(brokerPid()),
+      machine: machineBusySeconds(),
+    });
+    const cpuBefore = cpuNow();
     const fireAt = Date.now();
     const requests = connectors.map((c) => newRequest(c.id, { full: true, by: "schedule" }));
     for (const r of requests) {
@@ -303,19 +316,21 @@ async function main(): Promise<void> {
     const groupSpecs = pipelineGroups(live);
     const deadline = fireAt + BURST_TIMEOUT_MS;
     let sinkDoneAt: number | null = null;
+    let cpuAtEnd: Record<string, number> | null = null;
     for (;;) {
       const snap = await snapshotLag(admin, groupSpecs);
       const lagOf = (role: string) => snap.partitions.filter((p) => p.role === role).reduce((n, p) => n + (p.lag ?? 0), 0);
       const point = { t: secs(Date.now() - fireAt), mapper: lagOf("mapper"), sink: lagOf("sink") };
       lagSeries.push(point);
       const ended = [...events.values()].filter((e) => e.completed !== undefined || e.failed !== undefined).length;
-      if (lagSeries.length % 5 === 1) log(`  t=${point.t}s runs ended ${ended}/${CONNECTORS}, lag mapper ${point.mapper}, sink ${point.sink}`);
+      if (lagSeries.length % 2 === 1) log(`  t=${point.t}s runs ended ${ended}/${CONNECTORS}, lag mapper ${point.mapper}, sink ${point.sink}`);
       if (ended === CONNECTORS && point.mapper === 0 && point.sink === 0) {
         sinkDoneAt = Date.now();
+        cpuAtEnd = cpuNow();
         break;
       }
       if (Date.now() > deadline) break;
-      await sleep(2000);
+      await sleep(LAG_SAMPLE_MS); // each sample asks the broker for every partition's offsets: not too often
     }
     const late = [...events.values()].filter((e) => e.started !== undefined).map((e) => e.started! - fireAt);
     const done = [...events.values()].filter((e) => e.completed !== undefined).map((e) => e.completed! - fireAt);
@@ -403,6 +418,7 @@ async function main(): Promise<void> {
       concurrentRuns: config.producer.concurrentRuns,
       create: { concurrency: PUT_CONCURRENCY, totalS: secs(createMs), putP50Ms: round(pct(putMs, 50)), putP99Ms: round(pct(putMs, 99)) },
       burst: {
+        cpuSeconds: cpuAtEnd ? Object.fromEntries(Object.entries(cpuAtEnd).map(([k, v]) => [k, round(v - cpuBefore[k]!, 1)])) : null,
         publishedInMs: published,
         startLateS: { p50: secs(pct(late, 50)), p99: secs(pct(late, 99)), max: secs(Math.max(...late)) },
         completedS: { p50: secs(pct(done, 50)), p99: secs(pct(done, 99)), max: secs(Math.max(...done)) },
@@ -433,6 +449,7 @@ async function main(): Promise<void> {
     console.log(
       `tenants: schedule burst of ${CONNECTORS} runs: start late p50 ${b.startLateS.p50} s, p99 ${b.startLateS.p99} s, max ${b.startLateS.max} s (goal p99 < 5 s); completed p50 ${b.completedS.p50} s, p99 ${b.completedS.p99} s; ${b.completed} completed, ${b.failed} failed; sink caught up at ${b.sinkCaughtUpS} s with ${b.sinkRows} rows`,
     );
+    console.log(`tenants: CPU seconds during the burst (until the sink caught up): ${JSON.stringify(b.cpuSeconds)}`);
     console.log(
       `tenants: broker ${result.broker.topics} topics, ${result.broker.partitions} partitions, RSS ${result.broker.rssMbBefore} → ${result.broker.rssMbAfter} MB`,
     );

@@ -124,6 +124,12 @@ export interface ConnectorStoreDeps {
   parseConnector(entry: unknown, where: { tenant: string; id: string }): ConnectorBase;
   /** The token store's key (QOBRA_SYNC_TOKEN_KEY); undefined: connectors with secrets cannot be stored or read. */
   tokenKey?: Buffer;
+  /**
+   * Called with a validated connector before it is stored: its topics are created here, by the one
+   * process that stores it, so that the roles of every process find them ready when they reload
+   * (instead of all racing to create them).
+   */
+  prepare?: (connector: ConnectorBase) => Promise<void>;
 }
 
 type Listener = (connectors: readonly StoredConnector[]) => void;
@@ -193,6 +199,7 @@ export class ConnectorStore {
     const previous = this.get(tenant, id)?.entry;
     const full = keepMaskedSecrets(entry, previous, this.deps.connectorSchema);
     const config = this.deps.parseConnector(full, { tenant, id });
+    await this.deps.prepare?.(config);
     const key = storeKey(tenant, id);
     const sealed = mapSecrets(full, this.deps.connectorSchema, (v, path) => this.requireBox().seal(v, `${key}:${formatPath(path)}`));
     const value: StoredValue = { v: 1, tenant, id, entry: sealed, updatedAt: new Date().toISOString(), ...(by ? { updatedBy: by } : {}) };

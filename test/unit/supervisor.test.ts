@@ -107,4 +107,35 @@ describe("supervise", () => {
       }),
     ).rejects.toThrow("no broker");
   });
+
+  it("reloads a role at once on request, and retries a reload refused by a retriable answer within seconds", async () => {
+    let refuse = 0;
+    let starts = 0;
+    let stops = 0;
+    const start = async (): Promise<RoleHandle> => {
+      if (refuse > 0) {
+        refuse--;
+        throw Object.assign(new Error("This server does not host this topic-partition"), { retriable: true });
+      }
+      starts++;
+      return { crashed: new Promise<Error>(() => {}), stop: async () => void stops++ };
+    };
+    const waits: number[] = [];
+    const s = await supervise("mapper", start, {
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      backoff: { initialMs: 1000, maxMs: 60_000 },
+    });
+    await s.reload("the connectors changed");
+    expect([starts, stops, waits]).toEqual([2, 1, []]);
+    // A topic just created: the reload's start is refused five times; none of the waits reaches the crash backoff's minute.
+    refuse = 5;
+    await s.reload("the connectors changed");
+    for (let i = 0; i < 50 && starts < 3; i++) await tick();
+    expect(starts).toBe(3);
+    expect(waits).toHaveLength(5);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(5000);
+    await s.stop();
+  });
 });
