@@ -208,11 +208,15 @@ export class ConnectorStore {
     return { tenant, id, entry: full, config, updatedAt: value.updatedAt, ...(by ? { updatedBy: by } : {}) };
   }
 
-  /** Removes a connector (a tombstone); resolves once this process has read it. */
+  /**
+   * Removes a connector (a tombstone), also one this version cannot use (a stored problem: it can
+   * be removed without being fixed first); resolves once this process has read it.
+   */
   async remove(tenant: string, id: string): Promise<boolean> {
-    if (!this.get(tenant, id)) return false;
-    await this.send(storeKey(tenant, id), null);
-    await this.until(() => this.get(tenant, id) === undefined);
+    const key = storeKey(tenant, id);
+    if (!this.get(tenant, id) && !this.problemsByKey.has(key)) return false;
+    await this.send(key, null);
+    await this.until(() => this.get(tenant, id) === undefined && !this.problemsByKey.has(key));
     return true;
   }
 

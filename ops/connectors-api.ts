@@ -158,7 +158,7 @@ export function connectorsApiRoutes(deps: ConnectorsApiDeps): Route[] {
     throw new HttpError(
       404,
       problem
-        ? `connector ${JSON.stringify(id)} is stored but cannot be used (${problem.problem}); PUT a valid entry to replace it`
+        ? `connector ${JSON.stringify(id)} is stored but cannot be used (${problem.problem}); PUT a valid entry to replace it, or DELETE it`
         : `no connector ${JSON.stringify(id)}`,
     );
   }
