@@ -15,6 +15,7 @@ import { eventsPosition, requireProducer, waitForRun, type Progress } from "../l
 import { createConnector, pluginFor, sourcePlugins } from "../producers/connectors/registry.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import { runRoles, ROLES, type Role } from "../app/roles.ts";
+import { openConnectorCatalog } from "../app/connectors.ts";
 import { registerDlqCommands } from "./dlq.ts";
 import { registerOpsCommands, syncProgress } from "./ops-commands.ts";
 import { registerScheduleCommand } from "./schedule-command.ts";
@@ -80,7 +81,7 @@ program
 program
   .command("sync")
   .description("request a sync of one connector (served by a running `qobra-sync run`)")
-  .argument("<connector>", "connector id from the config")
+  .argument("<connector>", "connector id from the config, or <tenant>.<id> of one given through the API")
   .option("-t, --table <table...>", "only these Qobra tables")
   .option("--full", "full refresh (detects deletes)", false)
   .option("--force-deletes", "publish the deletes a full run infers even past the mass-delete guard", false)
@@ -89,13 +90,16 @@ program
   .option("--json", "print the outcome as JSON", false)
   .action(async (id: string, opts: { table?: string[]; full: boolean; forceDeletes: boolean; wait: boolean; timeout: string; json: boolean }) => {
     const cfg = config();
-    const connector = findConnector(cfg, id);
-    const tables = opts.table ?? [];
-    for (const t of tables)
-      if (!connector.tables.some((x) => x.name === t))
-        throw new ConfigError(`connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
+    // A connector of the file, or one given through the API (a tenant's: `<tenant>.<id>`), read from the connectors topic.
+    const inFile = cfg.connectors.find((c) => c.id === id);
+    if (!inFile && !id.includes(".")) findConnector(cfg, id); // the file's error, listing its ids
     const rt = await openRuntime(cfg, "cli");
     try {
+      const connector = inFile ?? (await storedConnector(cfg, rt.port, id));
+      const tables = opts.table ?? [];
+      for (const t of tables)
+        if (!connector.tables.some((x) => x.name === t))
+          throw new ConfigError(`connector ${id} has no table ${t}; tables: ${connector.tables.map((x) => x.name).join(", ")}`);
       // Waiting for a run nobody serves would last for ever: without a producer, say so and stop
       // (7 s after the command started, giving a producer that is starting up 2 s at least).
       if (opts.wait) await requireProducer(rt.port, cfg.topicPrefix, { graceMs: Math.max(2000, 7000 - process.uptime() * 1000) });
@@ -217,6 +221,23 @@ program
     if (opts.credentials !== undefined && tenants === undefined) throw new ConfigError(`--credentials needs --${simulator.tenantsOption}`);
     await simulator.run({ port, data: opts.data, tenants, credentials: opts.credentials });
   });
+
+/** A connector given through the API, read from the connectors topic (app/connectors.ts); a ConfigError when there is none. */
+async function storedConnector(cfg: Config, port: Parameters<typeof openConnectorCatalog>[1], id: string) {
+  const catalog = await openConnectorCatalog(cfg, port);
+  try {
+    const c = catalog.list().find((x) => x.id === id);
+    if (c) return c;
+    const problem = catalog.store?.problems().find((p) => p.key === id.replace(".", "/"));
+    throw new ConfigError(
+      problem
+        ? `connector ${id} is stored but cannot be used: ${problem.problem}`
+        : `no connector ${JSON.stringify(id)}: neither in the config file (${cfg.connectors.map((x) => x.id).join(", ") || "none"}) nor among the connectors given through the API`,
+    );
+  } finally {
+    await catalog.store?.stop();
+  }
+}
 
 /** "A, B and C". */
 function listOf(names: string[]): string {

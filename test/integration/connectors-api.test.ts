@@ -22,7 +22,7 @@ import { openRuntime, type Runtime } from "../../lib/runtime.ts";
 import { sinkSchemaOf } from "../../lib/tenants.ts";
 import { type RawAnswer, bearer, loginSession, rawRequest } from "../../support/http-client.ts";
 import { adminUrl, dbUrl, newTokenKey, testConfig } from "../../support/env.ts";
-import { SOURCE_DB, eventually, freePort, opsFixture, sinkQuery, type OpsFixture } from "../../support/ops.ts";
+import { SOURCE_DB, cli, eventually, freePort, opsFixture, sinkQuery, type OpsFixture } from "../../support/ops.ts";
 
 // The change lines are at info level (the tests' default is warn): set before the logger is made.
 vi.hoisted(() => {
@@ -43,6 +43,7 @@ let pipeline: RunHandle;
 let port: number;
 let logDir: string;
 let logFile: string;
+let yamlText: string;
 const savedKey = process.env.QOBRA_SYNC_TOKEN_KEY;
 /** Every answer of the server to the tests: none may hold the password. */
 const answers: RawAnswer[] = [];
@@ -120,6 +121,7 @@ http:
     .replace(`  schema: ${fx.sinkSchema}\n`, `  schema: ${fx.sinkSchema}\n  tenantSchema: ${fx.sinkSchema}_<tenant>\n`)
     .replace("  - id: crm\n    type: postgres\n", "  - id: crm\n    type: postgres\n    schedule: { enabled: false }\n");
   config = testConfig(yaml);
+  yamlText = yaml;
   expect(config.sink.tenantSchema).toBe(`${fx.sinkSchema}_<tenant>`);
   rt = await openRuntime(config, "test");
   pipeline = await runRoles(config, ["producer", "mapper", "sink", "scheduler"]);
@@ -191,6 +193,15 @@ describe("connectors through the API", () => {
     await eventually(async () => (await rows("closed_on")) === ROWS, { timeoutMs: 90_000, what: "closed_on filled in every row" });
     // the check connects with the stored password (kept, not replaced by the mask)
     expect((await call("POST", `${ACME_CRM}/check`, bearer(ACME))).json().ok).toBe(true);
+  }, 150_000);
+
+  it("the CLI syncs a connector given through the API by its pipeline id, and names what it cannot find", async () => {
+    const done = await cli(["sync", "acme.crm", "--full", "--wait", "--json"], yamlText);
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout.trim().split("\n").at(-1)!)).toMatchObject({ connector: "acme.crm", status: "completed" });
+    const missing = await cli(["sync", "acme.nope"], yamlText);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/no connector "acme.nope": neither in the config file .* nor among the connectors given through the API/);
   }, 150_000);
 
   it("refuses a bad entry with each problem naming its field, ${env:} and id/tenant in the body, and the file's connectors", async () => {
