@@ -326,6 +326,23 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .describe(
               "Other Host names the server answers to (e.g. the public name a reverse proxy forwards); localhost, 127.0.0.1, [::1] and http.host always are. Others are refused (DNS rebinding).",
             ),
+          publicUrl: z
+            .string()
+            .refine(
+              (v) => {
+                try {
+                  const u = new URL(v);
+                  return (u.protocol === "http:" || u.protocol === "https:") && !u.search && !u.hash && !u.username && !u.password;
+                } catch {
+                  return false;
+                }
+              },
+              { error: "must be an http(s) URL without query, fragment or credentials, e.g. https://sync.example.com" },
+            )
+            .optional()
+            .describe(
+              "The URL users reach the server at (e.g. behind a reverse proxy); the settings page's OAuth Authorize redirects to <publicUrl>/oauth/callback, which is the redirect URL to register with the provider. Default: http://<host>:<port> of the server. Its host must be one the server answers to (http.allowedHosts).",
+            ),
           sessionHours: z.number().min(0.01).max(720).default(12).describe("Lifetime of a page login (the session cookie), in hours."),
           secureCookie: z
             .boolean()

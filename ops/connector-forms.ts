@@ -26,6 +26,8 @@ export interface ConnectorForm {
   fields: FormField[];
   /** A starting point for the tables list (JSON), in the form of the file's entries. */
   tablesExample: unknown[];
+  /** Whether the source has an OAuth flow: the page offers Authorize (ops/oauth-web.ts). */
+  oauth: boolean;
 }
 
 interface JsonSchema {
@@ -91,7 +93,7 @@ let cached: ConnectorForm[] | undefined;
 export function connectorForms(): ConnectorForm[] {
   cached ??= sourcePlugins.map((p) => {
     const schema = z.toJSONSchema(p.configSchema, { io: "input", unrepresentable: "any" }) as JsonSchema;
-    return { type: p.type, title: p.title, fields: fieldsOf(schema, "", 0), tablesExample: TABLE_EXAMPLES[p.type] ?? [] };
+    return { type: p.type, title: p.title, fields: fieldsOf(schema, "", 0), tablesExample: TABLE_EXAMPLES[p.type] ?? [], oauth: p.auth !== undefined };
   });
   return cached;
 }

@@ -78,6 +78,21 @@ export interface FieldProblem {
   message: string;
 }
 
+/** The tenant of the path: 400 when malformed, 404 when the caller does not reach it (it may or may not exist). */
+export function tenantOf(raw: string, caller: Caller): string {
+  if (!TENANT_ID.safeParse(raw).success)
+    throw new HttpError(400, "the tenant in the path must be 1 to 40 lower-case letters, digits, - and _, starting with a letter");
+  if (!reachesTenant(caller.principal, raw)) throw new HttpError(404, `no tenant ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+/** The connector id of the path: 400 when malformed. */
+export function idOf(raw: string): string {
+  if (!CONNECTOR_ID.safeParse(raw).success || raw.length > 100)
+    throw new HttpError(400, "the connector id in the path must be lower-case letters, digits, - and _, starting with a letter");
+  return raw;
+}
+
 /** The routes, in the server's Route shape. */
 export function connectorsApiRoutes(deps: ConnectorsApiDeps): Route[] {
   const { config, rt } = deps;
@@ -99,20 +114,6 @@ export function connectorsApiRoutes(deps: ConnectorsApiDeps): Route[] {
     if (!done) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, deps.applyWaitMs ?? 20_000)))]).finally(() => clearTimeout(timer));
-  }
-
-  /** The tenant of the path: 400 when malformed, 404 when the caller does not reach it (it may or may not exist). */
-  function tenantOf(raw: string, caller: Caller): string {
-    if (!TENANT_ID.safeParse(raw).success)
-      throw new HttpError(400, "the tenant in the path must be 1 to 40 lower-case letters, digits, - and _, starting with a letter");
-    if (!reachesTenant(caller.principal, raw)) throw new HttpError(404, `no tenant ${JSON.stringify(raw)}`);
-    return raw;
-  }
-
-  function idOf(raw: string): string {
-    if (!CONNECTOR_ID.safeParse(raw).success || raw.length > 100)
-      throw new HttpError(400, "the connector id in the path must be lower-case letters, digits, - and _, starting with a letter");
-    return raw;
   }
 
   const store = (): ConnectorStore => {

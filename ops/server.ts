@@ -17,6 +17,8 @@
  *   GET|PUT|DELETE /api/tenants/:t/connectors/:id  one connector: read, create/replace, remove    │ ops/connectors-api.ts
  *   POST /api/tenants/:t/connectors/:id/check      the connector's checks, time-limited            │ (404 for a tenant the
  *   POST /api/tenants/:t/connectors/:id/sync       {"full": bool} → {"runId"}                      ┘ caller does not reach)
+ *   POST /api/tenants/:t/connectors/:id/authorize  → {url}: an OAuth source's authorize URL        ┐ ops/oauth-web.ts
+ *   GET  /oauth/callback                           the provider's redirect (public; single-use state) ┘
  *
  * Every request passes the Host check (DNS rebinding) and gets the security headers
  * (ops/http-security.ts); every /api route but the login needs a token (`Authorization: Bearer`)
@@ -42,6 +44,7 @@ import { Gate, requireOperator, sessionInfo, type Caller, type GateOptions, type
 import { HttpError, applySecurityHeaders, isLoopbackAddress, isWildcardAddress, parsePath, readJsonObject } from "./http-security.ts";
 import { connectorForms } from "./connector-forms.ts";
 import { connectorsApiRoutes } from "./connectors-api.ts";
+import { oauthWebRoutes } from "./oauth-web.ts";
 import { createMetrics } from "./metrics.ts";
 import { OpsMonitor, type MonitorOptions } from "./monitor.ts";
 import { ReplayRefused, startReplay, type ReplayResult, type StartRoles } from "./replay.ts";
@@ -116,6 +119,7 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
   // Replays started here run in this process; the server's stop ends them (they fail, and say so).
   const replays = new Set<{ abort: AbortController; done: Promise<ReplayResult> }>();
 
+  let publicUrl = "";
   const routes: Route[] = [
     ...Object.entries(STATIC).map(
       ([name, s]): Route => ({
@@ -320,6 +324,8 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
       requested: () => setTimeout(() => void monitor.sample(), 300).unref(),
       removed: (id) => monitor.schedules.remove(id),
     }),
+    // The OAuth sources' Authorize and the provider's redirect (ops/oauth-web.ts).
+    ...oauthWebRoutes({ config, rt, publicUrl: () => publicUrl }),
   ];
 
   /** The connector a caller names in a path: 404 when there is none, or when the caller's tenants do not reach it. */
@@ -375,6 +381,10 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
   const actual = (server.address() as AddressInfo).port;
   gate.listening(actual);
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${actual}`;
+  // Known once listening (port 0); the OAuth redirect URL is built on it.
+  publicUrl = (http.publicUrl ?? url).replace(/\/+$/, "");
+  if (http.publicUrl && !gate.hosts.has(new URL(publicUrl).hostname.toLowerCase()))
+    log.warn({ publicUrl }, "http.publicUrl names a host this server does not answer to: add it to http.allowedHosts, or the OAuth callback is refused");
   let tokenFile: string | null = null;
   if (generated) {
     tokenFile = generatedTokenFile(actual, opts.stateDir);

@@ -202,6 +202,22 @@ export interface AuthRunOptions {
   print: (line: string) => void;
 }
 
+/** What an authorization code is exchanged for. */
+export interface OAuthGrant {
+  refreshToken: string;
+  /** What to tell the user (org, instance, user: nothing secret), may be empty. */
+  summary: string;
+}
+
+/** A source's OAuth authorization-code flow (see SourcePlugin.auth). */
+export interface SourceAuth<C> {
+  run(config: C, opts: AuthRunOptions): Promise<void>;
+  /** The provider's authorize URL; `verifier` is the PKCE code verifier to keep for the exchange (when the flow uses PKCE). */
+  authorizeUrl(config: C, redirectUri: string, state: string): Promise<{ url: string; verifier?: string }>;
+  /** Exchanges the code (throws ConfigError when the provider refuses it); stores nothing. */
+  exchange(config: C, code: string, redirectUri: string, verifier?: string): Promise<OAuthGrant>;
+}
+
 /**
  * A source, as the rest of the pipeline sees it: one object per source, exported by
  * producers/connectors/<source>/index.ts and listed in producers/connectors/registry.ts.
@@ -250,6 +266,10 @@ export interface SourcePlugin<C extends ConnectorBase = ConnectorBase, S extends
    * map no field by default.
    */
   defaultFieldType?(sourceType: string): QobraType | undefined;
-  /** Optional: the OAuth flow of `qobra-sync auth <connector>`, storing the refresh token. */
-  readonly auth?: { run(config: C, opts: AuthRunOptions): Promise<void> };
+  /**
+   * Optional: the source's OAuth authorization-code flow. `run` is `qobra-sync auth <connector>`
+   * (loopback listener, token store); the settings page's Authorize (ops/oauth-web.ts) uses the
+   * two steps it is made of.
+   */
+  readonly auth?: SourceAuth<C>;
 }

@@ -4,8 +4,10 @@
  * Save sends the entry to PUT /api/tenants/<t>/connectors/<id>; the server validates it with the
  * config file's schema and its errors name the field, shown under the form. Secrets are shown as
  * ******** (the server never returns them); leaving the mask in place keeps the stored value.
- * "Test connection" runs the connector's checks, "Sync now" requests a full sync. Everything
- * shown is escaped (esc).
+ * "Test connection" runs the connector's checks, "Sync now" requests a full sync, "Authorize"
+ * (sources with OAuth) asks the server for the provider's authorize URL and opens it: the provider
+ * redirects back to the server's /oauth/callback, which stores the refresh token (ops/oauth-web.ts).
+ * Everything shown is escaped (esc).
  */
 import { esc } from "/render.js";
 
@@ -32,6 +34,7 @@ const base = () => `/api/tenants/${encodeURIComponent(ed.tenant)}/connectors`;
 
 async function load() {
   try {
+    await forms().catch(() => []); // which types have OAuth (the list's Authorize)
     const r = await ed.api("GET", base());
     ed.connectors = r.connectors;
     ed.loadError = null;
@@ -119,6 +122,8 @@ function readForm(form, type, forms) {
   return { entry, problems };
 }
 
+const hasOAuth = (type) => Boolean(ed.forms?.find((f) => f.type === type)?.oauth);
+
 function listHtml() {
   if (ed.loadError) return `<p class="bad-text small">${esc(ed.loadError)}</p>`;
   if (ed.connectors.length === 0) return `<p class="muted small">No connector for this tenant yet.</p>`;
@@ -130,7 +135,9 @@ function listHtml() {
         )}</td><td class="actions">${
           c.readOnly
             ? ""
-            : `<button type="button" data-editor="edit" data-id="${esc(c.id)}">Edit</button><button type="button" data-editor="delete" data-id="${esc(c.id)}">Remove</button>`
+            : `<button type="button" data-editor="edit" data-id="${esc(c.id)}">Edit</button><button type="button" data-editor="delete" data-id="${esc(c.id)}">Remove</button>${
+                hasOAuth(c.type) ? `<button type="button" data-editor="authorize" data-id="${esc(c.id)}">Authorize</button>` : ""
+              }`
         }<button type="button" data-editor="check" data-id="${esc(c.id)}">Test connection</button><button type="button" data-editor="sync" data-id="${esc(c.id)}">Sync now</button></td></tr>`,
     )
     .join("")}</tbody></table>`;
@@ -220,6 +227,19 @@ document.addEventListener("click", async (ev) => {
       b.disabled = false;
       const problems = r.error ? [r.error] : r.tables.flatMap((t) => t.problems.map((p) => `${t.table}: ${p}`));
       say(`${id}: ${r.ok ? "connection and tables OK" : `problems: ${problems.join("; ")}`}`, !r.ok);
+      return;
+    } else if (action === "authorize") {
+      const r = await ed.api("POST", `${base()}/${encodeURIComponent(id)}/authorize`, {});
+      const url = new URL(r.url);
+      if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("the server answered an authorize URL that is not http(s)");
+      window.open(url.href, "_blank", "noopener,noreferrer");
+      say(`Authorize ${id} in the provider's window (within 10 minutes); the token is stored when it redirects back. If no window opened: `);
+      const a = document.createElement("a");
+      a.href = url.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.textContent = "open the provider's page";
+      document.getElementById("tenant-message").append(a);
       return;
     } else if (action === "sync") {
       const r = await ed.api("POST", `${base()}/${encodeURIComponent(id)}/sync`, { full: true });

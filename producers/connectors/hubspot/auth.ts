@@ -4,7 +4,8 @@
  * unless --port says otherwise). It asks for the required scopes plus the optional ones the
  * configured tables need, exchanges the code at POST /oauth/v1/token and stores the refresh token
  * (encrypted) with producers/oauth/token-store.ts, where the connector finds it when its config
- * has no refreshToken. Nothing secret is printed.
+ * has no refreshToken. Nothing secret is printed. The authorize-URL and code-exchange steps are
+ * also the settings page's Authorize (ops/oauth-web.ts).
  */
 import { Client } from "@hubspot/api-client";
 import { ConfigError } from "../../../lib/errors.ts";
@@ -66,24 +67,34 @@ export function hubspotAuthorizeUrl(
   return u.toString();
 }
 
+/** Exchanges the authorization code for tokens (POST /oauth/v1/token); stores nothing. */
+export async function requestHubSpotTokens(
+  config: Pick<HubSpotConnector, "id" | "baseUrl" | "clientId" | "clientSecret">,
+  code: string,
+  redirectUri: string,
+): Promise<{ refreshToken: string; expiresIn: number }> {
+  const oauth = new Client({ basePath: config.baseUrl, numberOfApiCallRetries: 0 });
+  let t;
+  try {
+    t = await oauth.oauth.tokensApi.create("authorization_code", code, redirectUri, config.clientId, config.clientSecret);
+  } catch (e) {
+    const body = (e as { body?: { status?: string; message?: string } }).body;
+    throw new ConfigError(
+      `connector ${config.id}: HubSpot refused the authorization code (${body?.status ?? (e as { code?: number }).code ?? "error"}${body?.message ? `: ${body.message}` : ""}); start \`qobra-sync auth ${config.id}\` again, or Authorize on the settings page`,
+    );
+  }
+  if (!t.refreshToken) throw new ConfigError(`connector ${config.id}: HubSpot returned no refresh token`);
+  return { refreshToken: t.refreshToken, expiresIn: Number(t.expiresIn) };
+}
+
 /** Exchanges the authorization code for tokens and stores the refresh token under the connector's id. */
 export async function exchangeHubSpotCode(
   config: Pick<HubSpotConnector, "id" | "baseUrl" | "clientId" | "clientSecret">,
   opts: { code: string; redirectUri: string; save?: (connectorId: string, token: { refreshToken: string }) => Promise<void> },
 ): Promise<{ scopesGranted?: string[]; expiresIn: number }> {
-  const oauth = new Client({ basePath: config.baseUrl, numberOfApiCallRetries: 0 });
-  let t;
-  try {
-    t = await oauth.oauth.tokensApi.create("authorization_code", opts.code, opts.redirectUri, config.clientId, config.clientSecret);
-  } catch (e) {
-    const body = (e as { body?: { status?: string; message?: string } }).body;
-    throw new ConfigError(
-      `connector ${config.id}: HubSpot refused the authorization code (${body?.status ?? (e as { code?: number }).code ?? "error"}${body?.message ? `: ${body.message}` : ""}); start \`qobra-sync auth ${config.id}\` again`,
-    );
-  }
-  if (!t.refreshToken) throw new ConfigError(`connector ${config.id}: HubSpot returned no refresh token`);
+  const t = await requestHubSpotTokens(config, opts.code, opts.redirectUri);
   await (opts.save ?? ((id, token) => saveToken(id, token)))(config.id, { refreshToken: t.refreshToken });
-  return { expiresIn: Number(t.expiresIn) };
+  return { expiresIn: t.expiresIn };
 }
 
 interface HubSpotAuthOptions extends AuthFlowOptions {

@@ -35,7 +35,13 @@ export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
   create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),
   typePrefix: "hs",
   auth: {
-    // Loaded when used: the flow's listener serves only `qobra-sync auth`.
+    // Loaded when used: the flow's listener serves only the OAuth flows.
     run: async (config, opts) => (await import("./auth.ts")).runHubSpotAuth(config, opts),
+    // HubSpot's flow has no PKCE: the client secret authenticates the exchange.
+    authorizeUrl: async (config, redirectUri, state) => ({ url: (await import("./auth.ts")).hubspotAuthorizeUrl(config, { redirectUri, state }) }),
+    exchange: async (config, code, redirectUri) => ({
+      refreshToken: (await (await import("./auth.ts")).requestHubSpotTokens(config, code, redirectUri)).refreshToken,
+      summary: "",
+    }),
   },
 };

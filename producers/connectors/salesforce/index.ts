@@ -25,7 +25,9 @@ export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSched
   typePrefix: "sf",
   defaultFieldType,
   auth: {
-    // Loaded when used: the flow's listener and jsforce's OAuth client serve only `qobra-sync auth`.
+    // Loaded when used: the flow's listener and jsforce's OAuth client serve only the OAuth flows.
     run: async (config, opts) => (await import("./auth.ts")).runSalesforceAuth(config, opts),
+    authorizeUrl: async (config, redirectUri, state) => (await import("./auth.ts")).salesforceAuthorizeUrl(config, redirectUri, state),
+    exchange: async (config, code, redirectUri, verifier) => (await import("./auth.ts")).exchangeSalesforceCode(config, code, redirectUri, verifier),
   },
 };
