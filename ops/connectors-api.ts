@@ -94,6 +94,13 @@ export function idOf(raw: string): string {
 }
 
 /** The routes, in the server's Route shape. */
+/** The YAML file's connector of that tenant and id (read-only through the API), if there is one. */
+export function fileConnectorOf(config: Config, catalog: ConnectorCatalog | undefined, tenant: string, id: string): ConnectorBase | undefined {
+  const pid = pipelineId(tenant, id);
+  const fromFile = catalog ? catalog.fromFile(pid) : true;
+  return fromFile ? config.connectors.find((c) => c.id === pid && c.tenant === tenant) : undefined;
+}
+
 export function connectorsApiRoutes(deps: ConnectorsApiDeps): Route[] {
   const { config, rt } = deps;
   const catalog: ConnectorCatalog | undefined = rt.catalog;
@@ -127,11 +134,7 @@ export function connectorsApiRoutes(deps: ConnectorsApiDeps): Route[] {
   };
 
   /** The file's connector of the tenant with this id, if any (the file wins over a stored one). */
-  const fileConnector = (tenant: string, id: string): ConnectorBase | undefined => {
-    const pid = pipelineId(tenant, id);
-    const fromFile = catalog ? catalog.fromFile(pid) : true;
-    return fromFile ? config.connectors.find((c) => c.id === pid && c.tenant === tenant) : undefined;
-  };
+  const fileConnector = (tenant: string, id: string) => fileConnectorOf(config, catalog, tenant, id);
 
   const fileView = (tenant: string, id: string, c: ConnectorBase): ConnectorView => {
     const { id: _pid, tenant: _tenant, ...entry } = c as ConnectorBase & Record<string, unknown>;

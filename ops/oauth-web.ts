@@ -25,7 +25,7 @@ import { maskSecrets } from "../lib/redact.ts";
 import type { Runtime } from "../lib/runtime.ts";
 import { pipelineId } from "../lib/tenants.ts";
 import { pluginFor } from "../producers/connectors/registry.ts";
-import { idOf, tenantOf } from "./connectors-api.ts";
+import { fileConnectorOf, idOf, tenantOf } from "./connectors-api.ts";
 import type { Route } from "./http-gate.ts";
 import { HttpError } from "./http-security.ts";
 
@@ -107,11 +107,7 @@ export function oauthWebRoutes(deps: OAuthWebDeps): Route[] {
   const pending = deps.pending ?? new PendingAuthorizations();
   const redirectUri = () => `${deps.publicUrl()}${OAUTH_CALLBACK_PATH}`;
 
-  const isFileConnector = (tenant: string, id: string): boolean => {
-    const pid = pipelineId(tenant, id);
-    const fromFile = rt.catalog ? rt.catalog.fromFile(pid) : true;
-    return fromFile && config.connectors.some((c) => c.id === pid && c.tenant === tenant);
-  };
+  const isFileConnector = (tenant: string, id: string): boolean => fileConnectorOf(config, rt.catalog, tenant, id) !== undefined;
 
   async function applied(): Promise<void> {
     const done = rt.whenApplied?.();
