@@ -1,20 +1,28 @@
 /**
  * Producer worker: consumes sync requests (keyed by connector, so one connector never runs twice
  * at once), reads the source through its connector and publishes raw records. Each page is
- * acknowledged by the broker (acks=all, idempotent producer) before the next page is read; the
- * request's offset is committed only when the run has ended (completed or failed).
+ * acknowledged by the broker (acks=all, idempotent producer) before the next page is read; a
+ * request's offset is committed only when its run has ended (completed or failed) and every older
+ * request of its partition has too.
  *
+ * The worker is one member of the producer group serving up to `producer.concurrentRuns`
+ * connectors at once, whatever partition their requests share (producers/request-dispatcher.ts);
+ * each run holds its connector's run lock in the sink database (producers/connector-lock.ts).
  * This file is the Kafka shell; a run's steps are in producers/run/ (plan, read, deletes, state,
  * events, tasks, and sync.ts which runs them in order).
  */
-import kafkajs, { type Consumer, type Producer } from "kafkajs";
+import kafkajs, { type Producer } from "kafkajs";
 import type { Config } from "../lib/config.ts";
 import type { Codec } from "../lib/codec.ts";
-import { groupTimeouts, heartbeatWhileRunning, whenCrashed, type KafkaPort } from "../lib/kafka.ts";
+import { describeError } from "../lib/errors.ts";
+import { groupTimeouts, mustRejoin, whenCrashed, type KafkaPort } from "../lib/kafka.ts";
 import { logger } from "../lib/log.ts";
+import { createPool } from "../lib/pg.ts";
 import { groups } from "../lib/topics.ts";
 import type { SyncRequest } from "../schemas/index.ts";
 import type { ConnectorContext } from "./connector.ts";
+import { ConnectorLocks, LOCK_APPLICATION_NAME } from "./connector-lock.ts";
+import { RequestDispatcher, type RunOutcome } from "./request-dispatcher.ts";
 import { SharedRateLimitStore } from "./shared-rate-store.ts";
 import { RunEvents, rawEndOffsets } from "./run/events.ts";
 import { coveredBy, type LastRun } from "./run/plan.ts";
@@ -31,81 +39,114 @@ interface ProducerWorker {
 
 export async function startProducerWorker(config: Config, port: KafkaPort, codec: Codec): Promise<ProducerWorker> {
   const producer = await port.producer({ idempotent: true, maxInFlightRequests: 1 });
-  // Source API budgets counted in the sink database, next to the sink's offsets: shared by every worker process.
-  const rateLimits = new SharedRateLimitStore({ databaseUrl: config.sink.databaseUrl, schema: config.sink.schema });
+  const slots = config.producer.concurrentRuns;
+  // The sink database holds the source API budgets every worker process shares (next to the sink's
+  // offsets) and the connectors' run locks: one lock connection per run, and a few for the budgets.
+  const pool = createPool(config.sink.databaseUrl, { max: slots + 4, application_name: LOCK_APPLICATION_NAME });
+  const rateLimits = new SharedRateLimitStore({ pool, schema: config.sink.schema });
+  const locks = new ConnectorLocks(pool, config.topicPrefix, log);
   const ctx: ConnectorContext = { rateLimits };
-  // A request's run lasts as long as its source takes, and kafkajs fetches a member's partitions
-  // again only once every message of its last fetch was handled: one member serving several
-  // partitions would hold every other connector's request behind the longest run. So the worker is
-  // `producer.concurrentRuns` members of the group, each serving its own partitions one request at
-  // a time: a long run delays only the requests of its member's partitions.
-  //
-  // The group's session timeout is the roles' (kafka.sessionTimeoutMs): a killed worker's
-  // requests move to another (or to its restarted self) that soon. A run lasts minutes, so each
-  // member heartbeats on a timer while it runs (heartbeatWhileRunning), not only between pages.
-  // Requests of one connector share a partition, so they are served one after the other. A request
-  // made before the start of a run that covered it is answered by that run (coalesced), not repeated.
+  // A request made before the start of a run that covered it is answered by that run (coalesced), not repeated.
   const lastRuns = new Map<string, LastRun>();
-  // Aborted by stop(): a run in progress ends early (its request uncommitted), so that the
-  // consumer leaves its group at once instead of after the run.
-  const stopping = new AbortController();
-  const stoppingError = () => new kafkajs.KafkaJSError("the producer worker is stopping", { retriable: true });
-  const startMember = async (member: number): Promise<Consumer> => {
-    const consumer: Consumer = port.kafka.consumer({ groupId: groups(config.topicPrefix).producers, ...groupTimeouts(config) });
-    consumer.on(consumer.events.GROUP_JOIN, (e) =>
-      log.info({ member, assignment: e.payload.memberAssignment, joinMs: e.payload.duration }, "sync request partitions assigned"),
-    );
-    await consumer.connect();
-    await consumer.subscribe({ topic: port.topics.syncRequests, fromBeginning: true });
-    await consumer.run({
-      partitionsConsumedConcurrently: 1,
-      eachMessage: heartbeatWhileRunning(config.kafka.heartbeatIntervalMs, async ({ message, heartbeat }, membership) => {
-        if (!message.value) return;
-        // kafkajs delivers the request again until the consumer has stopped: it is left uncommitted.
-        if (stopping.signal.aborted) throw stoppingError();
-        const request = await codec.decode<SyncRequest>(message.value);
-        const last = lastRuns.get(request.connector);
-        if (last && coveredBy(request, last)) {
-          await coalesce(port, codec, producer, request, last.startedAt);
-          return;
-        }
+  const topic = port.topics.syncRequests;
+  // The group's session timeout is the roles' (kafka.sessionTimeoutMs): a killed worker's requests
+  // move to another (or to its restarted self) that soon. Runs do not hold up kafkajs's loop, so
+  // the member heartbeats between fetches whatever its runs do.
+  const consumer = port.kafka.consumer({ groupId: groups(config.topicPrefix).producers, ...groupTimeouts(config) });
+  let failure: ((e: Error) => void) | null = null;
+  const runFailed = new Promise<Error>((resolve) => {
+    failure = resolve;
+  });
+  const dispatcher = new RequestDispatcher({
+    slots,
+    run: async ({ request }, signal): Promise<RunOutcome> => {
+      const last = lastRuns.get(request.connector);
+      if (last && coveredBy(request, last)) {
+        await coalesce(port, codec, producer, request, last.startedAt);
+        return "completed";
+      }
+      const lock = await locks.acquire(request.connector, signal);
+      if (!lock) return "stopped";
+      try {
         const startedAt = Date.now();
-        // The run ends early when the member must rejoin its group or the worker stops; throwing
-        // then keeps the request uncommitted: kafkajs rejoins and it is served again (by this
-        // worker or another), from the tables' saved cursors.
-        const stop = AbortSignal.any([membership, stopping.signal]);
+        // A run whose partition is taken away (or whose worker stops) ends at its next page, its
+        // request uncommitted: the partition's next owner serves it, from the tables' saved cursors.
         const beat = async () => {
-          if (stop.aborted) throw stop.reason;
-          await heartbeat();
+          if (signal.aborted) throw signal.reason;
         };
-        const outcome = await runSync(config, port, codec, producer, request, beat, ctx, stop);
-        if (outcome === "stopped") throw membership.aborted ? membership.reason : stoppingError();
+        const outcome = await runSync(config, port, codec, producer, request, beat, ctx, signal);
         if (outcome === "completed") lastRuns.set(request.connector, { startedAt, full: request.full, tables: request.tables });
-      }),
+        return outcome;
+      } finally {
+        await lock.release();
+      }
+    },
+    commit: async (partition, offset) => {
+      try {
+        await consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
+      } catch (e) {
+        // The group moved on (a rebalance): the partition's owner serves from the last committed
+        // offset, and the requests this member ended are recognised as covered (coalesced).
+        log[mustRejoin(e) ? "info" : "warn"]({ partition, offset, err: describeError(e) }, "sync request offset not committed");
+      }
+    },
+    failed: (d, e) => {
+      log.error(
+        { connector: d.request.connector, runId: d.request.requestId, err: describeError(e) },
+        "a run ended with an error; the producer worker restarts",
+      );
+      failure?.(e instanceof Error ? e : new Error(String(e)));
+    },
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const partitions = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
+    dispatcher.assigned(e.payload.memberId, partitions);
+    log.info({ partitions, joinMs: e.payload.duration }, "sync request partitions assigned");
+  });
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale()) break;
+          const offset = Number(message.offset);
+          if (!dispatcher.accepted(batch.partition, offset)) {
+            const request = message.value ? await codec.decode<SyncRequest>(message.value) : null;
+            if (!dispatcher.offer(batch.partition, offset, request)) {
+              // Every slot is running another connector: this request and the ones after it on
+              // its partition are fetched again (kafkajs fetches from the last resolved offset).
+              await dispatcher.slotFreed(config.kafka.heartbeatIntervalMs);
+              break;
+            }
+          }
+          resolveOffset(message.offset);
+        }
+        await heartbeat();
+      },
     });
-    return consumer;
-  };
-  // Joined together: one rebalance of the group, not one per member.
-  const started = await Promise.allSettled(Array.from({ length: config.producer.concurrentRuns }, (_, i) => startMember(i)));
-  const members = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-  const failed = started.find((r) => r.status === "rejected");
-  if (failed) {
-    const e = failed.reason;
-    await Promise.all(members.map((c) => c.disconnect().catch(() => {})));
+  } catch (e) {
+    await consumer.disconnect().catch(() => {});
     await producer.disconnect().catch(() => {});
-    await rateLimits.close().catch(() => {});
+    await pool.end().catch(() => {});
     throw e;
   }
   const tasks = await startTaskWorker(config, port, codec, producer, ctx);
-  const crash = whenCrashed([...members, tasks]);
+  const crash = whenCrashed([consumer, tasks]);
+  const stoppingError = () => new kafkajs.KafkaJSError("the producer worker is stopping", { retriable: true });
   return {
-    crashed: crash.crashed,
+    crashed: Promise.race([crash.crashed, runFailed]),
     async stop() {
       crash.dispose();
-      stopping.abort(stoppingError());
-      await Promise.all([...members, tasks].map((c) => c.disconnect().catch(() => {})));
+      // Runs in progress end early (their requests uncommitted), so that the member leaves its
+      // group at once instead of after the runs.
+      await dispatcher.stop(stoppingError());
+      await Promise.all([consumer, tasks].map((c) => c.disconnect().catch(() => {})));
       await producer.disconnect().catch(() => {});
       await rateLimits.close().catch(() => {});
+      await pool.end().catch(() => {});
     },
   };
 }

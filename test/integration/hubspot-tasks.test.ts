@@ -122,8 +122,8 @@ ${pipelineHeaderYaml({ prefix: id, sinkDb: SINK_DB, sinkSchema: sinkSchema })}co
     if (groups[0]?.state === "Stable" && groups[0].members.length === 2) break;
     await new Promise((r) => setTimeout(r, 500));
   }
-  // Three role sets start here, the producer workers each as producer.concurrentRuns group members that
-  // join in turn: on a loaded 2-core CI machine that once took more than two minutes.
+  // Three role sets start here, each joining its groups in turn: on a loaded 2-core CI machine that once
+  // took more than two minutes (when each producer worker was several group members).
 }, 240_000);
 
 afterAll(async () => {
