@@ -6,8 +6,9 @@ import type { Config } from "../lib/config.ts";
 import { ConnectorCatalog } from "../lib/connector-catalog.ts";
 import { ConnectorStore } from "../lib/connector-store.ts";
 import { ensureTopics, type KafkaPort } from "../lib/kafka.ts";
+import { openRuntime } from "../lib/runtime.ts";
 import { parseTokenKey } from "../producers/oauth/token-store.ts";
-import { connectorSchema, parseConnectorEntry } from "./config.ts";
+import { connectorSchema, findConnector, parseConnectorEntry, type Config as AppConfig, type ConnectorConfig } from "./config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { sinkSchemaOf } from "../lib/tenants.ts";
 
@@ -34,4 +35,37 @@ export async function openConnectorCatalog(config: Config, port: KafkaPort, env:
   });
   await store.start();
   return new ConnectorCatalog(config.connectors, store);
+}
+
+/**
+ * A connector by its pipeline id, for the one-shot commands (`qobra-sync sync`, `check`, `replay`):
+ * the YAML file's, else, for `<tenant>.<id>`, one given through the API, read from the connectors
+ * topic to its end (through `port`, or a runtime of its own opened and closed here). A ConfigError
+ * naming the connector and where it looked when there is none (an id without a dot: the file's
+ * error, listing its ids), or why a stored one cannot be used.
+ */
+export async function lookupConnector(config: AppConfig, id: string, port?: KafkaPort): Promise<ConnectorConfig> {
+  const inFile = config.connectors.find((c) => c.id === id);
+  if (inFile) return inFile;
+  if (!id.includes(".")) return findConnector(config, id);
+  const rt = port ? undefined : await openRuntime(config, "cli");
+  const kafka = port ?? rt!.port;
+  try {
+    const catalog = await openConnectorCatalog(config, kafka);
+    try {
+      // The store parsed the entry with the file's connector schema (parseConnectorEntry).
+      const c = catalog.list().find((x) => x.id === id) as ConnectorConfig | undefined;
+      if (c) return c;
+      const problem = catalog.store?.problems().find((p) => p.key === id.replace(".", "/"));
+      throw new ConfigError(
+        problem
+          ? `connector ${id} is stored but cannot be used: ${problem.problem}`
+          : `no connector ${JSON.stringify(id)}: neither in the config file (${config.connectors.map((x) => x.id).join(", ") || "none"}) nor among the connectors given through the API (topic ${kafka.topics.connectors})`,
+      );
+    } finally {
+      await catalog.store?.stop();
+    }
+  } finally {
+    await rt?.close();
+  }
 }

@@ -9,7 +9,12 @@ import { runRoles } from "./roles.ts";
 
 export { ReplayRefused, type ReplayProgress, type ReplayResult } from "../ops/replay.ts";
 
-/** A full resync of a connector's sink tables from its raw topic (see ops/replay.ts). */
-export function replay(config: Config, connectorId: string, opts: ReplayOptions = {}): Promise<ReplayResult> {
-  return replayFromRaw(runRoles, config, connectorId, opts);
+/**
+ * A full resync of a connector's sink tables from its raw topic (see ops/replay.ts). `config` holds
+ * the connector (one given through the API added to the file's: app/connectors.ts lookupConnector);
+ * a role the replay runs starts from the file's connectors, `fileConfig`'s, as `qobra-sync run` does
+ * (it reads the API's connectors itself).
+ */
+export function replay(config: Config, connectorId: string, opts: ReplayOptions = {}, fileConfig: Config = config): Promise<ReplayResult> {
+  return replayFromRaw((c, roles) => runRoles({ ...c, connectors: fileConfig.connectors }, roles), config, connectorId, opts);
 }

@@ -15,7 +15,7 @@ import { eventsPosition, requireProducer, waitForRun, type Progress } from "../l
 import { createConnector, pluginFor, sourcePlugins } from "../producers/connectors/registry.ts";
 import { newRequest, publishRequest } from "../lib/protocol.ts";
 import { runRoles, ROLES, type Role } from "../app/roles.ts";
-import { openConnectorCatalog } from "../app/connectors.ts";
+import { lookupConnector } from "../app/connectors.ts";
 import { registerDlqCommands } from "./dlq.ts";
 import { registerOpsCommands, syncProgress } from "./ops-commands.ts";
 import { registerScheduleCommand } from "./schedule-command.ts";
@@ -91,11 +91,10 @@ program
   .action(async (id: string, opts: { table?: string[]; full: boolean; forceDeletes: boolean; wait: boolean; timeout: string; json: boolean }) => {
     const cfg = config();
     // A connector of the file, or one given through the API (a tenant's: `<tenant>.<id>`), read from the connectors topic.
-    const inFile = cfg.connectors.find((c) => c.id === id);
-    if (!inFile && !id.includes(".")) findConnector(cfg, id); // the file's error, listing its ids
+    if (!id.includes(".")) await lookupConnector(cfg, id); // the file's error, listing its ids, before any Kafka
     const rt = await openRuntime(cfg, "cli");
     try {
-      const connector = inFile ?? (await storedConnector(cfg, rt.port, id));
+      const connector = await lookupConnector(cfg, id, rt.port);
       const tables = opts.table ?? [];
       for (const t of tables)
         if (!connector.tables.some((x) => x.name === t))
@@ -135,10 +134,10 @@ program
 program
   .command("check")
   .description("check a connector: connection, permissions, table requirements")
-  .argument("<connector>", "connector id from the config")
+  .argument("<connector>", "connector id from the config, or <tenant>.<id> of one given through the API")
   .option("--json", "print the result as JSON", false)
   .action(async (id: string, opts: { json: boolean }) => {
-    const connector = createConnector(findConnector(config(), id));
+    const connector = createConnector(await lookupConnector(config(), id));
     try {
       const results = maskDeep(await connector.check());
       if (opts.json) console.log(JSON.stringify(results, null, 2));
@@ -221,23 +220,6 @@ program
     if (opts.credentials !== undefined && tenants === undefined) throw new ConfigError(`--credentials needs --${simulator.tenantsOption}`);
     await simulator.run({ port, data: opts.data, tenants, credentials: opts.credentials });
   });
-
-/** A connector given through the API, read from the connectors topic (app/connectors.ts); a ConfigError when there is none. */
-async function storedConnector(cfg: Config, port: Parameters<typeof openConnectorCatalog>[1], id: string) {
-  const catalog = await openConnectorCatalog(cfg, port);
-  try {
-    const c = catalog.list().find((x) => x.id === id);
-    if (c) return c;
-    const problem = catalog.store?.problems().find((p) => p.key === id.replace(".", "/"));
-    throw new ConfigError(
-      problem
-        ? `connector ${id} is stored but cannot be used: ${problem.problem}`
-        : `no connector ${JSON.stringify(id)}: neither in the config file (${cfg.connectors.map((x) => x.id).join(", ") || "none"}) nor among the connectors given through the API`,
-    );
-  } finally {
-    await catalog.store?.stop();
-  }
-}
 
 /** "A, B and C". */
 function listOf(names: string[]): string {

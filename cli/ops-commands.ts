@@ -3,7 +3,8 @@
  * cli/main.ts; the work lives in ops/ (see docs/operations.md).
  */
 import type { Command } from "commander";
-import { findConnector, type Config } from "../lib/config.ts";
+import { lookupConnector } from "../app/connectors.ts";
+import type { Config } from "../app/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { createRenderer } from "../ops/progress.ts";
 import { sinkRelationName } from "../ops/sink-stats.ts";
@@ -15,34 +16,41 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
   program
     .command("replay")
     .description("full resync of the sink from the raw topic, without calling the source; every role keeps running (see docs/operations.md)")
-    .argument("<connector>", "connector id from the config")
+    .argument("<connector>", "connector id from the config, or <tenant>.<id> of one given through the API")
     .option("-t, --table <table...>", "only these Qobra tables (only their mapped topics are written again)")
     .option("--since <time>", "only records written to the raw topic since then: ISO date/time, epoch ms, or a duration ago (30m, 2h, 1d)")
     .option("--timeout <seconds>", "give up after this long", "21600")
     .option("--json", "print the outcome as JSON", false)
     .action(async (id: string, opts: { table?: string[]; since?: string; timeout: string; json: boolean }) => {
       const cfg = loadConfig();
-      findConnector(cfg, id);
+      const connector = await lookupConnector(cfg, id);
+      // A connector given through the API joins the file's for this replay.
+      const withConnector = cfg.connectors.includes(connector) ? cfg : { ...cfg, connectors: [...cfg.connectors, connector] };
       const since = opts.since !== undefined ? parseSince(opts.since) : undefined;
       const { replay } = await import("../app/replay.ts");
       const r = createRenderer({ tty: process.stdout.isTTY === true, json: opts.json });
       if (!opts.json)
         console.log(`replaying ${id} from its raw topic${since !== undefined ? ` since ${new Date(since).toISOString()}` : ""} (no source call)…`);
-      const result = await replay(cfg, id, {
-        tables: opts.table,
-        since,
-        timeoutMs: Number(opts.timeout) * 1000,
-        by: "cli",
-        onProgress: (p) =>
-          r.update({
-            phase: p.phase,
-            read: p.total,
-            mapped: p.mapped,
-            written: p.phase === "done" ? p.total : Math.min(p.written, p.total),
-            total: p.total,
-            note: p.sinkLag !== null && p.phase === "writing" ? `${formatCount(p.sinkLag)} left to write` : undefined,
-          }),
-      });
+      const result = await replay(
+        withConnector,
+        id,
+        {
+          tables: opts.table,
+          since,
+          timeoutMs: Number(opts.timeout) * 1000,
+          by: "cli",
+          onProgress: (p) =>
+            r.update({
+              phase: p.phase,
+              read: p.total,
+              mapped: p.mapped,
+              written: p.phase === "done" ? p.total : Math.min(p.written, p.total),
+              total: p.total,
+              note: p.sinkLag !== null && p.phase === "writing" ? `${formatCount(p.sinkLag)} left to write` : undefined,
+            }),
+        },
+        cfg,
+      );
       r.end();
       if (opts.json) console.log(JSON.stringify(result));
       else {
@@ -50,7 +58,7 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
           `replay ${result.runId} of ${id}: ${formatCount(result.records)} raw records mapped and written again in ${formatDuration(result.durationMs)}`,
         );
         for (const [t, n] of Object.entries(result.rows))
-          console.log(`  ${sinkRelationName(cfg, findConnector(cfg, id), t)}: ${formatCount(n.live)} rows, ${formatCount(n.deleted)} soft-deleted`);
+          console.log(`  ${sinkRelationName(cfg, connector, t)}: ${formatCount(n.live)} rows, ${formatCount(n.deleted)} soft-deleted`);
         if (result.ranRoles.length > 0) console.log(`no sink was running: replay ran the ${result.ranRoles.join(", ")} role itself (stopped again)`);
       }
     });
@@ -112,7 +120,7 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       const { runRoles } = await import("../app/roles.ts");
       const rt = await openRuntime(cfg, "ops");
       // A replay started from the page runs a sink here when none runs.
-      const replayRoles = (_live: typeof cfg, roles: readonly "sink"[]) => runRoles({ ...cfg, http: undefined }, roles);
+      const replayRoles = (_live: unknown, roles: readonly "sink"[]) => runRoles({ ...cfg, http: undefined }, roles);
       const server = await startOpsServer(cfg, rt, { port, host: opts.host, replayRoles }).catch(async (e: unknown) => {
         await rt.close();
         throw e;

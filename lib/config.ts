@@ -130,7 +130,7 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .min(1)
             .default(12)
             .describe(
-              "Partitions of sync.requests and sync.tasks when the pipeline creates them. A connector's requests share a partition and a partition's requests are served in order, so a long run delays the other connectors of its partition: more partitions, fewer connectors behind one long run (docs/scaling.md). An existing topic keeps its partitions.",
+              "Partitions of sync.requests and sync.tasks when the pipeline creates them: how many producer worker processes (group members) can share the requests. A long run does not hold up the other connectors of its partition (each worker runs producer.concurrentRuns connectors at once; docs/scaling.md). An existing topic keeps its partitions.",
             ),
           replicationFactor: z.number().int().min(1).default(1).describe("Replicas of the topics the pipeline creates (3 on a production cluster)."),
           minInsyncReplicas: z
@@ -272,11 +272,25 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .max(256)
             .default(4)
             .describe(
-              "Runs one producer worker process serves at once: the process is this many members of the producer group, each serving its sync.requests partitions one request at a time (a long run delays only its member's partitions); also the split tasks it serves at once. Add worker processes to serve more.",
+              "Connectors one producer worker process runs at once, whichever sync.requests partitions their requests share (a long run holds one of them, never the connectors behind it); also the split tasks it serves at once. Add worker processes to serve more.",
             ),
         })
         .default({ retryForSeconds: 300, concurrentRuns: 4 })
         .describe("The producer workers' runs."),
+      scheduler: z
+        .strictObject({
+          spreadMinutes: z
+            .number()
+            .int()
+            .min(0)
+            .max(59)
+            .default(30)
+            .describe(
+              "Each connector's scheduled runs start a stable number of seconds after their set times, derived from a hash of its id and below this many minutes (and below the gap between a rule's minutes: an every-15-minutes rule keeps its period), so that connectors sharing a schedule do not all start at one instant. 0: exactly at the set times.",
+            ),
+        })
+        .default({ spreadMinutes: 30 })
+        .describe("The scheduler role's scheduled runs."),
       connectors: z.array(connector).default([]).describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
       http: z
         .strictObject({
@@ -360,7 +374,7 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
             .boolean()
             .default(false)
             .describe(
-              "Require a token (Bearer or a page session) for /metrics and /healthz too; by default they are open, under the Host check, for scrapers and probes.",
+              'Require an operator token (Bearer or a page session of a token with tenants ["*"]) for /metrics and /healthz too: they name every tenant\'s connectors; by default they are open, under the Host check, for scrapers and probes.',
             ),
         })
         .superRefine((h, ctx) => {

@@ -4,7 +4,7 @@
  * ops/http-security.ts. Each route declares its access:
  *
  *  - public: the page's static files and the login (the login checks Origin and counts failures);
- *  - probe:  /metrics and /healthz: open under the Host check, or a token with http.protectMetrics;
+ *  - probe:  /metrics and /healthz: open under the Host check, or an operator's token with http.protectMetrics;
  *  - api:    a bearer token or a page session, and Origin (when sent) of this server;
  *  - write:  as api, and a session's writes carry its CSRF token (X-CSRF-Token).
  *
@@ -96,6 +96,9 @@ export class Gate {
       if (!this.http.protectMetrics) return null;
       const caller = await this.authenticate(req);
       if (!caller) throw new HttpError(401, "send Authorization: Bearer <token> (http.protectMetrics)", WWW_AUTHENTICATE);
+      // The probes are pipeline-wide (every tenant's connectors): an operator's, like the rest of that view.
+      if (!isOperator(caller.principal))
+        throw new HttpError(403, 'this token reaches some tenants only; /metrics and /healthz need an operator token (tenants: ["*"])');
       return caller;
     }
     checkOrigin(req.headers, host);
@@ -178,8 +181,9 @@ export class Gate {
     return this.streams.size;
   }
 
-  broadcast(data: string): void {
-    for (const res of this.streams.keys()) res.write(data);
+  /** Writes to every open stream what `render` gives for its caller (a tenant's view is not an operator's). */
+  broadcast(render: (caller: Caller) => string): void {
+    for (const [res, caller] of this.streams) res.write(render(caller));
   }
 
   /** Every 15 s: drops expired sessions, ends their streams, keeps the others alive through proxies. */
@@ -195,11 +199,6 @@ export class Gate {
     for (const res of this.streams.keys()) res.end();
     this.streams.clear();
   }
-}
-
-/** Every route of today needs an operator; tenant tokens reach their own connectors once connectors carry tenants (issue 16). */
-export function requireOperator(caller: Caller): void {
-  if (!isOperator(caller.principal)) throw new HttpError(403, 'this token reaches some tenants only; this route needs an operator token (tenants: ["*"])');
 }
 
 /** GET /api/session's answer: who is logged in, and the session's CSRF token (null for a bearer caller). */

@@ -17,7 +17,7 @@ import type { DeadLetter, SyncEvent } from "../schemas/index.ts";
 import { ScheduleStore, effectiveConfig, type ScheduleOverride } from "../scheduler/schedules.ts";
 import { StallTracker, type Health } from "./health.ts";
 import { OldestRecordProbe, pipelineGroups, snapshotLag, type GroupSpec, type LagSnapshot } from "./lag.ts";
-import { buildOpsState, type DlqTotal, type OpsState } from "./page-state.ts";
+import { buildOpsState, type DlqTotal, type OpsState, type StateScope } from "./page-state.ts";
 import { RunPhaseTracker } from "./run-phases.ts";
 import { RunBook } from "./runs.ts";
 import { sinkTableStats, type SinkTableStats } from "./sink-stats.ts";
@@ -279,20 +279,23 @@ export class OpsMonitor {
     this.overrides = await this.schedules.list();
   }
 
-  /** The page's data (GET /api/state). */
-  state(now = Date.now()): OpsState {
-    return buildOpsState({
-      now,
-      ready: this.ready,
-      config: this.config,
-      effective: this.effectiveConfig(),
-      overrides: this.overrides,
-      book: this.book,
-      tableStats: this.tableStats,
-      dlq: this.dlqTotals(),
-      health: this.health(now),
-      lag: this.lagSnapshot,
-      errors: [...this.errors.values()],
-    });
+  /** The page's data (GET /api/state): the whole pipeline, or a tenant caller's part of it (page-state.ts). */
+  state(now = Date.now(), scope: StateScope = "*"): OpsState {
+    return buildOpsState(
+      {
+        now,
+        ready: this.ready,
+        config: this.config,
+        effective: this.effectiveConfig(),
+        overrides: this.overrides,
+        book: this.book,
+        tableStats: this.tableStats,
+        dlq: this.dlqTotals(),
+        health: this.health(now),
+        lag: this.lagSnapshot,
+        errors: [...this.errors.values()],
+      },
+      scope,
+    );
   }
 }

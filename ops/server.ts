@@ -5,9 +5,10 @@
  *   POST /api/login                       {"token"} → session cookie + {csrfToken}   (the page's login form)
  *   POST /api/logout                      ends the session
  *   GET  /api/session                     who is logged in, and the session's CSRF token
- *   GET  /api/state                       connectors, tables, schedules, runs, lag, health
+ *   GET  /api/state                       connectors, tables, schedules, runs, lag, health (a tenant's
+ *                                         caller: its connectors' part, ops/page-state.ts buildOpsState)
  *   GET  /api/stream                      the same, pushed as server-sent events after each sample
- *   GET  /api/runs/:runId                 one run
+ *   GET  /api/runs/:runId                 one run (404 for a run of a connector the caller does not reach)
  *   POST /api/connectors/:id/sync         {"full": bool, "tables": [..]} → publishes a SyncRequest (requestedBy "web")
  *   POST /api/connectors/:id/replay       {"tables": [..]} → 202 {runId}: a replay in this process (ops/replay.ts),
  *                                         also as /api/tenants/:tenant/connectors/:id/replay
@@ -40,13 +41,14 @@ import { rememberSecret } from "../lib/redact.ts";
 import type { Runtime } from "../lib/runtime.ts";
 import { validateSchedule } from "../scheduler/schedules.ts";
 import { TokenSet, generatedTokenFile, newOperatorToken, reachesTenant, removeGeneratedToken, writeGeneratedToken } from "./http-auth.ts";
-import { Gate, requireOperator, sessionInfo, type Caller, type GateOptions, type HttpSettings, type Route } from "./http-gate.ts";
+import { Gate, sessionInfo, type Caller, type GateOptions, type HttpSettings, type Route } from "./http-gate.ts";
 import { HttpError, applySecurityHeaders, isLoopbackAddress, isWildcardAddress, parsePath, readJsonObject } from "./http-security.ts";
 import { connectorForms } from "./connector-forms.ts";
 import { connectorsApiRoutes } from "./connectors-api.ts";
 import { oauthWebRoutes } from "./oauth-web.ts";
 import { createMetrics } from "./metrics.ts";
 import { OpsMonitor, type MonitorOptions } from "./monitor.ts";
+import { scopeReachesId } from "./page-state.ts";
 import { ReplayRefused, startReplay, type ReplayResult, type StartRoles } from "./replay.ts";
 
 const log = logger.child({ component: "ops-http" });
@@ -109,9 +111,19 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
   const metrics = createMetrics(monitor, { processMetrics: opts.processMetrics });
   let producer: Producer | undefined;
   const getProducer = async () => (producer ??= await rt.port.producer({ idempotent: true, maxInFlightRequests: 1 }));
-  const stateEvent = () => `event: state\ndata: ${JSON.stringify(monitor.state())}\n\n`;
+  // Each caller gets its view: an operator the whole pipeline, a tenant its connectors' part (ops/page-state.ts).
+  const stateEvent = (caller: Caller, now = Date.now()) => `event: state\ndata: ${JSON.stringify(monitor.state(now, caller.principal.tenants))}\n\n`;
   const push = () => {
-    if (gate.streamCount > 0) gate.broadcast(stateEvent());
+    if (gate.streamCount === 0) return;
+    // One rendering per scope for all the streams of a sample.
+    const now = Date.now();
+    const rendered = new Map<string, string>();
+    gate.broadcast((caller) => {
+      const key = JSON.stringify(caller.principal.tenants);
+      let text = rendered.get(key);
+      if (text === undefined) rendered.set(key, (text = stateEvent(caller, now)));
+      return text;
+    });
   };
   monitor.listeners.add(push);
   const ticker = setInterval(() => gate.tick(), 15_000);
@@ -201,8 +213,7 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
         GET: {
           access: "api",
           async run({ res, caller }) {
-            requireOperator(caller!);
-            json(res, 200, monitor.state());
+            json(res, 200, monitor.state(Date.now(), caller!.principal.tenants));
           },
         },
       },
@@ -213,8 +224,7 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
         GET: {
           access: "api",
           async run({ req, res, caller }) {
-            requireOperator(caller!);
-            gate.openStream(req, res, caller!, stateEvent());
+            gate.openStream(req, res, caller!, stateEvent(caller!));
           },
         },
       },
@@ -225,9 +235,10 @@ export async function startOpsServer(config: Config, rt: Runtime, opts: OpsServe
         GET: {
           access: "api",
           async run({ res, params, caller }) {
-            requireOperator(caller!);
             const run = monitor.book.get(params[0]!);
-            if (!run) throw new HttpError(404, `no run ${JSON.stringify(params[0])} in sync.events (yet)`);
+            // Another tenant's run is answered as one that does not exist.
+            if (!run || !scopeReachesId(caller!.principal.tenants, config, run.connector))
+              throw new HttpError(404, `no run ${JSON.stringify(params[0])} in sync.events (yet)`);
             json(res, 200, run);
           },
         },

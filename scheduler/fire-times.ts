@@ -11,6 +11,8 @@
  * Instants are written ISO 8601 with the zone's offset at that instant (`2027-03-28T03:30:00+02:00`).
  * One known difference: in a zone whose clocks skip midnight (America/Santiago in September),
  * node-schedule's parser skips a job due in the skipped hour that day, where this lists it at 01:00.
+ * The scheduler publishes each connector's request its spread offset (scheduler/spread.ts) after
+ * these instants, in real time: the views add the same offset to them.
  */
 import { zonedParts } from "../lib/zoned-time.ts";
 

@@ -7,7 +7,9 @@
  * (`<sink.schema>._qobra_sync_settings`, one row per connector), validated with the same zod
  * schemas as the config file, so every process (the page's, the scheduler's, the CLI's) sees the
  * same effective schedule. `effectiveConfig` merges them into a Config; `watchScheduleOverrides`
- * calls back when they change (for the scheduler role to re-arm its jobs).
+ * calls back when they change (for the scheduler role to re-arm its jobs). Times and fire times
+ * are the effective ones: each rule's fire times shifted by the connector's spread offset
+ * (`scheduler.spreadMinutes`, scheduler/spread.ts), as the scheduler publishes them.
  */
 import type pg from "pg";
 import type { Config, ConnectorConfig } from "../lib/config.ts";
@@ -17,7 +19,8 @@ import { createPool, ident } from "../lib/pg.ts";
 import type { ScheduleJobKind, ScheduleTime } from "../producers/connector.ts";
 import { pluginFor } from "../producers/connectors/registry.ts";
 import { fireTimes, isoInZone, parseCronRule } from "./fire-times.ts";
-import { connectorSchedule, cronRules, type ScheduleOrigin } from "./scheduler.ts";
+import { armedRules, connectorSchedule, type ScheduleOrigin } from "./scheduler.ts";
+import { describeOffset, spreadMinutesOf } from "./spread.ts";
 
 const log = logger.child({ component: "ops-schedules" });
 
@@ -38,7 +41,10 @@ export interface ScheduleView {
   /** Syncs a day (full and incremental). */
   perDay: number;
   fullPerDay: number;
-  /** Local times of the day (HH:MM, in `timezone`), sorted; a time two jobs share shows the first kind of full, reconcile, incremental. */
+  /**
+   * Local times of the day (HH:MM, in `timezone`) the runs are requested at (the set times plus the
+   * connector's spread offset), sorted; a time two jobs share shows the first kind of full, reconcile, incremental.
+   */
   times: ScheduleTime[];
   /** The jobs the scheduler arms, one per kind, with their fire times in the next 24 hours. */
   jobs: ScheduleJobView[];
@@ -62,41 +68,64 @@ export function expandCron(rule: string): number[] {
 /** When two jobs fire at the same minute, the time shows the weightier kind. */
 const KIND_WEIGHT: Record<ScheduleJobKind, number> = { full: 3, reconcile: 2, incremental: 1 };
 
-/** Each kind of job of a connector's rules, with its fire times in (now, now + 24 h], in order of first rule. */
-export function scheduleJobs(connector: ConnectorConfig, now: number = Date.now()): ScheduleJobView[] {
+/**
+ * Each kind of job of a connector's rules, with the instants its requests are published at in
+ * (now, now + 24 h] (fire times plus the spread offset of `spreadMinutes`), in order of first rule.
+ */
+export function scheduleJobs(connector: ConnectorConfig, now: number = Date.now(), spreadMinutes = 0): ScheduleJobView[] {
   const byKind = new Map<ScheduleJobKind, Set<number>>();
   const zones = new Map<ScheduleJobKind, string>();
-  for (const r of cronRules(connector)) {
+  for (const r of armedRules(connector, spreadMinutes)) {
     const set = byKind.get(r.kind) ?? new Set<number>();
     byKind.set(r.kind, set);
     zones.set(r.kind, r.tz);
-    for (const t of fireTimes(r.rule, r.tz, now)) set.add(t);
+    const offsetMs = r.offsetSeconds * 1000;
+    for (const t of fireTimes(r.rule, r.tz, now - offsetMs)) set.add(t + offsetMs);
   }
   return [...byKind].map(([kind, set]) => ({ kind, next: [...set].sort((a, b) => a - b).map((t) => isoInZone(t, zones.get(kind)!)) }));
 }
 
 const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
 
-/** What a connector's schedule does, for people. */
+/** The sentence's note on the spread: how long after their set times the runs start ("" without spread). */
+function spreadNote(rules: Array<{ kind: ScheduleJobKind; offsetSeconds: number }>): string {
+  const byKind = new Map<ScheduleJobKind, number>();
+  for (const r of rules) if (!byKind.has(r.kind)) byKind.set(r.kind, r.offsetSeconds);
+  const offsets = [...new Set(byKind.values())];
+  if (offsets.every((o) => o === 0)) return "";
+  const text =
+    offsets.length === 1
+      ? `each run starts ${describeOffset(offsets[0]!)} after its set time`
+      : `runs start after their set time (${[...byKind].map(([kind, o]) => `${kind} ${describeOffset(o)}`).join(", ")})`;
+  return `; spread: ${text} (scheduler.spreadMinutes)`;
+}
+
+/**
+ * What a connector's schedule does, for people. `meta.spreadMinutes` is the config's
+ * `scheduler.spreadMinutes` (0 when not given: the set times exactly).
+ */
 export function scheduleView(
   connector: ConnectorConfig,
-  meta: { overridden?: boolean; edited?: boolean; updatedAt?: string | null; updatedBy?: string | null } = {},
+  meta: { overridden?: boolean; edited?: boolean; updatedAt?: string | null; updatedBy?: string | null; spreadMinutes?: number } = {},
   now: number = Date.now(),
 ): ScheduleView {
   const { schedule, origin } = connectorSchedule(connector);
-  const rules = cronRules(connector);
+  const spreadMinutes = meta.spreadMinutes ?? 0;
+  const rules = armedRules(connector, spreadMinutes);
   const byMinute = new Map<number, ScheduleJobKind>();
   for (const r of rules)
     for (const m of expandCron(r.rule)) {
-      const had = byMinute.get(m);
-      if (!had || KIND_WEIGHT[r.kind] > KIND_WEIGHT[had]) byMinute.set(m, r.kind);
+      // The minute of the day the request is published at (the offset may carry it past midnight).
+      const at = Math.floor((m * 60 + r.offsetSeconds) / 60) % 1440;
+      const had = byMinute.get(at);
+      if (!had || KIND_WEIGHT[r.kind] > KIND_WEIGHT[had]) byMinute.set(at, r.kind);
     }
   const times = [...byMinute].sort((a, b) => a[0] - b[0]).map(([m, kind]) => ({ at: hhmm(m), kind }));
   const enabled = rules.length > 0;
   const timezone = schedule.timezone ?? "UTC";
   const fullPerDay = times.filter((t) => t.kind === "full").length;
   const plugin = pluginFor(connector.type);
-  const summary = enabled ? plugin.describeSchedule(schedule, { times, timezone }) : "schedule disabled: manual syncs only";
+  const summary = enabled ? `${plugin.describeSchedule(schedule, { times, timezone })}${spreadNote(rules)}` : "schedule disabled: manual syncs only";
   return {
     type: connector.type,
     origin: (meta.edited ?? meta.overridden) ? "edited" : origin,
@@ -105,7 +134,7 @@ export function scheduleView(
     perDay: times.length,
     fullPerDay,
     times,
-    jobs: scheduleJobs(connector, now),
+    jobs: scheduleJobs(connector, now, spreadMinutes),
     summary,
     settings: { ...schedule },
     overridden: meta.overridden ?? false,
@@ -155,7 +184,7 @@ export interface ScheduleListing {
 export function listSchedules(config: Config, overrides: ScheduleOverride[], now: number = Date.now()): ScheduleListing[] {
   const edited = new Set(appliedOverrides(config, overrides).map((o) => o.connector));
   return effectiveConfig(config, overrides).connectors.map((c) => {
-    const view = scheduleView(c, { edited: edited.has(c.id) }, now);
+    const view = scheduleView(c, { edited: edited.has(c.id), spreadMinutes: spreadMinutesOf(config) }, now);
     return { connector: c.id, origin: view.origin, timezone: view.timezone, jobs: view.jobs };
   });
 }

@@ -193,11 +193,10 @@ function showApp(session) {
   document.getElementById("app").hidden = false;
   document.getElementById("health").hidden = false;
   document.getElementById("logout").hidden = session.via !== "session";
+  state.operator = session.operator;
   initConnectors(api, session);
-  // The pipeline-wide view (every connector, lag, health) is an operator's; a tenant's token sees its connectors only.
-  document.getElementById("lag-card").hidden = !session.operator;
-  document.getElementById("health").hidden = !session.operator;
-  if (!session.operator) return;
+  // An operator sees the whole pipeline; a tenant the same view of its connectors only: their
+  // cards, runs, lag and health (the server filters /api/state and /api/stream, ops/page-state.ts).
   refresh();
   startLive();
 }

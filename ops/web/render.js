@@ -4,7 +4,7 @@
  * escaped (esc) before it is put in the page; nothing here sets a style attribute (the page's
  * Content-Security-Policy refuses them; bar widths go through the CSSOM in render()).
  */
-export const state = { data: null, pending: new Map(), editing: new Set(), message: new Map(), csrf: null, stream: null };
+export const state = { data: null, pending: new Map(), editing: new Set(), message: new Map(), csrf: null, stream: null, operator: false };
 
 export const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const num = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
@@ -237,7 +237,8 @@ export function render() {
     if (f) forms.set(id, f);
   }
   document.getElementById("connectors").innerHTML =
-    d.connectors.map(connectorCard).join("") || '<div class="card muted">No connector in the configuration.</div>';
+    d.connectors.map(connectorCard).join("") ||
+    `<div class="card muted">${state.operator ? "No connector in the configuration." : "No connector of yours yet: add one below."}</div>`;
   for (const id of state.editing) {
     const slot = document.querySelector(`[data-slot="schedule-form"][data-connector="${CSS.escape(id)}"]`);
     const c = d.connectors.find((x) => x.id === id);

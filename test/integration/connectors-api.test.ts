@@ -6,10 +6,13 @@
  * reaches only its tenant (404 for everything of another's), an operator's reaches all, a page
  * session's write needs its CSRF token and a cross-site Origin is refused; the entry is validated
  * like the file's, with each problem naming its field; and the password given never comes back:
- * not in an answer, not in /api/state, not in the log, not in the connectors topic.
+ * not in an answer, not in /api/state, not in the log, not in the connectors topic. A tenant's
+ * /api/state (and its stream) is its connectors' part of the pipeline, with no id, run or table of
+ * another tenant in it, and another tenant's run is 404.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import schedule from "node-schedule";
@@ -47,6 +50,26 @@ let yamlText: string;
 const savedKey = process.env.QOBRA_SYNC_TOKEN_KEY;
 /** Every answer of the server to the tests: none may hold the password. */
 const answers: RawAnswer[] = [];
+
+/** The first `state` event of /api/stream for these headers. */
+function firstStreamEvent(port: number, headers: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path: "/api/stream", headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        text += chunk;
+        if (res.statusCode !== 200 || /event: state\ndata: .*\n\n/.test(text)) {
+          req.destroy();
+          resolve(text);
+        }
+      });
+      res.on("end", () => resolve(text));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 async function call(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<RawAnswer & { json: () => any }> {
   const r = await rawRequest(port, {
@@ -195,13 +218,29 @@ describe("connectors through the API", () => {
     expect((await call("POST", `${ACME_CRM}/check`, bearer(ACME))).json().ok).toBe(true);
   }, 150_000);
 
-  it("the CLI syncs a connector given through the API by its pipeline id, and names what it cannot find", async () => {
+  it("the CLI syncs, checks and replays a connector given through the API by its pipeline id, and names what it cannot find", async () => {
     const done = await cli(["sync", "acme.crm", "--full", "--wait", "--json"], yamlText);
     expect(done.code, done.stderr).toBe(0);
     expect(JSON.parse(done.stdout.trim().split("\n").at(-1)!)).toMatchObject({ connector: "acme.crm", status: "completed" });
     const missing = await cli(["sync", "acme.nope"], yamlText);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/no connector "acme.nope": neither in the config file .* nor among the connectors given through the API/);
+
+    // check and replay find it the same way (app/connectors.ts lookupConnector), and name what they cannot find
+    const check = await cli(["check", "acme.crm", "--json"], yamlText);
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toEqual([expect.objectContaining({ table: "deals", ok: true })]);
+    const checkMissing = await cli(["check", "acme.nope"], yamlText);
+    expect(checkMissing.code).not.toBe(0);
+    expect(checkMissing.stderr).toMatch(
+      /no connector "acme.nope": neither in the config file \(crm, acme.legacy\) nor among the connectors given through the API \(topic \S+\)/,
+    );
+    const replayed = await cli(["replay", "acme.crm", "--json"], yamlText);
+    expect(replayed.code, replayed.stderr).toBe(0);
+    expect(JSON.parse(replayed.stdout.trim().split("\n").at(-1)!)).toMatchObject({ rows: { deals: { live: ROWS, deleted: 0 } } });
+    const replayMissing = await cli(["replay", "globex.crm"], yamlText);
+    expect(replayMissing.code).not.toBe(0);
+    expect(replayMissing.stderr).toMatch(/no connector "globex.crm": neither in the config file .* nor among the connectors given through the API/);
   }, 150_000);
 
   it("refuses a bad entry with each problem naming its field, ${env:} and id/tenant in the body, and the file's connectors", async () => {
@@ -291,6 +330,86 @@ describe("connectors through the API", () => {
     expect(form.status).toBe(415);
     expect((await call("GET", ACME_CRM, bearer(ACME))).json().updatedBy).toBe("token 2");
   });
+
+  it("a tenant's /api/state, stream and run route show its connectors' pipeline only; an operator's everything", async () => {
+    // globex's own connector, synced: its ids, run and tables must never reach acme (nor acme's globex)
+    const ledger = "/api/tenants/globex/connectors/ledger";
+    const base = entry({});
+    const put = await call("PUT", ledger, bearer(GLOBEX), {
+      ...base,
+      schedule: { enabled: false },
+      tables: [{ ...base.tables[0], name: "invoices" }],
+    });
+    expect(put.status, put.body).toBe(201);
+    const sync = await call("POST", `${ledger}/sync`, bearer(GLOBEX), { full: true });
+    expect(sync.status, sync.body).toBe(202);
+    const globexRun: string = sync.json().runId;
+    const globexSchema = sinkSchemaOf(config.sink, { tenant: "globex" });
+    await eventually(
+      async () => {
+        const r = await sinkQuery<{ n: string }>(`SELECT count(*) AS n FROM "${globexSchema}"."ledger__invoices"`).catch(() => [{ n: "0" }]);
+        return Number(r[0]!.n) === ROWS;
+      },
+      { timeoutMs: 90_000, what: `${ROWS} rows in ${globexSchema}.ledger__invoices` },
+    );
+    type State = {
+      connectors: Array<{ id: string; tenant: string | null; runs: Array<{ runId: string }>; tables: Array<{ relation: string }> }>;
+      lag: { groups: Array<{ group: string; clients: string[] }>; partitions: Array<{ connector: string | null; topic: string }> };
+    };
+    const stateOf = async (token: string) => {
+      const r = await call("GET", "/api/state", bearer(token));
+      expect(r.status, r.body).toBe(200);
+      return { body: r.body, state: r.json() as State };
+    };
+    // both connectors' sink partitions sampled, and globex's run in the operator's view
+    const op = await eventually(
+      async () => {
+        const o = await stateOf(OPERATOR);
+        const tenants = new Set(o.state.lag.partitions.filter((p) => p.topic.includes(".mapped.")).map((p) => p.connector));
+        const run = o.state.connectors.find((c) => c.id === "globex.ledger")?.runs.some((r) => r.runId === globexRun);
+        return tenants.has("acme.crm") && tenants.has("globex.ledger") && run ? o : null;
+      },
+      { what: "both tenants' lag and globex's run in the operator's /api/state" },
+    );
+    expect(op.state.connectors.map((c) => c.id)).toEqual(expect.arrayContaining(["crm", "acme.legacy", "acme.crm", "globex.ledger"]));
+    const acmeRun = op.state.connectors.find((c) => c.id === "acme.crm")!.runs[0]!.runId;
+    expect(op.body).toContain(globexRun);
+    expect(op.state.lag.groups.some((g) => g.clients.length > 0)).toBe(true);
+
+    // acme: its connectors (the file's tenanted one too), runs and lag; nothing of globex nor of the file's crm
+    const acme = await stateOf(ACME);
+    expect(acme.state.connectors.map((c) => c.id).sort()).toEqual(["acme.crm", "acme.legacy"]);
+    expect(acme.state.connectors.every((c) => c.tenant === "acme")).toBe(true);
+    expect(acme.state.connectors.find((c) => c.id === "acme.crm")!.runs.map((r) => r.runId)).toContain(acmeRun);
+    expect(acme.state.lag.partitions.length).toBeGreaterThan(0);
+    expect(acme.state.lag.partitions.every((p) => p.connector?.startsWith("acme."))).toBe(true);
+    expect(acme.state.lag.groups.length).toBe(3);
+    expect(acme.state.lag.groups.every((g) => g.clients.length === 0)).toBe(true);
+    for (const leak of ["globex", "ledger", "invoices", globexRun, globexSchema, rt.port.topics.raw("crm")]) expect(acme.body).not.toContain(leak);
+    // and globex the other way round
+    const globex = await stateOf(GLOBEX);
+    expect(globex.state.connectors.map((c) => c.id)).toEqual(["globex.ledger"]);
+    expect(globex.state.connectors[0]!.tables[0]!.relation).toContain(globexSchema);
+    for (const leak of ["acme", acmeRun]) expect(globex.body).not.toContain(leak);
+
+    // the event stream sends each caller its own view
+    const first = await firstStreamEvent(port, bearer(ACME));
+    expect(first).toContain("acme.crm");
+    expect(first).not.toContain("globex");
+
+    // one run: its tenant and operators; 404 across tenants, like a run that does not exist
+    expect((await call("GET", `/api/runs/${globexRun}`, bearer(GLOBEX))).status).toBe(200);
+    expect((await call("GET", `/api/runs/${globexRun}`, bearer(OPERATOR))).status).toBe(200);
+    const across = await call("GET", `/api/runs/${globexRun}`, bearer(ACME));
+    expect(across.status).toBe(404);
+    expect(across.body).toBe(
+      (await call("GET", "/api/runs/00000000-0000-0000-0000-000000000000", bearer(ACME))).body.replace("00000000-0000-0000-0000-000000000000", globexRun),
+    );
+    expect((await call("GET", `/api/runs/${acmeRun}`, bearer(ACME))).status).toBe(200);
+    expect((await call("GET", `/api/runs/${acmeRun}`, bearer(GLOBEX))).status).toBe(404);
+
+    expect((await call("DELETE", ledger, bearer(GLOBEX))).status).toBe(204);
+  }, 150_000);
 
   it("a removed connector is no longer scheduled nor shown; its rows stay", async () => {
     await eventually(async () => armedAtThree() === 1, { what: "the API connector's schedule armed" });

@@ -102,7 +102,7 @@ describe("authentication, CSRF and Origin", () => {
     expect((await rawRequest(port, { path: "/" })).status).toBe(200);
   });
 
-  it("a bearer token writes; a tenant token reaches no connector of the YAML file and no operator route", async () => {
+  it("a bearer token writes; a tenant token reaches no connector of the YAML file, in no route", async () => {
     const before = await requestsPublished();
     const ok = await rawRequest(port, {
       method: "POST",
@@ -119,7 +119,10 @@ describe("authentication, CSRF and Origin", () => {
       body: "{}",
     });
     expect(tenant.status).toBe(404);
-    expect((await rawRequest(port, { path: "/api/state", headers: bearer(TENANT) })).status).toBe(403);
+    // /api/state answers a tenant its part of the pipeline: none of the YAML file's connectors (no tenant), nor their topics
+    const state = await rawRequest(port, { path: "/api/state", headers: bearer(TENANT) });
+    expect(state.status).toBe(200);
+    expect(JSON.parse(state.body)).toMatchObject({ connectors: [], lag: { partitions: [] }, dlq: { mapper: 0, sink: 0 } });
     expect(JSON.parse((await rawRequest(port, { path: "/api/session", headers: bearer(TENANT) })).body)).toMatchObject({ operator: false, tenants: ["acme"] });
     expect(await requestsPublished()).toBe(before + 1);
   });
@@ -251,9 +254,11 @@ describe("event streams", () => {
       // a closed stream frees its place
       a1.close();
       await eventually(async () => (await openStream(s.port, bearer(OPERATOR))).status === 200, { what: "a stream after one closed" });
-      // http.protectMetrics: the probes need a token too
+      // http.protectMetrics: the probes need a token too,
       expect((await rawRequest(s.port, { path: "/metrics" })).status).toBe(401);
       expect((await rawRequest(s.port, { path: "/healthz", headers: bearer(OPERATOR) })).status).not.toBe(401);
+      // an operator's: they are pipeline-wide, every tenant's connectors
+      expect((await rawRequest(s.port, { path: "/metrics", headers: bearer(TENANT) })).status).toBe(403);
       await s.stop();
       stopped = true;
       await Promise.all(

@@ -3,7 +3,8 @@
  * logs in, opens a tenant, adds a PostgreSQL connector through the form built from the plugin's
  * schema, is told which field is wrong when it is, tests the connection, syncs it, and sees its
  * rows counted in the pipeline's view, without any role restarted. The password typed never comes
- * back to the page.
+ * back to the page. A tenant's login then sees that connector's part of the pipeline (card, runs,
+ * lag, health), not the file's connector.
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +15,7 @@ import { ensureChromium, launchChromium } from "../../support/chromium.ts";
 import { SOURCE_DB, freePort, opsFixture, sinkQuery, type OpsFixture } from "../../support/ops.ts";
 
 const TOKEN = `webc-${randomBytes(20).toString("hex")}`;
+const ACME_TOKEN = `webc-acme-${randomBytes(20).toString("hex")}`;
 const ROWS = 23;
 const skipReason = ensureChromium();
 if (skipReason) process.stderr.write(`[ops-web-connectors] SKIPPED: the page test needs Chromium: ${skipReason}\n`);
@@ -29,7 +31,11 @@ describe.skipIf(skipReason !== null)("connector editor of the settings page in h
   beforeAll(async () => {
     process.env.QOBRA_SYNC_TOKEN_KEY = newTokenKey();
     const port = await freePort();
-    fx = await opsFixture("webc", ROWS, `\nhttp: { port: ${port}, host: 127.0.0.1, tokens: [{ token: "${TOKEN}", tenants: ["*"] }] }\n`);
+    fx = await opsFixture(
+      "webc",
+      ROWS,
+      `\nhttp: { port: ${port}, host: 127.0.0.1, tokens: [{ token: "${TOKEN}", tenants: ["*"] }, { token: "${ACME_TOKEN}", tenants: ["acme"] }] }\n`,
+    );
     config = testConfig(fx.yaml.replace(`  schema: ${fx.sinkSchema}\n`, `  schema: ${fx.sinkSchema}\n  tenantSchema: ${fx.sinkSchema}_<tenant>\n`));
     base = `http://127.0.0.1:${port}`;
     pipeline = await runRoles(config, ["producer", "mapper", "sink"]);
@@ -101,6 +107,30 @@ describe.skipIf(skipReason !== null)("connector editor of the settings page in h
     expect(await page.content()).not.toContain(password);
     // Nothing was ever submitted by the browser itself (a GET form would put the password in the URL).
     expect(page.url()).toBe(`${base}/`);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("a tenant's login shows its pipeline: its connector's card, runs, lag and health; not the file's connector", async () => {
+    const page = await browser.context.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await browser.context.clearCookies(); // the operator's session of the test before
+    await page.goto(`${base}/`);
+    await page.locator("#login-token").fill(ACME_TOKEN);
+    await page.locator('#login-form button[type="submit"]').click();
+    const card = page.locator('section[data-connector="acme.crm"]');
+    await expectText(card.locator('tr[data-table="deals"] [data-field="rows"]'), String(ROWS), 30_000);
+    expect(await card.locator('[data-field="runs"] tr[data-run]').count()).toBeGreaterThan(0);
+    // the file's connector (no tenant) is an operator's
+    expect(await page.locator('section[data-connector="crm"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="health"]').isVisible()).toBe(true);
+    expect(await page.locator("#lag-card").isVisible()).toBe(true);
+    const partitions = await page.locator("[data-partition]").evaluateAll((els) => els.map((el) => el.getAttribute("data-partition") ?? ""));
+    expect(partitions.length).toBeGreaterThan(0);
+    expect(partitions.every((p) => p.includes(".acme.crm"))).toBe(true);
+    // its connectors' editor opens on its tenant
+    await page.locator('tr[data-tenant-connector="crm"]').waitFor({ state: "visible", timeout: 10_000 });
     expect(errors).toEqual([]);
     await page.close();
   });

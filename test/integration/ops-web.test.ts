@@ -37,7 +37,12 @@ describe.skipIf(skipReason !== null)("integration-settings page in headless Chro
 
   beforeAll(async () => {
     port = await freePort();
-    fx = await opsFixture("web", 40, `\nhttp: { port: ${port}, host: 127.0.0.1, tokens: [{ token: "${TOKEN}", tenants: ["*"] }] }\n`);
+    // The page's hours are asserted exactly: no spread (scheduler.spreadMinutes 0).
+    fx = await opsFixture(
+      "web",
+      40,
+      `\nhttp: { port: ${port}, host: 127.0.0.1, tokens: [{ token: "${TOKEN}", tenants: ["*"] }] }\nscheduler: { spreadMinutes: 0 }\n`,
+    );
     fx.config.connectors[0]!.schedule = { timesPerDay: 4, timezone: "Europe/Paris", enabled: true };
     base = `http://127.0.0.1:${port}`;
     rt = await openRuntime(fx.config, "test");

@@ -28,9 +28,11 @@ afterAll(async () => {
 const localTime = (ms: number, tz: string) =>
   new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(ms));
 
+/** The tests below assert exact fire times: no spread (scheduler.spreadMinutes 0; the spread is tested in test/unit/spread.test.ts). */
 function yaml(prefix: string, sinkSchema: string, connectors: string): string {
   return `
-${pipelineHeaderYaml({ prefix: prefix, sinkDb: SINK_DB, sinkSchema: sinkSchema })}connectors:
+${pipelineHeaderYaml({ prefix: prefix, sinkDb: SINK_DB, sinkSchema: sinkSchema })}scheduler: { spreadMinutes: 0 }
+connectors:
 ${connectors}`;
 }
 

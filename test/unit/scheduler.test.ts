@@ -15,11 +15,14 @@ import type { SyncRequest } from "../../schemas/index.ts";
 
 type Connector = Config["connectors"][number];
 
-/** A config with one connector of each source and no schedule block, plus `extra` connectors (YAML). */
-function configOf(extra = ""): Config {
+/**
+ * A config with one connector of each source and no schedule block, plus `extra` connectors (YAML);
+ * `spreadMinutes` sets scheduler.spreadMinutes (its default otherwise).
+ */
+function configOf(extra = "", spreadMinutes?: number): Config {
   return parseConfig(
     `
-kafka: { brokers: ["127.0.0.1:9092"] }
+kafka: { brokers: ["127.0.0.1:9092"] }${spreadMinutes === undefined ? "" : `\nscheduler: { spreadMinutes: ${spreadMinutes} }`}
 schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
 sink: { databaseUrl: "postgres://x@127.0.0.1/q", defaultCurrency: EUR }
 connectors:
@@ -129,7 +132,7 @@ describe("schedules", () => {
   });
 
   it("lists every job's fire times over the next 24 hours, with origin and zone", () => {
-    const c = configOf();
+    const c = configOf("", 0); // the set times exactly (spread: spread.test.ts)
     const now = Date.parse("2027-06-01T05:00:00Z");
     const listing = listSchedules(c, [{ connector: "sf", schedule: { fullAt: "01:30", timezone: "Europe/Paris" }, updatedAt: "", updatedBy: "web" }], now);
     expect(listing.map((s) => [s.connector, s.origin, s.timezone])).toEqual([

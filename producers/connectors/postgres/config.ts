@@ -120,7 +120,7 @@ export const PostgresConnector = z.strictObject({
   type: z.literal("postgres").describe("postgres: a PostgreSQL database (or Cloud SQL instance), read in full refreshes."),
   connection: PostgresConnection.describe("How to reach the source: exactly one of url, host or cloudSql."),
   schedule: PostgresSchedule.optional().describe(
-    "Scheduled full refreshes; without it, the default: four a day (00:00, 06:00, 12:00, 18:00 UTC). { enabled: false }: manual syncs only.",
+    "Scheduled full refreshes; without it, the default: four a day (00:00, 06:00, 12:00, 18:00 UTC), each started a stable offset later (scheduler.spreadMinutes). { enabled: false }: manual syncs only.",
   ),
   timestampTimezone: TIME_ZONE.default("UTC").describe("The zone in which TIMESTAMP WITHOUT TIME ZONE values are read."),
   defaultCurrency: CURRENCY_CODE.optional().describe("Currency of amounts with no currency column or fixed currency (else sink.defaultCurrency)."),
