@@ -64,6 +64,8 @@ export class OpsMonitor {
   private probing: Promise<void> | undefined;
   private dbAgain = false;
   private lastProbeAt = 0;
+  /** How long the last timed lag sample took (ms). */
+  private lastSampleMs = 0;
   private stopped = false;
   /** Listeners told after each lag sample (the server's SSE stream). */
   readonly listeners = new Set<() => void>();
@@ -116,11 +118,7 @@ export class OpsMonitor {
       log.info("operations view caught up with sync.events");
     });
     await Promise.all([this.sample(), this.sampleDb()]);
-    this.timers.push(
-      setInterval(() => {
-        void this.sample();
-      }, this.opts.sampleMs),
-    );
+    this.scheduleSample();
     this.timers.push(
       setInterval(() => {
         void this.sampleDb();
@@ -162,13 +160,37 @@ export class OpsMonitor {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.timers) clearInterval(timer);
+    for (const timer of this.timers) clearTimeout(timer);
     this.timers = [];
     await this.sampling?.catch(() => {});
     await this.dbSampling?.catch(() => {});
     await this.probing?.catch(() => {});
     await this.follower?.stop();
     await this.pool.end().catch(() => {});
+  }
+
+  /**
+   * The next lag sample: `sampleMs` after this one, or ten times as long as this one took when
+   * that is longer. A sample asks the broker for every topic's offsets (two requests a topic with
+   * kafkajs): at 1,000 connectors, sampling every 2 s cost the settings server 18 of the 150
+   * CPU-seconds of bench:tenants's burst, and the broker its share. So sampling takes at most a
+   * tenth of the time, whatever the pipeline's size and the machine's load.
+   */
+  private scheduleSample(): void {
+    if (this.stopped) return;
+    const timer = setTimeout(
+      () => {
+        const t0 = Date.now();
+        void this.sample().finally(() => {
+          this.timers = this.timers.filter((x) => x !== timer);
+          this.lastSampleMs = Date.now() - t0;
+          this.scheduleSample();
+        });
+      },
+      Math.max(this.opts.sampleMs, 10 * this.lastSampleMs),
+    );
+    timer.unref();
+    this.timers.push(timer);
   }
 
   /** Takes a lag sample now (coalesced with one in flight). */

@@ -115,11 +115,14 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
           const offset = Number(message.offset);
           if (!dispatcher.accepted(batch.partition, offset)) {
             const request = message.value ? await codec.decode<SyncRequest>(message.value) : null;
-            if (!dispatcher.offer(batch.partition, offset, request)) {
-              // Every slot is running another connector: this request and the ones after it on
-              // its partition are fetched again (kafkajs fetches from the last resolved offset).
+            // Every slot is running another connector: wait for one with the batch in hand,
+            // heartbeating (a rebalance throws here, and kafkajs rejoins). Returning instead would
+            // make kafkajs fetch the same requests again, once per freed slot: in a burst of 500
+            // requests that refetching cost the broker more CPU than the runs' records.
+            while (!dispatcher.offer(batch.partition, offset, request)) {
               await dispatcher.slotFreed(config.kafka.heartbeatIntervalMs);
-              break;
+              await heartbeat();
+              if (!isRunning() || isStale()) return;
             }
           }
           resolveOffset(message.offset);
