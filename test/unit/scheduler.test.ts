@@ -6,12 +6,13 @@
 import { createRequire } from "node:module";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import schedule from "node-schedule";
-import { parseConfig, type Config } from "../../app/config.ts";
+import type { Config } from "../../app/config.ts";
 import { cronRules, connectorSchedule, scheduledRequest, startScheduler } from "../../scheduler/scheduler.ts";
 import { fireTimes, isoInZone } from "../../scheduler/fire-times.ts";
 import { listSchedules, scheduleView } from "../../scheduler/schedules.ts";
 import { refreshHours } from "../../producers/connectors/postgres/schedule.ts";
 import type { SyncRequest } from "../../schemas/index.ts";
+import { scheduleConfig } from "../../support/schedule-config.ts";
 
 type Connector = Config["connectors"][number];
 
@@ -19,32 +20,7 @@ type Connector = Config["connectors"][number];
  * A config with one connector of each source and no schedule block, plus `extra` connectors (YAML);
  * `spreadMinutes` sets scheduler.spreadMinutes (its default otherwise).
  */
-function configOf(extra = "", spreadMinutes?: number): Config {
-  return parseConfig(
-    `
-kafka: { brokers: ["127.0.0.1:9092"] }${spreadMinutes === undefined ? "" : `\nscheduler: { spreadMinutes: ${spreadMinutes} }`}
-schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
-sink: { databaseUrl: "postgres://x@127.0.0.1/q", defaultCurrency: EUR }
-connectors:
-  - id: crm
-    type: postgres
-    connection: { url: "postgres://r@127.0.0.1/crm" }
-    tables: [{ name: deals, source: public.deals, idColumn: id, nameColumn: title }]
-  - id: sf
-    type: salesforce
-    clientId: a
-    clientSecret: b
-    tables: [{ name: opportunities, object: Opportunity }]
-  - id: hs
-    type: hubspot
-    clientId: a
-    clientSecret: b
-    tables: [{ name: deals, object: deals }]
-${extra}`,
-    "test",
-    {},
-  );
-}
+const configOf = (extra = "", spreadMinutes?: number): Config => scheduleConfig({ extra, spreadMinutes });
 const byId = (c: Config, id: string) => c.connectors.find((x) => x.id === id) as Connector;
 
 describe("schedules", () => {

@@ -5,43 +5,18 @@
  * `qobra-sync schedule` list exactly those.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseConfig, type Config } from "../../app/config.ts";
+import type { Config } from "../../app/config.ts";
 import { armedRules, startScheduler } from "../../scheduler/scheduler.ts";
 import { fireTimes } from "../../scheduler/fire-times.ts";
 import { listSchedules, scheduleView } from "../../scheduler/schedules.ts";
 import { DEFAULT_SPREAD_MINUTES, describeOffset, spreadOffsetSeconds, spreadWindowSeconds } from "../../scheduler/spread.ts";
 import type { SyncRequest } from "../../schemas/index.ts";
+import { scheduleConfig } from "../../support/schedule-config.ts";
 
 const PG_DEFAULT = "0 0,6,12,18 * * *";
 
-function configOf(spreadMinutes?: number, extra = ""): Config {
-  return parseConfig(
-    `
-kafka: { brokers: ["127.0.0.1:9092"] }${spreadMinutes === undefined ? "" : `\nscheduler: { spreadMinutes: ${spreadMinutes} }`}
-schemaRegistry: { url: "http://127.0.0.1:8080/apis/ccompat/v7" }
-sink: { databaseUrl: "postgres://x@127.0.0.1/q", defaultCurrency: EUR }
-connectors:
-  - id: crm
-    type: postgres
-    connection: { url: "postgres://r@127.0.0.1/crm" }
-    tables: [{ name: deals, source: public.deals, idColumn: id, nameColumn: title }]
-  - id: sf
-    type: salesforce
-    clientId: a
-    clientSecret: b
-    schedule: { fullAt: "01:30", timezone: Europe/Paris }
-    tables: [{ name: opportunities, object: Opportunity }]
-  - id: hs
-    type: hubspot
-    clientId: a
-    clientSecret: b
-    schedule: { incrementalEveryMinutes: 15 }
-    tables: [{ name: deals, object: deals }]
-${extra}`,
-    "test",
-    {},
-  );
-}
+const configOf = (spreadMinutes?: number, extra = ""): Config =>
+  scheduleConfig({ spreadMinutes, extra, sfSchedule: '{ fullAt: "01:30", timezone: Europe/Paris }', hsSchedule: "{ incrementalEveryMinutes: 15 }" });
 const byId = (c: Config, id: string) => c.connectors.find((x) => x.id === id)!;
 /** 500 connectors across 100 tenants, as the tenants bench names them. */
 const ids = Array.from({ length: 500 }, (_, i) => `t${String(i % 100).padStart(3, "0")}.c${String(Math.floor(i / 100)).padStart(2, "0")}`);
