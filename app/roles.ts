@@ -23,6 +23,13 @@ export type Role = (typeof ROLES)[number];
 
 export interface RunHandle {
   stop(): Promise<void>;
+  /** The settings server this process serves (when the config has an http section, or `serve` asked for it). */
+  ops?: { url: string; tokenFile: string | null };
+}
+
+export interface RunOptions {
+  /** Serve the settings page, /metrics and /healthz even without an http section, on this port and interface (`qobra-sync serve`). */
+  serve?: { port?: number; host?: string };
 }
 
 /** What of the connectors a role's subscriptions and mapping depend on: a change of it reloads the role. */
@@ -32,9 +39,10 @@ const fingerprint = (config: Config, role: "mapper" | "sink"): string =>
 /** How long the roles wait for the connectors to settle before they reload. */
 const RELOAD_DEBOUNCE_MS = 1000;
 
-export async function runRoles(fileConfig: Config, roles: readonly Role[]): Promise<RunHandle> {
-  const base = await openRuntime(fileConfig, roles.join("+"));
+export async function runRoles(fileConfig: Config, roles: readonly Role[], opts: RunOptions = {}): Promise<RunHandle> {
+  const base = await openRuntime(fileConfig, roles.join("+") || "ops");
   const stops: Array<() => Promise<void> | void> = [];
+  let ops: RunHandle["ops"];
   // The connectors given through the API join the file's, and change at run time (app/connectors.ts).
   let catalog: Awaited<ReturnType<typeof openConnectorCatalog>>;
   try {
@@ -118,11 +126,12 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
         s.stop();
       });
     }
-    if (config.http) {
+    if (config.http || opts.serve) {
       // /metrics, /healthz and the integration-settings page (ops/server.ts), when the config asks for them.
       const { startOpsServer } = await import("../ops/server.ts");
       // A replay started from the page runs the sink here when none runs (the file's config: runRoles adds the API's connectors).
-      const h = await startOpsServer(config, rt, { replayRoles: (_live, r) => runRoles({ ...fileConfig, http: undefined }, r) });
+      const h = await startOpsServer(config, rt, { ...opts.serve, replayRoles: (_live, r) => runRoles({ ...fileConfig, http: undefined }, r) });
+      ops = { url: h.url, tokenFile: h.tokenFile };
       stops.push(() => h.stop());
     }
   } catch (e) {
@@ -132,6 +141,7 @@ export async function runRoles(fileConfig: Config, roles: readonly Role[]): Prom
   }
   logger.info({ roles }, "qobra-sync running");
   return {
+    ops,
     async stop() {
       logger.info("stopping");
       // Roles stop in parallel: each finishes its in-flight batch and commits on its own.

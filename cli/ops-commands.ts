@@ -115,16 +115,11 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
       const cfg = loadConfig();
       const port = opts.port === undefined ? undefined : Number(opts.port);
       if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
-      const { openRuntime } = await import("../lib/runtime.ts");
-      const { startOpsServer } = await import("../ops/server.ts");
       const { runRoles } = await import("../app/roles.ts");
-      const rt = await openRuntime(cfg, "ops");
-      // A replay started from the page runs a sink here when none runs.
-      const replayRoles = (_live: unknown, roles: readonly "sink"[]) => runRoles({ ...cfg, http: undefined }, roles);
-      const server = await startOpsServer(cfg, rt, { port, host: opts.host, replayRoles }).catch(async (e: unknown) => {
-        await rt.close();
-        throw e;
-      });
+      // No role, but the connector catalog (the file's connectors and those given through the API,
+      // followed at run time), as `run` serves the page.
+      const handle = await runRoles(cfg, [], { serve: { port, host: opts.host } });
+      const server = handle.ops!;
       console.log(`integration settings: ${server.url}/  ·  metrics: ${server.url}/metrics  ·  health: ${server.url}/healthz`);
       if (server.tokenFile) console.log(`log in with the token generated for this run, in ${server.tokenFile} (\`qobra-sync web-token\` prints it)`);
       await new Promise<void>((resolve) => {
@@ -136,8 +131,7 @@ export function registerOpsCommands(program: Command, loadConfig: () => Config):
         process.on("SIGINT", stop);
         process.on("SIGTERM", stop);
       });
-      await server.stop();
-      await rt.close();
+      await handle.stop();
       process.exit(0);
     });
 }
