@@ -42,8 +42,8 @@ export interface DispatcherOptions {
   slots: number;
   /** Runs one request to its end; `signal` is aborted when its partition is taken away or the dispatcher stops (answer "stopped" then). */
   run(request: DispatchedRequest, signal: AbortSignal): Promise<RunOutcome>;
-  /** Commits a partition's offset: the next request its next owner must serve. */
-  commit(partition: number, offset: number): Promise<void>;
+  /** Commits a partition's offset: the next request its next owner must serve. False when the group refused it (a rebalance): it is sent again at the next join. */
+  commit(partition: number, offset: number): Promise<boolean>;
   /** A run that threw instead of answering an outcome (a bug, or a broker lost for good): its request stays uncommitted. */
   failed(request: DispatchedRequest, error: unknown): void;
 }
@@ -105,7 +105,12 @@ export class RequestDispatcher {
   assigned(memberId: string, partitions: number[]): void {
     const keep = memberId === this.memberId ? new Set(partitions) : new Set<number>();
     for (const [p, owner] of this.owned) {
-      if (keep.has(p)) continue;
+      if (keep.has(p)) {
+        // Committed again in the new generation: a commit the rebalance refused is not lost.
+        owner.committed = -1;
+        this.commitIfMoved(owner);
+        continue;
+      }
       owner.stop.abort(new Error(`sync.requests partition ${p} was assigned to another member`));
       this.owned.delete(p);
     }
@@ -210,9 +215,12 @@ export class RequestDispatcher {
 
   private commitIfMoved(owner: OwnedPartition): void {
     const offset = owner.watermark();
-    if (offset <= owner.committed) return;
+    if (offset < 0 || offset <= owner.committed) return;
     owner.committed = offset;
     // One commit at a time, in order: a later watermark is never overwritten by an earlier one.
-    this.commits = this.commits.then(() => this.opts.commit(owner.partition, offset)).catch(() => {});
+    this.commits = this.commits.then(async () => {
+      // A refused commit is sent again at the next join (assigned); nothing to do here.
+      await this.opts.commit(owner.partition, offset).catch(() => false);
+    });
   }
 }

@@ -84,10 +84,12 @@ export async function startProducerWorker(config: Config, port: KafkaPort, codec
     commit: async (partition, offset) => {
       try {
         await consumer.commitOffsets([{ topic, partition, offset: String(offset) }]);
+        return true;
       } catch (e) {
-        // The group moved on (a rebalance): the partition's owner serves from the last committed
-        // offset, and the requests this member ended are recognised as covered (coalesced).
+        // The group is rebalancing: committed again after the join if this member keeps the
+        // partition; else its next owner serves from the last committed offset.
         log[mustRejoin(e) ? "info" : "warn"]({ partition, offset, err: describeError(e) }, "sync request offset not committed");
+        return false;
       }
     },
     failed: (d, e) => {
