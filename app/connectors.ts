@@ -7,6 +7,7 @@ import { ConnectorCatalog } from "../lib/connector-catalog.ts";
 import { ConnectorStore } from "../lib/connector-store.ts";
 import { ensureTopics, type KafkaPort } from "../lib/kafka.ts";
 import { openRuntime } from "../lib/runtime.ts";
+import { admitNetwork } from "../producers/connectors/registry.ts";
 import { parseTokenKey } from "../producers/oauth/token-store.ts";
 import { connectorSchema, findConnector, parseConnectorEntry, type Config as AppConfig, type ConnectorConfig } from "./config.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -28,8 +29,10 @@ export async function openConnectorCatalog(config: Config, port: KafkaPort, env:
       const c = parseConnectorEntry(entry, where);
       const problem = tenantSchemaProblem(config, c.tenant);
       if (problem) throw new ConfigError(problem);
-      return c;
+      // A tenant's connector: its connections are checked against tenantNetwork (lib/egress.ts).
+      return { ...c, egress: { allow: [...(config.tenantNetwork?.allow ?? [])] } };
     },
+    admit: admitNetwork,
     tokenKey: raw === undefined || raw.trim() === "" ? undefined : parseTokenKey(raw),
     prepare: (c) => ensureTopics(port, { ...config, connectors: [c] }),
   });

@@ -204,7 +204,8 @@ program
   .option("--orgs <n>", "salesforce: serve N independent orgs in this process, routed by their credentials")
   .option("--portals <n>", "hubspot: serve N independent portals in this process, routed by their credentials")
   .option("--credentials <file>", "with --orgs/--portals: write every tenant's client id, secret and refresh token to FILE as JSON")
-  .action(async (api: string, opts: { port: string; data?: string; orgs?: string; portals?: string; credentials?: string }) => {
+  .option("--redirect-uri <url...>", "hubspot: redirect URIs registered for the app(s), checked by the install page /oauth/authorize (default: any)")
+  .action(async (api: string, opts: { port: string; data?: string; orgs?: string; portals?: string; credentials?: string; redirectUri?: string[] }) => {
     const port = Number(opts.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be a port number, got ${opts.port}`);
     const simulator = simulators.find((s) => s.name === api);
@@ -218,7 +219,14 @@ program
     if (tenants !== undefined && (!Number.isInteger(tenants) || tenants < 1))
       throw new ConfigError(`--${simulator.tenantsOption} must be a positive integer, got ${given}`);
     if (opts.credentials !== undefined && tenants === undefined) throw new ConfigError(`--credentials needs --${simulator.tenantsOption}`);
-    await simulator.run({ port, data: opts.data, tenants, credentials: opts.credentials });
+    if (opts.redirectUri !== undefined && !simulator.redirectUris) throw new ConfigError(`--redirect-uri does not apply to ${api}`);
+    await simulator.run({
+      port,
+      data: opts.data,
+      tenants,
+      credentials: opts.credentials,
+      ...(opts.redirectUri !== undefined ? { redirectUris: opts.redirectUri } : {}),
+    });
   });
 
 /** "A, B and C". */

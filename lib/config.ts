@@ -19,6 +19,7 @@ import { ConfigError } from "./errors.ts";
 import { CURRENCY_CODE, SQL_IDENT, postgresUrl, required, secret, type FieldSpec } from "./config-common.ts";
 import { dispatchOn, expandEnv, formatPath } from "./config-secret.ts";
 import { parseEndpointUrl } from "./endpoint.ts";
+import { allowEntry, type NetworkPolicyConfig } from "./network-policy.ts";
 import { maskSecrets, rememberSecret } from "./redact.ts";
 import { singleSelectProblem } from "./sql-statement.ts";
 import { TENANT_ID, TENANT_PLACEHOLDER, pipelineId, sinkSchemaOf } from "./tenants.ts";
@@ -54,6 +55,12 @@ export interface ConnectorBase {
   defaultCurrency?: string;
   /** A full run that would delete more than this share of a table's records stops and asks. */
   massDeleteThreshold?: number;
+  /**
+   * Set on the connectors given through the API (tenants'), never by an entry: the network policy
+   * (`tenantNetwork`) their connections are checked against (lib/network-policy.ts, lib/egress.ts).
+   * Absent: a connector of the YAML file, unrestricted.
+   */
+  egress?: NetworkPolicyConfig;
 }
 
 /** A connector config as the roles see it: what every source has (its own keys are its plugin's). */
@@ -292,6 +299,23 @@ function buildConfigSchema(sources: readonly ConnectorSchema[]) {
         .default({ spreadMinutes: 30 })
         .describe("The scheduler role's scheduled runs."),
       connectors: z.array(connector).default([]).describe("The sources to sync: one entry per connector, whose other keys depend on its type."),
+      tenantNetwork: z
+        .strictObject({
+          allow: z
+            .array(
+              z.string().refine((e) => allowEntry(e) !== undefined, {
+                error: "must be a CIDR (10.20.0.0/16, fd00::/8), an address (10.20.1.5) or an exact host name (crm.example.com)",
+              }),
+            )
+            .default([])
+            .describe(
+              "Addresses and hosts that connectors given through the API (tenants') may reach although they lie in a refused range: CIDRs or addresses (checked against every address a host resolves to) and exact host names (trusted whatever they resolve to). Refused by default: loopback, unspecified, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local (169.254/16, fe80::/10: metadata services), carrier-grade NAT (100.64/10), multicast and reserved ranges, and their IPv4-in-IPv6 forms (docs/security.md).",
+            ),
+        })
+        .default({ allow: [] })
+        .describe(
+          "Where connectors given through the API may connect: not to the pipeline's own network (its sink, Kafka, the registry, metadata services, internal hosts) unless listed here. The config file's connectors are not restricted.",
+        ),
       http: z
         .strictObject({
           port: z.number().int().min(0).max(65535).default(7070).describe("Port of the HTTP server (0: any free port)."),

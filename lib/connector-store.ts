@@ -130,6 +130,12 @@ export interface ConnectorStoreDeps {
    * (instead of all racing to create them).
    */
   prepare?: (connector: ConnectorBase) => Promise<void>;
+  /**
+   * Called with a validated connector before it is stored (and before `prepare`): throws a
+   * ConfigError (with `problems`, each "<field>: <why>") to refuse it; the network policy of
+   * tenants' connectors (producers/connectors/registry.ts admitNetwork).
+   */
+  admit?: (connector: ConnectorBase) => Promise<void>;
 }
 
 type Listener = (connectors: readonly StoredConnector[]) => void;
@@ -199,6 +205,7 @@ export class ConnectorStore {
     const previous = this.get(tenant, id)?.entry;
     const full = keepMaskedSecrets(entry, previous, this.deps.connectorSchema);
     const config = this.deps.parseConnector(full, { tenant, id });
+    await this.deps.admit?.(config);
     await this.deps.prepare?.(config);
     const key = storeKey(tenant, id);
     const sealed = mapSecrets(full, this.deps.connectorSchema, (v, path) => this.requireBox().seal(v, `${key}:${formatPath(path)}`));

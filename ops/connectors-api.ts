@@ -29,7 +29,7 @@ import { maskDeep } from "../lib/redact.ts";
 import type { Runtime } from "../lib/runtime.ts";
 import { TENANT_ID, pipelineId } from "../lib/tenants.ts";
 import type { TableCheck } from "../producers/connector.ts";
-import { createConnector, sourcePlugins } from "../producers/connectors/registry.ts";
+import { admitNetwork, createConnector, sourcePlugins } from "../producers/connectors/registry.ts";
 import { reachesTenant } from "./http-auth.ts";
 import type { Caller, Route } from "./http-gate.ts";
 import { HttpError, readJsonObject } from "./http-security.ts";
@@ -220,6 +220,13 @@ export function connectorsApiRoutes(deps: ConnectorsApiDeps): Route[] {
     const key = pipelineId(tenant, id);
     if (checking.has(key)) throw new HttpError(429, "a check of this connector is running; try again when it is done", { "retry-after": "5" });
     if (checking.size >= maxChecks) throw new HttpError(429, "too many checks running; try again shortly", { "retry-after": "5" });
+    // A tenant's connector: a host the network policy refuses is a 400 naming the field, before any connection.
+    try {
+      await admitNetwork(target);
+    } catch (e) {
+      if (e instanceof ConfigError) return json(res, 400, maskDeep({ error: e.message, problems: fieldProblems(e) }));
+      throw e;
+    }
     checking.add(key);
     const started = Date.now();
     try {

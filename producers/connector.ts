@@ -196,6 +196,9 @@ export type ScheduleFormField =
   | { kind: "number"; name: string; label: string; min: number; max: number; suffix?: string }
   | { kind: "select"; name: string; label: string; options: ReadonlyArray<{ value: number | string; label: string }> };
 
+/** A host a connector connects to (`host`), or why a tenant's connector may not connect that way (`problem`). */
+export type ConnectorEndpoint = { field: string; host: string } | { field: string; problem: string };
+
 /** `qobra-sync auth <connector>`: where the loopback listener listens, and where to print to the user. */
 export interface AuthRunOptions {
   port: number;
@@ -255,6 +258,13 @@ export interface SourcePlugin<C extends ConnectorBase = ConnectorBase, S extends
   readonly incremental: boolean;
   /** Builds a connector for one connector config (no I/O). */
   create(config: C, ctx?: ConnectorContext): SourceConnector;
+  /**
+   * Optional: the hosts the connector connects to, each with the config field that names it (as
+   * `connection.url`), or a problem that keeps a connector given through the API from connecting
+   * at all. A tenant's connector is refused when one of them is in a range the network policy
+   * refuses (lib/network-policy.ts); its connections are checked again when they are made (lib/egress.ts).
+   */
+  endpoints?(config: C): ConnectorEndpoint[];
   /**
    * The prefix of this source's raw field types (`sf` in `sf:currency`; see SourcePage.sourceTypes):
    * how the mapper finds the plugin of a raw type.

@@ -9,11 +9,13 @@ interface SimulatorEntry {
   name: string;
   /** The CLI option that serves several tenants in one process (`--orgs N`, `--portals N`). */
   tenantsOption: "orgs" | "portals";
+  /** Whether `--redirect-uri` (the app's registered redirect URIs) applies. */
+  redirectUris?: boolean;
   /**
    * Runs the simulator until SIGINT/SIGTERM. With `tenants`, serves that many independent orgs/portals, routed
    * by their credentials, and prints theirs (or writes them as JSON to `credentials`).
    */
-  run(opts: { port: number; data?: string; tenants?: number; credentials?: string }): Promise<void>;
+  run(opts: { port: number; data?: string; tenants?: number; credentials?: string; redirectUris?: string[] }): Promise<void>;
 }
 
 export const simulators: readonly SimulatorEntry[] = [
@@ -34,15 +36,17 @@ export const simulators: readonly SimulatorEntry[] = [
   {
     name: "hubspot",
     tenantsOption: "portals",
-    run: async ({ port, data, tenants, credentials }) => {
+    redirectUris: true,
+    run: async ({ port, data, tenants, credentials, redirectUris }) => {
       const file = data ?? new URL("./hubspot/demo-data.json", import.meta.url).pathname;
+      const uris = redirectUris !== undefined ? { redirectUris } : {};
       if (tenants !== undefined) {
         const { runMultiPortalHubSpotSimulator } = await import("./hubspot/multi-portal.ts");
-        await runMultiPortalHubSpotSimulator({ port, data: file, portals: tenants, ...(credentials !== undefined ? { credentials } : {}) });
+        await runMultiPortalHubSpotSimulator({ port, data: file, portals: tenants, ...(credentials !== undefined ? { credentials } : {}), ...uris });
         return;
       }
       const { runHubSpotSimulator } = await import("./hubspot/main.ts");
-      await runHubSpotSimulator({ port, data: file });
+      await runHubSpotSimulator({ port, data: file, ...uris });
     },
   },
 ];

@@ -1,6 +1,7 @@
 /**
- * OAuth as HubSpot runs it: POST /oauth/v1/token (refresh_token and authorization_code grants,
- * form-encoded) mints access tokens that expire after `accessTokenTtlSeconds` (1800) on the
+ * OAuth as HubSpot runs it: the authorize request's checks and the consent page's codes (single use,
+ * `authorizationCodeTtlSeconds`, bound to the app and the redirect URI; routes/authorize.ts serves the page),
+ * POST /oauth/v1/token (refresh_token and authorization_code grants, form-encoded) mints access tokens that expire after `accessTokenTtlSeconds` (1800) on the
  * simulator clock; refresh tokens do not rotate. Bearer tokens are checked on every API call:
  * none/unknown → 401 INVALID_AUTHENTICATION, expired → 401 EXPIRED_AUTHENTICATION.
  */
@@ -39,6 +40,19 @@ interface AuthCode {
   scopes: string[];
   refreshToken?: string;
   used: boolean;
+  /** The app the consent page issued it to (absent: a seeded code, any of the portal's apps). */
+  clientId?: string;
+  /** Simulator-clock ms (absent: a seeded code, no expiry). */
+  expiresAt?: number;
+}
+
+type App = Settings["oauth"]["apps"][number];
+
+/** What GET/POST /oauth/authorize asks for, checked: else the text of HubSpot's error page (no redirect). */
+export type AuthorizeRequest = { problem: string } | { app: App; redirectUri: string; scopes: string[]; state: string | null };
+
+function scopesOf(v: string | null): string[] {
+  return [...new Set((v ?? "").split(/[\s,]+/).filter(Boolean))];
 }
 
 const APP_ID = 1234567;
@@ -153,6 +167,46 @@ export class TokenStore {
     return this.ledger.revokeAccess(token);
   }
 
+  /**
+   * Checks an authorize request as HubSpot does before showing its consent page: a known client_id, a redirect_uri
+   * registered for that app (none registered: any http(s) URI), a non-empty `scope` holding every scope the app
+   * requires. The install gets `scope` plus the `optional_scope` entries the portal has (its grantedScopes).
+   */
+  authorizeRequest(params: URLSearchParams): AuthorizeRequest {
+    const clientId = params.get("client_id");
+    const app = clientId ? this.settings.oauth.apps.find((a) => a.clientId === clientId) : undefined;
+    if (!app) return { problem: `The client_id ${JSON.stringify(clientId ?? "")} does not belong to any app.` };
+    const redirectUri = params.get("redirect_uri") ?? "";
+    let url: URL | undefined;
+    try {
+      url = new URL(redirectUri);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) return { problem: "The redirect_uri is missing or is not an http(s) URL." };
+    if (app.redirectUris.length > 0 && !app.redirectUris.includes(redirectUri))
+      return { problem: `The redirect_uri ${JSON.stringify(redirectUri)} does not match any of the app's redirect URLs.` };
+    const required = scopesOf(params.get("scope"));
+    if (required.length === 0) return { problem: "The authorization URL has no scope." };
+    const missing = app.requiredScopes.filter((s) => !required.includes(s));
+    if (missing.length > 0) return { problem: `The scope of the authorization URL lacks scopes the app requires: ${missing.join(", ")}.` };
+    const optional = scopesOf(params.get("optional_scope")).filter((s) => this.settings.grantedScopes.includes(s));
+    return { app, redirectUri, scopes: [...new Set([...required, ...optional])], state: params.get("state") };
+  }
+
+  /** A code of the consent page: single use, valid `authorizationCodeTtlSeconds`, bound to the app and the redirect URI. */
+  issueCode(clientId: string, redirectUri: string, scopes: string[], now: number): string {
+    const code: AuthCode = {
+      code: `na1-${randomUUID()}`,
+      clientId,
+      redirectUri,
+      scopes: [...scopes],
+      used: false,
+      expiresAt: now + this.settings.oauth.authorizationCodeTtlSeconds * 1000,
+    };
+    return this.ledger.addCode(code).code;
+  }
+
   /** POST /oauth/v1/token with the form fields (query parameters client_secret/refresh_token allowed too). */
   tokenEndpoint(form: Record<string, string>, now: number): Record<string, unknown> {
     const grant = form.grant_type;
@@ -171,7 +225,8 @@ export class TokenStore {
       refresh = r;
     } else {
       const c = this.ledger.usableCode(form.code || undefined, now);
-      if (!c) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
+      // Unknown, used, expired, or issued to another app: HubSpot answers them alike.
+      if (!c || (c.clientId !== undefined && c.clientId !== app.clientId)) throw oauthError("BAD_AUTH_CODE", "missing or unknown auth code");
       const expected = c.redirectUri ?? app.redirectUri;
       if (expected !== undefined && form.redirect_uri !== expected)
         throw oauthError("BAD_REDIRECT_URI", "redirect_uri does not match the one used to get the code");

@@ -178,8 +178,16 @@ export function normalizeHubSpotData(input: HubSpotSimData | HubSpotContractData
         oauth.clientId = a.clientId;
         oauth.clientSecret = a.clientSecret;
         if (a.redirectUri !== undefined && oauth.redirectUri === undefined) oauth.redirectUri = a.redirectUri;
+        if (a.redirectUris !== undefined && oauth.redirectUris === undefined) oauth.redirectUris = a.redirectUris;
+        if (a.requiredScopes !== undefined && oauth.requiredScopes === undefined) oauth.requiredScopes = a.requiredScopes;
       } else if (a.clientId !== oauth.clientId && !apps.some((x) => x.clientId === a.clientId)) {
-        apps.push({ clientId: a.clientId, clientSecret: a.clientSecret, ...(a.redirectUri !== undefined ? { redirectUri: a.redirectUri } : {}) });
+        apps.push({
+          clientId: a.clientId,
+          clientSecret: a.clientSecret,
+          ...(a.redirectUri !== undefined ? { redirectUri: a.redirectUri } : {}),
+          ...(a.redirectUris !== undefined ? { redirectUris: a.redirectUris } : {}),
+          ...(a.requiredScopes !== undefined ? { requiredScopes: a.requiredScopes } : {}),
+        });
       }
       if (a.refreshToken !== undefined && a.refreshToken !== null) {
         if (typeof a.refreshToken !== "string" || a.refreshToken === "") throw new DataError(`apps[${i}].refreshToken must be a non-empty string`);

@@ -20,12 +20,18 @@ interface RunHubSpotSimulatorArgs {
   signal?: AbortSignal;
   /** Called with the URL once listening. */
   onListening?: (url: string) => void;
+  /** More redirect URIs registered for the portal's main app (`--redirect-uri`; see GET /oauth/authorize). */
+  redirectUris?: string[];
 }
 
 export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promise<void> {
   const data: HubSpotSimData = argv.data.startsWith("generate:")
     ? generateHubSpotData(parseGenerateSpec(argv.data.slice("generate:".length)))
     : normalizeHubSpotData(loadData(argv.data));
+  if (argv.redirectUris?.length) {
+    const o = data.portal?.oauth ?? {};
+    data.portal = { ...(data.portal ?? {}), oauth: { ...o, redirectUris: [...(o.redirectUris ?? []), ...argv.redirectUris] } };
+  }
   const sim = await startHubSpotSimulator({
     port: argv.port,
     data,
@@ -42,6 +48,7 @@ export async function runHubSpotSimulator(argv: RunHubSpotSimulatorArgs): Promis
       `hubspot-sim: portal ${sim.settings.portalId}; basePath ${sim.url}`,
       tokens.length ? `hubspot-sim: access tokens from the data file: ${tokens.join(", ")}` : "",
       `hubspot-sim: a fresh OAuth token: POST ${sim.url}/__simulator/tokens ; counters: GET ${sim.url}/__simulator/counters ; stats: GET ${sim.url}/__admin/stats`,
+      `hubspot-sim: install page ${sim.url}/oauth/authorize (a connector's appUrl: ${sim.url}); redirect URIs: ${sim.settings.oauth.apps[0]!.redirectUris.join(", ") || "any"}`,
       `hubspot-sim: OAuth client ${sim.settings.oauth.clientId}; refresh tokens: ${(o?.refreshTokens ?? []).map((r) => (typeof r === "string" ? r : r.token)).join(", ") || "(none)"}`,
     ]
       .filter(Boolean)
@@ -77,8 +84,11 @@ function parseArgs(args: string[]): RunHubSpotSimulatorArgs {
     } else if (a === "--host" && v !== undefined) {
       out.host = v;
       i++;
+    } else if (a === "--redirect-uri" && v !== undefined) {
+      out.redirectUris = [...(out.redirectUris ?? []), v];
+      i++;
     } else if (a === "--validate-responses") out.validateResponses = true;
-    else throw new Error(`unknown argument ${a}; usage: main.ts --port P --data FILE [--host H] [--validate-responses]`);
+    else throw new Error(`unknown argument ${a}; usage: main.ts --port P --data FILE [--host H] [--redirect-uri URL]... [--validate-responses]`);
   }
   return out;
 }

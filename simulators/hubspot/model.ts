@@ -23,8 +23,13 @@ export interface Settings {
     clientSecret: string;
     redirectUri: string | undefined;
     accessTokenTtlSeconds: number;
-    /** Every OAuth app accepted by POST /oauth/v1/token; the first is the main one (clientId above). */
-    apps: Array<{ clientId: string; clientSecret: string; redirectUri: string | undefined }>;
+    /** How long a code of the consent page (GET/POST /oauth/authorize) can be exchanged. */
+    authorizationCodeTtlSeconds: number;
+    /**
+     * Every OAuth app accepted by POST /oauth/v1/token; the first is the main one (clientId above). `redirectUris`:
+     * the registered ones (`redirectUri` included; empty: any http(s) URI); `requiredScopes`: what its authorize URL must ask.
+     */
+    apps: Array<{ clientId: string; clientSecret: string; redirectUri: string | undefined; redirectUris: string[]; requiredScopes: string[] }>;
   };
   rateLimits: { tenSecondly: number; intervalMs: number; searchPerSecond: number; daily: number; specExemptions: boolean; retryAfter: boolean };
   search: {

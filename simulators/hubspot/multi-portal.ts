@@ -1,7 +1,7 @@
 /**
  * Many HubSpot portals behind one HTTP server, told apart by credentials as api.hubapi.com does: the token
  * endpoint by client_id (else refresh token), token metadata by the token in its path, every CRM call by its
- * bearer token. Each portal is an unchanged single-portal app (server.ts createHubSpotPortalApp) built on first
+ * bearer token, the install page (/oauth/authorize) by client_id. Each portal is an unchanged single-portal app (server.ts createHubSpotPortalApp) built on first
  * use, with its own data, OAuth app, tokens, rate limits, counters and faults. A bearer token no portal issued
  * gets HubSpot's 401 INVALID_AUTHENTICATION here, before any portal sees the request; OAuth requests that name
  * nothing known go to an empty portal, which answers them as a single portal answers unknown credentials.
@@ -36,6 +36,11 @@ interface StartMultiPortalOptions {
   log?: (line: string) => void;
   /** Seed of the portals' credentials (same seed → same client ids, secrets and refresh tokens). Default "qobra-sim". */
   credentialSeed?: string;
+  /**
+   * Redirect URIs registered for every portal's app (the install page, GET /oauth/authorize, accepts these and the data
+   * source's; none at all: any http(s) URI).
+   */
+  redirectUris?: string[];
 }
 
 /** What a connector needs to reach portal k (also the entries of the `--credentials` file). */
@@ -48,6 +53,10 @@ export interface HubSpotPortalCredentials {
   refreshToken: string;
   /** basePath of @hubspot/api-client: the shared URL (tokens route the requests). */
   basePath: string;
+  /** The install page (HubSpot's app.hubspot.com/oauth/authorize): a connector's `appUrl` is the shared URL. */
+  authorizeUrl: string;
+  /** The redirect URIs registered for the portal's app (empty: any http(s) URI is accepted). */
+  redirectUris: string[];
 }
 
 /** Portal k: its credentials, settings and the controls a single-portal simulator handle has. */
@@ -72,7 +81,7 @@ export function multiPortalId(k: number): number {
   return 70_000_000 + k;
 }
 
-function portalCredentials(seed: string, k: number, url: string): HubSpotPortalCredentials {
+function portalCredentials(seed: string, k: number, url: string, redirectUris: string[]): HubSpotPortalCredentials {
   return {
     portal: k,
     portalId: multiPortalId(k),
@@ -81,10 +90,12 @@ function portalCredentials(seed: string, k: number, url: string): HubSpotPortalC
     // HubSpot refresh tokens carry the data-centre prefix (na1-), then a UUID-like body.
     refreshToken: `na1-${derivedUuid(seed, k, "refresh-token")}`,
     basePath: url,
+    authorizeUrl: `${url}/oauth/authorize`,
+    redirectUris,
   };
 }
 
-/** Portal k's data with its own hub id and OAuth app; the source's redirect URI and token lifetime are kept. */
+/** Portal k's data with its own hub id and OAuth app; the source's redirect URIs, required scopes and token lifetimes are kept. */
 function dataForPortal(source: PortalDataSource, k: number, cred: HubSpotPortalCredentials): HubSpotSimData {
   const spec = typeof source === "string" ? parseGenerateSpec(source) : undefined;
   let input: HubSpotSimData | HubSpotContractData;
@@ -100,7 +111,11 @@ function dataForPortal(source: PortalDataSource, k: number, cred: HubSpotPortalC
   // The source's apps, tokens and codes would be shared by every portal (a token must name one portal): only the portal's own stay.
   const oauth: OAuthSettings = { clientId: cred.clientId, clientSecret: cred.clientSecret, refreshTokens: [cred.refreshToken] };
   if (o.redirectUri !== undefined) oauth.redirectUri = o.redirectUri;
+  const redirectUris = [...new Set([...(o.redirectUris ?? []), ...cred.redirectUris])].filter((u) => u !== o.redirectUri);
+  if (redirectUris.length > 0) oauth.redirectUris = redirectUris;
+  if (o.requiredScopes !== undefined) oauth.requiredScopes = o.requiredScopes;
   if (o.accessTokenTtlSeconds !== undefined) oauth.accessTokenTtlSeconds = o.accessTokenTtlSeconds;
+  if (o.authorizationCodeTtlSeconds !== undefined) oauth.authorizationCodeTtlSeconds = o.authorizationCodeTtlSeconds;
   return { ...d, portal: { ...(d.portal ?? {}), portalId: cred.portalId, oauth } };
 }
 
@@ -137,6 +152,11 @@ export async function startMultiPortalHubSpotSimulator(opts: StartMultiPortalOpt
   /** The portal an OAuth endpoint's request belongs to (undefined: none; the empty portal answers). */
   const oauthRoute = async (req: IncomingMessage, url: URL, path: string): Promise<number | undefined> => {
     const method = (req.method ?? "GET").toUpperCase();
+    if (path === "/oauth/authorize") {
+      // The install page (routes/authorize.ts): the portal of its client_id (query, or the consent form's fields).
+      const params = method === "POST" ? new URLSearchParams((await readRequestBody(req).catch(() => Buffer.alloc(0))).toString("utf8")) : url.searchParams;
+      return byClient.get(params.get("client_id") ?? "");
+    }
     if (path === "/oauth/v1/token" && method === "POST") {
       const raw = await readRequestBody(req).catch(() => Buffer.alloc(0));
       const form = new URLSearchParams(raw.toString("utf8"));
@@ -212,7 +232,7 @@ export async function startMultiPortalHubSpotSimulator(opts: StartMultiPortalOpt
   const port = await listen(server, opts.port ?? 0, host);
   const baseUrl = serverUrl(host, port);
   for (let k = 0; k < opts.portals; k++) {
-    const c = portalCredentials(seed, k, baseUrl);
+    const c = portalCredentials(seed, k, baseUrl, [...(opts.redirectUris ?? [])]);
     credentials.push(c);
     byClient.set(c.clientId, k);
     byRefresh.set(c.refreshToken, k);
@@ -256,6 +276,8 @@ interface RunMultiPortalArgs {
   validateResponses?: boolean;
   /** Write the credentials here as JSON instead of printing them. */
   credentials?: string;
+  /** Redirect URIs registered for every portal's app (`--redirect-uri`). */
+  redirectUris?: string[];
   signal?: AbortSignal;
 }
 
@@ -268,11 +290,14 @@ export async function runMultiPortalHubSpotSimulator(argv: RunMultiPortalArgs): 
     validateResponses: argv.validateResponses ?? false,
     log: (line) => process.stderr.write(`${line}\n`),
     ...(argv.host !== undefined ? { host: argv.host } : {}),
+    ...(argv.redirectUris !== undefined ? { redirectUris: argv.redirectUris } : {}),
   });
   // Fail on a bad data source at start, not on some connector's first request.
   sim.portal(0);
   process.stdout.write(`${sim.url}\n`);
-  const lines = [`hubspot-sim: ${argv.portals} portals; basePath of every portal ${sim.url}`];
+  const lines = [
+    `hubspot-sim: ${argv.portals} portals; basePath and appUrl of every portal ${sim.url} (install page ${sim.url}/oauth/authorize; redirect URIs ${argv.redirectUris?.join(", ") || "any"})`,
+  ];
   if (argv.credentials) {
     writeJsonFileAtomically(argv.credentials, { api: "hubspot", url: sim.url, portals: sim.credentials });
     lines.push(`hubspot-sim: credentials of the ${argv.portals} portals written to ${argv.credentials}`);

@@ -35,6 +35,7 @@ import { normalizeHubSpotData } from "./contract.ts";
 import { DataError, Store, loadData, type ObjectType } from "./store.ts";
 import { associationRoutes } from "./routes/associations.ts";
 import { metadataRoutes } from "./routes/metadata.ts";
+import { AUTHORIZE_PATH, authorizePage } from "./routes/authorize.ts";
 import { oauthRoutes } from "./routes/oauth.ts";
 import { objectRoutes } from "./routes/objects.ts";
 import { RouteTable, type Resolved, type RouteContext } from "./routes/routing.ts";
@@ -317,6 +318,24 @@ export function createHubSpotPortalApp(opts: Omit<HubSpotSimulatorOptions, "port
     send(res, status, body, headers, fault?.body);
   };
 
+  /** The install page (routes/authorize.ts): HTML, no bearer token, no rate limit, counted like the API. */
+  const handleAuthorize = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const method = (req.method ?? "GET").toUpperCase();
+    const key = `${method} ${AUTHORIZE_PATH}`;
+    state.counters.add(key);
+    state.stats.count(key);
+    let reply: { status: number; body: string; headers: Record<string, string> };
+    if (method === "GET") reply = authorizePage(tokens, store.settings, method, url.searchParams, now());
+    else if (method === "POST") {
+      const raw = await readRequestBody(req);
+      reply = authorizePage(tokens, store.settings, method, new URLSearchParams(raw.toString("utf8")), now());
+    } else reply = { status: 405, body: "", headers: { Allow: "GET, POST" } };
+    state.recent.push({ method, path: AUTHORIZE_PATH, status: reply.status });
+    if (state.recent.length > 1000) state.recent.splice(0, state.recent.length - 1000);
+    res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(Buffer.byteLength(reply.body)) });
+    res.end(reply.body);
+  };
+
   const controls = createControls(state);
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -327,7 +346,9 @@ export function createHubSpotPortalApp(opts: Omit<HubSpotSimulatorOptions, "port
       ? handleControl(state, controls, req, res, path)
       : isAdminPath(path)
         ? handleAdmin(state, controls, req, res, path)
-        : handleApi(req, res, url, path);
+        : path === AUTHORIZE_PATH
+          ? handleAuthorize(req, res, url)
+          : handleApi(req, res, url, path);
     work.catch((e: unknown) => {
       log(`hubspot-sim: unhandled ${(e as Error).stack ?? String(e)}`);
       if (!res.headersSent) send(res, 500, { status: "error", message: String(e), correlationId: correlationId(), category: "INTERNAL_ERROR" }, {});

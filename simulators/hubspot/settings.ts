@@ -12,6 +12,30 @@ function positiveInt(v: unknown, def: number, where: string): number {
   return v;
 }
 
+/** An app's registered redirect URIs: `redirectUri` and `redirectUris`, each an absolute http(s) URL. */
+function registeredUris(one: string | undefined, more: unknown, where: string): string[] {
+  if (more !== undefined && (!Array.isArray(more) || more.some((u) => typeof u !== "string")))
+    throw new DataError(`${where}.redirectUris must be an array of URLs`);
+  const out: string[] = [];
+  for (const u of [...(one !== undefined ? [one] : []), ...((more as string[] | undefined) ?? [])]) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new DataError(`${where}: redirect URI ${JSON.stringify(u)} is not an absolute URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new DataError(`${where}: redirect URI ${JSON.stringify(u)} must be http(s)`);
+    if (!out.includes(u)) out.push(u);
+  }
+  return out;
+}
+
+function scopeList(v: unknown, where: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((s) => typeof s !== "string")) throw new DataError(`${where} must be an array of scope names`);
+  return [...(v as string[])];
+}
+
 export function normalizeSettings(input: HubSpotSimData): Settings {
   const p = input.portal ?? {};
   const o = p.oauth ?? {};
@@ -29,11 +53,26 @@ export function normalizeSettings(input: HubSpotSimData): Settings {
     throw new DataError('portal.limits.listLimitBehavior must be "clamp" or "reject"');
   }
   const mainClientId = o.clientId ?? "sim-client-id";
-  const apps: Settings["oauth"]["apps"] = [{ clientId: mainClientId, clientSecret: o.clientSecret ?? "sim-client-secret", redirectUri: o.redirectUri }];
+  const apps: Settings["oauth"]["apps"] = [
+    {
+      clientId: mainClientId,
+      clientSecret: o.clientSecret ?? "sim-client-secret",
+      redirectUri: o.redirectUri,
+      redirectUris: registeredUris(o.redirectUri, o.redirectUris, "portal.oauth"),
+      requiredScopes: scopeList(o.requiredScopes, "portal.oauth.requiredScopes"),
+    },
+  ];
   (o.apps ?? []).forEach((a, i) => {
     if (!a || typeof a.clientId !== "string" || typeof a.clientSecret !== "string")
       throw new DataError(`portal.oauth.apps[${i}] needs clientId and clientSecret`);
-    if (!apps.some((x) => x.clientId === a.clientId)) apps.push({ clientId: a.clientId, clientSecret: a.clientSecret, redirectUri: a.redirectUri });
+    if (!apps.some((x) => x.clientId === a.clientId))
+      apps.push({
+        clientId: a.clientId,
+        clientSecret: a.clientSecret,
+        redirectUri: a.redirectUri,
+        redirectUris: registeredUris(a.redirectUri, a.redirectUris, `portal.oauth.apps[${i}]`),
+        requiredScopes: scopeList(a.requiredScopes, `portal.oauth.apps[${i}].requiredScopes`),
+      });
   });
   return {
     portalId: positiveInt(p.portalId, 12345678, "portal.portalId"),
@@ -46,6 +85,7 @@ export function normalizeSettings(input: HubSpotSimData): Settings {
       clientSecret: o.clientSecret ?? "sim-client-secret",
       redirectUri: o.redirectUri,
       accessTokenTtlSeconds: positiveInt(o.accessTokenTtlSeconds, 1800, "portal.oauth.accessTokenTtlSeconds"),
+      authorizationCodeTtlSeconds: positiveInt(o.authorizationCodeTtlSeconds, 600, "portal.oauth.authorizationCodeTtlSeconds"),
       apps,
     },
     rateLimits: {

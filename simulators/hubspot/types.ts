@@ -48,6 +48,15 @@ export interface OAuthSettings {
   clientSecret?: string;
   /** Redirect URI registered for the app; checked on authorization_code grants when set. */
   redirectUri?: string;
+  /**
+   * More redirect URIs registered for the main app (with `redirectUri`, the list GET /oauth/authorize accepts; none
+   * registered: any http(s) URI).
+   */
+  redirectUris?: string[];
+  /** Scopes the main app requires: an authorize URL whose `scope` lacks one gets the error page. Default: none checked. */
+  requiredScopes?: string[];
+  /** Lifetime of the codes the consent page issues, in seconds. Default 600. */
+  authorizationCodeTtlSeconds?: number;
   /** Lifetime of minted access tokens in seconds. Default 1800 (HubSpot's 30 minutes). */
   accessTokenTtlSeconds?: number;
   /** Refresh tokens accepted by POST /oauth/v1/token (grant_type=refresh_token). */
@@ -56,7 +65,7 @@ export interface OAuthSettings {
    * More OAuth apps installed in the portal, besides `clientId`/`clientSecret` (which, when absent, are the
    * first app's). Each app has its own ten-secondly budget.
    */
-  apps?: Array<{ clientId: string; clientSecret: string; redirectUri?: string }>;
+  apps?: Array<{ clientId: string; clientSecret: string; redirectUri?: string; redirectUris?: string[]; requiredScopes?: string[] }>;
   /** One-time authorization codes accepted by grant_type=authorization_code. */
   authorizationCodes?: Array<{ code: string; redirectUri?: string; scopes?: string[]; refreshToken?: string }>;
   /** Access tokens valid from start (e.g. a private-app token for a CLI run). */
@@ -283,6 +292,10 @@ export interface ContractApp {
   scopes?: string[];
   /** Extension: the redirect URI checked on authorization_code grants. */
   redirectUri?: string;
+  /** Extension: more redirect URIs registered for the app (GET /oauth/authorize accepts these and `redirectUri`). */
+  redirectUris?: string[];
+  /** Extension: scopes the app requires in the authorize URL's `scope`. */
+  requiredScopes?: string[];
 }
 
 /** One association (public format); the inverse direction is derived. */

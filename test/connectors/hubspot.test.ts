@@ -708,6 +708,12 @@ describe("auth flow pieces (qobra-sync auth)", () => {
     expect(u.origin + u.pathname).toBe("https://app.hubspot.com/oauth/authorize");
     expect(u.searchParams.get("scope")!.split(" ")).toContain("crm.objects.deals.read");
     expect(u.searchParams.get("optional_scope")!.split(" ")).toEqual(["crm.objects.custom.read", "crm.schemas.custom.read", "e-commerce"]); // issue #13: line items ask for e-commerce
+    // appUrl (a simulator's install page in tests) replaces HubSpot's app origin
+    const local = new URL(
+      hubspotAuthorizeUrl({ ...config, appUrl: "http://127.0.0.1:8089" }, { redirectUri: "http://localhost:3000/oauth/callback", state: "xyz" }),
+    );
+    expect(local.origin + local.pathname).toBe("http://127.0.0.1:8089/oauth/authorize");
+    expect(local.search).toBe(u.search);
   });
 
   it("exchanges the code, stores the refresh token encrypted, and the connector uses it", async () => {

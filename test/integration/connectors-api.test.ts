@@ -136,6 +136,8 @@ http:
     - { token: "${OPERATOR}", tenants: ["*"] }
     - { token: "${ACME}", tenants: ["acme"] }
     - { token: "${GLOBEX}", tenants: ["globex"] }
+# the source database is on this machine: open it to the tenants' connectors (refused by default)
+tenantNetwork: { allow: ["127.0.0.1", "::1", "localhost"] }
 `,
   );
   // Unique tenant schemas per run; the file's crm scheduled never (only the API's connector is).
@@ -203,6 +205,27 @@ describe("connectors through the API", () => {
     const stray = await sinkQuery(`SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE '%acme%'`, [fx.sinkSchema]);
     expect(stray).toEqual([]);
   }, 150_000);
+
+  it("a tenant's connector at an address of the pipeline's network is refused (400, the field named), unless tenantNetwork.allow lists it", async () => {
+    // 127.0.0.1 is listed in this config's tenantNetwork.allow (the first test stored a connector there); the rest of loopback is not.
+    for (const host of ["127.0.0.2", "2130706434", "0x7f000002", "[::ffff:127.0.0.2]", "169.254.169.254"]) {
+      const refused = await call("PUT", "/api/tenants/acme/connectors/inside", bearer(ACME), {
+        ...entry({}),
+        connection: { ...entry({}).connection, host },
+      });
+      expect(refused.status, `${host}: ${refused.body}`).toBe(400);
+      expect(refused.json().problems).toEqual([
+        { field: "connection.host", message: expect.stringMatching(/is a (loopback|link-local .*) address, refused: .*tenantNetwork\.allow/) },
+      ]);
+      expect(refused.body).not.toContain(PASSWORD);
+    }
+    const url = `postgres://u:${PASSWORD}@127.0.0.2:5432/${SOURCE_DB}`;
+    const byUrl = await call("PUT", "/api/tenants/acme/connectors/inside", bearer(ACME), { ...entry({}), connection: { url } });
+    expect(byUrl.status, byUrl.body).toBe(400);
+    expect(byUrl.json().problems[0].field).toBe("connection.url");
+    expect(byUrl.body).not.toContain(PASSWORD);
+    expect((await call("GET", "/api/tenants/acme/connectors/inside", bearer(ACME))).status).toBe(404);
+  }, 60_000);
 
   it("an edited field list adds a column, the stored password kept through the mask", async () => {
     const current = (await call("GET", ACME_CRM, bearer(ACME))).json();

@@ -34,7 +34,7 @@ describe.skipIf(skipReason !== null)("connector editor of the settings page in h
     fx = await opsFixture(
       "webc",
       ROWS,
-      `\nhttp: { port: ${port}, host: 127.0.0.1, tokens: [{ token: "${TOKEN}", tenants: ["*"] }, { token: "${ACME_TOKEN}", tenants: ["acme"] }] }\n`,
+      `\nhttp: { port: ${port}, host: 127.0.0.1, tokens: [{ token: "${TOKEN}", tenants: ["*"] }, { token: "${ACME_TOKEN}", tenants: ["acme"] }] }\ntenantNetwork: { allow: ["127.0.0.1", "::1", "localhost"] }\n`,
     );
     config = testConfig(fx.yaml.replace(`  schema: ${fx.sinkSchema}\n`, `  schema: ${fx.sinkSchema}\n  tenantSchema: ${fx.sinkSchema}_<tenant>\n`));
     base = `http://127.0.0.1:${port}`;

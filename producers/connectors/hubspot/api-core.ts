@@ -14,7 +14,9 @@
  * tokens.ts, error sorting in errors.ts.
  */
 import type { Client } from "@hubspot/api-client";
+import type { EgressGuard } from "../../../lib/egress.ts";
 import { ConfigError } from "../../../lib/errors.ts";
+import { networkRefusalIn } from "../../../lib/network-policy.ts";
 import { logger, type Logger } from "../../../lib/log.ts";
 import { retry, type RetryPolicy } from "../../../lib/retry.ts";
 import type { BudgetStore } from "../../shared-rate-limiter.ts";
@@ -60,6 +62,8 @@ interface HubSpotApiOptions {
   /** A 429 asking to wait longer than this (the DAILY budget) fails the run instead. Default 5 min. */
   maxRetryAfterMs?: number;
   log?: Logger;
+  /** A tenant's connector: every request through its network guard (lib/egress.ts). */
+  guard?: EgressGuard;
 }
 
 interface ApiStats {
@@ -193,6 +197,8 @@ export class HubSpotApiCore {
   /** One failed call as the error class that decides what happens next (see RETRY). */
   private failure(e: unknown, what: string, generation: number, seen: { rateLimited: number; transient: number }): Error {
     if (e instanceof ConfigError) return e;
+    const refused = networkRefusalIn(e);
+    if (refused) return refused;
     const id = this.opts.connectorId;
     const ex = asApiException(e);
     const status = ex?.code ?? 0;

@@ -7,7 +7,9 @@
  * Tokens never reach a log line or an error message.
  */
 import { Client } from "@hubspot/api-client";
+import type { EgressGuard } from "../../../lib/egress.ts";
 import { ConfigError, SourceUnavailableError, describeError } from "../../../lib/errors.ts";
+import { networkRefusalIn } from "../../../lib/network-policy.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { retry, type RetryPolicy } from "../../../lib/retry.ts";
 import { asApiException, bodyField, describeFailure, withTimeout } from "./errors.ts";
@@ -31,6 +33,13 @@ interface SessionOptions {
   refreshToken?: string;
   requestTimeoutMs?: number;
   tokenStore?: () => Promise<TokenStoreLike | null>;
+  /** A tenant's connector: every request through its network guard (lib/egress.ts). */
+  guard?: EgressGuard;
+}
+
+/** The client options that send a tenant's requests through its guard (node:http agents: no redirect is followed). */
+export function guardedClientOptions(baseUrl: string, guard: EgressGuard | undefined): { httpAgent?: import("node:http").Agent } {
+  return guard ? { httpAgent: guard.httpAgent(new URL(baseUrl).protocol) } : {};
 }
 
 /** Refresh this long before the token's announced expiry. */
@@ -88,7 +97,7 @@ export class HubSpotSessions {
         throw new ConfigError(`connector ${id}: no HubSpot refresh token: set refreshToken in the config, or run \`qobra-sync auth ${id}\``);
       }
     }
-    const oauth = new Client({ basePath: this.opts.baseUrl, numberOfApiCallRetries: 0 });
+    const oauth = new Client({ basePath: this.opts.baseUrl, numberOfApiCallRetries: 0, ...guardedClientOptions(this.opts.baseUrl, this.opts.guard) });
     return retry(
       async () => {
         try {
@@ -101,7 +110,12 @@ export class HubSpotSessions {
           this.stats.tokenRefreshes++;
           const expiresIn = Number(t.expiresIn) > 0 ? Number(t.expiresIn) : 1800;
           const session: Session = {
-            client: new Client({ accessToken: t.accessToken, basePath: this.opts.baseUrl, numberOfApiCallRetries: 0 }),
+            client: new Client({
+              accessToken: t.accessToken,
+              basePath: this.opts.baseUrl,
+              numberOfApiCallRetries: 0,
+              ...guardedClientOptions(this.opts.baseUrl, this.opts.guard),
+            }),
             token: t.accessToken,
             expiresAt: this.clock.now() + expiresIn * 1000,
             generation: ++this.generation,
@@ -139,6 +153,8 @@ export class HubSpotSessions {
 
   /** A failed refresh: a 4xx (other than 429) is the app's credentials, the rest may pass (retried by tokenRefresh). */
   private refreshFailure(e: unknown): Error {
+    const refused = networkRefusalIn(e);
+    if (refused) return refused;
     const id = this.opts.connectorId;
     const ex = asApiException(e);
     if (ex && ex.code >= 400 && ex.code < 500 && ex.code !== 429) {

@@ -6,6 +6,7 @@
  * and answers; the answers' shapes are in api-types.ts.
  */
 import type { Client } from "@hubspot/api-client";
+import { fetch as undiciFetch } from "undici";
 import { HubSpotApiCore } from "./api-core.ts";
 import type {
   AccountInfo,
@@ -170,7 +171,16 @@ export class HubSpotApi extends HubSpotApiCore {
       "standard",
       "GET /account-info/v3/details",
       async (c) => {
-        const res = await c.apiRequest({ method: "GET", path: "/account-info/v3/details" });
+        // apiRequest goes through the global fetch, which takes no agent: a tenant's connector sends
+        // this one call through its guard's dispatcher instead, without following redirects.
+        const guard = this.opts.guard;
+        const res = guard
+          ? ((await undiciFetch(new URL("/account-info/v3/details", this.opts.baseUrl), {
+              headers: { authorization: `Bearer ${c.config.accessToken}`, accept: "application/json" },
+              redirect: "manual",
+              dispatcher: guard.dispatcher(),
+            })) as unknown as Response)
+          : await c.apiRequest({ method: "GET", path: "/account-info/v3/details" });
         const { data, headers } = await readRawAnswer(res);
         return { data: data as AccountInfo, headers };
       },

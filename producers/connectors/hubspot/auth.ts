@@ -8,10 +8,13 @@
  * also the settings page's Authorize (ops/oauth-web.ts).
  */
 import { Client } from "@hubspot/api-client";
+import { egressGuardOf } from "../../../lib/egress.ts";
 import { ConfigError } from "../../../lib/errors.ts";
+import { type NetworkPolicyConfig, networkRefusalIn } from "../../../lib/network-policy.ts";
 import { runAuthFlow, type AuthFlowOptions } from "../../oauth/loopback.ts";
 import { saveToken } from "../../oauth/token-store.ts";
 import { standardObject } from "./catalog.ts";
+import { guardedClientOptions } from "./api-session.ts";
 import type { HubSpotConnector } from "./config.ts";
 
 /** Scopes every HubSpot connector needs (Qobra's HubSpot page). */
@@ -54,10 +57,10 @@ function hubspotOptionalScopes(config: Pick<HubSpotConnector, "tables">): string
 
 /** The URL the user opens to install the app and grant the scopes (HubSpot's authorization code flow). */
 export function hubspotAuthorizeUrl(
-  config: Pick<HubSpotConnector, "clientId" | "tables">,
-  opts: { redirectUri: string; state: string; appUrl?: string },
+  config: Pick<HubSpotConnector, "clientId" | "tables"> & { appUrl?: string | undefined },
+  opts: { redirectUri: string; state: string; appUrl?: string | undefined },
 ): string {
-  const u = new URL("/oauth/authorize", opts.appUrl ?? "https://app.hubspot.com");
+  const u = new URL("/oauth/authorize", opts.appUrl ?? config.appUrl ?? "https://app.hubspot.com");
   u.searchParams.set("client_id", config.clientId);
   u.searchParams.set("redirect_uri", opts.redirectUri);
   u.searchParams.set("scope", HUBSPOT_REQUIRED_SCOPES.join(" "));
@@ -73,11 +76,15 @@ export async function requestHubSpotTokens(
   code: string,
   redirectUri: string,
 ): Promise<{ refreshToken: string; expiresIn: number }> {
-  const oauth = new Client({ basePath: config.baseUrl, numberOfApiCallRetries: 0 });
+  // A tenant's connector (its config carries `egress`): the exchange reaches only what the network policy allows.
+  const guard = egressGuardOf(config as typeof config & { egress?: NetworkPolicyConfig })?.label(config.baseUrl, "baseUrl");
+  const oauth = new Client({ basePath: config.baseUrl, numberOfApiCallRetries: 0, ...guardedClientOptions(config.baseUrl, guard) });
   let t;
   try {
     t = await oauth.oauth.tokensApi.create("authorization_code", code, redirectUri, config.clientId, config.clientSecret);
   } catch (e) {
+    const refused = networkRefusalIn(e);
+    if (refused) throw refused;
     const body = (e as { body?: { status?: string; message?: string } }).body;
     throw new ConfigError(
       `connector ${config.id}: HubSpot refused the authorization code (${body?.status ?? (e as { code?: number }).code ?? "error"}${body?.message ? `: ${body.message}` : ""}); start \`qobra-sync auth ${config.id}\` again, or Authorize on the settings page`,
@@ -98,7 +105,7 @@ export async function exchangeHubSpotCode(
 }
 
 interface HubSpotAuthOptions extends AuthFlowOptions {
-  /** HubSpot's app origin (default https://app.hubspot.com). */
+  /** HubSpot's app origin (default: the connector's appUrl, else https://app.hubspot.com). */
   appUrl?: string;
 }
 

@@ -6,6 +6,7 @@
  * - id: hs
  *   type: hubspot
  *   baseUrl: "https://api.hubapi.com"
+ *   appUrl: "https://app.hubspot.com"          # optional: where the authorize URL points
  *   clientId: "..."
  *   clientSecret: "${env:HS_CLIENT_SECRET}"
  *   refreshToken: "${env:HS_REFRESH_TOKEN}"     # optional: else the one stored by `qobra-sync auth`
@@ -94,6 +95,15 @@ export const HubSpotConnector = z
       .default("https://api.hubapi.com")
       .transform((u) => u.replace(/\/+$/, ""))
       .describe("HubSpot's API origin (a simulator's http://127.0.0.1:PORT in tests)."),
+    appUrl: z
+      .string()
+      .url({ error: "must be an http(s) URL such as https://app.hubspot.com" })
+      .refine((u) => /^https?:\/\//i.test(u), { error: "must be an http(s) URL such as https://app.hubspot.com" })
+      .transform((u) => u.replace(/\/+$/, ""))
+      .optional()
+      .describe(
+        "Where users install the app: Authorize on the settings page and `qobra-sync auth` open <appUrl>/oauth/authorize. Default https://app.hubspot.com (a simulator's http://127.0.0.1:PORT in tests).",
+      ),
     clientId: z.string(required("the OAuth app's client id")).min(1).describe("The HubSpot OAuth app's client id."),
     clientSecret: secret(z.string(required("the OAuth app's client secret (use ${env:NAME})")).min(1)).describe(
       "The OAuth app's client secret (use ${env:NAME}).",

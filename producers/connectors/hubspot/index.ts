@@ -33,6 +33,7 @@ export const hubspotPlugin: SourcePlugin<HubSpotConnector, HubSpotSchedule> = {
   scheduleForm: hubspotScheduleForm,
   incremental: true,
   create: (config, ctx) => new HubSpotSource(config, { sharedLimits: ctx?.rateLimits }),
+  endpoints: (config) => [{ field: "baseUrl", host: new URL(config.baseUrl).hostname }],
   typePrefix: "hs",
   auth: {
     // Loaded when used: the flow's listener serves only the OAuth flows.

@@ -28,6 +28,7 @@
  * association sweep in associations.ts, the batching and conversion of records in records.ts,
  * the API client in api.ts.
  */
+import { type EgressGuard, egressGuardOf } from "../../../lib/egress.ts";
 import { ConfigError, TableSkippedError } from "../../../lib/errors.ts";
 import { logger, type Logger } from "../../../lib/log.ts";
 import type { ApiBudget, ReadSlice, ReadOptions, SourceConnector, SourcePage, TableCheck } from "../../connector.ts";
@@ -126,6 +127,8 @@ export class HubSpotSource implements SourceConnector {
   /** Statistics of the last read() of each table (tests, benchmarks). */
   readonly lastRead = new Map<string, ReadStats>();
   private readonly log: Logger;
+  /** The network guard of a tenant's connector (lib/egress.ts); none for the config file's. */
+  private readonly guard: EgressGuard | undefined;
   private readonly clock: HubSpotClock;
   private readonly metadata: HubSpotMetadata;
   private readonly sweepContext: SweepContext;
@@ -136,6 +139,7 @@ export class HubSpotSource implements SourceConnector {
     this.config = config;
     this.clock = options.clock ?? realClock;
     this.log = options.log ?? logger.child({ component: "hubspot", connector: config.id });
+    this.guard = egressGuardOf(config)?.label(config.baseUrl, "baseUrl");
     this.api = new HubSpotApi({
       connectorId: config.id,
       baseUrl: config.baseUrl,
@@ -150,6 +154,7 @@ export class HubSpotSource implements SourceConnector {
       maxRateLimitRetries: options.maxRateLimitRetries,
       maxTransientRetries: options.maxTransientRetries,
       sharedLimits: config.rateLimits.shared === false ? undefined : options.sharedLimits,
+      guard: this.guard,
     });
     this.metadata = new HubSpotMetadata(config, this.api, this.log);
     const converter = { api: this.api, metadata: this.metadata };
@@ -370,6 +375,7 @@ export class HubSpotSource implements SourceConnector {
   }
 
   async close(): Promise<void> {
-    // Nothing held open: the client uses fetch without persistent state.
+    // Nothing else held open: the client uses fetch without persistent state.
+    await this.guard?.close();
   }
 }

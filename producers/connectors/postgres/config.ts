@@ -40,9 +40,9 @@ const SslOptions = z
       .enum(["disable", "require", "verify-ca", "verify-full"])
       .default("verify-full")
       .describe("require: encrypted, certificate not checked; verify-ca / verify-full: checked against ca (verify-full also checks the host name)."),
-    ca: z.string().optional().describe("PEM of the CA that signed the server's certificate (or a path to it)."),
-    cert: z.string().optional().describe("Client certificate PEM (or path), for certificate authentication."),
-    key: secret(z.string()).optional().describe("Client key PEM (or path)."),
+    ca: z.string().optional().describe("PEM of the CA that signed the server's certificate (or a path to it; PEM only for connectors given through the API)."),
+    cert: z.string().optional().describe("Client certificate PEM (or path; PEM only through the API), for certificate authentication."),
+    key: secret(z.string()).optional().describe("Client key PEM (or path; PEM only through the API)."),
   })
   .describe("TLS to the source (with host or url; cloudSql encrypts by itself).");
 

@@ -8,8 +8,12 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import type pg from "pg";
+import { isIP } from "node:net";
+import type { EgressGuard } from "../../../lib/egress.ts";
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
-import { describeEndpoint, driverUrl } from "../../../lib/endpoint.ts";
+import { describeEndpoint, driverUrl, parseEndpointUrl } from "../../../lib/endpoint.ts";
+import { NetworkRefusedError } from "../../../lib/network-policy.ts";
+import type { ConnectorEndpoint } from "../../connector.ts";
 import type { PostgresConnection } from "./config.ts";
 
 const pemOrFile = (v: string | undefined): string | undefined => (v === undefined ? undefined : v.includes("-----BEGIN") ? v : readFileSync(v, "utf8"));
@@ -21,7 +25,114 @@ export function describeTarget(c: PostgresConnection): string {
   return `${c.host}:${c.port}/${c.database}`;
 }
 
-export async function pgClientConfig(c: PostgresConnection, connectorId: string): Promise<{ config: pg.ClientConfig; close: () => Promise<void> }> {
+/** A connection URL's query parameters (undefined for a URL that does not parse). */
+function urlQuery(url: string): URLSearchParams | undefined {
+  const p = parseEndpointUrl(url);
+  return p ? new URLSearchParams(p.rest.replace(/^[^?]*\??/, "").replace(/#.*$/, "")) : undefined;
+}
+
+/** URL query parameters that move the connection elsewhere than the URL's host (libpq's, which node-postgres reads). */
+const HOST_PARAMS = ["host", "hostaddr"];
+
+/**
+ * Where a connection goes, for the network policy of tenants' connectors: the URL's host (a
+ * `host`/`hostaddr` query parameter is refused: it would override it, possibly with a Unix
+ * socket), the host field, or a problem for cloudSql (it logs in with the pipeline's own Google
+ * credentials: Application Default Credentials come from the metadata server).
+ */
+export function postgresEndpoints(c: PostgresConnection): ConnectorEndpoint[] {
+  return [...hostEndpoints(c), ...localFileProblems(c)];
+}
+
+/**
+ * URL query parameters naming files of the machine that connects: node-postgres (pg-connection-string)
+ * reads sslrootcert, sslcert and sslkey from disk; libpq's others are refused too, in case a driver
+ * reads them.
+ */
+const FILE_PARAMS = ["sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "passfile", "service", "servicefile"];
+
+/**
+ * What in a tenant's connection would make the pipeline read a file of its own machines (a path in
+ * ssl.ca / ssl.cert / ssl.key, which a file connector may give; a file query parameter of the URL):
+ * refused, for the tenant's own PEM text only. The value is never echoed.
+ */
+function localFileProblems(c: PostgresConnection): ConnectorEndpoint[] {
+  const out: ConnectorEndpoint[] = [];
+  for (const k of ["ca", "cert", "key"] as const) {
+    const v = c.ssl?.[k];
+    if (v !== undefined && !v.includes("-----BEGIN"))
+      out.push({
+        field: `connection.ssl.${k}`,
+        problem: "must be the PEM text itself (-----BEGIN …) in connectors given through the API: a path would be read from the pipeline's own machines",
+      });
+  }
+  if (c.url) {
+    const query = urlQuery(c.url);
+    const named = FILE_PARAMS.filter((k) => query?.has(k));
+    if (named.length > 0)
+      out.push({
+        field: "connection.url",
+        problem: `the ${named.join(", ")} query parameter${named.length > 1 ? "s name files" : " names a file"} of the pipeline's own machines, not accepted in connectors given through the API; give ssl.ca / ssl.cert / ssl.key as PEM text`,
+      });
+  }
+  return out;
+}
+
+function hostEndpoints(c: PostgresConnection): ConnectorEndpoint[] {
+  if (c.url) {
+    const p = parseEndpointUrl(c.url);
+    const query = urlQuery(c.url);
+    const override = HOST_PARAMS.find((k) => query?.has(k));
+    if (override)
+      return [
+        {
+          field: "connection.url",
+          problem: `a ${override}= query parameter is not accepted in connectors given through the API; write the host before the path`,
+        },
+      ];
+    return [{ field: "connection.url", host: p?.host ?? "" }];
+  }
+  if (c.host !== undefined) return [{ field: "connection.host", host: c.host }];
+  return [
+    {
+      field: "connection.cloudSql",
+      problem:
+        "is not available to connectors given through the API: the Cloud SQL connector signs in with the pipeline's own Google credentials (the metadata server's) or a key file on its machines; give url or host",
+    },
+  ];
+}
+
+/**
+ * The client config of a tenant's connector: its host resolved and checked (lib/egress.ts), and the
+ * connection made to the checked address (not resolved again, so that a name cannot point
+ * elsewhere in between); TLS still verifies the certificate against the host name.
+ */
+async function guardedClientConfig(c: PostgresConnection, connectorId: string, guard: EgressGuard, ssl: pg.ClientConfig["ssl"]): Promise<pg.ClientConfig> {
+  const [endpoint] = postgresEndpoints(c);
+  if (!endpoint) throw new ConfigError(`connector ${connectorId}: no host to connect to`);
+  if ("problem" in endpoint) throw new NetworkRefusedError(connectorId, endpoint.field, endpoint.problem);
+  const host = endpoint.host.replace(/^\[|\]$/g, "");
+  const { address } = await guard.resolve(host, endpoint.field);
+  const tls = ssl && typeof ssl === "object" && isIP(host) === 0 ? { ...ssl, servername: host } : ssl;
+  if (c.url) {
+    const p = parseEndpointUrl(c.url)!;
+    const at = isIP(address) === 6 ? `[${address}]` : address;
+    const userInfo = p.user !== undefined ? `${encodeURIComponent(p.user)}${p.password !== undefined ? `:${encodeURIComponent(p.password)}` : ""}@` : "";
+    return { connectionString: `${p.scheme}://${userInfo}${at}${p.port !== undefined ? `:${p.port}` : ""}${p.rest}`, ...(tls ? { ssl: tls } : {}) };
+  }
+  return { host: address, port: c.port, database: c.database, user: c.user, password: c.password, ...(tls ? { ssl: tls } : {}) };
+}
+
+export async function pgClientConfig(
+  c: PostgresConnection,
+  connectorId: string,
+  guard?: EgressGuard,
+): Promise<{ config: pg.ClientConfig; close: () => Promise<void> }> {
+  if (guard) {
+    // Before anything is read or resolved: a tenant's connection names no file of this machine.
+    const refused = localFileProblems(c)[0];
+    if (refused && "problem" in refused) throw new ConfigError(`connector ${connectorId}: ${refused.field}: ${refused.problem}`);
+  }
   const ssl: pg.ClientConfig["ssl"] =
     !c.ssl || c.ssl.mode === "disable"
       ? undefined
@@ -32,6 +143,7 @@ export async function pgClientConfig(c: PostgresConnection, connectorId: string)
           ...(c.ssl.key ? { key: pemOrFile(c.ssl.key) } : {}),
           ...(c.ssl.mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
         };
+  if (guard) return { config: await guardedClientConfig(c, connectorId, guard, ssl), close: async () => {} };
   if (c.url) return { config: { connectionString: driverUrl(c.url), ...(ssl ? { ssl } : {}) }, close: async () => {} };
   if (c.host)
     return { config: { host: c.host, port: c.port, database: c.database, user: c.user, password: c.password, ...(ssl ? { ssl } : {}) }, close: async () => {} };

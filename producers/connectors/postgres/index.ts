@@ -6,6 +6,7 @@
  */
 import type { SourcePlugin } from "../../connector.ts";
 import { PostgresConnector } from "./config.ts";
+import { postgresEndpoints } from "./connection.ts";
 import {
   PostgresSchedule,
   defaultPostgresSchedule,
@@ -29,5 +30,6 @@ export const postgresPlugin: SourcePlugin<PostgresConnector, PostgresSchedule> =
   // Every run reads whole tables: a refresh is a full sync.
   incremental: false,
   create: (config) => new PostgresSource(config),
+  endpoints: (config) => postgresEndpoints(config.connection),
   typePrefix: "pg",
 };

@@ -12,6 +12,7 @@
  * connector's configured zone.
  */
 import pg from "pg";
+import { type EgressGuard, egressGuardOf } from "../../../lib/egress.ts";
 import { ConfigError, EtlError, SourceUnavailableError, isRetriablePgError } from "../../../lib/errors.ts";
 import { ident } from "../../../lib/pg.ts";
 import type { RawValue } from "../../../schemas/index.ts";
@@ -39,8 +40,12 @@ export class PostgresSource implements SourceConnector {
   private roleProblem: string | null = null;
   private closeTransport: () => Promise<void> = async () => {};
 
+  /** The network guard of a tenant's connector (lib/egress.ts); none for the config file's. */
+  private readonly guard: EgressGuard | undefined;
+
   constructor(config: PostgresConnector) {
     this.config = config;
+    this.guard = egressGuardOf(config);
   }
 
   private async connect(): Promise<pg.Client> {
@@ -49,7 +54,7 @@ export class PostgresSource implements SourceConnector {
     let closeTransport = async () => {};
     let client: pg.Client | undefined;
     try {
-      const { config, close } = await pgClientConfig(this.config.connection, this.config.id);
+      const { config, close } = await pgClientConfig(this.config.connection, this.config.id, this.guard);
       closeTransport = close;
       client = new pg.Client({ ...config, types: TEXT_TYPES, connectionTimeoutMillis: 10_000, application_name: "qobra-sync" });
       client.on("error", () => {

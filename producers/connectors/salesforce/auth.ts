@@ -8,7 +8,9 @@
 import jsforce from "jsforce";
 import { ConfigError } from "../../../lib/errors.ts";
 import { runAuthFlow, type AuthFlowOptions } from "../../oauth/loopback.ts";
+import { networkRefusalIn } from "../../../lib/network-policy.ts";
 import type { SalesforceConnector } from "./config.ts";
+import { guardTransport, salesforceGuard } from "./egress.ts";
 
 type SalesforceAuthOptions = AuthFlowOptions;
 
@@ -22,13 +24,16 @@ interface CodeTokenResponse {
 
 /** A jsforce OAuth client for one redirect URI; with `useVerifier` it makes a PKCE code verifier. */
 function oauthClient(connector: SalesforceConnector, redirectUri: string, useVerifier: boolean): InstanceType<typeof jsforce.OAuth2> {
-  return new jsforce.OAuth2({
+  const client = new jsforce.OAuth2({
     clientId: connector.clientId,
     clientSecret: connector.clientSecret,
     loginUrl: connector.loginUrl,
     redirectUri,
     useVerifier,
   } as ConstructorParameters<typeof jsforce.OAuth2>[0]);
+  // A tenant's connector: the code exchange reaches only what the network policy allows (lib/egress.ts).
+  guardTransport(client, salesforceGuard(connector));
+  return client;
 }
 
 /** The authorize URL (with a PKCE challenge) and the verifier the exchange needs. */
@@ -58,6 +63,8 @@ export async function exchangeSalesforceCode(connector: SalesforceConnector, cod
     const params: Record<string, string> = verifier ? { code_verifier: verifier } : {};
     token = (await oauthClient(connector, redirectUri, false).requestToken(code, params)) as unknown as CodeTokenResponse;
   } catch (e) {
+    const refused = networkRefusalIn(e);
+    if (refused) throw refused;
     throw new ConfigError(
       `connector ${connector.id}: Salesforce refused the authorization code (${(e as Error).name}: ${(e as Error).message}); check clientId, clientSecret and the callback URL`,
       e,

@@ -18,11 +18,14 @@
 import { createHash } from "node:crypto";
 import jsforce from "jsforce";
 import type { Connection } from "jsforce";
+import type { EgressGuard } from "../../../lib/egress.ts";
 import { ConfigError, SourceUnavailableError } from "../../../lib/errors.ts";
+import { networkRefusalIn } from "../../../lib/network-policy.ts";
 import { retry, type RetryPolicy } from "../../../lib/retry.ts";
 import { logger } from "../../../lib/log.ts";
 import { TokenStore, singleFlight, type StoredToken } from "../../oauth/token-store.ts";
 import type { SalesforceConnector } from "./config.ts";
+import { guardTransport, salesforceGuard } from "./egress.ts";
 import { SalesforceConcurrencyError, SalesforceLimitError, isNetworkError, translateError, type ApiUsage, type HttpResponse } from "./errors.ts";
 
 const log = logger.child({ component: "salesforce" });
@@ -88,9 +91,13 @@ export class SalesforceClient {
   refreshes = 0;
   rotations = 0;
 
+  /** The network guard of a tenant's connector (lib/egress.ts): every request, the token's too; none for the file's connectors. */
+  readonly guard: EgressGuard | undefined;
+
   constructor(config: SalesforceConnector, opts: SalesforceClientOptions = {}) {
     this.config = config;
     this.store = opts.tokenStore ?? new TokenStore();
+    this.guard = salesforceGuard(config);
   }
 
   get apiPath(): string {
@@ -131,6 +138,7 @@ export class SalesforceClient {
         return p;
       },
     };
+    guardTransport(conn, this.guard);
     conn.on("refresh", () => {
       this.refreshes++;
     });
@@ -201,6 +209,7 @@ export class SalesforceClient {
       this.store.withLock(id, async () => {
         const { token, seed, stored } = await this.currentRefreshToken();
         const oauth2 = new jsforce.OAuth2({ clientId: this.config.clientId, clientSecret: this.config.clientSecret, loginUrl: this.config.loginUrl });
+        guardTransport(oauth2, this.guard);
         let res: TokenResponse;
         try {
           res = (await oauth2.refreshToken(token)) as unknown as TokenResponse;
@@ -209,6 +218,8 @@ export class SalesforceClient {
         }
         if (!res.access_token || !res.instance_url)
           throw new SourceUnavailableError(`connector ${id}: Salesforce's token endpoint answered without an access token or instance_url`);
+        // The instance a tenant's login server names is checked before any call goes there (and again at connect).
+        if (this.guard) await this.guard.resolve(hostOf(res.instance_url), "instance_url (the address Salesforce's token answer gives)");
         if (res.refresh_token && res.refresh_token !== token) {
           try {
             await this.store.save(id, {
@@ -234,6 +245,8 @@ export class SalesforceClient {
   }
 
   private refreshError(e: unknown): Error {
+    const refused = networkRefusalIn(e);
+    if (refused) return refused;
     const name = (e as Error)?.name ?? "";
     const msg = (e as Error)?.message ?? String(e);
     const id = this.config.id;
@@ -360,6 +373,8 @@ export class SalesforceClient {
 
   /** Any error of a call (ours or jsforce's) as one of the project's kinds. */
   translate(e: unknown, res?: HttpResponse): Error {
+    const refused = networkRefusalIn(e);
+    if (refused) return refused;
     return translateError(e, res, {
       id: this.config.id,
       where: this.conn?.instanceUrl ?? this.config.loginUrl,
@@ -370,6 +385,15 @@ export class SalesforceClient {
 
   async close(): Promise<void> {
     this.conn = undefined;
+    await this.guard?.close();
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return "";
   }
 }
 

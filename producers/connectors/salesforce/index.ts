@@ -22,6 +22,7 @@ export const salesforcePlugin: SourcePlugin<SalesforceConnector, SalesforceSched
   scheduleForm: salesforceScheduleForm,
   incremental: true,
   create: (config) => new SalesforceSource(config),
+  endpoints: (config) => [{ field: "loginUrl", host: new URL(config.loginUrl).hostname }],
   typePrefix: "sf",
   defaultFieldType,
   auth: {

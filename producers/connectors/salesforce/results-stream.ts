@@ -6,6 +6,7 @@
  */
 import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import { fetch as undiciFetch } from "undici";
 import type { SalesforceClient } from "./client.ts";
 import type { HttpResponse } from "./errors.ts";
 
@@ -21,7 +22,11 @@ export function streamGet(
       for (;;) {
         let res: Response;
         try {
-          res = await fetch(`${conn.instanceUrl}${path}`, { headers: { ...headers, Authorization: `Bearer ${conn.accessToken}` }, signal });
+          const init = { headers: { ...headers, Authorization: `Bearer ${conn.accessToken}` }, signal };
+          // A tenant's connector: through its guard's dispatcher (every connection, redirects too, checked: lib/egress.ts).
+          res = client.guard
+            ? ((await undiciFetch(`${conn.instanceUrl}${path}`, { ...init, dispatcher: client.guard.dispatcher() })) as unknown as Response)
+            : await fetch(`${conn.instanceUrl}${path}`, init);
         } catch (e) {
           throw client.translate(e);
         }
