@@ -10,6 +10,7 @@ import { logger } from "../lib/log.ts";
 import { openRuntime } from "../lib/runtime.ts";
 import { startProducerWorker } from "../producers/worker.ts";
 import { startMapper } from "../consumers/mapping/run.ts";
+import { userKeyUses } from "../consumers/mapping/users.ts";
 import { startSink } from "../consumers/sink/run.ts";
 import { startScheduler } from "../scheduler/scheduler.ts";
 import { supervise } from "./supervisor.ts";
@@ -32,9 +33,16 @@ export interface RunOptions {
   serve?: { port?: number; host?: string };
 }
 
-/** What of the connectors a role's subscriptions and mapping depend on: a change of it reloads the role. */
+/**
+ * What of the connectors a role's start depends on: a change of it reloads the role (a rejoin of its
+ * group, for every tenant). The sink: its topics (connector and table names) and tenants. The mapper:
+ * its topics and the user keys its directory indexes; it reads each connector's fields live
+ * (consumers/mapping/run.ts), so a field edit reloads nothing.
+ */
 const fingerprint = (config: Config, role: "mapper" | "sink"): string =>
-  JSON.stringify(config.connectors.map((c) => (role === "sink" ? [c.id, c.tenant, c.tables.map((t) => t.name)] : { ...c, schedule: undefined })));
+  role === "sink"
+    ? JSON.stringify(config.connectors.map((c) => [c.id, c.tenant, c.tables.map((t) => t.name)]))
+    : JSON.stringify([config.connectors.map((c) => c.id), [...new Set(userKeyUses(config.connectors).map((u) => `${u.tenant ?? ""}/${u.key}`))].sort()]);
 
 /** How long the roles wait for the connectors to settle before they reload. */
 const RELOAD_DEBOUNCE_MS = 1000;

@@ -96,7 +96,19 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
 
   const targets = new Map<string, Promise<Target>>();
   const layoutKeys = new WeakMap<TableLayout, string>();
-  const connectorOf = new Map(scoped.map((c) => [port.topics.raw(c.id), c] as const));
+  // Each batch maps with its connector's current definition (config.connectors is live: the
+  // connectors API's edits): a changed field list applies to the next batch without a restart. Only
+  // a change of the topics subscribed to (a connector added or removed), or of the user keys the
+  // directory indexes, restarts the mapper (app/roles.ts).
+  const subscribed = new Set(rawTopics);
+  const byTopic = new WeakMap<readonly ConnectorConfig[], Map<string, ConnectorConfig>>();
+  const connectorOf = (topic: string): ConnectorConfig | undefined => {
+    if (!subscribed.has(topic)) return undefined;
+    const list = config.connectors;
+    let m = byTopic.get(list);
+    if (!m) byTopic.set(list, (m = new Map(list.map((c) => [port.topics.raw(c.id), c] as const))));
+    return m.get(topic);
+  };
 
   // A delete carries no values, so no source types to derive a schema from: it is encoded with the
   // table's current schema (every data field null), the one this process last used or the latest
@@ -145,7 +157,7 @@ export async function startMapper(config: Config, port: KafkaPort, codec: Codec,
     partitionsConsumedConcurrently: 2,
     eachBatch: async (payload: EachBatchPayload) => {
       const { batch } = payload;
-      const connector = connectorOf.get(batch.topic);
+      const connector = connectorOf(batch.topic);
       if (!connector || batch.messages.length === 0) return;
       // The partition's producer, initialised (its previous owner fenced) before its committed
       // offset was read: what precedes that offset was committed by the previous owner.
