@@ -21,13 +21,19 @@ import type { ConnectorContext, ReadOptions, SourceConnector, SourcePage } from 
 import { createConnector } from "../connectors/registry.ts";
 import type { RunContext } from "./context.ts";
 import { DeleteInference, liveIds, publishDeletes } from "./deletes.ts";
-import { RunEvents, apiCounts } from "./events.ts";
+import { RunEvents, apiCounts, rawEndOffsets } from "./events.ts";
+import { LiveIdCache } from "./live-cache.ts";
 import { planRun } from "./plan.ts";
 import { publishRecords, publishedRecords } from "./read.ts";
 import { saveCursor, startingState } from "./state.ts";
 import { runTasks } from "./tasks.ts";
 
 const log = logger.child({ component: "producer" });
+
+/** What the last completed full run of each table left live in its raw topic, per worker process (live-cache.ts). */
+export const liveIdCache = new LiveIdCache();
+/** A full run stops collecting a table's ids for the cache beyond this many (the cache would not keep it). */
+const CACHE_TABLE_MAX = 500_000;
 
 /** Runs one sync request to its end and publishes its lifecycle. Never throws for a failed run. */
 export async function runSync(
@@ -80,6 +86,12 @@ export async function runSync(
     // Full runs are total: whatever the pipeline holds and this run did not see was deleted at the
     // source. Deletes are published only once every table of the run was read in full.
     const inference = new DeleteInference();
+    // The ids each table of a full run saw (what its raw topic holds as live once the run has
+    // completed), for the next full run of this process (live-cache.ts); null past CACHE_TABLE_MAX.
+    const seenIds = new Map<string, Set<string> | null>();
+    // The raw topic's end offsets before this run wrote anything: a cached table is valid if they
+    // are those its last completed full run left (only this run writes to the topic meanwhile).
+    const endsAtStart = request.full || reconcile ? await rawEndOffsets(run) : [];
     for (const table of tables) {
       let read = 0,
         deleted = 0,
@@ -90,6 +102,12 @@ export async function runSync(
           table,
           page.records.map((r) => r.externalId),
         );
+        const seen = seenIds.get(table);
+        if (seen) {
+          for (const r of page.records) seen.add(r.externalId);
+          for (const id of page.deletedIds ?? []) seen.delete(id);
+          if (seen.size > CACHE_TABLE_MAX) seenIds.set(table, null);
+        }
         if (page.deletedIds && page.deletedIds.length > 0) {
           deleted += await publishDeletes(run, table, page.deletedIds);
           inference.seen(table, page.deletedIds);
@@ -103,10 +121,14 @@ export async function runSync(
       // failure stopped it); a full read starts again, and counts only its last, complete pass.
       const readOnce = async (): Promise<void> => {
         if (request.full || reconcile) read = 0;
+        if (request.full && !reconcile) seenIds.set(table, new Set());
         try {
           goOn(); // (a read started with an aborted signal is not a read)
           if ((request.full || reconcile) && !tracked) {
-            inference.track(table, await liveIds(run, table));
+            // The raw topic unchanged since this process's last completed full run of the table: its ids.
+            const cached = liveIdCache.get(run.rawTopic, table, endsAtStart);
+            if (cached) totals.liveIdsCached = (totals.liveIdsCached ?? 0) + 1;
+            inference.track(table, cached ?? (await liveIds(run, table)));
             tracked = true;
           }
           const readOpts: ReadOptions = {
@@ -183,6 +205,15 @@ export async function runSync(
       totals[`deleted.${table}`] = n;
     }
     goOn();
+    if (request.full && !reconcile) {
+      // Every table read in full and its deletes published: what each saw is what its topic holds as live.
+      const ends = await rawEndOffsets(run);
+      for (const table of tables) {
+        const seen = seenIds.get(table);
+        if (seen && inference.isTracked(table)) liveIdCache.set(run.rawTopic, table, ends, seen);
+        else liveIdCache.drop(run.rawTopic, table);
+      }
+    }
     totals.durationMs = Date.now() - started;
     await events.completed(totals);
     rlog.info({ counts: totals }, "run completed");
