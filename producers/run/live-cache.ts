@@ -12,6 +12,10 @@
  * topic is scanned as before. A connector's runs never overlap (producers/connector-lock.ts), so
  * nothing is written between the end offsets read and the scan.
  *
+ * One case it cannot tell: a raw topic deleted and created again, then filled by another process's
+ * runs to the very same end offsets; judged negligible (the topics of a removed connector stay
+ * unless an operator deletes them).
+ *
  * Memory is bounded: at most `maxIds` ids over all entries (least recently used dropped first),
  * and a table larger than a quarter of that is never kept.
  */

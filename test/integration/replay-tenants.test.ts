@@ -44,32 +44,25 @@ async function api(method: string, path: string, body?: unknown, token = OPERATO
   return { status: r.status, json: () => JSON.parse(r.body) as Record<string, unknown> };
 }
 
+/** A PostgreSQL connector entry (YAML, under `connectors:`) reading table `table` of the source database. */
+const pgConnector = (id: string, table: string, tenant?: string) => `  - id: ${id}
+${tenant === undefined ? "" : `    tenant: ${tenant}\n`}    type: postgres
+    connection: { url: "${dbUrl(SOURCE_DB)}", allowSuperuser: true }
+    tables:
+      - name: deals
+        source: public.${table}
+        idColumn: id
+        nameColumn: title
+        fields: { amount: amount }
+`;
+
 beforeAll(async () => {
   const b = `b_${Math.random().toString(36).slice(2, 10)}`;
   fx = await opsFixture(
     "rpt",
     A_ROWS,
     `
-  - id: other
-    type: postgres
-    connection: { url: "${dbUrl(SOURCE_DB)}", allowSuperuser: true }
-    tables:
-      - name: deals
-        source: public.${b}
-        idColumn: id
-        nameColumn: title
-        fields: { amount: amount }
-  - id: crm
-    tenant: ${TENANT}
-    type: postgres
-    connection: { url: "${dbUrl(SOURCE_DB)}", allowSuperuser: true }
-    tables:
-      - name: deals
-        source: public.${b}
-        idColumn: id
-        nameColumn: title
-        fields: { amount: amount }
-http: { port: 0, host: 127.0.0.1, tokens: [{ token: "${OPERATOR}", tenants: ["*"] }, { token: "${STRANGER}", tenants: ["zz"] }] }
+${pgConnector("other", b)}${pgConnector("crm", b, TENANT)}http: { port: 0, host: 127.0.0.1, tokens: [{ token: "${OPERATOR}", tenants: ["*"] }, { token: "${STRANGER}", tenants: ["zz"] }] }
 `,
   );
   bTable = b;
